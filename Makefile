@@ -1,0 +1,28 @@
+# cnnlab: `make demo` runs the main job, `make test` the suite. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test bench docs clean
+
+setup: $(STAMP)
+
+# Reinstall only when the package metadata changes, so a second `make setup` takes seconds.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/cnnlab compare lenet5 simple_cnn simple_resnet mini_vgg --dataset digits --out runs/demo
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) runs build src/*.egg-info
