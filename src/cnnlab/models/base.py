@@ -46,5 +46,10 @@ class ImageClassifier(nn.Module):
         setattr(parent, attr, new.to(device=old.weight.device, dtype=old.weight.dtype))
         self.num_classes = num_classes
 
+    def adapt_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Map a torchvision checkpoint's keys onto this model's. The identity for families whose parameter
+        names mirror torchvision's; a family whose names differ overrides it (and says so in its file)."""
+        return state_dict
+
     def stages(self) -> list[nn.Module]:
         return [getattr(self, name) for name in self.stage_names]

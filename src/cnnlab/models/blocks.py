@@ -6,13 +6,76 @@ import torch
 from torch import nn
 
 
-def conv_bn_relu(in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1, bias: bool = False) -> nn.Sequential:
-    """conv (same padding) -> BatchNorm -> ReLU, the unit of VGG-style stacks and ResNet stems."""
-    return nn.Sequential(
-        nn.Conv2d(in_chs, out_chs, kernel_size, stride=stride, padding=kernel_size // 2, bias=bias),
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round a channel count to a multiple of `divisor`, never below 90% of `value` (MobileNet/EfficientNet rule)."""
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def conv_norm_act(
+    in_chs: int,
+    out_chs: int,
+    kernel_size: int = 3,
+    stride: int = 1,
+    groups: int = 1,
+    bias: bool = False,
+    activation: type[nn.Module] | None = nn.ReLU,
+) -> nn.Sequential:
+    """conv (same padding) -> BatchNorm -> activation: the unit of VGG stacks, ResNet stems and mobile blocks.
+
+    Indexed 0/1/2 like torchvision's Conv2dNormActivation, so checkpoints that use it load unchanged.
+    `activation=None` leaves the output linear (MobileNetV2's projection conv).
+    """
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_chs, out_chs, kernel_size, stride=stride, padding=(kernel_size - 1) // 2, groups=groups, bias=bias),
         nn.BatchNorm2d(out_chs),
-        nn.ReLU(inplace=True),
-    )
+    ]
+    if activation is not None:
+        layers.append(activation(inplace=True) if activation in (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish) else activation())
+    return nn.Sequential(*layers)
+
+
+class SqueezeExcite(nn.Module):
+    """Channel attention (Hu et al. 2018): pool to [B, C, 1, 1], squeeze to `squeeze_chs`, excite back to C,
+    and rescale the input. Named fc1/fc2 (1x1 convs) like torchvision's SqueezeExcitation."""
+
+    def __init__(
+        self,
+        chs: int,
+        squeeze_chs: int,
+        activation: type[nn.Module] = nn.ReLU,
+        gate: type[nn.Module] = nn.Sigmoid,
+    ) -> None:
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(chs, squeeze_chs, 1)
+        self.fc2 = nn.Conv2d(squeeze_chs, chs, 1)
+        self.activation = activation()
+        self.scale_activation = gate()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.fc2(self.activation(self.fc1(self.avgpool(x))))  # [B, C, 1, 1]
+        return x * self.scale_activation(scale)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al. 2016): in training, zero a residual branch for a random subset of the
+    batch's samples with probability `p`, scaling the survivors by 1/(1-p); the identity in eval."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 def projection(in_chs: int, out_chs: int, stride: int) -> nn.Sequential:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from cnnlab.models.base import ImageClassifier
-from cnnlab.models.blocks import conv_bn_relu
+from cnnlab.models.blocks import conv_norm_act
 from cnnlab.registry import register_model
 
 SIMONYAN_2014 = "Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition, ICLR 2015, arXiv:1409.1556"
@@ -18,7 +18,7 @@ SIMONYAN_2014 = "Simonyan & Zisserman, Very Deep Convolutional Networks for Larg
 
 def vgg_block(in_chs: int, out_chs: int, num_convs: int = 2, bias: bool = True) -> nn.Sequential:
     """`num_convs` 3x3 conv-BN-ReLU layers, then a 2x2 max-pool that halves the side."""
-    layers = [conv_bn_relu(in_chs if i == 0 else out_chs, out_chs, 3, bias=bias) for i in range(num_convs)]
+    layers = [conv_norm_act(in_chs if i == 0 else out_chs, out_chs, 3, bias=bias) for i in range(num_convs)]
     return nn.Sequential(*layers, nn.MaxPool2d(2))
 
 
