@@ -27,6 +27,8 @@ class ModelInfo:
     # True when the classifier's width depends on the input's height and width (flatten + linear heads such
     # as LeNet-5's); create_model then passes `input_size` (an int, the side in pixels) to the builder.
     sized_head: bool = False
+    # The torchvision builder whose checkpoints this model loads with identical outputs (e.g. "resnet18"), or None.
+    twin: str | None = None
 
     @property
     def default_num_classes(self) -> int:
@@ -44,6 +46,7 @@ def register_model(
     input_size: tuple[int, int, int],
     key_idea: str,
     sized_head: bool = False,
+    twin: str | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register a builder under its function name, with the model's metadata."""
 
@@ -51,7 +54,7 @@ def register_model(
         name = builder.__name__
         if name in _REGISTRY:
             raise ValueError(f"model '{name}' is registered twice")
-        _REGISTRY[name] = ModelInfo(name, family, paper, year, input_size, key_idea, builder, sized_head)
+        _REGISTRY[name] = ModelInfo(name, family, paper, year, input_size, key_idea, builder, sized_head, twin)
         return builder
 
     return decorator
