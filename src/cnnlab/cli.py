@@ -1,0 +1,207 @@
+"""The `cnnlab` command. Each subcommand parses its flags and calls the matching Python API function.
+
+User errors (CnnlabError, bad flags) print one line on stderr and exit with code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from cnnlab.errors import CnnlabError
+
+EXIT_USAGE = 2
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (argparse prints the usage block too)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CnnlabError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
+    """The training recipe, shared by `train` and `compare`. Unset flags take the dataset's defaults."""
+    parser.add_argument("--dataset", default="digits", help="digits (offline default), mnist, fashion-mnist, kmnist, cifar10, cifar100, imagefolder:PATH")
+    parser.add_argument("--data-dir", help="where to look for the dataset's files first")
+    parser.add_argument("--epochs", type=positive_int)
+    parser.add_argument("--batch-size", type=positive_int)
+    parser.add_argument("--lr", type=positive_float, help="peak learning rate")
+    parser.add_argument("--optimizer", help="sgd or adamw")
+    parser.add_argument("--schedule", default="onecycle", help="onecycle, cosine, step or constant")
+    parser.add_argument("--weight-decay", type=float)
+    parser.add_argument("--label-smoothing", type=float, default=0.0)
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None, help="random crop and flip (dataset default)")
+    parser.add_argument("--train-subset", type=positive_int, help="keep only the first N training images")
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", default="auto", help="auto (bf16 where the CPU supports it), fp32 or bf16")
+    parser.add_argument("--threads", type=positive_int, help="torch threads (default: all available CPUs)")
+    parser.add_argument("--small-input", action="store_true", help="CIFAR-style stem for ImageNet-style models")
+    parser.add_argument("--out", help="run directory (default runs/<model>-<dataset>-<time>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def recipe_options(args: argparse.Namespace) -> dict:
+    options = {name: getattr(args, name) for name in (
+        "data_dir", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "label_smoothing",
+        "augment", "train_subset", "val_fraction", "seed", "precision", "threads")}
+    if getattr(args, "checkpoint_every", None):
+        options["checkpoint_every"] = args.checkpoint_every
+    if args.small_input:
+        options["model_kwargs"] = {"small_input": True}
+    return options
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="cnnlab", description="Classic CNN architectures: a verified zoo, a fast trainer, the papers' experiments.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+
+    train = commands.add_parser("train", help="train a model on a dataset")
+    train.add_argument("model")
+    add_recipe_flags(train)
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    train.add_argument("--checkpoint-every", type=positive_int, metavar="STEPS", help="also checkpoint every N steps")
+
+    evaluate = commands.add_parser("eval", help="test accuracy, per-class accuracy and a confusion matrix of a run")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--data-dir")
+
+    predict = commands.add_parser("predict", help="top-k classes of image files, from a run")
+    predict.add_argument("run_dir")
+    predict.add_argument("images", nargs="+")
+    predict.add_argument("--top-k", type=positive_int, default=5)
+
+    compare = commands.add_parser("compare", help="train several models with one recipe and compare them")
+    compare.add_argument("models", nargs="+")
+    add_recipe_flags(compare)
+
+    models = commands.add_parser("models", help="list the model zoo")
+    models.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'resnet*'")
+
+    summary = commands.add_parser("summary", help="per-layer shapes, params and MACs of a model or a layer spec")
+    summary.add_argument("model", help="a model name, or a layer spec such as \"conv 64 k7 s2 p3; maxpool k3 s2 p1\"")
+    summary.add_argument("--input", help="input shape CxHxW (default: the model's own)")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace, console: Console) -> None:
+    from cnnlab.api import train
+
+    options = recipe_options(args)
+    if args.resume:
+        train(args.model, args.dataset, resume=args.resume, quiet=args.quiet)
+        return
+    train(args.model, args.dataset, out=args.out, overwrite=args.overwrite, quiet=args.quiet, **options)
+
+
+def cmd_compare(args: argparse.Namespace, console: Console) -> None:
+    from cnnlab.training.compare import HEADERS, compare, format_row
+
+    rows = compare(args.models, args.dataset, out=args.out, overwrite=args.overwrite, quiet=args.quiet, **recipe_options(args))
+    table = Table(*HEADERS, title=f"{args.dataset}: {rows[0]['epochs']} epochs, batch {rows[0]['batch_size']}, {rows[0]['optimizer']} lr {rows[0]['lr']:g}")
+    for row in rows:
+        table.add_row(*format_row(row))
+    console.print(table)
+    out = rows[0]["run_dir"].rsplit("/", 1)[0]
+    console.print(f"wrote {out}/results.md, results.csv and compare.png", highlight=False)
+
+
+def cmd_eval(args: argparse.Namespace, console: Console) -> None:
+    from cnnlab.training.runs import evaluate
+
+    result = evaluate(args.run_dir, args.data_dir)
+    table = Table("class", "accuracy", title=f"{result['model']} on {result['dataset']}: test accuracy {result['test_accuracy']:.2%}")
+    for name, accuracy in result["per_class_accuracy"].items():
+        table.add_row(name, f"{accuracy:.2%}")
+    console.print(table)
+    console.print(f"confusion matrix: {result['confusion_png']}", highlight=False)
+
+
+def cmd_predict(args: argparse.Namespace, console: Console) -> None:
+    from cnnlab.training.runs import predict
+
+    for item in predict(args.run_dir, args.images, args.top_k):
+        console.print(item["image"], highlight=False)
+        for rank, (name, probability) in enumerate(item["top"], start=1):
+            console.print(f"  {rank}. {name:<20} {probability:7.2%}", highlight=False)
+
+
+def cmd_models(args: argparse.Namespace, console: Console) -> None:
+    import torch
+
+    from cnnlab.inspect import count_params
+    from cnnlab.registry import create_model, list_models, model_info
+
+    names = list_models(args.pattern)
+    if not names:
+        raise CnnlabError(f"no model matches '{args.pattern}' (try cnnlab models)")
+    table = Table("name", "family", "year", "params", "default input", "key idea")
+    for name in names:
+        info = model_info(name)
+        with torch.device("meta"):  # shapes only: counting parameters needs no memory or init time
+            params = count_params(create_model(name))
+        table.add_row(name, info.family, str(info.year), f"{params:,}", "x".join(map(str, info.input_size)), info.key_idea)
+    console.print(table)
+
+
+def cmd_summary(args: argparse.Namespace, console: Console) -> None:
+    from cnnlab.inspect import parse_input_shape, summarize, summary_table
+    from cnnlab.registry import create_model, list_models, model_info
+
+    spec = args.model
+    if spec in list_models() or not any(ch in spec for ch in " ;"):
+        info = model_info(spec)  # an unknown name fails here with the closest names
+        shape = parse_input_shape(args.input) if args.input else info.input_size
+        target = create_model(spec, in_chans=shape[0], input_size=shape[1])
+    else:
+        shape = parse_input_shape(args.input or "3x32x32")
+        target = spec
+    console.print(summary_table(summarize(target, shape)))
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "compare": cmd_compare,
+            "models": cmd_models, "summary": cmd_summary}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    console = Console()
+    try:
+        args = build_parser().parse_args(argv)
+        COMMANDS[args.command](args, console)
+    except CnnlabError as error:
+        print(f"cnnlab: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("cnnlab: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

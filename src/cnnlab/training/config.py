@@ -1,0 +1,94 @@
+"""The training configuration: one dataclass, saved as config.json with every run.
+
+Fields left as None are resolved per dataset (`resolve`), so `cnnlab train lenet5 --dataset digits` just works and
+the saved config always holds the concrete values that ran.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from cnnlab.errors import CnnlabError, unknown_name_error
+
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("onecycle", "cosine", "step", "constant")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass
+class TrainConfig:
+    model: str  # a registered model name (`cnnlab models`)
+    dataset: str = "digits"  # a dataset name (`cnnlab.data.list_datasets()`) or "imagefolder:PATH"
+    data_dir: str | None = None  # where to look for the dataset's files first
+    epochs: int | None = None  # passes over the training split
+    batch_size: int | None = None  # images per optimizer step
+    lr: float | None = None  # peak learning rate (the schedule's maximum)
+    optimizer: str | None = None  # "sgd" (Nesterov momentum) or "adamw"
+    schedule: str = "onecycle"  # lr shape over all steps: onecycle, cosine, step (/10 at 50% and 75%), constant
+    momentum: float = 0.9  # SGD momentum, or AdamW's beta1
+    weight_decay: float | None = None  # decoupled for AdamW, L2 for SGD; not applied to BN/bias parameters
+    label_smoothing: float = 0.0  # cross-entropy target smoothing, 0 = hard labels
+    augment: bool | None = None  # random crop (4 px padding at 32, 2 px at 28) and flips where label-preserving
+    train_subset: int | None = None  # keep only the first N training images (quick runs)
+    val_fraction: float = 0.1  # share of the training split held out for validation (seeded, stratified)
+    seed: int = 0  # seeds the init, the data order and the augmentation
+    precision: str = "auto"  # "auto" = bf16 autocast where the CPU has native bf16, else fp32
+    channels_last: bool = True  # NHWC memory layout, faster for convolutions on CPU
+    threads: int | None = None  # torch intra-op threads; None = the CPUs this process may use
+    out: str | None = None  # run directory; None = runs/<model>-<dataset>-<time>
+    checkpoint_every: int = 0  # also checkpoint every N optimizer steps (0 = only at epoch ends)
+    keep_checkpoints: int = 2  # how many checkpoints to keep on disk
+    model_kwargs: dict = field(default_factory=dict)  # extra builder arguments, e.g. {"small_input": True}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+# Per-dataset recipe defaults, chosen by measurement (docs/results.md): the fewest seconds to the accuracy bars.
+DATASET_DEFAULTS: dict[str, dict] = {
+    "digits": dict(epochs=15, batch_size=64, lr=3e-3, optimizer="adamw", weight_decay=5e-4, augment=False),
+    "mnist": dict(epochs=10, batch_size=128, lr=3e-3, optimizer="adamw", weight_decay=5e-4, augment=False),
+    "kmnist": dict(epochs=10, batch_size=128, lr=3e-3, optimizer="adamw", weight_decay=5e-4, augment=True),
+    "fashion-mnist": dict(epochs=10, batch_size=128, lr=3e-3, optimizer="adamw", weight_decay=5e-4, augment=True),
+    "cifar10": dict(epochs=30, batch_size=256, lr=0.2, optimizer="sgd", weight_decay=5e-4, augment=True),
+    "cifar100": dict(epochs=30, batch_size=256, lr=0.2, optimizer="sgd", weight_decay=5e-4, augment=True),
+}
+GENERIC_DEFAULTS = dict(epochs=10, batch_size=64, lr=3e-3, optimizer="adamw", weight_decay=5e-4, augment=True)
+
+
+def _positive(name: str, value, kind=float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise CnnlabError(f"--{name.replace('_', '-')} must be a positive number, got {value!r}")
+    if kind is int and int(value) != value:
+        raise CnnlabError(f"--{name.replace('_', '-')} must be a whole number, got {value!r}")
+
+
+def resolve(config: TrainConfig) -> TrainConfig:
+    """Fill the None fields from the dataset's defaults and validate every value (CnnlabError on bad input)."""
+    base = config.dataset.split(":", 1)[0]
+    defaults = DATASET_DEFAULTS.get(base, GENERIC_DEFAULTS)
+    filled = replace(config, **{k: v for k, v in defaults.items() if getattr(config, k) is None})
+    for name in ("epochs", "batch_size"):
+        _positive(name, getattr(filled, name), int)
+    _positive("lr", filled.lr)
+    if filled.train_subset is not None:
+        _positive("train_subset", filled.train_subset, int)
+    if filled.optimizer not in OPTIMIZERS:
+        raise unknown_name_error("optimizer", filled.optimizer, OPTIMIZERS)
+    if filled.schedule not in SCHEDULES:
+        raise unknown_name_error("schedule", filled.schedule, SCHEDULES)
+    if filled.precision not in PRECISIONS:
+        raise unknown_name_error("precision", filled.precision, PRECISIONS)
+    if not 0.0 <= filled.val_fraction < 1.0:
+        raise CnnlabError(f"--val-fraction must be in [0, 1), got {filled.val_fraction}")
+    if not 0.0 <= filled.label_smoothing < 1.0:
+        raise CnnlabError(f"--label-smoothing must be in [0, 1), got {filled.label_smoothing}")
+    if filled.weight_decay < 0:
+        raise CnnlabError(f"--weight-decay must not be negative, got {filled.weight_decay}")
+    return replace(filled, epochs=int(filled.epochs), batch_size=int(filled.batch_size))

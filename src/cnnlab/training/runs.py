@@ -1,0 +1,100 @@
+"""Using a finished run directory: reload its model, evaluate it on the test split, predict on image files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import nn
+
+from cnnlab.data import ImageDataset, load_dataset, normalize
+from cnnlab.errors import CnnlabError
+from cnnlab.registry import create_model
+from cnnlab.training import checkpoint
+from cnnlab.training.config import TrainConfig
+from cnnlab.training.plots import plot_confusion
+from cnnlab.training.trainer import autocast_dtype, evaluate_arrays
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    config: TrainConfig
+    data: dict  # classes, mean, std, in_chans, image_size (see trainer.data_metadata)
+    model: nn.Module  # in eval mode, with the run's final weights
+
+
+def load_run(run_dir: str | Path) -> LoadedRun:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CnnlabError(f"run directory {run_dir} does not exist")
+    saved = checkpoint.read_json(run_dir / "config.json")
+    config, data = TrainConfig.from_dict(saved), saved["data"]
+    model = create_model(config.model, num_classes=len(data["classes"]), in_chans=data["in_chans"],
+                         input_size=data["image_size"], **config.model_kwargs)
+    weights = run_dir / "model.safetensors"
+    if not weights.exists():
+        raise CnnlabError(f"{run_dir} has no model.safetensors (did the run finish? resume it with --resume {run_dir})")
+    checkpoint.load_model_weights(model, weights)
+    return LoadedRun(run_dir, config, data, model.eval())
+
+
+def evaluate(run_dir: str | Path, data_dir: str | None = None) -> dict:
+    """Test accuracy and per-class accuracy of a run; writes eval.json and confusion.png into the run directory."""
+    run = load_run(run_dir)
+    dataset: ImageDataset = load_dataset(run.config.dataset, data_dir or run.config.data_dir)
+    loss, accuracy, predicted = evaluate_arrays(run.model, dataset.test_images, dataset.test_labels, dataset,
+                                                dtype=autocast_dtype(run.config.precision))
+    classes = list(dataset.classes)
+    matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    np.add.at(matrix, (dataset.test_labels.numpy(), predicted.numpy()), 1)
+    per_class = {name: float(matrix[i, i] / max(matrix[i].sum(), 1)) for i, name in enumerate(classes)}
+    plot_confusion(matrix, classes, run.run_dir / "confusion.png", title=f"{run.config.model} on {dataset.name}: {accuracy:.2%}")
+    result = {"model": run.config.model, "dataset": dataset.name, "test_accuracy": accuracy, "test_loss": loss,
+              "per_class_accuracy": per_class, "confusion_matrix": matrix.tolist(), "confusion_png": str(run.run_dir / "confusion.png")}
+    checkpoint.write_json(run.run_dir / "eval.json", result)
+    return result
+
+
+# Modes PIL can turn into grey or RGB without guessing what the values mean.
+_SAFE_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "I;16", "I;16B", "I;16L", "I", "F", "CMYK", "YCbCr", "LAB", "HSV"}
+
+
+def load_image(path: str | Path, in_chans: int, image_size: int) -> torch.Tensor:
+    """An image file as uint8 [C, H, W] with the model's channel count and size (grey <-> RGB converted)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CnnlabError(f"image {path} does not exist")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode = image.mode
+            if in_chans not in (1, 3) or mode not in _SAFE_MODES:
+                raise CnnlabError(f"image {path} has mode {mode}, which cannot be converted to the {in_chans} channels the model takes")
+            if mode.startswith("I") or mode == "F":  # 16/32-bit grey: rescale to 8 bits, don't clip
+                array = np.asarray(image, dtype=np.float64)
+                span = max(array.max() - array.min(), 1e-12)
+                image = Image.fromarray(((array - array.min()) / span * 255).astype(np.uint8), mode="L")
+            converted = image.convert("L" if in_chans == 1 else "RGB").resize((image_size, image_size), Image.BILINEAR)
+    except (UnidentifiedImageError, OSError) as error:
+        raise CnnlabError(f"{path} is not an image that can be read ({error.__class__.__name__})") from error
+    array = np.asarray(converted, dtype=np.uint8)
+    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    return torch.from_numpy(array.copy())
+
+
+@torch.no_grad()
+def predict(run_dir: str | Path, images: list[str | Path], top_k: int = 5) -> list[dict]:
+    """Top-k classes and probabilities for each image file, from a run's final weights."""
+    run = load_run(run_dir)
+    data = run.data
+    batch = torch.stack([load_image(p, data["in_chans"], data["image_size"]) for p in images])  # uint8 [B, C, H, W]
+    probabilities = torch.softmax(run.model(normalize(batch, data["mean"], data["std"])).float(), dim=1)
+    top = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
+    return [
+        {"image": str(path), "top": [(data["classes"][i], float(p)) for p, i in zip(values.tolist(), indices.tolist())]}
+        for path, values, indices in zip(images, top.values, top.indices)
+    ]

@@ -1,0 +1,320 @@
+"""The training loop: data in memory as uint8, per-batch normalisation and augmentation, one code path for
+every model in the zoo.
+
+Randomness is derived, not carried: epoch e shuffles with a generator seeded from (seed, e), and step s of that
+epoch augments with one seeded from (seed, e, s). A run resumed mid-epoch therefore sees exactly the batches and
+crops an uninterrupted run sees, with no generator state to save beyond torch's global one (dropout).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import platform
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import cnnlab
+from cnnlab.data import ImageDataset, load_dataset, normalize, random_crop, random_hflip, split_validation
+from cnnlab.errors import CnnlabError
+from cnnlab.inspect import count_macs, count_params
+from cnnlab.registry import create_model
+from cnnlab.training import checkpoint
+from cnnlab.training.config import TrainConfig, resolve
+from cnnlab.training.progress import Progress
+
+METRIC_COLUMNS = (
+    "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second",
+)
+
+
+# --------------------------------------------------------------------------------------------- data on the device
+@dataclass
+class Splits:
+    train_images: torch.Tensor  # uint8 [N, C, H, W]
+    train_labels: torch.Tensor  # int64 [N]
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+
+
+def make_splits(data: ImageDataset, config: TrainConfig) -> Splits:
+    images, labels = data.train_images, data.train_labels
+    if config.train_subset is not None:
+        images, labels = images[: config.train_subset], labels[: config.train_subset]
+    train_x, train_y, val_x, val_y = split_validation(images, labels, config.val_fraction, config.seed)
+    if len(train_x) < config.batch_size:
+        raise CnnlabError(
+            f"--batch-size {config.batch_size} is larger than the training split ({len(train_x)} images); use a smaller batch"
+        )
+    return Splits(train_x, train_y, val_x, val_y, data.test_images, data.test_labels)
+
+
+def crop_padding(image_size: int) -> int:
+    """Random-crop padding: 4 px at CIFAR's 32 (He et al.), scaled with the image side."""
+    return max(1, round(image_size / 8))
+
+
+def prepare_batch(
+    images: torch.Tensor,
+    data: ImageDataset,
+    augment: bool,
+    generator: torch.Generator | None,
+    channels_last: bool,
+) -> torch.Tensor:
+    x = normalize(images, data.mean, data.std)  # uint8 [B, C, H, W] -> float32
+    if augment:
+        x = random_crop(x, crop_padding(data.image_size), generator)
+        if data.hflip:
+            x = random_hflip(x, generator)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+# ---------------------------------------------------------------------------------------------- model and optimiser
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """bf16 when asked for, or for "auto" when the CPU computes bf16 natively (AVX512-BF16/AMX); else fp32."""
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "auto" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def autocast(dtype: torch.dtype | None):
+    return torch.autocast("cpu", dtype=dtype) if dtype is not None else nullcontext()
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    # Weight decay on conv/linear weights only: decaying BN scales and biases only fights the normalisation.
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True, foreach=True)
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.momentum, 0.999), foreach=True)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
+    """A per-step schedule. onecycle: warm up for 25% of the steps, then cosine down to lr/1e4 (Smith 2018)."""
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=0.25, cycle_momentum=False
+        )
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    if config.schedule == "step":
+        milestones = [int(total_steps * 0.5), int(total_steps * 0.75)]
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+
+def classification_loss(output, targets: torch.Tensor, label_smoothing: float, aux_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy on the logits; a tuple output (GoogLeNet's train mode) is (logits, *aux_logits), each auxiliary
+    head adding `aux_weight` x its own loss, as in Szegedy et al. 2014. Returns (loss, logits)."""
+    logits, *aux = output if isinstance(output, tuple) else (output,)
+    loss = F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+    for aux_logits in aux:
+        loss = loss + aux_weight * F.cross_entropy(aux_logits, targets, label_smoothing=label_smoothing)
+    return loss, logits
+
+
+@torch.no_grad()
+def evaluate_arrays(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    data: ImageDataset,
+    batch_size: int = 512,
+    dtype: torch.dtype | None = None,
+    channels_last: bool = True,
+) -> tuple[float, float, torch.Tensor]:
+    """(mean loss, accuracy, predicted labels) over uint8 images, in eval mode."""
+    was_training = model.training
+    model.eval()
+    total_loss, predictions = 0.0, []
+    for start in range(0, len(images), batch_size):
+        x = prepare_batch(images[start : start + batch_size], data, False, None, channels_last)
+        y = labels[start : start + batch_size]
+        with autocast(dtype):
+            logits = model(x)
+        total_loss += F.cross_entropy(logits.float(), y, reduction="sum").item()
+        predictions.append(logits.argmax(dim=1))
+    model.train(was_training)
+    if len(images) == 0:
+        return float("nan"), float("nan"), torch.empty(0, dtype=torch.long)
+    predicted = torch.cat(predictions)
+    return total_loss / len(images), (predicted == labels).float().mean().item(), predicted
+
+
+# ------------------------------------------------------------------------------------------------------ run files
+def versions() -> dict[str, str]:
+    return {"python": platform.python_version(), "torch": torch.__version__, "cnnlab": cnnlab.__version__,
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
+
+
+def data_metadata(data: ImageDataset) -> dict:
+    """What `predict` needs to preprocess an image without loading the dataset."""
+    return {"name": data.name, "classes": list(data.classes), "mean": list(data.mean), "std": list(data.std),
+            "in_chans": data.in_chans, "image_size": data.image_size}
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    dataset = config.dataset.replace(":", "-").replace("/", "_")
+    return Path("runs") / f"{config.model}-{dataset}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def prepare_run_dir(path: Path, overwrite: bool) -> Path:
+    path = Path(path)
+    if (path / "config.json").exists() and not overwrite:
+        raise CnnlabError(f"{path} already holds a run; pass --resume {path} to continue it or --overwrite to replace it")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise CnnlabError(f"cannot write to run directory {path}: {error.strerror or error}") from error
+    return path
+
+
+def write_metrics(path: Path, rows: list[dict]) -> None:
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    checkpoint.atomic_write(path, lambda handle: handle.write(buffer.getvalue().encode()))
+
+
+# ------------------------------------------------------------------------------------------------------- training
+def build_model(config: TrainConfig, data: ImageDataset) -> nn.Module:
+    torch.manual_seed(config.seed)  # the initial weights depend on the seed only
+    return create_model(config.model, num_classes=data.num_classes, in_chans=data.in_chans,
+                        input_size=data.image_size, **config.model_kwargs)
+
+
+def run(
+    config: TrainConfig,
+    *,
+    resume: str | Path | None = None,
+    overwrite: bool = False,
+    quiet: bool = False,
+    data: ImageDataset | None = None,
+) -> dict:
+    """Train `config.model` on `config.dataset`, write the run directory, and return the results dict."""
+    if resume is not None:
+        run_dir = Path(resume)
+        saved = TrainConfig.from_dict(checkpoint.read_json(run_dir / "config.json"))
+        for name in ("model", "dataset"):
+            if getattr(config, name) not in (None, getattr(saved, name)):
+                raise CnnlabError(f"cannot resume {run_dir}: it trained {name} '{getattr(saved, name)}', not '{getattr(config, name)}'")
+        config = saved
+    config = resolve(config)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    data = data if data is not None else load_dataset(config.dataset, config.data_dir)
+    splits = make_splits(data, config)
+    model = build_model(config, data)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    dtype = autocast_dtype(config.precision)
+
+    steps_per_epoch = len(splits.train_images) // config.batch_size  # the last partial batch is dropped
+    total_steps = steps_per_epoch * config.epochs
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(optimizer, config, total_steps)
+    aux_weight = getattr(model, "aux_loss_weight", 0.3)
+
+    if resume is None:
+        run_dir = prepare_run_dir(Path(config.out) if config.out else default_run_dir(config), overwrite)
+        config.out = str(run_dir)
+        checkpoint.write_json(run_dir / "config.json", {**config.to_dict(), "data": data_metadata(data), "versions": versions()})
+        start_epoch, start_step, metrics, best_val, train_seconds = 0, 0, [], 0.0, 0.0
+    else:
+        state = checkpoint.load_checkpoint(run_dir, model)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, start_step = state["epoch"], state["step_in_epoch"]
+        metrics, best_val, train_seconds = state["metrics"], state["best_val_accuracy"], state["train_seconds"]
+
+    params, macs = count_params(model), count_macs(model, (data.in_chans, data.image_size, data.image_size))
+    progress = Progress(quiet=quiet)
+    progress.start(f"{config.model} on {data.name}: {params:,} params, {macs / 1e6:.2f} MMACs/image, "
+                   f"{len(splits.train_images)} train / {len(splits.val_images)} val / {len(splits.test_images)} test, "
+                   f"{config.epochs} epochs x {steps_per_epoch} steps, batch {config.batch_size}, {config.optimizer} lr {config.lr:g}, "
+                   f"{'bf16' if dtype else 'fp32'} -> {run_dir}")
+
+    def save(epoch: int, step_in_epoch: int) -> None:
+        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+                 "epoch": epoch, "step_in_epoch": step_in_epoch, "metrics": metrics, "best_val_accuracy": best_val,
+                 "train_seconds": train_seconds, "model": config.model, "dataset": config.dataset}
+        checkpoint.save_checkpoint(run_dir, epoch * steps_per_epoch + step_in_epoch, model, state, config.keep_checkpoints)
+
+    model.train()
+    for epoch in range(start_epoch, config.epochs):
+        order = torch.randperm(len(splits.train_images), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
+        loss_sum = torch.zeros(()); correct = torch.zeros((), dtype=torch.long); seen = 0
+        epoch_start = time.perf_counter()
+        progress.epoch(epoch + 1, config.epochs, steps_per_epoch, start_step)
+        for step in range(start_step, steps_per_epoch):
+            index = order[step * config.batch_size : (step + 1) * config.batch_size]
+            generator = torch.Generator().manual_seed((config.seed * 100_003 + epoch) * 1_000_003 + step)
+            x = prepare_batch(splits.train_images[index], data, config.augment, generator, config.channels_last)
+            y = splits.train_labels[index]
+            with autocast(dtype):
+                loss, logits = classification_loss(model(x), y, config.label_smoothing, aux_weight)
+            if not torch.isfinite(loss):
+                raise CnnlabError(f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; try a lower --lr (now {config.lr:g})")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.detach().float() * len(y)
+            correct += (logits.argmax(dim=1) == y).sum()
+            seen += len(y)
+            elapsed = train_seconds + time.perf_counter() - epoch_start
+            if config.checkpoint_every and (epoch * steps_per_epoch + step + 1) % config.checkpoint_every == 0:
+                save(epoch, step + 1)
+            progress.step(loss_sum.item() / seen, correct.item() / seen, seen / max(time.perf_counter() - epoch_start, 1e-9))
+        epoch_seconds = time.perf_counter() - epoch_start
+        train_seconds += epoch_seconds
+        start_step = 0
+        val_loss, val_acc, _ = evaluate_arrays(model, splits.val_images, splits.val_labels, data, dtype=dtype, channels_last=config.channels_last)
+        best_val = max(best_val, val_acc) if not math.isnan(val_acc) else best_val
+        row = {"epoch": epoch + 1, "train_loss": loss_sum.item() / max(seen, 1), "train_accuracy": correct.item() / max(seen, 1),
+               "val_loss": val_loss, "val_accuracy": val_acc, "lr": optimizer.param_groups[0]["lr"],
+               "epoch_seconds": epoch_seconds, "images_per_second": seen / epoch_seconds}
+        metrics.append(row)
+        progress.end_epoch(row)
+        write_metrics(run_dir / "metrics.csv", metrics)
+        save(epoch + 1, 0)
+
+    test_loss, test_acc, _ = evaluate_arrays(model, splits.test_images, splits.test_labels, data, dtype=dtype, channels_last=config.channels_last)
+    checkpoint.save_weights(model.to(memory_format=torch.contiguous_format), run_dir / "model.safetensors",
+                            metadata={"model": config.model, "dataset": data.name})
+    images_trained = sum(r["images_per_second"] * r["epoch_seconds"] for r in metrics)
+    results = {
+        "model": config.model, "dataset": data.name, "params": params, "macs": macs, "epochs": config.epochs,
+        "test_accuracy": test_acc, "test_loss": test_loss, "best_val_accuracy": best_val,
+        "final_val_accuracy": metrics[-1]["val_accuracy"] if metrics else float("nan"),
+        "train_seconds": train_seconds, "train_images_per_second": images_trained / max(train_seconds, 1e-9),
+        "batch_size": config.batch_size, "lr": config.lr, "optimizer": config.optimizer, "precision": "bf16" if dtype else "fp32",
+        "seed": config.seed, "status": "completed", "run_dir": str(run_dir),
+    }
+    checkpoint.write_json(run_dir / "results.json", results)
+    from cnnlab.training.plots import plot_curves
+
+    plot_curves(metrics, run_dir / "curves.png", title=f"{config.model} on {data.name}")
+    progress.finish(f"test accuracy {test_acc:.2%} (loss {test_loss:.4f}) in {train_seconds:.1f}s of training -> {run_dir}")
+    return results
