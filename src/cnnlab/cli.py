@@ -172,13 +172,13 @@ def cmd_models(args: argparse.Namespace, console: Console) -> None:
 
 def cmd_summary(args: argparse.Namespace, console: Console) -> None:
     from cnnlab.inspect import parse_input_shape, summarize, summary_table
-    from cnnlab.registry import create_model, list_models, model_info
+    from cnnlab.registry import list_models, model_info
 
     spec = args.model
     if spec in list_models() or not any(ch in spec for ch in " ;"):
         info = model_info(spec)  # an unknown name fails here with the closest names
         shape = parse_input_shape(args.input) if args.input else info.input_size
-        target = create_model(spec, in_chans=shape[0], input_size=shape[1])
+        target = spec  # summarize builds it for this input and turns a size mismatch into a one-line error
     else:
         shape = parse_input_shape(args.input or "3x32x32")
         target = spec

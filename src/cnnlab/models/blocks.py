@@ -146,3 +146,56 @@ def make_stage(block: type[nn.Module], in_chs: int, out_chs: int, num_blocks: in
     blocks = [block(in_chs, out_chs, stride, **block_kwargs)]
     blocks += [block(out_chs, out_chs, 1, **block_kwargs) for _ in range(num_blocks - 1)]
     return nn.Sequential(*blocks)
+
+
+class InvertedResidual(nn.Module):
+    """The mobile inverted bottleneck (Sandler et al. 2018): 1x1 expand -> kxk depthwise (carries the stride)
+    -> optional squeeze-excite -> linear 1x1 project, plus the input when the shape is kept.
+
+    One block for MobileNetV2 (ReLU6, no SE), MobileNetV3's bneck (ReLU or hardswish, SE with a hardsigmoid
+    gate) and EfficientNet's MBConv (SiLU, SE, stochastic depth on the residual branch via `drop_path`).
+    The expand conv is left out when `mid_chs == in_chs`; `se_chs=0` leaves out the SE. Layers sit in `block`,
+    indexed like torchvision's MobileNetV3 and EfficientNet blocks (its MobileNetV2 names differ; that family
+    maps them).
+    """
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        stride: int = 1,
+        mid_chs: int | None = None,
+        kernel_size: int = 3,
+        activation: type[nn.Module] = nn.ReLU6,
+        se_chs: int = 0,
+        se_activation: type[nn.Module] = nn.ReLU,
+        se_gate: type[nn.Module] = nn.Sigmoid,
+        drop_path: float = 0.0,
+    ) -> None:
+        super().__init__()
+        mid_chs = in_chs if mid_chs is None else mid_chs
+        layers: list[nn.Module] = []
+        if mid_chs != in_chs:
+            layers.append(conv_norm_act(in_chs, mid_chs, 1, activation=activation))
+        layers.append(conv_norm_act(mid_chs, mid_chs, kernel_size, stride, groups=mid_chs, activation=activation))
+        if se_chs:
+            layers.append(SqueezeExcite(mid_chs, se_chs, se_activation, se_gate))
+        # No activation after the projection: a ReLU on the narrow bottleneck would destroy information.
+        layers.append(conv_norm_act(mid_chs, out_chs, 1, activation=None))
+        self.block = nn.Sequential(*layers)
+        self.use_residual = stride == 1 and in_chs == out_chs
+        self.drop_path = DropPath(drop_path) if self.use_residual else nn.Identity()
+        self.stride = stride
+        self.out_chs = out_chs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.block(x)  # [B, out_chs, H / stride, W / stride]
+        return x + self.drop_path(out) if self.use_residual else out
+
+
+def pool_stage_names(features: nn.Sequential, prefix: str = "features") -> tuple[str, ...]:
+    """Dotted names of the last layer at each resolution of a flat conv stack whose only downsampling after
+    the stem is max-pooling (AlexNet, VGG, SqueezeNet): the layer before each pool, then the last layer."""
+    ends = [index - 1 for index, layer in enumerate(features) if isinstance(layer, nn.MaxPool2d) and index > 0]
+    ends.append(len(features) - 1)
+    return tuple(f"{prefix}.{index}" for index in dict.fromkeys(ends))

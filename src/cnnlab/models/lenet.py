@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnlab.errors import CnnlabError
 from cnnlab.models.base import ImageClassifier
 from cnnlab.registry import register_model
 
@@ -22,7 +23,7 @@ def _side_after(input_size: int, stages: list[tuple[int, int]]) -> int:
     for kernel, stride in stages:
         side = (side - kernel) // stride + 1
     if side < 1:
-        raise ValueError(f"input_size {input_size} is too small for this network")
+        raise CnnlabError(f"input_size {input_size} is too small for this network")
     return side
 
 

@@ -52,7 +52,7 @@ class TrainConfig:
 
 # Per-dataset recipe defaults, chosen by measurement (docs/results.md): the fewest seconds to the accuracy bars.
 DATASET_DEFAULTS: dict[str, dict] = {
-    "digits": dict(epochs=15, batch_size=64, lr=3e-3, optimizer="adamw", weight_decay=5e-4, augment=False),
+    "digits": dict(epochs=10, batch_size=64, lr=3e-3, optimizer="adamw", weight_decay=5e-4, augment=False),
     "mnist": dict(epochs=10, batch_size=128, lr=3e-3, optimizer="adamw", weight_decay=5e-4, augment=False),
     "kmnist": dict(epochs=10, batch_size=128, lr=3e-3, optimizer="adamw", weight_decay=5e-4, augment=True),
     "fashion-mnist": dict(epochs=10, batch_size=128, lr=3e-3, optimizer="adamw", weight_decay=5e-4, augment=True),

@@ -12,8 +12,10 @@ import csv
 import math
 import os
 import platform
+import signal
+import threading
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -197,6 +199,33 @@ def write_metrics(path: Path, rows: list[dict]) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------- training
+class TrainingInterrupted(CnnlabError):
+    """Ctrl-C or SIGTERM: a checkpoint was saved; the message says how to resume."""
+
+
+@contextmanager
+def stop_requests():
+    """Turn SIGINT/SIGTERM into a flag the loop checks after each step, so it can save before exiting."""
+    requested: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum, frame):
+        if requested:  # a second Ctrl-C means "now"
+            raise KeyboardInterrupt
+        requested.append(signal.Signals(signum).name)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield requested
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def build_model(config: TrainConfig, data: ImageDataset) -> nn.Module:
     torch.manual_seed(config.seed)  # the initial weights depend on the seed only
     return create_model(config.model, num_classes=data.num_classes, in_chans=data.in_chans,
@@ -261,44 +290,61 @@ def run(
                  "train_seconds": train_seconds, "model": config.model, "dataset": config.dataset}
         checkpoint.save_checkpoint(run_dir, epoch * steps_per_epoch + step_in_epoch, model, state, config.keep_checkpoints)
 
+    def fail(message: str, error: type[CnnlabError] = CnnlabError):
+        """Record the failure in results.json (the checkpoints stay as they were) and stop with `message`."""
+        checkpoint.write_json(run_dir / "results.json", {"model": config.model, "dataset": data.name, "status": "failed",
+                                                          "error": message, "metrics": metrics, "run_dir": str(run_dir)})
+        progress.finish("")
+        raise error(message)
+
     model.train()
-    for epoch in range(start_epoch, config.epochs):
-        order = torch.randperm(len(splits.train_images), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
-        loss_sum = torch.zeros(()); correct = torch.zeros((), dtype=torch.long); seen = 0
-        epoch_start = time.perf_counter()
-        progress.epoch(epoch + 1, config.epochs, steps_per_epoch, start_step)
-        for step in range(start_step, steps_per_epoch):
-            index = order[step * config.batch_size : (step + 1) * config.batch_size]
-            generator = torch.Generator().manual_seed((config.seed * 100_003 + epoch) * 1_000_003 + step)
-            x = prepare_batch(splits.train_images[index], data, config.augment, generator, config.channels_last)
-            y = splits.train_labels[index]
-            with autocast(dtype):
-                loss, logits = classification_loss(model(x), y, config.label_smoothing, aux_weight)
-            if not torch.isfinite(loss):
-                raise CnnlabError(f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; try a lower --lr (now {config.lr:g})")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach().float() * len(y)
-            correct += (logits.argmax(dim=1) == y).sum()
-            seen += len(y)
-            elapsed = train_seconds + time.perf_counter() - epoch_start
-            if config.checkpoint_every and (epoch * steps_per_epoch + step + 1) % config.checkpoint_every == 0:
-                save(epoch, step + 1)
-            progress.step(loss_sum.item() / seen, correct.item() / seen, seen / max(time.perf_counter() - epoch_start, 1e-9))
-        epoch_seconds = time.perf_counter() - epoch_start
-        train_seconds += epoch_seconds
-        start_step = 0
-        val_loss, val_acc, _ = evaluate_arrays(model, splits.val_images, splits.val_labels, data, dtype=dtype, channels_last=config.channels_last)
-        best_val = max(best_val, val_acc) if not math.isnan(val_acc) else best_val
-        row = {"epoch": epoch + 1, "train_loss": loss_sum.item() / max(seen, 1), "train_accuracy": correct.item() / max(seen, 1),
-               "val_loss": val_loss, "val_accuracy": val_acc, "lr": optimizer.param_groups[0]["lr"],
-               "epoch_seconds": epoch_seconds, "images_per_second": seen / epoch_seconds}
-        metrics.append(row)
-        progress.end_epoch(row)
-        write_metrics(run_dir / "metrics.csv", metrics)
-        save(epoch + 1, 0)
+    with stop_requests() as stop:
+        for epoch in range(start_epoch, config.epochs):
+            order = torch.randperm(len(splits.train_images), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
+            loss_sum, correct, seen = torch.zeros(()), torch.zeros((), dtype=torch.long), 0
+            epoch_start = time.perf_counter()
+            progress.epoch(epoch + 1, config.epochs, steps_per_epoch, start_step)
+            for step in range(start_step, steps_per_epoch):
+                index = order[step * config.batch_size : (step + 1) * config.batch_size]
+                generator = torch.Generator().manual_seed((config.seed * 100_003 + epoch) * 1_000_003 + step)
+                x = prepare_batch(splits.train_images[index], data, config.augment, generator, config.channels_last)
+                y = splits.train_labels[index]
+                with autocast(dtype):
+                    loss, logits = classification_loss(model(x), y, config.label_smoothing, aux_weight)
+                if not torch.isfinite(loss):
+                    fail(f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; the last good checkpoint is "
+                         f"kept in {run_dir / 'checkpoints'}; try a lower --lr (now {config.lr:g})")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                loss_sum += loss.detach().float() * len(y)
+                correct += (logits.argmax(dim=1) == y).sum()
+                seen += len(y)
+                progress.step(loss_sum.item() / seen, correct.item() / seen, seen / (time.perf_counter() - epoch_start))
+                global_step = epoch * steps_per_epoch + step + 1
+                if stop or (config.checkpoint_every and global_step % config.checkpoint_every == 0):
+                    if stop:
+                        train_seconds += time.perf_counter() - epoch_start
+                        epoch_start = time.perf_counter()
+                    save(epoch, step + 1)
+                if stop:
+                    fail(f"stopped by {stop[0]} at epoch {epoch + 1}, step {step + 1}; checkpoint saved; resume with: "
+                         f"cnnlab train {config.model} --resume {run_dir}", TrainingInterrupted)
+            epoch_seconds = time.perf_counter() - epoch_start
+            train_seconds += epoch_seconds
+            start_step = 0
+            val_loss, val_acc, _ = evaluate_arrays(model, splits.val_images, splits.val_labels, data, dtype=dtype,
+                                                   channels_last=config.channels_last)
+            best_val = best_val if math.isnan(val_acc) else max(best_val, val_acc)
+            metrics.append({
+                "epoch": epoch + 1, "train_loss": loss_sum.item() / max(seen, 1), "train_accuracy": correct.item() / max(seen, 1),
+                "val_loss": val_loss, "val_accuracy": val_acc, "lr": optimizer.param_groups[0]["lr"],
+                "epoch_seconds": epoch_seconds, "images_per_second": seen / epoch_seconds,
+            })
+            progress.end_epoch(metrics[-1])
+            write_metrics(run_dir / "metrics.csv", metrics)
+            save(epoch + 1, 0)
 
     test_loss, test_acc, _ = evaluate_arrays(model, splits.test_images, splits.test_labels, data, dtype=dtype, channels_last=config.channels_last)
     checkpoint.save_weights(model.to(memory_format=torch.contiguous_format), run_dir / "model.safetensors",

@@ -1,0 +1,131 @@
+"""`summarize`: one forward pass on a blank image, recording each leaf layer's output shape, params, MACs and
+receptive field; `summary_table` prints it.
+
+    s = summarize("lenet5", (1, 28, 28))          # a registered model, a layer spec, or any nn.Module
+    s.rows[0]  # LayerRow(name='conv1', kind='Conv2d', output_shape=(6, 24, 24), params=156, macs=86400, receptive_field=5)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from rich.table import Table
+from torch import nn
+from torch.utils._pytree import tree_leaves
+from torch.utils.flop_counter import FlopCounterMode
+
+from cnnlab.inspect.counting import blank_image, count_params, eval_mode, input_error, run_forward, shape_text
+from cnnlab.inspect.receptive import ForwardTracer
+from cnnlab.inspect.spec import LAYER_KINDS, build_layer_spec
+from cnnlab.registry import create_model, model_info
+
+# The last row, when needed: params of layers the forward never calls (GoogLeNet's aux heads in eval), params held
+# by a parent module (ConvNeXt's layer scale), and MACs of functional ops in a parent's forward.
+REST_NAME, REST_KIND = "(other)", "outside leaf calls"
+
+
+@dataclass
+class LayerRow:
+    name: str  # dotted module path, e.g. "layer1.0.conv1"
+    kind: str  # the module's class, e.g. "Conv2d"
+    output_shape: tuple[int, ...]  # per image, without the batch dimension: (6, 24, 24)
+    params: int  # parameters not already counted in an earlier row (a layer called twice counts once)
+    macs: int  # multiply-accumulates of this call
+    receptive_field: int | None  # input pixels per side seen by one output pixel; None after flatten or in a non-chain
+
+
+@dataclass
+class Summary:
+    rows: list[LayerRow]
+    input_shape: tuple[int, int, int]
+    total_params: int
+    trainable_params: int
+    total_macs: int
+    model_name: str = ""
+
+
+def _resolve(model_or_spec: nn.Module | str, input_shape: tuple[int, int, int]) -> tuple[nn.Module, str]:
+    """The module to summarise and the name its errors use. A string is a registered model's name (built for
+    this input's channels and, for a sized head, its side) or else a layer spec."""
+    if isinstance(model_or_spec, nn.Module):
+        return model_or_spec, getattr(model_or_spec, "model_name", None) or type(model_or_spec).__name__
+    text = model_or_spec.strip()
+    if any(ch in text for ch in " ;") or text.lower() in LAYER_KINDS:
+        return build_layer_spec(text, input_shape[0]), f"spec '{text}'"
+    model_info(text)  # an unknown name fails here, listing the closest ones
+    try:
+        return create_model(text, in_chans=input_shape[0], input_size=input_shape[1]), text
+    except ValueError as error:  # a sized head that cannot fit the input (LeNet-5 at 8x8)
+        raise input_error(input_shape, text, error) from error
+
+
+def _per_image_shape(output) -> tuple[int, ...]:
+    tensor = next((t for t in tree_leaves(output) if isinstance(t, torch.Tensor)), None)
+    return tuple(tensor.shape[1:]) if tensor is not None else ()
+
+
+def summarize(model_or_spec: nn.Module | str, input_shape: tuple[int, int, int]) -> Summary:
+    """Per leaf layer, in execution order (one row per call): output shape for one image, params, MACs and
+    receptive field, then the totals, which equal `count_params` and `count_macs`.
+
+    Runs in eval mode and restores the model's flags. Receptive fields are filled for plain chains (LeNet, VGG,
+    layer specs); a network that merges two paths (a residual add, a concat) gets None. If some parameters or MACs
+    are outside every leaf layer's call, a last row named "(other)" holds them, so the rows add up to the totals.
+    """
+    model, label = _resolve(model_or_spec, input_shape)
+    image = blank_image(model, input_shape)
+    counter = FlopCounterMode(display=False)
+    tracer = ForwardTracer(image)
+    rows: list[LayerRow] = []
+    counted: set[int] = set()  # ids of parameters already in a row
+    flops_at_start: list[int] = []
+
+    def before(module: nn.Module, args) -> None:
+        flops_at_start.append(counter.get_total_flops())
+
+    def after(module: nn.Module, args, output, name: str) -> None:
+        macs = (counter.get_total_flops() - flops_at_start.pop()) // 2
+        new = [p for p in module.parameters() if id(p) not in counted]
+        counted.update(id(p) for p in new)
+        field = tracer.field.size if tracer.field is not None else None
+        rows.append(LayerRow(name, type(module).__name__, _per_image_shape(output), sum(p.numel() for p in new), macs, field))
+
+    handles = []
+    for name, module in model.named_modules():
+        if next(module.children(), None) is None:  # leaf layers only, so no call is counted twice
+            handles.append(module.register_forward_pre_hook(before))
+            handles.append(module.register_forward_hook(lambda m, a, o, name=name or label: after(m, a, o, name)))
+    try:
+        with eval_mode(model), torch.no_grad(), counter, tracer:
+            run_forward(model, image, label)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+    if not tracer.is_chain:
+        rows = [replace(row, receptive_field=None) for row in rows]
+    total_params, total_macs = count_params(model), counter.get_total_flops() // 2
+    rest_params, rest_macs = total_params - sum(r.params for r in rows), total_macs - sum(r.macs for r in rows)
+    if rest_params or rest_macs:
+        rows.append(LayerRow(REST_NAME, REST_KIND, (), rest_params, rest_macs, None))
+    return Summary(rows, tuple(input_shape), total_params, count_params(model, trainable_only=True), total_macs, label)
+
+
+def summary_table(summary: Summary) -> Table:
+    """The summary as a rich table: one line per row, then the totals."""
+    title = f"{summary.model_name} at {shape_text(summary.input_shape)}" if summary.model_name else None
+    table = Table("layer", "type", "output shape", "params", "MACs", "receptive field", title=title,
+                  caption="MACs for one image; receptive field in input pixels per side")
+    for column in table.columns[3:]:
+        column.justify = "right"
+    for index, row in enumerate(summary.rows):
+        table.add_row(
+            row.name, row.kind, shape_text(row.output_shape) if row.output_shape else "-", f"{row.params:,}",
+            f"{row.macs:,}", "-" if row.receptive_field is None else str(row.receptive_field),
+            end_section=index == len(summary.rows) - 1,
+        )
+    trainable = "" if summary.trainable_params == summary.total_params else f" ({summary.trainable_params:,} trainable)"
+    table.add_row("total", "", f"input {shape_text(summary.input_shape)}", f"{summary.total_params:,}{trainable}",
+                  f"{summary.total_macs:,}", "", style="bold")
+    return table

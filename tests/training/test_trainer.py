@@ -1,0 +1,122 @@
+"""End-to-end training on the offline digits set: the accuracy bar, the run directory, eval, predict, compare."""
+
+import csv
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+import cnnlab
+from cnnlab.training.checkpoint import read_state, read_weights
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def lenet_run(tmp_path_factory, digits):
+    out = tmp_path_factory.mktemp("runs") / "lenet5"
+    results = cnnlab.train("lenet5", dataset="digits", out=str(out), quiet=True)
+    return out, results
+
+
+def test_lenet5_on_digits_with_defaults_reaches_97_percent(lenet_run):
+    _, results = lenet_run
+    assert results["test_accuracy"] >= 0.97
+    assert results["params"] == 44_426  # built at the data's 28x28
+    assert results["train_seconds"] < 60
+
+
+def test_run_directory_holds_everything(lenet_run):
+    out, results = lenet_run
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == "lenet5" and config["epochs"] == results["epochs"]
+    assert set(config["versions"]) >= {"python", "torch", "cnnlab"}
+    assert config["data"]["classes"] == [str(d) for d in range(10)]
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert len(rows) == results["epochs"]
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    assert (out / "curves.png").read_bytes()[:8] == PNG_MAGIC
+    saved = json.loads((out / "results.json").read_text())
+    for key in ("model", "dataset", "params", "macs", "epochs", "test_accuracy", "test_loss", "best_val_accuracy",
+                "train_seconds", "train_images_per_second"):
+        assert key in saved
+    assert saved["macs"] == 281_640  # conv 86,400 + 153,600, fc 30,720 + 10,080 + 840
+    weights = read_weights(out / "model.safetensors")
+    assert weights["conv1.weight"].shape == (6, 1, 5, 5)
+    latest = (out / "checkpoints" / "latest").read_text()
+    state = read_state(out / "checkpoints" / f"{latest}.state.pt")
+    assert state["epoch"] == results["epochs"] and state["step_in_epoch"] == 0
+
+
+def test_eval_reports_per_class_accuracy_and_confusion(lenet_run):
+    out, results = lenet_run
+    report = cnnlab.evaluate(out)
+    assert report["test_accuracy"] == pytest.approx(results["test_accuracy"])
+    assert len(report["per_class_accuracy"]) == 10
+    matrix = torch.tensor(report["confusion_matrix"])
+    assert matrix.sum() == 360 and matrix.diag().sum() / 360 == pytest.approx(results["test_accuracy"])
+    assert (out / "confusion.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_predict_matches_evaluation_on_saved_test_images(lenet_run, digits, tmp_path):
+    out, _ = lenet_run
+    paths = []
+    for i in range(5):
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray(digits.test_images[i, 0].numpy(), mode="L").save(path)
+        paths.append(path)
+    predictions = cnnlab.predict(out, paths, top_k=3)
+    correct = sum(p["top"][0][0] == str(int(digits.test_labels[i])) for i, p in enumerate(predictions))
+    assert correct >= 4
+    for item in predictions:
+        probabilities = [p for _, p in item["top"]]
+        assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True)
+        assert 0 < sum(probabilities) <= 1.0 + 1e-6
+    # An RGBA image is converted to the model's single channel, not refused.
+    rgba = tmp_path / "rgba.png"
+    Image.fromarray(digits.test_images[0, 0].numpy(), mode="L").convert("RGBA").save(rgba)
+    assert cnnlab.predict(out, [rgba])[0]["top"][0] == predictions[0]["top"][0]
+
+
+def test_compare_writes_table_csv_and_plot(tmp_path, digits):
+    rows = cnnlab.compare(["lenet5", "simple_cnn"], "digits", out=tmp_path / "cmp", epochs=2, train_subset=400, quiet=True)
+    assert [r["model"] for r in rows] == ["lenet5", "simple_cnn"]
+    assert all(r["epochs"] == 2 for r in rows)
+    table = (tmp_path / "cmp" / "results.md").read_text()
+    assert "| lenet5 | 44,426 |" in table and "| simple_cnn | 206,922 |" in table
+    assert len(list(csv.DictReader((tmp_path / "cmp" / "results.csv").open()))) == 2
+    assert (tmp_path / "cmp" / "compare.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_same_seed_gives_identical_metrics(tmp_path, digits):
+    kwargs = dict(dataset="digits", epochs=2, train_subset=300, quiet=True, augment=True)
+    first = cnnlab.train("simple_cnn", out=str(tmp_path / "a"), **kwargs)
+    second = cnnlab.train("simple_cnn", out=str(tmp_path / "b"), **kwargs)
+    assert first["test_accuracy"] == second["test_accuracy"] and first["test_loss"] == second["test_loss"]
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("epoch_seconds", "images_per_second")} for r in rows]
+    rows = [strip(csv.DictReader((tmp_path / d / "metrics.csv").open())) for d in ("a", "b")]
+    assert rows[0] == rows[1]
+
+
+@pytest.mark.parametrize("rewind_to", ["step-00000004", "step-00000006"])  # an epoch end; mid-epoch 2
+def test_resume_from_a_checkpoint_equals_the_uninterrupted_run(tmp_path, digits, rewind_to):
+    # 300 images -> 270 train / 30 val -> 4 steps of 64 per epoch; checkpoints every 2 steps, all kept.
+    kwargs = dict(dataset="digits", train_subset=300, epochs=3, quiet=True, seed=3, augment=True,
+                  checkpoint_every=2, keep_checkpoints=100)
+    full = cnnlab.train("simple_cnn", out=str(tmp_path / "full"), **kwargs)
+    cnnlab.train("simple_cnn", out=str(tmp_path / "part"), **kwargs)
+    # Pretend the second run died right after writing `rewind_to`: point `latest` there and resume.
+    (tmp_path / "part" / "checkpoints" / "latest").write_text(rewind_to)
+    resumed = cnnlab.train("simple_cnn", resume=str(tmp_path / "part"), quiet=True)
+    assert resumed["test_accuracy"] == full["test_accuracy"] and resumed["test_loss"] == full["test_loss"]
+    a, b = (read_weights(tmp_path / d / "model.safetensors") for d in ("full", "part"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_non_finite_loss_stops_with_a_clear_error(tmp_path, digits):
+    with pytest.raises(cnnlab.CnnlabError, match="lower --lr"):
+        cnnlab.train("simple_cnn", dataset="digits", out=str(tmp_path / "nan"), epochs=2, lr=1e12, optimizer="sgd",
+                     train_subset=300, quiet=True)
+    results = json.loads((tmp_path / "nan" / "results.json").read_text())
+    assert results["status"] == "failed" and "epoch" in results["error"]
