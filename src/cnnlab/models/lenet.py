@@ -17,13 +17,16 @@ from cnnlab.registry import register_model
 LECUN_1998 = "LeCun, Bottou, Bengio & Haffner, Gradient-Based Learning Applied to Document Recognition, Proc. IEEE 1998, DOI 10.1109/5.726791"
 
 
-def _side_after(input_size: int, stages: list[tuple[int, int]]) -> int:
+def _side_after(input_size: int, stages: list[tuple[int, int]], name: str) -> int:
     """Spatial side after (kernel, stride) steps with no padding: floor((H - k) / s) + 1 per step."""
     side = input_size
     for kernel, stride in stages:
         side = (side - kernel) // stride + 1
     if side < 1:
-        raise CnnlabError(f"input_size {input_size} is too small for this network")
+        minimum = 1
+        for kernel, stride in reversed(stages):  # invert each step, starting from a 1-pixel output
+            minimum = (minimum - 1) * stride + kernel
+        raise CnnlabError(f"{name} needs inputs of at least {minimum}x{minimum} pixels, got input_size {input_size}")
     return side
 
 
@@ -36,7 +39,7 @@ class LeNet5(ImageClassifier):
         self.conv1 = nn.Conv2d(in_chans, 6, 5)
         self.conv2 = nn.Conv2d(6, 16, 5)
         self.pool = nn.AvgPool2d(2, 2)
-        side = _side_after(input_size, [(5, 1), (2, 2), (5, 1), (2, 2)])  # 32 -> 5, 28 -> 4
+        side = _side_after(input_size, [(5, 1), (2, 2), (5, 1), (2, 2)], "lenet5")  # 32 -> 5, 28 -> 4
         self.fc1 = nn.Linear(16 * side * side, 120)
         self.fc2 = nn.Linear(120, 84)
         self.fc3 = nn.Linear(84, num_classes)
@@ -65,7 +68,7 @@ class SimpleCNN(ImageClassifier):
         self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
         self.pool = nn.MaxPool2d(2, 2)
         self.relu = nn.ReLU(inplace=True)
-        side = _side_after(input_size, [(2, 2), (2, 2)])  # same-padded convs keep the side; 28 -> 7
+        side = _side_after(input_size, [(2, 2), (2, 2)], "simple_cnn")  # same-padded convs keep the side; 28 -> 7
         self.fc1 = nn.Linear(32 * side * side, 128)
         self.fc2 = nn.Linear(128, num_classes)
 
