@@ -72,7 +72,7 @@ class DropPath(nn.Module):
             return x
         keep = 1.0 - self.p
         mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep
+        return x * mask / keep if keep > 0 else x * mask  # p = 1 drops every branch; 0/0 would be NaN
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
