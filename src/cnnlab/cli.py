@@ -56,12 +56,14 @@ def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-decay", type=float)
     parser.add_argument("--label-smoothing", type=float, default=0.0)
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None, help="random crop and flip (dataset default)")
+    parser.add_argument("--crop-padding", type=int, help="random-crop shift in pixels (default 2; 4 for CIFAR)")
     parser.add_argument("--train-subset", type=positive_int, help="keep only the first N training images")
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", default="auto", help="auto (bf16 where the CPU supports it), fp32 or bf16")
     parser.add_argument("--threads", type=positive_int, help="torch threads (default: all available CPUs)")
-    parser.add_argument("--small-input", action="store_true", help="CIFAR-style stem for ImageNet-style models")
+    parser.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None,
+                        help="CIFAR-style stem for ImageNet-style models (default: when the images are under 64 px)")
     parser.add_argument("--out", help="run directory (default runs/<model>-<dataset>-<time>)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
@@ -70,11 +72,9 @@ def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
 def recipe_options(args: argparse.Namespace) -> dict:
     options = {name: getattr(args, name) for name in (
         "data_dir", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "label_smoothing",
-        "augment", "train_subset", "val_fraction", "seed", "precision", "threads")}
+        "augment", "crop_padding", "train_subset", "val_fraction", "seed", "precision", "threads", "small_input")}
     if getattr(args, "checkpoint_every", None):
         options["checkpoint_every"] = args.checkpoint_every
-    if args.small_input:
-        options["model_kwargs"] = {"small_input": True}
     return options
 
 

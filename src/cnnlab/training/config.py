@@ -29,7 +29,8 @@ class TrainConfig:
     momentum: float = 0.9  # SGD momentum, or AdamW's beta1
     weight_decay: float | None = None  # decoupled for AdamW, L2 for SGD; not applied to BN/bias parameters
     label_smoothing: float = 0.0  # cross-entropy target smoothing, 0 = hard labels
-    augment: bool | None = None  # random crop (4 px padding at 32, 2 px at 28) and flips where label-preserving
+    augment: bool | None = None  # random crops and, where label-preserving, horizontal flips
+    crop_padding: int | None = None  # random-crop translation range in pixels (0 = flips only)
     train_subset: int | None = None  # keep only the first N training images (quick runs)
     val_fraction: float = 0.1  # share of the training split held out for validation (seeded, stratified)
     seed: int = 0  # seeds the init, the data order and the augmentation
@@ -39,7 +40,10 @@ class TrainConfig:
     out: str | None = None  # run directory; None = runs/<model>-<dataset>-<time>
     checkpoint_every: int = 0  # also checkpoint every N optimizer steps (0 = only at epoch ends)
     keep_checkpoints: int = 2  # how many checkpoints to keep on disk
-    model_kwargs: dict = field(default_factory=dict)  # extra builder arguments, e.g. {"small_input": True}
+    # CIFAR-style stem (3x3 stride 1, no early pooling) for ImageNet-style models; None = yes when the model's
+    # default input is 64 px or more and the data's is smaller (resolved once the data is loaded, then saved)
+    small_input: bool | None = None
+    model_kwargs: dict = field(default_factory=dict)  # extra builder arguments, e.g. {"drop_path_rate": 0.1}
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,10 +60,11 @@ DATASET_DEFAULTS: dict[str, dict] = {
     "mnist": dict(epochs=10, batch_size=128, lr=3e-3, optimizer="adamw", weight_decay=5e-4, augment=False),
     "kmnist": dict(epochs=10, batch_size=128, lr=3e-3, optimizer="adamw", weight_decay=5e-4, augment=True),
     "fashion-mnist": dict(epochs=10, batch_size=128, lr=3e-3, optimizer="adamw", weight_decay=5e-4, augment=True),
-    "cifar10": dict(epochs=30, batch_size=256, lr=0.2, optimizer="sgd", weight_decay=5e-4, augment=True),
-    "cifar100": dict(epochs=30, batch_size=256, lr=0.2, optimizer="sgd", weight_decay=5e-4, augment=True),
+    "cifar10": dict(epochs=30, batch_size=256, lr=0.2, optimizer="sgd", weight_decay=5e-4, augment=True, crop_padding=4),
+    "cifar100": dict(epochs=30, batch_size=256, lr=0.2, optimizer="sgd", weight_decay=5e-4, augment=True, crop_padding=4),
 }
 GENERIC_DEFAULTS = dict(epochs=10, batch_size=64, lr=3e-3, optimizer="adamw", weight_decay=5e-4, augment=True)
+DEFAULT_CROP_PADDING = 2  # pixels; He et al.'s 4 px at 32 is too strong for short runs on 28x28 sets
 
 
 def _positive(name: str, value, kind=float) -> None:
@@ -74,6 +79,10 @@ def resolve(config: TrainConfig) -> TrainConfig:
     base = config.dataset.split(":", 1)[0]
     defaults = DATASET_DEFAULTS.get(base, GENERIC_DEFAULTS)
     filled = replace(config, **{k: v for k, v in defaults.items() if getattr(config, k) is None})
+    if filled.crop_padding is None:
+        filled = replace(filled, crop_padding=DEFAULT_CROP_PADDING)
+    if filled.crop_padding < 0:
+        raise CnnlabError(f"--crop-padding must not be negative, got {filled.crop_padding}")
     for name in ("epochs", "batch_size"):
         _positive(name, getattr(filled, name), int)
     _positive("lr", filled.lr)

@@ -12,11 +12,10 @@ from torch import nn
 
 from cnnlab.data import ImageDataset, load_dataset, normalize
 from cnnlab.errors import CnnlabError
-from cnnlab.registry import create_model
 from cnnlab.training import checkpoint
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.plots import plot_confusion
-from cnnlab.training.trainer import autocast_dtype, evaluate_arrays
+from cnnlab.training.trainer import autocast_dtype, build_model, evaluate_arrays
 
 
 @dataclass
@@ -33,8 +32,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         raise CnnlabError(f"run directory {run_dir} does not exist")
     saved = checkpoint.read_json(run_dir / "config.json")
     config, data = TrainConfig.from_dict(saved), saved["data"]
-    model = create_model(config.model, num_classes=len(data["classes"]), in_chans=data["in_chans"],
-                         input_size=data["image_size"], **config.model_kwargs)
+    model = build_model(config, len(data["classes"]), data["in_chans"], data["image_size"])
     weights = run_dir / "model.safetensors"
     if not weights.exists():
         raise CnnlabError(f"{run_dir} has no model.safetensors (did the run finish? resume it with --resume {run_dir})")

@@ -28,7 +28,7 @@ import cnnlab
 from cnnlab.data import ImageDataset, load_dataset, normalize, random_crop, random_hflip, split_validation
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect import count_macs, count_params
-from cnnlab.registry import create_model
+from cnnlab.registry import create_model, model_info
 from cnnlab.training import checkpoint
 from cnnlab.training.config import TrainConfig, resolve
 from cnnlab.training.progress import Progress
@@ -61,23 +61,20 @@ def make_splits(data: ImageDataset, config: TrainConfig) -> Splits:
     return Splits(train_x, train_y, val_x, val_y, data.test_images, data.test_labels)
 
 
-def crop_padding(image_size: int) -> int:
-    """Random-crop padding: 4 px at CIFAR's 32 (He et al.), scaled with the image side."""
-    return max(1, round(image_size / 8))
-
-
 def prepare_batch(
     images: torch.Tensor,
     data: ImageDataset,
-    augment: bool,
-    generator: torch.Generator | None,
     channels_last: bool,
+    crop_padding: int = 0,
+    flip: bool = False,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
+    """uint8 images -> normalised float32, randomly shifted by up to `crop_padding` px and flipped if `flip`."""
     x = normalize(images, data.mean, data.std)  # uint8 [B, C, H, W] -> float32
-    if augment:
-        x = random_crop(x, crop_padding(data.image_size), generator)
-        if data.hflip:
-            x = random_hflip(x, generator)
+    if crop_padding:
+        x = random_crop(x, crop_padding, generator)
+    if flip and data.hflip:
+        x = random_hflip(x, generator)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
@@ -144,7 +141,7 @@ def evaluate_arrays(
     model.eval()
     total_loss, predictions = 0.0, []
     for start in range(0, len(images), batch_size):
-        x = prepare_batch(images[start : start + batch_size], data, False, None, channels_last)
+        x = prepare_batch(images[start : start + batch_size], data, channels_last)
         y = labels[start : start + batch_size]
         with autocast(dtype):
             logits = model(x)
@@ -226,10 +223,18 @@ def stop_requests():
             signal.signal(sig, old)
 
 
-def build_model(config: TrainConfig, data: ImageDataset) -> nn.Module:
-    torch.manual_seed(config.seed)  # the initial weights depend on the seed only
-    return create_model(config.model, num_classes=data.num_classes, in_chans=data.in_chans,
-                        input_size=data.image_size, **config.model_kwargs)
+def wants_small_input(model: str, image_size: int) -> bool:
+    """ImageNet-style models (default input >= 64 px) get the CIFAR-style stem on small images, so their early
+    strides do not shrink a 28x28 image to nothing."""
+    return model_info(model).input_size[1] >= 64 and image_size < 64
+
+
+def build_model(config: TrainConfig, num_classes: int, in_chans: int, image_size: int) -> nn.Module:
+    """The run's model; `config.small_input` must be resolved (True/False) already."""
+    kwargs = dict(config.model_kwargs)
+    if config.small_input:
+        kwargs["small_input"] = True
+    return create_model(config.model, num_classes=num_classes, in_chans=in_chans, input_size=image_size, **kwargs)
 
 
 def run(
@@ -253,7 +258,10 @@ def run(
         torch.set_num_threads(config.threads)
     data = data if data is not None else load_dataset(config.dataset, config.data_dir)
     splits = make_splits(data, config)
-    model = build_model(config, data)
+    if config.small_input is None:
+        config.small_input = wants_small_input(config.model, data.image_size)
+    torch.manual_seed(config.seed)  # the initial weights depend on the seed only
+    model = build_model(config, data.num_classes, data.in_chans, data.image_size)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     dtype = autocast_dtype(config.precision)
@@ -307,7 +315,8 @@ def run(
             for step in range(start_step, steps_per_epoch):
                 index = order[step * config.batch_size : (step + 1) * config.batch_size]
                 generator = torch.Generator().manual_seed((config.seed * 100_003 + epoch) * 1_000_003 + step)
-                x = prepare_batch(splits.train_images[index], data, config.augment, generator, config.channels_last)
+                x = prepare_batch(splits.train_images[index], data, config.channels_last,
+                                  config.crop_padding if config.augment else 0, config.augment, generator)
                 y = splits.train_labels[index]
                 with autocast(dtype):
                     loss, logits = classification_loss(model(x), y, config.label_smoothing, aux_weight)
