@@ -54,12 +54,16 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-# Per-dataset recipe defaults, chosen by measurement (docs/results.md): the fewest seconds to the accuracy bars.
+# Per-dataset recipe defaults. Fashion-MNIST's were chosen by measurement (docs/results.md): for LeNet-5 over 10
+# epochs, Nesterov SGD at lr 0.05 without augmentation gave 90.3% test accuracy, against 89.0% for AdamW at 3e-3,
+# 88.5% with flips and 86.7% with 2 px crops (short runs underfit; augmentation pays off in longer ones).
+# MNIST and KMNIST share that recipe untested (their files are not on this machine).
+_MNIST_LIKE = dict(epochs=10, batch_size=64, lr=0.05, optimizer="sgd", weight_decay=5e-4, augment=False)
 DATASET_DEFAULTS: dict[str, dict] = {
     "digits": dict(epochs=10, batch_size=64, lr=3e-3, optimizer="adamw", weight_decay=5e-4, augment=False),
-    "mnist": dict(epochs=10, batch_size=128, lr=3e-3, optimizer="adamw", weight_decay=5e-4, augment=False),
-    "kmnist": dict(epochs=10, batch_size=128, lr=3e-3, optimizer="adamw", weight_decay=5e-4, augment=True),
-    "fashion-mnist": dict(epochs=10, batch_size=128, lr=3e-3, optimizer="adamw", weight_decay=5e-4, augment=True),
+    "mnist": _MNIST_LIKE,
+    "kmnist": _MNIST_LIKE,
+    "fashion-mnist": _MNIST_LIKE,
     "cifar10": dict(epochs=30, batch_size=256, lr=0.2, optimizer="sgd", weight_decay=5e-4, augment=True, crop_padding=4),
     "cifar100": dict(epochs=30, batch_size=256, lr=0.2, optimizer="sgd", weight_decay=5e-4, augment=True, crop_padding=4),
 }
