@@ -7,9 +7,12 @@ metadata the docs and `cnnlab models` print (family, paper, year, default input,
 from __future__ import annotations
 
 import fnmatch
+import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError, unknown_name_error
@@ -48,14 +51,25 @@ def register_model(
     sized_head: bool = False,
     twin: str | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register a builder under its function name, with the model's metadata."""
+    """Register a builder under its function name, with the model's metadata.
+
+    The registered builder also stamps the model it returns with its name (`model.model_name`), so that
+    error messages say "resnet18" whether the model came from `create_model` or from calling `resnet18()`.
+    """
 
     def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         name = builder.__name__
         if name in _REGISTRY:
             raise ValueError(f"model '{name}' is registered twice")
-        _REGISTRY[name] = ModelInfo(name, family, paper, year, input_size, key_idea, builder, sized_head, twin)
-        return builder
+
+        @functools.wraps(builder)
+        def named_builder(*args, **kwargs) -> nn.Module:
+            model = builder(*args, **kwargs)
+            model.model_name = name
+            return model
+
+        _REGISTRY[name] = ModelInfo(name, family, paper, year, input_size, key_idea, named_builder, sized_head, twin)
+        return named_builder
 
     return decorator
 
@@ -84,6 +98,7 @@ def create_model(
     num_classes: int | None = None,
     in_chans: int | None = None,
     input_size: int | None = None,
+    weights: str | os.PathLike | None = None,
     **kwargs,
 ) -> nn.Module:
     """Build a registered model.
@@ -91,6 +106,9 @@ def create_model(
     `num_classes` and `in_chans` default to the model's own defaults when None. `input_size` (the side of a
     square input in pixels) matters only to models whose head is sized by it (`ModelInfo.sized_head`, e.g.
     LeNet-5 at 28 or 32); for the others it is ignored, since a global pool makes them size-agnostic.
+    `weights`: a local torchvision-style checkpoint (.pth/.pt state dict or .safetensors) to load, see
+    `cnnlab.models.weights.load_weights`; another `in_chans` adapts its first conv, another `num_classes`
+    keeps a fresh head.
     """
     info = model_info(name)
     if num_classes is not None:
@@ -103,4 +121,29 @@ def create_model(
         kwargs["in_chans"] = int(in_chans)
     if input_size is not None and info.sized_head:
         kwargs["input_size"] = int(input_size)
-    return info.builder(**kwargs)
+    model = info.builder(**kwargs)
+    if weights is not None:
+        from cnnlab.models.weights import load_weights
+
+        load_weights(model, weights, model_name=name)
+    return model
+
+
+def min_input_size(name_or_model: str | nn.Module, **kwargs) -> int:
+    """The smallest square side (in pixels) a model accepts, e.g. 63 for alexnet, 1 for resnet18.
+
+    A name is built with `create_model(name, **kwargs)` on the meta device (no memory, no init, no
+    arithmetic); either way the probe runs on meta tensors. See `cnnlab.models.base.min_input_size`.
+    """
+    from cnnlab.models.base import min_input_size as probe
+
+    if isinstance(name_or_model, nn.Module):
+        return probe(name_or_model)
+    model_info(name_or_model)  # an unknown name fails here, with suggestions
+    try:
+        with torch.device("meta"):
+            return probe(create_model(name_or_model, **kwargs))
+    except CnnlabError:
+        raise
+    except Exception:  # a builder that needs real numbers (e.g. .item() while building)
+        return probe(create_model(name_or_model, **kwargs))

@@ -131,7 +131,7 @@ def test_a_layer_called_twice_gets_two_rows_and_counts_its_params_once():
 @pytest.mark.parametrize(
     ("target", "shape", "message"),
     [
-        ("lenet5", (1, 8, 8), "input 1x8x8 is too small for lenet5: "),
+        ("lenet5", (1, 8, 8), "lenet5 needs inputs of at least 16x16 pixels"),
         ("conv 8 k5; conv 8 k5", (1, 6, 6), "input 1x6x6 is too small for spec 'conv 8 k5; conv 8 k5': "),
         (nn.Sequential(nn.Conv2d(1, 2, 5), nn.MaxPool2d(4)), (1, 6, 6), "input 1x6x6 is too small for Sequential: "),
         (nn.Sequential(nn.Conv2d(3, 2, 3)), (1, 6, 6), "input 1x6x6 does not fit Sequential: "),

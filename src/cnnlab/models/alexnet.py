@@ -97,9 +97,6 @@ class AlexNet(ImageClassifier):
         self.classifier = nn.Sequential(*hidden, fc8)
         self.num_features = c5
 
-    def stages(self) -> list[nn.Module]:
-        # The layers live in `features` (torchvision's layout), so the stage names are dotted paths.
-        return [self.get_submodule(name) for name in self.stage_names]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, 3, 224, 224] (alexnet)
         # conv1 [B, 64, 55, 55] -> pool [B, 64, 27, 27] -> conv2 [B, 192, 27, 27] -> pool [B, 192, 13, 13]

@@ -131,9 +131,6 @@ class ConvNeXt(ImageClassifier):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
 
-    def stages(self) -> list[nn.Module]:
-        # The stages live inside `features` (torchvision's layout), so the names are dotted paths.
-        return [self.get_submodule(name) for name in self.stage_names]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, 3, 224, 224], convnext_tiny
         # One pass through `features`; its children in order, with convnext_tiny's shapes:

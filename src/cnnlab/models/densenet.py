@@ -137,9 +137,6 @@ class DenseNet(ImageClassifier):
             elif isinstance(module, nn.Linear):
                 nn.init.zeros_(module.bias)
 
-    def stages(self) -> list[nn.Module]:
-        # The dense blocks live inside `features` (torchvision's layout), so the names are dotted paths.
-        return [self.get_submodule(name) for name in self.stage_names]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, 3, 224, 224], densenet121
         # One pass through `features`; its children in order, with densenet121's shapes:

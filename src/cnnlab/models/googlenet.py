@@ -245,9 +245,20 @@ class GoogLeNet(ImageClassifier):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:
         with_aux = self.training and self.aux_logits
-        features, aux1, aux2 = self._forward_features(x, with_aux)
+        try:
+            features, aux1, aux2 = self._forward_features(x, with_aux)
+        except (RuntimeError, ValueError) as error:
+            self.explain_input_error(x, error)  # a too-small input becomes a one-line CnnlabError, as in the base
+            raise
         logits = self.forward_head(features)
         return GoogLeNetOutputs(logits, aux2, aux1) if with_aux else logits
+
+    def adapt_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """torchvision's published GoogLeNet file carries the auxiliary heads; a model built without them ignores
+        those keys (as torchvision does). Every other key already mirrors torchvision's."""
+        if self.aux_logits:
+            return state_dict
+        return {k: v for k, v in state_dict.items() if not k.startswith(("aux1.", "aux2."))}
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the final linear layer, and the auxiliary heads' final layers, for `num_classes` classes."""

@@ -58,8 +58,6 @@ class MobileNet(ImageClassifier):
             return self.classifier[:-1](x)  # [B, width of the final linear's input]
         return self.classifier(x)  # [B, num_classes]
 
-    def stages(self) -> list[nn.Module]:
-        return [self.get_submodule(name) for name in self.stage_names]
 
     def _assemble(
         self, layers: list[nn.Module], strides: Sequence[int], classifier: nn.Sequential, linear_init: str = "normal"

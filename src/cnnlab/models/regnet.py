@@ -169,9 +169,6 @@ class AnyNet(ImageClassifier):
                 nn.init.normal_(module.weight, mean=0.0, std=0.01)
                 nn.init.zeros_(module.bias)
 
-    def stages(self) -> list[nn.Module]:
-        # The stages live inside `trunk_output` (torchvision's layout), so the names are dotted paths.
-        return [self.get_submodule(name) for name in self.stage_names]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, 3, 224, 224], regnet_x_400mf
         x = self.stem(x)  # [B, 32, 112, 112]

@@ -130,9 +130,6 @@ class VGG(ImageClassifier):
                 nn.init.normal_(module.weight, 0, 0.01)
                 nn.init.zeros_(module.bias)
 
-    def stages(self) -> list[nn.Module]:
-        # The layers live in `features` (torchvision's layout), so the stage names are dotted paths.
-        return [self.get_submodule(name) for name in self.stage_names]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, 3, 224, 224]
         # Each block of 3x3 convs keeps the side and each pool halves it: 224 -> 112 -> 56 -> 28 -> 14 -> 7.
