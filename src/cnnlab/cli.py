@@ -1,6 +1,8 @@
 """The `cnnlab` command. Each subcommand parses its flags and calls the matching Python API function.
 
 User errors (CnnlabError, bad flags) print one line on stderr and exit with code 2, without a traceback.
+A training run stopped by Ctrl-C or SIGTERM saves a checkpoint, prints how to resume and exits with 128 + the
+signal's number (130 or 143), as a shell expects of a program stopped by a signal.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ def positive_float(text: str) -> float:
 
 def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
     """The training recipe, shared by `train` and `compare`. Unset flags take the dataset's defaults."""
-    parser.add_argument("--dataset", default="digits", help="digits (offline default), mnist, fashion-mnist, kmnist, cifar10, cifar100, imagefolder:PATH")
+    # None, not "digits": `--resume` must tell "not given" (take the run's) from an explicit, possibly different, one.
+    parser.add_argument("--dataset", help="digits (offline default), mnist, fashion-mnist, kmnist, cifar10, cifar100, imagefolder:PATH")
     parser.add_argument("--data-dir", help="where to look for the dataset's files first")
     parser.add_argument("--epochs", type=positive_int)
     parser.add_argument("--batch-size", type=positive_int)
@@ -75,6 +78,10 @@ def recipe_options(args: argparse.Namespace) -> dict:
         "augment", "crop_padding", "train_subset", "val_fraction", "seed", "precision", "threads", "small_input")}
     if getattr(args, "checkpoint_every", None):
         options["checkpoint_every"] = args.checkpoint_every
+    if getattr(args, "keep", None):
+        options["keep_checkpoints"] = args.keep
+    if getattr(args, "weights", None):
+        options["weights"] = args.weights
     return options
 
 
@@ -87,6 +94,9 @@ def build_parser() -> ArgumentParser:
     add_recipe_flags(train)
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     train.add_argument("--checkpoint-every", type=positive_int, metavar="STEPS", help="also checkpoint every N steps")
+    train.add_argument("--keep", type=positive_int, metavar="N", help="checkpoints to keep on disk (default 2)")
+    train.add_argument("--weights", metavar="PATH",
+                       help="start from a local weights file: torchvision .pth/.pt (read weights-only) or .safetensors")
 
     evaluate = commands.add_parser("eval", help="test accuracy, per-class accuracy and a confusion matrix of a run")
     evaluate.add_argument("run_dir")
@@ -114,15 +124,18 @@ def cmd_train(args: argparse.Namespace, console: Console) -> None:
     from cnnlab.api import train
 
     options = recipe_options(args)
+    if args.resume and args.weights:
+        raise CnnlabError("--weights starts a new run; --resume continues from the run's own checkpoint: pass one of them")
     if args.resume:
         train(args.model, args.dataset, resume=args.resume, quiet=args.quiet)
         return
-    train(args.model, args.dataset, out=args.out, overwrite=args.overwrite, quiet=args.quiet, **options)
+    train(args.model, args.dataset or "digits", out=args.out, overwrite=args.overwrite, quiet=args.quiet, **options)
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> None:
     from cnnlab.training.compare import HEADERS, compare, format_row
 
+    args.dataset = args.dataset or "digits"
     rows = compare(args.models, args.dataset, out=args.out, overwrite=args.overwrite, quiet=args.quiet, **recipe_options(args))
     table = Table(*HEADERS, title=f"{args.dataset}: {rows[0]['epochs']} epochs, batch {rows[0]['batch_size']}, {rows[0]['optimizer']} lr {rows[0]['lr']:g}")
     for row in rows:
@@ -195,8 +208,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         COMMANDS[args.command](args, console)
     except CnnlabError as error:
-        print(f"cnnlab: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        code = getattr(error, "exit_code", EXIT_USAGE)  # a stopped training run: 128 + the signal's number
+        message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())  # one line, always
+        print(f"cnnlab: {'error: ' if code == EXIT_USAGE else ''}{message}", file=sys.stderr)
+        return code
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)
         return 130

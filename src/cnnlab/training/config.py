@@ -40,6 +40,7 @@ class TrainConfig:
     out: str | None = None  # run directory; None = runs/<model>-<dataset>-<time>
     checkpoint_every: int = 0  # also checkpoint every N optimizer steps (0 = only at epoch ends)
     keep_checkpoints: int = 2  # how many checkpoints to keep on disk
+    weights: str | None = None  # start from this local weights file (torchvision .pth or safetensors), new runs only
     # CIFAR-style stem (3x3 stride 1, no early pooling) for ImageNet-style models; None = yes when the model's
     # default input is 64 px or more and the data's is smaller (resolved once the data is loaded, then saved)
     small_input: bool | None = None

@@ -12,6 +12,7 @@ import csv
 import math
 import os
 import platform
+import shutil
 import signal
 import threading
 import time
@@ -28,6 +29,7 @@ import cnnlab
 from cnnlab.data import ImageDataset, load_dataset, normalize, random_crop, random_hflip, split_validation
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect import count_macs, count_params
+from cnnlab.models.weights import load_weights
 from cnnlab.registry import create_model, model_info
 from cnnlab.training import checkpoint
 from cnnlab.training.config import TrainConfig, resolve
@@ -171,11 +173,18 @@ def default_run_dir(config: TrainConfig) -> Path:
     return Path("runs") / f"{config.model}-{dataset}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
+RUN_FILES = ("config.json", "metrics.csv", "results.json", "model.safetensors", "curves.png", "eval.json", "confusion.png")
+
+
 def prepare_run_dir(path: Path, overwrite: bool) -> Path:
     path = Path(path)
     if (path / "config.json").exists() and not overwrite:
         raise CnnlabError(f"{path} already holds a run; pass --resume {path} to continue it or --overwrite to replace it")
     try:
+        if (path / "config.json").exists():  # --overwrite: the old run's files go, or its later checkpoints would win
+            shutil.rmtree(path / "checkpoints", ignore_errors=True)
+            for name in RUN_FILES:
+                (path / name).unlink(missing_ok=True)
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
         probe.write_bytes(b"")
@@ -197,7 +206,12 @@ def write_metrics(path: Path, rows: list[dict]) -> None:
 
 # ------------------------------------------------------------------------------------------------------- training
 class TrainingInterrupted(CnnlabError):
-    """Ctrl-C or SIGTERM: a checkpoint was saved; the message says how to resume."""
+    """Ctrl-C or SIGTERM: a checkpoint was saved; the message says how to resume. The CLI exits with 128 + the
+    signal's number (130 for Ctrl-C, 143 for SIGTERM), the shell's convention for "stopped by a signal"."""
+
+    def __init__(self, message: str, signal_name: str = "SIGINT") -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signal.Signals[signal_name].value
 
 
 @contextmanager
@@ -262,6 +276,13 @@ def run(
         config.small_input = wants_small_input(config.model, data.image_size)
     torch.manual_seed(config.seed)  # the initial weights depend on the seed only
     model = build_model(config, data.num_classes, data.in_chans, data.image_size)
+    if resume is None and config.weights:  # a resumed run continues from its own checkpoint instead
+        try:
+            load_weights(model, config.weights, model_name=config.model)
+        except CnnlabError as error:
+            hint = (f" (this run gives {config.model} the small-input stem for {data.image_size}px images; pass "
+                    "--no-small-input to keep the stem the weights were trained with)") if config.small_input else ""
+            raise CnnlabError(f"{error}{hint}") from None
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     dtype = autocast_dtype(config.precision)
@@ -277,6 +298,7 @@ def run(
         config.out = str(run_dir)
         checkpoint.write_json(run_dir / "config.json", {**config.to_dict(), "data": data_metadata(data), "versions": versions()})
         start_epoch, start_step, metrics, best_val, train_seconds = 0, 0, [], 0.0, 0.0
+        epoch_so_far = None
     else:
         state = checkpoint.load_checkpoint(run_dir, model)
         optimizer.load_state_dict(state["optimizer"])
@@ -284,6 +306,8 @@ def run(
         torch.set_rng_state(state["torch_rng"])
         start_epoch, start_step = state["epoch"], state["step_in_epoch"]
         metrics, best_val, train_seconds = state["metrics"], state["best_val_accuracy"], state["train_seconds"]
+        # Mid-epoch: the running sums of the epoch's first steps, so its metrics row equals an uninterrupted run's.
+        epoch_so_far = state.get("epoch_so_far") if start_step else None
 
     params, macs = count_params(model), count_macs(model, (data.in_chans, data.image_size, data.image_size))
     progress = Progress(quiet=quiet)
@@ -292,24 +316,36 @@ def run(
                    f"{config.epochs} epochs x {steps_per_epoch} steps, batch {config.batch_size}, {config.optimizer} lr {config.lr:g}, "
                    f"{'bf16' if dtype else 'fp32'} -> {run_dir}")
 
-    def save(epoch: int, step_in_epoch: int) -> None:
+    def save(epoch: int, step_in_epoch: int, epoch_so_far: dict | None = None) -> None:
         state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
                  "epoch": epoch, "step_in_epoch": step_in_epoch, "metrics": metrics, "best_val_accuracy": best_val,
-                 "train_seconds": train_seconds, "model": config.model, "dataset": config.dataset}
-        checkpoint.save_checkpoint(run_dir, epoch * steps_per_epoch + step_in_epoch, model, state, config.keep_checkpoints)
+                 "train_seconds": train_seconds, "model": config.model, "dataset": config.dataset,
+                 "epoch_so_far": epoch_so_far}
+        step = epoch * steps_per_epoch + step_in_epoch
+        try:
+            checkpoint.save_checkpoint(run_dir, step, model, state, config.keep_checkpoints)
+        except CnnlabError as error:  # e.g. a full disk: the files already there were only ever replaced whole
+            raise CnnlabError(f"saving the checkpoint of step {step} failed: {error}; the earlier checkpoints in "
+                              f"{run_dir / 'checkpoints'} are intact; resume with: cnnlab train {config.model} --resume {run_dir}") from None
 
-    def fail(message: str, error: type[CnnlabError] = CnnlabError):
+    def fail(message: str, error: CnnlabError | None = None):
         """Record the failure in results.json (the checkpoints stay as they were) and stop with `message`."""
-        checkpoint.write_json(run_dir / "results.json", {"model": config.model, "dataset": data.name, "status": "failed",
+        error = error or CnnlabError(message)
+        status = "interrupted" if isinstance(error, TrainingInterrupted) else "failed"
+        checkpoint.write_json(run_dir / "results.json", {"model": config.model, "dataset": data.name, "status": status,
                                                           "error": message, "metrics": metrics, "run_dir": str(run_dir)})
         progress.finish("")
-        raise error(message)
+        raise error
 
     model.train()
     with stop_requests() as stop:
         for epoch in range(start_epoch, config.epochs):
             order = torch.randperm(len(splits.train_images), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
             loss_sum, correct, seen = torch.zeros(()), torch.zeros((), dtype=torch.long), 0
+            seconds_before = 0.0  # time this epoch already ran in an interrupted process
+            if epoch_so_far is not None:
+                loss_sum, correct, seen = epoch_so_far["loss_sum"], epoch_so_far["correct"], epoch_so_far["seen"]
+                seconds_before, epoch_so_far = epoch_so_far["seconds"], None
             epoch_start = time.perf_counter()
             progress.epoch(epoch + 1, config.epochs, steps_per_epoch, start_step)
             for step in range(start_step, steps_per_epoch):
@@ -319,10 +355,20 @@ def run(
                                   config.crop_padding if config.augment else 0, config.augment, generator)
                 y = splits.train_labels[index]
                 with autocast(dtype):
-                    loss, logits = classification_loss(model(x), y, config.label_smoothing, aux_weight)
+                    try:
+                        output = model(x)
+                    except ValueError as error:  # F.batch_norm on a batch of one image at 1x1
+                        if "more than 1 value per channel" not in str(error):
+                            raise
+                        fail(f"{config.model} cannot train with --batch-size {config.batch_size}: a batch-norm layer gets "
+                             f"one value per channel (a 1x1 feature map of one image), too few for batch statistics; "
+                             f"use --batch-size 2 or more")
+                    loss, logits = classification_loss(output, y, config.label_smoothing, aux_weight)
                 if not torch.isfinite(loss):
-                    fail(f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; the last good checkpoint is "
-                         f"kept in {run_dir / 'checkpoints'}; try a lower --lr (now {config.lr:g})")
+                    kept = (f"the last good checkpoint is kept in {run_dir / 'checkpoints'}"
+                            if (run_dir / "checkpoints" / "latest").exists() else "no checkpoint had been written yet")
+                    fail(f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; {kept}; "
+                         f"try a lower --lr (now {config.lr:g})")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -330,17 +376,16 @@ def run(
                 loss_sum += loss.detach().float() * len(y)
                 correct += (logits.argmax(dim=1) == y).sum()
                 seen += len(y)
-                progress.step(loss_sum.item() / seen, correct.item() / seen, seen / (time.perf_counter() - epoch_start))
+                elapsed = seconds_before + time.perf_counter() - epoch_start
+                progress.step(loss_sum.item() / seen, correct.item() / seen, seen / elapsed)
                 global_step = epoch * steps_per_epoch + step + 1
                 if stop or (config.checkpoint_every and global_step % config.checkpoint_every == 0):
-                    if stop:
-                        train_seconds += time.perf_counter() - epoch_start
-                        epoch_start = time.perf_counter()
-                    save(epoch, step + 1)
+                    save(epoch, step + 1, {"loss_sum": loss_sum, "correct": correct, "seen": seen, "seconds": elapsed})
                 if stop:
-                    fail(f"stopped by {stop[0]} at epoch {epoch + 1}, step {step + 1}; checkpoint saved; resume with: "
-                         f"cnnlab train {config.model} --resume {run_dir}", TrainingInterrupted)
-            epoch_seconds = time.perf_counter() - epoch_start
+                    message = (f"stopped by {stop[0]} at epoch {epoch + 1}, step {step + 1}; checkpoint saved; resume with: "
+                               f"cnnlab train {config.model} --resume {run_dir}")
+                    fail(message, TrainingInterrupted(message, stop[0]))
+            epoch_seconds = seconds_before + time.perf_counter() - epoch_start
             train_seconds += epoch_seconds
             start_step = 0
             val_loss, val_acc, _ = evaluate_arrays(model, splits.val_images, splits.val_labels, data, dtype=dtype,
