@@ -66,7 +66,7 @@ def test_no_code_path_calls_torch_load_without_weights_only():
             if isinstance(node, ast.ClassDef) and any(ast.unparse(b) == "pickle.Unpickler" for b in node.bases):
                 if not any(isinstance(f, ast.FunctionDef) and f.name == "find_class" for f in node.body):
                     unsafe.append(f"{where} {node.name} subclasses pickle.Unpickler without find_class")
-    assert len(torch_loads) >= 2, torch_loads  # checkpoint.read_state and models/weights.read_state_dict at least
+    assert torch_loads == ["safeload.py:28"], torch_loads  # the one place; checkpoints and weights files go through it
     assert unsafe == []
 
 

@@ -12,8 +12,6 @@ that does not fit leaves the model untouched.
 from __future__ import annotations
 
 import os
-import pickle
-import re
 import warnings
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.safeload import load_weights_only, read_bytes
 
 StateDict = dict[str, torch.Tensor]
 
@@ -30,7 +29,7 @@ _SHOWN_KEYS = 5  # how many offending keys an error message lists
 
 def _unreadable(path: Path, error: Exception) -> CnnlabError:
     reason = (str(error).strip().splitlines() or [type(error).__name__])[0]  # messages must stay on one line
-    return CnnlabError(f"cannot read weights file {path}: it is truncated or corrupted ({reason})")
+    return CnnlabError(f"weights file {path} is truncated or corrupted ({reason})")
 
 
 def read_state_dict(path: str | os.PathLike) -> StateDict:
@@ -38,22 +37,15 @@ def read_state_dict(path: str | os.PathLike) -> StateDict:
     path = Path(path)
     if not path.is_file():
         raise CnnlabError(f"weights file {path} does not exist")
-    try:
-        if path.suffix == ".safetensors":
+    label = f"weights file {path}"
+    if path.suffix == ".safetensors":
+        try:
             loaded = load_file(str(path), device="cpu")
-        else:
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        if "Weights only load failed" not in str(error):
+        except Exception as error:  # header and length errors all mean an unreadable file
             raise _unreadable(path, error) from None
-        found = re.search(r"GLOBAL ([\w.]+)", str(error))  # e.g. "posix.system", "io.open"
-        code = f" ({found.group(1)})" if found else ""
-        raise CnnlabError(
-            f"weights file {path} holds pickled code{code}; cnnlab refuses to unpickle it for safety. "
-            "Convert it to safetensors in a trusted environment (safetensors.torch.save_file(state_dict, ...))"
-        ) from None
-    except Exception as error:  # zip, safetensors header and EOF errors all mean an unreadable file
-        raise _unreadable(path, error) from None
+    else:
+        loaded = load_weights_only(read_bytes(path, label), label, "convert it to safetensors in a trusted environment "
+                                   "(safetensors.torch.save_file(state_dict, ...))")
 
     for container_key in ("state_dict", "model"):
         if isinstance(loaded, dict) and isinstance(loaded.get(container_key), dict):

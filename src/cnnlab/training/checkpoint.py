@@ -18,8 +18,6 @@ import hashlib
 import io
 import json
 import os
-import pickle
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -29,6 +27,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.safeload import first_line, load_weights_only, read_bytes
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
@@ -101,7 +100,7 @@ def read_weights_and_metadata(path: Path) -> tuple[dict[str, torch.Tensor], dict
             metadata = handle.metadata() or {}
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except Exception as error:  # safetensors raises several types for damaged files
-        raise CnnlabError(f"{path} is not a valid safetensors file (truncated or corrupted?): {_first_line(error)}") from None
+        raise CnnlabError(f"{path} is not a valid safetensors file (truncated or corrupted?): {first_line(error)}") from None
     if WEIGHTS_SHA256 in metadata and metadata[WEIGHTS_SHA256] != tensors_sha256(tensors):
         raise CnnlabError(f"{path} is corrupted: its tensors no longer match the checksum saved with them")
     return tensors, metadata
@@ -145,34 +144,15 @@ def save_state(path: Path, state: dict) -> None:
     atomic_write(path, lambda handle: handle.write(data))
 
 
-def _first_line(error: Exception) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-
 def read_state(path: Path, sha256: str | None = None) -> dict:
     """Training state saved by `save_state`, read weights-only (never a full unpickle, no fallback). With `sha256`
     the bytes are checked first, so a damaged file cannot load as different numbers."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CnnlabError(f"checkpoint {path} does not exist") from None
+    label = f"checkpoint {path}"
+    data = read_bytes(path, label)
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
-        raise CnnlabError(f"checkpoint {path} is corrupted: it does not match the checksum saved with its weights")
-    try:
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        if "Weights only load failed" not in str(error):
-            raise CnnlabError(f"checkpoint {path} is truncated or corrupted ({_first_line(error)})") from None
-        found = re.search(r"GLOBAL ([\w.]+)", str(error))  # the callable the pickle wanted, e.g. posix.system
-        raise CnnlabError(
-            f"checkpoint {path} holds pickled code{f' ({found.group(1)})' if found else ''}, which cnnlab refuses to "
-            "unpickle; cnnlab checkpoints hold only tensors and numbers (loaded weights-only) and model weights are "
-            "safetensors, so this file did not come from a cnnlab run"
-        ) from None
-    except Exception as error:  # truncated zip archives, bad headers
-        raise CnnlabError(f"checkpoint {path} is truncated or corrupted ({_first_line(error)})") from None
+        raise CnnlabError(f"{label} is corrupted: it does not match the checksum saved with its weights")
+    return load_weights_only(data, label, "cnnlab checkpoints hold only tensors and numbers and model weights are "
+                                          "safetensors, so this file did not come from a cnnlab run")
 
 
 def save_checkpoint(run_dir: Path, step: int, model: nn.Module, state: dict, keep: int) -> Path:
