@@ -3,12 +3,9 @@
 import torch
 import torchvision
 from torch import nn
+from twins import n_params, stage_shapes
 
 from cnnlab import create_model, model_info
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 @torch.no_grad()
@@ -51,11 +48,8 @@ def test_paper_network_structure_and_count():
 def test_paper_network_sizes_at_227():
     torch.manual_seed(0)
     model = create_model("alexnet_paper").eval()
-    shapes = []
-    hooks = [s.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape))) for s in model.stages()]
-    assert model(torch.randn(1, 3, 227, 227)).shape == (1, 1000)
-    for hook in hooks:
-        hook.remove()
+    shapes, logits = stage_shapes(model, torch.randn(1, 3, 227, 227))
+    assert logits.shape == (1, 1000)
     # (227 - 11) / 4 + 1 = 55 (224 would give 54.25), then overlapping pools 55 -> 27 -> 13 -> 6
     assert shapes == [(1, 96, 55, 55), (1, 256, 27, 27), (1, 256, 13, 13), (1, 256, 6, 6)]
 

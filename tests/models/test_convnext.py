@@ -6,23 +6,10 @@ import torch
 import torchvision
 from torch import nn
 from torch.nn import functional as F
+from twins import assert_logits_match, images, n_params, stage_shapes
 
 from cnnlab import create_model, model_info
 from cnnlab.models.convnext import ConvNeXt, ConvNeXtBlock, LayerNorm2d, convnext_tiny
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread for this module: on the shared 2-core machine, two threads that wait on each other
-    made small forwards ~25x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def randomize_(model: nn.Module, seed: int = 0) -> None:
@@ -71,13 +58,7 @@ def test_parameter_counts_equal_torchvision(twin_pair):
 
 def test_logits_equal_torchvision(twin_pair):
     _, ours, theirs = twin_pair
-    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))  # torchvision's minimum side
-    with torch.no_grad():
-        expected = theirs(x)
-        actual = ours(x)
-    assert expected.shape == (2, 1000)
-    assert expected.std() > 0.05  # the comparison below is meaningful
-    torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)
+    assert assert_logits_match(ours, theirs, images(32)).shape == (2, 1000)  # 32: torchvision's minimum side
 
 
 def test_stochastic_depth_schedule_equals_torchvision(twin_pair):
@@ -125,11 +106,7 @@ def test_block_starts_near_identity_and_counts():
 def test_stage_outputs():
     with torch.device("meta"):  # shapes only
         model = convnext_tiny()
-        shapes = []
-        hooks = [stage.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape))) for stage in model.stages()]
-        model.forward_features(torch.empty(1, 3, 224, 224))
-    for hook in hooks:
-        hook.remove()
+        shapes, _ = stage_shapes(model, torch.empty(1, 3, 224, 224), model.forward_features)
     assert shapes == [(1, 96, 56, 56), (1, 192, 28, 28), (1, 384, 14, 14), (1, 768, 7, 7)]
 
 

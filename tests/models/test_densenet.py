@@ -2,38 +2,10 @@
 
 import pytest
 import torch
-import torchvision
-from torch import nn
+from twins import assert_logits_match, images, n_params, stage_shapes, torchvision_pair
 
 from cnnlab import create_model, model_info
 from cnnlab.models.densenet import DenseNet, densenet121, densenet_bc_100_12
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread for this module: on the shared 2-core machine, two threads that wait on each other
-    made these small forwards ~25x slower (1.37 s vs 0.05 s for a regnet_x_400mf batch at 28x28)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def randomize_batchnorm_(model: nn.Module, seed: int = 0) -> None:
-    """Non-trivial BN statistics and affine terms: at init every BN is the identity in eval mode, so a model
-    that misplaced a norm (or dropped one) would still match torchvision's logits."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.weight.uniform_(0.5, 1.5, generator=generator)
-                module.bias.normal_(0.0, 0.2, generator=generator)
-                module.running_mean.normal_(0.0, 0.2, generator=generator)
-                module.running_var.uniform_(0.5, 1.5, generator=generator)
 
 
 # torchvision 0.29.1's ImageNet weights metadata (anchors.md).
@@ -42,14 +14,8 @@ TWINS = {"densenet121": 7_978_856, "densenet169": 14_149_480, "densenet201": 20_
 
 @pytest.fixture(scope="module", params=sorted(TWINS))
 def twin_pair(request):
-    """(name, ours, torchvision's) with torchvision's randomised weights loaded into ours, both in eval mode."""
-    torch.manual_seed(0)
-    name = request.param
-    ours = create_model(name).eval()
-    theirs = getattr(torchvision.models, name)(weights=None).eval()
-    randomize_batchnorm_(theirs)
-    ours.load_state_dict(ours.adapt_state_dict(theirs.state_dict()))  # strict: every key must match
-    return name, ours, theirs
+    """(name, ours, torchvision's): torchvision's with randomised BNs, loaded into ours (twins.torchvision_pair)."""
+    return request.param, *torchvision_pair(request.param)
 
 
 def test_parameter_counts_equal_torchvision(twin_pair):
@@ -59,13 +25,7 @@ def test_parameter_counts_equal_torchvision(twin_pair):
 
 def test_logits_equal_torchvision(twin_pair):
     _, ours, theirs = twin_pair
-    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected = theirs(x)
-        actual = ours(x)
-    assert expected.shape == (2, 1000)
-    assert expected.std() > 0.05  # the comparison below is meaningful
-    torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)
+    assert assert_logits_match(ours, theirs, images(64)).shape == (2, 1000)
 
 
 def test_registry_metadata():
@@ -81,12 +41,7 @@ def test_dense_blocks_grow_by_the_growth_rate():
     # densenet121: 64 -> +6*32 = 256 -> /2 = 128 -> +12*32 = 512 -> 256 -> +24*32 = 1024 -> 512 -> +16*32 = 1024.
     torch.manual_seed(0)
     model = densenet121().eval()
-    shapes = []
-    hooks = [stage.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape))) for stage in model.stages()]
-    with torch.no_grad():
-        features = model.forward_features(torch.randn(1, 3, 64, 64))
-    for hook in hooks:
-        hook.remove()
+    shapes, features = stage_shapes(model, torch.randn(1, 3, 64, 64), model.forward_features)
     assert shapes == [(1, 256, 16, 16), (1, 512, 8, 8), (1, 1024, 4, 4), (1, 1024, 2, 2)]
     assert features.shape == (1, 1024, 2, 2) and features.min() >= 0  # the final BN-ReLU is in the features
     assert model.get_classifier() is model.classifier and model.classifier.in_features == 1024

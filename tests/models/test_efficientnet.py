@@ -6,33 +6,14 @@ import math
 
 import pytest
 import torch
-import torchvision
 from torch import nn
 from torchvision.models.efficientnet import EfficientNet as TorchvisionEfficientNet
 from torchvision.models.efficientnet import _efficientnet_conf
+from twins import assert_logits_match, images, n_params, stage_shapes, torchvision_pair
 
 from cnnlab import create_model, model_info
 from cnnlab.errors import CnnlabError
 from cnnlab.models.efficientnet import efficientnet, efficientnet_scaling
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def randomize_batchnorm_and_linear_(model: nn.Module, seed: int = 0) -> None:
-    """Non-trivial BN statistics and affine terms, unit-gain linears: fresh logits are ~1e-9 (BN at identity),
-    which would make an atol-1e-4 comparison pass for any architecture; after this they are O(0.1)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.weight.uniform_(0.5, 1.5, generator=generator)
-                module.bias.normal_(0.0, 0.2, generator=generator)
-                module.running_mean.normal_(0.0, 0.2, generator=generator)
-                module.running_var.uniform_(0.5, 1.5, generator=generator)
-            elif isinstance(module, nn.Linear):
-                module.weight.normal_(0.0, module.in_features**-0.5, generator=generator)
 
 
 # torchvision 0.29.1's IMAGENET1K_V1 metadata (anchors.md).
@@ -51,14 +32,9 @@ PAPER_TABLE = {
 
 
 def build_pair(phi: int):
-    """(ours, torchvision's) EfficientNet-B{phi}, torchvision's randomised weights loaded into ours (strict),
-    both in eval mode."""
-    torch.manual_seed(0)
-    ours = create_model(f"efficientnet_b{phi}").eval()
-    theirs = getattr(torchvision.models, f"efficientnet_b{phi}")(weights=None).eval()
-    randomize_batchnorm_and_linear_(theirs)
-    ours.load_state_dict(ours.adapt_state_dict(theirs.state_dict()))
-    return ours, theirs
+    """(ours, torchvision's) EfficientNet-B{phi}: torchvision's with randomised BNs and unit-gain linears,
+    loaded into ours (twins.torchvision_pair)."""
+    return torchvision_pair(f"efficientnet_b{phi}", linear=True)
 
 
 # B0, B1 and B4 are built once and shared by the count and the logits tests; B5-B7 are built, checked, dropped.
@@ -88,13 +64,7 @@ def test_generated_model_equals_torchvision(phi):
 @pytest.mark.parametrize("phi", [0, 1, 4])
 def test_logits_equal_torchvision(phi):
     ours, theirs = pair(phi)
-    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected = theirs(x)
-        actual = ours(x)
-    assert expected.shape == (2, 1000)
-    assert expected.std() > 0.05  # the comparison below is meaningful
-    torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)
+    assert assert_logits_match(ours, theirs, images(64)).shape == (2, 1000)
 
 
 def test_b7_is_generated_from_the_b0_table():
@@ -161,12 +131,7 @@ def test_small_input(in_chans, side):
 def test_feature_pyramid_and_reset_classifier():
     model = create_model("efficientnet_b0").eval()
     assert model.stage_names == ("features.1", "features.2", "features.3", "features.5", "features.8")
-    sides = []
-    hooks = [stage.register_forward_hook(lambda m, i, out: sides.append(out.shape[-1])) for stage in model.stages()]
-    with torch.no_grad():
-        model(torch.randn(1, 3, 64, 64))
-    for hook in hooks:
-        hook.remove()
-    assert sides == [32, 16, 8, 4, 2]
+    shapes, _ = stage_shapes(model, torch.randn(1, 3, 64, 64))
+    assert [shape[-1] for shape in shapes] == [32, 16, 8, 4, 2]
     model.reset_classifier(3)
     assert model.get_classifier().out_features == 3

@@ -4,6 +4,7 @@ import pytest
 import torch
 import torchvision
 from torch import nn
+from twins import n_params, randomize_norms_, stage_shapes
 
 from cnnlab import create_model, model_info
 from cnnlab.models.googlenet import AUX_LOSS_WEIGHT, GoogLeNetOutputs, InceptionModule
@@ -21,10 +22,6 @@ def without_onednn():
     torch.backends.mkldnn.enabled = previous
 
 
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def scramble_(model: nn.Module) -> nn.Module:
     """Give every parameter and BN statistic random values that keep the activations' scale: torchvision's
     std-0.01 init with fresh BN statistics makes the logits ~1e-9, so any atol comparison would be vacuous."""
@@ -33,11 +30,7 @@ def scramble_(model: nn.Module) -> nn.Module:
             nn.init.kaiming_normal_(module.weight, nonlinearity="relu")  # keeps the activations' scale
             if module.bias is not None:
                 nn.init.normal_(module.bias, 0, 0.1)
-        elif isinstance(module, nn.BatchNorm2d):
-            module.running_mean.normal_(0, 0.1)
-            module.running_var.uniform_(0.5, 1.5)
-            module.weight.data.uniform_(0.5, 1.5)
-            module.bias.data.normal_(0, 0.1)
+    randomize_norms_(model)
     return model
 
 
@@ -139,11 +132,8 @@ def test_small_input_shapes_and_stages():
     torch.manual_seed(0)
     model = create_model("googlenet_tv", num_classes=10, in_chans=1, small_input=True).eval()
     assert model.stage_names == ("conv3", "inception3b", "inception4e", "inception5b")
-    shapes = []
-    hooks = [s.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape))) for s in model.stages()]
-    assert model(torch.randn(1, 1, 28, 28)).shape == (1, 10)
-    for hook in hooks:
-        hook.remove()
+    shapes, logits = stage_shapes(model, torch.randn(1, 1, 28, 28))
+    assert logits.shape == (1, 10)
     # 28 (stride-1 stem, no first pool) -> 14 -> 7 -> 4 (2x2 ceil-mode pool)
     assert shapes == [(1, 192, 28, 28), (1, 480, 14, 14), (1, 832, 7, 7), (1, 1024, 4, 4)]
     paper = create_model("googlenet", num_classes=10, small_input=True).eval()

@@ -16,6 +16,7 @@ import torchvision
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
+from twins import n_params
 
 from cnnlab.errors import CnnlabError
 from cnnlab.models.base import ImageClassifier
@@ -48,21 +49,11 @@ class Built:
         self.model = build(name).eval()
         self.min_side = min_input_size(name, **small_kwargs(name))  # probed on meta; cached for self.model too
         self.side = max(self.min_side, 8)
-        self.size = sum(p.numel() for p in self.model.parameters())
+        self.size = n_params(self.model)
         torch.manual_seed(1)
         self.x = torch.randn(BATCH, self.model.in_chans, self.side, self.side)
         with torch.no_grad():
             self.logits = self.model(self.x)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Inputs here are tiny, so intra-op threads only add synchronisation; on a shared 2-core machine two
-    # threads per process made some forwards 10-100x slower (densenet121 at 8x8: 0.03 s vs 0.4-4 s).
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module", params=MODELS)
@@ -167,7 +158,7 @@ def test_reset_classifier(built: Built):
 def test_random_channels_and_classes(name: str, in_chans: int, num_classes: int):
     kwargs = dict(small_kwargs(name), in_chans=in_chans, num_classes=num_classes)
     with torch.device("meta"):
-        size = sum(p.numel() for p in create_model(name, **kwargs).parameters())
+        size = n_params(create_model(name, **kwargs))
     device = "cpu" if size <= HYPOTHESIS_REAL_LIMIT else "meta"
     with torch.device(device):
         model = create_model(name, **kwargs).eval()

@@ -4,29 +4,10 @@ import pytest
 import torch
 import torchvision
 from torch import nn
+from twins import assert_logits_match, images, n_params, stage_shapes, torchvision_pair
 
 from cnnlab import create_model, model_info
 from cnnlab.models.mobilenet import MobileNetV2, mobilenet_v1, mobilenet_v2
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def randomize_batchnorm_and_linear_(model: nn.Module, seed: int = 0) -> None:
-    """Give every BN non-trivial statistics and affine terms, and the linears unit-gain weights. A freshly
-    initialised mobile net has logits of ~1e-9 (BN at identity, linear std 0.01), so comparing them at atol
-    1e-4 would pass for any architecture; after this the logits are O(0.1) and a wrong BN eps shows."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.weight.uniform_(0.5, 1.5, generator=generator)
-                module.bias.normal_(0.0, 0.2, generator=generator)
-                module.running_mean.normal_(0.0, 0.2, generator=generator)
-                module.running_var.uniform_(0.5, 1.5, generator=generator)
-            elif isinstance(module, nn.Linear):
-                module.weight.normal_(0.0, module.in_features**-0.5, generator=generator)
 
 
 TWINS = {"mobilenet_v2": 3_504_872, "mobilenet_v3_small": 2_542_856, "mobilenet_v3_large": 5_483_032}
@@ -34,14 +15,8 @@ TWINS = {"mobilenet_v2": 3_504_872, "mobilenet_v3_small": 2_542_856, "mobilenet_
 
 @pytest.fixture(scope="module", params=sorted(TWINS))
 def twin_pair(request):
-    """(name, ours, torchvision's) with torchvision's randomised weights loaded into ours, both in eval mode."""
-    torch.manual_seed(0)
-    name = request.param
-    ours = create_model(name).eval()
-    theirs = getattr(torchvision.models, name)(weights=None).eval()
-    randomize_batchnorm_and_linear_(theirs)
-    ours.load_state_dict(ours.adapt_state_dict(theirs.state_dict()))  # strict: every key must map
-    return name, ours, theirs
+    """(name, ours, torchvision's): torchvision's with randomised BNs and unit-gain linears, loaded into ours (twins.torchvision_pair)."""
+    return request.param, *torchvision_pair(request.param, linear=True)
 
 
 def test_parameter_counts_equal_torchvision(twin_pair):
@@ -51,13 +26,7 @@ def test_parameter_counts_equal_torchvision(twin_pair):
 
 def test_logits_equal_torchvision(twin_pair):
     _, ours, theirs = twin_pair
-    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected = theirs(x)
-        actual = ours(x)
-    assert expected.shape == (2, 1000)
-    assert expected.std() > 0.05  # the comparison below is meaningful
-    torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)
+    assert assert_logits_match(ours, theirs, images(64)).shape == (2, 1000)
 
 
 def test_batchnorm_settings_equal_torchvision(twin_pair):
@@ -146,14 +115,10 @@ def test_v2_width_multiplier_matches_torchvision():
 )
 def test_feature_pyramid_head_and_reset(name, pre_logits):
     model = create_model(name).eval()
-    sides = []
-    hooks = [stage.register_forward_hook(lambda m, i, out: sides.append(out.shape[-1])) for stage in model.stages()]
+    shapes, features = stage_shapes(model, torch.randn(2, 3, 64, 64), model.forward_features)
     with torch.no_grad():
-        features = model.forward_features(torch.randn(2, 3, 64, 64))
         assert model.forward_head(features, pre_logits=True).shape == (2, pre_logits)
-    for hook in hooks:
-        hook.remove()
-    assert sides == [32, 16, 8, 4, 2]  # strides 2, 4, 8, 16, 32
+    assert [shape[-1] for shape in shapes] == [32, 16, 8, 4, 2]  # strides 2, 4, 8, 16, 32
     assert features.shape[1] == model.num_features
     model.reset_classifier(5)
     with torch.no_grad():

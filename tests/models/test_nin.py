@@ -2,13 +2,10 @@
 
 import torch
 from torch import nn
+from twins import n_params, stage_shapes
 
 from cnnlab import create_model, model_info
 from cnnlab.models.nin import mlpconv
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def test_parameter_count_of_d2l_fashion_mnist_net():
@@ -65,11 +62,8 @@ def test_small_input_and_stages():
     gray = create_model("nin", num_classes=10, in_chans=1, small_input=True).eval()
     # block1's stem is 3x3 instead of 11x11: 1,992,166 - 96*121 + 96*9
     assert n_params(gray) == 1_992_166 - 96 * 121 + 96 * 9 == 1_981_414
-    shapes = []
-    hooks = [stage.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape))) for stage in gray.stages()]
-    assert gray(torch.randn(2, 1, 28, 28)).shape == (2, 10)
-    for hook in hooks:
-        hook.remove()
+    shapes, logits = stage_shapes(gray, torch.randn(2, 1, 28, 28))
+    assert logits.shape == (2, 10)
     assert shapes == [(2, 96, 28, 28), (2, 256, 13, 13), (2, 384, 6, 6), (2, 10, 6, 6)]
     rgb = create_model("nin", num_classes=10, small_input=True).eval()
     assert rgb.forward_features(torch.randn(2, 3, 32, 32)).shape == (2, 10, 7, 7)  # 32 -> 15 -> 7

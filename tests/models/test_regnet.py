@@ -3,41 +3,11 @@ torchvision (counts, logits)."""
 
 import pytest
 import torch
-import torchvision
-from torch import nn
 from torchvision.models.regnet import BlockParams
+from twins import assert_logits_match, images, n_params, stage_shapes, torchvision_pair
 
 from cnnlab import create_model, model_info
 from cnnlab.models.regnet import AnyNet, AnyNetStage, XBlock, regnet_stages, regnet_x_400mf, regnet_y_400mf
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread for this module: on the shared 2-core machine, two threads that wait on each other
-    made these small forwards ~25x slower (1.37 s vs 0.05 s for a regnet_x_400mf batch at 28x28)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def randomize_batchnorm_(model: nn.Module, seed: int = 0) -> None:
-    """Non-trivial BN statistics and affine terms (at init every BN is the identity in eval mode), so the
-    logits comparison sees a misplaced norm, and the fc unit-gain weights so the logits are not ~1e-2."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.weight.uniform_(0.5, 1.5, generator=generator)
-                module.bias.normal_(0.0, 0.2, generator=generator)
-                module.running_mean.normal_(0.0, 0.2, generator=generator)
-                module.running_var.uniform_(0.5, 1.5, generator=generator)
-            elif isinstance(module, nn.Linear):
-                module.weight.normal_(0.0, module.in_features**-0.5, generator=generator)
 
 
 # The paper's (Appendix) RegNetX/Y settings as torchvision's builders pass them: depth, w_0, w_a, w_m, group width.
@@ -98,14 +68,8 @@ TWINS = {"regnet_x_400mf": 5_495_976, "regnet_y_400mf": 4_344_144}
 
 @pytest.fixture(scope="module", params=sorted(TWINS))
 def twin_pair(request):
-    """(name, ours, torchvision's) with torchvision's randomised weights loaded into ours, both in eval mode."""
-    torch.manual_seed(0)
-    name = request.param
-    ours = create_model(name).eval()
-    theirs = getattr(torchvision.models, name)(weights=None).eval()
-    randomize_batchnorm_(theirs)
-    ours.load_state_dict(ours.adapt_state_dict(theirs.state_dict()))  # strict: every key must match
-    return name, ours, theirs
+    """(name, ours, torchvision's): torchvision's with randomised BNs and unit-gain fc weights, loaded into ours (twins.torchvision_pair)."""
+    return request.param, *torchvision_pair(request.param, linear=True)
 
 
 def test_parameter_counts_equal_torchvision(twin_pair):
@@ -115,13 +79,7 @@ def test_parameter_counts_equal_torchvision(twin_pair):
 
 def test_logits_equal_torchvision(twin_pair):
     _, ours, theirs = twin_pair
-    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected = theirs(x)
-        actual = ours(x)
-    assert expected.shape == (2, 1000)
-    assert expected.std() > 0.05  # the comparison below is meaningful
-    torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)
+    assert assert_logits_match(ours, theirs, images(64)).shape == (2, 1000)
 
 
 def test_registry_metadata():
@@ -147,12 +105,7 @@ def test_y_blocks_have_squeeze_excite_sized_by_block_input():
 def test_stage_outputs():
     torch.manual_seed(0)
     model = regnet_x_400mf().eval()
-    shapes = []
-    hooks = [stage.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape))) for stage in model.stages()]
-    with torch.no_grad():
-        model.forward_features(torch.randn(1, 3, 64, 64))
-    for hook in hooks:
-        hook.remove()
+    shapes, _ = stage_shapes(model, torch.randn(1, 3, 64, 64), model.forward_features)
     assert shapes == [(1, 32, 16, 16), (1, 64, 8, 8), (1, 160, 4, 4), (1, 400, 2, 2)]
 
 

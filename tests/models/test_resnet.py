@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torchvision
 from torch import nn
+from twins import assert_logits_match, images, n_params, torchvision_pair
 
 from cnnlab.errors import CnnlabError
 from cnnlab.models.resnet import (
@@ -20,21 +20,6 @@ from cnnlab.models.resnet import (
     wide_resnet,
 )
 from cnnlab.registry import create_model, model_info
-
-
-def num_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def randomize_batchnorm(model: nn.Module) -> None:
-    """Non-trivial BN affine parameters and running statistics, so a mis-ordered or missing BN shows up in the
-    logits (fresh BNs are the identity in eval mode)."""
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.weight.data.uniform_(0.5, 1.0)
-            module.bias.data.uniform_(-0.2, 0.2)
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.8, 1.5)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -56,19 +41,12 @@ TWINS = [
 
 @pytest.mark.parametrize("name, anchor", TWINS)
 def test_equals_torchvision_twin(name: str, anchor: int) -> None:
-    torch.manual_seed(0)
-    theirs = getattr(torchvision.models, name)(weights=None).eval()
-    randomize_batchnorm(theirs)
-    ours = create_model(name).eval()
+    # Randomised BNs, so a mis-ordered or missing BN shows in the logits; gains below 1 keep them O(1).
+    ours, theirs = torchvision_pair(name, max_gain=0.8)
     assert model_info(name).twin == name
-    assert num_params(ours) == num_params(theirs) == anchor
-    ours.load_state_dict(ours.adapt_state_dict(theirs.state_dict()))  # strict: the same keys and shapes
-    x = torch.randn(1, 3, 64, 64)  # layer4 sees 2x2 maps, so every 3x3 tap is used
-    with torch.no_grad():
-        expected = theirs(x)
-        got = ours(x)
-    assert got.shape == (1, 1000)
-    torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+    assert n_params(ours) == n_params(theirs) == anchor
+    x = images(64, batch=1)  # layer4 sees 2x2 maps, so every 3x3 tap is used
+    assert assert_logits_match(ours, theirs, x).shape == (1, 1000)
 
 
 def test_bottleneck_strides_its_3x3_conv_v1_5() -> None:
@@ -89,7 +67,7 @@ def test_small_input_imagenet_resnets() -> None:
     model = create_model("resnet18", num_classes=10, in_chans=1, small_input=True).eval()
     assert isinstance(model.maxpool, nn.Identity) and model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
     # 11,689,512 - 7x7x3x64 stem (9,408) + 3x3x1x64 stem (576) - 1000-way fc (513,000) + 10-way fc (5,130)
-    assert num_params(model) == 11_172_810
+    assert n_params(model) == 11_172_810
     with torch.no_grad():
         features = model.forward_features(torch.randn(2, 1, 28, 28))
         assert features.shape == (2, 512, 4, 4)  # 28 -> 28 -> 14 -> 7 -> 4
@@ -120,10 +98,10 @@ CIFAR = [
 def test_cifar_resnet_counts_match_paper(name: str, n: int, count: int, paper_millions: float, digits: int) -> None:
     model = create_model(name)
     assert count == 97_216 * n - 21_926
-    assert num_params(model) == count
+    assert n_params(model) == count
     assert round(count / 1e6, digits) == paper_millions
     plain = create_model(name.replace("resnet", "plain"))
-    assert num_params(plain) == count  # zero-padding shortcuts have no parameters
+    assert n_params(plain) == count  # zero-padding shortcuts have no parameters
     assert not any("downsample" in key for key in model.state_dict())
     assert [len(stage) for stage in model.stages()] == [n, n, n]
 
@@ -131,7 +109,7 @@ def test_cifar_resnet_counts_match_paper(name: str, n: int, count: int, paper_mi
 def test_resnet1202() -> None:
     torch.manual_seed(0)
     model = create_model("resnet1202").eval()  # builds in well under a second
-    assert num_params(model) == 97_216 * 200 - 21_926 == 19_421_274
+    assert n_params(model) == 97_216 * 200 - 21_926 == 19_421_274
     assert round(19_421_274 / 1e6, 1) == 19.4
     assert [len(stage) for stage in model.stages()] == [200, 200, 200]
     assert torch.count_nonzero(model.layer2[7].bn2.weight) == 0  # zero-init residual: a fresh net stays finite
@@ -158,7 +136,7 @@ def test_cifar_registry_defaults_and_shapes() -> None:
 def test_shortcut_b_projects_where_shape_changes() -> None:
     a, b = create_model("resnet20"), create_model("resnet20", shortcut="B")
     # Two 1x1 conv + BN projections: 16*32 + 64 and 32*64 + 128.
-    assert num_params(b) - num_params(a) == 2_752
+    assert n_params(b) - n_params(a) == 2_752
     assert isinstance(a.layer2[0].downsample, ZeroPadShortcut)
     assert isinstance(b.layer2[0].downsample, nn.Sequential)
     assert a.layer2[1].downsample is None and b.layer2[1].downsample is None
@@ -197,8 +175,8 @@ def test_cifar_resnet_rejects_bad_arguments() -> None:
             cifar_resnet(depth)
     with pytest.raises(CnnlabError, match="shortcut"):
         cifar_resnet(20, shortcut="C")
-    assert num_params(cifar_resnet(8)) == 97_216 - 21_926  # n = 1, the smallest
-    assert num_params(cifar_resnet(20, residual=False)) == 269_722
+    assert n_params(cifar_resnet(8)) == 97_216 - 21_926  # n = 1, the smallest
+    assert n_params(cifar_resnet(20, residual=False)) == 269_722
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -246,7 +224,7 @@ def test_preact_resnet18() -> None:
     model = create_model("preact_resnet18").eval()
     # kuangliu's PreActResNet18 (11,171,146 parameters: 3x3 stem, no stem BN, no final BN) plus the paper's
     # final BN before pooling (2 x 512).
-    assert num_params(model) == 11_171_146 + 1_024 == 11_172_170
+    assert n_params(model) == 11_171_146 + 1_024 == 11_172_170
     assert isinstance(model.bn1, nn.Identity) and isinstance(model.final_norm[0], nn.BatchNorm2d)
     assert model_info("preact_resnet18").default_num_classes == 10
     with torch.no_grad():
@@ -264,9 +242,9 @@ def test_preact_resnet18() -> None:
 def test_wide_resnets() -> None:
     torch.manual_seed(0)
     wrn28 = create_model("wrn28_10").eval()
-    assert num_params(wrn28) == 36_479_194 and round(36_479_194 / 1e6, 1) == 36.5
+    assert n_params(wrn28) == 36_479_194 and round(36_479_194 / 1e6, 1) == 36.5
     wrn40 = create_model("wrn40_4").eval()
-    assert num_params(wrn40) == 8_949_210 and round(8_949_210 / 1e6, 1) == 8.9
+    assert n_params(wrn40) == 8_949_210 and round(8_949_210 / 1e6, 1) == 8.9
     assert [len(stage) for stage in wrn40.stages()] == [6, 6, 6]
     assert [stage[0].conv1.out_channels for stage in wrn28.stages()] == [160, 320, 640]
     x = torch.randn(2, 3, 32, 32)
@@ -285,7 +263,7 @@ def test_wide_resnets() -> None:
 def test_resnext29_8x64d() -> None:
     torch.manual_seed(0)
     model = create_model("resnext29_8x64d").eval()
-    assert num_params(model) == 34_426_698 and round(34_426_698 / 1e6, 1) == 34.4
+    assert n_params(model) == 34_426_698 and round(34_426_698 / 1e6, 1) == 34.4
     first_blocks = [stage[0] for stage in model.stages()]
     assert [(b.conv2.groups, b.conv2.out_channels, b.conv3.out_channels) for b in first_blocks] == [
         (8, 512, 256), (8, 1024, 512), (8, 2048, 1024)
@@ -297,9 +275,9 @@ def test_resnext29_8x64d() -> None:
 
 
 def test_tutorial_counts_unchanged() -> None:
-    assert num_params(create_model("simple_resnet")) == 56_586
-    assert num_params(create_model("tiny_resnet")) == 2_797_610
-    assert num_params(create_model("mini_resnet")) == 2_777_674
+    assert n_params(create_model("simple_resnet")) == 56_586
+    assert n_params(create_model("tiny_resnet")) == 2_797_610
+    assert n_params(create_model("mini_resnet")) == 2_777_674
 
 
 def test_zero_init_residual() -> None:

@@ -4,6 +4,7 @@ import pytest
 import torch
 import torchvision
 from torch import nn
+from twins import n_params
 
 from cnnlab import create_model, model_info
 from cnnlab.models.squeezenet import Fire
@@ -12,10 +13,6 @@ ANCHORS = {"squeezenet1_0": 1_248_424, "squeezenet1_1": 1_235_496}  # /work/shar
 # The Fire modules alone: everything but the stem conv and the final 1000-way 1x1 conv.
 FIRES = {"squeezenet1_0": 1_248_424 - (96 * 3 * 7 * 7 + 96) - (512 * 1000 + 1000),
          "squeezenet1_1": 1_235_496 - (64 * 3 * 3 * 3 + 64) - (512 * 1000 + 1000)}  # fmt: skip
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 @pytest.mark.parametrize("name", ["squeezenet1_0", "squeezenet1_1"])

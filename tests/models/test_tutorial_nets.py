@@ -2,13 +2,10 @@
 
 import pytest
 import torch
+from twins import n_params
 
 from cnnlab import create_model, model_info
 from cnnlab.models.blocks import BasicBlock, Bottleneck
-
-
-def n_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 import pytest
 import torch
 import torchvision
+from twins import n_params, stage_shapes
 
 from cnnlab import create_model, model_info
 from cnnlab.models.vgg import VGG_CONFIGS
@@ -12,10 +13,6 @@ NAMES = ["vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19",
 ANCHORS = {
     "vgg11": 132_863_336, "vgg11_bn": 132_868_840, "vgg16": 138_357_544, "vgg16_bn": 138_365_992, "vgg19": 143_667_240,
 }
-
-
-def n_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def ours_without_init(name: str) -> torch.nn.Module:
@@ -83,12 +80,7 @@ def test_small_input_parameter_count_and_shapes():
 def test_stages_are_the_last_layer_at_each_resolution():
     model = create_model("vgg11", num_classes=10, small_input=True).eval()
     assert model.stage_names == ("features.1", "features.4", "features.9", "features.14", "features.19")
-    outputs = []
-    hooks = [stage.register_forward_hook(lambda m, i, o: outputs.append(o.shape)) for stage in model.stages()]
-    with torch.no_grad():
-        model(torch.randn(1, 3, 32, 32))
-    for hook in hooks:
-        hook.remove()
+    outputs, _ = stage_shapes(model, torch.randn(1, 3, 32, 32))
     assert outputs == [(1, 64, 32, 32), (1, 128, 16, 16), (1, 256, 8, 8), (1, 512, 4, 4), (1, 512, 2, 2)]
 
 

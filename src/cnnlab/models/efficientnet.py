@@ -20,7 +20,7 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError, unknown_name_error
 from cnnlab.models.blocks import InvertedResidual, conv_norm_act, make_divisible
-from cnnlab.models.mobilenet import MobileNet
+from cnnlab.models.mobilenet import MobileNet, stem
 from cnnlab.registry import register_model
 
 TAN_2019 = (
@@ -85,8 +85,6 @@ class EfficientNet(MobileNet):
     blocks), with the stem at 0 and the last conv after the stages, as in torchvision.
     """
 
-    classifier_path = "classifier.1"
-
     def __init__(
         self,
         width_mult: float = 1.0,
@@ -111,9 +109,7 @@ class EfficientNet(MobileNet):
             for stage in base
         ]
         total_blocks = sum(stage.repeats for stage in stages)
-        stem_stride = 1 if small_input else 2
-        layers: list[nn.Module] = [conv_norm_act(in_chans, stages[0].in_chs, 3, stem_stride, activation=nn.SiLU)]
-        strides = [stem_stride]
+        layers = [stem(in_chans, stages[0].in_chs, small_input, activation=nn.SiLU)]
         block_index = 0
         for stage in stages:
             blocks = []
@@ -134,13 +130,11 @@ class EfficientNet(MobileNet):
                 )
                 width = stage.out_chs
                 block_index += 1
-            layers.append(nn.Sequential(*blocks))
-            strides.append(stage.stride)
+            layers.append((nn.Sequential(*blocks), stage.stride))
         self.num_features = 4 * stages[-1].out_chs
-        layers.append(conv_norm_act(stages[-1].out_chs, self.num_features, 1, activation=nn.SiLU))
-        strides.append(1)
+        layers.append((conv_norm_act(stages[-1].out_chs, self.num_features, 1, activation=nn.SiLU), 1))
         classifier = nn.Sequential(nn.Dropout(dropout, inplace=True), nn.Linear(self.num_features, num_classes))
-        self._assemble(layers, strides, classifier, linear_init="uniform")
+        self._assemble(layers, classifier, linear_init="uniform")
         if tf_batchnorm:
             self._set_batchnorm(eps=1e-3, momentum=0.01)
 

@@ -43,11 +43,13 @@ class MobileNet(ImageClassifier):
     """The layout shared by the mobile families: `features` (stem, blocks, last conv; one flat Sequential as in
     torchvision) -> global average pool -> `classifier` Sequential whose last layer is the final linear.
 
-    Subclasses build the feature layers and the classifier, hand them to `_assemble` with each feature
-    layer's stride, and set `num_features` (the channels `forward_features` returns). The stages are the last
-    module at each resolution (dotted names such as "features.3"), so their outputs form the feature pyramid
-    at strides 2, 4, 8, 16 and 32. `stages()` resolves the dotted names with get_submodule.
+    Subclasses build the feature layers (opened by `stem`) and the classifier, hand them to `_assemble` as
+    (layer, stride) pairs, and set `num_features` (the channels `forward_features` returns). The stages are
+    the last module at each resolution (dotted names such as "features.3"), so their outputs form the feature
+    pyramid at strides 2, 4, 8, 16 and 32. `stages()` resolves the dotted names with get_submodule.
     """
+
+    classifier_path = "classifier.1"  # dropout, linear (v1, v2, EfficientNet); v3's two-layer head overrides it
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, C, 224, 224]
         return self.features(x)  # [B, num_features, 7, 7] (side / 32; small_input: side / 16)
@@ -58,19 +60,18 @@ class MobileNet(ImageClassifier):
             return self.classifier[:-1](x)  # [B, width of the final linear's input]
         return self.classifier(x)  # [B, num_classes]
 
-
     def _assemble(
-        self, layers: list[nn.Module], strides: Sequence[int], classifier: nn.Sequential, linear_init: str = "normal"
+        self, layers: Sequence[tuple[nn.Module, int]], classifier: nn.Sequential, linear_init: str = "normal"
     ) -> None:
-        """Set features (from `layers`, whose strides are `strides`), pool and classifier; name the stages;
+        """Set features (from `layers`, (module, stride) pairs in order), pool and classifier; name the stages;
         initialise the weights as torchvision does. linear_init: "normal" (std 0.01, the MobileNets) or
         "uniform" (+-1/sqrt(out_features), EfficientNet)."""
-        self.features = nn.Sequential(*layers)
+        self.features = nn.Sequential(*(layer for layer, _ in layers))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = classifier
         last_at_reduction: dict[int, int] = {}
         reduction = 1
-        for index, stride in enumerate(strides):
+        for index, (_, stride) in enumerate(layers):
             reduction *= stride
             last_at_reduction[reduction] = index
         self.stage_names = tuple(f"features.{i}" for i in last_at_reduction.values())
@@ -96,6 +97,15 @@ class MobileNet(ImageClassifier):
         for module in self.modules():
             if isinstance(module, nn.BatchNorm2d):
                 module.eps, module.momentum = eps, momentum
+
+
+def stem(
+    in_chans: int, out_chs: int, small_input: bool, activation: type[nn.Module] = nn.ReLU
+) -> tuple[nn.Sequential, int]:
+    """The 3x3 conv-BN-activation that opens every mobile network, and its stride: 2, or 1 with small_input
+    (28-32 pixel images, whose side then shrinks 16x rather than 32x)."""
+    stride = 1 if small_input else 2
+    return conv_norm_act(in_chans, out_chs, 3, stride, activation=activation), stride
 
 
 # ---------------------------------------------------------------------------------------------- MobileNet v1
@@ -126,8 +136,6 @@ class MobileNetV1(MobileNet):
     of 8). small_input: a stride-1 stem, for 28-32 pixel images (the side then shrinks 16x, not 32x).
     """
 
-    classifier_path = "classifier.1"
-
     def __init__(
         self,
         num_classes: int = 1000,
@@ -138,16 +146,13 @@ class MobileNetV1(MobileNet):
     ) -> None:
         super().__init__(num_classes, in_chans)
         width = make_divisible(32 * width_mult)
-        stem_stride = 1 if small_input else 2
-        layers: list[nn.Module] = [conv_norm_act(in_chans, width, 3, stem_stride)]
-        strides = [stem_stride]
+        layers = [stem(in_chans, width, small_input)]
         for channels, stride in MOBILENET_V1_LAYERS:
             out_chs = make_divisible(channels * width_mult)
-            layers.append(depthwise_separable(width, out_chs, stride))
-            strides.append(stride)
+            layers.append((depthwise_separable(width, out_chs, stride), stride))
             width = out_chs
         self.num_features = width
-        self._assemble(layers, strides, nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes)))
+        self._assemble(layers, nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes)))
 
 
 @register_model(
@@ -179,8 +184,6 @@ class MobileNetV2(MobileNet):
     """3x3 stride-2 conv to 32, 17 inverted residual blocks (ReLU6, linear bottlenecks), 1x1 conv to 1280,
     average pool, dropout, linear. width_mult scales every width but the last conv's, which never shrinks."""
 
-    classifier_path = "classifier.1"
-
     def __init__(
         self,
         num_classes: int = 1000,
@@ -193,21 +196,17 @@ class MobileNetV2(MobileNet):
         super().__init__(num_classes, in_chans)
         width = make_divisible(32 * width_mult)
         last_chs = make_divisible(1280 * max(1.0, width_mult))
-        stem_stride = 1 if small_input else 2
-        layers: list[nn.Module] = [conv_norm_act(in_chans, width, 3, stem_stride, activation=nn.ReLU6)]
-        strides = [stem_stride]
+        layers = [stem(in_chans, width, small_input, activation=nn.ReLU6)]
         for expansion, channels, repeats, first_stride in setting:
             out_chs = make_divisible(channels * width_mult)
             for index in range(repeats):
                 stride = first_stride if index == 0 else 1
                 mid_chs = int(round(width * expansion))
-                layers.append(InvertedResidual(width, out_chs, stride, mid_chs, activation=nn.ReLU6))
-                strides.append(stride)
+                layers.append((InvertedResidual(width, out_chs, stride, mid_chs, activation=nn.ReLU6), stride))
                 width = out_chs
-        layers.append(conv_norm_act(width, last_chs, 1, activation=nn.ReLU6))
-        strides.append(1)
+        layers.append((conv_norm_act(width, last_chs, 1, activation=nn.ReLU6), 1))
         self.num_features = last_chs
-        self._assemble(layers, strides, nn.Sequential(nn.Dropout(dropout), nn.Linear(last_chs, num_classes)))
+        self._assemble(layers, nn.Sequential(nn.Dropout(dropout), nn.Linear(last_chs, num_classes)))
 
     def adapt_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Map torchvision's `features.N.conv.K...` keys onto `features.N.block...`.
@@ -324,27 +323,22 @@ class MobileNetV3(MobileNet):
             return make_divisible(channels * width_mult)
 
         width = scaled(16)
-        stem_stride = 1 if small_input else 2
-        layers: list[nn.Module] = [conv_norm_act(in_chans, width, 3, stem_stride, activation=nn.Hardswish)]
-        strides = [stem_stride]
+        layers = [stem(in_chans, width, small_input, activation=nn.Hardswish)]
         for row in setting:
             mid_chs, out_chs = scaled(row.expanded), scaled(row.out)
-            layers.append(
-                InvertedResidual(
-                    width,
-                    out_chs,
-                    row.stride,
-                    mid_chs,
-                    row.kernel,
-                    activation=nn.Hardswish if row.hardswish else nn.ReLU,
-                    se_chs=make_divisible(mid_chs // 4) if row.se else 0,
-                    se_gate=nn.Hardsigmoid,
-                )
+            block = InvertedResidual(
+                width,
+                out_chs,
+                row.stride,
+                mid_chs,
+                row.kernel,
+                activation=nn.Hardswish if row.hardswish else nn.ReLU,
+                se_chs=make_divisible(mid_chs // 4) if row.se else 0,
+                se_gate=nn.Hardsigmoid,
             )
-            strides.append(row.stride)
+            layers.append((block, row.stride))
             width = out_chs
-        layers.append(conv_norm_act(width, 6 * width, 1, activation=nn.Hardswish))
-        strides.append(1)
+        layers.append((conv_norm_act(width, 6 * width, 1, activation=nn.Hardswish), 1))
         self.num_features = 6 * width
         last_chs = scaled(last_chs)
         classifier = nn.Sequential(
@@ -353,7 +347,7 @@ class MobileNetV3(MobileNet):
             nn.Dropout(dropout, inplace=True),
             nn.Linear(last_chs, num_classes),
         )
-        self._assemble(layers, strides, classifier)
+        self._assemble(layers, classifier)
         self._set_batchnorm(eps=1e-3, momentum=0.01)
 
 
