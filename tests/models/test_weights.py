@@ -20,7 +20,7 @@ from cnnlab.models.weights import adapt_input_conv, load_weights
 from cnnlab.registry import create_model, list_models, min_input_size, model_info
 
 TWINNED = [name for name in list_models() if model_info(name).twin]
-LOGITS_LIMIT = 100_000_000  # twins above this (the VGGs) are checked for keys, shapes and counts only (time)
+LOGITS_LIMIT = 200_000_000  # every twin, the 138M-parameter VGGs included, goes through a real checkpoint file
 SAFETENSORS_TOO = {"resnet18", "mobilenet_v3_small"}  # also saved and loaded as .safetensors
 # GoogLeNet: the inference network (no auxiliary heads: 6,624,904 parameters, as torchvision builds it when
 # it loads weights); init_weights=False skips a FutureWarning and scipy's slow truncnorm init.
