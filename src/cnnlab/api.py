@@ -34,4 +34,15 @@ def train(
     return run(TrainConfig(model=model, dataset=dataset, **options), resume=resume, overwrite=overwrite, quiet=quiet)
 
 
-__all__ = ["train", "evaluate", "predict", "compare"]
+def experiment(name: str, **options):
+    """Run the experiment `name` (`cnnlab.experiments.list_experiments()`) and return its ExperimentResult; it
+    writes results.md, results.csv, config.json and its plots to `out` (default runs/experiment-NAME-<time>).
+
+    `options`: dataset, epochs, quick, out, seed, data_dir, as the `cnnlab experiment` flags.
+    """
+    from cnnlab.experiments import run_experiment  # matplotlib and the experiments load only when one runs
+
+    return run_experiment(name, **options)
+
+
+__all__ = ["train", "evaluate", "predict", "compare", "experiment"]

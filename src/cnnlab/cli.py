@@ -111,8 +111,28 @@ def build_parser() -> ArgumentParser:
     compare.add_argument("models", nargs="+")
     add_recipe_flags(compare)
 
+    finetune = commands.add_parser("finetune", help="fine-tune a trained run or a torchvision weights file on a dataset")
+    finetune.add_argument("source", metavar="RUN_DIR_OR_WEIGHTS",
+                          help="a cnnlab run directory, or a torchvision .pth/.pt (read weights-only) or .safetensors file")
+    add_recipe_flags(finetune)
+    finetune.add_argument("--model", help="the architecture in a weights file (default: read from its file name)")
+    finetune.add_argument("--freeze", default="none", help="backbone (a linear probe, or LoRA only) or none")
+    finetune.add_argument("--head-lr", type=positive_float, help="peak lr of the new head (default: the dataset's lr)")
+    finetune.add_argument("--backbone-lr", type=positive_float, help="peak lr of the backbone (default: head lr / 10)")
+    finetune.add_argument("--lora-rank", type=positive_int, help="wrap the backbone's convs in LoRA adapters of this rank")
+    finetune.add_argument("--lora-alpha", type=positive_float, help="LoRA scale numerator (default: the rank, scale 1)")
+
     models = commands.add_parser("models", help="list the model zoo")
     models.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'resnet*'")
+
+    experiment = commands.add_parser("experiment", help="rerun one of the tutorials' claims: a table, plots and findings")
+    experiment.add_argument("name", help="compare, batchnorm, kernels, scaling, ... (a wrong name lists the closest)")
+    experiment.add_argument("--dataset", help="default: digits with --quick, else fashion-mnist")
+    experiment.add_argument("--data-dir", help="where to look for the dataset's files first")
+    experiment.add_argument("--epochs", type=positive_int, help="default: the experiment's own for the mode")
+    experiment.add_argument("--quick", action="store_true", help="the seconds-long variant: small subsets, 1-2 epochs")
+    experiment.add_argument("--out", help="output directory (default runs/experiment-NAME-<time>)")
+    experiment.add_argument("--seed", type=int, default=0)
 
     summary = commands.add_parser("summary", help="per-layer shapes, params and MACs of a model or a layer spec")
     summary.add_argument("model", help="a model name, or a layer spec such as \"conv 64 k7 s2 p3; maxpool k3 s2 p1\"")
@@ -143,6 +163,38 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> None:
     console.print(table)
     out = rows[0]["run_dir"].rsplit("/", 1)[0]
     console.print(f"wrote {out}/results.md, results.csv and compare.png", highlight=False)
+
+
+def cmd_finetune(args: argparse.Namespace, console: Console) -> None:
+    from cnnlab.training.finetune import finetune
+
+    options = recipe_options(args)
+    options.pop("small_input")  # the architecture is the source's own
+    lr = options.pop("lr")
+    if lr is not None and args.head_lr is not None:
+        raise CnnlabError("--lr and --head-lr both set the new head's learning rate: pass one of them")
+    results = finetune(args.source, args.dataset or "digits", freeze=args.freeze, head_lr=args.head_lr or lr,
+                       backbone_lr=args.backbone_lr, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
+                       model_name=args.model, out=args.out, overwrite=args.overwrite, quiet=args.quiet, **options)
+    console.print(f"{results['model']} fine-tuned on {results['dataset']} ({results['trainable_params']:,} trainable "
+                  f"parameters): test accuracy {results['test_accuracy']:.2%}; wrote {results['run_dir']}", highlight=False)
+
+
+def cmd_experiment(args: argparse.Namespace, console: Console) -> None:
+    from cnnlab.experiments import get_experiment, run_experiment
+    from cnnlab.experiments.common import format_cell
+
+    get_experiment(args.name)  # an unknown name fails before anything runs
+    result = run_experiment(args.name, dataset=args.dataset, epochs=args.epochs, quick=args.quick, out=args.out,
+                            seed=args.seed, data_dir=args.data_dir)
+    table = Table(*result.columns, title=result.title)
+    for row in result.rows:
+        table.add_row(*(format_cell(row.get(column)) for column in result.columns))
+    console.print(table)
+    for finding in result.findings:
+        console.print(finding, highlight=False)
+    console.print(f"wrote {result.config['out']}/results.md, results.csv, config.json and {', '.join(result.plots)}",
+                  highlight=False)
 
 
 def cmd_eval(args: argparse.Namespace, console: Console) -> None:
@@ -199,7 +251,7 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> None:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "compare": cmd_compare,
-            "models": cmd_models, "summary": cmd_summary}
+            "models": cmd_models, "summary": cmd_summary, "experiment": cmd_experiment, "finetune": cmd_finetune}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

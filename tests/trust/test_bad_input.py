@@ -8,6 +8,7 @@ import json
 import pickle
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -169,3 +170,24 @@ def test_truncated_cifar_batch_names_the_file(capsys, tmp_path):
     (tmp_path / "test").write_bytes(whole[: len(whole) // 2])
     code, _, err = run_cli(capsys, "train", "lenet5", "--dataset", "cifar100", "--data-dir", tmp_path)
     assert_one_line_error(code, err, f"{tmp_path / 'test'} is not a valid CIFAR pickle: ")
+
+
+def test_a_non_finite_gradient_stops_before_the_weights_change(tmp_path, monkeypatch):
+    """A finite loss whose gradient is inf (here injected by a hook) stops the run with the epoch and step, and
+    results.json records the failure."""
+    import json
+
+    import cnnlab
+    from cnnlab.models.lenet import LeNet5
+
+    original_init = LeNet5.__init__
+
+    def init_with_inf_gradient(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.fc3.bias.register_hook(lambda grad: torch.full_like(grad, float("inf")))
+
+    monkeypatch.setattr(LeNet5, "__init__", init_with_inf_gradient)
+    with pytest.raises(cnnlab.CnnlabError, match=r"a gradient became non-finite at epoch 1, step 1; .*lower --lr"):
+        cnnlab.train("lenet5", dataset="digits", epochs=1, train_subset=200, out=str(tmp_path / "run"), quiet=True)
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["status"] == "failed" and "gradient" in results["error"]

@@ -16,6 +16,7 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -94,11 +95,21 @@ def autocast(dtype: torch.dtype | None):
     return torch.autocast("cpu", dtype=dtype) if dtype is not None else nullcontext()
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    # Weight decay on conv/linear weights only: decaying BN scales and biases only fights the normalisation.
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+ParamGroups = Callable[[nn.Module], list[dict]]  # model -> [{"params": [...], "lr": peak lr}, ...]
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig, param_groups: ParamGroups | None = None) -> torch.optim.Optimizer:
+    """`param_groups(model)` gives parameter sets with their own peak "lr" (e.g. a backbone at a tenth of the
+    head's); by default one set, every parameter, at `config.lr`. Frozen parameters (requires_grad=False) are left out."""
+    groups = []
+    for group in param_groups(model) if param_groups else [{"params": model.parameters()}]:
+        params = [p for p in group["params"] if p.requires_grad]
+        lr = group.get("lr", config.lr)
+        # Weight decay on conv/linear weights only: decaying BN scales and biases only fights the normalisation.
+        groups += [{"params": [p for p in params if p.ndim > 1], "weight_decay": config.weight_decay, "lr": lr},
+                   {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "lr": lr}]
+    if not any(group["params"] for group in groups):
+        raise CnnlabError("nothing to train: every parameter of the model is frozen")
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True, foreach=True)
     return torch.optim.AdamW(groups, lr=config.lr, betas=(config.momentum, 0.999), foreach=True)
@@ -108,7 +119,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total
     """A per-step schedule. onecycle: warm up for 25% of the steps, then cosine down to lr/1e4 (Smith 2018)."""
     if config.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=0.25, cycle_momentum=False
+            optimizer, max_lr=[group["lr"] for group in optimizer.param_groups], total_steps=total_steps,
+            pct_start=0.25, cycle_momentum=False,
         )
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
@@ -258,8 +270,17 @@ def run(
     overwrite: bool = False,
     quiet: bool = False,
     data: ImageDataset | None = None,
+    model: nn.Module | None = None,
+    param_groups: ParamGroups | None = None,
 ) -> dict:
-    """Train `config.model` on `config.dataset`, write the run directory, and return the results dict."""
+    """Train `config.model` on `config.dataset`, write the run directory, and return the results dict.
+
+    `model`: train this module (trained in place) instead of building `config.model`; `config.model` still names
+    its architecture in the run files, and `config.weights` is not applied. For experiments and fine-tuning (a
+    pretrained backbone, adapters, a depth the registry has no name for). `param_groups`: see `build_optimizer`.
+    """
+    if resume is not None and model is not None:
+        raise CnnlabError("a run trained on a given model cannot be resumed by rebuilding it; resume without `model`")
     if resume is not None:
         run_dir = Path(resume)
         saved = TrainConfig.from_dict(checkpoint.read_json(run_dir / "config.json"))
@@ -272,11 +293,13 @@ def run(
         torch.set_num_threads(config.threads)
     data = data if data is not None else load_dataset(config.dataset, config.data_dir)
     splits = make_splits(data, config)
-    if config.small_input is None:
+    given_model = model is not None  # then config.model is only its label, perhaps not a registered name
+    if config.small_input is None and not given_model:
         config.small_input = wants_small_input(config.model, data.image_size)
     torch.manual_seed(config.seed)  # the initial weights depend on the seed only
-    model = build_model(config, data.num_classes, data.in_chans, data.image_size)
-    if resume is None and config.weights:  # a resumed run continues from its own checkpoint instead
+    if not given_model:
+        model = build_model(config, data.num_classes, data.in_chans, data.image_size)
+    if resume is None and config.weights and not given_model:  # a resumed run continues from its own checkpoint instead
         try:
             load_weights(model, config.weights, model_name=config.model)
         except CnnlabError as error:
@@ -289,7 +312,7 @@ def run(
 
     steps_per_epoch = len(splits.train_images) // config.batch_size  # the last partial batch is dropped
     total_steps = steps_per_epoch * config.epochs
-    optimizer = build_optimizer(model, config)
+    optimizer = build_optimizer(model, config, param_groups)
     scheduler = build_scheduler(optimizer, config, total_steps)
     aux_weight = getattr(model, "aux_loss_weight", 0.3)
 
@@ -364,13 +387,19 @@ def run(
                              f"one value per channel (a 1x1 feature map of one image), too few for batch statistics; "
                              f"use --batch-size 2 or more")
                     loss, logits = classification_loss(output, y, config.label_smoothing, aux_weight)
-                if not torch.isfinite(loss):
+                def stop_non_finite(what: str) -> None:
                     kept = (f"the last good checkpoint is kept in {run_dir / 'checkpoints'}"
                             if (run_dir / "checkpoints" / "latest").exists() else "no checkpoint had been written yet")
-                    fail(f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; {kept}; "
-                         f"try a lower --lr (now {config.lr:g})")
+                    fail(f"{what} at epoch {epoch + 1}, step {step + 1}; {kept}; try a lower --lr (now {config.lr:g})")
+
+                if not torch.isfinite(loss):
+                    stop_non_finite(f"the loss became {loss.item()}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                # One fused norm over all gradients; an inf/NaN must not reach the weights (the step is skipped).
+                grads = [p.grad for p in model.parameters() if p.grad is not None]
+                if grads and not torch.isfinite(torch.stack(torch._foreach_norm(grads)).sum()):
+                    stop_non_finite("a gradient became non-finite")
                 optimizer.step()
                 scheduler.step()
                 loss_sum += loss.detach().float() * len(y)

@@ -1,0 +1,71 @@
+"""The classic papers' experiments, each one file with a `run(options) -> ExperimentResult` function.
+
+    import cnnlab
+    result = cnnlab.experiment("kernels", quick=True, out="runs/kernels")
+
+Importing this package imports every module in it, which runs their @register_experiment decorators, so a new
+experiment file needs no edit here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cnnlab.errors import unknown_name_error
+from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, default_out, write_result
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    help: str  # one line, shown by `cnnlab experiment --help`
+    run: Callable[[ExperimentOptions], ExperimentResult]
+
+
+_EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def register_experiment(name: str, help: str) -> Callable:
+    def decorator(fn: Callable[[ExperimentOptions], ExperimentResult]) -> Callable:
+        if name in _EXPERIMENTS:
+            raise ValueError(f"experiment '{name}' is registered twice")
+        _EXPERIMENTS[name] = Experiment(name, help, fn)
+        return fn
+
+    return decorator
+
+
+def list_experiments() -> list[str]:
+    return sorted(_EXPERIMENTS)
+
+
+def get_experiment(name: str) -> Experiment:
+    if name not in _EXPERIMENTS:
+        raise unknown_name_error("experiment", name, _EXPERIMENTS)
+    return _EXPERIMENTS[name]
+
+
+def run_experiment(name: str, *, dataset: str | None = None, epochs: int | None = None, quick: bool = False,
+                   out: str | Path | None = None, seed: int = 0, data_dir: str | None = None) -> ExperimentResult:
+    """Run experiment `name` and write its results.md, results.csv, config.json and plots into `out`
+    (default runs/experiment-NAME-<time>); return the result. `result.config["out"]` holds the directory."""
+    experiment = get_experiment(name)
+    options = ExperimentOptions(dataset=dataset, epochs=epochs, quick=quick, out=Path(out) if out else default_out(name),
+                                seed=seed, data_dir=data_dir)
+    options.out.mkdir(parents=True, exist_ok=True)
+    result = experiment.run(options)
+    result.config.setdefault("out", str(options.out))
+    write_result(result, options.out, options)
+    return result
+
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name != "common":
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["Experiment", "ExperimentOptions", "ExperimentResult", "get_experiment", "list_experiments",
+           "register_experiment", "run_experiment", "write_result"]

@@ -1,0 +1,138 @@
+"""What every experiment shares: its options, its result, and how a result is written to disk.
+
+An experiment is a function `run(options: ExperimentOptions) -> ExperimentResult`. It writes its PNG plots into
+`options.out` itself; `write_result` then writes results.md, results.csv and config.json next to them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; experiments run on machines without a screen
+
+QUICK_DATASET = "digits"  # offline and tiny: quick runs and tests need no files
+FULL_DATASET = "fashion-mnist"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class ExperimentOptions:
+    dataset: str | None = None  # None = digits when quick, else fashion-mnist
+    epochs: int | None = None  # None = the experiment's own default for the mode
+    quick: bool = False  # the seconds-long variant: tiny subsets, 1-2 epochs, small models
+    out: Path = Path("runs/experiment")
+    seed: int = 0
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+
+    def dataset_or_default(self) -> str:
+        return self.dataset or (QUICK_DATASET if self.quick else FULL_DATASET)
+
+    def epochs_or(self, quick: int, full: int) -> int:
+        return self.epochs if self.epochs is not None else (quick if self.quick else full)
+
+
+@dataclass
+class ExperimentResult:
+    title: str
+    columns: list[str]  # the table's columns, in order; every row is a dict keyed by them
+    rows: list[dict]
+    findings: list[str]  # two or three sentences stating what the numbers show
+    plots: list[str] = field(default_factory=list)  # PNG file names the experiment wrote into `out`
+    config: dict = field(default_factory=dict)  # what the experiment chose (models, sizes, recipe)
+
+
+def train(options: ExperimentOptions, data, label: str, run_name: str, model=None, **config) -> dict:
+    """Train through the project's trainer, quietly, into `options.out / run_name`, and return its results dict
+    with the per-epoch rows added as `results["metrics"]`.
+
+    `data` is a loaded `ImageDataset` (load it once per experiment); `label` is a registered model name, or just
+    the run's label when `model` (a module, trained in place) is given; `config` holds other TrainConfig fields.
+    """
+    from cnnlab.training.config import TrainConfig
+    from cnnlab.training.trainer import run
+
+    settings = dict(dataset=options.dataset_or_default(), data_dir=options.data_dir, seed=options.seed) | config
+    run_dir = options.out / run_name
+    results = run(TrainConfig(model=label, out=str(run_dir), **settings), overwrite=True, quiet=True, data=data,
+                  model=model)
+    results["metrics"] = read_metrics(run_dir)
+    return results
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """A run's per-epoch rows from its metrics.csv, numbers as floats."""
+    with open(Path(run_dir) / "metrics.csv", newline="") as handle:
+        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+
+
+def default_out(name: str) -> Path:
+    return Path("runs") / f"experiment-{name}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def format_cell(value) -> str:
+    """Integers and floats from 1,000 up get thousands separators (parameter counts read at a glance); smaller
+    floats keep 4 significant digits. Strings are printed as they are, so an experiment can format a cell itself."""
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)
+
+
+def markdown_table(columns: list[str], rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(format_cell(row.get(c)).replace("|", "\\|") for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def versions() -> dict:
+    import numpy
+    import torch
+    import torchvision
+
+    import cnnlab
+
+    return {"cnnlab": cnnlab.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "numpy": numpy.__version__, "python": platform.python_version()}
+
+
+def write_result(result: ExperimentResult, out: str | Path, options: ExperimentOptions | None = None) -> Path:
+    """Write results.md (title, table, findings), results.csv and config.json into `out`; return results.md's path.
+
+    Every plot the result lists must already be a PNG in `out`: a missing one is a bug in the experiment.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in result.plots:
+        path = out / name
+        if not path.is_file() or path.read_bytes()[:8] != PNG_MAGIC:
+            raise RuntimeError(f"experiment '{result.title}' lists plot {name} but {path} is not a PNG")
+    lines = [f"# {result.title}", "", markdown_table(result.columns, result.rows), ""]
+    lines += [" ".join(result.findings), ""] if result.findings else []
+    lines += [f"![{name}]({name})" for name in result.plots]
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=result.columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(result.rows)
+    (out / "results.csv").write_text(buffer.getvalue())
+
+    options_dict = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()} if options else {}
+    config = {"title": result.title, "options": options_dict, "experiment": result.config, "plots": result.plots,
+              "versions": versions()}
+    (out / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
+    return out / "results.md"

@@ -1,0 +1,163 @@
+"""Transfer learning from few labels: pretrain a backbone on classes 0-4, then learn classes 5-9 from 10, 100 or
+1000 labelled images per class, four ways:
+
+- scratch: the same network, freshly initialised, all of it trained;
+- linear probe: the pretrained backbone frozen (BN statistics too), a new head trained (`reset_classifier`);
+- fine-tune: a new head at the recipe's lr, the whole backbone at a tenth of it;
+- LoRA: every conv of the frozen backbone gets a rank-r adapter (`LoRAConv2d`), trained with the new head.
+
+All runs go through the trainer (param groups for the two learning rates). Few labels mean few steps per epoch,
+so each run trains for about the same number of optimizer steps whatever its label count. The backbone is the
+tutorials' Section-1 CNN (`simple_cnn`): no BN, so "frozen" means exactly the pretrained features.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import matplotlib.pyplot as plt
+import torch
+from torch import nn
+
+from cnnlab.data import ImageDataset, load_dataset
+from cnnlab.data.dataset import stratified_indices
+from cnnlab.experiments import register_experiment
+from cnnlab.experiments.common import ExperimentOptions, ExperimentResult
+from cnnlab.inspect import count_params
+from cnnlab.registry import create_model
+from cnnlab.training.config import TrainConfig, resolve
+from cnnlab.training.finetune import head_and_backbone, prepare_for_finetuning
+from cnnlab.training.trainer import run
+
+BACKBONE = "simple_cnn"
+SOURCE_CLASSES, TARGET_CLASSES = tuple(range(5)), tuple(range(5, 10))
+FULL_LABELS, QUICK_LABELS = (10, 100, 1000), (5, 20)
+FULL_STEPS, QUICK_STEPS = 500, 60  # optimizer steps per few-label run
+FULL_RANK, QUICK_RANK = 4, 2
+METHODS = ("scratch", "linear probe", "fine-tune", "LoRA")
+COLUMNS = ["labels_per_class", "method", "trainable_params", "test_accuracy", "epochs", "batch_size"]
+
+
+def class_subset(data: ImageDataset, classes: tuple[int, ...], name: str) -> ImageDataset:
+    """The images of `classes`, relabelled 0..len(classes)-1; normalised with the whole dataset's mean and std, so
+    the source and target tasks share one preprocessing, as a pretrained model's users do."""
+    lookup = torch.full((int(data.train_labels.max()) + 1,), -1, dtype=torch.long)
+    lookup[list(classes)] = torch.arange(len(classes))
+
+    def select(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        keep = lookup[labels] >= 0
+        return images[keep], lookup[labels[keep]]
+
+    return ImageDataset(name, *select(data.train_images, data.train_labels), *select(data.test_images, data.test_labels),
+                        [data.classes[c] for c in classes], mean=data.mean, std=data.std, hflip=data.hflip)
+
+
+def few_labels(data: ImageDataset, per_class: int, seed: int) -> ImageDataset:
+    """`per_class` training images of each class (a seeded stratified draw); the test split stays whole."""
+    fraction = per_class * data.num_classes / len(data.train_labels)
+    if fraction >= 1:
+        raise ValueError(f"{data.name} has fewer than {per_class} training images per class")
+    _, chosen = stratified_indices(data.train_labels, fraction, seed)
+    return ImageDataset(f"{data.name}, {per_class}/class", data.train_images[chosen], data.train_labels[chosen],
+                        data.test_images, data.test_labels, list(data.classes), mean=data.mean, std=data.std,
+                        hflip=data.hflip)
+
+
+def prepared(method: str, pretrained: nn.Module, num_classes: int, in_chans: int, rank: int) -> nn.Module:
+    if method == "scratch":
+        return create_model(BACKBONE, num_classes=num_classes, in_chans=in_chans)
+    model = copy.deepcopy(pretrained)
+    if method == "linear probe":
+        return prepare_for_finetuning(model, num_classes, freeze="backbone")
+    if method == "fine-tune":
+        return prepare_for_finetuning(model, num_classes, freeze="none")
+    return prepare_for_finetuning(model, num_classes, freeze="backbone", lora_rank=rank)
+
+
+def plot_accuracy(rows: list[dict], path, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for method in METHODS:
+        points = [(r["labels_per_class"], 100 * r["test_accuracy"]) for r in rows if r["method"] == method]
+        params = next(r["trainable_params"] for r in rows if r["method"] == method)
+        ax.plot(*zip(*points), "o-", label=f"{method} ({params:,} trainable)")
+    ax.set_xscale("log")
+    counts = sorted({r["labels_per_class"] for r in rows})
+    ax.set_xticks(counts, [str(n) for n in counts])
+    ax.minorticks_off()
+    ax.set(xlabel="labelled images per class", ylabel="test accuracy (%)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@register_experiment("transfer", help="pretrain on classes 0-4, learn 5-9 from few labels: scratch, probe, fine-tune, LoRA")
+def run_transfer(options: ExperimentOptions) -> ExperimentResult:
+    dataset = options.dataset_or_default()
+    data = load_dataset(dataset, options.data_dir)
+    source = class_subset(data, SOURCE_CLASSES, f"{data.name} classes 0-4")
+    target = class_subset(data, TARGET_CLASSES, f"{data.name} classes 5-9")
+    labels, steps, rank = (QUICK_LABELS, QUICK_STEPS, QUICK_RANK) if options.quick else (FULL_LABELS, FULL_STEPS, FULL_RANK)
+    recipe = resolve(TrainConfig(model=BACKBONE, dataset=dataset))
+    pretrain_epochs = options.epochs_or(quick=2, full=10)
+
+    torch.manual_seed(options.seed)
+    pretrained = create_model(BACKBONE, num_classes=source.num_classes, in_chans=data.in_chans)
+    config = TrainConfig(model=BACKBONE, dataset=dataset, epochs=pretrain_epochs, seed=options.seed,
+                         out=str(options.out / "runs" / "pretrain"))
+    pretrain = run(config, overwrite=True, quiet=True, data=source, model=pretrained)
+
+    rows = []
+    for per_class in labels:
+        subset = few_labels(target, per_class, options.seed)
+        n_train = len(subset.train_labels)
+        batch_size = min(recipe.batch_size, max(8, n_train // 4))  # at least 4 steps per epoch
+        epochs = max(1, math.ceil(steps / (n_train // batch_size)))
+        for method in METHODS:
+            torch.manual_seed(options.seed)  # the new head (and the scratch net) drawn alike for every method
+            model = prepared(method, pretrained, target.num_classes, data.in_chans, rank)
+            # Adapters and heads are new parameters: the recipe's lr. Only pretrained weights move at a tenth of it.
+            backbone_lr = recipe.lr * (0.1 if method == "fine-tune" else 1.0)
+            name = f"{per_class}-{method.replace(' ', '-')}"
+            config = TrainConfig(model=BACKBONE, dataset=dataset, epochs=epochs, batch_size=batch_size, seed=options.seed,
+                                 val_fraction=0.0, out=str(options.out / "runs" / name))  # every label trains
+            results = run(config, overwrite=True, quiet=True, data=subset, model=model,
+                          param_groups=head_and_backbone(recipe.lr, backbone_lr))
+            rows.append({"labels_per_class": per_class, "method": method,
+                         "trainable_params": count_params(model, trainable_only=True),
+                         "test_accuracy": results["test_accuracy"], "epochs": epochs, "batch_size": batch_size})
+
+    plot_accuracy(rows, options.out / "transfer.png", f"{data.name} classes 5-9 after pretraining on 0-4")
+
+    def best(per_class: int) -> dict:
+        return max((r for r in rows if r["labels_per_class"] == per_class), key=lambda r: r["test_accuracy"])
+
+    def accuracy(per_class: int, method: str) -> float:
+        return next(r["test_accuracy"] for r in rows if r["labels_per_class"] == per_class and r["method"] == method)
+
+    fewest, most = labels[0], labels[-1]
+    trainable = {r["method"]: r["trainable_params"] for r in rows}
+    return ExperimentResult(
+        title=f"Transfer: {BACKBONE} pretrained on {data.name} classes 0-4, classes 5-9 from few labels",
+        columns=COLUMNS,
+        rows=rows,
+        findings=[
+            f"The backbone reached {100 * pretrain['test_accuracy']:.1f}% on classes 0-4. With {fewest} labels per "
+            f"class the best method is {best(fewest)['method']} ({100 * best(fewest)['test_accuracy']:.1f}%, scratch "
+            f"{100 * accuracy(fewest, 'scratch'):.1f}%); with {most}, {best(most)['method']} "
+            f"({100 * best(most)['test_accuracy']:.1f}%, scratch {100 * accuracy(most, 'scratch'):.1f}%).",
+            f"Trainable parameters: linear probe {trainable['linear probe']:,}, LoRA (rank {rank}) "
+            f"{trainable['LoRA']:,}, fine-tune and scratch {trainable['fine-tune']:,}; LoRA "
+            f"{'beats' if accuracy(fewest, 'LoRA') > accuracy(fewest, 'linear probe') else 'does not beat'} the linear "
+            f"probe at {fewest} labels per class ({100 * accuracy(fewest, 'LoRA'):.1f}% vs "
+            f"{100 * accuracy(fewest, 'linear probe'):.1f}%).",
+        ],
+        plots=["transfer.png"],
+        config={"backbone": BACKBONE, "dataset": data.name, "source_classes": list(SOURCE_CLASSES),
+                "target_classes": list(TARGET_CLASSES), "labels_per_class": list(labels), "steps_per_run": steps,
+                "pretrain_epochs": pretrain_epochs, "pretrain_test_accuracy": pretrain["test_accuracy"],
+                "lora_rank": rank, "lr": recipe.lr, "optimizer": recipe.optimizer, "fine_tune_backbone_lr": recipe.lr * 0.1,
+                "seed": options.seed},
+    )

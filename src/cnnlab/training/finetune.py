@@ -1,0 +1,251 @@
+"""Fine-tuning a trained network on a new dataset: a new head, then the backbone frozen, trained at its own (lower)
+learning rate, or adapted through LoRA adapters on its convolutions.
+
+    finetune("runs/simple_cnn-digits-...", "fashion-mnist", freeze="backbone")             # a linear probe
+    finetune("resnet18-f37072fd.pth", "cifar10", backbone_lr=1e-3, head_lr=1e-2)           # torchvision weights
+    finetune("runs/...", "digits", freeze="backbone", lora_rank=4)                          # LoRA on every conv
+
+The source is a cnnlab run directory (its model.safetensors, checksummed) or a torchvision-format weights file,
+read weights-only: a pickle that would run code is refused. Training goes through the project's trainer, with one
+parameter group for the head and one for the rest. The result is an ordinary run directory (`cnnlab eval` and
+`predict` work on it): LoRA updates are merged into their convs before the final weights are saved.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlab.data import ImageDataset, load_dataset
+from cnnlab.errors import CnnlabError
+from cnnlab.inspect import count_params
+from cnnlab.registry import create_model, list_models
+from cnnlab.training import checkpoint
+from cnnlab.training.config import DATASET_DEFAULTS, GENERIC_DEFAULTS, TrainConfig
+from cnnlab.training.trainer import build_model, run
+
+FREEZE_CHOICES = ("none", "backbone")
+BACKBONE_LR_FACTOR = 0.1  # default backbone lr = head lr / 10: move the pretrained features less than the new head
+
+
+class LoRAConv2d(nn.Module):
+    """A frozen conv plus a trainable low-rank update (Hu et al. 2021, arXiv:2106.09685, applied to convolutions):
+
+        y = conv(x) + (alpha / rank) * B(A(x))
+
+    A is a k x k conv from in_chans to `rank` channels with the frozen conv's stride, padding and dilation; B a 1x1
+    conv from `rank` to out_chans. B starts at zero, so the wrapped network starts exactly as the pretrained one;
+    A starts like a fresh conv (Kaiming-uniform). Trainable parameters: rank * (in * k * k + out), against
+    out * in * k * k for the conv itself. B(A(x)) is itself a k x k conv with weight B @ A, so `merged()` folds the
+    update into one plain conv with no cost at inference. Grouped convs are not wrapped (see `add_lora`).
+    """
+
+    def __init__(self, conv: nn.Conv2d, rank: int, alpha: float | None = None) -> None:
+        super().__init__()
+        if rank < 1:
+            raise CnnlabError(f"--lora-rank must be a positive whole number, got {rank}")
+        if conv.groups != 1:
+            raise CnnlabError("LoRA adapters wrap ungrouped convs only")
+        self.conv = conv.requires_grad_(False)
+        self.rank = rank
+        self.scale = (alpha if alpha is not None else rank) / rank  # alpha = rank by default: scale 1
+        self.lora_a = nn.Conv2d(conv.in_channels, rank, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+                                bias=False, device=conv.weight.device, dtype=conv.weight.dtype)
+        self.lora_b = nn.Conv2d(rank, conv.out_channels, 1, bias=False, device=conv.weight.device, dtype=conv.weight.dtype)
+        nn.init.zeros_(self.lora_b.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, in, H, W]
+        return self.conv(x) + self.scale * self.lora_b(self.lora_a(x))  # [B, out, H', W'], both paths
+
+    def delta_weight(self) -> torch.Tensor:
+        """The update as a k x k conv weight: scale * B @ A, [out, in, k, k]."""
+        return self.scale * torch.einsum("or,rikl->oikl", self.lora_b.weight[:, :, 0, 0], self.lora_a.weight)
+
+    @torch.no_grad()
+    def merged(self) -> nn.Conv2d:
+        """A plain conv computing what this module computes (up to float rounding)."""
+        conv = self.conv
+        fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                          conv.dilation, bias=conv.bias is not None, padding_mode=conv.padding_mode,
+                          device=conv.weight.device, dtype=conv.weight.dtype)
+        fused.weight.copy_(conv.weight + self.delta_weight())
+        if conv.bias is not None:
+            fused.bias.copy_(conv.bias)
+        return fused
+
+    def extra_repr(self) -> str:
+        return f"rank={self.rank}, scale={self.scale:g}"
+
+
+class FrozenStatsNorm(nn.Module):
+    """A BatchNorm2d that normalises with its stored statistics even in train mode and never updates them: a
+    frozen backbone's BN layers, so a linear probe really trains on fixed features."""
+
+    def __init__(self, norm: nn.BatchNorm2d) -> None:
+        super().__init__()
+        self.norm = norm.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.norm
+        return F.batch_norm(x, n.running_mean, n.running_var, n.weight, n.bias, training=False, eps=n.eps)
+
+
+def _replace_modules(model: nn.Module, wrap, skip: nn.Module | None = None) -> int:
+    """Replace every child module m (outside `skip`) for which wrap(m) is not None by wrap(m); return how many."""
+    count = 0
+    for parent in list(model.modules()):
+        if parent is skip:
+            continue
+        for name, child in list(parent.named_children()):
+            if child is skip:
+                continue
+            replacement = wrap(child)
+            if replacement is not None:
+                setattr(parent, name, replacement)
+                count += 1
+    return count
+
+
+def add_lora(model: nn.Module, rank: int, alpha: float | None = None) -> int:
+    """Wrap every ungrouped nn.Conv2d of `model` in a LoRAConv2d (in place); return how many were wrapped."""
+    return _replace_modules(model, lambda m: LoRAConv2d(m, rank, alpha)
+                            if isinstance(m, nn.Conv2d) and m.groups == 1 else None)
+
+
+def merge_lora(model: nn.Module) -> int:
+    """Fold every LoRAConv2d back into a plain conv (in place); return how many were merged."""
+    return _replace_modules(model, lambda m: m.merged() if isinstance(m, LoRAConv2d) else None)
+
+
+def freeze_norm_statistics(model: nn.Module, skip: nn.Module | None = None) -> int:
+    return _replace_modules(model, lambda m: FrozenStatsNorm(m) if isinstance(m, nn.BatchNorm2d) else None, skip)
+
+
+def unfreeze_norm_statistics(model: nn.Module) -> int:
+    return _replace_modules(model, lambda m: m.norm if isinstance(m, FrozenStatsNorm) else None)
+
+
+def prepare_for_finetuning(model: nn.Module, num_classes: int, freeze: str = "none", lora_rank: int | None = None,
+                           lora_alpha: float | None = None) -> nn.Module:
+    """In place: a new `num_classes` head (`reset_classifier`); then `freeze="backbone"` freezes every other
+    parameter and BN statistic, and `lora_rank` wraps the backbone's convs in LoRA adapters (their own weights
+    frozen; with freeze="none" the backbone's other parameters, BN and linear layers, still train)."""
+    if freeze not in FREEZE_CHOICES:
+        raise CnnlabError(f"--freeze must be one of: {', '.join(FREEZE_CHOICES)}; got '{freeze}'")
+    model.reset_classifier(num_classes)
+    head = model.get_classifier()
+    if freeze == "backbone":
+        for param in model.parameters():
+            param.requires_grad_(False)
+        head.requires_grad_(True)
+        freeze_norm_statistics(model, skip=head)
+    if lora_rank is not None:
+        add_lora(model, lora_rank, lora_alpha)  # the head is an nn.Linear: never wrapped
+    return model
+
+
+def finalize(model: nn.Module) -> nn.Module:
+    """Undo the training-time wrappers (merge LoRA, plain BN again): the model's registered architecture."""
+    merge_lora(model)
+    unfreeze_norm_statistics(model)
+    return model.requires_grad_(True)
+
+
+def head_and_backbone(head_lr: float, backbone_lr: float):
+    """The trainer's `param_groups` hook: the classifier at head_lr, everything else (adapters included) at backbone_lr."""
+
+    def groups(model: nn.Module) -> list[dict]:
+        head_ids = {id(p) for p in model.get_classifier().parameters()}
+        return [{"params": [p for p in model.parameters() if id(p) in head_ids], "lr": head_lr},
+                {"params": [p for p in model.parameters() if id(p) not in head_ids], "lr": backbone_lr}]
+
+    return groups
+
+
+# ------------------------------------------------------------------------------------------------- the source
+def model_name_from_file(path: Path) -> str:
+    """A torchvision file is named like its model ("resnet18-f37072fd.pth"): the longest registered name that
+    the file name starts with."""
+    stem = path.name.split(".")[0].lower()
+    matches = [name for name in list_models() if stem == name or stem.startswith(f"{name}-") or stem.startswith(f"{name}_")]
+    if not matches:
+        raise CnnlabError(f"cannot tell which model {path.name} holds; pass --model NAME (see cnnlab models)")
+    return max(matches, key=len)
+
+
+def load_source(source: str | Path, data: ImageDataset, model_name: str | None = None) -> tuple[nn.Module, TrainConfig]:
+    """The pretrained model (its original head still on) and the TrainConfig fields that rebuild its architecture.
+
+    A run directory: its architecture from config.json, its weights from model.safetensors (checksum verified).
+    A weights file: `create_model(name, weights=path)` (weights-only unpickling; the first conv adapted to the
+    data's channels); the architecture is kept as trained (no small-input stem swap)."""
+    source = Path(source)
+    if source.is_dir():
+        saved = checkpoint.read_json(source / "config.json") if (source / "config.json").is_file() else None
+        if saved is None or not (source / "model.safetensors").is_file():
+            raise CnnlabError(f"{source} is not a finished cnnlab run (it needs config.json and model.safetensors)")
+        config, meta = TrainConfig.from_dict(saved), saved["data"]
+        if model_name not in (None, config.model):
+            raise CnnlabError(f"{source} holds a {config.model}, not a {model_name}")
+        if meta["in_chans"] != data.in_chans:
+            raise CnnlabError(f"{source} was trained on {meta['in_chans']}-channel images; {data.name} has {data.in_chans}")
+        model = build_model(config, len(meta["classes"]), meta["in_chans"], meta["image_size"])
+        checkpoint.load_model_weights(model, source / "model.safetensors")
+        return model, TrainConfig(model=config.model, small_input=config.small_input, model_kwargs=config.model_kwargs)
+    if not source.is_file():
+        raise CnnlabError(f"{source} is neither a run directory nor a weights file")
+    name = model_name or model_name_from_file(source)
+    model = create_model(name, in_chans=data.in_chans, input_size=data.image_size, weights=source)
+    return model, TrainConfig(model=name, small_input=False)
+
+
+def finetune(
+    source: str | Path,
+    dataset: str = "digits",
+    *,
+    freeze: str = "none",
+    head_lr: float | None = None,
+    backbone_lr: float | None = None,
+    lora_rank: int | None = None,
+    lora_alpha: float | None = None,
+    model_name: str | None = None,
+    data: ImageDataset | None = None,
+    overwrite: bool = False,
+    quiet: bool = False,
+    **options,
+) -> dict:
+    """Fine-tune the model in `source` (run dir or weights file) on `dataset`; returns the trainer's results plus
+    "trainable_params", "freeze", "head_lr", "backbone_lr", "lora_rank" and "source" (also in finetune.json).
+
+    `options` are TrainConfig fields (epochs, batch_size, optimizer, out, seed, ...). head_lr defaults to the
+    dataset's lr, backbone_lr to head_lr / 10. With freeze="backbone" the backbone's lr applies to LoRA adapters only.
+    """
+    data = data if data is not None else load_dataset(dataset, options.get("data_dir"))
+    model, arch = load_source(source, data, model_name)
+    recipe = DATASET_DEFAULTS.get(dataset.split(":", 1)[0], GENERIC_DEFAULTS)
+    head_lr = head_lr if head_lr is not None else recipe["lr"]
+    backbone_lr = backbone_lr if backbone_lr is not None else head_lr * BACKBONE_LR_FACTOR
+    for flag, value in (("head-lr", head_lr), ("backbone-lr", backbone_lr)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise CnnlabError(f"--{flag} must be a positive number, got {value!r}")
+    torch.manual_seed(options.get("seed", 0))  # the new head and the adapters' A are drawn from the run's seed
+    prepare_for_finetuning(model, data.num_classes, freeze, lora_rank, lora_alpha)
+    trainable = count_params(model, trainable_only=True)
+
+    config = TrainConfig(model=arch.model, dataset=dataset, lr=head_lr, small_input=arch.small_input,
+                         model_kwargs=arch.model_kwargs, **options)
+    results = run(config, overwrite=overwrite, quiet=quiet, data=data, model=model,
+                  param_groups=head_and_backbone(head_lr, backbone_lr))
+    run_dir = Path(results["run_dir"])
+    # The trainer saved the wrapped model; the run keeps the registered architecture so `cnnlab eval` rebuilds it.
+    finalize(model)
+    checkpoint.save_weights(model.to(memory_format=torch.contiguous_format), run_dir / "model.safetensors",
+                            metadata={"model": arch.model, "dataset": data.name})
+    extra = {"source": str(source), "freeze": freeze, "head_lr": head_lr, "backbone_lr": backbone_lr,
+             "lora_rank": lora_rank, "trainable_params": trainable}
+    checkpoint.write_json(run_dir / "finetune.json", extra)
+    return {**results, **extra}
