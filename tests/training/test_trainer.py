@@ -120,3 +120,13 @@ def test_non_finite_loss_stops_with_a_clear_error(tmp_path, digits):
                      train_subset=300, quiet=True)
     results = json.loads((tmp_path / "nan" / "results.json").read_text())
     assert results["status"] == "failed" and "epoch" in results["error"]
+
+
+@pytest.mark.parametrize("train_subset, steps", [(80, 1), (250, 3)])
+def test_runs_of_a_few_steps_train_with_the_default_schedule(tmp_path, train_subset, steps):
+    """One-cycle's warm-up is 25% of the steps; a run of 4 steps or fewer (a quick smoke run) must still train."""
+    results = cnnlab.train("lenet5", dataset="digits", epochs=1, batch_size=64, train_subset=train_subset,
+                           out=str(tmp_path / "run"), quiet=True)
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
+    assert results["status"] == "completed" and len(rows) == 1
+    assert round(float(rows[0]["images_per_second"]) * float(rows[0]["epoch_seconds"])) == 64 * steps

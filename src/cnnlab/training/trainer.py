@@ -116,11 +116,14 @@ def build_optimizer(model: nn.Module, config: TrainConfig, param_groups: ParamGr
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
-    """A per-step schedule. onecycle: warm up for 25% of the steps, then cosine down to lr/1e4 (Smith 2018)."""
-    if config.schedule == "onecycle":
+    """A per-step schedule. onecycle: warm up for 25% of the steps, then cosine down to lr/1e4 (Smith 2018).
+
+    OneCycleLR's warm-up ends at step pct_start * total_steps - 1, and it divides by that: a run of 4 steps or
+    fewer warms up for 1.5 steps instead (a 1-step run keeps its lr constant)."""
+    if config.schedule == "onecycle" and total_steps > 1:
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=[group["lr"] for group in optimizer.param_groups], total_steps=total_steps,
-            pct_start=0.25, cycle_momentum=False,
+            pct_start=max(0.25, 1.5 / total_steps), cycle_momentum=False,
         )
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
