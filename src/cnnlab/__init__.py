@@ -5,7 +5,7 @@ __version__ = "0.1.0"
 from cnnlab.errors import CnnlabError
 from cnnlab.registry import ModelInfo, create_model, list_models, model_info, register_model
 
-_API = ("train", "evaluate", "predict", "compare", "experiment")
+_API = ("train", "evaluate", "predict", "compare", "experiment", "list_runs", "export", "optimize_for_inference")
 
 
 def __getattr__(name: str):

@@ -63,7 +63,7 @@ def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-subset", type=positive_int, help="keep only the first N training images")
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--precision", default="auto", help="auto (bf16 where the CPU supports it), fp32 or bf16")
+    parser.add_argument("--precision", default="auto", help="auto (bf16 where the CPU or GPU supports it), fp32, bf16 or fp16 (CUDA)")
     parser.add_argument("--threads", type=positive_int, help="torch threads (default: all available CPUs)")
     parser.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None,
                         help="CIFAR-style stem for ImageNet-style models (default: when the images are under 64 px)")
@@ -82,6 +82,9 @@ def recipe_options(args: argparse.Namespace) -> dict:
         options["keep_checkpoints"] = args.keep
     if getattr(args, "weights", None):
         options["weights"] = args.weights
+    for name in ("device", "sync_bn", "tensorboard"):  # train's own flags
+        if getattr(args, name, None):
+            options[name] = getattr(args, name)
     return options
 
 
@@ -97,15 +100,33 @@ def build_parser() -> ArgumentParser:
     train.add_argument("--keep", type=positive_int, metavar="N", help="checkpoints to keep on disk (default 2)")
     train.add_argument("--weights", metavar="PATH",
                        help="start from a local weights file: torchvision .pth/.pt (read weights-only) or .safetensors")
+    train.add_argument("--device", help="auto (default: CUDA, else MPS, else the CPU), cpu, cuda or mps; may change on --resume")
+    train.add_argument("--sync-bn", action="store_true",
+                       help="under torchrun: batch-norm statistics over the global batch (SyncBatchNorm, CUDA only)")
+    train.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs to RUN_DIR/tensorboard")
+
+    runs = commands.add_parser("runs", help="list past runs (their results.json) as a table, best first")
+    runs.add_argument("root", nargs="?", default="runs", help="folder searched for results.json files (default runs)")
+    runs.add_argument("--dataset", help="only runs on this dataset")
+    runs.add_argument("--sort", default="test_accuracy",
+                      help="a results.json number (default test_accuracy); losses, times and sizes sort ascending")
 
     evaluate = commands.add_parser("eval", help="test accuracy, per-class accuracy and a confusion matrix of a run")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--data-dir")
 
-    predict = commands.add_parser("predict", help="top-k classes of image files, from a run")
-    predict.add_argument("run_dir")
-    predict.add_argument("images", nargs="+")
+    predict = commands.add_parser("predict", help="top-k classes of image files, from a run or an ImageNet checkpoint")
+    predict.add_argument("run_dir", metavar="RUN_DIR", help="a run directory; with --model and --weights, the first image")
+    predict.add_argument("images", nargs="*", metavar="IMAGE")
     predict.add_argument("--top-k", type=positive_int, default=5)
+    predict.add_argument("--model", help="with --weights: the architecture of a torchvision ImageNet checkpoint, e.g. resnet50")
+    predict.add_argument("--weights", metavar="PATH", help="a torchvision ImageNet checkpoint you downloaded (.pth or .safetensors)")
+
+    export = commands.add_parser("export", help="write a run's model as ONNX or TorchScript (dynamic batch) plus a JSON sidecar")
+    export.add_argument("run_dir")
+    export.add_argument("--format", required=True, help="onnx or torchscript")
+    export.add_argument("--optimize", action="store_true", help="fold BatchNorm into the convs first (outputs stay equal)")
+    export.add_argument("--out", help="output file (default RUN_DIR/model.onnx or RUN_DIR/model.torchscript.pt)")
 
     compare = commands.add_parser("compare", help="train several models with one recipe and compare them")
     compare.add_argument("models", nargs="+")
@@ -147,7 +168,7 @@ def cmd_train(args: argparse.Namespace, console: Console) -> None:
     if args.resume and args.weights:
         raise CnnlabError("--weights starts a new run; --resume continues from the run's own checkpoint: pass one of them")
     if args.resume:
-        train(args.model, args.dataset, resume=args.resume, quiet=args.quiet)
+        train(args.model, args.dataset, resume=args.resume, quiet=args.quiet, device=args.device)
         return
     train(args.model, args.dataset or "digits", out=args.out, overwrite=args.overwrite, quiet=args.quiet, **options)
 
@@ -197,6 +218,20 @@ def cmd_experiment(args: argparse.Namespace, console: Console) -> None:
                   highlight=False)
 
 
+def cmd_runs(args: argparse.Namespace, console: Console) -> None:
+    from pathlib import Path
+
+    from cnnlab.training.leaderboard import HEADERS, list_runs, table_columns, table_row
+
+    found = list_runs(args.root, dataset=args.dataset, sort=args.sort)
+    columns = table_columns(args.sort)
+    table = Table(*(HEADERS.get(column, column) for column in columns),
+                  title=f"{len(found)} run(s) under {args.root}{f' on {args.dataset}' if args.dataset else ''}, by {args.sort}")
+    for row in found:
+        table.add_row(*table_row(row, columns, Path(args.root)))
+    console.print(table)
+
+
 def cmd_eval(args: argparse.Namespace, console: Console) -> None:
     from cnnlab.training.runs import evaluate
 
@@ -209,12 +244,27 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_predict(args: argparse.Namespace, console: Console) -> None:
-    from cnnlab.training.runs import predict
+    from cnnlab.api import predict
 
-    for item in predict(args.run_dir, args.images, args.top_k):
+    if args.model or args.weights:  # an ImageNet checkpoint: every positional argument is an image
+        results = predict(images=[args.run_dir, *args.images], top_k=args.top_k, model=args.model, weights=args.weights)
+        used = results[0]["preprocessing"]
+        console.print(f"{args.model} with {args.weights}, preprocessed as torchvision's {used['weights']}: resize "
+                      f"{used['resize'][0]}, center-crop {used['crop'][0]}, mean {used['mean']}, std {used['std']}", highlight=False, soft_wrap=True)
+    else:
+        results = predict(args.run_dir, args.images, args.top_k)
+    for item in results:
         console.print(item["image"], highlight=False)
         for rank, (name, probability) in enumerate(item["top"], start=1):
             console.print(f"  {rank}. {name:<20} {probability:7.2%}", highlight=False)
+
+
+def cmd_export(args: argparse.Namespace, console: Console) -> None:
+    from cnnlab.api import export
+
+    result = export(args.run_dir, args.format, optimize=args.optimize, out=args.out)
+    folded = f", {result['folded_batchnorms']} BatchNorm layer(s) folded into convs" if args.optimize else ""
+    console.print(f"wrote {result['path']} ({args.format}, dynamic batch{folded}) and {result['sidecar']}", highlight=False, soft_wrap=True)
 
 
 def cmd_models(args: argparse.Namespace, console: Console) -> None:
@@ -251,7 +301,8 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> None:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "compare": cmd_compare,
-            "models": cmd_models, "summary": cmd_summary, "experiment": cmd_experiment, "finetune": cmd_finetune}
+            "models": cmd_models, "summary": cmd_summary, "experiment": cmd_experiment, "finetune": cmd_finetune,
+            "runs": cmd_runs, "export": cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,11 @@
 
 Fields left as None are resolved per dataset (`resolve`), so `cnnlab train lenet5 --dataset digits` just works and
 the saved config always holds the concrete values that ran.
+
+The learning-rate rule: a dataset's default lr is tuned for its default batch (64 for the 28x28 sets, 256 for
+CIFAR). When `batch_size` (the global batch, summed over torchrun's processes) differs and no lr is given, the
+default lr is scaled by batch / default batch for SGD (linear scaling, Goyal et al. 2017; the onecycle warm-up is
+the warm-up they prescribe) and by its square root for AdamW (Malladi et al. 2022). A given lr is used as it is.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from cnnlab.errors import CnnlabError, unknown_name_error
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine", "step", "constant")
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 @dataclass
@@ -34,7 +40,9 @@ class TrainConfig:
     train_subset: int | None = None  # keep only the first N training images (quick runs)
     val_fraction: float = 0.1  # share of the training split held out for validation (seeded, stratified)
     seed: int = 0  # seeds the init, the data order and the augmentation
-    precision: str = "auto"  # "auto" = bf16 autocast where the CPU has native bf16, else fp32
+    # "auto" = bf16 autocast where the CPU has native bf16 (else fp32), on CUDA bf16 where the GPU has it, else fp16;
+    # "fp16" (CUDA only) adds a GradScaler
+    precision: str = "auto"
     channels_last: bool = True  # NHWC memory layout, faster for convolutions on CPU
     threads: int | None = None  # torch intra-op threads; None = the CPUs this process may use
     out: str | None = None  # run directory; None = runs/<model>-<dataset>-<time>
@@ -45,6 +53,9 @@ class TrainConfig:
     # default input is 64 px or more and the data's is smaller (resolved once the data is loaded, then saved)
     small_input: bool | None = None
     model_kwargs: dict = field(default_factory=dict)  # extra builder arguments, e.g. {"drop_path_rate": 0.1}
+    device: str | None = None  # auto (CUDA, else MPS, else CPU), cpu, cuda, mps; None: auto, or on resume the run's
+    sync_bn: bool = False  # under torchrun: batch-norm statistics over the global batch (SyncBatchNorm, CUDA only)
+    tensorboard: bool = False  # also write TensorBoard event files to RUN_DIR/tensorboard
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,4 +116,14 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise CnnlabError(f"--label-smoothing must be in [0, 1), got {filled.label_smoothing}")
     if filled.weight_decay < 0:
         raise CnnlabError(f"--weight-decay must not be negative, got {filled.weight_decay}")
+    filled = replace(filled, device=filled.device or "auto")
+    if filled.device not in DEVICES:
+        raise unknown_name_error("device", filled.device, DEVICES)
+    if config.lr is None and filled.batch_size != defaults["batch_size"]:
+        filled = replace(filled, lr=scaled_lr(defaults["lr"], filled.batch_size / defaults["batch_size"], filled.optimizer))
     return replace(filled, epochs=int(filled.epochs), batch_size=int(filled.batch_size))
+
+
+def scaled_lr(lr: float, batch_ratio: float, optimizer: str) -> float:
+    """The module docstring's rule: `lr` tuned for a batch, moved to a batch `batch_ratio` times as large."""
+    return lr * (batch_ratio if optimizer == "sgd" else math.sqrt(batch_ratio))

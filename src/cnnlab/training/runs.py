@@ -61,8 +61,8 @@ def evaluate(run_dir: str | Path, data_dir: str | None = None) -> dict:
 _SAFE_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "I;16", "I;16B", "I;16L", "I", "F", "CMYK", "YCbCr", "LAB", "HSV"}
 
 
-def load_image(path: str | Path, in_chans: int, image_size: int) -> torch.Tensor:
-    """An image file as uint8 [C, H, W] with the model's channel count and size (grey <-> RGB converted)."""
+def open_image(path: str | Path, in_chans: int) -> Image.Image:
+    """An image file as a PIL image in mode L (one channel) or RGB (three), grey <-> RGB converted."""
     path = Path(path)
     if not path.is_file():
         raise CnnlabError(f"image {path} does not exist")
@@ -76,12 +76,27 @@ def load_image(path: str | Path, in_chans: int, image_size: int) -> torch.Tensor
                 array = np.asarray(image, dtype=np.float64)
                 span = max(array.max() - array.min(), 1e-12)
                 image = Image.fromarray(((array - array.min()) / span * 255).astype(np.uint8), mode="L")
-            converted = image.convert("L" if in_chans == 1 else "RGB").resize((image_size, image_size), Image.BILINEAR)
+            return image.convert("L" if in_chans == 1 else "RGB")
     except (UnidentifiedImageError, OSError) as error:
         raise CnnlabError(f"{path} is not an image that can be read ({error.__class__.__name__})") from error
-    array = np.asarray(converted, dtype=np.uint8)
+
+
+def load_image(path: str | Path, in_chans: int, image_size: int) -> torch.Tensor:
+    """An image file as uint8 [C, H, W] with the model's channel count and size (grey <-> RGB converted)."""
+    resized = open_image(path, in_chans).resize((image_size, image_size), Image.BILINEAR)
+    array = np.asarray(resized, dtype=np.uint8)
     array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
     return torch.from_numpy(array.copy())
+
+
+def top_classes(logits: torch.Tensor, classes: list[str], images: list[str | Path], top_k: int) -> list[dict]:
+    """[{"image": path, "top": [(class name, probability), ...]}] for logits [len(images), len(classes)]."""
+    probabilities = torch.softmax(logits.float(), dim=1)
+    top = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
+    return [
+        {"image": str(path), "top": [(classes[i], float(p)) for p, i in zip(values.tolist(), indices.tolist())]}
+        for path, values, indices in zip(images, top.values, top.indices)
+    ]
 
 
 @torch.no_grad()
@@ -90,9 +105,4 @@ def predict(run_dir: str | Path, images: list[str | Path], top_k: int = 5) -> li
     run = load_run(run_dir)
     data = run.data
     batch = torch.stack([load_image(p, data["in_chans"], data["image_size"]) for p in images])  # uint8 [B, C, H, W]
-    probabilities = torch.softmax(run.model(normalize(batch, data["mean"], data["std"])).float(), dim=1)
-    top = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
-    return [
-        {"image": str(path), "top": [(data["classes"][i], float(p)) for p, i in zip(values.tolist(), indices.tolist())]}
-        for path, values, indices in zip(images, top.values, top.indices)
-    ]
+    return top_classes(run.model(normalize(batch, data["mean"], data["std"])), data["classes"], images, top_k)

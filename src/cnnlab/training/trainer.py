@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 
@@ -32,8 +32,9 @@ from cnnlab.errors import CnnlabError
 from cnnlab.inspect import count_macs, count_params
 from cnnlab.models.weights import load_weights
 from cnnlab.registry import create_model, model_info
-from cnnlab.training import checkpoint
+from cnnlab.training import checkpoint, distributed, tensorboard_log
 from cnnlab.training.config import TrainConfig, resolve
+from cnnlab.training.device import check_precision, precision_name, resolve_device
 from cnnlab.training.progress import Progress
 
 METRIC_COLUMNS = (
@@ -71,28 +72,41 @@ def prepare_batch(
     crop_padding: int = 0,
     flip: bool = False,
     generator: torch.Generator | None = None,
+    keep: slice | None = None,
 ) -> torch.Tensor:
-    """uint8 images -> normalised float32, randomly shifted by up to `crop_padding` px and flipped if `flip`."""
+    """uint8 images -> normalised float32, randomly shifted by up to `crop_padding` px and flipped if `flip`.
+
+    `keep`: only these rows of the batch (one process's share of a global batch). Augmentation still draws its
+    random numbers for the whole batch, so each kept image gets the crop and flip it gets in one process."""
+    augmenting = bool(crop_padding) or (flip and data.hflip)
+    if keep is not None and not augmenting:
+        images = images[keep]
     x = normalize(images, data.mean, data.std)  # uint8 [B, C, H, W] -> float32
     if crop_padding:
         x = random_crop(x, crop_padding, generator)
     if flip and data.hflip:
         x = random_hflip(x, generator)
+    if keep is not None and augmenting:
+        x = x[keep]
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 # ---------------------------------------------------------------------------------------------- model and optimiser
-def autocast_dtype(precision: str) -> torch.dtype | None:
-    """bf16 when asked for, or for "auto" when the CPU computes bf16 natively (AVX512-BF16/AMX); else fp32."""
+def autocast_dtype(precision: str, device_type: str = "cpu") -> torch.dtype | None:
+    """bf16 when asked for, or for "auto" when the CPU computes bf16 natively (AVX512-BF16/AMX); else fp32. On CUDA
+    "auto" is bf16 where the GPU has it (Ampere on), else fp16; "fp16" is CUDA's only (`device.check_precision`),
+    so elsewhere (evaluating a GPU run on a laptop) it computes in fp32."""
     if precision == "bf16":
         return torch.bfloat16
-    if precision == "auto" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if device_type == "cuda" and precision in ("auto", "fp16"):
+        return torch.bfloat16 if precision == "auto" and torch.cuda.is_bf16_supported() else torch.float16
+    if precision == "auto" and device_type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return torch.bfloat16
     return None
 
 
-def autocast(dtype: torch.dtype | None):
-    return torch.autocast("cpu", dtype=dtype) if dtype is not None else nullcontext()
+def autocast(dtype: torch.dtype | None, device_type: str = "cpu"):
+    return torch.autocast(device_type, dtype=dtype) if dtype is not None else nullcontext()
 
 
 ParamGroups = Callable[[nn.Module], list[dict]]  # model -> [{"params": [...], "lr": peak lr}, ...]
@@ -160,7 +174,7 @@ def evaluate_arrays(
     for start in range(0, len(images), batch_size):
         x = prepare_batch(images[start : start + batch_size], data, channels_last)
         y = labels[start : start + batch_size]
-        with autocast(dtype):
+        with autocast(dtype, images.device.type):
             logits = model(x)
         total_loss += F.cross_entropy(logits.float(), y, reduction="sum").item()
         predictions.append(logits.argmax(dim=1))
@@ -290,12 +304,21 @@ def run(
         for name in ("model", "dataset"):
             if getattr(config, name) not in (None, getattr(saved, name)):
                 raise CnnlabError(f"cannot resume {run_dir}: it trained {name} '{getattr(saved, name)}', not '{getattr(config, name)}'")
+        if config.device is not None:  # where a run computes is no part of it: --device may change on resume
+            saved.device = config.device
         config = saved
     config = resolve(config)
     if config.threads:
         torch.set_num_threads(config.threads)
+    device = resolve_device(config.device, distributed.local_rank())
+    check_precision(config.precision, device)
+    world = distributed.setup(device, config.batch_size, config.sync_bn)  # one process unless torchrun started more
+    if config.tensorboard:
+        tensorboard_log.require()
     data = data if data is not None else load_dataset(config.dataset, config.data_dir)
     splits = make_splits(data, config)
+    if device.type != "cpu":  # uploaded once, still uint8; batches are normalised and augmented on the device
+        splits = Splits(*(getattr(splits, f.name).to(device) for f in fields(Splits)))
     given_model = model is not None  # then config.model is only its label, perhaps not a registered name
     if config.small_input is None and not given_model:
         config.small_input = wants_small_input(config.model, data.image_size)
@@ -309,9 +332,11 @@ def run(
             hint = (f" (this run gives {config.model} the small-input stem for {data.image_size}px images; pass "
                     "--no-small-input to keep the stem the weights were trained with)") if config.small_input else ""
             raise CnnlabError(f"{error}{hint}") from None
+    model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    dtype = autocast_dtype(config.precision)
+    dtype = autocast_dtype(config.precision, device.type)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None  # fp16 gradients need loss scaling
 
     steps_per_epoch = len(splits.train_images) // config.batch_size  # the last partial batch is dropped
     total_steps = steps_per_epoch * config.epochs
@@ -320,9 +345,14 @@ def run(
     aux_weight = getattr(model, "aux_loss_weight", 0.3)
 
     if resume is None:
-        run_dir = prepare_run_dir(Path(config.out) if config.out else default_run_dir(config), overwrite)
+        def create_run_dir() -> str:
+            path = prepare_run_dir(Path(config.out) if config.out else default_run_dir(config), overwrite)
+            config.out = str(path)
+            checkpoint.write_json(path / "config.json", {**config.to_dict(), "data": data_metadata(data), "versions": versions()})
+            return str(path)
+
+        run_dir = Path(world.broadcast_text(world.on_main(create_run_dir)))  # process 0 names it (its clock)
         config.out = str(run_dir)
-        checkpoint.write_json(run_dir / "config.json", {**config.to_dict(), "data": data_metadata(data), "versions": versions()})
         start_epoch, start_step, metrics, best_val, train_seconds = 0, 0, [], 0.0, 0.0
         epoch_so_far = None
     else:
@@ -330,47 +360,78 @@ def run(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
+        if scaler is not None and "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+        if device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         start_epoch, start_step = state["epoch"], state["step_in_epoch"]
         metrics, best_val, train_seconds = state["metrics"], state["best_val_accuracy"], state["train_seconds"]
         # Mid-epoch: the running sums of the epoch's first steps, so its metrics row equals an uninterrupted run's.
         epoch_so_far = state.get("epoch_so_far") if start_step else None
+        if epoch_so_far is not None and not world.is_main:  # the saved sums cover all processes: process 0 carries them
+            epoch_so_far = {**epoch_so_far, "loss_sum": torch.zeros(()), "correct": torch.zeros((), dtype=torch.long), "seen": 0}
 
     params, macs = count_params(model), count_macs(model, (data.in_chans, data.image_size, data.image_size))
-    progress = Progress(quiet=quiet)
+    progress = Progress(quiet=quiet or not world.is_main)  # one process speaks for all
     progress.start(f"{config.model} on {data.name}: {params:,} params, {macs / 1e6:.2f} MMACs/image, "
                    f"{len(splits.train_images)} train / {len(splits.val_images)} val / {len(splits.test_images)} test, "
                    f"{config.epochs} epochs x {steps_per_epoch} steps, batch {config.batch_size}, {config.optimizer} lr {config.lr:g}, "
-                   f"{'bf16' if dtype else 'fp32'} -> {run_dir}")
+                   f"{precision_name(dtype)} on {device}{f' x {world.size} processes' if world.enabled else ''} -> {run_dir}")
+    board = None  # TensorBoard, on process 0; a resumed run drops the events its predecessor logged past the checkpoint
+    if config.tensorboard:
+        board = world.on_main(lambda: tensorboard_log.TensorBoardLog(run_dir / tensorboard_log.LOG_DIR,
+                                                                     start_epoch * steps_per_epoch + start_step))
 
     def save(epoch: int, step_in_epoch: int, epoch_so_far: dict | None = None) -> None:
+        # Every process calls this (the running sums are added up over processes); process 0 alone writes.
+        if epoch_so_far is not None:
+            loss_sum, correct, seen = world.sum(epoch_so_far["loss_sum"], epoch_so_far["correct"], epoch_so_far["seen"])
+            epoch_so_far = {**epoch_so_far, "loss_sum": loss_sum.cpu(), "correct": correct.cpu(), "seen": seen}
         state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
                  "epoch": epoch, "step_in_epoch": step_in_epoch, "metrics": metrics, "best_val_accuracy": best_val,
                  "train_seconds": train_seconds, "model": config.model, "dataset": config.dataset,
                  "epoch_so_far": epoch_so_far}
+        if scaler is not None:
+            state["scaler"] = scaler.state_dict()
+        if device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(device)
         step = epoch * steps_per_epoch + step_in_epoch
-        try:
-            checkpoint.save_checkpoint(run_dir, step, model, state, config.keep_checkpoints)
-        except CnnlabError as error:  # e.g. a full disk: the files already there were only ever replaced whole
-            raise CnnlabError(f"saving the checkpoint of step {step} failed: {error}; the earlier checkpoints in "
-                              f"{run_dir / 'checkpoints'} are intact; resume with: cnnlab train {config.model} --resume {run_dir}") from None
+
+        def write() -> None:
+            try:
+                checkpoint.save_checkpoint(run_dir, step, model, state, config.keep_checkpoints)
+            except CnnlabError as error:  # e.g. a full disk: the files already there were only ever replaced whole
+                raise CnnlabError(f"saving the checkpoint of step {step} failed: {error}; the earlier checkpoints in "
+                                  f"{run_dir / 'checkpoints'} are intact; resume with: cnnlab train {config.model} --resume {run_dir}") from None
+
+        world.on_main(write)
 
     def fail(message: str, error: CnnlabError | None = None):
         """Record the failure in results.json (the checkpoints stay as they were) and stop with `message`."""
         error = error or CnnlabError(message)
         status = "interrupted" if isinstance(error, TrainingInterrupted) else "failed"
-        checkpoint.write_json(run_dir / "results.json", {"model": config.model, "dataset": data.name, "status": status,
-                                                          "error": message, "metrics": metrics, "run_dir": str(run_dir)})
+        if world.is_main:
+            checkpoint.write_json(run_dir / "results.json", {"model": config.model, "dataset": data.name, "status": status,
+                                                              "error": message, "metrics": metrics, "run_dir": str(run_dir)})
+        if board is not None:
+            board.close()
         progress.finish("")
         raise error
 
+    def evaluate_on(images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float, torch.Tensor]:
+        return evaluate_arrays(model, images, labels, data, dtype=dtype, channels_last=config.channels_last)
+
+    net = world.wrap(model, config.sync_bn)  # what the steps call: DDP under torchrun, else the model itself
+    rows = world.rows(config.batch_size)  # this process's share of each global batch (None: all of it)
     model.train()
     with stop_requests() as stop:
         for epoch in range(start_epoch, config.epochs):
             order = torch.randperm(len(splits.train_images), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
-            loss_sum, correct, seen = torch.zeros(()), torch.zeros((), dtype=torch.long), 0
+            loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device), 0
             seconds_before = 0.0  # time this epoch already ran in an interrupted process
             if epoch_so_far is not None:
-                loss_sum, correct, seen = epoch_so_far["loss_sum"], epoch_so_far["correct"], epoch_so_far["seen"]
+                loss_sum, correct = epoch_so_far["loss_sum"].to(device), epoch_so_far["correct"].to(device)
+                seen = epoch_so_far["seen"]
                 seconds_before, epoch_so_far = epoch_so_far["seconds"], None
             epoch_start = time.perf_counter()
             progress.epoch(epoch + 1, config.epochs, steps_per_epoch, start_step)
@@ -378,11 +439,11 @@ def run(
                 index = order[step * config.batch_size : (step + 1) * config.batch_size]
                 generator = torch.Generator().manual_seed((config.seed * 100_003 + epoch) * 1_000_003 + step)
                 x = prepare_batch(splits.train_images[index], data, config.channels_last,
-                                  config.crop_padding if config.augment else 0, config.augment, generator)
-                y = splits.train_labels[index]
-                with autocast(dtype):
+                                  config.crop_padding if config.augment else 0, config.augment, generator, rows)
+                y = splits.train_labels[index if rows is None else index[rows]]
+                with autocast(dtype, device.type):
                     try:
-                        output = model(x)
+                        output = net(x)
                     except ValueError as error:  # F.batch_norm on a batch of one image at 1x1
                         if "more than 1 value per channel" not in str(error):
                             raise
@@ -395,33 +456,44 @@ def run(
                             if (run_dir / "checkpoints" / "latest").exists() else "no checkpoint had been written yet")
                     fail(f"{what} at epoch {epoch + 1}, step {step + 1}; {kept}; try a lower --lr (now {config.lr:g})")
 
-                if not torch.isfinite(loss):
-                    stop_non_finite(f"the loss became {loss.item()}")
+                # Under torchrun every process must branch alike: the mean loss and any stop signal, agreed. In one
+                # process these are `loss` and `stop` themselves.
+                agreed_loss, stopping = world.agree(loss, stop)
+                if not torch.isfinite(agreed_loss):
+                    stop_non_finite(f"the loss became {agreed_loss.item()}")
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                # One fused norm over all gradients; an inf/NaN must not reach the weights (the step is skipped).
-                grads = [p.grad for p in model.parameters() if p.grad is not None]
-                if grads and not torch.isfinite(torch.stack(torch._foreach_norm(grads)).sum()):
-                    stop_non_finite("a gradient became non-finite")
-                optimizer.step()
+                if scaler is None:
+                    loss.backward()
+                    # One fused norm over all gradients; an inf/NaN must not reach the weights (the step is skipped).
+                    grads = [p.grad for p in model.parameters() if p.grad is not None]
+                    if grads and not torch.isfinite(torch.stack(torch._foreach_norm(grads)).sum()):
+                        stop_non_finite("a gradient became non-finite")
+                    optimizer.step()
+                else:  # fp16: the scaler skips a step whose gradients overflowed and lowers its scale
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
                 scheduler.step()
                 loss_sum += loss.detach().float() * len(y)
                 correct += (logits.argmax(dim=1) == y).sum()
                 seen += len(y)
                 elapsed = seconds_before + time.perf_counter() - epoch_start
-                progress.step(loss_sum.item() / seen, correct.item() / seen, seen / elapsed)
+                progress.step(loss_sum.item() / seen, correct.item() / seen, seen * world.size / elapsed)
                 global_step = epoch * steps_per_epoch + step + 1
-                if stop or (config.checkpoint_every and global_step % config.checkpoint_every == 0):
+                if board is not None:
+                    board.step(global_step, loss.item(), optimizer.param_groups[0]["lr"])
+                if stopping or (config.checkpoint_every and global_step % config.checkpoint_every == 0):
                     save(epoch, step + 1, {"loss_sum": loss_sum, "correct": correct, "seen": seen, "seconds": elapsed})
-                if stop:
-                    message = (f"stopped by {stop[0]} at epoch {epoch + 1}, step {step + 1}; checkpoint saved; resume with: "
+                if stopping:
+                    message = (f"stopped by {stopping[0]} at epoch {epoch + 1}, step {step + 1}; checkpoint saved; resume with: "
                                f"cnnlab train {config.model} --resume {run_dir}")
-                    fail(message, TrainingInterrupted(message, stop[0]))
+                    fail(message, TrainingInterrupted(message, stopping[0]))
             epoch_seconds = seconds_before + time.perf_counter() - epoch_start
             train_seconds += epoch_seconds
             start_step = 0
-            val_loss, val_acc, _ = evaluate_arrays(model, splits.val_images, splits.val_labels, data, dtype=dtype,
-                                                   channels_last=config.channels_last)
+            loss_sum, correct, seen = world.sum(loss_sum, correct, seen)  # the epoch's totals over all processes
+            world.sync_buffers(model)  # evaluate (everywhere) the batch-norm statistics process 0 saves
+            val_loss, val_acc, _ = world.evaluate(evaluate_on, splits.val_images, splits.val_labels)
             best_val = best_val if math.isnan(val_acc) else max(best_val, val_acc)
             metrics.append({
                 "epoch": epoch + 1, "train_loss": loss_sum.item() / max(seen, 1), "train_accuracy": correct.item() / max(seen, 1),
@@ -429,24 +501,34 @@ def run(
                 "epoch_seconds": epoch_seconds, "images_per_second": seen / epoch_seconds,
             })
             progress.end_epoch(metrics[-1])
-            write_metrics(run_dir / "metrics.csv", metrics)
+            world.on_main(lambda: write_metrics(run_dir / "metrics.csv", metrics))
+            if board is not None:
+                board.epoch((epoch + 1) * steps_per_epoch, metrics[-1])
             save(epoch + 1, 0)
 
-    test_loss, test_acc, _ = evaluate_arrays(model, splits.test_images, splits.test_labels, data, dtype=dtype, channels_last=config.channels_last)
-    checkpoint.save_weights(model.to(memory_format=torch.contiguous_format), run_dir / "model.safetensors",
-                            metadata={"model": config.model, "dataset": data.name})
+    test_loss, test_acc, test_predicted = world.evaluate(evaluate_on, splits.test_images, splits.test_labels)
     images_trained = sum(r["images_per_second"] * r["epoch_seconds"] for r in metrics)
     results = {
         "model": config.model, "dataset": data.name, "params": params, "macs": macs, "epochs": config.epochs,
         "test_accuracy": test_acc, "test_loss": test_loss, "best_val_accuracy": best_val,
         "final_val_accuracy": metrics[-1]["val_accuracy"] if metrics else float("nan"),
         "train_seconds": train_seconds, "train_images_per_second": images_trained / max(train_seconds, 1e-9),
-        "batch_size": config.batch_size, "lr": config.lr, "optimizer": config.optimizer, "precision": "bf16" if dtype else "fp32",
-        "seed": config.seed, "status": "completed", "run_dir": str(run_dir),
+        "batch_size": config.batch_size, "lr": config.lr, "optimizer": config.optimizer, "precision": precision_name(dtype),
+        "seed": config.seed, "status": "completed", "run_dir": str(run_dir), "device": str(device), "processes": world.size,
     }
-    checkpoint.write_json(run_dir / "results.json", results)
-    from cnnlab.training.plots import plot_curves
 
-    plot_curves(metrics, run_dir / "curves.png", title=f"{config.model} on {data.name}")
+    def write_results() -> None:
+        checkpoint.save_weights(model.to(memory_format=torch.contiguous_format), run_dir / "model.safetensors",
+                                metadata={"model": config.model, "dataset": data.name})
+        checkpoint.write_json(run_dir / "results.json", results)
+        from cnnlab.training.plots import plot_curves
+
+        plot_curves(metrics, run_dir / "curves.png", title=f"{config.model} on {data.name}")
+        if board is not None:
+            board.misclassified(splits.test_images, splits.test_labels, test_predicted, list(data.classes), total_steps)
+            board.hparams(config.to_dict(), results)
+            board.close()
+
+    world.on_main(write_results)
     progress.finish(f"test accuracy {test_acc:.2%} (loss {test_loss:.4f}) in {train_seconds:.1f}s of training -> {run_dir}")
     return results
