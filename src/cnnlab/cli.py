@@ -65,6 +65,7 @@ def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", default="auto", help="auto (bf16 where the CPU or GPU supports it), fp32, bf16 or fp16 (CUDA)")
     parser.add_argument("--threads", type=positive_int, help="torch threads (default: all available CPUs)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the training step's model (slow first steps)")
     parser.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None,
                         help="CIFAR-style stem for ImageNet-style models (default: when the images are under 64 px)")
     parser.add_argument("--out", help="run directory (default runs/<model>-<dataset>-<time>)")
@@ -75,7 +76,7 @@ def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
 def recipe_options(args: argparse.Namespace) -> dict:
     options = {name: getattr(args, name) for name in (
         "data_dir", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "label_smoothing",
-        "augment", "crop_padding", "train_subset", "val_fraction", "seed", "precision", "threads", "small_input")}
+        "augment", "crop_padding", "train_subset", "val_fraction", "seed", "precision", "threads", "small_input", "compile")}
     if getattr(args, "checkpoint_every", None):
         options["checkpoint_every"] = args.checkpoint_every
     if getattr(args, "keep", None):

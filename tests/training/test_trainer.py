@@ -130,3 +130,14 @@ def test_runs_of_a_few_steps_train_with_the_default_schedule(tmp_path, train_sub
     rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
     assert results["status"] == "completed" and len(rows) == 1
     assert round(float(rows[0]["images_per_second"]) * float(rows[0]["epoch_seconds"])) == 64 * steps
+
+
+def test_compile_trains_the_same_network(tmp_path):
+    """--compile runs the training steps through torch.compile (inductor); the saved weights are the eager
+    module's, so `evaluate` reloads them by name, and the run learns as the eager one does (same seed)."""
+    common = dict(dataset="digits", epochs=2, train_subset=600, quiet=True)
+    compiled = cnnlab.train("lenet5", out=str(tmp_path / "compiled"), compile=True, **common)
+    eager = cnnlab.train("lenet5", out=str(tmp_path / "eager"), **common)
+    assert json.loads((tmp_path / "compiled" / "config.json").read_text())["compile"] is True
+    assert abs(compiled["test_accuracy"] - eager["test_accuracy"]) < 0.03
+    assert cnnlab.evaluate(tmp_path / "compiled")["test_accuracy"] == pytest.approx(compiled["test_accuracy"], abs=1e-9)

@@ -44,6 +44,7 @@ class TrainConfig:
     # "fp16" (CUDA only) adds a GradScaler
     precision: str = "auto"
     channels_last: bool = True  # NHWC memory layout, faster for convolutions on CPU
+    compile: bool = False  # torch.compile the model for the training steps (inductor: minutes of compiling first)
     threads: int | None = None  # torch intra-op threads; None = the CPUs this process may use
     out: str | None = None  # run directory; None = runs/<model>-<dataset>-<time>
     checkpoint_every: int = 0  # also checkpoint every N optimizer steps (0 = only at epoch ends)

@@ -422,6 +422,8 @@ def run(
         return evaluate_arrays(model, images, labels, data, dtype=dtype, channels_last=config.channels_last)
 
     net = world.wrap(model, config.sync_bn)  # what the steps call: DDP under torchrun, else the model itself
+    if config.compile:  # the steps call the compiled graph; `model` (eval, checkpoints) stays the eager module
+        net = torch.compile(net)
     rows = world.rows(config.batch_size)  # this process's share of each global batch (None: all of it)
     model.train()
     with stop_requests() as stop:
