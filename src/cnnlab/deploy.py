@@ -122,8 +122,9 @@ class InferenceModel(nn.Module):
 
 
 def optimize_for_inference(model: nn.Module, precision: str = "auto", channels_last: bool = True) -> InferenceModel:
-    """A copy of `model` for fast inference: BN folded into the convs, weights in channels_last, and bf16 weights
-    when `precision` is "bf16", or "auto" on a CPU with native bf16 (AVX512-BF16/AMX), as training decides.
+    """A copy of `model` for fast inference: BN folded into the convs, weights in channels_last, and the dtype
+    training's autocast would pick on the model's device: bf16 for "bf16", or for "auto" on a CPU with native bf16
+    (AVX512-BF16/AMX) or a bf16 GPU; fp16 for "fp16" (and "auto" on older GPUs) on CUDA; else fp32.
 
     The result takes and returns what the eager model does (fp32 in, fp32 logits out). The fp32 path equals the
     eager model within float rounding; bf16 keeps top-1 on all but near-tied inputs (see tests/models/test_deploy.py).
@@ -133,7 +134,8 @@ def optimize_for_inference(model: nn.Module, precision: str = "auto", channels_l
 
     if precision not in PRECISIONS:
         raise unknown_name_error("precision", precision, PRECISIONS)
-    dtype = autocast_dtype(precision) or torch.float32
+    param = next(model.parameters(), None)
+    dtype = autocast_dtype(precision, param.device.type if param is not None else "cpu") or torch.float32
     optimized = copy.deepcopy(model)
     folded = fold_batchnorm(optimized)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -160,9 +162,10 @@ def _onnx_bytes(model: nn.Module, example: torch.Tensor) -> bytes:
         import onnxscript  # noqa: F401  (the torch.export-based one translates with it)
     except ImportError:
         raise CnnlabError("ONNX export needs the onnx and onnxscript packages: pip install 'cnnlab[export]'") from None
-    # The TorchScript-based exporter first: it writes the zoo's models in ~3 s where the torch.export-based one
-    # takes ~10. It cannot write some ops (AdaptiveAvgPool2d to a size that does not divide its input, as
-    # AlexNet's 6x6 pool on small images); the torch.export-based one, torch's default since 2.9, then does.
+    # The TorchScript-based exporter first: on two cores it writes each family's smallest model in 0.1-3 s where
+    # the torch.export-based one takes 2-16 s. It cannot write some ops (AdaptiveAvgPool2d to a size that does not
+    # divide its input, as AlexNet's 6x6 pool on small images); the torch.export-based one, torch's default since
+    # 2.9, then does (tests/models/test_deploy.py runs both paths).
     buffer = io.BytesIO()
     try:
         with warnings.catch_warnings():
@@ -209,7 +212,7 @@ def export(run_dir: str | Path, format: str = "onnx", optimize: bool = False, ou
     folded = fold_batchnorm(run.model) if optimize else 0
     example = torch.zeros(2, data["in_chans"], data["image_size"], data["image_size"])
     out = Path(out) if out else run.run_dir / FORMATS[format]
-    try:  # a new folder for --out is made; a path through a file fails here, before minutes of export
+    try:  # a new folder for --out is made; a path through a file fails here, before the export runs
         out.parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
         raise CnnlabError(f"could not write {out}: {out.parent} is a file, not a directory") from None

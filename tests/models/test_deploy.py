@@ -2,10 +2,10 @@
 and bf16), ONNX files of the zoo run with onnxruntime, and `cnnlab export RUN_DIR` with its sidecar JSON.
 
 Every model runs with randomised BN statistics and affine terms (twins.randomize_norms_): at init an eval-mode BN
-is the identity, and folding it would prove nothing. For time (the file takes about a minute and a half on two
-cores): folding runs over every registered model with BatchNorm, at small_input and a 16-pixel side (or the
-model's minimum); the ONNX zoo test exports only the smallest member (by parameters) of each family, at its
-smallest side of at least 16 pixels. Folding is checked against each model's own unfolded logits, to atol 1e-4
+is the identity, and folding it would prove nothing. For time (the file takes about 70 s on two cores): folding
+runs over every registered model with BatchNorm, at small_input and a 16-pixel side (or the model's minimum); the
+ONNX zoo test exports only the smallest member (by parameters) of each family, at its smallest side of at least
+16 pixels (alexnet_paper goes through the torch.export-based exporter, the others through the TorchScript-based one). Folding is checked against each model's own unfolded logits, to atol 1e-4
 on logits scaled to a largest magnitude of at most 1 (deep CIFAR ResNets with random statistics grow their
 logits with depth: resnet1202 reaches ~1e11 even at BN gains of at most 0.5).
 """
