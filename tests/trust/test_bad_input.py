@@ -191,3 +191,14 @@ def test_a_non_finite_gradient_stops_before_the_weights_change(tmp_path, monkeyp
         cnnlab.train("lenet5", dataset="digits", epochs=1, train_subset=200, out=str(tmp_path / "run"), quiet=True)
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["status"] == "failed" and "gradient" in results["error"]
+
+
+def test_atomic_write_into_a_file_instead_of_a_folder_is_one_clear_error(tmp_path):
+    from cnnlab.errors import CnnlabError
+    from cnnlab.training.checkpoint import write_json
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(CnnlabError, match=r"could not write .*a-file/results.json: Not a directory"):
+        write_json(blocker / "results.json", {"x": 1})
+    assert blocker.read_text() == "not a directory"

@@ -14,6 +14,7 @@ SHA-256 of its state file; reading verifies both, so a damaged file is an error,
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -40,7 +41,8 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except OSError as error:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # no temp file to remove when its folder is missing or is a file
+            tmp.unlink(missing_ok=True)
         raise CnnlabError(f"could not write {path}: {error.strerror or error}") from error
     # Persist the rename itself; without this a power cut can forget it.
     dir_fd = os.open(path.parent, os.O_RDONLY)
