@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import numpy as np
 import torch
 from torch import nn
@@ -27,6 +26,7 @@ from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, train
 from cnnlab.models.resnet import cifar_resnet
 from cnnlab.scratch import BatchNorm2dScratch, batch_norm_2d
 from cnnlab.training.checkpoint import read_json
+from cnnlab.training.plots import save_epoch_figure
 
 # The tutorials' batch: 2 samples, 2 channels, 2x2 maps; channel 0 holds 1..8, channel 1 holds 10..17.
 EXAMPLE = [
@@ -159,14 +159,7 @@ def plot_curves(curves: dict[str, list[dict]], path, title: str) -> None:
         acc_ax.plot(epochs, [100 * m["val_accuracy"] for m in metrics], "s-", label=label)
     loss_ax.set(xlabel="epoch", ylabel="training loss (cross-entropy)", title="training loss")
     acc_ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="validation accuracy")
-    for ax in (loss_ax, acc_ax):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_epoch_figure(fig, (loss_ax, acc_ax), path, title)
 
 
 @register_experiment("batchnorm", "BN from scratch vs nn.BatchNorm2d on the tutorial's tensor, the eval gotcha, BN vs no BN")

@@ -14,22 +14,21 @@ never more than a sum away from the loss.
 from __future__ import annotations
 
 import copy
-import csv
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.data import ImageDataset, load_dataset
 from cnnlab.experiments import register_experiment
-from cnnlab.experiments.common import ExperimentOptions, ExperimentResult
+from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, read_metrics
 from cnnlab.inspect import count_params
 from cnnlab.models.resnet import cifar_resnet
 from cnnlab.registry import create_model, list_models
 from cnnlab.training.config import TrainConfig
+from cnnlab.training.plots import save_epoch_figure
 from cnnlab.training.trainer import prepare_batch, run
 
 FULL_DEPTHS = (20, 56)  # He et al. Fig. 1
@@ -79,11 +78,6 @@ def first_layer_grad_norm(model: nn.Module, images: torch.Tensor, labels: torch.
     return first_conv.weight.grad.norm().item()
 
 
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    with open(Path(run_dir) / "metrics.csv") as handle:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
-
-
 def plot_errors(histories: dict[str, list[dict]], path: Path, title: str) -> None:
     """Training error and validation error (%) against epoch; plain nets dashed, ResNets solid (He et al. Fig. 6)."""
     fig, (train_ax, val_ax) = plt.subplots(1, 2, figsize=(10, 4), sharey=False)
@@ -97,14 +91,7 @@ def plot_errors(histories: dict[str, list[dict]], path: Path, title: str) -> Non
         val_ax.plot(epochs, [100 * (1 - row["val_accuracy"]) for row in metrics], **style)
     train_ax.set(xlabel="epoch", ylabel="error (%)", title="training error")
     val_ax.set(xlabel="epoch", ylabel="error (%)", title="validation error (held out)")
-    for ax in (train_ax, val_ax):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_epoch_figure(fig, (train_ax, val_ax), path, title)
 
 
 def findings(rows: dict[str, dict], shallow: int, deep: int) -> list[str]:

@@ -11,6 +11,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def save_epoch_figure(fig, axes, path: Path, title: str = "") -> None:
+    """The finish every against-epoch figure shares: whole-number epoch ticks, a grid and legend per panel, the
+    title; then write the PNG and free the figure (pyplot keeps every open figure alive otherwise)."""
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_curves(metrics: list[dict], path: Path, title: str = "") -> None:
     """Loss and accuracy against epoch, train and validation."""
     epochs = [row["epoch"] for row in metrics]
@@ -21,13 +36,7 @@ def plot_curves(metrics: list[dict], path: Path, title: str = "") -> None:
     acc_ax.plot(epochs, [100 * r["val_accuracy"] for r in metrics], "s-", label="validation")
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    for ax in (loss_ax, acc_ax):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_epoch_figure(fig, (loss_ax, acc_ax), path, title)
 
 
 def plot_comparison(rows: list[dict], path: Path, title: str = "") -> None:
