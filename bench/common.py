@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from cnnlab.training.trainer import cpu_has_native_bf16
+
 RESULTS = Path(__file__).parent / "results"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 
@@ -34,7 +36,7 @@ def machine() -> dict:
     import cnnlab
 
     return {"cpu": cpu, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "bf16_native": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()), "python": platform.python_version(),
+            "bf16_native": cpu_has_native_bf16(), "python": platform.python_version(),
             "torch": torch.__version__, "torchvision": torchvision.__version__, "cnnlab": cnnlab.__version__,
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 

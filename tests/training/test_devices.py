@@ -70,3 +70,15 @@ def test_the_default_lr_follows_the_global_batch():
     once = resolve(TrainConfig("lenet5", batch_size=256))
     assert resolve(once).lr == once.lr  # resolving a resolved (saved) config changes nothing
     assert scaled_lr(0.1, 8, "sgd") == pytest.approx(0.8) and scaled_lr(0.1, 8, "adamw") == pytest.approx(0.1 * math.sqrt(8))
+
+
+def test_auto_precision_takes_bf16_only_on_cpus_that_compute_it_natively():
+    """torch's mkldnn check says yes on any AVX-512 CPU, where bf16 is emulated and trains slower than fp32."""
+    from cnnlab.training.trainer import cpuinfo_has_bf16
+
+    xeon = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512vl avx512_vnni avx512_bitalg\n"
+    zen4 = "flags\t\t: fpu avx2 avx512f avx512bw avx512vl avx512_bf16 avx512_vnni\n"
+    sapphire_rapids = "flags\t\t: avx512f avx512bw amx_bf16 amx_tile amx_int8\n"
+    graviton3 = "Features\t: fp asimd sve bf16 i8mm\n"
+    assert not cpuinfo_has_bf16(xeon)
+    assert cpuinfo_has_bf16(zen4) and cpuinfo_has_bf16(sapphire_rapids) and cpuinfo_has_bf16(graviton3)

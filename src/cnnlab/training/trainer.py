@@ -9,6 +9,7 @@ crops an uninterrupted run sees, with no generator state to save beyond torch's 
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import os
 import platform
@@ -92,6 +93,26 @@ def prepare_batch(
 
 
 # ---------------------------------------------------------------------------------------------- model and optimiser
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware: AVX512-BF16 or AMX on x86, the BF16 extension on Arm (Linux's
+    /proc/cpuinfo flags). torch's `mkldnn._is_mkldnn_bf16_supported()` also says yes for plain AVX-512, where
+    oneDNN emulates bf16; measured on such a Xeon, bf16 autocast trained resnet20 2.8x slower than fp32
+    (docs/performance.md). Without /proc/cpuinfo (macOS, Windows) the answer is no: fp32 is the safe default."""
+    try:
+        return cpuinfo_has_bf16(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return False
+
+
+def cpuinfo_has_bf16(cpuinfo: str) -> bool:
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags |= set(line.split(":", 1)[1].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
 def autocast_dtype(precision: str, device_type: str = "cpu") -> torch.dtype | None:
     """bf16 when asked for, or for "auto" when the CPU computes bf16 natively (AVX512-BF16/AMX); else fp32. On CUDA
     "auto" is bf16 where the GPU has it (Ampere on), else fp16; "fp16" is CUDA's only (`device.check_precision`),
@@ -100,7 +121,7 @@ def autocast_dtype(precision: str, device_type: str = "cpu") -> torch.dtype | No
         return torch.bfloat16
     if device_type == "cuda" and precision in ("auto", "fp16"):
         return torch.bfloat16 if precision == "auto" and torch.cuda.is_bf16_supported() else torch.float16
-    if precision == "auto" and device_type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if precision == "auto" and device_type == "cpu" and cpu_has_native_bf16():
         return torch.bfloat16
     return None
 
