@@ -439,6 +439,11 @@ def run(
         progress.finish("")
         raise error
 
+    def stop_non_finite(what: str, epoch: int, step: int) -> None:
+        kept = (f"the last good checkpoint is kept in {run_dir / 'checkpoints'}"
+                if (run_dir / "checkpoints" / "latest").exists() else "no checkpoint had been written yet")
+        fail(f"{what} at epoch {epoch + 1}, step {step + 1}; {kept}; try a lower --lr (now {config.lr:g})")
+
     def evaluate_on(images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float, torch.Tensor]:
         return evaluate_arrays(model, images, labels, data, dtype=dtype, channels_last=config.channels_last)
 
@@ -474,23 +479,18 @@ def run(
                              f"one value per channel (a 1x1 feature map of one image), too few for batch statistics; "
                              f"use --batch-size 2 or more")
                     loss, logits = classification_loss(output, y, config.label_smoothing, aux_weight)
-                def stop_non_finite(what: str) -> None:
-                    kept = (f"the last good checkpoint is kept in {run_dir / 'checkpoints'}"
-                            if (run_dir / "checkpoints" / "latest").exists() else "no checkpoint had been written yet")
-                    fail(f"{what} at epoch {epoch + 1}, step {step + 1}; {kept}; try a lower --lr (now {config.lr:g})")
-
                 # Under torchrun every process must branch alike: the mean loss and any stop signal, agreed. In one
                 # process these are `loss` and `stop` themselves.
                 agreed_loss, stopping = world.agree(loss, stop)
                 if not torch.isfinite(agreed_loss):
-                    stop_non_finite(f"the loss became {agreed_loss.item()}")
+                    stop_non_finite(f"the loss became {agreed_loss.item()}", epoch, step)
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is None:
                     loss.backward()
                     # One fused norm over all gradients; an inf/NaN must not reach the weights (the step is skipped).
                     grads = [p.grad for p in model.parameters() if p.grad is not None]
                     if grads and not torch.isfinite(torch.stack(torch._foreach_norm(grads)).sum()):
-                        stop_non_finite("a gradient became non-finite")
+                        stop_non_finite("a gradient became non-finite", epoch, step)
                     optimizer.step()
                 else:  # fp16: the scaler skips a step whose gradients overflowed and lowers its scale
                     scaler.scale(loss).backward()
