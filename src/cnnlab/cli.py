@@ -176,9 +176,12 @@ def cmd_train(args: argparse.Namespace, console: Console) -> None:
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> None:
     from cnnlab.training.compare import HEADERS, compare, format_row
+    from cnnlab.training.distributed import environment
 
     args.dataset = args.dataset or "digits"
     rows = compare(args.models, args.dataset, out=args.out, overwrite=args.overwrite, quiet=args.quiet, **recipe_options(args))
+    if environment()[0] != 0:  # under torchrun, process 0 speaks for all
+        return
     table = Table(*HEADERS, title=f"{args.dataset}: {rows[0]['epochs']} epochs, batch {rows[0]['batch_size']}, {rows[0]['optimizer']} lr {rows[0]['lr']:g}")
     for row in rows:
         table.add_row(*format_row(row))
@@ -301,6 +304,21 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> None:
     console.print(summary_table(summarize(target, shape)))
 
 
+# The commands torchrun may start several times: they train through the trainer, which splits each batch across
+# the processes and lets process 0 alone write. The others would run N copies writing the same files.
+DISTRIBUTED_COMMANDS = ("train", "compare")
+
+
+def check_single_process(command: str) -> None:
+    from cnnlab.training.distributed import environment
+
+    size = environment()[1]
+    if size > 1 and command not in DISTRIBUTED_COMMANDS:
+        raise CnnlabError(f"cnnlab {command} runs in one process, but torchrun started {size} (WORLD_SIZE={size}); "
+                          f"only {' and '.join('cnnlab ' + c for c in DISTRIBUTED_COMMANDS)} are distributed: "
+                          f"run it without torchrun")
+
+
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "compare": cmd_compare,
             "models": cmd_models, "summary": cmd_summary, "experiment": cmd_experiment, "finetune": cmd_finetune,
             "runs": cmd_runs, "export": cmd_export}
@@ -310,6 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     try:
         args = build_parser().parse_args(argv)
+        check_single_process(args.command)
         COMMANDS[args.command](args, console)
     except CnnlabError as error:
         code = getattr(error, "exit_code", EXIT_USAGE)  # a stopped training run: 128 + the signal's number

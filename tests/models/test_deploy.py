@@ -3,23 +3,22 @@ and bf16), ONNX files of the zoo run with onnxruntime, and `cnnlab export RUN_DI
 
 Every model runs with randomised BN statistics and affine terms (twins.randomize_norms_): at init an eval-mode BN
 is the identity, and folding it would prove nothing. For time (the file takes about 70 s on two cores): folding
-runs over every registered model with BatchNorm, at small_input and a 16-pixel side (or the model's minimum); the
-ONNX zoo test exports only the smallest member (by parameters) of each family, at its smallest side of at least
-16 pixels (alexnet_paper goes through the torch.export-based exporter, the others through the TorchScript-based one). Folding is checked against each model's own unfolded logits, to atol 1e-4
-on logits scaled to a largest magnitude of at most 1 (deep CIFAR ResNets with random statistics grow their
-logits with depth: resnet1202 reaches ~1e11 even at BN gains of at most 0.5).
+runs over every registered model with BatchNorm, and the ONNX test over every registered model, at small_input and
+the model's smallest side of at least 16 pixels (alexnet_paper goes through the torch.export-based exporter, the
+others through the TorchScript-based one). Both compare to atol 1e-4 on logits divided by their largest magnitude
+(deep CIFAR ResNets with random statistics grow their logits with depth: resnet1202 reaches ~1e11 even at BN gains
+of at most 0.5; the folding test divides only scales above 1).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections import defaultdict
 
 import pytest
 import torch
 from torch import nn
-from twins import MIN_LOGITS_STD, n_params, randomize_norms_
+from twins import MIN_LOGITS_STD, randomize_norms_
 
 import cnnlab
 from cnnlab.cli import main
@@ -189,21 +188,13 @@ def test_optimize_refuses_an_unknown_precision():
         optimize_for_inference(nn.Conv2d(1, 1, 1), precision="fp8")
 
 
-def smallest_of_each_family() -> list[str]:
-    families: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for name in list_models():
-        with torch.device("meta"):
-            families[model_info(name).family].append((n_params(create_model(name)), name))
-    return sorted(min(members)[1] for members in families.values())
-
-
 def onnx_logits(payload: bytes, x: torch.Tensor) -> tuple[torch.Tensor, list]:
     session = ort.InferenceSession(payload, providers=["CPUExecutionProvider"])
     (output,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     return torch.from_numpy(output), session.get_inputs()[0].shape
 
 
-@pytest.mark.parametrize("name", smallest_of_each_family())
+@pytest.mark.parametrize("name", list_models())
 def test_onnx_export_of_the_zoo_matches_pytorch(name: str):
     model = random_model(name)
     payload = export_bytes(model, batch(model, batch=2), "onnx")
@@ -212,8 +203,10 @@ def test_onnx_export_of_the_zoo_matches_pytorch(name: str):
     with torch.no_grad():
         expected = model(x)
     assert input_shape == ["batch", model.in_chans, x.shape[2], x.shape[3]]
-    assert expected.std() > MIN_LOGITS_STD
-    torch.testing.assert_close(actual, expected, atol=ATOL, rtol=0)
+    # Compared on the logits' own scale: resnet1202's reach ~1e11 with random statistics, vgg19's (no BN) ~1e-2.
+    scale = expected.abs().max().item()
+    assert torch.isfinite(expected).all() and expected.std() > MIN_LOGITS_STD * scale
+    torch.testing.assert_close(actual / scale, expected / scale, atol=ATOL, rtol=0)
 
 
 @pytest.mark.parametrize("format", ["onnx", "torchscript"])

@@ -21,6 +21,7 @@ from twins import n_params
 from cnnlab.errors import CnnlabError
 from cnnlab.models.base import ImageClassifier
 from cnnlab.registry import create_model, list_models, min_input_size, model_info
+from cnnlab.training.trainer import classification_loss
 
 MODELS = list_models()
 BATCH = 2
@@ -97,24 +98,28 @@ def test_head_of_features_is_forward(built: Built):
     assert pre_logits.shape == (BATCH, built.model.get_classifier().weight.shape[1])  # Linear or 1x1-conv head
 
 
-def test_training_mode_is_finite_and_gradient_reaches_input(built: Built):
+def test_training_mode_is_finite_and_the_loss_reaches_every_parameter(built: Built):
     # Finiteness is checked in training mode: in eval mode a fresh BatchNorm (running mean 0, var 1) is the
     # identity, so at random init the 600 residual additions of resnet1202 overflow to NaN.
+    # The trainer's own loss (GoogLeNet's auxiliary heads included) must give every parameter a gradient: DDP runs
+    # with find_unused_parameters=False, which fails on the second step of a model with an unused parameter.
     model = built.model.train()
     x = built.x.clone().requires_grad_(built.size <= GRADIENT_LIMIT)
+    targets = torch.arange(BATCH) % built.model.num_classes
     try:
         with torch.set_grad_enabled(x.requires_grad):
-            out = model(x)
-            if isinstance(out, tuple):  # GoogLeNet's auxiliary outputs in training mode (torchvision's API)
-                out = out[0]
+            output = model(x)
+            loss, out = classification_loss(output, targets, label_smoothing=0.0, aux_weight=0.3)
             if x.requires_grad:
-                out.sum().backward()
+                loss.backward()
+        without_gradient = [name for name, p in model.named_parameters() if p.grad is None]
     finally:
         model.eval()
         model.zero_grad(set_to_none=True)
     assert out.shape == (BATCH, built.model.num_classes) and torch.isfinite(out).all()
     if x.requires_grad:
         assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+        assert without_gradient == []
 
 
 def test_stages(built: Built):

@@ -1,5 +1,6 @@
 """torchrun: a 2-process gloo run on digits matches a 1-process run with the same global batch and seed, and a
-checkpoint of either resumes in the other process count. Plus the sharding arithmetic and the setup errors."""
+checkpoint of either resumes in the other process count; `cnnlab compare` runs distributed too, and the commands
+that are not distributed refuse torchrun. Plus the sharding arithmetic and the setup errors."""
 
 import csv
 import json
@@ -40,11 +41,11 @@ def metrics(run_dir) -> list[dict]:
         return [{k: float(v) for k, v in row.items() if k not in WALL_TIME_COLUMNS} for row in csv.DictReader(handle)]
 
 
-def assert_same_training(a, b) -> None:
+def assert_same_training(a, b, epochs: int = 2) -> None:
     """Per-epoch metrics and final weights equal up to float summation order (lenet5 has no batch norm, so two
     processes compute the single process's gradients, only summed in another order)."""
     rows_a, rows_b = metrics(a), metrics(b)
-    assert len(rows_a) == len(rows_b) == 2
+    assert len(rows_a) == len(rows_b) == epochs
     for row_a, row_b in zip(rows_a, rows_b):
         assert row_a.keys() == row_b.keys()
         for key in row_a:
@@ -161,3 +162,35 @@ def test_an_environment_that_is_not_torchrun_s_is_one_line(capsys, tmp_path, mon
     monkeypatch.setenv("WORLD_SIZE", "two")
     err = one_line_error(capsys, "--out", tmp_path / "run")
     assert "RANK, WORLD_SIZE and LOCAL_RANK must be whole numbers (torchrun sets them), got [" in err and "'two'" in err
+
+
+# ------------------------------------------------------------------------------------------- other commands
+def compare_rows(out) -> dict[str, dict]:
+    with open(out / "results.csv") as handle:
+        return {row["model"]: row for row in csv.DictReader(handle)}
+
+
+def test_compare_under_torchrun_trains_each_model_once_and_writes_once(tmp_path, capsys):
+    recipe = ["--dataset", "digits", "--train-subset", "600", "--epochs", "1", "--batch-size", "32", "--precision",
+              "fp32", "--seed", "3", "--threads", "1"]
+    previous = torch.get_num_threads()
+    assert main(["compare", "lenet5", "simple_cnn", *recipe, "--quiet", "--out", str(tmp_path / "one")]) == 0
+    torch.set_num_threads(previous)
+    capsys.readouterr()
+    two = torchrun("compare", "lenet5", "simple_cnn", *recipe, "--quiet", "--out", tmp_path / "two")
+    one_rows, two_rows = compare_rows(tmp_path / "one"), compare_rows(tmp_path / "two")
+    assert list(one_rows) == list(two_rows) == ["lenet5", "simple_cnn"]
+    for name in one_rows:  # neither has batch norm: two processes compute one process's gradients
+        assert json_of(tmp_path / "two" / name / "results.json")["processes"] == 2
+        assert float(two_rows[name]["test_accuracy"]) == pytest.approx(float(one_rows[name]["test_accuracy"]), abs=1.01 / 360)
+        assert_same_training(tmp_path / "one" / name, tmp_path / "two" / name, epochs=1)
+    assert (tmp_path / "two" / "compare.png").read_bytes()[:4] == b"\x89PNG"
+    assert two.stdout.count("wrote ") == 1 and two.stdout.count("simple_cnn") == 1  # process 0's table only
+
+
+@pytest.mark.parametrize("argv", [["experiment", "scaling", "--quick"], ["finetune", "runs/x"], ["models"]])
+def test_commands_that_are_not_distributed_refuse_torchrun(argv, capsys, two_process_environment):
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"cnnlab: error: cnnlab {argv[0]} runs in one process, but torchrun started 2 (WORLD_SIZE=2); only cnnlab "
+        "train and cnnlab compare are distributed: run it without torchrun")

@@ -10,7 +10,7 @@ from pathlib import Path
 from cnnlab.data import load_dataset
 from cnnlab.errors import CnnlabError
 from cnnlab.registry import model_info
-from cnnlab.training import checkpoint
+from cnnlab.training import checkpoint, distributed
 from cnnlab.training.config import TrainConfig, resolve
 from cnnlab.training.plots import plot_comparison
 from cnnlab.training.trainer import prepare_run_dir, run
@@ -29,7 +29,7 @@ HEADERS = ["model", "params", "MACs/image", "test accuracy", "train time", "trai
 def compare(models: list[str], dataset: str = "digits", out: str | Path | None = None, overwrite: bool = False,
             quiet: bool = False, **options) -> list[dict]:
     """Train each model with the same recipe (`options` are TrainConfig fields); write results.md, results.csv and
-    compare.png to `out`; return one results dict per model."""
+    compare.png to `out`; return one results dict per model (on every process, when torchrun started several)."""
     if not models:
         raise CnnlabError("compare needs at least one model name")
     for name in models:
@@ -38,13 +38,17 @@ def compare(models: list[str], dataset: str = "digits", out: str | Path | None =
     out = Path(out) if out else Path("runs") / f"compare-{dataset.replace(':', '-').replace('/', '_')}-{datetime.now():%Y%m%d-%H%M%S}"
     if (out / "results.csv").exists() and not overwrite:
         raise CnnlabError(f"{out} already holds a comparison; pass --overwrite to replace it")
-    prepare_run_dir(out, overwrite=True)
+    # Under torchrun every process trains every model together (each run is one DDP run); process 0 alone writes.
+    is_main = distributed.environment()[0] == 0
+    if is_main:
+        prepare_run_dir(out, overwrite=True)
     data = load_dataset(dataset, recipe.data_dir)
     rows = []
     for name in models:
         config = TrainConfig(**{**recipe.to_dict(), "model": name, "out": str(out / name)})
         rows.append(run(config, overwrite=True, quiet=quiet, data=data))
-    write_outputs(rows, out, f"{data.name}: {recipe.epochs} epochs, batch {recipe.batch_size}, {recipe.optimizer} lr {recipe.lr:g}, seed {recipe.seed}")
+    if is_main:
+        write_outputs(rows, out, f"{data.name}: {recipe.epochs} epochs, batch {recipe.batch_size}, {recipe.optimizer} lr {recipe.lr:g}, seed {recipe.seed}")
     return rows
 
 
