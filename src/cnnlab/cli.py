@@ -59,6 +59,7 @@ def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-decay", type=float)
     parser.add_argument("--label-smoothing", type=float, default=0.0)
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None, help="random crop and flip (dataset default)")
+    parser.add_argument("--tta", action="store_true", help="evaluate on the mean logits of each image and its mirror")
     parser.add_argument("--crop-padding", type=int, help="random-crop shift in pixels (default 2; 4 for CIFAR)")
     parser.add_argument("--train-subset", type=positive_int, help="keep only the first N training images")
     parser.add_argument("--val-fraction", type=float, default=0.1)
@@ -76,7 +77,7 @@ def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
 def recipe_options(args: argparse.Namespace) -> dict:
     options = {name: getattr(args, name) for name in (
         "data_dir", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "label_smoothing",
-        "augment", "crop_padding", "train_subset", "val_fraction", "seed", "precision", "threads", "small_input", "compile")}
+        "augment", "crop_padding", "tta", "train_subset", "val_fraction", "seed", "precision", "threads", "small_input", "compile")}
     if getattr(args, "checkpoint_every", None):
         options["checkpoint_every"] = args.checkpoint_every
     if getattr(args, "keep", None):
@@ -115,6 +116,8 @@ def build_parser() -> ArgumentParser:
     evaluate = commands.add_parser("eval", help="test accuracy, per-class accuracy and a confusion matrix of a run")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--data-dir")
+    evaluate.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                          help="average each image's logits with its mirror's (default: as the run was trained)")
 
     predict = commands.add_parser("predict", help="top-k classes of image files, from a run or an ImageNet checkpoint")
     predict.add_argument("run_dir", metavar="RUN_DIR", help="a run directory; with --model and --weights, the first image")
@@ -239,8 +242,9 @@ def cmd_runs(args: argparse.Namespace, console: Console) -> None:
 def cmd_eval(args: argparse.Namespace, console: Console) -> None:
     from cnnlab.training.runs import evaluate
 
-    result = evaluate(args.run_dir, args.data_dir)
-    table = Table("class", "accuracy", title=f"{result['model']} on {result['dataset']}: test accuracy {result['test_accuracy']:.2%}")
+    result = evaluate(args.run_dir, args.data_dir, tta=args.tta)
+    flips = " with test-time flips" if result["tta"] else ""
+    table = Table("class", "accuracy", title=f"{result['model']} on {result['dataset']}: test accuracy {result['test_accuracy']:.2%}{flips}")
     for name, accuracy in result["per_class_accuracy"].items():
         table.add_row(name, f"{accuracy:.2%}")
     console.print(table)

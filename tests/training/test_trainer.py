@@ -141,3 +141,35 @@ def test_compile_trains_the_same_network(tmp_path):
     assert json.loads((tmp_path / "compiled" / "config.json").read_text())["compile"] is True
     assert abs(compiled["test_accuracy"] - eager["test_accuracy"]) < 0.03
     assert cnnlab.evaluate(tmp_path / "compiled")["test_accuracy"] == pytest.approx(compiled["test_accuracy"], abs=1e-9)
+
+
+def test_flip_tta_classifies_by_the_mean_logits_of_each_image_and_its_mirror(lenet_run, digits):
+    from dataclasses import replace
+
+    from cnnlab.training.runs import load_run
+    from cnnlab.training.trainer import evaluate_arrays, prepare_batch
+
+    model = load_run(lenet_run[0]).model
+    mirrorable = replace(digits, name="mirrorable-digits", hflip=True)  # as if flips kept the labels
+    images, labels = digits.test_images[:100], digits.test_labels[:100]
+    loss, accuracy, predicted = evaluate_arrays(model, images, labels, mirrorable, flip_tta=True)
+    x = prepare_batch(images, digits, channels_last=True)
+    with torch.no_grad():
+        mean_logits = (model(x) + model(x.flip(3))) / 2
+        plain = model(x).argmax(1)
+    assert torch.equal(predicted, mean_logits.argmax(1))
+    assert loss == pytest.approx(torch.nn.functional.cross_entropy(mean_logits, labels).item(), rel=1e-5)
+    assert accuracy == pytest.approx((mean_logits.argmax(1) == labels).float().mean().item())
+    assert not torch.equal(predicted, plain)  # lenet5 is not mirror-symmetric: the mirrors change some calls
+
+
+def test_tta_on_a_set_whose_flips_change_labels_is_refused_before_training(lenet_run, tmp_path, capsys):
+    from cnnlab.cli import main
+
+    message = ("cnnlab: error: test-time flips need label-preserving horizontal flips, which digits does not "
+               "have (a mirrored image can belong to another class): drop --tta")
+    assert main(["train", "lenet5", "--dataset", "digits", "--tta", "--quiet", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.strip() == message
+    assert not (tmp_path / "run").exists()
+    assert main(["eval", str(lenet_run[0]), "--tta"]) == 2
+    assert capsys.readouterr().err.strip() == message

@@ -37,6 +37,7 @@ class TrainConfig:
     label_smoothing: float = 0.0  # cross-entropy target smoothing, 0 = hard labels
     augment: bool | None = None  # random crops and, where label-preserving, horizontal flips
     crop_padding: int | None = None  # random-crop translation range in pixels (0 = flips only)
+    tta: bool = False  # evaluate on the mean logits of each image and its mirror (label-preserving flips only)
     train_subset: int | None = None  # keep only the first N training images (quick runs)
     val_fraction: float = 0.1  # share of the training split held out for validation (seeded, stratified)
     seed: int = 0  # seeds the init, the data order and the augmentation

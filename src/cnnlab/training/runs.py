@@ -40,18 +40,20 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     return LoadedRun(run_dir, config, data, model.eval())
 
 
-def evaluate(run_dir: str | Path, data_dir: str | None = None) -> dict:
-    """Test accuracy and per-class accuracy of a run; writes eval.json and confusion.png into the run directory."""
+def evaluate(run_dir: str | Path, data_dir: str | None = None, tta: bool | None = None) -> dict:
+    """Test accuracy and per-class accuracy of a run; writes eval.json and confusion.png into the run directory.
+    tta: average each image's logits with its mirror's (None: as the run was trained, its config's `tta`)."""
     run = load_run(run_dir)
+    tta = run.config.tta if tta is None else tta
     dataset: ImageDataset = load_dataset(run.config.dataset, data_dir or run.config.data_dir)
     loss, accuracy, predicted = evaluate_arrays(run.model, dataset.test_images, dataset.test_labels, dataset,
-                                                dtype=autocast_dtype(run.config.precision))
+                                                dtype=autocast_dtype(run.config.precision), flip_tta=tta)
     classes = list(dataset.classes)
     matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
     np.add.at(matrix, (dataset.test_labels.numpy(), predicted.numpy()), 1)
     per_class = {name: float(matrix[i, i] / max(matrix[i].sum(), 1)) for i, name in enumerate(classes)}
     plot_confusion(matrix, classes, run.run_dir / "confusion.png", title=f"{run.config.model} on {dataset.name}: {accuracy:.2%}")
-    result = {"model": run.config.model, "dataset": dataset.name, "test_accuracy": accuracy, "test_loss": loss,
+    result = {"model": run.config.model, "dataset": dataset.name, "test_accuracy": accuracy, "test_loss": loss, "tta": tta,
               "per_class_accuracy": per_class, "confusion_matrix": matrix.tolist(), "confusion_png": str(run.run_dir / "confusion.png")}
     checkpoint.write_json(run.run_dir / "eval.json", result)
     return result

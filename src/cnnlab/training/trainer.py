@@ -179,6 +179,12 @@ def classification_loss(output, targets: torch.Tensor, label_smoothing: float, a
 
 
 @torch.no_grad()
+def check_flip_tta(data: ImageDataset) -> None:
+    if not data.hflip:
+        raise CnnlabError(f"test-time flips need label-preserving horizontal flips, which {data.name} does not "
+                          "have (a mirrored image can belong to another class): drop --tta")
+
+
 def evaluate_arrays(
     model: nn.Module,
     images: torch.Tensor,
@@ -187,8 +193,12 @@ def evaluate_arrays(
     batch_size: int = 512,
     dtype: torch.dtype | None = None,
     channels_last: bool = True,
+    flip_tta: bool = False,
 ) -> tuple[float, float, torch.Tensor]:
-    """(mean loss, accuracy, predicted labels) over uint8 images, in eval mode."""
+    """(mean loss, accuracy, predicted labels) over uint8 images, in eval mode. flip_tta: classify each image by
+    the mean of its own and its mirror image's logits (test-time augmentation, as airbench does)."""
+    if flip_tta:
+        check_flip_tta(data)
     was_training = model.training
     model.eval()
     total_loss, predictions = 0.0, []
@@ -197,6 +207,8 @@ def evaluate_arrays(
         y = labels[start : start + batch_size]
         with autocast(dtype, images.device.type):
             logits = model(x)
+            if flip_tta:
+                logits = (logits.float() + model(x.flip(3)).float()) / 2  # flip(3): the width axis of [B, C, H, W]
         total_loss += F.cross_entropy(logits.float(), y, reduction="sum").item()
         predictions.append(logits.argmax(dim=1))
     model.train(was_training)
@@ -337,6 +349,8 @@ def run(
     if config.tensorboard:
         tensorboard_log.require()
     data = data if data is not None else load_dataset(config.dataset, config.data_dir)
+    if config.tta:  # refused before training, not after it
+        check_flip_tta(data)
     splits = make_splits(data, config)
     if device.type != "cpu":  # uploaded once, still uint8; batches are normalised and augmented on the device
         splits = Splits(*(getattr(splits, f.name).to(device) for f in fields(Splits)))
@@ -445,7 +459,8 @@ def run(
         fail(f"{what} at epoch {epoch + 1}, step {step + 1}; {kept}; try a lower --lr (now {config.lr:g})")
 
     def evaluate_on(images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float, torch.Tensor]:
-        return evaluate_arrays(model, images, labels, data, dtype=dtype, channels_last=config.channels_last)
+        return evaluate_arrays(model, images, labels, data, dtype=dtype, channels_last=config.channels_last,
+                               flip_tta=config.tta)
 
     net = world.wrap(model, config.sync_bn)  # what the steps call: DDP under torchrun, else the model itself
     if config.compile:  # the steps call the compiled graph; `model` (eval, checkpoints) stays the eager module
