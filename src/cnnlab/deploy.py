@@ -2,6 +2,7 @@
 
     folded = fold_batchnorm(model)                      # in place: every conv -> BN pair becomes one conv
     fast = optimize_for_inference(model)                # a copy: folded, channels_last, bf16 where the CPU has it
+    small = quantize_int8(model, calibration_images)    # a copy: int8 weights and activations (torch.ao, x86)
     export("runs/lenet5-digits-<time>", "onnx")          # model.onnx (dynamic batch) + model.onnx.json
 
 Folding finds its pairs in the model's torch.fx graph, not by attribute names: a BN folds into a conv only if
@@ -49,6 +50,11 @@ def _model_name(model: nn.Module) -> str:
     return getattr(model, "model_name", None) or type(model).__name__
 
 
+def untraceable(what: str, error: Exception) -> CnnlabError:
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return CnnlabError(f"{what}: torch.fx cannot trace its forward ({reason})")
+
+
 def foldable_pairs(model: nn.Module) -> list[tuple[str, str]]:
     """(conv, bn) dotted module names where the BN takes the conv's output, in graph order.
 
@@ -58,8 +64,7 @@ def foldable_pairs(model: nn.Module) -> list[tuple[str, str]]:
     try:
         graph = _Tracer().trace(model)
     except Exception as error:  # fx raises many types for untraceable code (TraceError, TypeError, ...)
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise CnnlabError(f"cannot fold BatchNorm in {_model_name(model)}: torch.fx cannot trace its forward ({reason})") from None
+        raise untraceable(f"cannot fold BatchNorm in {_model_name(model)}", error) from None
     modules = dict(model.named_modules())
     calls = Counter(node.target for node in graph.nodes if node.op == "call_module")
     read_directly = {node.target.rpartition(".")[0] for node in graph.nodes if node.op == "get_attr"}
@@ -141,6 +146,33 @@ def optimize_for_inference(model: nn.Module, precision: str = "auto", channels_l
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     optimized = optimized.to(dtype=dtype, memory_format=memory_format)
     return InferenceModel(optimized, dtype, memory_format, folded).eval()
+
+
+def quantize_int8(model: nn.Module, calibration: torch.Tensor, batch_size: int = 256) -> nn.Module:
+    """A copy of `model` with int8 weights and activations: torch.ao's post-training static quantization through
+    fx, x86 backend (its default qconfig: per-channel weights, histogram observers on activations). `calibration`
+    holds normalised fp32 images [N, C, H, W] that set the activation ranges; a few hundred suffice.
+
+    The result takes and returns fp32 like the eager model. torch 2.10+ marks torch.ao's quantized tensors as
+    deprecated in favour of the torchao package; its warnings are silenced here, the path still runs in 2.14.
+    """
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    if calibration.ndim != 4 or not calibration.is_floating_point():
+        raise CnnlabError(f"int8 calibration needs normalised float images [N, C, H, W], got {tuple(calibration.shape)} "
+                          f"{calibration.dtype}")
+    torch.backends.quantized.engine = "x86"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", (DeprecationWarning, UserWarning, FutureWarning))
+        try:
+            prepared = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping("x86"), (calibration[:1],))
+        except Exception as error:  # as in foldable_pairs
+            raise untraceable(f"cannot quantize {_model_name(model)}", error) from None
+        with torch.no_grad():
+            for start in range(0, len(calibration), batch_size):
+                prepared(calibration[start : start + batch_size])
+            return convert_fx(prepared)
 
 
 def check_format(format: str) -> None:

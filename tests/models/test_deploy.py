@@ -254,3 +254,26 @@ def test_export_errors_are_one_line(trained_run, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if the export extra were not installed
     with pytest.raises(CnnlabError, match=r"^ONNX export needs the onnx and onnxscript packages: pip install 'cnnlab\[export\]'$"):
         export_bytes(nn.Conv2d(1, 1, 1), torch.zeros(1, 1, 2, 2), "onnx")
+
+
+def test_int8_keeps_nearly_every_top1_of_a_trained_model(fixed_batch):
+    from cnnlab.deploy import quantize_int8
+
+    model, x = fixed_batch  # simple_resnet trained on digits; x: the 360 test digits
+    quantized = quantize_int8(model, x[:200])
+    with torch.no_grad():
+        expected, actual = model(x), quantized(x)
+    assert actual.dtype == torch.float32 and actual.shape == expected.shape
+    assert any(type(module).__module__.startswith("torch.ao.nn.quantized") for module in quantized.modules())  # int8 convs
+    agreement = (actual.argmax(1) == expected.argmax(1)).float().mean().item()
+    assert agreement >= 0.97, f"int8 agrees with fp32 on {agreement:.1%} of the test digits"
+    assert (actual - expected).abs().max() < 0.1 * expected.abs().max()
+
+
+def test_int8_errors_are_one_line():
+    from cnnlab.deploy import quantize_int8
+
+    with pytest.raises(CnnlabError, match=r"^int8 calibration needs normalised float images \[N, C, H, W\], got \(4, 1, 8\) torch.uint8$"):
+        quantize_int8(nn.Conv2d(1, 1, 1), torch.zeros(4, 1, 8, dtype=torch.uint8))
+    with pytest.raises(CnnlabError, match=r"^cannot quantize Branchy: torch.fx cannot trace its forward \("):
+        quantize_int8(Branchy(), torch.randn(2, 3, 4, 4))
