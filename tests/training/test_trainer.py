@@ -173,3 +173,25 @@ def test_tta_on_a_set_whose_flips_change_labels_is_refused_before_training(lenet
     assert not (tmp_path / "run").exists()
     assert main(["eval", str(lenet_run[0]), "--tta"]) == 2
     assert capsys.readouterr().err.strip() == message
+
+
+def test_ema_weights_are_evaluated_saved_and_resumed_exactly(tmp_path, digits):
+    # 300 images -> 4 steps of 64 per epoch; a checkpoint every 2 steps; decay 0.8 so the average visibly lags.
+    kwargs = dict(dataset="digits", train_subset=300, epochs=2, quiet=True, seed=3, ema=0.8, checkpoint_every=2,
+                  keep_checkpoints=100)
+    full = cnnlab.train("simple_cnn", out=str(tmp_path / "full"), **kwargs)
+    saved = read_weights(tmp_path / "full" / "model.safetensors")
+    raw = read_weights(tmp_path / "full" / "checkpoints" / "step-00000008.safetensors")  # what the optimizer reached
+    assert saved.keys() == raw.keys() and not torch.equal(saved["fc1.weight"], raw["fc1.weight"])
+    assert cnnlab.evaluate(tmp_path / "full")["test_loss"] == pytest.approx(full["test_loss"], rel=1e-6)  # the EMA was evaluated
+    cnnlab.train("simple_cnn", out=str(tmp_path / "part"), **kwargs)
+    (tmp_path / "part" / "checkpoints" / "latest").write_text("step-00000006")  # mid-epoch 2
+    resumed = cnnlab.train("simple_cnn", resume=str(tmp_path / "part"), quiet=True)
+    assert resumed["test_loss"] == full["test_loss"]
+    assert all(torch.equal(saved[k], v) for k, v in read_weights(tmp_path / "part" / "model.safetensors").items())
+
+
+def test_ema_decay_outside_0_1_is_one_line(capsys):
+    from train_errors import one_line_error
+
+    assert "--ema must be in [0, 1), a decay per step such as 0.999, got 1.5" in one_line_error(capsys, "--ema", 1.5)

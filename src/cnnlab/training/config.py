@@ -35,6 +35,7 @@ class TrainConfig:
     momentum: float = 0.9  # SGD momentum, or AdamW's beta1
     weight_decay: float | None = None  # decoupled for AdamW, L2 for SGD; not applied to BN/bias parameters
     label_smoothing: float = 0.0  # cross-entropy target smoothing, 0 = hard labels
+    ema: float = 0.0  # per-step decay of an exponential moving average of the weights, which is evaluated and saved (0 = off)
     augment: bool | None = None  # random crops and, where label-preserving, horizontal flips
     crop_padding: int | None = None  # random-crop translation range in pixels (0 = flips only)
     tta: bool = False  # evaluate on the mean logits of each image and its mirror (label-preserving flips only)
@@ -114,6 +115,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise unknown_name_error("precision", filled.precision, PRECISIONS)
     if not 0.0 <= filled.val_fraction < 1.0:
         raise CnnlabError(f"--val-fraction must be in [0, 1), got {filled.val_fraction}")
+    if not 0.0 <= filled.ema < 1.0:
+        raise CnnlabError(f"--ema must be in [0, 1), a decay per step such as 0.999, got {filled.ema}")
     if not 0.0 <= filled.label_smoothing < 1.0:
         raise CnnlabError(f"--label-smoothing must be in [0, 1), got {filled.label_smoothing}")
     if filled.weight_decay < 0:

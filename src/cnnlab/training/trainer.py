@@ -372,6 +372,11 @@ def run(
         model = model.to(memory_format=torch.channels_last)
     dtype = autocast_dtype(config.precision, device.type)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None  # fp16 gradients need loss scaling
+    # The weight average (--ema): updated after every optimizer step; evaluation and model.safetensors use it,
+    # checkpoints hold both it and the raw weights (which the optimizer continues from on resume).
+    ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema),
+                                               use_buffers=True) if config.ema else None)
+    evaluated = ema.module if ema is not None else model
 
     steps_per_epoch = len(splits.train_images) // config.batch_size  # the last partial batch is dropped
     total_steps = steps_per_epoch * config.epochs
@@ -397,6 +402,10 @@ def run(
         torch.set_rng_state(state["torch_rng"])
         if scaler is not None and "scaler" in state:
             scaler.load_state_dict(state["scaler"])
+        if ema is not None:
+            if "ema" not in state:
+                raise CnnlabError(f"cannot resume {run_dir} with --ema: its checkpoints hold no weight average")
+            ema.load_state_dict(state["ema"])
         if device.type == "cuda" and "cuda_rng" in state:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         start_epoch, start_step = state["epoch"], state["step_in_epoch"]
@@ -428,6 +437,8 @@ def run(
                  "epoch_so_far": epoch_so_far}
         if scaler is not None:
             state["scaler"] = scaler.state_dict()
+        if ema is not None:
+            state["ema"] = ema.state_dict()
         if device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(device)
         step = epoch * steps_per_epoch + step_in_epoch
@@ -459,7 +470,7 @@ def run(
         fail(f"{what} at epoch {epoch + 1}, step {step + 1}; {kept}; try a lower --lr (now {config.lr:g})")
 
     def evaluate_on(images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float, torch.Tensor]:
-        return evaluate_arrays(model, images, labels, data, dtype=dtype, channels_last=config.channels_last,
+        return evaluate_arrays(evaluated, images, labels, data, dtype=dtype, channels_last=config.channels_last,
                                flip_tta=config.tta)
 
     net = world.wrap(model, config.sync_bn)  # what the steps call: DDP under torchrun, else the model itself
@@ -512,6 +523,8 @@ def run(
                     scaler.step(optimizer)
                     scaler.update()
                 scheduler.step()
+                if ema is not None:
+                    ema.update_parameters(model)
                 loss_sum += loss.detach().float() * len(y)
                 correct += (logits.argmax(dim=1) == y).sum()
                 seen += len(y)
@@ -556,7 +569,7 @@ def run(
     }
 
     def write_results() -> None:
-        checkpoint.save_weights(model.to(memory_format=torch.contiguous_format), run_dir / "model.safetensors",
+        checkpoint.save_weights(evaluated.to(memory_format=torch.contiguous_format), run_dir / "model.safetensors",
                                 metadata={"model": config.model, "dataset": data.name})
         checkpoint.write_json(run_dir / "results.json", results)
         from cnnlab.training.plots import plot_curves
