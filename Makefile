@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/cnnlab compare lenet5 simple_cnn simple_resnet mini_vgg --dataset digits --out runs/demo
 
+# One pytest worker per CPU, each test file on one worker (its module fixtures train once). The tests run torch
+# on one thread each (tests/conftest.py), so a single process would leave the other cores idle.
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: setup
 	$(BIN)/python -m bench

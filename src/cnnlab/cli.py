@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -330,12 +331,19 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "compa
             "runs": cmd_runs, "export": cmd_export}
 
 
+def print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one `cnnlab: warning:` line, without Python's source-line echo (warnings.showwarning's hook)."""
+    print(f"cnnlab: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     try:
         args = build_parser().parse_args(argv)
         check_single_process(args.command)
-        COMMANDS[args.command](args, console)
+        with warnings.catch_warnings():  # restores the hook and the filters when the command returns
+            warnings.showwarning = print_warning
+            COMMANDS[args.command](args, console)
     except CnnlabError as error:
         code = getattr(error, "exit_code", EXIT_USAGE)  # a stopped training run: 128 + the signal's number
         message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())  # one line, always

@@ -211,3 +211,14 @@ def test_weights_that_need_the_imagenet_stem_say_so(capsys, tmp_path):
     code, _, err = run_cli(capsys, "train", "resnet18", "--weights", path, "--out", tmp_path / "run")
     assert_one_line_error(code, err, "conv1.weight [64, 3, 7, 7] vs [64, 1, 3, 3]",
                           "pass --no-small-input to keep the stem the weights were trained with")
+
+
+def test_a_checkpoint_with_another_head_warns_in_one_line_and_trains(capsys, tmp_path):
+    path = tmp_path / "lenet5-5-classes.pth"
+    torch.save(create_model("lenet5", num_classes=5, input_size=28).state_dict(), path)  # digits are 28x28
+    code, _, err = run_cli(capsys, "train", "lenet5", "--weights", path, "--train-subset", "300", "--epochs", "1",
+                           "--threads", "1", "--quiet", "--out", tmp_path / "run")
+    assert code == 0, err
+    head = create_model("lenet5", input_size=28).classifier_path
+    assert err == (f"cnnlab: warning: {path}: the checkpoint's head has 5 classes, the model 10; keeping a freshly "
+                   f"initialised {head}.weight, {head}.bias\n")

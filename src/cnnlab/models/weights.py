@@ -87,23 +87,21 @@ def _adapt_first_conv(model: nn.Module, state_dict: StateDict) -> None:
             return  # only the stem sees the image; a later mismatch is a real one, reported by the caller
 
 
-def _drop_mismatched_head(model: nn.Module, state_dict: StateDict, path: Path) -> None:
-    """Keep the model's fresh head when the checkpoint's has another number of classes (a warning says so)."""
+def _drop_mismatched_head(model: nn.Module, state_dict: StateDict, path: Path) -> str | None:
+    """Keep the model's fresh head when the checkpoint's has another number of classes; returns the warning to
+    give once the rest of the file is known to fit (None when the heads agree)."""
     head_path = getattr(model, "classifier_path", None)
     if not head_path:
-        return
+        return None
     ours = model.state_dict()
     head_keys = [f"{head_path}.{param}" for param in ("weight", "bias") if f"{head_path}.{param}" in ours]
     stored_weight = state_dict.get(f"{head_path}.weight")
     if stored_weight is None or stored_weight.shape[0] == ours[f"{head_path}.weight"].shape[0]:
-        return
-    warnings.warn(
-        f"{path}: the checkpoint's head has {stored_weight.shape[0]} classes, the model "
-        f"{ours[f'{head_path}.weight'].shape[0]}; keeping a freshly initialised {', '.join(head_keys)}",
-        stacklevel=3,
-    )
+        return None
     for key in head_keys:
         state_dict[key] = ours[key]
+    return (f"{path}: the checkpoint's head has {stored_weight.shape[0]} classes, the model "
+            f"{ours[f'{head_path}.weight'].shape[0]}; keeping a freshly initialised {', '.join(head_keys)}")
 
 
 def _listed(keys: list[str]) -> str:
@@ -123,7 +121,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, model_name: str |
     if hasattr(model, "adapt_state_dict"):
         state_dict = dict(model.adapt_state_dict(state_dict))
     _adapt_first_conv(model, state_dict)
-    _drop_mismatched_head(model, state_dict, path)
+    head_warning = _drop_mismatched_head(model, state_dict, path)
 
     ours = model.state_dict()
     missing = [key for key in ours if key not in state_dict]
@@ -141,4 +139,6 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, model_name: str |
     if problems:
         target = model_name or getattr(model, "model_name", None) or type(model).__name__
         raise CnnlabError(f"weights file {path} does not fit {target}: {'; '.join(problems)}")
+    if head_warning:  # only for a file that loads: a refused one gets its one-line error alone
+        warnings.warn(head_warning, stacklevel=2)
     model.load_state_dict(state_dict, strict=True)
