@@ -17,19 +17,13 @@ from cnnlab.data import load_dataset
 from cnnlab.deploy import optimize_for_inference, quantize_int8
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.runs import load_run
-from cnnlab.training.trainer import prepare_batch, run
+from cnnlab.training.trainer import evaluate_arrays, prepare_batch, run
 
 MODEL = "resnet20"
 EPOCHS = 5  # full mode; --quick trains 1 epoch on 4,000 images
 CALIBRATION_IMAGES = 512
 BATCH = 64
 CALLS = 20  # forward passes per timing round
-
-
-def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
-    with torch.no_grad():
-        predicted = torch.cat([model(images[i : i + 500]).argmax(1) for i in range(0, len(images), 500)])
-    return (predicted == labels).float().mean().item()
 
 
 def main(quick: bool = False) -> dict:
@@ -39,13 +33,13 @@ def main(quick: bool = False) -> dict:
                              train_subset=4_000 if quick else None, out=str(Path(tmp) / MODEL))
         trained = run(config, overwrite=True, quiet=True, data=data)
         model = load_run(trained["run_dir"]).model
-    test_images = prepare_batch(data.test_images, data, channels_last=False)  # [10000, 1, 28, 28] fp32
     calibration = prepare_batch(data.train_images[:CALIBRATION_IMAGES], data, channels_last=False)
     quantized = quantize_int8(model, calibration)
     folded = optimize_for_inference(model, precision="fp32")
     candidates = {"eager fp32": model, "folded fp32": folded, "int8": quantized}
-    accuracies = {name: accuracy(m, test_images, data.test_labels) for name, m in candidates.items()}
-    batch = test_images[:BATCH].contiguous()
+    accuracies = {name: evaluate_arrays(m, data.test_images, data.test_labels, data, channels_last=False)[1]
+                  for name, m in candidates.items()}
+    batch = prepare_batch(data.test_images[:BATCH], data, channels_last=False)  # [64, 1, 28, 28] fp32
 
     def speed(m: torch.nn.Module) -> float:
         with torch.no_grad():

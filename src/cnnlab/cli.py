@@ -182,11 +182,11 @@ def cmd_train(args: argparse.Namespace, console: Console) -> None:
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> None:
     from cnnlab.training.compare import HEADERS, compare, format_row
-    from cnnlab.training.distributed import environment
+    from cnnlab.training.distributed import rank
 
     args.dataset = args.dataset or "digits"
     rows = compare(args.models, args.dataset, out=args.out, overwrite=args.overwrite, quiet=args.quiet, **recipe_options(args))
-    if environment()[0] != 0:  # under torchrun, process 0 speaks for all
+    if rank() != 0:  # under torchrun, process 0 speaks for all
         return
     table = Table(*HEADERS, title=f"{args.dataset}: {rows[0]['epochs']} epochs, batch {rows[0]['batch_size']}, {rows[0]['optimizer']} lr {rows[0]['lr']:g}")
     for row in rows:

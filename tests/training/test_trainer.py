@@ -195,3 +195,21 @@ def test_ema_decay_outside_0_1_is_one_line(capsys):
     from train_errors import one_line_error
 
     assert "--ema must be in [0, 1), a decay per step such as 0.999, got 1.5" in one_line_error(capsys, "--ema", 1.5)
+
+
+def test_evaluation_builds_no_autograd_graph(digits):
+    from cnnlab.training.trainer import evaluate_arrays
+
+    class Recorder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(28 * 28, 10)
+            self.grad_enabled = []
+
+        def forward(self, x):
+            self.grad_enabled.append(torch.is_grad_enabled())
+            return self.fc(x.flatten(1))
+
+    model = Recorder()
+    evaluate_arrays(model, digits.test_images[:8], digits.test_labels[:8], digits, channels_last=False)
+    assert model.grad_enabled == [False]

@@ -39,7 +39,7 @@ def compare(models: list[str], dataset: str = "digits", out: str | Path | None =
     if (out / "results.csv").exists() and not overwrite:
         raise CnnlabError(f"{out} already holds a comparison; pass --overwrite to replace it")
     # Under torchrun every process trains every model together (each run is one DDP run); process 0 alone writes.
-    is_main = distributed.environment()[0] == 0
+    is_main = distributed.rank() == 0
     if is_main:
         prepare_run_dir(out, overwrite=True)
     data = load_dataset(dataset, recipe.data_dir)

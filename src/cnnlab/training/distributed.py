@@ -159,6 +159,10 @@ class World:
         return buffer.cpu().numpy().tobytes()[1:].decode()
 
 
+def rank() -> int:
+    return environment()[0]
+
+
 def local_rank() -> int:
     return environment()[2]
 

@@ -178,13 +178,13 @@ def classification_loss(output, targets: torch.Tensor, label_smoothing: float, a
     return loss, logits
 
 
-@torch.no_grad()
 def check_flip_tta(data: ImageDataset) -> None:
     if not data.hflip:
         raise CnnlabError(f"test-time flips need label-preserving horizontal flips, which {data.name} does not "
                           "have (a mirrored image can belong to another class): drop --tta")
 
 
+@torch.no_grad()
 def evaluate_arrays(
     model: nn.Module,
     images: torch.Tensor,
@@ -402,9 +402,7 @@ def run(
         torch.set_rng_state(state["torch_rng"])
         if scaler is not None and "scaler" in state:
             scaler.load_state_dict(state["scaler"])
-        if ema is not None:
-            if "ema" not in state:
-                raise CnnlabError(f"cannot resume {run_dir} with --ema: its checkpoints hold no weight average")
+        if ema is not None:  # the saved config has --ema, so every checkpoint of the run holds the average
             ema.load_state_dict(state["ema"])
         if device.type == "cuda" and "cuda_rng" in state:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
