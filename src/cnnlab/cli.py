@@ -63,6 +63,8 @@ def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                         help="evaluate and save an exponential moving average of the weights, e.g. 0.999 per step")
     parser.add_argument("--tta", action="store_true", help="evaluate on the mean logits of each image and its mirror")
+    parser.add_argument("--test-every-epoch", action="store_true",
+                        help="also evaluate the test set after every epoch (learning curves; nothing is chosen on it)")
     parser.add_argument("--crop-padding", type=int, help="random-crop shift in pixels (default 2; 4 for CIFAR)")
     parser.add_argument("--train-subset", type=positive_int, help="keep only the first N training images")
     parser.add_argument("--val-fraction", type=float, default=0.1)
@@ -80,7 +82,7 @@ def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
 def recipe_options(args: argparse.Namespace) -> dict:
     options = {name: getattr(args, name) for name in (
         "data_dir", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "label_smoothing", "ema",
-        "augment", "crop_padding", "tta", "train_subset", "val_fraction", "seed", "precision", "threads", "small_input", "compile")}
+        "augment", "crop_padding", "tta", "test_every_epoch", "train_subset", "val_fraction", "seed", "precision", "threads", "small_input", "compile")}
     if getattr(args, "checkpoint_every", None):
         options["checkpoint_every"] = args.checkpoint_every
     if getattr(args, "keep", None):

@@ -73,3 +73,14 @@ def test_findings_state_the_verdict_the_numbers_give(result):
     assert len(res.findings) == 3
     assert ("This run supports" in res.findings[1]) == supported
     assert ("does not support" in res.findings[1]) == (not supported)
+
+
+def test_curves_track_the_test_set_each_epoch(result):
+    """The plot's right panel is test error per epoch (He et al. Fig. 6); its last point is the table's test error."""
+    from cnnlab.experiments.common import read_metrics
+
+    res, out = result
+    for row in res.rows:
+        metrics = read_metrics(out / "runs" / row["network"])
+        assert [m["epoch"] for m in metrics] == [1.0, 2.0]
+        assert 1 - metrics[-1]["test_accuracy"] == pytest.approx(row["test_error"], abs=1e-9)

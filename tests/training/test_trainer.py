@@ -213,3 +213,18 @@ def test_evaluation_builds_no_autograd_graph(digits):
     model = Recorder()
     evaluate_arrays(model, digits.test_images[:8], digits.test_labels[:8], digits, channels_last=False)
     assert model.grad_enabled == [False]
+
+
+def test_test_every_epoch_adds_test_curves_without_changing_training(tmp_path, digits):
+    kwargs = dict(dataset="digits", train_subset=300, epochs=2, quiet=True, seed=1)
+    plain = cnnlab.train("simple_cnn", out=str(tmp_path / "plain"), **kwargs)
+    tracked = cnnlab.train("simple_cnn", out=str(tmp_path / "tracked"), test_every_epoch=True, **kwargs)
+    rows = {}
+    for name in ("plain", "tracked"):
+        with open(tmp_path / name / "metrics.csv", newline="") as handle:
+            rows[name] = list(csv.DictReader(handle))
+    assert "test_accuracy" not in rows["plain"][0] and len(rows["tracked"]) == 2
+    for before, after in zip(rows["plain"], rows["tracked"]):  # the test passes leave training as it was
+        assert (before["train_loss"], before["val_accuracy"]) == (after["train_loss"], after["val_accuracy"])
+    assert float(rows["tracked"][-1]["test_accuracy"]) == tracked["test_accuracy"] == plain["test_accuracy"]
+    assert float(rows["tracked"][-1]["test_loss"]) == pytest.approx(tracked["test_loss"], rel=1e-6)

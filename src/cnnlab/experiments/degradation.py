@@ -3,7 +3,8 @@ training error than a shallower one, while a ResNet of the same depth does not.
 
 Four networks, one recipe: plain and residual twins at a shallow and a deep depth (plain-20/56 against
 resnet-20/56 in full mode; 8 against 20 in quick mode). Each trains through the project's trainer; the table gives
-their final training, validation and test errors, the plot training and validation error against epoch.
+their final training, validation and test errors, the plot training and test error against epoch (the trainer's
+`test_every_epoch`: the test set is evaluated after each epoch for the curves, and nothing is chosen on it).
 
 The "+1 highway" in numbers: before any training, the norm of the cross-entropy gradient that reaches the first
 conv layer (one batch, train-mode BN, the same initial weights the trained copy starts from). In a ResNet the
@@ -79,8 +80,8 @@ def first_layer_grad_norm(model: nn.Module, images: torch.Tensor, labels: torch.
 
 
 def plot_errors(histories: dict[str, list[dict]], path: Path, title: str) -> None:
-    """Training error and validation error (%) against epoch; plain nets dashed, ResNets solid (He et al. Fig. 6)."""
-    fig, (train_ax, val_ax) = plt.subplots(1, 2, figsize=(10, 4), sharey=False)
+    """Training error and test error (%) against epoch; plain nets dashed, ResNets solid (He et al. Fig. 6)."""
+    fig, (train_ax, test_ax) = plt.subplots(1, 2, figsize=(10, 4), sharey=False)
     depths = sorted({int("".join(ch for ch in name if ch.isdigit())) for name in histories})
     colors = dict(zip(depths, plt.cm.tab10.colors))
     for name, metrics in histories.items():
@@ -88,10 +89,10 @@ def plot_errors(histories: dict[str, list[dict]], path: Path, title: str) -> Non
         style = dict(color=colors[depth], linestyle="--" if name.startswith("plain") else "-", marker="o", label=name)
         epochs = [row["epoch"] for row in metrics]
         train_ax.plot(epochs, [100 * (1 - row["train_accuracy"]) for row in metrics], **style)
-        val_ax.plot(epochs, [100 * (1 - row["val_accuracy"]) for row in metrics], **style)
+        test_ax.plot(epochs, [100 * (1 - row["test_accuracy"]) for row in metrics], **style)
     train_ax.set(xlabel="epoch", ylabel="error (%)", title="training error")
-    val_ax.set(xlabel="epoch", ylabel="error (%)", title="validation error (held out)")
-    save_epoch_figure(fig, (train_ax, val_ax), path, title)
+    test_ax.set(xlabel="epoch", ylabel="error (%)", title="test error")
+    save_epoch_figure(fig, (train_ax, test_ax), path, title)
 
 
 def findings(rows: dict[str, dict], shallow: int, deep: int) -> list[str]:
@@ -140,7 +141,7 @@ def run_degradation(options: ExperimentOptions) -> ExperimentResult:
             grad_norm = first_layer_grad_norm(model, probe_images, probe_labels)
             # The dataset's own name picks its recipe (a quick run's 14 px digits train with the digits recipe).
             config = TrainConfig(model=name, dataset=options.dataset_or_default(), epochs=epochs, seed=options.seed,
-                                 data_dir=options.data_dir, out=str(options.out / "runs" / name))
+                                 data_dir=options.data_dir, test_every_epoch=True, out=str(options.out / "runs" / name))
             results = run(config, overwrite=True, quiet=True, data=data, model=model)
             histories[name] = read_metrics(results["run_dir"])
             final = histories[name][-1]

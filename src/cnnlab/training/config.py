@@ -39,6 +39,9 @@ class TrainConfig:
     augment: bool | None = None  # random crops and, where label-preserving, horizontal flips
     crop_padding: int | None = None  # random-crop translation range in pixels (0 = flips only)
     tta: bool = False  # evaluate on the mean logits of each image and its mirror (label-preserving flips only)
+    # also evaluate the test set after every epoch, for learning curves only (He et al.'s Fig. 6 plots test error):
+    # nothing is chosen on it, and it costs one test pass per epoch
+    test_every_epoch: bool = False
     train_subset: int | None = None  # keep only the first N training images (quick runs)
     val_fraction: float = 0.1  # share of the training split held out for validation (seeded, stratified)
     seed: int = 0  # seeds the init, the data order and the augmentation

@@ -45,7 +45,8 @@ class Progress:
             return
         line = (f"{self.label}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.2%} | "
                 f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.2%} | "
-                f"{row['epoch_seconds']:.1f}s, {row['images_per_second']:,.0f} img/s")
+                + (f"test acc {row['test_accuracy']:.2%} | " if "test_accuracy" in row else "")
+                + f"{row['epoch_seconds']:.1f}s, {row['images_per_second']:,.0f} img/s")
         (self.bar.console if self.bar else self.console).print(line, highlight=False)
 
     def finish(self, message: str) -> None:

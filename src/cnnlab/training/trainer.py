@@ -41,6 +41,7 @@ from cnnlab.training.progress import Progress
 METRIC_COLUMNS = (
     "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second",
 )
+TEST_COLUMNS = ("test_loss", "test_accuracy")  # per-epoch columns of runs with test_every_epoch
 
 
 # --------------------------------------------------------------------------------------------- data on the device
@@ -260,7 +261,7 @@ def write_metrics(path: Path, rows: list[dict]) -> None:
     import io
 
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS)
+    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS + (TEST_COLUMNS if rows and "test_accuracy" in rows[0] else ()))
     writer.writeheader()
     writer.writerows(rows)
     checkpoint.atomic_write(path, lambda handle: handle.write(buffer.getvalue().encode()))
@@ -549,6 +550,9 @@ def run(
                 "val_loss": val_loss, "val_accuracy": val_acc, "lr": optimizer.param_groups[0]["lr"],
                 "epoch_seconds": epoch_seconds, "images_per_second": seen / epoch_seconds,
             })
+            if config.test_every_epoch:
+                metrics[-1]["test_loss"], metrics[-1]["test_accuracy"], _ = world.evaluate(
+                    evaluate_on, splits.test_images, splits.test_labels)
             progress.end_epoch(metrics[-1])
             world.on_main(lambda: write_metrics(run_dir / "metrics.csv", metrics))
             if board is not None:
