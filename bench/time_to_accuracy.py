@@ -167,12 +167,25 @@ def main(quick: bool = False, budgets: dict[str, float] | None = None) -> dict:
     return record
 
 
-if __name__ == "__main__":  # python -m bench.time_to_accuracy [--quick] [--budgets-minutes 10 30]
+def tutorial_only(max_epochs: int) -> dict:
+    """The tutorial recipe alone, for up to `max_epochs` (until TARGET): where the full run's 10 epochs end below
+    the target, this says when (or whether) it gets there. Writes time_to_accuracy-tutorial.json."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tutorial = tutorial_run(torchvision_fashion_mnist_root(Path(tmp) / "torchvision"), TARGET, max_epochs, None)
+    write("time_to_accuracy-tutorial", {"model": MODEL, "target": TARGET, "max_epochs": max_epochs, "tutorial": tutorial})
+    return tutorial
+
+
+if __name__ == "__main__":  # python -m bench.time_to_accuracy [--quick] [--budgets-minutes 10 30] [--tutorial-only N]
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m bench.time_to_accuracy", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--budgets-minutes", type=float, nargs="*", help="default: 10 and 30")
+    parser.add_argument("--tutorial-only", type=int, metavar="EPOCHS", help="run only the tutorial recipe, up to EPOCHS")
     args = parser.parse_args()
+    if args.tutorial_only:
+        tutorial_only(args.tutorial_only)
+        raise SystemExit
     chosen = {f"{m:g} min": 60 * m for m in args.budgets_minutes} if args.budgets_minutes is not None else None
     main(quick=args.quick, budgets=chosen)
