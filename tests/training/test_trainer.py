@@ -228,3 +228,13 @@ def test_test_every_epoch_adds_test_curves_without_changing_training(tmp_path, d
         assert (before["train_loss"], before["val_accuracy"]) == (after["train_loss"], after["val_accuracy"])
     assert float(rows["tracked"][-1]["test_accuracy"]) == tracked["test_accuracy"] == plain["test_accuracy"]
     assert float(rows["tracked"][-1]["test_loss"]) == pytest.approx(tracked["test_loss"], rel=1e-6)
+
+
+def test_an_ema_longer_than_the_run_is_warned_about(tmp_path):
+    # 1,000 digits images: 900 after the validation split -> 14 steps of 64 per epoch, 28 in 2 epochs. A 0.999
+    # average would still weigh the random init by 0.999**28 = 97%.
+    with pytest.warns(UserWarning, match=r"--ema 0.999 averages over about 1,000 steps, but this run has 28: its "
+                                         r"average stays close to the initial weights; use a decay of at most 0.643"):
+        cnnlab.train("simple_cnn", dataset="digits", train_subset=1000, epochs=2, quiet=True, ema=0.999, out=str(tmp_path / "a"))
+    with pytest.warns(UserWarning, match=r"this run has 8: .*; drop --ema"):  # 300 images: 4 steps per epoch
+        cnnlab.train("simple_cnn", dataset="digits", train_subset=300, epochs=2, quiet=True, ema=0.99, out=str(tmp_path / "b"))

@@ -17,6 +17,7 @@ import shutil
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields
@@ -381,6 +382,12 @@ def run(
 
     steps_per_epoch = len(splits.train_images) // config.batch_size  # the last partial batch is dropped
     total_steps = steps_per_epoch * config.epochs
+    if config.ema and resume is None and total_steps < 1 / (1 - config.ema):
+        # The average weighs the initial weights by ema**steps: past its horizon it mostly holds the random init.
+        shorter = 1 - 10 / max(total_steps, 1)  # a horizon of a tenth of the run
+        advice = f"use a decay of at most {shorter:.3g}" if shorter > 0 else "drop --ema"
+        warnings.warn(f"--ema {config.ema:g} averages over about {1 / (1 - config.ema):,.0f} steps, but this run has "
+                      f"{total_steps}: its average stays close to the initial weights; {advice}", stacklevel=2)
     optimizer = build_optimizer(model, config, param_groups)
     scheduler = build_scheduler(optimizer, config, total_steps)
     aux_weight = getattr(model, "aux_loss_weight", 0.3)
