@@ -483,7 +483,6 @@ def run(
     if config.compile:  # the steps call the compiled graph; `model` (eval, checkpoints) stays the eager module
         net = torch.compile(net)
     rows = world.rows(config.batch_size)  # this process's share of each global batch (None: all of it)
-    last_test = None  # (loss, accuracy, predictions) of the latest epoch's test pass, with test_every_epoch
     model.train()
     with stop_requests() as stop:
         for epoch in range(start_epoch, config.epochs):
@@ -559,17 +558,15 @@ def run(
                 "epoch_seconds": epoch_seconds, "images_per_second": seen / epoch_seconds,
             })
             if config.test_every_epoch:
-                last_test = world.evaluate(evaluate_on, splits.test_images, splits.test_labels)
-                metrics[-1]["test_loss"], metrics[-1]["test_accuracy"], _ = last_test
+                metrics[-1]["test_loss"], metrics[-1]["test_accuracy"], _ = world.evaluate(
+                    evaluate_on, splits.test_images, splits.test_labels)
             progress.end_epoch(metrics[-1])
             world.on_main(lambda: write_metrics(run_dir / "metrics.csv", metrics))
             if board is not None:
                 board.epoch((epoch + 1) * steps_per_epoch, metrics[-1])
             save(epoch + 1, 0)
 
-    # The last epoch's test pass (test_every_epoch) already evaluated these final weights.
-    test_loss, test_acc, test_predicted = (last_test if last_test is not None else
-                                           world.evaluate(evaluate_on, splits.test_images, splits.test_labels))
+    test_loss, test_acc, test_predicted = world.evaluate(evaluate_on, splits.test_images, splits.test_labels)
     images_trained = sum(r["images_per_second"] * r["epoch_seconds"] for r in metrics)
     results = {
         "model": config.model, "dataset": data.name, "params": params, "macs": macs, "epochs": config.epochs,
