@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench docs clean
+.PHONY: setup demo test test-fast lint bench docs clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,16 @@ demo: setup
 # on one thread each (tests/conftest.py), so a single process would leave the other cores idle.
 test: setup
 	$(BIN)/python -m pytest -n auto --dist loadfile
+
+# The inner loop: everything but the tests marked slow (training for more than a few seconds, torchrun, SIGKILL,
+# exporting every model).
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow" -n auto --dist loadfile
+
+# Lint and format check (configured in pyproject.toml); `ruff format src tests bench` fixes the format.
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 bench: setup
 	$(BIN)/python -m bench

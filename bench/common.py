@@ -15,7 +15,9 @@ from pathlib import Path
 
 import torch
 
-from cnnlab.training.trainer import cpu_has_native_bf16
+from cnnlab import reporting
+from cnnlab.inference.precision import cpu_has_native_bf16
+from cnnlab.reporting import markdown_table as markdown  # noqa: F401 (the benchmarks' tables)
 
 RESULTS = Path(__file__).parent / "results"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
@@ -31,14 +33,14 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    import torchvision
-
-    import cnnlab
-
-    return {"cpu": cpu, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "bf16_native": cpu_has_native_bf16(), "python": platform.python_version(),
-            "torch": torch.__version__, "torchvision": torchvision.__version__, "cnnlab": cnnlab.__version__,
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "bf16_native": cpu_has_native_bf16(),
+        **reporting.versions(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
 
 
 def interleaved(candidates: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
@@ -82,12 +84,8 @@ def torchvision_fashion_mnist_root(cache: Path) -> Path:
 
 
 def write(name: str, record: dict) -> Path:
+    """bench/results/NAME.json: the record, stamped with the machine (written atomically, like every results file)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"benchmark": name, "machine": machine(), **record}, indent=2) + "\n")
+    reporting.write_text(path, json.dumps({"benchmark": name, "machine": machine(), **record}, indent=2) + "\n")
     return path
-
-
-def markdown(columns: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])

@@ -16,8 +16,10 @@ from bench.common import interleaved, markdown, median, timed, write
 from cnnlab.data import load_dataset
 from cnnlab.deploy import optimize_for_inference, quantize_int8
 from cnnlab.training.config import TrainConfig
-from cnnlab.training.runs import load_run
-from cnnlab.training.trainer import evaluate_arrays, prepare_batch, run
+from cnnlab.inference.batches import prepare_batch
+from cnnlab.inference.evaluation import evaluate_arrays
+from cnnlab.inference.prediction import load_run
+from cnnlab.training.trainer import run
 
 MODEL = "resnet20"
 EPOCHS = 5  # full mode; --quick trains 1 epoch on 4,000 images

@@ -34,8 +34,10 @@ from bench.train_throughput import TUTORIAL_BATCH, TUTORIAL_LR, model_for
 from cnnlab.data import load_dataset
 from cnnlab.training.config import TrainConfig
 from cnnlab.training import checkpoint
-from cnnlab.training.runs import evaluate, load_run
-from cnnlab.training.trainer import autocast_dtype, evaluate_arrays, run
+from cnnlab.inference.evaluation import evaluate_arrays
+from cnnlab.inference.precision import autocast_dtype
+from cnnlab.inference.prediction import evaluate, load_run
+from cnnlab.training.trainer import run
 
 MODEL = "resnet20"  # He et al.'s CIFAR ResNet, 269k parameters at one channel: small enough for 2 cores, deep enough for 93%
 TARGET = 0.93  # Fashion-MNIST test accuracy (fraction)

@@ -25,7 +25,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from bench.common import gemm_peak, interleaved, markdown, median, timed, torchvision_fashion_mnist_root, write
 from cnnlab.data import load_dataset
 from cnnlab.training.config import TrainConfig, resolve
-from cnnlab.training.trainer import build_model, run, wants_small_input
+from cnnlab.inference.model import build_model, wants_small_input
+from cnnlab.training.trainer import run
 
 # model -> training images per round (full mode); sized so one round of (b) takes roughly 5-20 s here.
 MODELS = {"lenet5": 16_000, "simple_resnet": 2_000, "resnet20": 2_000, "mini_vgg": 2_000, "resnet18": 1_000}

@@ -1,11 +1,14 @@
 """cnnlab: classic CNN architectures, runnable, verified and fast."""
 
-__version__ = "0.1.0"
-
+from cnnlab._version import __version__
 from cnnlab.errors import CnnlabError
 from cnnlab.registry import ModelInfo, create_model, list_models, model_info, register_model
 
 _API = ("train", "evaluate", "predict", "compare", "experiment", "list_runs", "export", "optimize_for_inference")
+
+# Not `cnnlab.visualize` as a package: importing it would replace the function of that name on this module.
+_VISUAL = ("load_model", "feature_maps", "attribution", "visualize")
+_FIELDS = ("receptive_field", "effective_receptive_field")  # of a model or a registered name
 
 
 def __getattr__(name: str):
@@ -14,7 +17,15 @@ def __getattr__(name: str):
         from cnnlab import api
 
         return getattr(api, name)
+    if name in _VISUAL:  # seeing inside a model (captum, matplotlib) loads only when asked for
+        from cnnlab import visualization
+
+        return getattr(visualization, name)
+    if name in _FIELDS:
+        from cnnlab.inspect import receptive
+
+        return getattr(receptive, name)
     raise AttributeError(f"module 'cnnlab' has no attribute '{name}'")
 
 
-__all__ = ["CnnlabError", "ModelInfo", "create_model", "list_models", "model_info", "register_model", *_API, "__version__"]
+__all__ = ["CnnlabError", "ModelInfo", "create_model", "list_models", "model_info", "register_model", *_API, *_VISUAL, *_FIELDS, "__version__"]

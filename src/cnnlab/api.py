@@ -13,37 +13,49 @@ from pathlib import Path
 
 from cnnlab.deploy import optimize_for_inference
 from cnnlab.errors import CnnlabError
-from cnnlab.training.compare import compare
-from cnnlab.training.config import TrainConfig
+from cnnlab.files import read_json
+from cnnlab.inference import prediction
+from cnnlab.inference.prediction import evaluate
+from cnnlab.training.comparison import compare
+from cnnlab.training.config import TrainConfig, make_config, resume_config
 from cnnlab.training.leaderboard import list_runs
-from cnnlab.training import runs
-from cnnlab.training.runs import evaluate
 from cnnlab.training.trainer import run
 
 
 def train(
     model: str,
-    dataset: str = "digits",
+    dataset: str | None = None,
     *,
     resume: str | Path | None = None,
     overwrite: bool = False,
     quiet: bool = False,
     **options,
 ) -> dict:
-    """Train `model` on `dataset` and return the results dict (also written to RUN_DIR/results.json).
+    """Train `model` on `dataset` (default digits) and return the results dict (also written to RUN_DIR/results.json).
 
-    `options` are `TrainConfig` fields (epochs, batch_size, lr, optimizer, schedule, weight_decay, label_smoothing,
-    augment, train_subset, seed, precision, out, data_dir, model_kwargs, ...); those left out take the dataset's
-    defaults. `resume=RUN_DIR` continues an interrupted run from its last checkpoint.
+    `options` are `TrainConfig` fields (`cnnlab.training.config.options()` lists them: epochs, batch_size, lr,
+    optimizer, schedule, weight_decay, augment, train_subset, seed, precision, out, data_dir, model_kwargs, ...);
+    those left out take the dataset's defaults. A misspelt option is a CnnlabError naming the closest.
+
+    `resume=RUN_DIR` continues a run from its last checkpoint with the run's own config. Options given with it must
+    equal the run's values, except the resumable ones (device, threads, data_dir, checkpoint_every,
+    keep_checkpoints, compile) and a larger `epochs` for a constant schedule; anything else raises
+    ResumeConflictError (see `resume_config`).
     """
-    return run(TrainConfig(model=model, dataset=dataset, **options), resume=resume, overwrite=overwrite, quiet=quiet)
+    if resume is None:
+        return run(make_config(model, dataset, **options), overwrite=overwrite, quiet=quiet)
+    if overwrite:
+        raise CnnlabError("--overwrite replaces a run; --resume continues it: pass one of them")
+    run_dir = Path(resume)
+    saved = TrainConfig.from_dict(read_json(run_dir / "config.json"))
+    return run(resume_config(saved, model, dataset, options, run_dir=run_dir), resume=run_dir, quiet=quiet)
 
 
 def experiment(name: str, **options):
     """Run the experiment `name` (`cnnlab.experiments.list_experiments()`) and return its ExperimentResult; it
     writes results.md, results.csv, config.json and its plots to `out` (default runs/experiment-NAME-<time>).
 
-    `options`: dataset, epochs, quick, out, seed, data_dir, as the `cnnlab experiment` flags.
+    `options`: dataset, epochs, quick, out, seed, data_dir, models, weights, as the `cnnlab experiment` flags.
     """
     from cnnlab.experiments import run_experiment  # matplotlib and the experiments load only when one runs
 
@@ -70,7 +82,7 @@ def predict(
     if model is None and weights is None:
         if run_dir is None:
             raise CnnlabError("predict needs a run directory, or model= and weights= for an ImageNet checkpoint")
-        return runs.predict(run_dir, images, top_k)
+        return prediction.predict(run_dir, images, top_k)
     if weights is None:
         raise CnnlabError(f"--model {model} needs --weights PATH, a torchvision ImageNet checkpoint (.pth or .safetensors)")
     if model is None:

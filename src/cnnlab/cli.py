@@ -8,6 +8,7 @@ signal's number (130 or 143), as a shell expects of a program stopped by a signa
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import warnings
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cnnlab.errors import CnnlabError
+from cnnlab.training import config as recipe
 
 EXIT_USAGE = 2
 
@@ -27,102 +29,153 @@ class ArgumentParser(argparse.ArgumentParser):
         raise CnnlabError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got '{text}'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value}")
-    return value
+def flag_type(parse, name: str):
+    """An argparse `type` from a parser raising CnnlabError: argparse then names the flag in the one-line error."""
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except CnnlabError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    convert.__name__ = name
+    return convert
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
+# Flag types for the commands' own numbers, with the rules TrainConfig's fields use.
+positive_int = flag_type(functools.partial(recipe.parse_number, kind=int, check=recipe.positive_int), "int")
+positive_float = flag_type(functools.partial(recipe.parse_number, kind=float, check=recipe.positive), "float")
 
 
-def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
-    """The training recipe, shared by `train` and `compare`. Unset flags take the dataset's defaults."""
-    # None, not "digits": `--resume` must tell "not given" (take the run's) from an explicit, possibly different, one.
-    parser.add_argument("--dataset", help="digits (offline default), mnist, fashion-mnist, kmnist, cifar10, cifar100, imagefolder:PATH")
-    parser.add_argument("--data-dir", help="where to look for the dataset's files first")
-    parser.add_argument("--epochs", type=positive_int)
-    parser.add_argument("--batch-size", type=positive_int)
-    parser.add_argument("--lr", type=positive_float, help="peak learning rate")
-    parser.add_argument("--optimizer", help="sgd or adamw")
-    parser.add_argument("--schedule", default="onecycle", help="onecycle, cosine, step or constant")
-    parser.add_argument("--weight-decay", type=float)
-    parser.add_argument("--label-smoothing", type=float, default=0.0)
-    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None, help="random crop and flip (dataset default)")
-    parser.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
-                        help="evaluate and save an exponential moving average of the weights, e.g. 0.999 per step")
-    parser.add_argument("--tta", action="store_true", help="evaluate on the mean logits of each image and its mirror")
-    parser.add_argument("--test-every-epoch", action="store_true",
-                        help="also evaluate the test set after every epoch (learning curves; nothing is chosen on it)")
-    parser.add_argument("--crop-padding", type=int, help="random-crop shift in pixels (default 2; 4 for CIFAR)")
-    parser.add_argument("--train-subset", type=positive_int, help="keep only the first N training images")
-    parser.add_argument("--val-fraction", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--precision", default="auto", help="auto (bf16 where the CPU or GPU supports it), fp32, bf16 or fp16 (CUDA)")
-    parser.add_argument("--threads", type=positive_int, help="torch threads (default: all available CPUs)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the training step's model (slow first steps)")
-    parser.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None,
-                        help="CIFAR-style stem for ImageNet-style models (default: when the images are under 64 px)")
-    parser.add_argument("--out", help="run directory (default runs/<model>-<dataset>-<time>)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+def option_help(option) -> str:
+    """The option's help with its default, read from the dataclass ('%' escaped for argparse)."""
+    if option.default is not None and option.type is bool:
+        default = f" (default: {'on' if option.default else 'off'})"
+    elif option.per_dataset and option.default is None:
+        default = " (default: the dataset's)"
+    elif option.default is not None and option.default != {}:
+        default = f" (default: {option.default})"
+    else:
+        default = ""
+    return (option.help + default).replace("%", "%%")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, command: str) -> None:
+    """The TrainConfig options `command` takes, generated from the field metadata in training/config.py, in one
+    help section per group. Every flag defaults to None, "not given", so only given flags reach the options."""
+    sections: dict[str, argparse._ArgumentGroup] = {}
+    for option in recipe.options():
+        if command not in option.commands:
+            continue
+        if option.group not in sections:
+            sections[option.group] = parser.add_argument_group(f"{option.group} options")
+        if option.type is bool:
+            kind = {"action": argparse.BooleanOptionalAction}
+        else:
+            choices = "{" + ",".join(option.choices) + "}" if option.choices else None
+            kind = {"type": flag_type(option.parse, option.type.__name__), "metavar": option.metavar or choices}
+        help = option_help(option)
+        sections[option.group].add_argument(option.flag, dest=option.name, default=None, help=help, **kind)
+
+
+def add_command_flags(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """Flags of the command rather than of the recipe."""
+    parser.add_argument("--out", help=out_help)
+    parser.add_argument("--overwrite", action="store_true", help="replace what --out already holds")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def recipe_options(args: argparse.Namespace) -> dict:
-    options = {name: getattr(args, name) for name in (
-        "data_dir", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "label_smoothing", "ema",
-        "augment", "crop_padding", "tta", "test_every_epoch", "train_subset", "val_fraction", "seed", "precision", "threads", "small_input", "compile")}
-    if getattr(args, "checkpoint_every", None):
-        options["checkpoint_every"] = args.checkpoint_every
-    if getattr(args, "keep", None):
-        options["keep_checkpoints"] = args.keep
-    if getattr(args, "weights", None):
-        options["weights"] = args.weights
-    for name in ("device", "sync_bn", "tensorboard"):  # train's own flags
-        if getattr(args, name, None):
-            options[name] = getattr(args, name)
-    return options
+    """The TrainConfig options given on the command line (flags left out take the dataclass's or the dataset's
+    defaults, or on --resume the run's own), plus --out."""
+    given = {o.name: getattr(args, o.name, None) for o in recipe.options() if o.flag}
+    given = {name: value for name, value in given.items() if value is not None}
+    if getattr(args, "out", None) is not None:
+        given["out"] = args.out
+    return given
 
 
-def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="cnnlab", description="Classic CNN architectures: a verified zoo, a fast trainer, the papers' experiments.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
-
+def add_train_parser(commands) -> None:
     train = commands.add_parser("train", help="train a model on a dataset")
-    train.add_argument("model")
-    add_recipe_flags(train)
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
-    train.add_argument("--checkpoint-every", type=positive_int, metavar="STEPS", help="also checkpoint every N steps")
-    train.add_argument("--keep", type=positive_int, metavar="N", help="checkpoints to keep on disk (default 2)")
-    train.add_argument("--weights", metavar="PATH",
-                       help="start from a local weights file: torchvision .pth/.pt (read weights-only) or .safetensors")
-    train.add_argument("--device", help="auto (default: CUDA, else MPS, else the CPU), cpu, cuda or mps; may change on --resume")
-    train.add_argument("--sync-bn", action="store_true",
-                       help="under torchrun: batch-norm statistics over the global batch (SyncBatchNorm, CUDA only)")
-    train.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs to RUN_DIR/tensorboard")
+    train.add_argument("model", help=recipe.option_named("model").help)
+    add_config_flags(train, "train")
+    add_command_flags(train, recipe.option_named("out").help + "; not with --resume")
+    train.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue a run from its last checkpoint; flags given with it must equal the run's own, "
+                            "except those that may change (device, threads, data dir, checkpointing, compile) and a "
+                            "larger --epochs with --schedule constant")
 
+
+def add_compare_parser(commands) -> None:
+    compare = commands.add_parser("compare", help="train several models with one recipe and compare them")
+    compare.add_argument("models", nargs="+")
+    add_config_flags(compare, "compare")
+    add_command_flags(compare, "output folder, one run folder per model in it (default runs/compare-<dataset>-<time>)")
+
+
+def add_finetune_parser(commands) -> None:
+    finetune = commands.add_parser("finetune",
+                                   help="fine-tune a trained run or a torchvision weights file on a dataset")
+    finetune.add_argument("source", metavar="RUN_DIR_OR_WEIGHTS",
+                          help="a cnnlab run directory, or a torchvision .pth/.pt (read weights-only) or "
+                               ".safetensors file")
+    add_config_flags(finetune, "finetune")
+    add_command_flags(finetune, recipe.option_named("out").help)
+    finetune.add_argument("--model", help="the architecture in a weights file (default: read from its file name)")
+    finetune.add_argument("--freeze", default="none", help="backbone (a linear probe, or LoRA only) or none")
+    finetune.add_argument("--head-lr", type=positive_float, help="peak lr of the new head (default: the dataset's lr)")
+    finetune.add_argument("--backbone-lr", type=positive_float, help="peak lr of the backbone (default: head lr / 10)")
+    finetune.add_argument("--lora-rank", type=positive_int,
+                          help="wrap the backbone's convs in LoRA adapters of this rank")
+    finetune.add_argument("--lora-alpha", type=positive_float, help="LoRA scale numerator (default: the rank, scale 1)")
+    finetune.add_argument("--keep-head", action="store_true",
+                          help="continue with the source's trained head (same class count) instead of a new one: "
+                               "phase 2 of head-first, then-unfreeze fine-tuning")
+
+
+def add_runs_parser(commands) -> None:
     runs = commands.add_parser("runs", help="list past runs (their results.json) as a table, best first")
     runs.add_argument("root", nargs="?", default="runs", help="folder searched for results.json files (default runs)")
     runs.add_argument("--dataset", help="only runs on this dataset")
     runs.add_argument("--sort", default="test_accuracy",
                       help="a results.json number (default test_accuracy); losses, times and sizes sort ascending")
 
-    evaluate = commands.add_parser("eval", help="test accuracy, per-class accuracy and a confusion matrix of a run")
-    evaluate.add_argument("run_dir")
+
+def add_experiment_parser(commands) -> None:
+    """`cnnlab experiment`: its options are the experiments' own (ExperimentOptions), not a training recipe."""
+    experiment = commands.add_parser("experiment", help="rerun one of the tutorials' claims: a table, plots and findings")
+    experiment.add_argument("name", help="compare, batchnorm, kernels, scaling, ... (a wrong name lists the closest)")
+    experiment.add_argument("--dataset", help="default: digits with --quick, else fashion-mnist")
+    experiment.add_argument("--data-dir", help="where to look for the dataset's files first")
+    experiment.add_argument("--epochs", type=positive_int, help="default: the experiment's own for the mode")
+    experiment.add_argument("--quick", action="store_true", help="the seconds-long variant: small subsets, 1-2 epochs")
+    experiment.add_argument("--out", help="output directory (default runs/experiment-NAME-<time>)")
+    experiment.add_argument("--seed", type=int, default=0)
+    experiment.add_argument("--models", "--model", dest="models", metavar="NAMES",
+                            help="degradation: plain/residual twins, e.g. plain18,resnet18,plain34,resnet34; "
+                                 "drop-block: the pretrained ResNet (with --weights)")
+    experiment.add_argument("--weights", metavar="PATH",
+                            help="drop-block: a torchvision ImageNet checkpoint for --model")
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="cnnlab", description="Classic CNN architectures: a verified zoo, a fast trainer, the papers' experiments.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+
+    add_train_parser(commands)
+    add_runs_parser(commands)
+
+    evaluate = commands.add_parser("eval", help="test accuracy, per-class accuracy and a confusion matrix of a run; "
+                                   "or top-1/top-5 of an ImageNet checkpoint on a labelled folder")
+    evaluate.add_argument("run_dir", nargs="?", help="a run directory (leave out with --model and --weights)")
     evaluate.add_argument("--data-dir")
     evaluate.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                           help="average each image's logits with its mirror's (default: as the run was trained)")
+    evaluate.add_argument("--model", help="with --weights: the architecture of a torchvision ImageNet checkpoint")
+    evaluate.add_argument("--weights", metavar="PATH", help="a torchvision ImageNet checkpoint (.pth or .safetensors)")
+    evaluate.add_argument("--dataset", metavar="imagefolder:PATH",
+                          help="with --model: class folders named by WordNet id (n01440764) or ImageNet class name")
+    evaluate.add_argument("--json", action="store_true", help="with --model: print the result as JSON")
 
     predict = commands.add_parser("predict", help="top-k classes of image files, from a run or an ImageNet checkpoint")
     predict.add_argument("run_dir", metavar="RUN_DIR", help="a run directory; with --model and --weights, the first image")
@@ -137,60 +190,53 @@ def build_parser() -> ArgumentParser:
     export.add_argument("--optimize", action="store_true", help="fold BatchNorm into the convs first (outputs stay equal)")
     export.add_argument("--out", help="output file (default RUN_DIR/model.onnx or RUN_DIR/model.torchscript.pt)")
 
-    compare = commands.add_parser("compare", help="train several models with one recipe and compare them")
-    compare.add_argument("models", nargs="+")
-    add_recipe_flags(compare)
-
-    finetune = commands.add_parser("finetune", help="fine-tune a trained run or a torchvision weights file on a dataset")
-    finetune.add_argument("source", metavar="RUN_DIR_OR_WEIGHTS",
-                          help="a cnnlab run directory, or a torchvision .pth/.pt (read weights-only) or .safetensors file")
-    add_recipe_flags(finetune)
-    finetune.add_argument("--model", help="the architecture in a weights file (default: read from its file name)")
-    finetune.add_argument("--freeze", default="none", help="backbone (a linear probe, or LoRA only) or none")
-    finetune.add_argument("--head-lr", type=positive_float, help="peak lr of the new head (default: the dataset's lr)")
-    finetune.add_argument("--backbone-lr", type=positive_float, help="peak lr of the backbone (default: head lr / 10)")
-    finetune.add_argument("--lora-rank", type=positive_int, help="wrap the backbone's convs in LoRA adapters of this rank")
-    finetune.add_argument("--lora-alpha", type=positive_float, help="LoRA scale numerator (default: the rank, scale 1)")
+    add_compare_parser(commands)
+    add_finetune_parser(commands)
 
     models = commands.add_parser("models", help="list the model zoo")
     models.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'resnet*'")
+    models.add_argument("--format", default="table", help="table (default), json or csv (every field, raw numbers)")
+    models.add_argument("--plot", metavar="PNG", help="also draw the evolution chart (year against ImageNet top-1) here")
 
-    experiment = commands.add_parser("experiment", help="rerun one of the tutorials' claims: a table, plots and findings")
-    experiment.add_argument("name", help="compare, batchnorm, kernels, scaling, ... (a wrong name lists the closest)")
-    experiment.add_argument("--dataset", help="default: digits with --quick, else fashion-mnist")
-    experiment.add_argument("--data-dir", help="where to look for the dataset's files first")
-    experiment.add_argument("--epochs", type=positive_int, help="default: the experiment's own for the mode")
-    experiment.add_argument("--quick", action="store_true", help="the seconds-long variant: small subsets, 1-2 epochs")
-    experiment.add_argument("--out", help="output directory (default runs/experiment-NAME-<time>)")
-    experiment.add_argument("--seed", type=int, default=0)
+    add_experiment_parser(commands)
+
+    from cnnlab.traces.command import add_arguments as add_trace_arguments  # plain argparse, no torch
+
+    add_trace_arguments(commands.add_parser("trace", help="the tutorials' step-by-step traces: batchnorm, residual, bottleneck, conv"))
 
     summary = commands.add_parser("summary", help="per-layer shapes, params and MACs of a model or a layer spec")
     summary.add_argument("model", help="a model name, or a layer spec such as \"conv 64 k7 s2 p3; maxpool k3 s2 p1\"")
     summary.add_argument("--input", help="input shape CxHxW (default: the model's own)")
+
+    from cnnlab.visualization.command import add_arguments as add_visualize_arguments  # plain argparse, no torch
+
+    add_visualize_arguments(commands.add_parser(
+        "visualize", help="PNGs of a run's filters, feature maps, Grad-CAM and saliency (or --model/--weights)"),
+        positive_int)
+
+    lab = commands.add_parser("lab", help="the local web app: zoo, training with live curves, runs, inspect, widgets")
+    lab.add_argument("--runs", default="runs", help="the runs folder it reads and trains into (default runs)")
+    lab.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback; any other needs the token)")
+    lab.add_argument("--port", type=positive_int, default=8000)
+    lab.add_argument("--open", action="store_true", help="open the lab in the default browser")
     return parser
 
 
 def cmd_train(args: argparse.Namespace, console: Console) -> None:
     from cnnlab.api import train
 
-    options = recipe_options(args)
-    if args.resume and args.weights:
-        raise CnnlabError("--weights starts a new run; --resume continues from the run's own checkpoint: pass one of them")
-    if args.resume:
-        train(args.model, args.dataset, resume=args.resume, quiet=args.quiet, device=args.device)
-        return
-    train(args.model, args.dataset or "digits", out=args.out, overwrite=args.overwrite, quiet=args.quiet, **options)
+    # Every given flag reaches the API, which refuses what cannot apply (see resume_config); none is dropped here.
+    train(args.model, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet, **recipe_options(args))
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> None:
-    from cnnlab.training.compare import HEADERS, compare, format_row
+    from cnnlab.training.comparison import HEADERS, compare, format_row
     from cnnlab.training.distributed import rank
 
-    args.dataset = args.dataset or "digits"
-    rows = compare(args.models, args.dataset, out=args.out, overwrite=args.overwrite, quiet=args.quiet, **recipe_options(args))
+    rows = compare(args.models, overwrite=args.overwrite, quiet=args.quiet, **recipe_options(args))
     if rank() != 0:  # under torchrun, process 0 speaks for all
         return
-    table = Table(*HEADERS, title=f"{args.dataset}: {rows[0]['epochs']} epochs, batch {rows[0]['batch_size']}, {rows[0]['optimizer']} lr {rows[0]['lr']:g}")
+    table = Table(*HEADERS, title=f"{rows[0]['dataset']}: {rows[0]['epochs']} epochs, batch {rows[0]['batch_size']}, {rows[0]['optimizer']} lr {rows[0]['lr']:g}")
     for row in rows:
         table.add_row(*format_row(row))
     console.print(table)
@@ -201,28 +247,27 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> None:
 def cmd_finetune(args: argparse.Namespace, console: Console) -> None:
     from cnnlab.training.finetune import finetune
 
-    options = recipe_options(args)
-    options.pop("small_input")  # the architecture is the source's own
-    lr = options.pop("lr")
+    options = recipe_options(args)  # finetune refuses those that cannot apply to it (e.g. --small-input)
+    lr = options.pop("lr", None)  # on finetune, --lr is the new head's
     if lr is not None and args.head_lr is not None:
         raise CnnlabError("--lr and --head-lr both set the new head's learning rate: pass one of them")
-    results = finetune(args.source, args.dataset or "digits", freeze=args.freeze, head_lr=args.head_lr or lr,
-                       backbone_lr=args.backbone_lr, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
-                       model_name=args.model, out=args.out, overwrite=args.overwrite, quiet=args.quiet, **options)
+    results = finetune(args.source, freeze=args.freeze, head_lr=args.head_lr or lr, backbone_lr=args.backbone_lr,
+                       lora_rank=args.lora_rank, lora_alpha=args.lora_alpha, model_name=args.model,
+                       keep_head=args.keep_head, overwrite=args.overwrite, quiet=args.quiet, **options)
     console.print(f"{results['model']} fine-tuned on {results['dataset']} ({results['trainable_params']:,} trainable "
                   f"parameters): test accuracy {results['test_accuracy']:.2%}; wrote {results['run_dir']}", highlight=False)
 
 
 def cmd_experiment(args: argparse.Namespace, console: Console) -> None:
     from cnnlab.experiments import get_experiment, run_experiment
-    from cnnlab.experiments.common import format_cell
+    from cnnlab.reporting import format_number
 
     get_experiment(args.name)  # an unknown name fails before anything runs
     result = run_experiment(args.name, dataset=args.dataset, epochs=args.epochs, quick=args.quick, out=args.out,
-                            seed=args.seed, data_dir=args.data_dir)
+                            seed=args.seed, data_dir=args.data_dir, models=args.models, weights=args.weights)
     table = Table(*result.columns, title=result.title)
     for row in result.rows:
-        table.add_row(*(format_cell(row.get(column)) for column in result.columns))
+        table.add_row(*(format_number(row.get(column)) for column in result.columns))
     console.print(table)
     for finding in result.findings:
         console.print(finding, highlight=False)
@@ -244,9 +289,35 @@ def cmd_runs(args: argparse.Namespace, console: Console) -> None:
     console.print(table)
 
 
-def cmd_eval(args: argparse.Namespace, console: Console) -> None:
-    from cnnlab.training.runs import evaluate
+def cmd_eval_imagenet(args: argparse.Namespace, console: Console) -> None:
+    """`cnnlab eval --model NAME --weights FILE --dataset imagefolder:PATH [--json]`."""
+    import json
 
+    from cnnlab.imagenet_eval import evaluate_imagenet_folder
+
+    if args.run_dir or not (args.model and args.weights and args.dataset):
+        raise CnnlabError("an ImageNet checkpoint is evaluated with --model, --weights and --dataset imagefolder:PATH "
+                          "together, and no run directory")
+    if not args.dataset.startswith("imagefolder:"):
+        raise CnnlabError(f"--dataset must be imagefolder:PATH (a labelled folder of photos), got {args.dataset}")
+    result = evaluate_imagenet_folder(args.model, args.weights, args.dataset.removeprefix("imagefolder:"))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    used = result["preprocessing"]
+    console.print(f"{args.model} with {args.weights} on {result['images']} images in {result['classes']} classes, "
+                  f"preprocessed as torchvision's {used['weights']}: top-1 {result['top1']:.2%}, top-5 "
+                  f"{result['top5']:.2%}", highlight=False, soft_wrap=True)
+
+
+def cmd_eval(args: argparse.Namespace, console: Console) -> None:
+    from cnnlab.inference.prediction import evaluate
+
+    if args.model or args.weights or args.dataset or args.json:
+        cmd_eval_imagenet(args, console)
+        return
+    if not args.run_dir:
+        raise CnnlabError("give a run directory, or --model, --weights and --dataset for an ImageNet checkpoint")
     result = evaluate(args.run_dir, args.data_dir, tta=args.tta)
     flips = " with test-time flips" if result["tta"] else ""
     table = Table("class", "accuracy", title=f"{result['model']} on {result['dataset']}: test accuracy {result['test_accuracy']:.2%}{flips}")
@@ -281,21 +352,18 @@ def cmd_export(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_models(args: argparse.Namespace, console: Console) -> None:
-    import torch
+    from cnnlab.models.zoo import FORMATS, catalog, render, timeline_plot
 
-    from cnnlab.inspect import count_params
-    from cnnlab.registry import create_model, list_models, model_info
-
-    names = list_models(args.pattern)
-    if not names:
-        raise CnnlabError(f"no model matches '{args.pattern}' (try cnnlab models)")
-    table = Table("name", "family", "year", "params", "default input", "key idea")
-    for name in names:
-        info = model_info(name)
-        with torch.device("meta"):  # shapes only: counting parameters needs no memory or init time
-            params = count_params(create_model(name))
-        table.add_row(name, info.family, str(info.year), f"{params:,}", "x".join(map(str, info.input_size)), info.key_idea)
-    console.print(table)
+    if args.format not in FORMATS:  # before the zoo is measured
+        raise CnnlabError(f"--format must be one of {', '.join(FORMATS)}, got '{args.format}'")
+    rows = catalog(args.pattern)  # measured on the meta device: params, MACs, depth, receptive field
+    output = render(rows, args.format, width=console.width)
+    if args.format == "table":
+        console.print(output)
+    else:
+        sys.stdout.write(output if output.endswith("\n") else output + "\n")
+    if args.plot:
+        print(f"wrote {timeline_plot(rows, args.plot)}", file=sys.stderr if args.format != "table" else sys.stdout)
 
 
 def cmd_summary(args: argparse.Namespace, console: Console) -> None:
@@ -311,6 +379,25 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> None:
         shape = parse_input_shape(args.input or "3x32x32")
         target = spec
     console.print(summary_table(summarize(target, shape)))
+
+
+def cmd_trace(args: argparse.Namespace, console: Console) -> None:
+    from cnnlab.traces.command import run
+
+    run(args, console)
+
+
+def cmd_visualize(args: argparse.Namespace, console: Console) -> None:
+    from cnnlab.visualization.command import run
+
+    for path in run(args):
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+
+
+def cmd_lab(args: argparse.Namespace, console: Console) -> None:
+    from cnnlab.lab.server import serve
+
+    serve(args.runs, host=args.host, port=args.port, open_browser=args.open)
 
 
 # The commands torchrun may start several times: they train through the trainer, which splits each batch across
@@ -330,7 +417,7 @@ def check_single_process(command: str) -> None:
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "compare": cmd_compare,
             "models": cmd_models, "summary": cmd_summary, "experiment": cmd_experiment, "finetune": cmd_finetune,
-            "runs": cmd_runs, "export": cmd_export}
+            "runs": cmd_runs, "export": cmd_export, "visualize": cmd_visualize, "trace": cmd_trace, "lab": cmd_lab}
 
 
 def print_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -135,7 +135,7 @@ def optimize_for_inference(model: nn.Module, precision: str = "auto", channels_l
     eager model within float rounding; bf16 keeps top-1 on all but near-tied inputs (see tests/models/test_deploy.py).
     """
     from cnnlab.training.config import PRECISIONS
-    from cnnlab.training.trainer import autocast_dtype
+    from cnnlab.inference.precision import autocast_dtype
 
     if precision not in PRECISIONS:
         raise unknown_name_error("precision", precision, PRECISIONS)
@@ -236,7 +236,7 @@ def export(run_dir: str | Path, format: str = "onnx", optimize: bool = False, ou
     The model takes float32 [B, C, H, W] images scaled as `(pixel / 255 - mean) / std`; returns the sidecar dict.
     """
     from cnnlab.training import checkpoint
-    from cnnlab.training.runs import load_run
+    from cnnlab.inference.prediction import load_run
 
     check_format(format)  # before the run loads: a typo fails fast
     run = load_run(run_dir)

@@ -32,3 +32,56 @@ def unknown_name_error(kind: str, name: str, candidates: Iterable[str]) -> Cnnla
     if hints:
         return CnnlabError(f"unknown {kind} '{name}'; did you mean: {', '.join(hints)}?")
     return CnnlabError(f"unknown {kind} '{name}'; choose one of: {', '.join(sorted(candidates))}")
+
+
+class ResumeConflictError(CnnlabError):
+    """An option given with --resume that differs from the run's own value and cannot change mid-run (see
+    `cnnlab.training.config.resume_config`). `option` is the TrainConfig field; `saved` the run's value."""
+
+    def __init__(self, option: str, saved: object, given: object, reason: str | None = None) -> None:
+        self.option, self.saved, self.given = option, saved, given
+        flag = "--" + option.replace("_", "-")
+
+        def shown(value: object) -> str:  # a boolean as the flag that sets it
+            return (flag if value else f"--no-{flag[2:]}") if isinstance(value, bool) else str(value)
+
+        super().__init__(reason or f"{flag} cannot change on --resume: the run trained with {shown(saved)}, got "
+                                   f"{shown(given)} (start a new run instead)")
+
+
+# ------------------------------------------------------------------------------------ typed errors and warnings
+# Callers branch on these types and read their attributes; none of them parses a message.
+
+
+class BatchNormBatchTooSmall(CnnlabError):
+    """A batch-norm layer in training mode would get one value per channel (one image per process at a 1x1 map),
+    too few for batch statistics; found before the first forward pass."""
+
+    def __init__(self, model: str, batch_size: int, processes: int, layer: str, values_per_image: int) -> None:
+        self.model, self.batch_size, self.processes = model, batch_size, processes
+        self.layer, self.values_per_image = layer, values_per_image
+        per_process = " per process" if processes > 1 else ""
+        super().__init__(f"{model} cannot train with --batch-size {batch_size}: a batch-norm layer gets one value per "
+                         f"channel (a 1x1 feature map of one image{per_process}), too few for batch statistics; use "
+                         f"--batch-size {2 * processes} or more")
+
+
+class UnsafePickleError(CnnlabError):
+    """A pickle that would run code if fully unpickled: torch's weights-only loader refuses it. `globals` names
+    the callables it holds (e.g. ["posix.system"]) where they were read from its opcodes before anything was
+    unpickled (torch.save archives); [] where the weights-only unpickler itself refused it (plain pickles)."""
+
+    def __init__(self, label: str, globals: list[str], advice: str) -> None:
+        self.label, self.globals = label, list(globals)
+        named = f" ({', '.join(self.globals)})" if self.globals else ""
+        super().__init__(f"{label} holds pickled code{named}, which cnnlab refuses to unpickle for safety; {advice}")
+
+
+class HeadMismatchWarning(UserWarning):
+    """A checkpoint's classifier has another number of classes than the model (`checkpoint_classes` vs
+    `model_classes`): the model keeps its freshly initialised head (`keys`), the rest of the file loads."""
+
+    def __init__(self, path: str, checkpoint_classes: int, model_classes: int, keys: list[str]) -> None:
+        self.path, self.checkpoint_classes, self.model_classes, self.keys = path, checkpoint_classes, model_classes, keys
+        super().__init__(f"{path}: the checkpoint's head has {checkpoint_classes} classes, the model {model_classes}; "
+                         f"keeping a freshly initialised {', '.join(keys)}")

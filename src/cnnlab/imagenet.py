@@ -21,7 +21,7 @@ import torch
 import torchvision
 from torch import nn
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, HeadMismatchWarning
 from cnnlab.registry import create_model, list_models, model_info
 
 NUM_CLASSES = 1000
@@ -56,7 +56,7 @@ def load_imagenet_model(model_name: str, weights: str | os.PathLike) -> nn.Modul
         model = create_model(model_name, num_classes=NUM_CLASSES, in_chans=3, weights=weights,
                              **_IMAGENET_KWARGS.get(model_name, {}))
     for warning in caught:
-        if "the checkpoint's head has" in str(warning.message):  # load_weights kept a fresh head
+        if isinstance(warning.message, HeadMismatchWarning):  # load_weights kept a fresh head
             raise CnnlabError(f"{weights} is not an ImageNet-1k checkpoint: {warning.message}")
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return model.eval()
@@ -66,7 +66,7 @@ def load_imagenet_model(model_name: str, weights: str | os.PathLike) -> nn.Modul
 def predict_imagenet(model_name: str, weights: str | os.PathLike, images: list[str | Path], top_k: int = 5) -> list[dict]:
     """Top-k ImageNet class names and probabilities for each image, as `cnnlab.predict` returns them, plus the
     preprocessing used under "preprocessing" (the torchvision Weights entry, resize and crop sizes, mean/std)."""
-    from cnnlab.training.runs import open_image, top_classes
+    from cnnlab.inference.prediction import open_image, top_classes
 
     entry = imagenet_weights_entry(model_name, weights)
     transform = entry.transforms()

@@ -55,7 +55,7 @@ def test_gradient_norm_is_measured_on_the_initial_weights(result, digits):
     table = {row["network"]: row["grad_norm_conv1_init"] for row in result[0].rows}
     for name in NETWORKS:
         torch.manual_seed(0)
-        model = cifar_resnet(int(name.lstrip("plainresnet")), residual=name.startswith("resnet"), in_chans=1)
+        model = cifar_resnet(int(name.removeprefix("plain").removeprefix("resnet")), residual=name.startswith("resnet"), in_chans=1)
         model.train()
         F.cross_entropy(model(images), labels).backward()
         assert table[name] == pytest.approx(model.conv1.weight.grad.norm().item(), rel=1e-5), name
@@ -84,3 +84,68 @@ def test_curves_track_the_test_set_each_epoch(result):
         metrics = read_metrics(out / "runs" / row["network"])
         assert [m["epoch"] for m in metrics] == [1.0, 2.0]
         assert 1 - metrics[-1]["test_accuracy"] == pytest.approx(row["test_error"], abs=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# --models: any plain/residual twins, the ImageNet layout (plain18/34) included
+
+
+def test_models_are_checked_to_be_twins():
+    from cnnlab.errors import CnnlabError
+    from cnnlab.experiments.degradation import parse_networks
+
+    nets = parse_networks(["resnet34", "plain18", "resnet18", "plain34", "plain110", "resnet110"])
+    assert [n.name for n in nets] == ["plain110", "resnet110", "plain18", "resnet18", "plain34", "resnet34"]
+    assert [n.layout for n in nets] == ["cifar"] * 2 + ["imagenet"] * 4
+    assert [n.name for n in parse_networks(["plain14", "resnet14"])] == ["plain14", "resnet14"]  # built on demand
+    for names, message in [
+        (["plain18"], "needs its twin resnet18"),
+        (["plain50", "resnet50"], "not twins"),  # resnet50 is the ImageNet bottleneck net, plain50 a CIFAR depth
+        (["plain19", "resnet19"], "6n\\+2"),
+        (["vgg11", "resnet18"], "not one"),
+    ]:
+        with pytest.raises(CnnlabError, match=message):
+            parse_networks(names)
+
+
+def test_models_option_is_refused_by_experiments_that_take_none(tmp_path):
+    from cnnlab.errors import CnnlabError
+
+    with pytest.raises(CnnlabError, match="takes no --models .*degradation"):
+        run_experiment("kernels", quick=True, out=tmp_path, models="plain20,resnet20")
+
+
+def test_imagenet_twins_get_the_small_stem_on_small_images():
+    from cnnlab.experiments.degradation import build_network, network
+
+    torch.manual_seed(0)
+    plain, residual = (build_network(network(name), 10, 1, QUICK_SIDE) for name in ("plain18", "resnet18"))
+    # ResNet-18 with a 3x3 stem on 1 channel and a 10-way head (11,172,810, see test_resnet), less the projections.
+    assert sum(p.numel() for p in residual.parameters()) == 11_172_810
+    assert sum(p.numel() for p in plain.parameters()) == 11_172_810 - 173_824
+    assert plain.conv1.kernel_size == (3, 3) and isinstance(plain.maxpool, torch.nn.Identity)
+    with torch.no_grad():
+        assert plain.eval()(torch.randn(2, 1, QUICK_SIDE, QUICK_SIDE)).shape == (2, 10)
+    big = build_network(network("plain34"), 1000, 3, 224)
+    assert big.conv1.kernel_size == (7, 7)
+
+
+def test_one_depth_of_twins_reports_loss_and_error(tmp_path):
+    res = run_experiment("degradation", quick=True, epochs=1, out=tmp_path, models="resnet14,plain14")
+    assert [row["network"] for row in res.rows] == ["plain14", "resnet14"]
+    assert res.config["networks"] == ["plain14", "resnet14"] and res.config["depths"] == [14]
+    for row in res.rows:
+        metrics = json.loads((tmp_path / "runs" / row["network"] / "results.json").read_text())
+        assert 0.0 < row["train_loss"] < 2.5 and 0.0 <= row["train_error"] < 0.9
+        assert row["test_error"] == pytest.approx(1 - metrics["test_accuracy"], abs=1e-12)
+    assert len(res.findings) == 1 and "no deeper twin" in res.findings[0]
+    assert f"{100 * res.rows[0]['train_error']:.2f}%" in res.findings[0]
+    assert (tmp_path / "degradation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_plain18_against_resnet18_on_digits(tmp_path):
+    res = run_experiment("degradation", quick=True, epochs=1, out=tmp_path, models="plain18,resnet18")
+    params = {row["network"]: row["params"] for row in res.rows}
+    assert params == {"plain18": 11_172_810 - 173_824, "resnet18": 11_172_810}
+    assert all(row["train_error"] < 0.9 for row in res.rows)

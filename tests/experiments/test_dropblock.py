@@ -1,21 +1,27 @@
-"""The drop-block (lesion) experiment in quick mode: resnet-14 and plain-14 on 14 px digits, 2 epochs."""
+"""The drop-block (lesion) experiment in quick mode: resnet-14 and plain-14 on 14 px digits, 2 epochs; and its
+pretrained mode (exercise 20.3.3) on a random-weights ResNet-50 and a generated labelled folder."""
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
+import torchvision
+from PIL import Image
 from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.experiments import run_experiment
 from cnnlab.experiments.degradation import QUICK_SIDE, downsampled
 from cnnlab.experiments.dropblock import remove_block, same_shape_blocks
+from cnnlab.imagenet_eval import evaluate_imagenet_folder, imagenet_wnids, labelled_images
+from cnnlab.inference.evaluation import evaluate_arrays
 from cnnlab.models.resnet import cifar_resnet, droppable_blocks
 from cnnlab.training.checkpoint import load_model_weights
-from cnnlab.training.trainer import evaluate_arrays
 
 # Depth 14 = 2 blocks per stage; the first block of stages 2 and 3 halves the side and doubles the width.
 BLOCKS = ["layer1.0", "layer1.1", "layer2.1", "layer3.1"]
@@ -73,3 +79,76 @@ def test_block_removal_rules():
         assert isinstance(model.layer2[1], nn.Identity) and model.eval()(x).shape == (2, 10)
         with pytest.raises(CnnlabError, match="changes the shape"):
             remove_block(model, "layer2", 0)  # stride 2, 16 -> 32: no identity can stand in for it
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Exercise 20.3.3: a pretrained ImageNet ResNet-50 on a labelled folder (random weights and photos stand in)
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    """A random-init torchvision ResNet-50 with randomised BN terms and BN statistics of random images (so images
+    get different rankings), saved under IMAGENET1K_V1's file name, and 6 photos filed under their own top-1 class
+    (even) or their 2nd-ranked class (odd), by WordNet id."""
+    folder = tmp_path_factory.mktemp("pretrained")
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50(weights=None)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 0.8, generator=generator)
+                module.bias.normal_(0.0, 0.2, generator=generator)
+                module.reset_running_stats()
+                module.momentum = None
+        model.fc.weight.normal_(0.0, 2048**-0.5, generator=generator)
+        model.train()(torch.randn(8, 3, 224, 224, generator=generator))
+    model.eval()
+    weights = folder / "resnet50-0676ba61.pth"
+    torch.save(model.state_dict(), weights)
+    transform = torchvision.models.ResNet50_Weights.IMAGENET1K_V1.transforms()
+    rng = np.random.default_rng(2)
+    for i in range(6):
+        image = Image.fromarray(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8))
+        with torch.no_grad():
+            ranked = model(transform(image)[None]).topk(2).indices[0]
+        target = folder / "val" / imagenet_wnids()[ranked[i % 2].item()]
+        target.mkdir(parents=True, exist_ok=True)
+        image.save(target / f"{i}.png")
+    return model, weights, folder / "val"
+
+
+def test_pretrained_resnet50_loses_each_droppable_block_in_turn(pretrained, tmp_path):
+    model, weights, val = pretrained
+    res = run_experiment("drop-block", models="resnet50", weights=str(weights), dataset=f"imagefolder:{val}",
+                         out=tmp_path)
+    # ResNet-50 has 3+4+6+3 Bottlenecks; the first of each stage changes the width, so 12 can go.
+    expected = ["none", "layer1.1", "layer1.2", *(f"layer2.{i}" for i in (1, 2, 3)),
+                *(f"layer3.{i}" for i in range(1, 6)), "layer4.1", "layer4.2"]
+    assert [row["removed_block"] for row in res.rows] == expected
+    intact = evaluate_imagenet_folder("resnet50", weights, val)
+    assert (res.rows[0]["top1"], res.rows[0]["top5"]) == (intact["top1"], intact["top5"]) == (0.5, 1.0)
+    assert json.loads((tmp_path / "config.json").read_text())["experiment"]["images"] == 6
+    with open(tmp_path / "results.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == 13
+
+    # layer3.1 removed by hand from torchvision's own model, preprocessed by torchvision's own transforms.
+    lesioned = copy.deepcopy(model)
+    lesioned.layer3[1] = nn.Identity()
+    transform = torchvision.models.ResNet50_Weights.IMAGENET1K_V1.transforms()
+    images = labelled_images(val)
+    with torch.no_grad():
+        ranked = lesioned(torch.stack([transform(Image.open(p).convert("RGB")) for p, _ in images])).topk(5).indices
+    labels = torch.tensor([label for _, label in images])
+    row = next(r for r in res.rows if r["removed_block"] == "layer3.1")
+    assert row["top1"] == (ranked[:, 0] == labels).float().mean().item()
+    assert row["top5"] == (ranked == labels[:, None]).any(1).float().mean().item()
+    assert row["top1_drop"] == pytest.approx(0.5 - row["top1"], abs=1e-12)
+
+
+def test_pretrained_mode_needs_one_resnet_weights_and_a_folder(pretrained, tmp_path):
+    _, weights, val = pretrained
+    with pytest.raises(CnnlabError, match="one --model and its --weights"):
+        run_experiment("drop-block", models="resnet50", dataset=f"imagefolder:{val}", out=tmp_path)
+    with pytest.raises(CnnlabError, match="imagefolder:PATH"):
+        run_experiment("drop-block", models="resnet50", weights=str(weights), dataset="digits", out=tmp_path)

@@ -1,17 +1,18 @@
 """compare, kernels, scaling and batchnorm in --quick mode, through the same entry points as `cnnlab experiment`:
-each writes a non-empty table (results.md, results.csv), config.json and valid PNGs, and its numbers are the real ones."""
+each writes a non-empty table (results.md, results.csv), config.json and valid PNGs, and its numbers are the real
+ones."""
 
 from __future__ import annotations
 
 import csv
 import json
+import sys
 
-import pytest
 import torch
 import torchvision
 
 from cnnlab.cli import main
-from cnnlab.experiments import list_experiments, run_experiment
+from cnnlab.experiments import get_experiment, list_experiments, run_experiment
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -39,6 +40,12 @@ def test_every_experiment_of_the_issue_is_registered():
     assert list_experiments() == ["batchnorm", "compare", "degradation", "drop-block", "kernels", "scaling", "transfer"]
 
 
+def test_every_experiment_is_its_modules_run_function():
+    for name in list_experiments():
+        entry = get_experiment(name).run
+        assert entry.__name__ == "run" and sys.modules[entry.__module__].run is entry, name
+
+
 def test_an_unknown_experiment_is_one_line_naming_the_closest(capsys):
     assert main(["experiment", "kernel", "--quick"]) == 2
     err = capsys.readouterr().err
@@ -53,8 +60,14 @@ def test_kernels_counts_come_from_real_modules(tmp_path, capsys):
     assert result["plots"] == ["kernels.png"] and (tmp_path / "kernels.png").read_bytes()[:8] == PNG_MAGIC
     by_design = {row["design"]: row for row in rows}
     # C = 64: 25C^2 vs 18C^2, 49C^2 vs 27C^2 (bias-free convs); 256 -> 256 5x5 vs 1x1(64)-5x5(64)-1x1(256).
-    expected = {"one 5x5": (102_400, 5), "two 3x3": (73_728, 5), "one 7x7": (200_704, 7), "three 3x3": (110_592, 7),
-                "naive 5x5 256->256": (1_638_400, 5), "1x1-5x5-1x1 (64 inner)": (135_168, 5)}
+    expected = {
+        "one 5x5": (102_400, 5),
+        "two 3x3": (73_728, 5),
+        "one 7x7": (200_704, 7),
+        "three 3x3": (110_592, 7),
+        "naive 5x5 256->256": (1_638_400, 5),
+        "1x1-5x5-1x1 (64 inner)": (135_168, 5),
+    }
     for design, (params, field) in expected.items():
         assert int(by_design[design]["params"]) == params and int(by_design[design]["receptive_field"]) == field
     # Each conv keeps the 56x56 map, so MACs = weights x 56 x 56.
@@ -83,19 +96,28 @@ def test_batchnorm_scratch_equals_torch_and_the_tutorial_slips_are_flagged(tmp_p
     notes = {row["quantity"]: row["note"] for row in part_a}
     assert notes["running_var after one step"] == "differs (E08 in docs/errata.md)"
     assert notes["running_mean after one step (momentum 0.1)"] == "agrees"
-    assert [row["measured"] for row in part_a if row["quantity"] == "running_var after one step"] == ["[1.5000, 1.5000]"]
+    assert [row["measured"] for row in part_a if row["quantity"] == "running_var after one step"] == [
+        "[1.5000, 1.5000]"
+    ]
     gaps = [float(row["measured"]) for row in rows if row["part"] == "b"]
     assert len(gaps) == 2 and all(gap > 0.1 for gap in gaps)  # train mode != eval mode for one image
-    assert {row["quantity"].split(":")[0] for row in rows if row["part"] == "c"} == {"plain-8 with BN", "plain-8 without BN"}
+    assert {row["quantity"].split(":")[0] for row in rows if row["part"] == "c"} == {
+        "plain-8 with BN",
+        "plain-8 without BN",
+    }
 
 
 def test_compare_trains_both_tutorial_tables(tmp_path):
     result = run_experiment("compare", quick=True, out=tmp_path)
     rows = assert_written(result, tmp_path)
     params = {row["model"]: int(row["params"]) for row in rows}
-    assert params == {"Section-1 CNN (simple_cnn)": 206_922, "LeNet-5 (lenet5)": 44_426,
-                      "SimpleResNet (simple_resnet)": 56_586, "MiniVGG (mini_vgg)": 288_618,
-                      "TinyResNet (tiny_resnet)": 2_797_034}
+    assert params == {
+        "Section-1 CNN (simple_cnn)": 206_922,
+        "LeNet-5 (lenet5)": 44_426,
+        "SimpleResNet (simple_resnet)": 56_586,
+        "MiniVGG (mini_vgg)": 288_618,
+        "TinyResNet (tiny_resnet)": 2_797_034,
+    }
     assert len(rows) == 6  # LeNet-5 is in both tables, trained once
     for folder in ("ch14-three-architectures", "l2r-three-eras"):
         assert len(read_csv(tmp_path / folder / "results.csv")) == 3

@@ -19,9 +19,14 @@ from cnnlab.experiments.transfer import class_subset, few_labels
 from cnnlab.models.resnet import cifar_resnet
 from cnnlab.registry import create_model
 from cnnlab.training.finetune import (
-    FrozenStatsNorm, LoRAConv2d, finalize, finetune, model_name_from_file, prepare_for_finetuning,
+    FrozenStatsNorm,
+    LoRAConv2d,
+    finalize,
+    finetune,
+    model_name_from_file,
+    prepare_for_finetuning,
 )
-from cnnlab.training.runs import evaluate
+from cnnlab.inference.prediction import evaluate
 
 # simple_cnn with a 5-class head: 206,922 - (128 * 10 + 10) + (128 * 5 + 5) = 206,277; its head alone 645.
 # Rank-2 LoRA: conv1 (1 -> 16, 3x3) A 2*1*9 + B 16*2 = 50; conv2 (16 -> 32) A 2*16*9 + B 32*2 = 352: +402.

@@ -72,7 +72,13 @@ def test_summary_totals_equal_counts_on_a_residual_network(resnet18_10):
     assert sum(row.params for row in summary.rows) == summary.total_params
     assert sum(row.macs for row in summary.rows) == summary.total_macs
     assert len(summary.rows) == 60  # 20 convs + 20 BNs + 17 ReLU calls + maxpool + avgpool + fc
-    assert all(row.receptive_field is None for row in summary.rows)  # residual adds: not a plain chain
+    # The widest path through the residual adds: stem 7x7/2 -> 7, max-pool 3x3/2 -> 11, then each 3x3 conv adds
+    # 2 * jump (the first of each later stage at the old jump): the last ReLU sees 435 pixels, as receptive_field says.
+    fields = {row.name: row.receptive_field for row in summary.rows}  # a ReLU called twice: its last call
+    assert (fields["conv1"], fields["maxpool"], fields["layer1.0.conv1"], fields["layer1.1.conv2"]) == (7, 11, 19, 43)
+    # layer2 starts from layer1's 43: its stride-2 3x3 adds 2 * 4, its 1x1 projection shortcut adds nothing.
+    assert (fields["layer2.0.conv1"], fields["layer2.0.downsample.0"], fields["layer4.1.relu"]) == (51, 43, 435)
+    assert fields["avgpool"] == 435 + (2 - 1) * 32  # a global pool over the 2x2 map at jump 32
     assert summary.rows[-1] == LayerRow("fc", "Linear", (10,), 5_130, 5_120, None)
 
 

@@ -146,7 +146,7 @@ def trained_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fixed_batch(trained_run, digits):
-    from cnnlab.training.runs import load_run
+    from cnnlab.inference.prediction import load_run
 
     run = load_run(trained_run)
     return run.model, normalize(digits.test_images, run.data["mean"], run.data["std"])  # [360, 1, 28, 28]

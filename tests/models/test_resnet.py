@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torchvision
 from torch import nn
 from twins import assert_logits_match, images, n_params, torchvision_pair
 
@@ -20,7 +21,6 @@ from cnnlab.models.resnet import (
     wide_resnet,
 )
 from cnnlab.registry import create_model, model_info
-
 
 # ---------------------------------------------------------------------------------------------------------
 # torchvision twins
@@ -47,6 +47,35 @@ def test_equals_torchvision_twin(name: str, anchor: int) -> None:
     assert n_params(ours) == n_params(theirs) == anchor
     x = images(64, batch=1)  # layer4 sees 2x2 maps, so every 3x3 tap is used
     assert assert_logits_match(ours, theirs, x).shape == (1, 1000)
+
+
+# The three projections (1x1 conv + BN) at the starts of stages 2-4:
+#   64*128 + 2*128 = 8,448;  128*256 + 2*256 = 33,280;  256*512 + 2*512 = 132,096;  total 173,824
+@pytest.mark.parametrize("name, twin, expected", [
+    ("plain18", "resnet18", 11_689_512 - 173_824), ("plain34", "resnet34", 21_797_672 - 173_824),
+])
+def test_imagenet_plain_nets_are_their_twins_without_shortcuts(name: str, twin: str, expected: int) -> None:
+    theirs = getattr(torchvision.models, twin)(weights=None)
+    projections = sum(p.numel() for key, p in theirs.named_parameters() if ".downsample." in key)
+    assert projections == 173_824
+    plain = create_model(name)
+    assert n_params(plain) == n_params(theirs) - projections == expected
+    assert not any("downsample" in key for key in plain.state_dict())
+    assert not any(has_skip(block) for stage in plain.stages() for block in stage)
+    assert [len(s) for s in plain.stages()] == [len(s) for s in create_model(twin).stages()]
+    assert model_info(name).twin is None and model_info(name).default_num_classes == 1000
+
+
+def test_plain18_runs_and_has_no_skip_path() -> None:
+    torch.manual_seed(0)
+    plain = create_model("plain18").eval()
+    last = plain.layer4[-1]
+    nn.init.zeros_(last.bn2.weight)  # the last block's branch outputs zero, and no skip adds its input back
+    nn.init.zeros_(last.bn2.bias)
+    with torch.no_grad():
+        assert torch.count_nonzero(plain.forward_features(images(64, batch=1))) == 0
+        small = create_model("plain34", num_classes=10, in_chans=1, small_input=True).eval()
+        assert small(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
 
 def test_bottleneck_strides_its_3x3_conv_v1_5() -> None:

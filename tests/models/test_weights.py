@@ -162,6 +162,16 @@ def test_other_class_count_keeps_a_fresh_head(resnet18_file, resnet18_loaded):
         assert torch.equal(features, resnet18_loaded.forward_head(resnet18_loaded.forward_features(x), pre_logits=True))
 
 
+def test_the_head_warning_is_typed_and_carries_both_class_counts(resnet18_file):
+    from cnnlab.errors import HeadMismatchWarning
+
+    with pytest.warns(HeadMismatchWarning) as caught:
+        create_model("resnet18", num_classes=10, weights=resnet18_file)
+    warning = caught[0].message
+    assert (warning.checkpoint_classes, warning.model_classes, warning.keys) == (1000, 10, ["fc.weight", "fc.bias"])
+    assert warning.path == str(resnet18_file)
+
+
 def test_same_class_count_does_not_warn(resnet18_file):
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -15,7 +15,7 @@ import torch
 from cnnlab.cli import main
 from cnnlab.training.checkpoint import read_weights
 from cnnlab.training.distributed import World
-from cnnlab.training.trainer import prepare_batch
+from cnnlab.inference.batches import prepare_batch
 from train_errors import one_line_error
 
 # 600 digits: 540 train / 60 val, global batch 32 -> 16 steps per epoch; random crops on, so the shards must also

@@ -16,15 +16,61 @@ def write_run(root, name, **results):
 @pytest.fixture
 def runs_root(tmp_path):
     root = tmp_path / "runs"
-    write_run(root, "lenet", model="lenet5", dataset="digits", status="completed", epochs=10, test_accuracy=0.975,
-              test_loss=0.09, params=44_426, train_seconds=4.0, train_images_per_second=3000.0)
-    write_run(root, "resnet", model="simple_resnet", dataset="digits", status="completed", epochs=10,
-              test_accuracy=0.991, test_loss=0.04, params=500_000, train_seconds=30.0, train_images_per_second=400.0)
-    write_run(root, "demo/vgg", model="mini_vgg", dataset="digits", status="completed", epochs=10,
-              test_accuracy=0.983, test_loss=0.06, params=300_000, train_seconds=12.0, train_images_per_second=900.0)
-    write_run(root, "fashion", model="lenet5", dataset="fashion-mnist", status="completed", epochs=10,
-              test_accuracy=0.903, test_loss=0.28, params=44_426, train_seconds=60.0, train_images_per_second=8000.0)
-    write_run(root, "broken", model="lenet5", dataset="digits", status="failed", error="the loss became nan", metrics=[])
+    write_run(
+        root,
+        "lenet",
+        model="lenet5",
+        dataset="digits",
+        status="completed",
+        epochs=10,
+        test_accuracy=0.975,
+        test_loss=0.09,
+        params=44_426,
+        train_seconds=4.0,
+        train_images_per_second=3000.0,
+    )
+    write_run(
+        root,
+        "resnet",
+        model="simple_resnet",
+        dataset="digits",
+        status="completed",
+        epochs=10,
+        test_accuracy=0.991,
+        test_loss=0.04,
+        params=500_000,
+        train_seconds=30.0,
+        train_images_per_second=400.0,
+    )
+    write_run(
+        root,
+        "demo/vgg",
+        model="mini_vgg",
+        dataset="digits",
+        status="completed",
+        epochs=10,
+        test_accuracy=0.983,
+        test_loss=0.06,
+        params=300_000,
+        train_seconds=12.0,
+        train_images_per_second=900.0,
+    )
+    write_run(
+        root,
+        "fashion",
+        model="lenet5",
+        dataset="fashion-mnist",
+        status="completed",
+        epochs=10,
+        test_accuracy=0.903,
+        test_loss=0.28,
+        params=44_426,
+        train_seconds=60.0,
+        train_images_per_second=8000.0,
+    )
+    write_run(
+        root, "broken", model="lenet5", dataset="digits", status="failed", error="the loss became nan", metrics=[]
+    )
     write_run(root, "experiment", title="not a training run")  # no model/dataset: not listed
     (root / "torn").mkdir()
     (root / "torn" / "results.json").write_text('{"model": "lenet5", "data')  # unreadable: skipped

@@ -121,7 +121,7 @@ def test_batch_size_one_where_batch_norm_sees_one_value_is_a_clear_error(capsys,
 
 
 def test_batch_size_one_works_where_feature_maps_stay_larger(capsys, tmp_path):
-    # simple_resnet keeps 7x7 maps at 28x28: batch norm has 49 values per channel even for one image.
+    # simple_resnet keeps its 28x28 maps: batch norm has 784 values per channel even for one image.
     out = tmp_path / "run"
     code, _, err = run_cli(capsys, "train", "simple_resnet", "--dataset", "digits", "--train-subset", "12",
                            "--val-fraction", "0", "--batch-size", "1", "--epochs", "1", "--threads", "1", "--quiet",

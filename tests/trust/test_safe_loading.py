@@ -66,7 +66,7 @@ def test_no_code_path_calls_torch_load_without_weights_only():
             if isinstance(node, ast.ClassDef) and any(ast.unparse(b) == "pickle.Unpickler" for b in node.bases):
                 if not any(isinstance(f, ast.FunctionDef) and f.name == "find_class" for f in node.body):
                     unsafe.append(f"{where} {node.name} subclasses pickle.Unpickler without find_class")
-    assert torch_loads == ["safeload.py:28"], torch_loads  # the one place; checkpoints and weights files go through it
+    assert torch_loads == ["safeload.py:31"], torch_loads  # the one place; checkpoints and weights files go through it
     assert unsafe == []
 
 
@@ -222,3 +222,21 @@ def test_a_checkpoint_with_another_head_warns_in_one_line_and_trains(capsys, tmp
     head = create_model("lenet5", input_size=28).classifier_path
     assert err == (f"cnnlab: warning: {path}: the checkpoint's head has 5 classes, the model 10; keeping a freshly "
                    f"initialised {head}.weight, {head}.bias\n")
+
+
+def test_pickled_code_in_an_archive_is_found_from_its_opcodes_before_torch_unpickles(tmp_path, monkeypatch):
+    """A torch.save archive naming a callable is refused from a static read of its pickle: torch.load never runs,
+    and the typed error carries the callable."""
+    from cnnlab.errors import UnsafePickleError
+    from cnnlab.safeload import load_weights_only, unsafe_globals
+
+    data = write_malicious_pickle(tmp_path / "evil.pth", tmp_path / "pwned", {"w": torch.zeros(2)}).read_bytes()
+    assert unsafe_globals(data) == ["posix.system"]
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: pytest.fail("torch.load ran on a refused file"))
+    with pytest.raises(UnsafePickleError) as caught:
+        load_weights_only(data, "weights file evil.pth", "use safetensors")
+    assert caught.value.globals == ["posix.system"] and caught.value.label == "weights file evil.pth"
+    assert not (tmp_path / "pwned").exists()
+    safe = tmp_path / "safe.pt"
+    torch.save({"w": torch.zeros(2)}, safe)
+    assert unsafe_globals(safe.read_bytes()) == [] and unsafe_globals(b"not an archive") == []

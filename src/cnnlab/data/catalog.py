@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from cnnlab.data.dataset import ImageDataset, default_cache_dir, stratified_indices
 from cnnlab.data.formats import read_cifar_batch, read_cifar_classes, read_idx_pair
-from cnnlab.data.imagefolder import load_imagefolder
+from cnnlab.data.imagefolder import DEFAULT_IMAGE_SIZE, load_imagefolder
 from cnnlab.errors import CnnlabError, unknown_name_error
 
 IMAGEFOLDER_PREFIX = "imagefolder:"
@@ -205,18 +205,19 @@ def load_digits() -> ImageDataset:
 
 
 def load_dataset(
-    name: str, data_dir: str | Path | None = None, download: bool = True, *, image_size: int = 32
+    name: str, data_dir: str | Path | None = None, download: bool = True, *, image_size: int | None = None
 ) -> ImageDataset:
     """Load a dataset by name (`list_datasets()`, or "imagefolder:PATH") into memory.
 
     `data_dir` is searched first for the files (digits and imagefolder ignore it); `image_size` is the side
-    imagefolder images are resized to. Missing files are downloaded into `default_cache_dir()` when `download`.
+    imagefolder images are brought to (None: 32; see `load_imagefolder`); the built-in sets ignore it.
+    Missing files are downloaded into `default_cache_dir()` when `download`.
     """
     if name.startswith(IMAGEFOLDER_PREFIX):
         path = name[len(IMAGEFOLDER_PREFIX):]
         if not path:
             raise CnnlabError("imagefolder needs a path: imagefolder:PATH, with one subfolder of images per class")
-        return load_imagefolder(path, image_size=image_size, name=name)
+        return load_imagefolder(path, image_size=image_size or DEFAULT_IMAGE_SIZE, name=name)
     key = name.strip().lower().replace("_", "-")
     key = ALIASES.get(key, key)
     if key == "digits":

@@ -1,8 +1,10 @@
 """`imagefolder:PATH`: the user's own images, one subfolder per class, loaded into an `ImageDataset`.
 
-Every image is decoded once with PIL and squashed to `image_size` x `image_size` (no cropping, so nothing of
-the object is cut off); the set becomes grayscale only when every image is. The train/test split is a seeded,
-stratified 80/20 (`TEST_FRACTION`, `SPLIT_SEED`).
+Every image is decoded once with PIL and brought to `image_size` x `image_size`. Below `CROP_FROM` pixels (the
+default is 32) it is squashed to that size, with no cropping, so nothing of a small object is cut off. From
+`CROP_FROM` up, photos get torchvision's ImageNet evaluation preprocessing: the shorter side resized to
+int(size / 0.875) (256 for 224), then the central size x size crop. The set becomes grayscale only when every image
+is. The train/test split is a seeded, stratified 80/20 (`TEST_FRACTION`, `SPLIT_SEED`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torchvision.transforms.functional as TF
 from PIL import Image, UnidentifiedImageError
 
 from cnnlab.data.dataset import ImageDataset, stratified_indices
@@ -22,13 +25,26 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".t
 GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0
+DEFAULT_IMAGE_SIZE = 32
+CROP_FROM = 64  # from this side up: resize + center-crop (photos); below: squash (small images, icons, scans)
+CROP_RATIO = 0.875  # torchvision's ImageNet evaluation: resize to 256, crop 224
+
+
+def fit_image(img: Image.Image, image_size: int) -> Image.Image:
+    """An RGB image of image_size x image_size: squashed below CROP_FROM, else torchvision's Resize(int(size /
+    0.875)) of the shorter side (bilinear, antialiased) and CenterCrop(size)."""
+    rgb = img.convert("RGB")
+    if image_size < CROP_FROM:
+        return rgb.resize((image_size, image_size), Image.Resampling.BILINEAR)
+    resized = TF.resize(rgb, int(image_size / CROP_RATIO), interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    return TF.center_crop(resized, image_size)
 
 
 def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def load_imagefolder(root: str | Path, image_size: int = 32, name: str | None = None) -> ImageDataset:
+def load_imagefolder(root: str | Path, image_size: int = DEFAULT_IMAGE_SIZE, name: str | None = None) -> ImageDataset:
     """Load `root/<class>/<image>` files as a dataset; class names are the sorted subfolder names."""
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -54,7 +70,7 @@ def load_imagefolder(root: str | Path, image_size: int = 32, name: str | None = 
             try:
                 with Image.open(path) as img:
                     grayscale = img.mode in GRAYSCALE_MODES
-                    rgb = img.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
+                    rgb = fit_image(img, image_size)
             except (OSError, UnidentifiedImageError, ValueError, SyntaxError):  # PIL's decoders raise all of these
                 corrupt.append(str(path.relative_to(root)))
                 continue

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnnlab.errors import unknown_name_error
+from cnnlab.errors import CnnlabError, unknown_name_error
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, default_out, write_result
 
 
@@ -24,16 +24,17 @@ class Experiment:
     name: str
     help: str  # one line, shown by `cnnlab experiment --help`
     run: Callable[[ExperimentOptions], ExperimentResult]
+    accepts: tuple[str, ...] = ()  # the optional ExperimentOptions it reads ("models", "weights"); others are refused
 
 
 _EXPERIMENTS: dict[str, Experiment] = {}
 
 
-def register_experiment(name: str, help: str) -> Callable:
+def register_experiment(name: str, help: str, accepts: tuple[str, ...] = ()) -> Callable:
     def decorator(fn: Callable[[ExperimentOptions], ExperimentResult]) -> Callable:
         if name in _EXPERIMENTS:
             raise ValueError(f"experiment '{name}' is registered twice")
-        _EXPERIMENTS[name] = Experiment(name, help, fn)
+        _EXPERIMENTS[name] = Experiment(name, help, fn, accepts)
         return fn
 
     return decorator
@@ -50,12 +51,18 @@ def get_experiment(name: str) -> Experiment:
 
 
 def run_experiment(name: str, *, dataset: str | None = None, epochs: int | None = None, quick: bool = False,
-                   out: str | Path | None = None, seed: int = 0, data_dir: str | None = None) -> ExperimentResult:
+                   out: str | Path | None = None, seed: int = 0, data_dir: str | None = None,
+                   models: str | list[str] | None = None, weights: str | None = None) -> ExperimentResult:
     """Run experiment `name` and write its results.md, results.csv, config.json and plots into `out`
-    (default runs/experiment-NAME-<time>); return the result. `result.config["out"]` holds the directory."""
+    (default runs/experiment-NAME-<time>); return the result. `result.config["out"]` holds the directory.
+    `models` (a list or "a,b") and `weights` go only to experiments that accept them (see `Experiment.accepts`)."""
     experiment = get_experiment(name)
-    options = ExperimentOptions(dataset=dataset, epochs=epochs, quick=quick, out=Path(out) if out else default_out(name),
-                                seed=seed, data_dir=data_dir)
+    for option, value in (("models", models), ("weights", weights)):
+        if value is not None and option not in experiment.accepts:
+            takers = [e.name for e in _EXPERIMENTS.values() if option in e.accepts]
+            raise CnnlabError(f"experiment {name} takes no --{option} (those that do: {', '.join(takers) or 'none'})")
+    options = ExperimentOptions(dataset=dataset, epochs=epochs, quick=quick, seed=seed, data_dir=data_dir,
+                                out=Path(out) if out else default_out(name), models=models, weights=weights)
     options.out.mkdir(parents=True, exist_ok=True)
     result = experiment.run(options)
     result.config.setdefault("out", str(options.out))

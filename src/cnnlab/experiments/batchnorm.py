@@ -98,8 +98,16 @@ def example_rows() -> tuple[list[dict], dict]:
         agrees = bool(np.allclose(real, stated, rtol=0, atol=0.5 * 10 ** -decimals(stated) + 1e-9))
         note = "agrees" if agrees else f"differs ({erratum} in docs/errata.md)" if erratum else "differs"
         measured[key] = real.tolist()
-        rows.append({"part": "a", "quantity": QUANTITIES[key], "tutorial": text(stated, decimals(stated)), "measured": text(real),
-                     "scratch_vs_torch": difference, "note": note})
+        rows.append(
+            {
+                "part": "a",
+                "quantity": QUANTITIES[key],
+                "tutorial": text(stated, decimals(stated)),
+                "measured": text(real),
+                "scratch_vs_torch": difference,
+                "note": note,
+            }
+        )
     return rows, measured
 
 
@@ -136,15 +144,25 @@ def train_twins(options: ExperimentOptions, depth: int) -> tuple[list[dict], dic
             without_batchnorm(model)
         run_name = f"plain{depth}-{'bn' if with_bn else 'no-bn'}"
         try:
-            results = train(options, data, f"plain{depth}{'' if with_bn else '-no-bn'}", run_name, model=model, **recipe)
+            results = train(
+                options, data, f"plain{depth}{'' if with_bn else '-no-bn'}", run_name, model=model, **recipe
+            )
             metrics, outcome = results["metrics"], f"test accuracy {100 * results['test_accuracy']:.2f}%"
         except CnnlabError as error:  # the trainer stops on a non-finite loss: a result, not a crash
             metrics = read_json(options.out / run_name / "results.json").get("metrics", [])
             outcome = f"diverged: {error}"
         curves[label] = metrics
         final_loss = f"{metrics[-1]['train_loss']:.4f}" if metrics else "n/a"
-        rows.append({"part": "c", "quantity": f"{label}: train loss after epoch {len(metrics)}, outcome",
-                     "tutorial": "", "measured": f"{final_loss}; {outcome}", "scratch_vs_torch": None, "note": ""})
+        rows.append(
+            {
+                "part": "c",
+                "quantity": f"{label}: train loss after epoch {len(metrics)}, outcome",
+                "tutorial": "",
+                "measured": f"{final_loss}; {outcome}",
+                "scratch_vs_torch": None,
+                "note": "",
+            }
+        )
         if with_bn:
             image = normalize(data.test_images[:1], data.mean, data.std)  # [1, C, H, W]
             gap = single_image_gap(model.to(memory_format=torch.contiguous_format), image)
@@ -162,7 +180,9 @@ def plot_curves(curves: dict[str, list[dict]], path, title: str) -> None:
     save_epoch_figure(fig, (loss_ax, acc_ax), path, title)
 
 
-@register_experiment("batchnorm", "BN from scratch vs nn.BatchNorm2d on the tutorial's tensor, the eval gotcha, BN vs no BN")
+@register_experiment(
+    "batchnorm", "BN from scratch vs nn.BatchNorm2d on the tutorial's tensor, the eval gotcha, BN vs no BN"
+)
 def run(options: ExperimentOptions) -> ExperimentResult:
     rows, measured = example_rows()
 
@@ -172,10 +192,26 @@ def run(options: ExperimentOptions) -> ExperimentResult:
     layer_gap = single_image_gap(bn, example_tensor()[:1])
     depth = 8 if options.quick else 20
     twin_rows, curves, network_gap = train_twins(options, depth)
-    rows.append({"part": "b", "quantity": "one image, BN layer of (a): max |train-mode - eval-mode output|",
-                 "tutorial": "differs", "measured": f"{layer_gap:.4f}", "scratch_vs_torch": None, "note": ""})
-    rows.append({"part": "b", "quantity": f"one test image, trained plain-{depth} with BN: max |train - eval logits|",
-                 "tutorial": "differs", "measured": f"{network_gap:.4f}", "scratch_vs_torch": None, "note": ""})
+    rows.append(
+        {
+            "part": "b",
+            "quantity": "one image, BN layer of (a): max |train-mode - eval-mode output|",
+            "tutorial": "differs",
+            "measured": f"{layer_gap:.4f}",
+            "scratch_vs_torch": None,
+            "note": "",
+        }
+    )
+    rows.append(
+        {
+            "part": "b",
+            "quantity": f"one test image, trained plain-{depth} with BN: max |train - eval logits|",
+            "tutorial": "differs",
+            "measured": f"{network_gap:.4f}",
+            "scratch_vs_torch": None,
+            "note": "",
+        }
+    )
     rows += twin_rows
     dataset = options.dataset_or_default()
     plot_curves(curves, options.out / "batchnorm_curves.png", f"plain-{depth} on {dataset}, with and without BatchNorm")
@@ -187,7 +223,8 @@ def run(options: ExperimentOptions) -> ExperimentResult:
     findings = [
         f"On the tutorial's 2x2x2x2 tensor the from-scratch BN equals nn.BatchNorm2d to {worst:.1e} in every quantity; "
         f"the tutorial's stated values are wrong for {len(wrong)} of {len(TUTORIAL)} ({'; '.join(wrong)}): "
-        f"running_var is {measured['running_var'][0]:.4f}, not 1.425, because PyTorch stores the unbiased batch variance.",
+        f"running_var is {measured['running_var'][0]:.4f}, not 1.425, because PyTorch stores the unbiased batch "
+        "variance.",
         f"One image gives a different output in train mode than in eval mode (max gap {layer_gap:.3f} for the layer, "
         f"{network_gap:.3f} in the trained network's logits): call model.eval() before inference.",
         f"Plain-{depth} reached a training loss of {with_bn:.4f} with BN and {without_bn:.4f} without it after "
@@ -196,7 +233,15 @@ def run(options: ExperimentOptions) -> ExperimentResult:
     return ExperimentResult(
         title="BatchNorm: from scratch vs nn.BatchNorm2d, train vs eval, with vs without",
         columns=["part", "quantity", "tutorial", "measured", "scratch_vs_torch", "note"],
-        rows=rows, findings=findings, plots=["batchnorm_curves.png"],
-        config={"example": EXAMPLE, "measured": measured, "plain_depth": depth, "layer_gap": layer_gap,
-                "network_gap": network_gap, "final_train_loss": losses},
+        rows=rows,
+        findings=findings,
+        plots=["batchnorm_curves.png"],
+        config={
+            "example": EXAMPLE,
+            "measured": measured,
+            "plain_depth": depth,
+            "layer_gap": layer_gap,
+            "network_gap": network_gap,
+            "final_train_loss": losses,
+        },
     )

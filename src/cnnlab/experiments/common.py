@@ -7,14 +7,12 @@ An experiment is a function `run(options: ExperimentOptions) -> ExperimentResult
 from __future__ import annotations
 
 import csv
-import io
-import json
-import platform
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import matplotlib
+
+from cnnlab import reporting
 
 matplotlib.use("Agg")  # files only; experiments run on machines without a screen
 
@@ -31,9 +29,15 @@ class ExperimentOptions:
     out: Path = Path("runs/experiment")
     seed: int = 0
     data_dir: str | None = None
+    # Only for experiments registered with these in `accepts`: the networks to run (e.g. degradation's twins
+    # ["plain18", "resnet18"]), and a local checkpoint for the one network (drop-block on a pretrained ResNet).
+    models: list[str] | None = None
+    weights: str | None = None
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
+        if isinstance(self.models, str):  # "plain18,resnet18" as typed on the command line
+            self.models = [name.strip() for name in self.models.split(",") if name.strip()]
 
     def dataset_or_default(self) -> str:
         return self.dataset or (QUICK_DATASET if self.quick else FULL_DATASET)
@@ -64,8 +68,9 @@ def train(options: ExperimentOptions, data, label: str, run_name: str, model=Non
 
     settings = dict(dataset=options.dataset_or_default(), data_dir=options.data_dir, seed=options.seed) | config
     run_dir = options.out / run_name
-    results = run(TrainConfig(model=label, out=str(run_dir), **settings), overwrite=True, quiet=True, data=data,
-                  model=model)
+    results = run(
+        TrainConfig(model=label, out=str(run_dir), **settings), overwrite=True, quiet=True, data=data, model=model
+    )
     results["metrics"] = read_metrics(run_dir)
     return results
 
@@ -77,40 +82,12 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 
 def default_out(name: str) -> Path:
-    return Path("runs") / f"experiment-{name}-{datetime.now():%Y%m%d-%H%M%S}"
-
-
-def format_cell(value) -> str:
-    """Integers and floats from 1,000 up get thousands separators (parameter counts read at a glance); smaller
-    floats keep 4 significant digits. Strings are printed as they are, so an experiment can format a cell itself."""
-    if isinstance(value, bool) or value is None:
-        return "" if value is None else str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
-    return str(value)
-
-
-def markdown_table(columns: list[str], rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(format_cell(row.get(c)).replace("|", "\\|") for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def versions() -> dict:
-    import numpy
-    import torch
-    import torchvision
-
-    import cnnlab
-
-    return {"cnnlab": cnnlab.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": numpy.__version__, "python": platform.python_version()}
+    return reporting.timestamped_dir("experiment", name)
 
 
 def write_result(result: ExperimentResult, out: str | Path, options: ExperimentOptions | None = None) -> Path:
-    """Write results.md (title, table, findings), results.csv and config.json into `out`; return results.md's path.
+    """Write results.md (title, table, findings), results.csv and config.json into `out`, each atomically; return
+    results.md's path.
 
     Every plot the result lists must already be a PNG in `out`: a missing one is a bug in the experiment.
     """
@@ -120,19 +97,19 @@ def write_result(result: ExperimentResult, out: str | Path, options: ExperimentO
         path = out / name
         if not path.is_file() or path.read_bytes()[:8] != PNG_MAGIC:
             raise RuntimeError(f"experiment '{result.title}' lists plot {name} but {path} is not a PNG")
-    lines = [f"# {result.title}", "", markdown_table(result.columns, result.rows), ""]
+    table = reporting.markdown_table(result.columns, ([row.get(c) for c in result.columns] for row in result.rows))
+    lines = [f"# {result.title}", "", table, ""]
     lines += [" ".join(result.findings), ""] if result.findings else []
     lines += [f"![{name}]({name})" for name in result.plots]
-    (out / "results.md").write_text("\n".join(lines) + "\n")
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=result.columns, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(result.rows)
-    (out / "results.csv").write_text(buffer.getvalue())
-
+    reporting.write_text(out / "results.md", "\n".join(lines) + "\n")
+    reporting.write_csv(out / "results.csv", result.columns, result.rows)
     options_dict = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()} if options else {}
-    config = {"title": result.title, "options": options_dict, "experiment": result.config, "plots": result.plots,
-              "versions": versions()}
-    (out / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
+    config = {
+        "title": result.title,
+        "options": options_dict,
+        "experiment": result.config,
+        "plots": result.plots,
+        "versions": reporting.versions(),
+    }
+    reporting.write_json(out / "config.json", config)
     return out / "results.md"

@@ -4,7 +4,7 @@
 [L2R] "Build It", step 5: LeNet-5, MiniVGG and TinyResNet ("three eras", CIFAR-10 claims).
 
 Each distinct model trains once through the project's trainer (LeNet-5 is in both tables); each table is then
-written by `cnnlab.training.compare.write_outputs` into its own folder (results.md, results.csv, compare.png), the
+written by `cnnlab.training.comparison.write_outputs` into its own folder (results.md, results.csv, compare.png), the
 same files `cnnlab compare` writes, and the experiment's table puts both side by side with the tutorial's numbers.
 """
 
@@ -13,28 +13,47 @@ from __future__ import annotations
 from cnnlab.data import load_dataset
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, train
-from cnnlab.training.compare import write_outputs
+from cnnlab.training.comparison import write_outputs
 
 QUICK_TRAIN_SUBSET = 512  # digits images for --quick: one epoch of 7 steps per model
 
 # (folder, source, [(model, tutorial's name, tutorial's parameter count, tutorial's accuracy claim)])
 TABLES = [
-    ("ch14-three-architectures", "[Ch14] Comparing Our Three Architectures", [
-        ("simple_cnn", "Section-1 CNN", "206,922", "~99% (MNIST)"),
-        ("lenet5", "LeNet-5", "44,426", "~98.5% (MNIST)"),
-        ("simple_resnet", "SimpleResNet", "56,170", "~99.2% (MNIST)"),
-    ]),
-    ("l2r-three-eras", "[L2R] Build It, step 5", [
-        ("lenet5", "LeNet-5", "61,706 (1x32x32)", "~60% (CIFAR-10)"),
-        ("mini_vgg", "MiniVGG", "~290k (3x32x32)", "~89% (CIFAR-10)"),
-        ("tiny_resnet", "TinyResNet", "~2.8M (3x32x32)", "~93% (CIFAR-10)"),
-    ]),
+    (
+        "ch14-three-architectures",
+        "[Ch14] Comparing Our Three Architectures",
+        [
+            ("simple_cnn", "Section-1 CNN", "206,922", "~99% (MNIST)"),
+            ("lenet5", "LeNet-5", "44,426", "~98.5% (MNIST)"),
+            ("simple_resnet", "SimpleResNet", "56,170", "~99.2% (MNIST)"),
+        ],
+    ),
+    (
+        "l2r-three-eras",
+        "[L2R] Build It, step 5",
+        [
+            ("lenet5", "LeNet-5", "61,706 (1x32x32)", "~60% (CIFAR-10)"),
+            ("mini_vgg", "MiniVGG", "~290k (3x32x32)", "~89% (CIFAR-10)"),
+            ("tiny_resnet", "TinyResNet", "~2.8M (3x32x32)", "~93% (CIFAR-10)"),
+        ],
+    ),
 ]
-COLUMNS = ["table", "model", "params", "MACs/image", "test accuracy (%)", "train time (s)", "train images/s",
-           "tutorial params", "tutorial accuracy"]
+COLUMNS = [
+    "table",
+    "model",
+    "params",
+    "MACs/image",
+    "test accuracy (%)",
+    "train time (s)",
+    "train images/s",
+    "tutorial params",
+    "tutorial accuracy",
+]
 
 
-@register_experiment("compare", "the tutorials' two comparison tables (CNN/LeNet-5/SimpleResNet, LeNet-5/MiniVGG/TinyResNet)")
+@register_experiment(
+    "compare", "the tutorials' two comparison tables (CNN/LeNet-5/SimpleResNet, LeNet-5/MiniVGG/TinyResNet)"
+)
 def run(options: ExperimentOptions) -> ExperimentResult:
     data = load_dataset(options.dataset_or_default(), options.data_dir)
     recipe = dict(epochs=options.epochs_or(1, 10))
@@ -45,8 +64,10 @@ def run(options: ExperimentOptions) -> ExperimentResult:
 
     first = results[models[0]]
     subset = f", first {QUICK_TRAIN_SUBSET} training images" if options.quick else ""
-    recipe_line = (f"{data.name}: {first['epochs']} epoch(s), batch {first['batch_size']}, {first['optimizer']} "
-                   f"lr {first['lr']:g}, seed {first['seed']}{subset}")
+    recipe_line = (
+        f"{data.name}: {first['epochs']} epoch(s), batch {first['batch_size']}, {first['optimizer']} "
+        f"lr {first['lr']:g}, seed {first['seed']}{subset}"
+    )
     rows, plots = [], []
     for folder, source, entries in TABLES:
         table_results = [results[model] for model, *_ in entries]
@@ -54,11 +75,19 @@ def run(options: ExperimentOptions) -> ExperimentResult:
         write_outputs(table_results, options.out / folder, f"{source}; {recipe_line}")
         plots.append(f"{folder}/compare.png")
         for (model, name, tutorial_params, tutorial_accuracy), r in zip(entries, table_results):
-            rows.append({"table": source, "model": f"{name} ({model})", "params": r["params"], "MACs/image": r["macs"],
-                         "test accuracy (%)": round(100 * r["test_accuracy"], 2),
-                         "train time (s)": round(r["train_seconds"], 1),
-                         "train images/s": round(r["train_images_per_second"]),
-                         "tutorial params": tutorial_params, "tutorial accuracy": tutorial_accuracy})
+            rows.append(
+                {
+                    "table": source,
+                    "model": f"{name} ({model})",
+                    "params": r["params"],
+                    "MACs/image": r["macs"],
+                    "test accuracy (%)": round(100 * r["test_accuracy"], 2),
+                    "train time (s)": round(r["train_seconds"], 1),
+                    "train images/s": round(r["train_images_per_second"]),
+                    "tutorial params": tutorial_params,
+                    "tutorial accuracy": tutorial_accuracy,
+                }
+            )
 
     best = max(models, key=lambda m: results[m]["test_accuracy"])
     fastest = max(models, key=lambda m: results[m]["train_images_per_second"])
@@ -66,13 +95,22 @@ def run(options: ExperimentOptions) -> ExperimentResult:
         f"Trained with one recipe ({recipe_line}), {best} scored the best test accuracy "
         f"({results[best]['test_accuracy']:.2%}) and {fastest} trained fastest "
         f"({results[fastest]['train_images_per_second']:,.0f} images/s).",
-        f"Parameters span {min(r['params'] for r in results.values()):,} to {max(r['params'] for r in results.values()):,}; "
-        f"the tutorials' accuracy claims are for MNIST and CIFAR-10, so they compare directly only when run on those sets.",
+        f"Parameters span {min(r['params'] for r in results.values()):,} to "
+        f"{max(r['params'] for r in results.values()):,}; the tutorials' accuracy claims are for MNIST and CIFAR-10, "
+        "so they compare directly only when run on those sets.",
     ]
     if options.quick:
         findings.append("Quick mode trains one epoch on a digits subset: a smoke test, not a measurement.")
     return ExperimentResult(
-        title=f"The tutorials' comparison tables on {data.name}", columns=COLUMNS, rows=rows, findings=findings,
-        plots=plots, config={"recipe": recipe_line, "models": models, "tables": [t[1] for t in TABLES],
-                             "run_dirs": {m: r["run_dir"] for m, r in results.items()}},
+        title=f"The tutorials' comparison tables on {data.name}",
+        columns=COLUMNS,
+        rows=rows,
+        findings=findings,
+        plots=plots,
+        config={
+            "recipe": recipe_line,
+            "models": models,
+            "tables": [t[1] for t in TABLES],
+            "run_dirs": {m: r["run_dir"] for m, r in results.items()},
+        },
     )

@@ -1,10 +1,12 @@
 """Degradation (He et al. 2015, arXiv:1512.03385, Fig. 1 and Fig. 6): a deeper plain network trains to a *higher*
 training error than a shallower one, while a ResNet of the same depth does not.
 
-Four networks, one recipe: plain and residual twins at a shallow and a deep depth (plain-20/56 against
-resnet-20/56 in full mode; 8 against 20 in quick mode). Each trains through the project's trainer; the table gives
-their final training, validation and test errors, the plot training and test error against epoch (the trainer's
-`test_every_epoch`: the test set is evaluated after each epoch for the curves, and nothing is chosen on it).
+Plain and residual twins at several depths, one recipe: plain-20/56 against resnet-20/56 in full mode, 8 against 20
+in quick mode, or the twins `--models` names (`plain18,resnet18,plain34,resnet34` for the ImageNet layout of He et
+al.'s Table 2; any CIFAR depth 6n+2 such as `plain110,resnet110`). Each trains through the project's trainer; the
+table gives their final training loss and training, validation and test errors, the plot training loss (L2R's
+exercise), training error (P3's) and test error against epoch (the trainer's `test_every_epoch`: the test set is
+evaluated after each epoch for the curves, and nothing is chosen on it).
 
 The "+1 highway" in numbers: before any training, the norm of the cross-entropy gradient that reaches the first
 conv layer (one batch, train-mode BN, the same initial weights the trained copy starts from). In a ResNet the
@@ -15,6 +17,8 @@ never more than a sum away from the loss.
 from __future__ import annotations
 
 import copy
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -23,21 +27,33 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.data import ImageDataset, load_dataset
+from cnnlab.errors import CnnlabError
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, read_metrics
+from cnnlab.inference.batches import prepare_batch
+from cnnlab.inference.model import wants_small_input
 from cnnlab.inspect import count_params
 from cnnlab.models.resnet import cifar_resnet
-from cnnlab.registry import create_model, list_models
+from cnnlab.registry import create_model, list_models, model_info
+from cnnlab.training import trainer
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.plots import save_epoch_figure
-from cnnlab.training.trainer import prepare_batch, run
 
 FULL_DEPTHS = (20, 56)  # He et al. Fig. 1
 QUICK_DEPTHS = (8, 20)
 QUICK_SIDE = 14  # digits are 8x8 scans upsampled to 28: 14 px keeps their detail at a quarter of the compute
 GRAD_BATCH = 64  # images in the one batch whose gradient is measured at initialisation
-COLUMNS = ["network", "depth", "residual", "params", "grad_norm_conv1_init", "train_error", "val_error",
-           "test_error", "train_seconds"]
+COLUMNS = ["network", "depth", "residual", "params", "grad_norm_conv1_init", "train_loss", "train_error",
+           "val_error", "test_error", "train_seconds"]
+TWIN_NAME = re.compile(r"(plain|resnet)(\d+)")
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str  # plain20, resnet18, ...
+    depth: int
+    residual: bool
+    layout: str  # "imagenet" (ResNet-18/34 and their plain twins) or "cifar" (He et al.'s 6n+2 networks)
 
 
 def downsampled(data: ImageDataset, side: int) -> ImageDataset:
@@ -61,13 +77,48 @@ def network_name(depth: int, residual: bool) -> str:
     return f"{'resnet' if residual else 'plain'}{depth}"
 
 
-def build_network(depth: int, residual: bool, num_classes: int, in_chans: int) -> nn.Module:
-    """He et al.'s CIFAR network (option-A shortcuts) or its plain twin: the registered model where one exists
-    (plain20, resnet56, ...), else `cifar_resnet` at that depth (8, 14)."""
-    name = network_name(depth, residual)
+def network(name: str) -> Network:
+    """Parse and check one twin name: a registered plain/ResNet model, or a CIFAR depth 6n+2 built on demand."""
+    match = TWIN_NAME.fullmatch(name)
+    if match is None:
+        raise CnnlabError(f"degradation compares plain/residual twins (plain20,resnet20 or plain18,resnet18); "
+                          f"{name!r} is not one")
+    depth, residual = int(match.group(2)), match.group(1) == "resnet"
     if name in list_models():
-        return create_model(name, num_classes=num_classes, in_chans=in_chans)
-    return cifar_resnet(depth, residual=residual, num_classes=num_classes, in_chans=in_chans)
+        return Network(name, depth, residual, "imagenet" if model_info(name).input_size[1] >= 224 else "cifar")
+    if depth >= 8 and (depth - 2) % 6 == 0:
+        return Network(name, depth, residual, "cifar")
+    raise CnnlabError(f"no network {name}: the twins are plain18/34 with resnet18/34 (ImageNet layout) and He et "
+                      "al.'s CIFAR networks plain/resnet of depth 6n+2 (8, 14, 20, 32, 44, 56, 110, ...)")
+
+
+def parse_networks(names: list[str]) -> list[Network]:
+    """The networks `--models` names, checked to come in twin pairs of one layout, ordered by layout (CIFAR
+    first), depth, plain before residual."""
+    networks = {name: network(name) for name in names}
+    for net in networks.values():
+        twin = network_name(net.depth, not net.residual)
+        if twin not in networks:
+            raise CnnlabError(f"{net.name} needs its twin {twin} in --models: the experiment compares twins")
+        if networks[twin].layout != net.layout:
+            raise CnnlabError(f"{net.name} ({net.layout} layout) and {twin} ({networks[twin].layout}) are not twins: "
+                              "the ImageNet-layout twins are plain18/34 and resnet18/34")
+    return sorted(networks.values(), key=lambda n: (n.layout != "cifar", n.depth, n.residual))
+
+
+def default_networks(quick: bool) -> list[Network]:
+    return [network(network_name(depth, residual)) for depth in (QUICK_DEPTHS if quick else FULL_DEPTHS)
+            for residual in (False, True)]
+
+
+def build_network(net: Network, num_classes: int, in_chans: int, image_size: int = 32) -> nn.Module:
+    """The registered model where one exists (plain20, resnet56, plain18, ...; the ImageNet layout gets the
+    small-input stem below 64 pixels, as the trainer gives it), else He et al.'s CIFAR network of that depth
+    (option-A shortcuts) or its plain twin (8, 14)."""
+    if net.name in list_models():
+        small = {"small_input": wants_small_input(net.name, image_size)} if net.layout == "imagenet" else {}
+        return create_model(net.name, num_classes=num_classes, in_chans=in_chans, **small)
+    return cifar_resnet(net.depth, residual=net.residual, num_classes=num_classes, in_chans=in_chans)
 
 
 def first_layer_grad_norm(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
@@ -79,23 +130,28 @@ def first_layer_grad_norm(model: nn.Module, images: torch.Tensor, labels: torch.
     return first_conv.weight.grad.norm().item()
 
 
-def plot_errors(histories: dict[str, list[dict]], path: Path, title: str) -> None:
-    """Training error and test error (%) against epoch; plain nets dashed, ResNets solid (He et al. Fig. 6)."""
-    fig, (train_ax, test_ax) = plt.subplots(1, 2, figsize=(10, 4), sharey=False)
-    depths = sorted({int("".join(ch for ch in name if ch.isdigit())) for name in histories})
-    colors = dict(zip(depths, plt.cm.tab10.colors))
-    for name, metrics in histories.items():
-        depth = int("".join(ch for ch in name if ch.isdigit()))
-        style = dict(color=colors[depth], linestyle="--" if name.startswith("plain") else "-", marker="o", label=name)
-        epochs = [row["epoch"] for row in metrics]
-        train_ax.plot(epochs, [100 * (1 - row["train_accuracy"]) for row in metrics], **style)
-        test_ax.plot(epochs, [100 * (1 - row["test_accuracy"]) for row in metrics], **style)
-    train_ax.set(xlabel="epoch", ylabel="error (%)", title="training error")
-    test_ax.set(xlabel="epoch", ylabel="error (%)", title="test error")
-    save_epoch_figure(fig, (train_ax, test_ax), path, title)
+def plot_curves(histories: dict[str, list[dict]], networks: list[Network], path: Path, title: str) -> None:
+    """Training loss, training error and test error (%) against epoch; plain nets dashed, ResNets solid, one
+    colour per depth (He et al. Fig. 1 and 6 plot the errors; L2R's exercise asks for the loss)."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    colors = dict(zip(sorted({net.depth for net in networks}), plt.cm.tab10.colors))
+    panels = [
+        ("training loss", "cross-entropy", lambda row: row["train_loss"]),
+        ("training error", "error (%)", lambda row: 100 * (1 - row["train_accuracy"])),
+        ("test error", "error (%)", lambda row: 100 * (1 - row["test_accuracy"])),
+    ]
+    for net in networks:
+        metrics = histories[net.name]
+        style = dict(color=colors[net.depth], linestyle="-" if net.residual else "--", marker="o", label=net.name)
+        for ax, (_, _, value) in zip(axes, panels):
+            ax.plot([row["epoch"] for row in metrics], [value(row) for row in metrics], **style)
+    for ax, (panel_title, ylabel, _) in zip(axes, panels):
+        ax.set(xlabel="epoch", ylabel=ylabel, title=panel_title)
+    save_epoch_figure(fig, axes, path, title)
 
 
-def findings(rows: dict[str, dict], shallow: int, deep: int) -> list[str]:
+def depth_pair_findings(rows: dict[str, dict], shallow: int, deep: int) -> list[str]:
+    """Three sentences on one shallow/deep pair of twins: training errors, the verdict, the initial gradients."""
     def err(name: str) -> str:
         return f"{100 * rows[name]['train_error']:.2f}%"
 
@@ -116,51 +172,77 @@ def findings(rows: dict[str, dict], shallow: int, deep: int) -> list[str]:
         f"Final training error: {plain_d} {err(plain_d)} vs {plain_s} {err(plain_s)} "
         f"({'higher' if plain_degrades else 'not higher'}), {res_d} {err(res_d)} vs {res_s} {err(res_s)} "
         f"({'not trailing' if resnet_keeps_up else 'trailing'}).",
-        f"This run {verdict} He et al.'s claim that the deeper plain network trains worse while the deeper ResNet does not.",
+        f"This run {verdict} He et al.'s claim that the deeper plain network trains worse while the deeper ResNet "
+        "does not.",
         f"Gradient norm reaching the first conv at initialisation: {plain_s} {grad[plain_s]:.3g}, {plain_d} "
         f"{grad[plain_d]:.3g}, {res_s} {grad[res_s]:.3g}, {res_d} {grad[res_d]:.3g}; {gradient_reading}.",
     ]
 
 
-@register_experiment("degradation", help="plain vs residual nets at two depths: training error and init gradients (He et al. Fig. 1)")
-def run_degradation(options: ExperimentOptions) -> ExperimentResult:
+def findings(rows: dict[str, dict], networks: list[Network]) -> list[str]:
+    """Each pair of successive depths of one layout (plain20/56 with resnet20/56, plain18/34 with resnet18/34);
+    a layout given at one depth only gets a plain-against-residual sentence."""
+    sentences = []
+    for layout in ("cifar", "imagenet"):
+        depths = sorted({net.depth for net in networks if net.layout == layout})
+        for shallow, deep in zip(depths, depths[1:]):
+            sentences += depth_pair_findings(rows, shallow, deep)
+        if len(depths) == 1:
+            plain, res = rows[network_name(depths[0], False)], rows[network_name(depths[0], True)]
+            sentences.append(
+                f"At depth {depths[0]} alone there is no deeper twin to compare: {plain['network']} ends at "
+                f"{100 * plain['train_error']:.2f}% training error (loss {plain['train_loss']:.3f}), {res['network']} "
+                f"at {100 * res['train_error']:.2f}% (loss {res['train_loss']:.3f})."
+            )
+    return sentences
+
+
+def train_network(net: Network, data: ImageDataset, options: ExperimentOptions, epochs: int,
+                  probe: tuple[torch.Tensor, torch.Tensor]) -> tuple[dict, list[dict], dict]:
+    """Build `net` from the seed, measure its initial first-layer gradient on `probe`, train it; return its table
+    row, its per-epoch metrics and the recipe the trainer chose."""
+    torch.manual_seed(options.seed)  # twins start from the same draw; the trainer's seed matches
+    model = build_network(net, data.num_classes, data.in_chans, data.image_size)
+    grad_norm = first_layer_grad_norm(model, *probe)
+    # The dataset's own name picks its recipe (a quick run's 14 px digits train with the digits recipe).
+    config = TrainConfig(model=net.name, dataset=options.dataset_or_default(), epochs=epochs, seed=options.seed,
+                         data_dir=options.data_dir, test_every_epoch=True, out=str(options.out / "runs" / net.name))
+    results = trainer.run(config, overwrite=True, quiet=True, data=data, model=model)
+    history = read_metrics(results["run_dir"])
+    final = history[-1]
+    row = {
+        "network": net.name, "depth": net.depth, "residual": net.residual, "params": count_params(model),
+        "grad_norm_conv1_init": grad_norm, "train_loss": final["train_loss"],
+        "train_error": 1 - final["train_accuracy"], "val_error": 1 - final["val_accuracy"],
+        "test_error": 1 - results["test_accuracy"], "train_seconds": results["train_seconds"],
+    }
+    return row, history, {key: results[key] for key in ("batch_size", "lr", "optimizer", "precision")}
+
+
+@register_experiment("degradation", accepts=("models",), help="plain vs residual twins at several depths: training "
+                     "loss and error, init gradients (He et al. Fig. 1)")
+def run(options: ExperimentOptions) -> ExperimentResult:
     data = experiment_data(options)
-    shallow, deep = QUICK_DEPTHS if options.quick else FULL_DEPTHS
+    networks = parse_networks(options.models) if options.models else default_networks(options.quick)
     epochs = options.epochs_or(quick=2, full=10)
     # One fixed batch for the gradient probe: the first GRAD_BATCH training images, normalised as the trainer does.
-    probe_images = prepare_batch(data.train_images[:GRAD_BATCH], data, channels_last=False)
-    probe_labels = data.train_labels[:GRAD_BATCH]
+    probe = (prepare_batch(data.train_images[:GRAD_BATCH], data, channels_last=False), data.train_labels[:GRAD_BATCH])
 
     rows: dict[str, dict] = {}
     histories: dict[str, list[dict]] = {}
-    for depth in (shallow, deep):
-        for residual in (False, True):
-            name = network_name(depth, residual)
-            torch.manual_seed(options.seed)  # twins start from the same draw; the trainer's seed matches
-            model = build_network(depth, residual, data.num_classes, data.in_chans)
-            grad_norm = first_layer_grad_norm(model, probe_images, probe_labels)
-            # The dataset's own name picks its recipe (a quick run's 14 px digits train with the digits recipe).
-            config = TrainConfig(model=name, dataset=options.dataset_or_default(), epochs=epochs, seed=options.seed,
-                                 data_dir=options.data_dir, test_every_epoch=True, out=str(options.out / "runs" / name))
-            results = run(config, overwrite=True, quiet=True, data=data, model=model)
-            histories[name] = read_metrics(results["run_dir"])
-            final = histories[name][-1]
-            rows[name] = {
-                "network": name, "depth": depth, "residual": residual, "params": count_params(model),
-                "grad_norm_conv1_init": grad_norm, "train_error": 1 - final["train_accuracy"],
-                "val_error": 1 - final["val_accuracy"], "test_error": 1 - results["test_accuracy"],
-                "train_seconds": results["train_seconds"],
-            }
-            recipe = {key: results[key] for key in ("batch_size", "lr", "optimizer", "precision")}
+    for net in networks:
+        rows[net.name], histories[net.name], recipe = train_network(net, data, options, epochs, probe)
 
-    plot_errors(histories, options.out / "degradation.png", f"{data.name}: plain vs ResNet, {epochs} epochs")
+    depths = sorted({net.depth for net in networks})
+    plot_curves(histories, networks, options.out / "degradation.png", f"{data.name}: plain vs ResNet, {epochs} epochs")
     return ExperimentResult(
-        title=f"Degradation: plain vs residual networks at depths {shallow} and {deep} on {data.name}",
+        title=f"Degradation: plain vs residual networks at depths {', '.join(map(str, depths))} on {data.name}",
         columns=COLUMNS,
         rows=list(rows.values()),
-        findings=findings(rows, shallow, deep),
+        findings=findings(rows, networks),
         plots=["degradation.png"],
-        config={"depths": [shallow, deep], "epochs": epochs, "dataset": data.name, "image_size": data.image_size,
-                "shortcut": "A", "grad_batch": GRAD_BATCH, "recipe": recipe, "seed": options.seed,
+        config={"networks": [net.name for net in networks], "depths": depths, "epochs": epochs, "dataset": data.name,
+                "image_size": data.image_size, "shortcut": "A (CIFAR layout); none in the plain nets",
+                "grad_batch": GRAD_BATCH, "recipe": recipe, "seed": options.seed,
                 "train_error": "running average over the last epoch (train-mode BN), as in He et al.'s curves"},
     )

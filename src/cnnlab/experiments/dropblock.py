@@ -6,6 +6,10 @@ signal its skip already carries; removing a layer of a plain network cuts the on
 networks are He et al.'s CIFAR designs of one depth (resnet-20 and its plain twin in full mode, 14 in quick mode),
 trained with one recipe by the trainer. Only blocks that keep the shape (stride 1, same width) can go: the
 ResNet's `droppable_blocks`, and the plain twin's blocks at the same positions.
+
+With `--model resnet50 --weights FILE --dataset imagefolder:PATH` it is the tutorials' exercise 20.3.3 instead: a
+pretrained ImageNet ResNet, each droppable block removed in turn (stage 1's and stage 3's among them), top-1 and
+top-5 on a labelled folder of photos (see `cnnlab.imagenet_eval`), nothing trained.
 """
 
 from __future__ import annotations
@@ -20,15 +24,17 @@ from torch import nn
 from cnnlab.errors import CnnlabError
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult
-from cnnlab.experiments.degradation import build_network, experiment_data, network_name
+from cnnlab.experiments.degradation import build_network, experiment_data, network, network_name
+from cnnlab.inference.evaluation import evaluate_arrays
 from cnnlab.models.blocks import BasicBlock
 from cnnlab.models.resnet import ResNet, drop_block, droppable_blocks, has_skip
+from cnnlab.training import trainer
 from cnnlab.training.config import TrainConfig
-from cnnlab.training.trainer import evaluate_arrays, run
 
 FULL_DEPTH = 20
 QUICK_DEPTH = 14
 COLUMNS = ["network", "removed_block", "test_accuracy", "accuracy_drop"]
+PRETRAINED_COLUMNS = ["network", "removed_block", "top1", "top5", "top1_drop", "top5_drop"]
 
 
 def same_shape_blocks(model: ResNet) -> list[tuple[str, int]]:
@@ -83,8 +89,70 @@ def plot_lesions(curves: dict[str, tuple[float, dict[str, float]]], path, title:
     plt.close(fig)
 
 
-@register_experiment("drop-block", help="delete one block at test time: ResNet vs plain net (Veit et al. 2016)")
-def run_drop_block(options: ExperimentOptions) -> ExperimentResult:
+def pretrained_lesions(options: ExperimentOptions) -> tuple[str, list[dict], dict]:
+    """Exercise 20.3.3's measurements: top-1/top-5 of the checkpoint intact and with each droppable block removed
+    in turn; returns the model's name, the table's rows, and the image count and preprocessing used."""
+    from cnnlab.imagenet import imagenet_weights_entry, load_imagenet_model
+    from cnnlab.imagenet_eval import accuracies, labelled_images, preprocess, topk_correct
+
+    if not options.models or len(options.models) != 1 or not options.weights:
+        raise CnnlabError("drop-block on a pretrained network takes one --model and its --weights")
+    dataset = options.dataset or ""
+    if not dataset.startswith("imagefolder:"):
+        raise CnnlabError("drop-block with --weights evaluates on --dataset imagefolder:PATH (labelled photos)")
+    name = options.models[0]
+    model = load_imagenet_model(name, options.weights)
+    if not isinstance(model, ResNet) or not droppable_blocks(model):
+        raise CnnlabError(f"{name} has no residual block that can be dropped; use a ResNet such as resnet50")
+    transform = imagenet_weights_entry(name, options.weights).transforms()
+    # Decoded and transformed once, reused for every lesion: 0.6 MB per 224 px image.
+    images = labelled_images(dataset.removeprefix("imagefolder:"))
+    batches = list(preprocess(images, transform))
+    intact = accuracies(topk_correct(model, batches))
+    rows = [{"network": name, "removed_block": "none", **intact, "top1_drop": 0.0, "top5_drop": 0.0}]
+    for stage_name, index in droppable_blocks(model):
+        lesioned = copy.deepcopy(model)
+        drop_block(lesioned, stage_name, index)
+        measured = accuracies(topk_correct(lesioned, batches))
+        rows.append({"network": name, "removed_block": f"{stage_name}.{index}", **measured,
+                     "top1_drop": intact["top1"] - measured["top1"], "top5_drop": intact["top5"] - measured["top5"]})
+    return name, rows, {"images": len(images), "resize": list(transform.resize_size), "crop": list(transform.crop_size)}
+
+
+def run_pretrained(options: ExperimentOptions) -> ExperimentResult:
+    name, rows, measured_on = pretrained_lesions(options)
+    intact, lesions = rows[0], rows[1:]
+    curves = {name: (intact["top1"], {row["removed_block"]: row["top1"] for row in lesions})}
+    plot_lesions(curves, options.out / "drop_block.png", f"{name}: one block removed at test time (top-1)")
+    by_stage: dict[str, list[float]] = {}
+    for row in lesions:
+        by_stage.setdefault(row["removed_block"].split(".")[0], []).append(row["top1_drop"])
+    stage_costs = ", ".join(f"{stage} {100 * float(np.mean(drops)):.1f} (max {100 * max(drops):.1f})"
+                            for stage, drops in by_stage.items())
+    worst = max(lesions, key=lambda row: row["top1_drop"])
+    return ExperimentResult(
+        title=f"Drop-block: {name} with one block removed, top-1/top-5 on {options.dataset}",
+        columns=PRETRAINED_COLUMNS,
+        rows=rows,
+        findings=[
+            f"Intact, {name} has {100 * intact['top1']:.1f}% top-1 and {100 * intact['top5']:.1f}% top-5 on "
+            f"{measured_on['images']} images.",
+            f"Mean top-1 points lost per removed block, by stage: {stage_costs}; the worst is "
+            f"{worst['removed_block']} ({100 * worst['top1_drop']:.1f} points).",
+        ],
+        plots=["drop_block.png"],
+        config={"model": name, "weights": str(options.weights), "dataset": options.dataset, **measured_on,
+                "blocks": [row["removed_block"] for row in lesions],
+                "note": "lesioned networks keep the intact one's BN statistics, as in Veit et al.; nothing is trained"},
+    )
+
+
+@register_experiment("drop-block", accepts=("models", "weights"),
+                     help="delete one block at test time: ResNet vs plain net (Veit et al. 2016); with --model "
+                          "and --weights, a pretrained ImageNet ResNet on a labelled folder (exercise 20.3.3)")
+def run(options: ExperimentOptions) -> ExperimentResult:
+    if options.models or options.weights:
+        return run_pretrained(options)
     data = experiment_data(options)
     depth = QUICK_DEPTH if options.quick else FULL_DEPTH
     epochs = options.epochs_or(quick=2, full=10)
@@ -93,10 +161,10 @@ def run_drop_block(options: ExperimentOptions) -> ExperimentResult:
     for residual in (True, False):
         name = network_name(depth, residual)
         torch.manual_seed(options.seed)
-        model = build_network(depth, residual, data.num_classes, data.in_chans)
+        model = build_network(network(name), data.num_classes, data.in_chans)
         config = TrainConfig(model=name, dataset=options.dataset_or_default(), epochs=epochs, seed=options.seed,
                              data_dir=options.data_dir, out=str(options.out / "runs" / name))
-        results = run(config, overwrite=True, quiet=True, data=data, model=model)
+        results = trainer.run(config, overwrite=True, quiet=True, data=data, model=model)
         blocks = droppable_blocks(model) if residual else same_shape_blocks(model)
         baseline = results["test_accuracy"]
         accuracies = lesion_accuracies(model, data, blocks)

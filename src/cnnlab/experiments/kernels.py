@@ -41,7 +41,9 @@ def conv_stack(channels: int, kernel: int, depth: int) -> nn.Sequential:
 
 def bottleneck_5x5(channels: int, inner: int) -> nn.Sequential:
     """1x1 reduce -> 5x5 -> 1x1 restore, the Inception/ResNet trick (no BN, no biases: only the convs count)."""
-    return nn.Sequential(conv(channels, inner, 1), nn.ReLU(), conv(inner, inner, 5), nn.ReLU(), conv(inner, channels, 1))
+    return nn.Sequential(
+        conv(channels, inner, 1), nn.ReLU(), conv(inner, inner, 5), nn.ReLU(), conv(inner, channels, 1)
+    )
 
 
 def main_path_field(block: nn.Module) -> int:
@@ -67,12 +69,27 @@ def designs() -> list[Design]:
         Design("7x7 vs three 3x3", "one 7x7", lambda: conv_stack(c, 7, 1), c, f"49C^2 = {49 * c * c:,}"),
         Design("7x7 vs three 3x3", "three 3x3", lambda: conv_stack(c, 3, 3), c, f"27C^2 = {27 * c * c:,}"),
         Design("naive vs bottleneck 5x5", "naive 5x5 256->256", lambda: conv_stack(w, 5, 1), w, f"{25 * w * w:,}"),
-        Design("naive vs bottleneck 5x5", "1x1-5x5-1x1 (64 inner)", lambda: bottleneck_5x5(w, BOTTLENECK_INNER), w,
-               f"{2 * w * BOTTLENECK_INNER + 25 * BOTTLENECK_INNER ** 2:,}"),
-        Design("basic vs bottleneck block", "BasicBlock 256", lambda: BasicBlock(w, w), w,
-               f"18C^2 + BN 4C = {18 * w * w + 4 * w:,}"),
-        Design("basic vs bottleneck block", "Bottleneck 256 (64 inner)", lambda: Bottleneck(w, w), w,
-               f"C^2/2 + 9C^2/16 + BN 3C = {w * w // 2 + 9 * w * w // 16 + 3 * w:,}"),
+        Design(
+            "naive vs bottleneck 5x5",
+            "1x1-5x5-1x1 (64 inner)",
+            lambda: bottleneck_5x5(w, BOTTLENECK_INNER),
+            w,
+            f"{2 * w * BOTTLENECK_INNER + 25 * BOTTLENECK_INNER**2:,}",
+        ),
+        Design(
+            "basic vs bottleneck block",
+            "BasicBlock 256",
+            lambda: BasicBlock(w, w),
+            w,
+            f"18C^2 + BN 4C = {18 * w * w + 4 * w:,}",
+        ),
+        Design(
+            "basic vs bottleneck block",
+            "Bottleneck 256 (64 inner)",
+            lambda: Bottleneck(w, w),
+            w,
+            f"C^2/2 + 9C^2/16 + BN 3C = {w * w // 2 + 9 * w * w // 16 + 3 * w:,}",
+        ),
     ]
 
 
@@ -80,9 +97,17 @@ def measure(design: Design) -> dict:
     with torch.device("meta"):  # shapes only: counting needs no weights
         module = design.build()
     summary = summarize(module, (design.channels, SIDE, SIDE))
-    field = summary.rows[-1].receptive_field if summary.rows[-1].receptive_field is not None else main_path_field(module)
-    return {"comparison": design.pair, "design": design.name, "params": count_params(module),
-            "formula": design.formula, "macs": summary.total_macs, "receptive_field": field}
+    field = (
+        summary.rows[-1].receptive_field if summary.rows[-1].receptive_field is not None else main_path_field(module)
+    )
+    return {
+        "comparison": design.pair,
+        "design": design.name,
+        "params": count_params(module),
+        "formula": design.formula,
+        "macs": summary.total_macs,
+        "receptive_field": field,
+    }
 
 
 # ------------------------------------------------------------------------------------------- trained twins
@@ -91,12 +116,23 @@ def measure(design: Design) -> dict:
 def kernel_net(kernel: int, in_chans: int, num_classes: int, width: int = 32) -> nn.Sequential:
     """A small classifier whose two stages are each one 5x5 conv (kernel=5) or two 3x3 convs (kernel=3), the same
     receptive field; a 3x3 stem before them, a 2x2 max-pool after each, global average pool and linear at the end."""
+
     def stage() -> list[nn.Module]:
-        units = [conv_norm_act(width, width, 5)] if kernel == 5 else [conv_norm_act(width, width, 3), conv_norm_act(width, width, 3)]
+        units = (
+            [conv_norm_act(width, width, 5)]
+            if kernel == 5
+            else [conv_norm_act(width, width, 3), conv_norm_act(width, width, 3)]
+        )
         return [*units, nn.MaxPool2d(2)]
 
-    return nn.Sequential(conv_norm_act(in_chans, width, 3), *stage(), *stage(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(width, num_classes))
+    return nn.Sequential(
+        conv_norm_act(in_chans, width, 3),
+        *stage(),
+        *stage(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(width, num_classes),
+    )
 
 
 def train_twins(options: ExperimentOptions) -> list[dict]:
@@ -105,12 +141,26 @@ def train_twins(options: ExperimentOptions) -> list[dict]:
     for kernel, label in ((5, "5x5 net"), (3, "3x3-stack net")):
         torch.manual_seed(options.seed)
         model = kernel_net(kernel, data.in_chans, data.num_classes)
-        results = train(options, data, f"kernel-net-{kernel}x{kernel}", f"train-{kernel}x{kernel}", model=model,
-                        epochs=options.epochs_or(1, 5))
-        rows.append({"comparison": f"trained on {data.name}, {results['epochs']} epoch(s)", "design": label,
-                     "params": results["params"], "formula": "", "macs": results["macs"], "receptive_field": None,
-                     "test_accuracy": round(100 * results["test_accuracy"], 2),
-                     "train_seconds": round(results["train_seconds"], 1)})
+        results = train(
+            options,
+            data,
+            f"kernel-net-{kernel}x{kernel}",
+            f"train-{kernel}x{kernel}",
+            model=model,
+            epochs=options.epochs_or(1, 5),
+        )
+        rows.append(
+            {
+                "comparison": f"trained on {data.name}, {results['epochs']} epoch(s)",
+                "design": label,
+                "params": results["params"],
+                "formula": "",
+                "macs": results["macs"],
+                "receptive_field": None,
+                "test_accuracy": round(100 * results["test_accuracy"], 2),
+                "train_seconds": round(results["train_seconds"], 1),
+            }
+        )
     return rows
 
 
@@ -157,23 +207,36 @@ def run(options: ExperimentOptions) -> ExperimentResult:
         return by_name[a]["params"] / by_name[b]["params"]
 
     findings = [
-        f"At C={CHANNELS}, two 3x3 convs see the same 5x5 window as one 5x5 with {1 - 1 / ratio('one 5x5', 'two 3x3'):.0%} fewer "
-        f"parameters ({by_name['two 3x3']['params']:,} vs {by_name['one 5x5']['params']:,}), and three 3x3 convs "
-        f"replace a 7x7 with {1 - 1 / ratio('one 7x7', 'three 3x3'):.0%} fewer ({by_name['three 3x3']['params']:,} vs "
-        f"{by_name['one 7x7']['params']:,}); MACs shrink by the same factors because every conv keeps the {SIDE}x{SIDE} map.",
-        f"At 256 channels the 1x1-5x5-1x1 bottleneck needs {ratio('naive 5x5 256->256', '1x1-5x5-1x1 (64 inner)'):.1f}x "
-        f"fewer parameters than the naive 5x5 ({by_name['1x1-5x5-1x1 (64 inner)']['params']:,} vs "
-        f"{by_name['naive 5x5 256->256']['params']:,}), and ResNet's Bottleneck block {ratio('BasicBlock 256', 'Bottleneck 256 (64 inner)'):.1f}x "
-        f"fewer than a BasicBlock ({by_name['Bottleneck 256 (64 inner)']['params']:,} vs {by_name['BasicBlock 256']['params']:,}, "
+        f"At C={CHANNELS}, two 3x3 convs see the same 5x5 window as one 5x5 with "
+        f"{1 - 1 / ratio('one 5x5', 'two 3x3'):.0%} fewer parameters ({by_name['two 3x3']['params']:,} vs "
+        f"{by_name['one 5x5']['params']:,}), and three 3x3 convs replace a 7x7 with "
+        f"{1 - 1 / ratio('one 7x7', 'three 3x3'):.0%} fewer ({by_name['three 3x3']['params']:,} vs "
+        f"{by_name['one 7x7']['params']:,}); MACs shrink by the same factors because every conv keeps the "
+        f"{SIDE}x{SIDE} map.",
+        f"At 256 channels the 1x1-5x5-1x1 bottleneck needs "
+        f"{ratio('naive 5x5 256->256', '1x1-5x5-1x1 (64 inner)'):.1f}x fewer parameters than the naive 5x5 "
+        f"({by_name['1x1-5x5-1x1 (64 inner)']['params']:,} vs {by_name['naive 5x5 256->256']['params']:,}), and "
+        f"ResNet's Bottleneck block {ratio('BasicBlock 256', 'Bottleneck 256 (64 inner)'):.1f}x fewer than a "
+        f"BasicBlock ({by_name['Bottleneck 256 (64 inner)']['params']:,} vs {by_name['BasicBlock 256']['params']:,}, "
         f"BN included), though its receptive field is 3, not 5.",
     ]
     if not options.quick:
         five, three = rows[-2], rows[-1]
-        findings.append(f"Trained with one recipe, the 3x3-stack net reached {three['test_accuracy']:.2f}% test accuracy "
-                        f"with {three['params']:,} parameters, the 5x5 net {five['test_accuracy']:.2f}% with {five['params']:,}.")
+        findings.append(
+            f"Trained with one recipe, the 3x3-stack net reached {three['test_accuracy']:.2f}% test accuracy "
+            f"with {three['params']:,} parameters, the 5x5 net {five['test_accuracy']:.2f}% with {five['params']:,}."
+        )
     return ExperimentResult(
         title=f"Kernel sizes and bottlenecks (C={CHANNELS}, MACs per image at {SIDE}x{SIDE})",
-        columns=columns, rows=rows, findings=findings, plots=["kernels.png"],
-        config={"channels": CHANNELS, "wide_channels": WIDE, "bottleneck_inner": BOTTLENECK_INNER, "side": SIDE,
-                "trained": not options.quick},
+        columns=columns,
+        rows=rows,
+        findings=findings,
+        plots=["kernels.png"],
+        config={
+            "channels": CHANNELS,
+            "wide_channels": WIDE,
+            "bottleneck_inner": BOTTLENECK_INNER,
+            "side": SIDE,
+            "trained": not options.quick,
+        },
     )

@@ -29,10 +29,18 @@ def scale_row(phi: int) -> dict:
     side = int(scale["resolution"])
     with torch.device("meta"):  # B7 holds 66M parameters; on meta it costs nothing to build or count
         model = create_model(f"efficientnet_b{phi}")
-    return {"model": f"efficientnet_b{phi}", "phi": phi, "width": scale["width"], "depth": scale["depth"],
-            "resolution": side, "alpha^phi": round(ALPHA ** phi, 2), "beta^phi": round(BETA ** phi, 2),
-            "224*gamma^phi": round(224 * GAMMA ** phi), "params": count_params(model),
-            "macs": count_macs(model, (3, side, side))}
+    return {
+        "model": f"efficientnet_b{phi}",
+        "phi": phi,
+        "width": scale["width"],
+        "depth": scale["depth"],
+        "resolution": side,
+        "alpha^phi": round(ALPHA**phi, 2),
+        "beta^phi": round(BETA**phi, 2),
+        "224*gamma^phi": round(224 * GAMMA**phi),
+        "params": count_params(model),
+        "macs": count_macs(model, (3, side, side)),
+    }
 
 
 # ------------------------------------------------------------------------------------------- trained comparison
@@ -62,12 +70,18 @@ def matched_variants(base_side: int, in_chans: int, num_classes: int) -> list[di
     grids = {
         "depth only": [dict(width=1.0, depth=1 + d / 10, resolution=base_side) for d in range(1, 31)],
         "width only": [dict(width=1 + w / 20, depth=1.0, resolution=base_side) for w in range(1, 21)],
-        "resolution only": [dict(width=1.0, depth=1.0, resolution=side) for side in range(base_side + 2, 2 * base_side + 1, 2)],
+        "resolution only": [
+            dict(width=1.0, depth=1.0, resolution=side) for side in range(base_side + 2, 2 * base_side + 1, 2)
+        ],
     }
-    variants = [dict(variant="baseline", width=1.0, depth=1.0, resolution=base_side),
-                dict(variant="compound (phi=1)", **compound)]
+    variants = [
+        dict(variant="baseline", width=1.0, depth=1.0, resolution=base_side),
+        dict(variant="compound (phi=1)", **compound),
+    ]
     for name, grid in grids.items():
-        best = min(grid, key=lambda v: abs(small_macs(v["width"], v["depth"], v["resolution"], in_chans, num_classes) - target))
+        best = min(
+            grid, key=lambda v: abs(small_macs(v["width"], v["depth"], v["resolution"], in_chans, num_classes) - target)
+        )
         variants.append(dict(variant=name, **best))
     return variants
 
@@ -81,8 +95,17 @@ def resized(data: ImageDataset, side: int) -> ImageDataset:
         out = F.interpolate(images.float(), size=(side, side), mode="bilinear", align_corners=False)
         return out.round().clamp(0, 255).to(torch.uint8).contiguous()
 
-    return ImageDataset(f"{data.name}@{side}", resize(data.train_images), data.train_labels, resize(data.test_images),
-                        data.test_labels, data.classes, mean=data.mean, std=data.std, hflip=data.hflip)
+    return ImageDataset(
+        f"{data.name}@{side}",
+        resize(data.train_images),
+        data.train_labels,
+        resize(data.test_images),
+        data.test_labels,
+        data.classes,
+        mean=data.mean,
+        std=data.std,
+        hflip=data.hflip,
+    )
 
 
 def train_variants(options: ExperimentOptions) -> list[dict]:
@@ -94,11 +117,24 @@ def train_variants(options: ExperimentOptions) -> list[dict]:
         torch.manual_seed(options.seed)
         model = small_net(variant["width"], variant["depth"], data.in_chans, data.num_classes)
         name = variant["variant"].split(" ")[0]
-        results = train(options, resized(data, variant["resolution"]), f"small-efficientnet-{name}", f"train-{name}",
-                        model=model, epochs=options.epochs_or(1, 3), train_subset=TRAIN_SUBSET)
-        rows.append({**variant, "params": results["params"], "macs": results["macs"],
-                     "test_accuracy": round(100 * results["test_accuracy"], 2),
-                     "train_seconds": round(results["train_seconds"], 1)})
+        results = train(
+            options,
+            resized(data, variant["resolution"]),
+            f"small-efficientnet-{name}",
+            f"train-{name}",
+            model=model,
+            epochs=options.epochs_or(1, 3),
+            train_subset=TRAIN_SUBSET,
+        )
+        rows.append(
+            {
+                **variant,
+                "params": results["params"],
+                "macs": results["macs"],
+                "test_accuracy": round(100 * results["test_accuracy"], 2),
+                "train_seconds": round(results["train_seconds"], 1),
+            }
+        )
     return rows
 
 
@@ -111,8 +147,12 @@ def plot_scaling(rows: list[dict], path) -> None:
     params_ax.plot(phis, [r["params"] / 1e6 for r in rows], "o-")
     params_ax.set(xlabel="phi (B0 ... B7)", ylabel="parameters (millions)", yscale="log", title="parameters")
     macs_ax.plot(phis, [r["macs"] / 1e9 for r in rows], "o-", label="measured")
-    macs_ax.plot(phis, [rows[0]["macs"] / 1e9 * 2 ** p for p in phis], "--", color="gray", label="B0 x 2^phi (the paper's aim)")
-    macs_ax.set(xlabel="phi (B0 ... B7)", ylabel="GMACs per image", yscale="log", title="MACs at each model's resolution")
+    macs_ax.plot(
+        phis, [rows[0]["macs"] / 1e9 * 2**p for p in phis], "--", color="gray", label="B0 x 2^phi (the paper's aim)"
+    )
+    macs_ax.set(
+        xlabel="phi (B0 ... B7)", ylabel="GMACs per image", yscale="log", title="MACs at each model's resolution"
+    )
     macs_ax.legend()
     for ax in (params_ax, macs_ax):
         ax.grid(alpha=0.3, which="both")
@@ -137,7 +177,9 @@ def plot_trained(rows: list[dict], path, dataset: str) -> None:
     plt.close(fig)
 
 
-@register_experiment("scaling", "EfficientNet B0-B7: phi, width, depth, resolution, params, MACs; scaling one way vs compound")
+@register_experiment(
+    "scaling", "EfficientNet B0-B7: phi, width, depth, resolution, params, MACs; scaling one way vs compound"
+)
 def run(options: ExperimentOptions) -> ExperimentResult:
     rows = [scale_row(phi) for phi in PHIS]
     for row in rows:
@@ -149,14 +191,34 @@ def run(options: ExperimentOptions) -> ExperimentResult:
     findings = [
         f"From B0 to B7 the builder's models grow from {rows[0]['params'] / 1e6:.2f}M to {b7['params'] / 1e6:.2f}M "
         f"parameters ({b7['params'] / rows[0]['params']:.1f}x) and from {rows[0]['macs'] / 1e9:.3f} to "
-        f"{b7['macs'] / 1e9:.2f} GMACs ({b7['macs_vs_b0']:.0f}x, against 2^7 = 128 if every phi step doubled the cost).",
+        f"{b7['macs'] / 1e9:.2f} GMACs ({b7['macs_vs_b0']:.0f}x, against 2^7 = 128 if every phi step doubled the "
+        "cost).",
         "The published width and depth multipliers are rounded and the resolutions hand-picked, so they only roughly "
         "follow alpha^phi, beta^phi and 224 gamma^phi (compare the columns).",
     ]
-    config = {"alpha": ALPHA, "beta": BETA, "gamma": GAMMA, "macs_device": "meta", "trained": not options.quick,
-              "train_subset": TRAIN_SUBSET, "small_base": [stage._asdict() for stage in SMALL_BASE]}
-    columns = ["model", "phi", "width", "beta^phi", "depth", "alpha^phi", "resolution", "224*gamma^phi", "params",
-               "macs", "macs_vs_b0", "2^phi"]
+    config = {
+        "alpha": ALPHA,
+        "beta": BETA,
+        "gamma": GAMMA,
+        "macs_device": "meta",
+        "trained": not options.quick,
+        "train_subset": TRAIN_SUBSET,
+        "small_base": [stage._asdict() for stage in SMALL_BASE],
+    }
+    columns = [
+        "model",
+        "phi",
+        "width",
+        "beta^phi",
+        "depth",
+        "alpha^phi",
+        "resolution",
+        "224*gamma^phi",
+        "params",
+        "macs",
+        "macs_vs_b0",
+        "2^phi",
+    ]
     if not options.quick:
         trained = train_variants(options)
         dataset = options.dataset_or_default()
@@ -164,13 +226,30 @@ def run(options: ExperimentOptions) -> ExperimentResult:
         plots.append("scaling_trained.png")
         config["trained_variants"] = trained
         for row in trained:  # one table: the trained rows after B0-B7, in the shared columns
-            rows.append({"model": f"small base: {row['variant']}", "width": row["width"], "depth": row["depth"],
-                         "resolution": row["resolution"], "params": row["params"], "macs": row["macs"],
-                         "test_accuracy": row["test_accuracy"], "train_seconds": row["train_seconds"]})
+            rows.append(
+                {
+                    "model": f"small base: {row['variant']}",
+                    "width": row["width"],
+                    "depth": row["depth"],
+                    "resolution": row["resolution"],
+                    "params": row["params"],
+                    "macs": row["macs"],
+                    "test_accuracy": row["test_accuracy"],
+                    "train_seconds": row["train_seconds"],
+                }
+            )
         columns += ["test_accuracy", "train_seconds"]
         best = max(trained, key=lambda r: r["test_accuracy"])
         others = ", ".join(f"{r['variant']} {r['test_accuracy']:.2f}%" for r in trained if r is not best)
-        findings.append(f"Trained on {dataset} at about equal MACs, {best['variant']} scored best "
-                        f"({best['test_accuracy']:.2f}% test accuracy; {others}).")
-    return ExperimentResult(title="EfficientNet compound scaling: B0-B7 from the builder", columns=columns, rows=rows,
-                            findings=findings, plots=plots, config=config)
+        findings.append(
+            f"Trained on {dataset} at about equal MACs, {best['variant']} scored best "
+            f"({best['test_accuracy']:.2f}% test accuracy; {others})."
+        )
+    return ExperimentResult(
+        title="EfficientNet compound scaling: B0-B7 from the builder",
+        columns=columns,
+        rows=rows,
+        findings=findings,
+        plots=plots,
+        config=config,
+    )

@@ -26,9 +26,9 @@ from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult
 from cnnlab.inspect import count_params
 from cnnlab.registry import create_model
+from cnnlab.training import trainer
 from cnnlab.training.config import TrainConfig, resolve
 from cnnlab.training.finetune import head_and_backbone, prepare_for_finetuning
-from cnnlab.training.trainer import run
 
 BACKBONE = "simple_cnn"
 SOURCE_CLASSES, TARGET_CLASSES = tuple(range(5)), tuple(range(5, 10))
@@ -94,7 +94,7 @@ def plot_accuracy(rows: list[dict], path, title: str) -> None:
 
 
 @register_experiment("transfer", help="pretrain on classes 0-4, learn 5-9 from few labels: scratch, probe, fine-tune, LoRA")
-def run_transfer(options: ExperimentOptions) -> ExperimentResult:
+def run(options: ExperimentOptions) -> ExperimentResult:
     dataset = options.dataset_or_default()
     data = load_dataset(dataset, options.data_dir)
     source = class_subset(data, SOURCE_CLASSES, f"{data.name} classes 0-4")
@@ -107,7 +107,7 @@ def run_transfer(options: ExperimentOptions) -> ExperimentResult:
     pretrained = create_model(BACKBONE, num_classes=source.num_classes, in_chans=data.in_chans)
     config = TrainConfig(model=BACKBONE, dataset=dataset, epochs=pretrain_epochs, seed=options.seed,
                          out=str(options.out / "runs" / "pretrain"))
-    pretrain = run(config, overwrite=True, quiet=True, data=source, model=pretrained)
+    pretrain = trainer.run(config, overwrite=True, quiet=True, data=source, model=pretrained)
 
     rows = []
     for per_class in labels:
@@ -123,7 +123,7 @@ def run_transfer(options: ExperimentOptions) -> ExperimentResult:
             name = f"{per_class}-{method.replace(' ', '-')}"
             config = TrainConfig(model=BACKBONE, dataset=dataset, epochs=epochs, batch_size=batch_size, seed=options.seed,
                                  val_fraction=0.0, out=str(options.out / "runs" / name))  # every label trains
-            results = run(config, overwrite=True, quiet=True, data=subset, model=model,
+            results = trainer.run(config, overwrite=True, quiet=True, data=subset, model=model,
                           param_groups=head_and_backbone(recipe.lr, backbone_lr))
             rows.append({"labels_per_class": per_class, "method": method,
                          "trainable_params": count_params(model, trainable_only=True),

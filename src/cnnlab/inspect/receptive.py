@@ -15,20 +15,12 @@ import weakref
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from cnnlab.errors import CnnlabError
-
-
-def receptive_field(layers: list[tuple[int, int]]) -> int:
-    """Receptive field (pixels per side) of a chain of (kernel, stride) layers: two 3x3 convs -> 5, three -> 7."""
-    field = Field()
-    for kernel, stride in layers:
-        if kernel < 1 or stride < 1:
-            raise CnnlabError(f"kernel and stride must be at least 1, got (kernel={kernel}, stride={stride})")
-        field = field.grow((kernel, kernel), (stride, stride))
-    return field.size
+from cnnlab.registry import create_model, model_info
 
 
 @dataclass(frozen=True)
@@ -117,20 +109,38 @@ def _is_spatial(func, args: tuple, output: torch.Tensor) -> bool:
 
 
 class ForwardTracer(TorchDispatchMode):
-    """Follows the image's activations through every aten op of one forward pass.
+    """Follows the image's activations through every aten op of one forward pass, with a receptive field per tensor.
 
-    `is_chain` stays True while no op combines two different activations (a residual add, an Inception concat);
-    `field` is the receptive field of the newest activation, None once it stops being a feature map (after a
-    flatten, a linear layer, or a spatial op the tracer does not model). Functional convs and pools count too.
+    Each activation carries the field of one of its pixels. A conv or pool grows it; an op that merges several
+    activations (a residual add, an Inception or DenseNet concat) takes the widest of its inputs, per axis, so a
+    tensor's field is the one on its widest path (Araujo et al. 2019). Functional convs and pools count too.
+    A [N, C, 1, 1] gate broadcast over a larger map (squeeze-and-excitation) adds no spatial path of its own and
+    is left out of the merge: strictly, after such a gate every unit depends on the whole image.
+    `field_of(t)` is None for a tensor off the image's path, or once an op the tracer does not model (a
+    transposed conv, an uneven adaptive pool, upsampling) has made the field undefined. `is_chain` stays True
+    while no op combines two different activations.
     """
 
     def __init__(self, image: torch.Tensor) -> None:
         super().__init__()
         # Weak references by id: an id leaves the map when its tensor dies, before it can be reused.
         self._activations: weakref.WeakValueDictionary[int, torch.Tensor] = weakref.WeakValueDictionary()
-        self._activations[id(image)] = image
+        self._fields: dict[int, Field | None] = {}  # read only while the id is in _activations
+        self._depths: dict[int, int] = {}
+        self._remember(image, Field(), 0)
         self.is_chain = True
-        self.field: Field | None = Field()
+
+    def _remember(self, tensor: torch.Tensor, field: Field | None, depth: int) -> None:
+        self._activations[id(tensor)] = tensor
+        self._fields[id(tensor)] = field
+        self._depths[id(tensor)] = depth
+
+    def field_of(self, tensor: torch.Tensor) -> Field | None:
+        return self._fields.get(id(tensor)) if id(tensor) in self._activations else None
+
+    def depth_of(self, tensor: torch.Tensor) -> int | None:
+        """Weight layers (convolutions and matrix products with a weight) on the longest path to `tensor`."""
+        return self._depths.get(id(tensor)) if id(tensor) in self._activations else None
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         output = func(*args, **(kwargs or {}))
@@ -140,17 +150,206 @@ class ForwardTracer(TorchDispatchMode):
         if len({id(t) for t in inputs}) > 1:
             self.is_chain = False
         outputs = [t for t in tree_leaves(output) if isinstance(t, torch.Tensor)]
-        for tensor in outputs:
-            self._activations[id(tensor)] = tensor
-        self._update_field(func, args, inputs[0], outputs[0] if outputs else None)
+        if outputs:
+            field = self._next_field(func, args, inputs, outputs[0])
+            paths = _spatial_paths(inputs, outputs[0])
+            depth = max(self._depths[id(t)] for t in paths) + (func.overloadpacket in _WEIGHT_OPS)
+            for tensor in outputs:
+                self._remember(tensor, field, depth)
         return output
 
-    def _update_field(self, func, args: tuple, source: torch.Tensor, result: torch.Tensor | None) -> None:
-        if self.field is None or result is None:
-            return
-        if result.dim() != 4:
-            self.field = None  # flattened: a vector has no spatial field
-        elif _is_spatial(func, args, result):
-            self.field = _grow_by_op(self.field, func, args)
-        elif source.dim() == 4 and source.shape[-2:] != result.shape[-2:]:
-            self.field = None  # some other op resized the map (upsampling, cropping): not modelled
+    def _next_field(self, func, args: tuple, inputs: list[torch.Tensor], result: torch.Tensor) -> Field | None:
+        fields = [self.field_of(t) for t in _spatial_paths(inputs, result)]
+        if any(field is None for field in fields):
+            return None
+        field = _widest(fields)
+        if func.overloadpacket in _UNMODELLED_OPS:
+            return None
+        if result.dim() == 4 and _is_spatial(func, args, result):
+            return _grow_by_op(field, func, args)
+        return field  # pointwise, normalisation, views, permutes, linear layers on channels: the field is unchanged
+
+
+# A conv, or a linear layer's matrix product (a parameter times the activation): one weight layer each.
+_WEIGHT_OPS = (_aten.convolution, _aten.addmm, _aten.mm, _aten.bmm, _aten.baddbmm)
+
+# Ops that move pixels in a way a (kernel, stride) pair does not describe.
+_UNMODELLED_OPS = tuple(
+    getattr(_aten, name) for name in (
+        "upsample_nearest2d", "upsample_bilinear2d", "upsample_bicubic2d", "_upsample_nearest_exact2d",
+        "_upsample_bilinear2d_aa", "grid_sampler_2d", "pixel_shuffle", "pixel_unshuffle", "roll",
+    ) if hasattr(_aten, name)
+)
+
+
+def _spatial_paths(inputs: list[torch.Tensor], result: torch.Tensor) -> list[torch.Tensor]:
+    """The inputs whose pixels reach the result's pixels: all of them, less [N, C, 1, 1] gates broadcast onto a
+    larger map (squeeze-and-excitation scales channels; it has no spatial extent of its own on the main path)."""
+    if result.dim() != 4 or len(inputs) < 2 or tuple(result.shape[-2:]) == (1, 1):
+        return inputs
+    kept = [t for t in inputs if not (t.dim() == 4 and tuple(t.shape[-2:]) == (1, 1))]
+    return kept or inputs
+
+
+def _widest(fields: list[Field]) -> Field:
+    if len(fields) == 1:
+        return fields[0]
+    return Field(max(f.height for f in fields), max(f.width for f in fields),
+                 max(f.jump_h for f in fields), max(f.jump_w for f in fields))
+
+
+# ------------------------------------------------------------------------------------------- whole networks
+
+
+def receptive_field(network, input_size: int | tuple[int, int, int] | None = None) -> int:
+    """Theoretical receptive field, in input pixels per side.
+
+    `network` is a chain of (kernel, stride) pairs (two 3x3 convs -> 5, three -> 7), or a model or registered
+    model name: then the field of one pixel of `forward_features`' output on the widest path through its
+    residual and multi-branch blocks (alexnet 195, vgg16 212, torchvision-layout resnet50 427), traced through
+    one forward pass at `input_size` (a side, or (C, H, W); default the model's own input). The field may be
+    larger than the input: its edge then lies in the zero padding.
+    """
+    if isinstance(network, (list, tuple)):
+        return _chain_field(network)
+    model, shape, label = _resolve(network, input_size)
+    field = trace_features(model, shape, label)
+    if field is None:
+        raise CnnlabError(f"{label}: the output of forward_features has no single receptive field "
+                          "(an op such as upsampling or an uneven adaptive pool is on its path)")
+    return field.size
+
+
+def _chain_field(layers) -> int:
+    field = Field()
+    for kernel, stride in layers:
+        if kernel < 1 or stride < 1:
+            raise CnnlabError(f"kernel and stride must be at least 1, got (kernel={kernel}, stride={stride})")
+        field = field.grow((kernel, kernel), (stride, stride))
+    return field.size
+
+
+def _resolve(network, input_size) -> tuple[nn.Module, tuple[int, int, int], str]:
+    """The model to trace, its input (C, H, W) and its name for messages. A registered name is built on the meta
+    device (shapes only: no memory, no init) for the input's channels and side."""
+    if isinstance(network, str):
+        default = model_info(network).input_size  # an unknown name fails here, listing the closest ones
+    elif isinstance(network, nn.Module):
+        default = (getattr(network, "in_chans", 3), 224, 224)
+    else:
+        raise CnnlabError(f"expected a model, a model name or (kernel, stride) pairs, got {type(network).__name__}")
+    if isinstance(input_size, (tuple, list)):
+        if len(input_size) != 3:
+            raise CnnlabError(f"input_size is a side or (C, H, W), got {tuple(input_size)}")
+        shape = tuple(int(v) for v in input_size)
+    else:
+        side = int(input_size) if input_size is not None else None
+        shape = (default[0], side or default[1], side or default[2])
+    if isinstance(network, nn.Module):
+        return network, shape, getattr(network, "model_name", None) or type(network).__name__
+    with torch.device("meta"):
+        return create_model(network, in_chans=shape[0], input_size=shape[1]), shape, network
+
+
+def trace_features(model: nn.Module, input_shape: tuple[int, int, int], label: str = "") -> Field | None:
+    """The Field of `forward_features`' output (of the whole forward for a model without one), eval mode."""
+    return trace_network(model, input_shape, label)[0]
+
+
+def trace_network(model: nn.Module, input_shape: tuple[int, int, int], label: str = "") -> tuple[Field | None, int]:
+    """One eval-mode forward pass: the Field of `forward_features`' output and the depth of the logits (weight
+    layers on the longest path, see `main_path_depth`). A model without `forward_features` is one chain."""
+    from cnnlab.inspect.counting import blank_image, eval_mode, input_error
+
+    image = blank_image(model, input_shape)
+    tracer = ForwardTracer(image)
+    try:
+        with eval_mode(model), torch.no_grad(), tracer:
+            if hasattr(model, "forward_features") and hasattr(model, "forward_head"):
+                features = model.forward_features(image)
+                output = model.forward_head(features)
+            else:
+                features = output = model(image)
+    except (RuntimeError, ValueError) as error:
+        raise input_error(tuple(input_shape), label or type(model).__name__, error) from error
+    logits = next(t for t in tree_leaves(output) if isinstance(t, torch.Tensor))
+    return tracer.field_of(features), tracer.depth_of(logits)
+
+
+def main_path_depth(network, input_size: int | tuple[int, int, int] | None = None) -> int:
+    """Depth as the papers count it: weight layers (convolutions and linear layers, each call once) on the longest
+    path from the image to the logits. Shortcut projections are on a shorter path and a squeeze-and-excitation
+    gate's 1x1 convs on a side path, so neither counts; for a multi-branch module the deepest branch counts.
+    lenet5 5, alexnet 8, vgg16 16, googlenet 22, resnet18 18, resnet50 50, densenet121 121."""
+    model, shape, label = _resolve(network, input_size)
+    return trace_network(model, shape, label)[1]
+
+
+# ------------------------------------------------------------------------------------------- effective field
+
+
+def effective_receptive_field(
+    network, input_size: int | tuple[int, int, int] | None = None, *, samples: int = 4, mass: float = 0.95,
+    seed: int = 0,
+) -> tuple[int, torch.Tensor]:
+    """The empirical, effective receptive field of `forward_features`' centre pixel (Luo et al. 2016).
+
+    For `samples` random normal inputs (and, for a registered name, as many random initialisations: seed,
+    seed + 1, ...; a model you pass keeps its weights), back-propagate from the centre pixel of the output map
+    (summed over its channels) to the input, in eval mode, and average |gradient| summed over input channels.
+    Returns (extent, heatmap): the heat map is [H, W] at input resolution, scaled to a maximum of 1; the extent is
+    the side of the smallest square, anywhere in the input, that holds `mass` (default 95%) of the gradient
+    magnitude. Pixels outside the theoretical field get exactly zero gradient, so extent <= receptive_field.
+    """
+    if samples < 1 or not 0 < mass <= 1:
+        raise CnnlabError(f"samples must be at least 1 and mass in (0, 1], got samples={samples}, mass={mass}")
+    total = None
+    for index in range(samples):
+        generator = torch.Generator().manual_seed(seed + index)
+        model, shape, label = _resolve_real(network, input_size, seed + index)
+        gradient = _centre_gradient(model, torch.randn(1, *shape, generator=generator), label)
+        total = gradient if total is None else total + gradient
+    heatmap = total / samples
+    return _smallest_square(heatmap, mass), heatmap / heatmap.max().clamp_min(1e-30)
+
+
+def _resolve_real(network, input_size, seed: int) -> tuple[nn.Module, tuple[int, int, int], str]:
+    """Like _resolve, but with real weights: a name is built afresh from the seed."""
+    if not isinstance(network, str):
+        return _resolve(network, input_size)
+    _, shape, label = _resolve(network, input_size)
+    torch.manual_seed(seed)
+    return create_model(network, in_chans=shape[0], input_size=shape[1]), shape, label
+
+
+def _centre_gradient(model: nn.Module, image: torch.Tensor, label: str) -> torch.Tensor:
+    from cnnlab.inspect.counting import eval_mode, input_error
+
+    param = next(model.parameters(), None)
+    image = image.to(param.device if param is not None else "cpu").requires_grad_(True)
+    forward = getattr(model, "forward_features", model)
+    with eval_mode(model), torch.enable_grad():
+        try:
+            output = forward(image)
+        except (RuntimeError, ValueError) as error:
+            raise input_error(tuple(image.shape[1:]), label, error) from error
+        if output.dim() != 4:
+            raise CnnlabError(f"{label}: forward_features gives shape {list(output.shape)}, not a [B, C, H, W] map")
+        output[0, :, output.shape[2] // 2, output.shape[3] // 2].sum().backward()
+    return image.grad[0].abs().sum(dim=0).detach().float().cpu()  # [H, W]
+
+
+def _smallest_square(heatmap: torch.Tensor, mass: float) -> int:
+    """Side of the smallest square window (any position) whose sum reaches `mass` of the total."""
+    height, width = heatmap.shape
+    total = heatmap.sum().item()
+    if total <= 0:
+        raise CnnlabError("the output's centre pixel has zero gradient for every input pixel (a dead network?)")
+    table = torch.zeros(height + 1, width + 1, dtype=torch.float64)  # summed-area table
+    table[1:, 1:] = heatmap.double().cumsum(0).cumsum(1)
+    for side in range(1, max(height, width) + 1):
+        sh, sw = min(side, height), min(side, width)
+        windows = table[sh:, sw:] - table[:-sh, sw:] - table[sh:, :-sw] + table[:-sh, :-sw]
+        if windows.max().item() >= mass * total * (1 - 1e-9):
+            return side
+    return max(height, width)

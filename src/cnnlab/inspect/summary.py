@@ -7,7 +7,7 @@ receptive field; `summary_table` prints it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from rich.table import Table
@@ -32,7 +32,7 @@ class LayerRow:
     output_shape: tuple[int, ...]  # per image, without the batch dimension: (6, 24, 24)
     params: int  # parameters not already counted in an earlier row (a layer called twice counts once)
     macs: int  # multiply-accumulates of this call
-    receptive_field: int | None  # input pixels per side seen by one output pixel; None after flatten or in a non-chain
+    receptive_field: int | None  # input pixels per side seen by one output pixel (widest path); None once flattened
 
 
 @dataclass
@@ -65,12 +65,20 @@ def _per_image_shape(output) -> tuple[int, ...]:
     return tuple(tensor.shape[1:]) if tensor is not None else ()
 
 
+def _field_size(tracer: ForwardTracer, output) -> int | None:
+    tensor = next((t for t in tree_leaves(output) if isinstance(t, torch.Tensor)), None)
+    if tensor is None or tensor.dim() != 4:
+        return None  # a flattened vector has no spatial field (and a linear layer on it sees everything)
+    field = tracer.field_of(tensor)
+    return field.size if field is not None else None
+
+
 def summarize(model_or_spec: nn.Module | str, input_shape: tuple[int, int, int]) -> Summary:
     """Per leaf layer, in execution order (one row per call): output shape for one image, params, MACs and
     receptive field, then the totals, which equal `count_params` and `count_macs`.
 
-    Runs in eval mode and restores the model's flags. Receptive fields are filled for plain chains (LeNet, VGG,
-    layer specs); a network that merges two paths (a residual add, a concat) gets None. If some parameters or MACs
+    Runs in eval mode and restores the model's flags. Receptive fields follow the widest path through residual
+    adds and concats (see `ForwardTracer`); a row whose output is not a 4-D map (after a flatten) gets None. If some parameters or MACs
     are outside every leaf layer's call, a last row named "(other)" holds them, so the rows add up to the totals.
     """
     model, label = _resolve(model_or_spec, input_shape)
@@ -88,8 +96,7 @@ def summarize(model_or_spec: nn.Module | str, input_shape: tuple[int, int, int])
         macs = (counter.get_total_flops() - flops_at_start.pop()) // 2
         new = [p for p in module.parameters() if id(p) not in counted]
         counted.update(id(p) for p in new)
-        field = tracer.field.size if tracer.field is not None else None
-        rows.append(LayerRow(name, type(module).__name__, _per_image_shape(output), sum(p.numel() for p in new), macs, field))
+        rows.append(LayerRow(name, type(module).__name__, _per_image_shape(output), sum(p.numel() for p in new), macs, _field_size(tracer, output)))
 
     handles = []
     for name, module in model.named_modules():
@@ -103,8 +110,6 @@ def summarize(model_or_spec: nn.Module | str, input_shape: tuple[int, int, int])
         for handle in handles:
             handle.remove()
 
-    if not tracer.is_chain:
-        rows = [replace(row, receptive_field=None) for row in rows]
     total_params, total_macs = count_params(model), counter.get_total_flops() // 2
     rest_params, rest_macs = total_params - sum(r.params for r in rows), total_macs - sum(r.macs for r in rows)
     if rest_params or rest_macs:

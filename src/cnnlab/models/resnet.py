@@ -268,6 +268,32 @@ def resnet34(num_classes: int = 1000, in_chans: int = 3, small_input: bool = Fal
     return ResNet(BasicBlock, [3, 4, 6, 3], _IMAGENET_PLANES, num_classes, in_chans, small_input=small_input, **kwargs)
 
 
+# He et al.'s ImageNet plain networks (Table 2, Fig. 4): ResNet-18/34's layers with every shortcut removed,
+# projections included, so each has its twin's count minus the three 1x1 projection convs and their BNs.
+# The block is CifarBasicBlock with shortcut="none": BasicBlock's conv-BN pairs, no skip.
+_PLAIN_IMAGENET = dict(
+    _RESNET, input_size=(3, 224, 224), key_idea="the baseline without skips: training error grows with depth"
+)
+
+
+@register_model(**_PLAIN_IMAGENET)
+def plain18(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, **kwargs) -> ResNet:
+    """Plain-18 (He et al. 2015, arXiv:1512.03385, Table 2): ResNet-18 without any shortcut."""
+    return ResNet(
+        CifarBasicBlock, [2, 2, 2, 2], _IMAGENET_PLANES, num_classes, in_chans, small_input=small_input,
+        shortcut="none", **kwargs,
+    )
+
+
+@register_model(**_PLAIN_IMAGENET)
+def plain34(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, **kwargs) -> ResNet:
+    """Plain-34 (He et al. 2015, arXiv:1512.03385, Table 2 and Fig. 4): ResNet-34 without any shortcut."""
+    return ResNet(
+        CifarBasicBlock, [3, 4, 6, 3], _IMAGENET_PLANES, num_classes, in_chans, small_input=small_input,
+        shortcut="none", **kwargs,
+    )
+
+
 @register_model(input_size=(3, 224, 224), twin="resnet50", **_RESNET)
 def resnet50(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, **kwargs) -> ResNet:
     """ResNet-50 v1.5 (He et al. 2015, arXiv:1512.03385, Table 1): Bottleneck, [3, 4, 6, 3]."""

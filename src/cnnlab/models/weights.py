@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, HeadMismatchWarning
 from cnnlab.safeload import load_weights_only, read_bytes
 
 StateDict = dict[str, torch.Tensor]
@@ -87,7 +87,7 @@ def _adapt_first_conv(model: nn.Module, state_dict: StateDict) -> None:
             return  # only the stem sees the image; a later mismatch is a real one, reported by the caller
 
 
-def _drop_mismatched_head(model: nn.Module, state_dict: StateDict, path: Path) -> str | None:
+def _drop_mismatched_head(model: nn.Module, state_dict: StateDict, path: Path) -> HeadMismatchWarning | None:
     """Keep the model's fresh head when the checkpoint's has another number of classes; returns the warning to
     give once the rest of the file is known to fit (None when the heads agree)."""
     head_path = getattr(model, "classifier_path", None)
@@ -100,8 +100,7 @@ def _drop_mismatched_head(model: nn.Module, state_dict: StateDict, path: Path) -
         return None
     for key in head_keys:
         state_dict[key] = ours[key]
-    return (f"{path}: the checkpoint's head has {stored_weight.shape[0]} classes, the model "
-            f"{ours[f'{head_path}.weight'].shape[0]}; keeping a freshly initialised {', '.join(head_keys)}")
+    return HeadMismatchWarning(str(path), stored_weight.shape[0], ours[f"{head_path}.weight"].shape[0], head_keys)
 
 
 def _listed(keys: list[str]) -> str:
@@ -113,7 +112,8 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, model_name: str |
     """Load the checkpoint at `path` into `model` (all or nothing).
 
     Keys go through `model.adapt_state_dict`; a first conv trained on another channel count is adapted to
-    the model's `in_chans`; a head with another class count is replaced by the model's own (with a warning).
+    the model's `in_chans`; a head with another class count is replaced by the model's own (with a
+    `HeadMismatchWarning`, which carries both class counts).
     Any other missing, unexpected or mis-shaped tensor raises a CnnlabError naming the file and the keys.
     """
     path = Path(path)

@@ -1,5 +1,5 @@
-"""Crash-safe files: every write goes to a temp file in the same directory, is flushed and fsynced, then renamed
-over the target with `os.replace`, so a reader sees the old file or the new one, never half of one.
+"""Weights files and checkpoints, written crash-safely through `cnnlab.files.atomic_write` (temp file, fsync,
+`os.replace`), so a reader sees the old file or the new one, never half of one.
 
 Model weights are safetensors (no code can ride along). Training state (optimizer, scheduler, RNG, counters,
 metrics so far) is plain tensors and numbers, read back with `torch.load(weights_only=True)`.
@@ -14,56 +14,17 @@ SHA-256 of its state file; reading verifies both, so a damaged file is an error,
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
-import json
-import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 import safetensors.torch
 import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.files import atomic_write, read_json, write_json  # noqa: F401 (re-exported: run records use them)
 from cnnlab.safeload import first_line, load_weights_only, read_bytes
-
-
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as error:
-        with contextlib.suppress(OSError):  # no temp file to remove when its folder is missing or is a file
-            tmp.unlink(missing_ok=True)
-        raise CnnlabError(f"could not write {path}: {error.strerror or error}") from error
-    # Persist the rename itself; without this a power cut can forget it.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def write_json(path: Path, data: dict) -> None:
-    text = json.dumps(data, indent=2, default=str) + "\n"
-    atomic_write(path, lambda handle: handle.write(text.encode()))
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError as error:
-        raise CnnlabError(f"{path} does not exist") from error
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CnnlabError(f"{path} is not valid JSON: {error}") from error
 
 
 def state_dict_tensors(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -1,4 +1,10 @@
-"""The training configuration: one dataclass, saved as config.json with every run.
+"""The training configuration: one dataclass, saved as config.json with every run, and the one place that declares
+each option.
+
+Each field's metadata (`option(...)`) holds its help text, its CLI flag, its choices, the check its value must
+pass and whether it may change when a run is resumed. `options()` lists them as `ConfigOption`s: the CLI generates
+the `train`, `compare` and `finetune` flags from it, `resolve` validates with it and the web lab builds its forms
+from it. Defaults live only in the dataclass.
 
 Fields left as None are resolved per dataset (`resolve`), so `cnnlab train lenet5 --dataset digits` just works and
 the saved config always holds the concrete values that ran.
@@ -7,61 +13,301 @@ The learning-rate rule: a dataset's default lr is tuned for its default batch (6
 CIFAR). When `batch_size` (the global batch, summed over torchrun's processes) differs and no lr is given, the
 default lr is scaled by batch / default batch for SGD (linear scaling, Goyal et al. 2017; the onecycle warm-up is
 the warm-up they prescribe) and by its square root for AdamW (Malladi et al. 2022). A given lr is used as it is.
+
+The resume rule (`resume_config`): an option given again when a run is resumed must equal the run's own value,
+unless it may change (`resumable`: where and how fast the run computes, and how it checkpoints) or it is a larger
+`epochs` for a constant schedule. Anything else is a `ResumeConflictError`: no flag is ever silently dropped.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+import typing
+from collections.abc import Callable
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from typing import Any
 
-from cnnlab.errors import CnnlabError, unknown_name_error
+from cnnlab.errors import CnnlabError, ResumeConflictError, unknown_name_error
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine", "step", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
+COMMANDS = ("train", "compare", "finetune")  # the commands whose flags are generated from TrainConfig
+GROUPS = ("data", "optimization", "evaluation", "model", "system", "run")  # for --help sections and form fieldsets
 
+
+# --------------------------------------------------------------------------------------------------- value checks
+@dataclass(frozen=True)
+class Check:
+    """A rule for a number: `requirement` completes both "--lr must be ..." (validation) and "expected ..." (the
+    CLI's parse error). `at_parse`: the CLI applies it while parsing the flag, so argparse names the flag."""
+
+    requirement: str
+    test: Callable[[Any], bool]
+    at_parse: bool = False
+
+    def validate(self, flag: str, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not self.test(value):
+            raise CnnlabError(f"{flag} must be {self.requirement}, got {value!r}")
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int) or math.isfinite(value)
+
+
+positive = Check("a positive number", lambda v: _finite(v) and v > 0, at_parse=True)
+positive_int = Check("a positive whole number", lambda v: _finite(v) and v > 0 and int(v) == v, at_parse=True)
+non_negative = Check("zero or positive", lambda v: _finite(v) and v >= 0)
+non_negative_int = Check("zero or a positive whole number", lambda v: _finite(v) and v >= 0 and int(v) == v)
+fraction = Check("in [0, 1)", lambda v: 0.0 <= v < 1.0)
+decay = Check("in [0, 1), a decay per step such as 0.999", lambda v: 0.0 <= v < 1.0)
+whole = Check("a whole number", lambda v: _finite(v) and int(v) == v)
+
+_KEY = "cnnlab"  # the field-metadata key holding an option's declaration
+
+
+@dataclass(frozen=True)
+class _Declared:
+    help: str
+    group: str
+    flag: str | None
+    choices: tuple[str, ...] | None
+    check: Check | None
+    resumable: bool
+    commands: tuple[str, ...]
+    metavar: str | None
+
+
+def option(
+    help: str,
+    *,
+    group: str,
+    flag: str | None | bool = True,
+    choices: tuple[str, ...] | None = None,
+    check: Check | None = None,
+    resumable: bool = False,
+    commands: tuple[str, ...] = COMMANDS,
+    metavar: str | None = None,
+) -> dict:
+    """A field's metadata: `field(default=..., metadata=option(...))`. `flag`: True = --field-name, a string =
+    that flag, None = no CLI flag (set through the Python API only)."""
+    if group not in GROUPS:
+        raise ValueError(f"unknown option group {group!r}")
+    return {_KEY: _Declared(help, group, flag, choices, check, resumable, commands, metavar)}
+
+
+# ---------------------------------------------------------------------------------------------------- the dataclass
 @dataclass
 class TrainConfig:
-    model: str  # a registered model name (`cnnlab models`)
-    dataset: str = "digits"  # a dataset name (`cnnlab.data.list_datasets()`) or "imagefolder:PATH"
-    data_dir: str | None = None  # where to look for the dataset's files first
-    epochs: int | None = None  # passes over the training split
-    batch_size: int | None = None  # images per optimizer step
-    lr: float | None = None  # peak learning rate (the schedule's maximum)
-    optimizer: str | None = None  # "sgd" (Nesterov momentum) or "adamw"
-    schedule: str = "onecycle"  # lr shape over all steps: onecycle, cosine, step (/10 at 50% and 75%), constant
-    momentum: float = 0.9  # SGD momentum, or AdamW's beta1
-    weight_decay: float | None = None  # decoupled for AdamW, L2 for SGD; not applied to BN/bias parameters
-    label_smoothing: float = 0.0  # cross-entropy target smoothing, 0 = hard labels
-    ema: float = 0.0  # per-step decay of an exponential moving average of the weights, which is evaluated and saved (0 = off)
-    augment: bool | None = None  # random crops and, where label-preserving, horizontal flips
-    crop_padding: int | None = None  # random-crop translation range in pixels (0 = flips only)
-    tta: bool = False  # evaluate on the mean logits of each image and its mirror (label-preserving flips only)
-    # also evaluate the test set after every epoch, for learning curves only (He et al.'s Fig. 6 plots test error):
-    # nothing is chosen on it, and it costs one test pass per epoch
-    test_every_epoch: bool = False
-    train_subset: int | None = None  # keep only the first N training images (quick runs)
-    val_fraction: float = 0.1  # share of the training split held out for validation (seeded, stratified)
-    seed: int = 0  # seeds the init, the data order and the augmentation
-    # "auto" = bf16 autocast where the CPU has native bf16 (else fp32), on CUDA bf16 where the GPU has it, else fp16;
-    # "fp16" (CUDA only) adds a GradScaler
-    precision: str = "auto"
-    channels_last: bool = True  # NHWC memory layout, faster for convolutions on CPU
-    compile: bool = False  # torch.compile the model for the training steps (inductor: minutes of compiling first)
-    threads: int | None = None  # torch intra-op threads; None = the CPUs this process may use
-    out: str | None = None  # run directory; None = runs/<model>-<dataset>-<time>
-    checkpoint_every: int = 0  # also checkpoint every N optimizer steps (0 = only at epoch ends)
-    keep_checkpoints: int = 2  # how many checkpoints to keep on disk
-    weights: str | None = None  # start from this local weights file (torchvision .pth or safetensors), new runs only
-    # CIFAR-style stem (3x3 stride 1, no early pooling) for ImageNet-style models; None = yes when the model's
-    # default input is 64 px or more and the data's is smaller (resolved once the data is loaded, then saved)
-    small_input: bool | None = None
-    model_kwargs: dict = field(default_factory=dict)  # extra builder arguments, e.g. {"drop_path_rate": 0.1}
-    device: str | None = None  # auto (CUDA, else MPS, else CPU), cpu, cuda, mps; None: auto, or on resume the run's
-    sync_bn: bool = False  # under torchrun: batch-norm statistics over the global batch (SyncBatchNorm, CUDA only)
-    tensorboard: bool = False  # also write TensorBoard event files to RUN_DIR/tensorboard
+    model: str = field(metadata=option("a registered model name (cnnlab models)", group="model", flag=None))
+    dataset: str = field(
+        default="digits",
+        metadata=option(
+            "digits (offline), mnist, fashion-mnist, kmnist, cifar10, cifar100, or imagefolder:PATH", group="data"
+        ),
+    )
+    data_dir: str | None = field(
+        default=None,
+        metadata=option("where to look for the dataset's files first", group="data", resumable=True, metavar="DIR"),
+    )
+    # None = 32: small images are squashed to it; from 64 up photos are resized and center-cropped (imagefolder.py)
+    image_size: int | None = field(
+        default=None,
+        metadata=option(
+            "side imagefolder:PATH images are loaded at (default 32); 64 or more resizes the shorter side to N/0.875 and "
+            "center-crops N, as torchvision's ImageNet evaluation (224 for photos)",
+            group="data",
+            check=positive_int,
+            metavar="N",
+        ),
+    )
+    epochs: int | None = field(
+        default=None, metadata=option("passes over the training split", group="optimization", check=positive_int)
+    )
+    batch_size: int | None = field(
+        default=None,
+        metadata=option(
+            "images per optimizer step (the global batch under torchrun)", group="optimization", check=positive_int
+        ),
+    )
+    lr: float | None = field(
+        default=None,
+        metadata=option(
+            "peak learning rate (the schedule's maximum); the dataset's default is scaled with the batch size",
+            group="optimization",
+            check=positive,
+        ),
+    )
+    optimizer: str | None = field(
+        default=None, metadata=option("sgd (Nesterov momentum) or adamw", group="optimization", choices=OPTIMIZERS)
+    )
+    schedule: str = field(
+        default="onecycle",
+        metadata=option(
+            "lr shape over all steps: onecycle, cosine, step (/10 at 50% and 75%) or constant",
+            group="optimization",
+            choices=SCHEDULES,
+        ),
+    )
+    momentum: float = field(
+        default=0.9, metadata=option("SGD momentum, or AdamW's beta1", group="optimization", check=fraction)
+    )
+    weight_decay: float | None = field(
+        default=None,
+        metadata=option(
+            "decoupled for AdamW, L2 for SGD; not applied to BN/bias parameters",
+            group="optimization",
+            check=non_negative,
+        ),
+    )
+    label_smoothing: float = field(
+        default=0.0,
+        metadata=option("cross-entropy target smoothing, 0 = hard labels", group="optimization", check=fraction),
+    )
+    ema: float = field(
+        default=0.0,
+        metadata=option(
+            "per-step decay of an exponential moving average of the weights, which is evaluated and saved, "
+            "e.g. 0.999 (0 = off)",
+            group="optimization",
+            check=decay,
+            metavar="DECAY",
+        ),
+    )
+    augment: bool | None = field(
+        default=None, metadata=option("random crops and, where label-preserving, horizontal flips", group="data")
+    )
+    crop_padding: int | None = field(
+        default=None,
+        metadata=option(
+            "random-crop translation range in pixels (0 = flips only)",
+            group="data",
+            check=non_negative_int,
+            metavar="PIXELS",
+        ),
+    )
+    tta: bool = field(
+        default=False,
+        metadata=option(
+            "evaluate on the mean logits of each image and its mirror (label-preserving flips only)", group="evaluation"
+        ),
+    )
+    # for learning curves only (He et al.'s Fig. 6 plots test error): nothing is chosen on it
+    test_every_epoch: bool = field(
+        default=False,
+        metadata=option(
+            "also evaluate the test set after every epoch (learning curves; nothing is chosen on it)",
+            group="evaluation",
+        ),
+    )
+    train_subset: int | None = field(
+        default=None,
+        metadata=option(
+            "keep only the first N training images (quick runs)", group="data", check=positive_int, metavar="N"
+        ),
+    )
+    val_fraction: float = field(
+        default=0.1,
+        metadata=option(
+            "share of the training split held out for validation (seeded, stratified)", group="data", check=fraction
+        ),
+    )
+    seed: int = field(
+        default=0, metadata=option("seeds the init, the data order and the augmentation", group="run", check=whole)
+    )
+    precision: str = field(
+        default="auto",
+        metadata=option(
+            "auto (bf16 autocast where the CPU or GPU has native bf16, else fp32, or fp16 on older GPUs), fp32, bf16, "
+            "or fp16 (CUDA only, with a GradScaler)",
+            group="system",
+            choices=PRECISIONS,
+        ),
+    )
+    channels_last: bool = field(
+        default=True, metadata=option("NHWC memory layout, faster for convolutions on CPU", group="system")
+    )
+    compile: bool = field(
+        default=False,
+        metadata=option(
+            "torch.compile the model for the training steps (minutes of compiling first)",
+            group="system",
+            resumable=True,
+        ),
+    )
+    threads: int | None = field(
+        default=None,
+        metadata=option(
+            "torch intra-op threads (default: the CPUs this process may use)",
+            group="system",
+            check=positive_int,
+            resumable=True,
+            metavar="N",
+        ),
+    )
+    out: str | None = field(
+        default=None, metadata=option("run directory (default runs/<model>-<dataset>-<time>)", group="run", flag=None)
+    )
+    checkpoint_every: int = field(
+        default=0,
+        metadata=option(
+            "also checkpoint every N optimizer steps (0 = only at epoch ends)",
+            group="run",
+            check=positive_int,
+            resumable=True,
+            metavar="STEPS",
+        ),
+    )
+    keep_checkpoints: int = field(
+        default=2,
+        metadata=option(
+            "checkpoints to keep on disk", group="run", flag="--keep", check=positive_int, resumable=True, metavar="N"
+        ),
+    )
+    weights: str | None = field(
+        default=None,
+        metadata=option(
+            "start from a local weights file: torchvision .pth/.pt (read weights-only) or .safetensors; new runs only",
+            group="model",
+            commands=("train",),
+            metavar="PATH",
+        ),
+    )
+    # resolved once the data is loaded, then saved
+    small_input: bool | None = field(
+        default=None,
+        metadata=option(
+            "CIFAR-style stem (3x3 stride 1, no early pooling) for ImageNet-style models (default: when the model's "
+            "input is 64 px or more and the images are smaller)",
+            group="model",
+        ),
+    )
+    model_kwargs: dict = field(
+        default_factory=dict,
+        metadata=option('extra builder arguments, e.g. {"drop_path_rate": 0.1}', group="model", flag=None),
+    )
+    device: str | None = field(
+        default=None,
+        metadata=option(
+            "auto (CUDA, else MPS, else the CPU), cpu, cuda or mps (default: auto, or on --resume the run's)",
+            group="system",
+            choices=DEVICES,
+            resumable=True,
+        ),
+    )
+    sync_bn: bool = field(
+        default=False,
+        metadata=option(
+            "under torchrun: batch-norm statistics over the global batch (SyncBatchNorm, CUDA only)", group="system"
+        ),
+    )
+    tensorboard: bool = field(
+        default=False, metadata=option("also write TensorBoard event files to RUN_DIR/tensorboard", group="run")
+    )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,6 +318,134 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+# ------------------------------------------------------------------------------------------------- the option list
+@dataclass(frozen=True)
+class ConfigOption:
+    """One TrainConfig field as the CLI, the Python API and the web lab see it."""
+
+    name: str  # the field, and the Python API's keyword
+    flag: str | None  # the CLI flag, e.g. "--batch-size"; None: no flag (Python API only)
+    type: type  # str, int, float, bool or dict: the value's type, None aside
+    default: Any  # the dataclass default; None = resolved per dataset or at run time (see help)
+    help: str  # one line, without the default
+    choices: tuple[str, ...] | None  # the allowed values, for a str option with a fixed set
+    resumable: bool  # may differ from the run's own value on resume
+    group: str  # one of GROUPS
+    commands: tuple[str, ...]  # the CLI commands with this flag
+    metavar: str | None  # the CLI's placeholder for the value
+    check: Check | None  # the rule a number must follow (None: any value of its type)
+    per_dataset: bool  # None is filled from DATASET_DEFAULTS
+
+    def parse(self, text: str) -> Any:
+        """A value from text (a CLI argument, a form field): converted to `type`, checked with the rules the CLI
+        applies while parsing. CnnlabError("expected ..., got 'text'") otherwise."""
+        if self.type is bool:
+            lowered = text.strip().lower()
+            if lowered not in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+                raise CnnlabError(f"expected true or false, got '{text}'")
+            return lowered in ("true", "yes", "on", "1")
+        if self.type is dict:
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                value = None
+            if not isinstance(value, dict):
+                raise CnnlabError(f"expected a JSON object such as {{\"drop_path_rate\": 0.1}}, got '{text}'")
+            return value
+        if self.type not in (int, float):
+            return text
+        return parse_number(text, self.type, self.check if self.check and self.check.at_parse else None)
+
+    def validate(self, value: Any) -> None:
+        """CnnlabError naming the flag when `value` breaks this option's choices or check. None and the default
+        (e.g. 0 = off) always pass."""
+        if value is None or value == self.default:
+            return
+        label = self.flag or self.name
+        if self.type is bool and not isinstance(value, bool):
+            raise CnnlabError(f"{label} takes true or false, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise unknown_name_error(self.name.replace("_", " "), str(value), self.choices)
+        if self.check is not None:
+            self.check.validate(label, value)
+
+
+def parse_number(text: str, kind: type, check: Check | None = None) -> int | float:
+    """`text` as an int or float that passes `check`; CnnlabError("expected ..., got 'text'") otherwise."""
+    try:
+        value = kind(text)
+    except ValueError:
+        requirement = check.requirement if check else ("a whole number" if kind is int else "a number")
+        raise CnnlabError(f"expected {requirement}, got '{text}'") from None
+    if check is not None and not check.test(value):
+        raise CnnlabError(f"expected {check.requirement}, got {text}")
+    return value
+
+
+def options() -> list[ConfigOption]:
+    """Every declared TrainConfig option, in field order: the one source the CLI, the API and the lab read."""
+    return list(_options())
+
+
+@functools.cache
+def _options() -> tuple[ConfigOption, ...]:
+    hints = typing.get_type_hints(TrainConfig)
+    per_dataset = set(GENERIC_DEFAULTS).union(*DATASET_DEFAULTS.values())
+    found = []
+    for f in fields(TrainConfig):
+        declared: _Declared = f.metadata[_KEY]
+        kind = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
+        default = f.default if f.default is not MISSING else None  # None: required (model)
+        if f.default_factory is not MISSING:
+            default = f.default_factory()
+        flag = "--" + f.name.replace("_", "-") if declared.flag is True else declared.flag
+        found.append(
+            ConfigOption(
+                f.name,
+                flag,
+                kind,
+                default,
+                declared.help,
+                declared.choices,
+                declared.resumable,
+                declared.group,
+                declared.commands if flag else (),
+                declared.metavar,
+                declared.check,
+                f.name in per_dataset,
+            )
+        )
+    return tuple(found)
+
+
+def option_named(name: str) -> ConfigOption:
+    """The ConfigOption of field `name`; an unknown name lists the closest."""
+    for candidate in options():
+        if candidate.name == name:
+            return candidate
+    raise unknown_name_error("training option", name, [o.name for o in options()])
+
+
+def make_config(model: str, dataset: str | None = None, **given) -> TrainConfig:
+    """A TrainConfig from keyword options; a misspelt option is a CnnlabError naming the closest ones (not a
+    TypeError). Unresolved: `resolve` fills and checks it."""
+    names = {f.name for f in fields(TrainConfig)}
+    for name in given:
+        if name not in names:
+            option_named(name)
+    return TrainConfig(model=model, **({"dataset": dataset} if dataset is not None else {}), **given)
+
+
+def validate(given: dict) -> TrainConfig:
+    """The resolved, checked TrainConfig of a dict of options (with "model" and maybe "dataset"), as a new run
+    would train it; CnnlabError with the CLI's message otherwise. For forms: check before starting anything."""
+    given = dict(given)
+    if not isinstance(given.get("model"), str) or not given["model"]:
+        raise CnnlabError("choose a model (see cnnlab models)")
+    return resolve(make_config(given.pop("model"), given.pop("dataset", None), **given))
+
+
+# ---------------------------------------------------------------------------------------------- per-dataset values
 # Per-dataset recipe defaults. Fashion-MNIST's were chosen by measurement (docs/results.md): for LeNet-5 over 10
 # epochs, Nesterov SGD at lr 0.05 without augmentation gave 90.3% test accuracy, against 89.0% for AdamW at 3e-3,
 # 88.5% with flips and 86.7% with 2 px crops (short runs underfit; augmentation pays off in longer ones).
@@ -82,18 +456,15 @@ DATASET_DEFAULTS: dict[str, dict] = {
     "mnist": _MNIST_LIKE,
     "kmnist": _MNIST_LIKE,
     "fashion-mnist": _MNIST_LIKE,
-    "cifar10": dict(epochs=30, batch_size=256, lr=0.2, optimizer="sgd", weight_decay=5e-4, augment=True, crop_padding=4),
-    "cifar100": dict(epochs=30, batch_size=256, lr=0.2, optimizer="sgd", weight_decay=5e-4, augment=True, crop_padding=4),
+    "cifar10": dict(
+        epochs=30, batch_size=256, lr=0.2, optimizer="sgd", weight_decay=5e-4, augment=True, crop_padding=4
+    ),
+    "cifar100": dict(
+        epochs=30, batch_size=256, lr=0.2, optimizer="sgd", weight_decay=5e-4, augment=True, crop_padding=4
+    ),
 }
 GENERIC_DEFAULTS = dict(epochs=10, batch_size=64, lr=3e-3, optimizer="adamw", weight_decay=5e-4, augment=True)
 DEFAULT_CROP_PADDING = 2  # pixels; He et al.'s 4 px at 32 is too strong for short runs on 28x28 sets
-
-
-def _positive(name: str, value, kind=float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise CnnlabError(f"--{name.replace('_', '-')} must be a positive number, got {value!r}")
-    if kind is int and int(value) != value:
-        raise CnnlabError(f"--{name.replace('_', '-')} must be a whole number, got {value!r}")
 
 
 def resolve(config: TrainConfig) -> TrainConfig:
@@ -103,35 +474,71 @@ def resolve(config: TrainConfig) -> TrainConfig:
     filled = replace(config, **{k: v for k, v in defaults.items() if getattr(config, k) is None})
     if filled.crop_padding is None:
         filled = replace(filled, crop_padding=DEFAULT_CROP_PADDING)
-    if filled.crop_padding < 0:
-        raise CnnlabError(f"--crop-padding must not be negative, got {filled.crop_padding}")
-    for name in ("epochs", "batch_size"):
-        _positive(name, getattr(filled, name), int)
-    _positive("lr", filled.lr)
-    if filled.train_subset is not None:
-        _positive("train_subset", filled.train_subset, int)
-    if filled.optimizer not in OPTIMIZERS:
-        raise unknown_name_error("optimizer", filled.optimizer, OPTIMIZERS)
-    if filled.schedule not in SCHEDULES:
-        raise unknown_name_error("schedule", filled.schedule, SCHEDULES)
-    if filled.precision not in PRECISIONS:
-        raise unknown_name_error("precision", filled.precision, PRECISIONS)
-    if not 0.0 <= filled.val_fraction < 1.0:
-        raise CnnlabError(f"--val-fraction must be in [0, 1), got {filled.val_fraction}")
-    if not 0.0 <= filled.ema < 1.0:
-        raise CnnlabError(f"--ema must be in [0, 1), a decay per step such as 0.999, got {filled.ema}")
-    if not 0.0 <= filled.label_smoothing < 1.0:
-        raise CnnlabError(f"--label-smoothing must be in [0, 1), got {filled.label_smoothing}")
-    if filled.weight_decay < 0:
-        raise CnnlabError(f"--weight-decay must not be negative, got {filled.weight_decay}")
     filled = replace(filled, device=filled.device or "auto")
-    if filled.device not in DEVICES:
-        raise unknown_name_error("device", filled.device, DEVICES)
+    for declared in options():
+        declared.validate(getattr(filled, declared.name))
     if config.lr is None and filled.batch_size != defaults["batch_size"]:
-        filled = replace(filled, lr=scaled_lr(defaults["lr"], filled.batch_size / defaults["batch_size"], filled.optimizer))
+        lr = scaled_lr(defaults["lr"], filled.batch_size / defaults["batch_size"], filled.optimizer)
+        filled = replace(filled, lr=lr)
     return replace(filled, epochs=int(filled.epochs), batch_size=int(filled.batch_size))
 
 
 def scaled_lr(lr: float, batch_ratio: float, optimizer: str) -> float:
     """The module docstring's rule: `lr` tuned for a batch, moved to a batch `batch_ratio` times as large."""
     return lr * (batch_ratio if optimizer == "sgd" else math.sqrt(batch_ratio))
+
+
+# --------------------------------------------------------------------------------------------------- the resume rule
+# Options a resumed run cannot take at all, whatever their value: they name how a new run starts.
+NEW_RUN_ONLY = {
+    "weights": "--weights starts a new run; --resume continues from the run's own checkpoint: pass one of them",
+    "out": "--out names a new run's directory; --resume continues the run in its own: drop --out",
+}
+
+
+def resume_config(
+    saved: TrainConfig, model: str | None, dataset: str | None, given: dict, *, run_dir: object = None
+) -> TrainConfig:
+    """The config a resumed run continues with: `saved` (its config.json) with the options in `given` applied
+    where the rule allows (see the module docstring). Given options equal to the run's own pass; None counts as
+    not given. Raises CnnlabError for another model or dataset, ResumeConflictError for any other change."""
+    where = f" {run_dir}" if run_dir is not None else ""
+    for name, value in (("model", model), ("dataset", dataset)):
+        if value is not None and value != getattr(saved, name):
+            raise CnnlabError(f"cannot resume{where}: it trained {name} '{getattr(saved, name)}', not '{value}'")
+    changes = {}
+    for name, value in given.items():
+        declared = option_named(name)
+        if name in NEW_RUN_ONLY and value is not None:
+            raise ResumeConflictError(name, getattr(saved, name), value, NEW_RUN_ONLY[name])
+        if value is None or value == getattr(saved, name):
+            continue
+        if not (declared.resumable or name == "epochs"):
+            raise ResumeConflictError(name, getattr(saved, name), value)
+        declared.validate(value)
+        if name == "epochs":
+            check_longer_run(saved, value)
+        changes[name] = value
+    return replace(saved, **changes)
+
+
+def check_longer_run(saved: TrainConfig, epochs: int) -> None:
+    """More epochs on resume are well defined only for a constant lr: the other schedules' shapes (warm-up and
+    decay, milestones) were laid out over the run's original step count."""
+    if epochs < saved.epochs:
+        raise ResumeConflictError(
+            "epochs",
+            saved.epochs,
+            epochs,
+            f"--epochs can only grow on --resume: the run was set up for {saved.epochs} "
+            f"epochs, got {epochs} (start a new run instead)",
+        )
+    if saved.schedule != "constant":
+        raise ResumeConflictError(
+            "epochs",
+            saved.epochs,
+            epochs,
+            f"--epochs cannot grow on --resume of a run with the {saved.schedule} schedule: its "
+            f"learning rate was laid out over the run's original {saved.epochs} epochs "
+            f"(only --schedule constant extends); start a new run with --epochs {epochs} instead",
+        )

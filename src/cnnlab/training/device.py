@@ -36,14 +36,3 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
                               "use --device cpu, or --device auto for the best device this machine has")
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def check_precision(precision: str, device: torch.device) -> None:
-    """fp16 needs loss scaling (a GradScaler) to keep small gradients from underflowing; cnnlab scales on CUDA only."""
-    if precision == "fp16" and device.type != "cuda":
-        raise CnnlabError(f"--precision fp16 needs --device cuda (its gradients need CUDA loss scaling); on "
-                          f"{device.type} use bf16 or fp32")
-
-
-def precision_name(dtype: torch.dtype | None) -> str:
-    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")

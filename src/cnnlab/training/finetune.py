@@ -25,8 +25,9 @@ from cnnlab.errors import CnnlabError
 from cnnlab.inspect import count_params
 from cnnlab.registry import create_model, list_models
 from cnnlab.training import checkpoint
-from cnnlab.training.config import DATASET_DEFAULTS, GENERIC_DEFAULTS, TrainConfig
-from cnnlab.training.trainer import build_model, run
+from cnnlab.training.config import DATASET_DEFAULTS, GENERIC_DEFAULTS, TrainConfig, option_named
+from cnnlab.inference.model import build_model
+from cnnlab.training.trainer import run
 
 FREEZE_CHOICES = ("none", "backbone")
 BACKBONE_LR_FACTOR = 0.1  # default backbone lr = head lr / 10: move the pretrained features less than the new head
@@ -130,13 +131,18 @@ def unfreeze_norm_statistics(model: nn.Module) -> int:
 
 
 def prepare_for_finetuning(model: nn.Module, num_classes: int, freeze: str = "none", lora_rank: int | None = None,
-                           lora_alpha: float | None = None) -> nn.Module:
-    """In place: a new `num_classes` head (`reset_classifier`); then `freeze="backbone"` freezes every other
-    parameter and BN statistic, and `lora_rank` wraps the backbone's convs in LoRA adapters (their own weights
-    frozen; with freeze="none" the backbone's other parameters, BN and linear layers, still train)."""
+                           lora_alpha: float | None = None, keep_head: bool = False) -> nn.Module:
+    """In place: a new `num_classes` head (`reset_classifier`), or with `keep_head` the trained one (its class
+    count must be `num_classes`: the second phase of the two-phase recipe, head first, then the whole net); then
+    `freeze="backbone"` freezes every other parameter and BN statistic, and `lora_rank` wraps the backbone's convs
+    in LoRA adapters (their own weights frozen; with freeze="none" the backbone's BN and linear layers still train)."""
     if freeze not in FREEZE_CHOICES:
         raise CnnlabError(f"--freeze must be one of: {', '.join(FREEZE_CHOICES)}; got '{freeze}'")
-    model.reset_classifier(num_classes)
+    if not keep_head:
+        model.reset_classifier(num_classes)
+    elif model.get_classifier().out_features != num_classes:
+        raise CnnlabError(f"--keep-head needs a head of {num_classes} classes, the dataset's; the source's has "
+                          f"{model.get_classifier().out_features}")
     head = model.get_classifier()
     if freeze == "backbone":
         for param in model.parameters():
@@ -203,6 +209,25 @@ def load_source(source: str | Path, data: ImageDataset, model_name: str | None =
     return model, TrainConfig(model=name, small_input=False)
 
 
+# TrainConfig options that finetune cannot take, and why: it refuses them rather than drop them.
+NOT_FOR_FINETUNE = {
+    "small_input": "the architecture, stem included, is the source's own",
+    "model_kwargs": "the architecture is the source's own",
+    "weights": "the source is the starting weights",
+    "lr": "its learning rates are head_lr (--head-lr, or --lr on the command line) and backbone_lr",
+    "model": "the model is the source's own (name a weights file's architecture with model_name, --model)",
+}
+
+
+def check_options(options: dict) -> None:
+    """CnnlabError for a TrainConfig option that cannot apply to fine-tuning (or is not one at all)."""
+    for name in options:
+        if name in NOT_FOR_FINETUNE:
+            flag = "--" + name.replace("_", "-")
+            raise CnnlabError(f"{flag} does not apply to finetune: {NOT_FOR_FINETUNE[name]}")
+        option_named(name)  # a misspelt name lists the closest
+
+
 def finetune(
     source: str | Path,
     dataset: str = "digits",
@@ -212,6 +237,7 @@ def finetune(
     backbone_lr: float | None = None,
     lora_rank: int | None = None,
     lora_alpha: float | None = None,
+    keep_head: bool = False,
     model_name: str | None = None,
     data: ImageDataset | None = None,
     overwrite: bool = False,
@@ -223,8 +249,12 @@ def finetune(
 
     `options` are TrainConfig fields (epochs, batch_size, optimizer, out, seed, ...). head_lr defaults to the
     dataset's lr, backbone_lr to head_lr / 10. With freeze="backbone" the backbone's lr applies to LoRA adapters only.
+    `keep_head` continues with the source's trained head (same class count, its outputs taken as the dataset's
+    classes in order) instead of a new one.
     """
-    data = data if data is not None else load_dataset(dataset, options.get("data_dir"))
+    check_options(options)
+    if data is None:
+        data = load_dataset(dataset, options.get("data_dir"), image_size=options.get("image_size"))
     model, arch = load_source(source, data, model_name)
     recipe = DATASET_DEFAULTS.get(dataset.split(":", 1)[0], GENERIC_DEFAULTS)
     head_lr = head_lr if head_lr is not None else recipe["lr"]
@@ -232,12 +262,11 @@ def finetune(
     for flag, value in (("head-lr", head_lr), ("backbone-lr", backbone_lr)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise CnnlabError(f"--{flag} must be a positive number, got {value!r}")
-    torch.manual_seed(options.get("seed", 0))  # the new head and the adapters' A are drawn from the run's seed
-    prepare_for_finetuning(model, data.num_classes, freeze, lora_rank, lora_alpha)
-    trainable = count_params(model, trainable_only=True)
-
     config = TrainConfig(model=arch.model, dataset=dataset, lr=head_lr, small_input=arch.small_input,
                          model_kwargs=arch.model_kwargs, **options)
+    torch.manual_seed(config.seed)  # the new head and the adapters' A are drawn from the run's seed
+    prepare_for_finetuning(model, data.num_classes, freeze, lora_rank, lora_alpha, keep_head)
+    trainable = count_params(model, trainable_only=True)
     results = run(config, overwrite=overwrite, quiet=quiet, data=data, model=model,
                   param_groups=head_and_backbone(head_lr, backbone_lr))
     run_dir = Path(results["run_dir"])
@@ -246,6 +275,6 @@ def finetune(
     checkpoint.save_weights(model.to(memory_format=torch.contiguous_format), run_dir / "model.safetensors",
                             metadata={"model": arch.model, "dataset": data.name})
     extra = {"source": str(source), "freeze": freeze, "head_lr": head_lr, "backbone_lr": backbone_lr,
-             "lora_rank": lora_rank, "trainable_params": trainable}
+             "lora_rank": lora_rank, "keep_head": keep_head, "trainable_params": trainable}
     checkpoint.write_json(run_dir / "finetune.json", extra)
     return {**results, **extra}

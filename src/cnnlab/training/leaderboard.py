@@ -8,11 +8,25 @@ import json
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError, unknown_name_error
+from cnnlab.reporting import format_metric
 
 # What the table shows, in order; `--sort` may also name any other number a results.json holds.
-COLUMNS = ("run_dir", "model", "dataset", "epochs", "test_accuracy", "params", "train_seconds", "train_images_per_second")
-HEADERS = {"run_dir": "run", "test_accuracy": "test acc", "train_seconds": "train s",
-           "train_images_per_second": "img/s"}  # short, so the table fits 80 columns
+COLUMNS = (
+    "run_dir",
+    "model",
+    "dataset",
+    "epochs",
+    "test_accuracy",
+    "params",
+    "train_seconds",
+    "train_images_per_second",
+)
+HEADERS = {
+    "run_dir": "run",
+    "test_accuracy": "test acc",
+    "train_seconds": "train",
+    "train_images_per_second": "img/s",
+}  # short, so the table fits 80 columns
 SMALLER_IS_BETTER = ("_loss", "_seconds", "params", "macs")  # suffixes of the columns sorted ascending
 
 
@@ -40,8 +54,10 @@ def list_runs(root: str | Path = "runs", dataset: str | None = None, sort: str =
     ones) come last, in path order."""
     root = Path(root)
     if not root.is_dir():
-        raise CnnlabError(f"runs directory {root} does not exist (runs are written to runs/ by default; pass the "
-                          "folder that holds them)")
+        raise CnnlabError(
+            f"runs directory {root} does not exist (runs are written to runs/ by default; pass the "
+            "folder that holds them)"
+        )
     runs = read_runs(root)
     if dataset is not None:
         runs = [run for run in runs if run["dataset"] == dataset]
@@ -49,8 +65,9 @@ def list_runs(root: str | Path = "runs", dataset: str | None = None, sort: str =
     if sort not in sortable:
         raise unknown_name_error("sort column", sort, sorted(sortable))
     ascending = sort.endswith(SMALLER_IS_BETTER)
-    ranked = sorted((run for run in runs if is_number(run.get(sort))),
-                    key=lambda run: run[sort] if ascending else -run[sort])  # stable: ties keep path order
+    ranked = sorted(
+        (run for run in runs if is_number(run.get(sort))), key=lambda run: run[sort] if ascending else -run[sort]
+    )  # stable: ties keep path order
     return ranked + [run for run in runs if not is_number(run.get(sort))]
 
 
@@ -58,21 +75,7 @@ def format_cell(column: str, value, root: Path | None = None) -> str:
     """A table cell; a run directory is shown relative to the listed `root`."""
     if column == "run_dir" and root is not None and Path(value).is_relative_to(root):
         return str(Path(value).relative_to(root))
-    if isinstance(value, str):
-        return value
-    if value is None or (isinstance(value, float) and value != value):
-        return "-"
-    if column.endswith("accuracy"):
-        return f"{value:.2%}"
-    if column == "params" or column == "macs":
-        return f"{value:,}"
-    if column.endswith("_loss"):
-        return f"{value:.4f}"
-    if column.endswith("per_second"):
-        return f"{value:,.0f}"
-    if isinstance(value, float):
-        return f"{value:,.1f}"
-    return str(value)
+    return format_metric(column, value)
 
 
 def table_row(run: dict, columns: tuple[str, ...], root: Path | None = None) -> list[str]:

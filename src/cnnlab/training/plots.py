@@ -80,7 +80,15 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], path: Path, title: st
         for i in range(len(classes)):
             for j in range(len(classes)):
                 share = matrix[i, j] / totals[i, 0]
-                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7, color="white" if share > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(matrix[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if share > 0.5 else "black",
+                )
     ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

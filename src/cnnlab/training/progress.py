@@ -1,8 +1,15 @@
-"""Progress display: a live bar (loss, accuracy, images/s) in a terminal, one line per epoch elsewhere (logs, CI)."""
+"""Progress display: a live bar (loss, accuracy, images/s) in a terminal, one line per epoch elsewhere (logs, CI).
+
+With CNNLAB_PROGRESS_FILE set (`cnnlab lab` sets it for the jobs it starts), the same events are also appended to
+that file as JSON lines, so another process can follow the run without sharing memory with it.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import time
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -16,13 +23,18 @@ class Progress:
         self.live = not quiet and self.console.is_terminal
         self.bar: RichProgress | None = None
         self.task = None
+        self.log = ProgressLog.from_environment()
 
     def start(self, header: str) -> None:
+        if self.log is not None:
+            self.log.write("start", header=header)
         if not self.quiet:
             self.console.print(header, highlight=False)
 
     def epoch(self, epoch: int, epochs: int, steps: int, start_step: int) -> None:
         self.label = f"epoch {epoch}/{epochs}"
+        if self.log is not None:
+            self.log.epoch(epoch, epochs, steps, start_step)
         if not self.live:
             return
         if self.bar is None:
@@ -37,10 +49,14 @@ class Progress:
         self.task = self.bar.add_task(self.label, total=steps, completed=start_step, stats="")
 
     def step(self, loss: float, accuracy: float, images_per_second: float) -> None:
+        if self.log is not None:
+            self.log.step(loss, accuracy, images_per_second)
         if self.bar is not None:
             self.bar.update(self.task, advance=1, stats=f"loss {loss:.4f} acc {accuracy:.2%} {images_per_second:,.0f} img/s")
 
     def end_epoch(self, row: dict) -> None:
+        if self.log is not None:
+            self.log.write("epoch", **row)
         if self.quiet:
             return
         line = (f"{self.label}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.2%} | "
@@ -50,9 +66,54 @@ class Progress:
         (self.bar.console if self.bar else self.console).print(line, highlight=False)
 
     def finish(self, message: str) -> None:
+        if self.log is not None:
+            self.log.write("finish", message=message)
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
         if not self.quiet:
             self.console.print(message, highlight=False)
         sys.stderr.flush()
+
+
+PROGRESS_FILE_ENV = "CNNLAB_PROGRESS_FILE"
+
+
+class ProgressLog:
+    """Training events as JSON lines appended to a file: start, epoch_start, step (at most one per
+    `step_interval` seconds, plus each epoch's last), epoch (the metrics row) and finish. Each line carries the
+    wall time `t`; steps carry the run-wide step number and an ETA from this process's own pace."""
+
+    def __init__(self, path: str, step_interval: float = 0.5) -> None:
+        self.path, self.step_interval = path, step_interval
+        self.began, self.last_write = time.time(), 0.0
+        self.epoch_number = self.epochs = self.steps = self.step_number = self.steps_here = 0
+
+    @classmethod
+    def from_environment(cls) -> ProgressLog | None:
+        path = os.environ.get(PROGRESS_FILE_ENV)
+        # Under torchrun process 0 speaks for all (RANK is unset in a single process).
+        return cls(path) if path and os.environ.get("RANK", "0") == "0" else None
+
+    def write(self, event: str, **fields) -> None:
+        line = json.dumps({"event": event, "t": round(time.time(), 3), **fields}, allow_nan=True)
+        with open(self.path, "a", encoding="utf-8") as file:  # one short append per line: readers never see half
+            file.write(line + "\n")
+
+    def epoch(self, epoch: int, epochs: int, steps: int, start_step: int) -> None:
+        self.epoch_number, self.epochs, self.steps, self.step_number = epoch, epochs, steps, start_step
+        self.write("epoch_start", epoch=epoch, epochs=epochs, steps=steps, step=start_step)
+
+    def step(self, loss: float, accuracy: float, images_per_second: float) -> None:
+        self.step_number += 1
+        self.steps_here += 1
+        now = time.time()
+        if now - self.last_write < self.step_interval and self.step_number < self.steps:
+            return
+        self.last_write = now
+        done = (self.epoch_number - 1) * self.steps + self.step_number
+        left = self.epochs * self.steps - done
+        eta = (now - self.began) / self.steps_here * left
+        self.write("step", epoch=self.epoch_number, epochs=self.epochs, step=self.step_number, steps=self.steps,
+                   global_step=done, total_steps=self.epochs * self.steps, loss=loss, accuracy=accuracy,
+                   images_per_second=images_per_second, eta_seconds=round(eta, 1))

@@ -19,8 +19,14 @@ GRID_IMAGES = 64  # misclassified test images shown, the first ones in test-spli
 GRID_COLUMNS = 8
 GRID_PADDING = 2  # white pixels between cells
 # metrics.csv column -> scalar tag, grouped so TensorBoard draws train and val on neighbouring charts
-EPOCH_SCALARS = {"train_loss": "loss/train", "val_loss": "loss/val", "train_accuracy": "accuracy/train",
-                 "val_accuracy": "accuracy/val", "lr": "lr/epoch_end", "images_per_second": "speed/images_per_second"}
+EPOCH_SCALARS = {
+    "train_loss": "loss/train",
+    "val_loss": "loss/val",
+    "train_accuracy": "accuracy/train",
+    "val_accuracy": "accuracy/val",
+    "lr": "lr/epoch_end",
+    "images_per_second": "speed/images_per_second",
+}
 RESULT_METRICS = ("test_accuracy", "test_loss", "best_val_accuracy", "train_images_per_second")
 
 
@@ -33,15 +39,16 @@ def require() -> None:
 
 
 class TensorBoardLog:
-    """One run's event files. `purge_step`: a resumed run's first step; events an earlier process logged from
-    there on (the part it redoes) are dropped, so the curves show one timeline."""
+    """One run's event files. `steps_done`: the optimizer steps a resumed run's checkpoint holds; the events an
+    earlier process logged after them (the part the resumed run redoes) are dropped, so the curves show one
+    timeline. Events are logged at the step they end, so step `steps_done` itself is kept."""
 
-    def __init__(self, log_dir: Path, purge_step: int | None = None) -> None:
+    def __init__(self, log_dir: Path, steps_done: int = 0) -> None:
         require()
         from torch.utils.tensorboard import SummaryWriter
 
         try:
-            self.writer = SummaryWriter(str(log_dir), purge_step=purge_step or None)
+            self.writer = SummaryWriter(str(log_dir), purge_step=steps_done + 1 if steps_done else None)
         except OSError as error:
             raise CnnlabError(f"cannot write TensorBoard logs to {log_dir}: {error.strerror or error}") from error
 
@@ -54,8 +61,9 @@ class TensorBoardLog:
         for column, tag in EPOCH_SCALARS.items():
             self.writer.add_scalar(tag, row[column], step)
 
-    def misclassified(self, images: torch.Tensor, labels: torch.Tensor, predicted: torch.Tensor,
-                      classes: list[str], step: int) -> int:
+    def misclassified(
+        self, images: torch.Tensor, labels: torch.Tensor, predicted: torch.Tensor, classes: list[str], step: int
+    ) -> int:
         """A grid of the first GRID_IMAGES wrongly predicted test images (uint8 [N, C, H, W]) and a table of their
         true and predicted classes, cell by cell; returns how many images were wrong."""
         from torchvision.utils import make_grid
@@ -65,8 +73,10 @@ class TensorBoardLog:
         if len(shown):
             grid = make_grid(images.cpu()[shown], nrow=GRID_COLUMNS, padding=GRID_PADDING, pad_value=255)
             self.writer.add_image("test/misclassified", grid, step)  # uint8 [3, H, W]
-            rows = [f"| {cell + 1} | {int(index)} | {classes[int(labels[index])]} | {classes[int(predicted[index])]} |"
-                    for cell, index in enumerate(shown.tolist())]
+            rows = [
+                f"| {cell + 1} | {int(index)} | {classes[int(labels[index])]} | {classes[int(predicted[index])]} |"
+                for cell, index in enumerate(shown.tolist())
+            ]
             table = "\n".join(["| cell | test image | true | predicted |", "|---:|---:|---|---|", *rows])
         else:
             table = "every test image was classified correctly"
@@ -75,8 +85,14 @@ class TensorBoardLog:
 
     def hparams(self, config: dict, results: dict) -> None:
         """The resolved config beside the final metrics, for TensorBoard's HParams tab."""
-        values = {key: value if isinstance(value, (bool, int, float, str)) else
-                  "none" if value is None else json.dumps(value, sort_keys=True) for key, value in config.items()}
+        values = {
+            key: value
+            if isinstance(value, (bool, int, float, str))
+            else "none"
+            if value is None
+            else json.dumps(value, sort_keys=True)
+            for key, value in config.items()
+        }
         metrics = {f"hparam/{key}": float(results[key]) for key in RESULT_METRICS}
         # run_name ".": in this run's own folder, so TensorBoard pairs the hyperparameters with its curves.
         self.writer.add_hparams(values, metrics, run_name=".")

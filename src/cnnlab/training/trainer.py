@@ -1,48 +1,48 @@
 """The training loop: data in memory as uint8, per-batch normalisation and augmentation, one code path for
 every model in the zoo.
 
+`run()` reads top to bottom: `setup` (recipe, devices, data), `build_state` (model, optimizer, schedule), then
+`create_run` or `restore`, `start`, and a plain loop of `train_one_epoch` (whose end, `end_epoch`, evaluates,
+logs and checkpoints with `save`), then `finish`. Two dataclasses carry what those steps share: `Job`, fixed
+before the first step, and `TrainState`, everything that changes from step to step (a checkpoint holds it).
+
 Randomness is derived, not carried: epoch e shuffles with a generator seeded from (seed, e), and step s of that
 epoch augments with one seeded from (seed, e, s). A run resumed mid-epoch therefore sees exactly the batches and
 crops an uninterrupted run sees, with no generator state to save beyond torch's global one (dropout).
+
+Under torchrun every process runs every step below, and every collective (`world.*`) in the same order: a branch
+taken by one process alone would leave the others waiting. Only process 0 writes files (`world.on_main`).
 """
 
 from __future__ import annotations
 
-import csv
-import functools
 import math
-import os
-import platform
-import shutil
-import signal
-import threading
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, fields
-from datetime import datetime
+from dataclasses import dataclass, field, fields
+from functools import partial
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-import cnnlab
-from cnnlab.data import ImageDataset, load_dataset, normalize, random_crop, random_hflip, split_validation
-from cnnlab.errors import CnnlabError
+from cnnlab.data import ImageDataset, load_dataset, split_validation
+from cnnlab.errors import BatchNormBatchTooSmall, CnnlabError
+from cnnlab.inference.batches import prepare_batch
+from cnnlab.inference.evaluation import check_flip_tta, evaluate_arrays
+from cnnlab.inference.model import build_model, wants_small_input
+from cnnlab.inference.precision import autocast, autocast_dtype, check_precision, precision_name
 from cnnlab.inspect import count_macs, count_params
 from cnnlab.models.weights import load_weights
-from cnnlab.registry import create_model, model_info
 from cnnlab.training import checkpoint, distributed, tensorboard_log
-from cnnlab.training.config import TrainConfig, resolve
-from cnnlab.training.device import check_precision, precision_name, resolve_device
+from cnnlab.training.config import TrainConfig, resolve, resume_config
+from cnnlab.training.device import resolve_device
 from cnnlab.training.progress import Progress
-
-METRIC_COLUMNS = (
-    "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second",
-)
-TEST_COLUMNS = ("test_loss", "test_accuracy")  # per-epoch columns of runs with test_every_epoch
+from cnnlab.training.rundir import data_metadata, default_run_dir, prepare_run_dir, versions, write_metrics
+from cnnlab.training.signals import TrainingInterrupted, stop_requests
 
 
 # --------------------------------------------------------------------------------------------- data on the device
@@ -68,70 +68,7 @@ def make_splits(data: ImageDataset, config: TrainConfig) -> Splits:
     return Splits(train_x, train_y, val_x, val_y, data.test_images, data.test_labels)
 
 
-def prepare_batch(
-    images: torch.Tensor,
-    data: ImageDataset,
-    channels_last: bool,
-    crop_padding: int = 0,
-    flip: bool = False,
-    generator: torch.Generator | None = None,
-    keep: slice | None = None,
-) -> torch.Tensor:
-    """uint8 images -> normalised float32, randomly shifted by up to `crop_padding` px and flipped if `flip`.
-
-    `keep`: only these rows of the batch (one process's share of a global batch). Augmentation still draws its
-    random numbers for the whole batch, so each kept image gets the crop and flip it gets in one process."""
-    augmenting = bool(crop_padding) or (flip and data.hflip)
-    if keep is not None and not augmenting:
-        images = images[keep]
-    x = normalize(images, data.mean, data.std)  # uint8 [B, C, H, W] -> float32
-    if crop_padding:
-        x = random_crop(x, crop_padding, generator)
-    if flip and data.hflip:
-        x = random_hflip(x, generator)
-    if keep is not None and augmenting:
-        x = x[keep]
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
 # ---------------------------------------------------------------------------------------------- model and optimiser
-@functools.cache
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware: AVX512-BF16 or AMX on x86, the BF16 extension on Arm (Linux's
-    /proc/cpuinfo flags). torch's `mkldnn._is_mkldnn_bf16_supported()` also says yes for plain AVX-512, where
-    oneDNN emulates bf16; measured on such a Xeon, bf16 autocast trained resnet20 2.8x slower than fp32
-    (docs/performance.md). Without /proc/cpuinfo (macOS, Windows) the answer is no: fp32 is the safe default."""
-    try:
-        return cpuinfo_has_bf16(Path("/proc/cpuinfo").read_text())
-    except OSError:
-        return False
-
-
-def cpuinfo_has_bf16(cpuinfo: str) -> bool:
-    flags = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith(("flags", "Features")):
-            flags |= set(line.split(":", 1)[1].split())
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
-
-
-def autocast_dtype(precision: str, device_type: str = "cpu") -> torch.dtype | None:
-    """bf16 when asked for, or for "auto" when the CPU computes bf16 natively (AVX512-BF16/AMX); else fp32. On CUDA
-    "auto" is bf16 where the GPU has it (Ampere on), else fp16; "fp16" is CUDA's only (`device.check_precision`),
-    so elsewhere (evaluating a GPU run on a laptop) it computes in fp32."""
-    if precision == "bf16":
-        return torch.bfloat16
-    if device_type == "cuda" and precision in ("auto", "fp16"):
-        return torch.bfloat16 if precision == "auto" and torch.cuda.is_bf16_supported() else torch.float16
-    if precision == "auto" and device_type == "cpu" and cpu_has_native_bf16():
-        return torch.bfloat16
-    return None
-
-
-def autocast(dtype: torch.dtype | None, device_type: str = "cpu"):
-    return torch.autocast(device_type, dtype=dtype) if dtype is not None else nullcontext()
-
-
 ParamGroups = Callable[[nn.Module], list[dict]]  # model -> [{"params": [...], "lr": peak lr}, ...]
 
 
@@ -180,141 +117,96 @@ def classification_loss(output, targets: torch.Tensor, label_smoothing: float, a
     return loss, logits
 
 
-def check_flip_tta(data: ImageDataset) -> None:
-    if not data.hflip:
-        raise CnnlabError(f"test-time flips need label-preserving horizontal flips, which {data.name} does not "
-                          "have (a mirrored image can belong to another class): drop --tta")
-
-
 @torch.no_grad()
-def evaluate_arrays(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    data: ImageDataset,
-    batch_size: int = 512,
-    dtype: torch.dtype | None = None,
-    channels_last: bool = True,
-    flip_tta: bool = False,
-) -> tuple[float, float, torch.Tensor]:
-    """(mean loss, accuracy, predicted labels) over uint8 images, in eval mode. flip_tta: classify each image by
-    the mean of its own and its mirror image's logits (test-time augmentation, as airbench does)."""
-    if flip_tta:
-        check_flip_tta(data)
+def fewest_batch_norm_values(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[str, int] | None:
+    """(name, values per channel per image) of the batch-norm layer that sees the fewest, read from the input
+    shapes of one eval-mode forward pass of a blank image (no statistics change, no random numbers drawn); None
+    for a model without batch norm. Layers only training mode runs (GoogLeNet's auxiliary heads) are not seen."""
+    seen: dict[str, int] = {}
+
+    def record(name: str, module: nn.Module, args: tuple) -> None:
+        seen.setdefault(name, math.prod(args[0].shape[2:]))  # [B, C, *spatial]: a BatchNorm1d on [B, C] has 1
+
+    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not layers:
+        return None
+    hooks = [m.register_forward_pre_hook(partial(record, name)) for name, m in layers]
+    tensor = next((t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()), torch.zeros(()))
     was_training = model.training
-    model.eval()
-    total_loss, predictions = 0.0, []
-    for start in range(0, len(images), batch_size):
-        x = prepare_batch(images[start : start + batch_size], data, channels_last)
-        y = labels[start : start + batch_size]
-        with autocast(dtype, images.device.type):
-            logits = model(x)
-            if flip_tta:
-                logits = (logits.float() + model(x.flip(3)).float()) / 2  # flip(3): the width axis of [B, C, H, W]
-        total_loss += F.cross_entropy(logits.float(), y, reduction="sum").item()
-        predictions.append(logits.argmax(dim=1))
-    model.train(was_training)
-    if len(images) == 0:
-        return float("nan"), float("nan"), torch.empty(0, dtype=torch.long)
-    predicted = torch.cat(predictions)
-    return total_loss / len(images), (predicted == labels).float().mean().item(), predicted
-
-
-# ------------------------------------------------------------------------------------------------------ run files
-def versions() -> dict[str, str]:
-    return {"python": platform.python_version(), "torch": torch.__version__, "cnnlab": cnnlab.__version__,
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
-
-
-def data_metadata(data: ImageDataset) -> dict:
-    """What `predict` needs to preprocess an image without loading the dataset."""
-    return {"name": data.name, "classes": list(data.classes), "mean": list(data.mean), "std": list(data.std),
-            "in_chans": data.in_chans, "image_size": data.image_size}
-
-
-def default_run_dir(config: TrainConfig) -> Path:
-    dataset = config.dataset.replace(":", "-").replace("/", "_")
-    return Path("runs") / f"{config.model}-{dataset}-{datetime.now():%Y%m%d-%H%M%S}"
-
-
-RUN_FILES = ("config.json", "metrics.csv", "results.json", "model.safetensors", "curves.png", "eval.json", "confusion.png")
-
-
-def prepare_run_dir(path: Path, overwrite: bool) -> Path:
-    path = Path(path)
-    if (path / "config.json").exists() and not overwrite:
-        raise CnnlabError(f"{path} already holds a run; pass --resume {path} to continue it or --overwrite to replace it")
     try:
-        if (path / "config.json").exists():  # --overwrite: the old run's files go, or its later checkpoints would win
-            shutil.rmtree(path / "checkpoints", ignore_errors=True)
-            for name in RUN_FILES:
-                (path / name).unlink(missing_ok=True)
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise CnnlabError(f"cannot write to run directory {path}: {error.strerror or error}") from error
-    return path
+        model.eval()
+        model(torch.zeros(1, *input_shape, device=tensor.device, dtype=tensor.dtype))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return min(seen.items(), key=lambda item: item[1]) if seen else None
 
 
-def write_metrics(path: Path, rows: list[dict]) -> None:
-    import io
+# ---------------------------------------------------------------------------------------------- what steps share
+@dataclass
+class Job:
+    """What a run fixes before its first step: the resolved recipe, where it computes, the data, its directory."""
 
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS + (TEST_COLUMNS if rows and "test_accuracy" in rows[0] else ()))
-    writer.writeheader()
-    writer.writerows(rows)
-    checkpoint.atomic_write(path, lambda handle: handle.write(buffer.getvalue().encode()))
+    config: TrainConfig
+    world: distributed.World
+    device: torch.device
+    data: ImageDataset
+    splits: Splits
+    dtype: torch.dtype | None  # autocast's; None: fp32
+    steps_per_epoch: int  # the last partial batch is dropped
+    rows: slice | None  # this process's share of each global batch (None: all of it)
+    progress: Progress  # one process speaks for all
+    run_dir: Path | None = None
+    board: tensorboard_log.TensorBoardLog | None = None  # TensorBoard, on process 0 with --tensorboard
+    params: int = 0
+    macs: int = 0
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.config.epochs
+
+
+@dataclass
+class TrainState:
+    """Everything that lives across steps; a checkpoint holds all of it (`save`), so a resumed run continues
+    exactly where the interrupted one was."""
+
+    model: nn.Module  # the eager module: evaluated, checkpointed
+    net: nn.Module  # what the steps call: DDP and/or torch.compile around `model`, or `model` itself
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None  # fp16 only
+    ema: torch.optim.swa_utils.AveragedModel | None  # --ema: evaluated and saved instead of `model`
+    aux_weight: float  # GoogLeNet's auxiliary heads' share of the loss
+    epoch: int = 0  # the epoch in progress (0-based); == config.epochs once trained
+    step: int = 0  # the next step of that epoch
+    metrics: list[dict] = field(default_factory=list)  # metrics.csv's rows so far
+    best_val: float = 0.0
+    train_seconds: float = 0.0
+    epoch_so_far: dict | None = None  # a mid-epoch checkpoint's running sums, until its epoch resumes
+    last_test: tuple | None = None  # (loss, accuracy, predictions) of the latest epoch's test pass (test_every_epoch)
+
+    @property
+    def evaluated(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+
+@dataclass
+class EpochTally:
+    """The running sums of the epoch in progress (on the device), and the seconds an earlier process spent on it."""
+
+    loss_sum: torch.Tensor
+    correct: torch.Tensor
+    seen: int = 0
+    seconds_before: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.started
 
 
 # ------------------------------------------------------------------------------------------------------- training
-class TrainingInterrupted(CnnlabError):
-    """Ctrl-C or SIGTERM: a checkpoint was saved; the message says how to resume. The CLI exits with 128 + the
-    signal's number (130 for Ctrl-C, 143 for SIGTERM), the shell's convention for "stopped by a signal"."""
-
-    def __init__(self, message: str, signal_name: str = "SIGINT") -> None:
-        super().__init__(message)
-        self.exit_code = 128 + signal.Signals[signal_name].value
-
-
-@contextmanager
-def stop_requests():
-    """Turn SIGINT/SIGTERM into a flag the loop checks after each step, so it can save before exiting."""
-    requested: list[str] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield requested
-        return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def handler(signum, frame):
-        if requested:  # a second Ctrl-C means "now"
-            raise KeyboardInterrupt
-        requested.append(signal.Signals(signum).name)
-
-    for sig in previous:
-        signal.signal(sig, handler)
-    try:
-        yield requested
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def wants_small_input(model: str, image_size: int) -> bool:
-    """ImageNet-style models (default input >= 64 px) get the CIFAR-style stem on small images, so their early
-    strides do not shrink a 28x28 image to nothing."""
-    return model_info(model).input_size[1] >= 64 and image_size < 64
-
-
-def build_model(config: TrainConfig, num_classes: int, in_chans: int, image_size: int) -> nn.Module:
-    """The run's model; `config.small_input` must be resolved (True/False) already."""
-    kwargs = dict(config.model_kwargs)
-    if config.small_input:
-        kwargs["small_input"] = True
-    return create_model(config.model, num_classes=num_classes, in_chans=in_chans, input_size=image_size, **kwargs)
-
-
 def run(
     config: TrainConfig,
     *,
@@ -327,21 +219,46 @@ def run(
 ) -> dict:
     """Train `config.model` on `config.dataset`, write the run directory, and return the results dict.
 
-    `model`: train this module (trained in place) instead of building `config.model`; `config.model` still names
-    its architecture in the run files, and `config.weights` is not applied. For experiments and fine-tuning (a
-    pretrained backbone, adapters, a depth the registry has no name for). `param_groups`: see `build_optimizer`.
+    `resume`: continue the run in that directory from its latest checkpoint (see `resumed_config` for what
+    `config` may change). `model`: train this module (trained in place) instead of building `config.model`;
+    `config.model` still names its architecture in the run files, and `config.weights` is not applied. For
+    experiments and fine-tuning (a pretrained backbone, adapters, a depth the registry has no name for).
+    `param_groups`: see `build_optimizer`.
     """
     if resume is not None and model is not None:
         raise CnnlabError("a run trained on a given model cannot be resumed by rebuilding it; resume without `model`")
     if resume is not None:
-        run_dir = Path(resume)
-        saved = TrainConfig.from_dict(checkpoint.read_json(run_dir / "config.json"))
-        for name in ("model", "dataset"):
-            if getattr(config, name) not in (None, getattr(saved, name)):
-                raise CnnlabError(f"cannot resume {run_dir}: it trained {name} '{getattr(saved, name)}', not '{getattr(config, name)}'")
-        if config.device is not None:  # where a run computes is no part of it: --device may change on resume
-            saved.device = config.device
-        config = saved
+        config = resumed_config(config, Path(resume))
+    job = setup(config, data, quiet)
+    state = build_state(job, model, param_groups, fresh=resume is None)
+    if resume is None:
+        create_run(job, overwrite)
+    else:
+        restore(job, state, Path(resume))
+    start(job, state)
+    with stop_requests() as stop:
+        while state.epoch < job.config.epochs:
+            train_one_epoch(job, state, stop)
+    return finish(job, state)
+
+
+def resumed_config(config: TrainConfig, run_dir: Path) -> TrainConfig:
+    """The config a resumed run continues with, by the resume rule (`config.resume_config`: model and dataset
+    fixed, only resumable options changed, `epochs` grown for the constant schedule alone). A complete `config`
+    (its `epochs` set; `cnnlab.api.train` merges one from the run's own) is checked field by field against the
+    run's config.json; one that leaves `epochs` None names only the model and dataset, and perhaps a device, and
+    continues with the run's saved recipe."""
+    saved = TrainConfig.from_dict(checkpoint.read_json(run_dir / "config.json"))
+    if config.epochs is None:
+        given = {"device": config.device}
+    else:
+        given = {f.name: getattr(config, f.name) for f in fields(TrainConfig)
+                 if f.name not in ("model", "dataset") and getattr(config, f.name) != getattr(saved, f.name)}
+    return resume_config(saved, config.model, config.dataset, given, run_dir=run_dir)
+
+
+def setup(config: TrainConfig, data: ImageDataset | None, quiet: bool) -> Job:
+    """Resolve the recipe, check the device, join the process group (under torchrun), load and split the data."""
     config = resolve(config)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -350,245 +267,312 @@ def run(
     world = distributed.setup(device, config.batch_size, config.sync_bn)  # one process unless torchrun started more
     if config.tensorboard:
         tensorboard_log.require()
-    data = data if data is not None else load_dataset(config.dataset, config.data_dir)
+    data = data if data is not None else load_dataset(config.dataset, config.data_dir, image_size=config.image_size)
     if config.tta:  # refused before training, not after it
         check_flip_tta(data)
     splits = make_splits(data, config)
     if device.type != "cpu":  # uploaded once, still uint8; batches are normalised and augmented on the device
         splits = Splits(*(getattr(splits, f.name).to(device) for f in fields(Splits)))
+    return Job(config, world, device, data, splits, dtype=autocast_dtype(config.precision, device.type),
+               steps_per_epoch=len(splits.train_images) // config.batch_size, rows=world.rows(config.batch_size),
+               progress=Progress(quiet=quiet or not world.is_main))
+
+
+def build_state(job: Job, model: nn.Module | None, param_groups: ParamGroups | None, fresh: bool) -> TrainState:
+    """The seeded model (with --weights on a new run), its optimizer, schedule, loss scaler and weight average."""
+    config = job.config
+    model = init_model(job, model, fresh)
+    scaler = torch.amp.GradScaler("cuda") if job.dtype == torch.float16 else None  # fp16 gradients need loss scaling
+    # The weight average (--ema): updated after every optimizer step; evaluation and model.safetensors use it,
+    # checkpoints hold both it and the raw weights (which the optimizer continues from on resume).
+    ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema),
+                                               use_buffers=True) if config.ema else None)
+    if config.ema and fresh and job.total_steps < 1 / (1 - config.ema):
+        # The average weighs the initial weights by ema**steps: past its horizon it mostly holds the random init.
+        shorter = 1 - 10 / max(job.total_steps, 1)  # a horizon of a tenth of the run
+        advice = f"use a decay of at most {shorter:.3g}" if shorter > 0 else "drop --ema"
+        warnings.warn(f"--ema {config.ema:g} averages over about {1 / (1 - config.ema):,.0f} steps, but this run has "
+                      f"{job.total_steps}: its average stays close to the initial weights; {advice}", stacklevel=3)
+    optimizer = build_optimizer(model, config, param_groups)
+    return TrainState(model=model, net=model, optimizer=optimizer, scheduler=build_scheduler(optimizer, config, job.total_steps),
+                      scaler=scaler, ema=ema, aux_weight=getattr(model, "aux_loss_weight", 0.3))
+
+
+def init_model(job: Job, model: nn.Module | None, fresh: bool) -> nn.Module:
+    """`model`, or `config.model` built from the seed (then given --weights on a new run; a resumed run continues
+    from its own checkpoint instead), on the device."""
+    config, data = job.config, job.data
     given_model = model is not None  # then config.model is only its label, perhaps not a registered name
     if config.small_input is None and not given_model:
         config.small_input = wants_small_input(config.model, data.image_size)
     torch.manual_seed(config.seed)  # the initial weights depend on the seed only
     if not given_model:
         model = build_model(config, data.num_classes, data.in_chans, data.image_size)
-    if resume is None and config.weights and not given_model:  # a resumed run continues from its own checkpoint instead
+    if fresh and config.weights and not given_model:
         try:
             load_weights(model, config.weights, model_name=config.model)
         except CnnlabError as error:
             hint = (f" (this run gives {config.model} the small-input stem for {data.image_size}px images; pass "
                     "--no-small-input to keep the stem the weights were trained with)") if config.small_input else ""
             raise CnnlabError(f"{error}{hint}") from None
-    model = model.to(device)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    dtype = autocast_dtype(config.precision, device.type)
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None  # fp16 gradients need loss scaling
-    # The weight average (--ema): updated after every optimizer step; evaluation and model.safetensors use it,
-    # checkpoints hold both it and the raw weights (which the optimizer continues from on resume).
-    ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema),
-                                               use_buffers=True) if config.ema else None)
-    evaluated = ema.module if ema is not None else model
+    model = model.to(job.device)
+    return model.to(memory_format=torch.channels_last) if config.channels_last else model
 
-    steps_per_epoch = len(splits.train_images) // config.batch_size  # the last partial batch is dropped
-    total_steps = steps_per_epoch * config.epochs
-    if config.ema and resume is None and total_steps < 1 / (1 - config.ema):
-        # The average weighs the initial weights by ema**steps: past its horizon it mostly holds the random init.
-        shorter = 1 - 10 / max(total_steps, 1)  # a horizon of a tenth of the run
-        advice = f"use a decay of at most {shorter:.3g}" if shorter > 0 else "drop --ema"
-        warnings.warn(f"--ema {config.ema:g} averages over about {1 / (1 - config.ema):,.0f} steps, but this run has "
-                      f"{total_steps}: its average stays close to the initial weights; {advice}", stacklevel=2)
-    optimizer = build_optimizer(model, config, param_groups)
-    scheduler = build_scheduler(optimizer, config, total_steps)
-    aux_weight = getattr(model, "aux_loss_weight", 0.3)
 
-    if resume is None:
-        def create_run_dir() -> str:
-            path = prepare_run_dir(Path(config.out) if config.out else default_run_dir(config), overwrite)
-            config.out = str(path)
-            checkpoint.write_json(path / "config.json", {**config.to_dict(), "data": data_metadata(data), "versions": versions()})
-            return str(path)
+def create_run(job: Job, overwrite: bool) -> None:
+    """A new run directory with config.json; process 0 names it (by its clock) and tells the others."""
+    config = job.config
 
-        run_dir = Path(world.broadcast_text(world.on_main(create_run_dir)))  # process 0 names it (its clock)
-        config.out = str(run_dir)
-        start_epoch, start_step, metrics, best_val, train_seconds = 0, 0, [], 0.0, 0.0
-        epoch_so_far = None
-    else:
-        state = checkpoint.load_checkpoint(run_dir, model)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        if scaler is not None and "scaler" in state:
-            scaler.load_state_dict(state["scaler"])
-        if ema is not None:  # the saved config has --ema, so every checkpoint of the run holds the average
-            ema.load_state_dict(state["ema"])
-        if device.type == "cuda" and "cuda_rng" in state:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        start_epoch, start_step = state["epoch"], state["step_in_epoch"]
-        metrics, best_val, train_seconds = state["metrics"], state["best_val_accuracy"], state["train_seconds"]
-        # Mid-epoch: the running sums of the epoch's first steps, so its metrics row equals an uninterrupted run's.
-        epoch_so_far = state.get("epoch_so_far") if start_step else None
-        if epoch_so_far is not None and not world.is_main:  # the saved sums cover all processes: process 0 carries them
-            epoch_so_far = {**epoch_so_far, "loss_sum": torch.zeros(()), "correct": torch.zeros((), dtype=torch.long), "seen": 0}
+    def create() -> str:
+        path = prepare_run_dir(Path(config.out) if config.out else default_run_dir(config), overwrite)
+        config.out = str(path)
+        checkpoint.write_json(path / "config.json", {**config.to_dict(), "data": data_metadata(job.data), "versions": versions()})
+        return str(path)
 
-    params, macs = count_params(model), count_macs(model, (data.in_chans, data.image_size, data.image_size))
-    progress = Progress(quiet=quiet or not world.is_main)  # one process speaks for all
-    progress.start(f"{config.model} on {data.name}: {params:,} params, {macs / 1e6:.2f} MMACs/image, "
-                   f"{len(splits.train_images)} train / {len(splits.val_images)} val / {len(splits.test_images)} test, "
-                   f"{config.epochs} epochs x {steps_per_epoch} steps, batch {config.batch_size}, {config.optimizer} lr {config.lr:g}, "
-                   f"{precision_name(dtype)} on {device}{f' x {world.size} processes' if world.enabled else ''} -> {run_dir}")
-    board = None  # TensorBoard, on process 0; a resumed run drops the events its predecessor logged past the checkpoint
-    if config.tensorboard:
-        board = world.on_main(lambda: tensorboard_log.TensorBoardLog(run_dir / tensorboard_log.LOG_DIR,
-                                                                     start_epoch * steps_per_epoch + start_step))
+    job.run_dir = Path(job.world.broadcast_text(job.world.on_main(create)))
+    config.out = str(job.run_dir)
 
-    def save(epoch: int, step_in_epoch: int, epoch_so_far: dict | None = None) -> None:
-        # Every process calls this (the running sums are added up over processes); process 0 alone writes.
-        if epoch_so_far is not None:
-            loss_sum, correct, seen = world.sum(epoch_so_far["loss_sum"], epoch_so_far["correct"], epoch_so_far["seen"])
-            epoch_so_far = {**epoch_so_far, "loss_sum": loss_sum.cpu(), "correct": correct.cpu(), "seen": seen}
-        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-                 "epoch": epoch, "step_in_epoch": step_in_epoch, "metrics": metrics, "best_val_accuracy": best_val,
-                 "train_seconds": train_seconds, "model": config.model, "dataset": config.dataset,
-                 "epoch_so_far": epoch_so_far}
-        if scaler is not None:
-            state["scaler"] = scaler.state_dict()
-        if ema is not None:
-            state["ema"] = ema.state_dict()
-        if device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state(device)
-        step = epoch * steps_per_epoch + step_in_epoch
 
-        def write() -> None:
-            try:
-                checkpoint.save_checkpoint(run_dir, step, model, state, config.keep_checkpoints)
-            except CnnlabError as error:  # e.g. a full disk: the files already there were only ever replaced whole
-                raise CnnlabError(f"saving the checkpoint of step {step} failed: {error}; the earlier checkpoints in "
-                                  f"{run_dir / 'checkpoints'} are intact; resume with: cnnlab train {config.model} --resume {run_dir}") from None
+def restore(job: Job, state: TrainState, run_dir: Path) -> None:
+    """Load the run's latest checkpoint into `state`; a run extended to more epochs gets them in config.json."""
+    job.run_dir = run_dir
+    saved = checkpoint.load_checkpoint(run_dir, state.model)
+    state.optimizer.load_state_dict(saved["optimizer"])
+    state.scheduler.load_state_dict(saved["scheduler"])
+    torch.set_rng_state(saved["torch_rng"])
+    if state.scaler is not None and "scaler" in saved:
+        state.scaler.load_state_dict(saved["scaler"])
+    if state.ema is not None:  # the saved config has --ema, so every checkpoint of the run holds the average
+        state.ema.load_state_dict(saved["ema"])
+    if job.device.type == "cuda" and "cuda_rng" in saved:
+        torch.cuda.set_rng_state(saved["cuda_rng"], job.device)
+    state.epoch, state.step = saved["epoch"], saved["step_in_epoch"]
+    state.metrics, state.best_val, state.train_seconds = saved["metrics"], saved["best_val_accuracy"], saved["train_seconds"]
+    # Mid-epoch: the running sums of the epoch's first steps, so its metrics row equals an uninterrupted run's.
+    so_far = saved.get("epoch_so_far") if state.step else None
+    if so_far is not None and not job.world.is_main:  # the saved sums cover all processes: process 0 carries them
+        so_far = {**so_far, "loss_sum": torch.zeros(()), "correct": torch.zeros((), dtype=torch.long), "seen": 0}
+    state.epoch_so_far = so_far
+    recorded = checkpoint.read_json(run_dir / "config.json")
+    if recorded["epochs"] != job.config.epochs:  # extended: the record says how long the run now is
+        job.world.on_main(lambda: checkpoint.write_json(run_dir / "config.json", {**recorded, "epochs": job.config.epochs}))
 
-        world.on_main(write)
 
-    def fail(message: str, error: CnnlabError | None = None):
-        """Record the failure in results.json (the checkpoints stay as they were) and stop with `message`."""
-        error = error or CnnlabError(message)
-        status = "interrupted" if isinstance(error, TrainingInterrupted) else "failed"
-        if world.is_main:
-            checkpoint.write_json(run_dir / "results.json", {"model": config.model, "dataset": data.name, "status": status,
-                                                              "error": message, "metrics": metrics, "run_dir": str(run_dir)})
-        if board is not None:
-            board.close()
-        progress.finish("")
-        raise error
-
-    def stop_non_finite(what: str, epoch: int, step: int) -> None:
-        kept = (f"the last good checkpoint is kept in {run_dir / 'checkpoints'}"
-                if (run_dir / "checkpoints" / "latest").exists() else "no checkpoint had been written yet")
-        fail(f"{what} at epoch {epoch + 1}, step {step + 1}; {kept}; try a lower --lr (now {config.lr:g})")
-
-    def evaluate_on(images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float, torch.Tensor]:
-        return evaluate_arrays(evaluated, images, labels, data, dtype=dtype, channels_last=config.channels_last,
-                               flip_tta=config.tta)
-
-    net = world.wrap(model, config.sync_bn)  # what the steps call: DDP under torchrun, else the model itself
+def start(job: Job, state: TrainState) -> None:
+    """Announce the run, open TensorBoard, check the batch against batch norm, wrap the model for the steps."""
+    config, world, data, splits = job.config, job.world, job.data, job.splits
+    job.params = count_params(state.model)
+    job.macs = count_macs(state.model, (data.in_chans, data.image_size, data.image_size))
+    job.progress.start(
+        f"{config.model} on {data.name}: {job.params:,} params, {job.macs / 1e6:.2f} MMACs/image, "
+        f"{len(splits.train_images)} train / {len(splits.val_images)} val / {len(splits.test_images)} test, "
+        f"{config.epochs} epochs x {job.steps_per_epoch} steps, batch {config.batch_size}, {config.optimizer} lr {config.lr:g}, "
+        f"{precision_name(job.dtype)} on {job.device}{f' x {world.size} processes' if world.enabled else ''} -> {job.run_dir}")
+    if config.tensorboard:  # a resumed run drops the events its predecessor logged past the checkpoint
+        first_step = state.epoch * job.steps_per_epoch + state.step
+        job.board = world.on_main(lambda: tensorboard_log.TensorBoardLog(job.run_dir / tensorboard_log.LOG_DIR, first_step))
+    check_batch_norm_batch(job, state)
+    state.net = world.wrap(state.model, config.sync_bn)  # DDP under torchrun, else the model itself
     if config.compile:  # the steps call the compiled graph; `model` (eval, checkpoints) stays the eager module
-        net = torch.compile(net)
-    rows = world.rows(config.batch_size)  # this process's share of each global batch (None: all of it)
-    model.train()
-    with stop_requests() as stop:
-        for epoch in range(start_epoch, config.epochs):
-            order = torch.randperm(len(splits.train_images), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
-            loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device), 0
-            seconds_before = 0.0  # time this epoch already ran in an interrupted process
-            if epoch_so_far is not None:
-                loss_sum, correct = epoch_so_far["loss_sum"].to(device), epoch_so_far["correct"].to(device)
-                seen = epoch_so_far["seen"]
-                seconds_before, epoch_so_far = epoch_so_far["seconds"], None
-            epoch_start = time.perf_counter()
-            progress.epoch(epoch + 1, config.epochs, steps_per_epoch, start_step)
-            for step in range(start_step, steps_per_epoch):
-                index = order[step * config.batch_size : (step + 1) * config.batch_size]
-                generator = torch.Generator().manual_seed((config.seed * 100_003 + epoch) * 1_000_003 + step)
-                x = prepare_batch(splits.train_images[index], data, config.channels_last,
-                                  config.crop_padding if config.augment else 0, config.augment, generator, rows)
-                y = splits.train_labels[index if rows is None else index[rows]]
-                with autocast(dtype, device.type):
-                    try:
-                        output = net(x)
-                    except ValueError as error:  # F.batch_norm on a batch of one image at 1x1
-                        if "more than 1 value per channel" not in str(error):
-                            raise
-                        fail(f"{config.model} cannot train with --batch-size {config.batch_size}: a batch-norm layer gets "
-                             f"one value per channel (a 1x1 feature map of one image), too few for batch statistics; "
-                             f"use --batch-size 2 or more")
-                    loss, logits = classification_loss(output, y, config.label_smoothing, aux_weight)
-                # Under torchrun every process must branch alike: the mean loss and any stop signal, agreed. In one
-                # process these are `loss` and `stop` themselves.
-                agreed_loss, stopping = world.agree(loss, stop)
-                if not torch.isfinite(agreed_loss):
-                    stop_non_finite(f"the loss became {agreed_loss.item()}", epoch, step)
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is None:
-                    loss.backward()
-                    # One fused norm over all gradients; an inf/NaN must not reach the weights (the step is skipped).
-                    grads = [p.grad for p in model.parameters() if p.grad is not None]
-                    if grads and not torch.isfinite(torch.stack(torch._foreach_norm(grads)).sum()):
-                        stop_non_finite("a gradient became non-finite", epoch, step)
-                    optimizer.step()
-                else:  # fp16: the scaler skips a step whose gradients overflowed and lowers its scale
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                scheduler.step()
-                if ema is not None:
-                    ema.update_parameters(model)
-                loss_sum += loss.detach().float() * len(y)
-                correct += (logits.argmax(dim=1) == y).sum()
-                seen += len(y)
-                elapsed = seconds_before + time.perf_counter() - epoch_start
-                progress.step(loss_sum.item() / seen, correct.item() / seen, seen * world.size / elapsed)
-                global_step = epoch * steps_per_epoch + step + 1
-                if board is not None:
-                    board.step(global_step, loss.item(), optimizer.param_groups[0]["lr"])
-                if stopping or (config.checkpoint_every and global_step % config.checkpoint_every == 0):
-                    save(epoch, step + 1, {"loss_sum": loss_sum, "correct": correct, "seen": seen, "seconds": elapsed})
-                if stopping:
-                    message = (f"stopped by {stopping[0]} at epoch {epoch + 1}, step {step + 1}; checkpoint saved; resume with: "
-                               f"cnnlab train {config.model} --resume {run_dir}")
-                    fail(message, TrainingInterrupted(message, stopping[0]))
-            epoch_seconds = seconds_before + time.perf_counter() - epoch_start
-            train_seconds += epoch_seconds
-            start_step = 0
-            loss_sum, correct, seen = world.sum(loss_sum, correct, seen)  # the epoch's totals over all processes
-            world.sync_buffers(model)  # evaluate (everywhere) the batch-norm statistics process 0 saves
-            val_loss, val_acc, _ = world.evaluate(evaluate_on, splits.val_images, splits.val_labels)
-            best_val = best_val if math.isnan(val_acc) else max(best_val, val_acc)
-            metrics.append({
-                "epoch": epoch + 1, "train_loss": loss_sum.item() / max(seen, 1), "train_accuracy": correct.item() / max(seen, 1),
-                "val_loss": val_loss, "val_accuracy": val_acc, "lr": optimizer.param_groups[0]["lr"],
-                "epoch_seconds": epoch_seconds, "images_per_second": seen / epoch_seconds,
-            })
-            if config.test_every_epoch:
-                metrics[-1]["test_loss"], metrics[-1]["test_accuracy"], _ = world.evaluate(
-                    evaluate_on, splits.test_images, splits.test_labels)
-            progress.end_epoch(metrics[-1])
-            world.on_main(lambda: write_metrics(run_dir / "metrics.csv", metrics))
-            if board is not None:
-                board.epoch((epoch + 1) * steps_per_epoch, metrics[-1])
-            save(epoch + 1, 0)
+        state.net = torch.compile(state.net)
+    state.model.train()
 
-    test_loss, test_acc, test_predicted = world.evaluate(evaluate_on, splits.test_images, splits.test_labels)
-    images_trained = sum(r["images_per_second"] * r["epoch_seconds"] for r in metrics)
+
+def check_batch_norm_batch(job: Job, state: TrainState) -> None:
+    """Batch norm in training mode needs more than one value per channel: with one image per process, no layer
+    may see a 1x1 map. Checked on the shapes before the first step, so the run stops before it trains."""
+    images_per_process = job.config.batch_size // job.world.size
+    fewest = fewest_batch_norm_values(state.model, (job.data.in_chans, job.data.image_size, job.data.image_size))
+    if fewest is not None and images_per_process * fewest[1] == 1:
+        fail(job, state, BatchNormBatchTooSmall(job.config.model, job.config.batch_size, job.world.size, *fewest))
+
+
+def train_one_epoch(job: Job, state: TrainState, stop: list[str]) -> None:
+    """The steps of epoch `state.epoch` from `state.step` on (a checkpoint every `checkpoint_every` steps and
+    on a stop signal, which then ends the run), then `end_epoch`."""
+    config, world = job.config, job.world
+    seed = config.seed * 100_003 + state.epoch
+    order = torch.randperm(len(job.splits.train_images), generator=torch.Generator().manual_seed(seed))
+    tally = EpochTally(torch.zeros((), device=job.device), torch.zeros((), dtype=torch.long, device=job.device))
+    if state.epoch_so_far is not None:  # resumed mid-epoch
+        so_far, state.epoch_so_far = state.epoch_so_far, None
+        tally = EpochTally(so_far["loss_sum"].to(job.device), so_far["correct"].to(job.device), so_far["seen"], so_far["seconds"])
+    job.progress.epoch(state.epoch + 1, config.epochs, job.steps_per_epoch, state.step)
+    while state.step < job.steps_per_epoch:
+        index = order[state.step * config.batch_size : (state.step + 1) * config.batch_size]
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + state.step)
+        loss, stopping = train_step(job, state, index, generator, tally, stop)
+        state.step += 1
+        global_step = state.epoch * job.steps_per_epoch + state.step
+        if job.board is not None:
+            job.board.step(global_step, loss.item(), state.optimizer.param_groups[0]["lr"])
+        if stopping or (config.checkpoint_every and global_step % config.checkpoint_every == 0):
+            save(job, state, tally)
+        if stopping:
+            message = (f"stopped by {stopping[0]} at epoch {state.epoch + 1}, step {state.step}; checkpoint saved; resume "
+                       f"with: cnnlab train {config.model} --resume {job.run_dir}")
+            fail(job, state, TrainingInterrupted(message, stopping[0]))
+    end_epoch(job, state, tally)
+
+
+def train_step(job: Job, state: TrainState, index: torch.Tensor, generator: torch.Generator, tally: EpochTally,
+               stop: list[str]) -> tuple[torch.Tensor, list[str]]:
+    """One optimizer step on the global batch `index` (this process's rows of it); returns (this process's loss,
+    the stop signals any process received)."""
+    config, rows = job.config, job.rows
+    x = prepare_batch(job.splits.train_images[index], job.data, config.channels_last,
+                      config.crop_padding if config.augment else 0, config.augment, generator, rows)
+    y = job.splits.train_labels[index if rows is None else index[rows]]
+    with autocast(job.dtype, job.device.type):
+        loss, logits = classification_loss(state.net(x), y, config.label_smoothing, state.aux_weight)
+    # Under torchrun every process must branch alike: the mean loss and any stop signal, agreed. In one process
+    # these are `loss` and `stop` themselves.
+    agreed_loss, stopping = job.world.agree(loss, stop)
+    if not torch.isfinite(agreed_loss):
+        stop_non_finite(job, state, f"the loss became {agreed_loss.item()}")
+    state.optimizer.zero_grad(set_to_none=True)
+    if state.scaler is None:
+        loss.backward()
+        # One fused norm over all gradients; an inf/NaN must not reach the weights (the step is skipped).
+        grads = [p.grad for p in state.model.parameters() if p.grad is not None]
+        if grads and not torch.isfinite(torch.stack(torch._foreach_norm(grads)).sum()):
+            stop_non_finite(job, state, "a gradient became non-finite")
+        state.optimizer.step()
+    else:  # fp16: the scaler skips a step whose gradients overflowed and lowers its scale
+        state.scaler.scale(loss).backward()
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+    state.scheduler.step()
+    if state.ema is not None:
+        state.ema.update_parameters(state.model)
+    tally.loss_sum += loss.detach().float() * len(y)
+    tally.correct += (logits.argmax(dim=1) == y).sum()
+    tally.seen += len(y)
+    job.progress.step(tally.loss_sum.item() / tally.seen, tally.correct.item() / tally.seen,
+                      tally.seen * job.world.size / tally.elapsed())
+    return loss, stopping
+
+
+def end_epoch(job: Job, state: TrainState, tally: EpochTally) -> None:
+    """The epoch's metrics row (its sums over all processes, validation, and with test_every_epoch the test
+    split), written to metrics.csv and TensorBoard; then the epoch-end checkpoint."""
+    config, world, splits = job.config, job.world, job.splits
+    epoch_seconds = tally.elapsed()
+    state.train_seconds += epoch_seconds
+    loss_sum, correct, seen = world.sum(tally.loss_sum, tally.correct, tally.seen)  # the epoch's totals, all processes
+    world.sync_buffers(state.model)  # evaluate (everywhere) the batch-norm statistics process 0 saves
+    val_loss, val_acc, _ = evaluate_split(job, state, splits.val_images, splits.val_labels)
+    state.best_val = state.best_val if math.isnan(val_acc) else max(state.best_val, val_acc)
+    row = {"epoch": state.epoch + 1, "train_loss": loss_sum.item() / max(seen, 1), "train_accuracy": correct.item() / max(seen, 1),
+           "val_loss": val_loss, "val_accuracy": val_acc, "lr": state.optimizer.param_groups[0]["lr"],
+           "epoch_seconds": epoch_seconds, "images_per_second": seen / epoch_seconds}
+    if config.test_every_epoch:  # every process evaluates (a collective); `finish` reuses the last one
+        state.last_test = evaluate_split(job, state, splits.test_images, splits.test_labels)
+        row["test_loss"], row["test_accuracy"], _ = state.last_test
+    state.metrics.append(row)
+    job.progress.end_epoch(row)
+    world.on_main(lambda: write_metrics(job.run_dir / "metrics.csv", state.metrics))
+    if job.board is not None:
+        job.board.epoch((state.epoch + 1) * job.steps_per_epoch, row)
+    state.epoch, state.step = state.epoch + 1, 0
+    save(job, state)
+
+
+def evaluate_split(job: Job, state: TrainState, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float, torch.Tensor]:
+    """(loss, accuracy, predictions) of the evaluated weights (the EMA's with --ema) over a whole split; under
+    torchrun each process takes a shard and all get the totals, so every process must call this."""
+    evaluate = partial(evaluate_arrays, state.evaluated, data=job.data, dtype=job.dtype,
+                       channels_last=job.config.channels_last, flip_tta=job.config.tta)
+    return job.world.evaluate(evaluate, images, labels)
+
+
+def save(job: Job, state: TrainState, tally: EpochTally | None = None) -> None:
+    """Checkpoint `state` after `state.step` steps of `state.epoch`; mid-epoch with the epoch's running sums
+    (`tally`, added up over processes). Every process calls this; process 0 alone writes."""
+    config, world = job.config, job.world
+    so_far = None
+    if tally is not None:
+        loss_sum, correct, seen = world.sum(tally.loss_sum, tally.correct, tally.seen)
+        so_far = {"loss_sum": loss_sum.cpu(), "correct": correct.cpu(), "seen": seen, "seconds": tally.elapsed()}
+    saved = {"optimizer": state.optimizer.state_dict(), "scheduler": state.scheduler.state_dict(),
+             "torch_rng": torch.get_rng_state(), "epoch": state.epoch, "step_in_epoch": state.step,
+             "metrics": state.metrics, "best_val_accuracy": state.best_val, "train_seconds": state.train_seconds,
+             "model": config.model, "dataset": config.dataset, "epoch_so_far": so_far}
+    if state.scaler is not None:
+        saved["scaler"] = state.scaler.state_dict()
+    if state.ema is not None:
+        saved["ema"] = state.ema.state_dict()
+    if job.device.type == "cuda":
+        saved["cuda_rng"] = torch.cuda.get_rng_state(job.device)
+    step = state.epoch * job.steps_per_epoch + state.step
+
+    def write() -> None:
+        try:
+            checkpoint.save_checkpoint(job.run_dir, step, state.model, saved, config.keep_checkpoints)
+        except CnnlabError as error:  # e.g. a full disk: the files already there were only ever replaced whole
+            raise CnnlabError(f"saving the checkpoint of step {step} failed: {error}; the earlier checkpoints in "
+                              f"{job.run_dir / 'checkpoints'} are intact; resume with: cnnlab train {config.model} "
+                              f"--resume {job.run_dir}") from None
+
+    world.on_main(write)
+
+
+def fail(job: Job, state: TrainState, error: CnnlabError) -> NoReturn:
+    """Record the failure in results.json (the checkpoints stay as they were) and raise `error`."""
+    status = "interrupted" if isinstance(error, TrainingInterrupted) else "failed"
+    if job.world.is_main:
+        checkpoint.write_json(job.run_dir / "results.json", {"model": job.config.model, "dataset": job.data.name,
+                                                              "status": status, "error": str(error),
+                                                              "metrics": state.metrics, "run_dir": str(job.run_dir)})
+    if job.board is not None:
+        job.board.close()
+    job.progress.finish("")
+    raise error
+
+
+def stop_non_finite(job: Job, state: TrainState, what: str) -> NoReturn:
+    checkpoints = job.run_dir / "checkpoints"
+    kept = (f"the last good checkpoint is kept in {checkpoints}" if (checkpoints / "latest").exists()
+            else "no checkpoint had been written yet")
+    fail(job, state, CnnlabError(f"{what} at epoch {state.epoch + 1}, step {state.step + 1}; {kept}; try a lower "
+                                 f"--lr (now {job.config.lr:g})"))
+
+
+def finish(job: Job, state: TrainState) -> dict:
+    """The final test pass (or, with test_every_epoch, the last epoch's, which evaluated these same weights),
+    results.json, model.safetensors, curves.png and TensorBoard's last records; returns the results."""
+    config, world, data, splits = job.config, job.world, job.data, job.splits
+    test = state.last_test
+    if test is None:  # same on every process: all ran the same epochs, so all call world.evaluate here or none
+        test = evaluate_split(job, state, splits.test_images, splits.test_labels)
+    test_loss, test_acc, test_predicted = test
+    images_trained = sum(r["images_per_second"] * r["epoch_seconds"] for r in state.metrics)
     results = {
-        "model": config.model, "dataset": data.name, "params": params, "macs": macs, "epochs": config.epochs,
-        "test_accuracy": test_acc, "test_loss": test_loss, "best_val_accuracy": best_val,
-        "final_val_accuracy": metrics[-1]["val_accuracy"] if metrics else float("nan"),
-        "train_seconds": train_seconds, "train_images_per_second": images_trained / max(train_seconds, 1e-9),
-        "batch_size": config.batch_size, "lr": config.lr, "optimizer": config.optimizer, "precision": precision_name(dtype),
-        "seed": config.seed, "status": "completed", "run_dir": str(run_dir), "device": str(device), "processes": world.size,
+        "model": config.model, "dataset": data.name, "params": job.params, "macs": job.macs, "epochs": config.epochs,
+        "test_accuracy": test_acc, "test_loss": test_loss, "best_val_accuracy": state.best_val,
+        "final_val_accuracy": state.metrics[-1]["val_accuracy"] if state.metrics else float("nan"),
+        "train_seconds": state.train_seconds, "train_images_per_second": images_trained / max(state.train_seconds, 1e-9),
+        "batch_size": config.batch_size, "lr": config.lr, "optimizer": config.optimizer, "precision": precision_name(job.dtype),
+        "seed": config.seed, "status": "completed", "run_dir": str(job.run_dir), "device": str(job.device),
+        "processes": world.size,
     }
-
-    def write_results() -> None:
-        checkpoint.save_weights(evaluated.to(memory_format=torch.contiguous_format), run_dir / "model.safetensors",
-                                metadata={"model": config.model, "dataset": data.name})
-        checkpoint.write_json(run_dir / "results.json", results)
-        from cnnlab.training.plots import plot_curves
-
-        plot_curves(metrics, run_dir / "curves.png", title=f"{config.model} on {data.name}")
-        if board is not None:
-            board.misclassified(splits.test_images, splits.test_labels, test_predicted, list(data.classes), total_steps)
-            board.hparams(config.to_dict(), results)
-            board.close()
-
-    world.on_main(write_results)
-    progress.finish(f"test accuracy {test_acc:.2%} (loss {test_loss:.4f}) in {train_seconds:.1f}s of training -> {run_dir}")
+    world.on_main(lambda: write_results(job, state, results, test_predicted))
+    job.progress.finish(f"test accuracy {test_acc:.2%} (loss {test_loss:.4f}) in {state.train_seconds:.1f}s of training "
+                        f"-> {job.run_dir}")
     return results
+
+
+def write_results(job: Job, state: TrainState, results: dict, test_predicted: torch.Tensor) -> None:
+    """Process 0's files at the end of a run."""
+    from cnnlab.training.plots import plot_curves  # matplotlib loads only when a run finishes
+
+    config, data, run_dir = job.config, job.data, job.run_dir
+    checkpoint.save_weights(state.evaluated.to(memory_format=torch.contiguous_format), run_dir / "model.safetensors",
+                            metadata={"model": config.model, "dataset": data.name})
+    checkpoint.write_json(run_dir / "results.json", results)
+    plot_curves(state.metrics, run_dir / "curves.png", title=f"{config.model} on {data.name}")
+    if job.board is not None:
+        job.board.misclassified(job.splits.test_images, job.splits.test_labels, test_predicted, list(data.classes),
+                                job.total_steps)
+        job.board.hparams(config.to_dict(), results)
+        job.board.close()

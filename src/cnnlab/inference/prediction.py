@@ -12,17 +12,18 @@ from torch import nn
 
 from cnnlab.data import ImageDataset, load_dataset, normalize
 from cnnlab.errors import CnnlabError
+from cnnlab.inference.evaluation import evaluate_arrays
+from cnnlab.inference.model import build_model
+from cnnlab.inference.precision import autocast_dtype
 from cnnlab.training import checkpoint
 from cnnlab.training.config import TrainConfig
-from cnnlab.training.plots import plot_confusion
-from cnnlab.training.trainer import autocast_dtype, build_model, evaluate_arrays
 
 
 @dataclass
 class LoadedRun:
     run_dir: Path
     config: TrainConfig
-    data: dict  # classes, mean, std, in_chans, image_size (see trainer.data_metadata)
+    data: dict  # classes, mean, std, in_chans, image_size (see training.rundir.data_metadata)
     model: nn.Module  # in eval mode, with the run's final weights
 
 
@@ -48,6 +49,8 @@ def evaluate(run_dir: str | Path, data_dir: str | None = None, tta: bool | None 
     dataset: ImageDataset = load_dataset(run.config.dataset, data_dir or run.config.data_dir)
     loss, accuracy, predicted = evaluate_arrays(run.model, dataset.test_images, dataset.test_labels, dataset,
                                                 dtype=autocast_dtype(run.config.precision), flip_tta=tta)
+    from cnnlab.training.plots import plot_confusion  # matplotlib loads only for evaluate, not predict
+
     classes = list(dataset.classes)
     matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
     np.add.at(matrix, (dataset.test_labels.numpy(), predicted.numpy()), 1)

@@ -1,0 +1,34 @@
+"""A batch of uint8 images as the model takes it: normalised float32, optionally shifted and flipped (training's
+augmentation), in channels_last where asked."""
+
+from __future__ import annotations
+
+import torch
+
+from cnnlab.data import ImageDataset, normalize, random_crop, random_hflip
+
+
+def prepare_batch(
+    images: torch.Tensor,
+    data: ImageDataset,
+    channels_last: bool,
+    crop_padding: int = 0,
+    flip: bool = False,
+    generator: torch.Generator | None = None,
+    keep: slice | None = None,
+) -> torch.Tensor:
+    """uint8 images -> normalised float32, randomly shifted by up to `crop_padding` px and flipped if `flip`.
+
+    `keep`: only these rows of the batch (one process's share of a global batch). Augmentation still draws its
+    random numbers for the whole batch, so each kept image gets the crop and flip it gets in one process."""
+    augmenting = bool(crop_padding) or (flip and data.hflip)
+    if keep is not None and not augmenting:
+        images = images[keep]
+    x = normalize(images, data.mean, data.std)  # uint8 [B, C, H, W] -> float32
+    if crop_padding:
+        x = random_crop(x, crop_padding, generator)
+    if flip and data.hflip:
+        x = random_hflip(x, generator)
+    if keep is not None and augmenting:
+        x = x[keep]
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x

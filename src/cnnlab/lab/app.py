@@ -1,0 +1,145 @@
+"""The lab's FastAPI application: the security checks, the pages and the JSON API.
+
+    app = create_app("runs")                        # bound to loopback: Host must name loopback
+    app = create_app("runs", token="s3cret", host="0.0.0.0")   # elsewhere: every request carries the token
+
+Every error a request can cause is a 4xx with {"error": "<one line>"}; nothing returns a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cnnlab.errors import CnnlabError
+from cnnlab.lab import routes, views
+from cnnlab.lab.jobs import JobStore
+from cnnlab.lab.security import (TOKEN_COOKIE, LabRequestError, bearer_token, check_host, check_origin,
+                                 check_raw_path, check_token, is_loopback, safe_path)
+
+HERE = Path(__file__).parent
+PAGES = {"/": "zoo.html", "/train": "train.html", "/runs": "runs.html", "/inspect": "inspect.html",
+         "/widgets": "widgets.html", "/experiments": "experiments.html"}
+NAV = (("/", "Zoo"), ("/train", "Train"), ("/runs", "Runs"), ("/inspect", "Inspect"), ("/widgets", "Widgets"),
+       ("/experiments", "Experiments"))
+log = logging.getLogger("cnnlab.lab")
+
+
+def error(message: str, status: int) -> JSONResponse:
+    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
+
+
+def create_app(runs_root: str | Path = "runs", token: str | None = None, host: str = "127.0.0.1",
+               max_jobs: int = 1) -> FastAPI:
+    """The lab over `runs_root`. `host` is the address the server binds: loopback turns on the Host check; any
+    other address requires `token`."""
+    root = Path(runs_root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    if not is_loopback(host) and not token:
+        raise CnnlabError(f"serving on {host} needs a token (every request must carry it)")
+    app = FastAPI(title="cnnlab lab", docs_url=None, redoc_url=None, openapi_url=None, lifespan=_lifespan)
+    app.state.root, app.state.token, app.state.loopback = root, token, is_loopback(host)
+    app.state.jobs = JobStore(root, max_running=max_jobs)
+    app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
+    _add_security(app)
+    _add_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.include_router(routes.router)
+    _add_pages(app)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI):
+    app.state.jobs.advance()  # a queue left by a stopped server moves on
+    # The zoo table counts every model's parameters (seconds): start now, so the first visit finds it ready.
+    threading.Thread(target=views.models_table, daemon=True).start()
+    yield
+
+
+def _add_security(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        try:
+            check_raw_path(request.scope.get("raw_path") or request.url.path.encode())
+            if app.state.loopback:
+                check_host(request.headers.get("host"))
+            from_query = False
+            if app.state.token:
+                from_query = check_token(app.state.token, bearer_token(request.headers.get("authorization")),
+                                         request.cookies.get(TOKEN_COOKIE), request.query_params.get("token"))
+            if request.method not in ("GET", "HEAD", "OPTIONS"):
+                check_origin(request.headers.get("origin"), request.headers.get("host"))
+        except LabRequestError as refused:
+            return error(str(refused), refused.status)
+        if from_query and request.method == "GET":  # the token once in the URL, then in a cookie; drop it from the URL
+            query = "&".join(f"{k}={v}" for k, v in request.query_params.multi_items() if k != "token")
+            response = RedirectResponse(request.url.path + (f"?{query}" if query else ""), status_code=303)
+            response.set_cookie(TOKEN_COOKIE, app.state.token, httponly=True, samesite="strict")
+            return response
+        return await call_next(request)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LabRequestError)
+    async def refused(request: Request, exc: LabRequestError):
+        return error(str(exc), exc.status)
+
+    @app.exception_handler(CnnlabError)
+    async def user_error(request: Request, exc: CnnlabError):
+        return error(str(exc), 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return error(exc.detail if isinstance(exc.detail, str) else "bad request", exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return error(f"{where}: {first.get('msg', 'invalid request')}", 422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.exception("unexpected error in %s", request.url.path)  # the traceback goes to the server's log only
+        return error(f"internal error ({exc.__class__.__name__}); see the server's log", 500)
+
+
+def _add_pages(app: FastAPI) -> None:
+    def render(request: Request, template: str, **context):
+        return app.state.templates.TemplateResponse(request, template, {"nav": NAV, "path": request.url.path, **context})
+
+    def page(template: str):
+        def show(request: Request):
+            return render(request, template)
+
+        return show
+
+    for url, template in PAGES.items():
+        app.add_api_route(url, page(template), methods=["GET"], include_in_schema=False)
+
+    @app.get("/runs/{name:path}", include_in_schema=False)
+    def run_page(request: Request, name: str):
+        return render(request, "run.html", run=name)
+
+    @app.get("/files/{path:path}", include_in_schema=False)
+    def files(path: str):
+        target = safe_path(app.state.root, path)
+        if not target.is_file():
+            raise LabRequestError(f"no file '{path}' under the runs folder", 404)
+        return FileResponse(target)
+
+    @app.get("/plotly.min.js", include_in_schema=False)
+    def plotly_js():
+        import plotly
+
+        return FileResponse(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", media_type="text/javascript")

@@ -1,0 +1,98 @@
+"""Following a job: its record, state and progress as one JSON-ready dict (GET /api/jobs/<id> and its SSE stream).
+
+Progress comes from RUN/progress.jsonl (the trainer's events); epoch rows fall back to metrics.csv for runs the lab
+did not start.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+from cnnlab.lab.jobs import JobStore
+
+MAX_POINTS = 400  # step points sent to a page; longer runs are thinned evenly
+
+
+def read_events(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:  # a line being written right now
+            continue
+    return events
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """metrics.csv as a list of dicts of floats (the epoch column as int)."""
+    path = run_dir / "metrics.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [{k: (int(float(v)) if k == "epoch" else _number(v)) for k, v in row.items()} for row in rows]
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def clean(value):
+    """JSON has no NaN or infinity: they become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    return value
+
+
+def summarize_events(events: list[dict]) -> dict:
+    """The latest step (epoch, step, loss, accuracy, images/s, ETA), the step series and the epoch rows. A resumed
+    run's events follow its first process's; a step repeated after a resume replaces the earlier point."""
+    steps: dict[int, list] = {}
+    epochs: dict[int, dict] = {}
+    latest: dict = {}
+    for event in events:
+        kind = event.get("event")
+        if kind == "step":
+            steps[event["global_step"]] = [event["global_step"], event["loss"], event["accuracy"]]
+            latest = event
+        elif kind == "epoch":
+            epochs[event["epoch"]] = {k: v for k, v in event.items() if k not in ("event", "t")}
+    points = [steps[k] for k in sorted(steps)]
+    if len(points) > MAX_POINTS:
+        stride = math.ceil(len(points) / MAX_POINTS)
+        points = points[::stride] + ([points[-1]] if (len(points) - 1) % stride else [])
+    now = {k: latest[k] for k in ("epoch", "epochs", "step", "steps", "global_step", "total_steps", "loss",
+                                  "accuracy", "images_per_second", "eta_seconds") if k in latest}
+    return {"latest": now, "steps": points, "epochs": [epochs[k] for k in sorted(epochs)]}
+
+
+def job_view(store: JobStore, job_id: str) -> dict:
+    record = store.record(job_id)
+    state, interrupted = store.state(record)
+    progress = summarize_events(read_events(store.progress_path(record)))
+    if not progress["epochs"] and record.get("kind") == "train":
+        progress["epochs"] = read_metrics(Path(record["run_dir"]))
+    if state in ("finished", "failed", "stopped"):
+        progress["latest"].pop("eta_seconds", None)
+    view = {"id": record["id"], "kind": record["kind"], "run": record["run"], "state": state,
+            "interrupted": interrupted, "returncode": record.get("returncode"), "created": record.get("created"),
+            "started": record.get("started"), "ended": record.get("ended"), "label": record.get("label", ""),
+            "progress": progress, "log": store.log_tail(job_id), "resumable": _resumable(record, state)}
+    return clean(view)
+
+
+def _resumable(record: dict, state: str) -> bool:
+    checkpoints = Path(record["run_dir"]) / "checkpoints"
+    return record.get("kind") == "train" and state in ("stopped", "failed") and checkpoints.is_dir() and any(checkpoints.iterdir())

@@ -1,0 +1,211 @@
+"""Jobs: `cnnlab train` or `cnnlab experiment` processes the lab starts, recorded on disk, never held in memory.
+
+A job is a JSON file, RUNS/.lab/jobs/<id>.json: the argv, the run directory, the pid once started, and the exit
+status once the lab saw it end. Its state is worked out from that file, the process table and the run directory
+each time it is asked for, so a restarted server (or a second one) sees the same jobs:
+
+- queued: not started yet (at most `max_running` jobs run at once; the oldest queued one starts next);
+- running: its process is alive;
+- finished / failed / stopped: from its exit status or, if the server was away when it ended, from the
+  results.json the trainer wrote. A process that died without a word (killed, machine rebooted) is `stopped` and
+  `interrupted`; its checkpoint lets it resume.
+
+The process writes its progress as JSON lines to RUN/progress.jsonl (CNNLAB_PROGRESS_FILE, see
+cnnlab.training.progress) and its output to RUNS/.lab/jobs/<id>.log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from cnnlab.lab.security import LabRequestError, relative_name
+from cnnlab.training.progress import PROGRESS_FILE_ENV
+
+LAB_DIR = ".lab"
+PROGRESS_FILE = "progress.jsonl"
+STATES = ("queued", "running", "finished", "failed", "stopped")
+SIGNAL_EXITS = (130, 143, -signal.SIGTERM, -signal.SIGINT)  # the trainer's "stopped by a signal" exits
+
+
+def new_job_id() -> str:
+    # Sortable by creation time; the random tail keeps two jobs of one second apart.
+    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _write_json(path: Path, data: dict) -> None:
+    temporary = path.with_suffix(f".tmp{os.getpid()}")
+    temporary.write_text(json.dumps(data, indent=1))
+    os.replace(temporary, path)  # whole or not at all: a reader never sees half a record
+
+
+def process_alive(pid: int, marker: str) -> bool:
+    """Whether `pid` runs and is the job's process (its command line holds `marker`, the run directory), so that
+    a reused pid does not pass for the job. Zombies count as dead."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path(f"/proc/{pid}")
+    if not proc.is_dir():  # not Linux: trust the signal check
+        return True
+    try:
+        if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+        return marker in (proc / "cmdline").read_bytes().decode(errors="replace")
+    except (OSError, IndexError):
+        return False
+
+
+class JobStore:
+    def __init__(self, runs_root: Path, max_running: int = 1) -> None:
+        self.root = Path(runs_root)
+        self.folder = self.root / LAB_DIR / "jobs"
+        self.max_running = max_running
+
+    # ------------------------------------------------------------------------------------------------ records
+    def _path(self, job_id: str) -> Path:
+        if not job_id or not all(c.isalnum() or c == "-" for c in job_id):
+            raise LabRequestError(f"no job '{job_id}'", 404)
+        return self.folder / f"{job_id}.json"
+
+    def record(self, job_id: str) -> dict:
+        try:
+            return json.loads(self._path(job_id).read_text())
+        except FileNotFoundError:
+            raise LabRequestError(f"no job '{job_id}'", 404) from None
+
+    def records(self) -> list[dict]:
+        """Every job, oldest first (the queue's order)."""
+        found = []
+        for path in self.folder.glob("*.json"):
+            with contextlib.suppress(OSError, json.JSONDecodeError):
+                found.append(json.loads(path.read_text()))
+        return sorted(found, key=lambda r: (r.get("created", 0), r.get("id", "")))
+
+    def _update(self, job_id: str, **changes) -> dict:
+        record = {**self.record(job_id), **changes}
+        _write_json(self._path(job_id), record)
+        return record
+
+    @contextlib.contextmanager
+    def _lock(self):
+        """One scheduler at a time, across threads and server processes."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / ".lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # ------------------------------------------------------------------------------------------------- states
+    def state(self, record: dict) -> tuple[str, bool]:
+        """(state, interrupted) of a record; see the module docstring."""
+        if record.get("cancelled"):
+            return "stopped", False
+        if "pid" not in record:
+            return "queued", False
+        code = record.get("returncode")
+        if code is None and process_alive(record["pid"], record["run_dir"]):
+            return "running", False
+        if code is None:  # ended while no server watched it: the run directory tells how
+            status = self._results_status(record)
+            if status == "completed":
+                return "finished", False
+            if status == "failed":
+                return "failed", False
+            return "stopped", status != "interrupted" and not record.get("stop_requested")
+        if code == 0:
+            return "finished", False
+        return ("stopped", False) if code in SIGNAL_EXITS or record.get("stop_requested") else ("failed", False)
+
+    def _results_status(self, record: dict) -> str | None:
+        if record.get("kind") == "experiment":
+            return "completed" if (Path(record["run_dir"]) / "results.md").exists() else None
+        try:
+            return json.loads((Path(record["run_dir"]) / "results.json").read_text()).get("status")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            return None
+
+    # --------------------------------------------------------------------------------------------- life cycle
+    def submit(self, kind: str, cli_args: list[str], run_dir: Path, **extra) -> dict:
+        """Record a job (`cnnlab` + cli_args) and start it now if nothing else runs."""
+        job_id = new_job_id()
+        record = {"id": job_id, "kind": kind, "argv": [sys.executable, "-m", "cnnlab", *cli_args],
+                  "run_dir": str(run_dir), "run": relative_name(self.root, run_dir), "created": time.time(), **extra}
+        self.folder.mkdir(parents=True, exist_ok=True)
+        _write_json(self._path(job_id), record)
+        self.advance()
+        return self.record(job_id)
+
+    def advance(self) -> None:
+        """Start the oldest queued jobs while fewer than `max_running` run. Called after every change and by
+        readers, so a queue moves on even if the server was down when a job ended."""
+        with self._lock():
+            records = self.records()
+            running = sum(self.state(r)[0] == "running" for r in records)
+            for record in records:
+                if running >= self.max_running:
+                    break
+                if self.state(record)[0] == "queued":
+                    self._start(record)
+                    running += 1
+
+    def _start(self, record: dict) -> None:
+        run_dir = Path(record["run_dir"])
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        environment = {**os.environ, PROGRESS_FILE_ENV: str(self.progress_path(record)), "PYTHONUNBUFFERED": "1",
+                       "COLUMNS": "160"}  # the log's lines unwrapped
+        log = open(self.folder / f"{record['id']}.log", "ab")
+        # A new session: Ctrl-C in the server's terminal does not reach the training, which outlives the server.
+        process = subprocess.Popen(record["argv"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env=environment, start_new_session=True)
+        log.close()
+        self._update(record["id"], pid=process.pid, started=time.time())
+        threading.Thread(target=self._reap, args=(record["id"], process), daemon=True).start()
+
+    def _reap(self, job_id: str, process: subprocess.Popen) -> None:
+        code = process.wait()
+        self._update(job_id, returncode=code, ended=time.time())
+        self.advance()
+
+    def progress_path(self, record: dict) -> Path:
+        if record.get("kind") == "experiment":  # the experiment's folder only appears once it writes
+            return self.folder / f"{record['id']}.progress.jsonl"
+        return Path(record["run_dir"]) / PROGRESS_FILE
+
+    def stop(self, job_id: str) -> dict:
+        """SIGTERM, which the trainer turns into a checkpoint and a clean exit; a queued job is cancelled."""
+        record = self.record(job_id)
+        state, _ = self.state(record)
+        if state == "queued":
+            return self._update(job_id, cancelled=True, ended=time.time())
+        if state != "running":
+            raise LabRequestError(f"job {job_id} is {state}, not running", 409)
+        self._update(job_id, stop_requested=True)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record["pid"], signal.SIGTERM)
+        return self.record(job_id)
+
+    def log_tail(self, job_id: str, lines: int = 20) -> list[str]:
+        path = self.folder / f"{job_id}.log"
+        if not path.exists():
+            return []
+        with open(path, "rb") as handle:
+            handle.seek(max(0, path.stat().st_size - 16384))
+            text = handle.read().decode(errors="replace")
+        # rich's live bar (a terminal only) is off here; keep the last complete lines
+        return [line for line in text.replace("\r", "\n").splitlines() if line.strip()][-lines:]

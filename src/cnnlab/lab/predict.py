@@ -1,0 +1,171 @@
+"""Inspect: an image (upload, canvas drawing or test image) through a run's model: top-k, Grad-CAM, saliency and
+feature maps, drawn as PNGs into RUNS/.lab/cache and served from /files.
+
+Uploads are decoded by Pillow with its decompression-bomb guard made strict (its warning is an error here), after a
+size limit the server applies before reading further.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import secrets
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from cnnlab.lab.security import LabRequestError, relative_name
+from cnnlab.lab.views import serialized
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+CACHE_DIR = Path(".lab") / "cache"
+CACHE_KEEP = 300  # generated PNGs kept; older ones are deleted
+SHOW_SIDE = 168  # overlays are drawn this many pixels wide
+
+
+def decode_image(data: bytes, in_chans: int, image_size: int) -> torch.Tensor:
+    """Upload bytes as uint8 [C, H, W] at the model's size; LabRequestError (400/413) for anything else."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise LabRequestError(f"the image is {len(data):,} bytes; the limit is {MAX_UPLOAD_BYTES:,}", 413)
+    if not data:
+        raise LabRequestError("the image is empty", 400)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+                converted = image.convert("L" if in_chans == 1 else "RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise LabRequestError(f"the image is too large to decode safely ({error})", 413) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise LabRequestError("the upload is not an image Pillow can read (PNG, JPEG, BMP, GIF, ...)", 400) from None
+    array = np.asarray(converted.resize((image_size, image_size), Image.BILINEAR), dtype=np.uint8)
+    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    return torch.from_numpy(array.copy())
+
+
+@functools.lru_cache(maxsize=4)
+def _loaded(run_dir: str, stamp: float):
+    from cnnlab.inference.prediction import load_run
+
+    return load_run(run_dir)
+
+
+def load(run_dir: Path):
+    """The run's model (cached until its weights file changes)."""
+    weights = run_dir / "model.safetensors"
+    if not weights.is_file():
+        raise LabRequestError(f"run '{run_dir.name}' has no model.safetensors yet (still training, or stopped)", 409)
+    return _loaded(str(run_dir), weights.stat().st_mtime)
+
+
+@functools.lru_cache(maxsize=2)
+def _dataset(name: str, data_dir: str | None):
+    from cnnlab.data import load_dataset
+
+    return load_dataset(name, data_dir, download=False)
+
+
+def test_image(run, index: int) -> tuple[torch.Tensor, str]:
+    """Test image `index` of the run's dataset (uint8 [C, H, W]) and its true class."""
+    data = _dataset(run.config.dataset, run.config.data_dir)
+    if not 0 <= index < len(data.test_images):
+        raise LabRequestError(f"test image {index} does not exist: the test split has {len(data.test_images)}", 404)
+    return data.test_images[index], data.classes[int(data.test_labels[index])]
+
+
+def png_bytes(image: torch.Tensor) -> bytes:
+    """uint8 [C, H, W] as PNG bytes."""
+    array = image.numpy()
+    array = array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _overlay(image: torch.Tensor, heat: torch.Tensor) -> Image.Image:
+    """A [H, W] map in [0, 1] drawn over the image with matplotlib's 'jet' colours, half transparent."""
+    from matplotlib import colormaps
+
+    base = Image.fromarray(image.numpy()[0] if image.shape[0] == 1 else image.numpy().transpose(1, 2, 0)).convert("RGB")
+    base = base.resize((SHOW_SIDE, SHOW_SIDE), Image.NEAREST)
+    coloured = (colormaps["jet"](heat.clamp(0, 1).numpy())[..., :3] * 255).astype(np.uint8)
+    coloured = Image.fromarray(coloured).resize((SHOW_SIDE, SHOW_SIDE), Image.BILINEAR)
+    return Image.blend(base, coloured, 0.5)
+
+
+def _grid(maps: torch.Tensor, columns: int = 8) -> Image.Image:
+    """Up to 32 [H, W] maps, each scaled to [0, 255] on its own, tiled into one grey image."""
+    maps = maps[:32].float()
+    low = maps.flatten(1).min(dim=1).values[:, None, None]
+    high = maps.flatten(1).max(dim=1).values[:, None, None]
+    maps = ((maps - low) / (high - low).clamp_min(1e-8) * 255).to(torch.uint8)
+    rows, columns = -(-len(maps) // columns), min(columns, len(maps))
+    h, w = maps.shape[-2:]
+    sheet = torch.full((rows * (h + 1), columns * (w + 1)), 40, dtype=torch.uint8)  # 1-pixel dark gaps
+    for i, single in enumerate(maps):
+        r, c = divmod(i, columns)
+        sheet[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = single
+    scale = max(1, 48 // max(h, w))
+    grid = Image.fromarray(sheet.numpy())
+    return grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)
+
+
+class Cache:
+    """RUNS/.lab/cache: the PNGs a prediction draws, named at random, served at /files/.lab/cache/<name>."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.folder = root / CACHE_DIR
+
+    def save(self, image: Image.Image, label: str) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{secrets.token_hex(8)}-{label}.png"
+        image.save(path)
+        self._prune()
+        return f"/files/{relative_name(self.root, path)}"
+
+    def _prune(self) -> None:
+        files = sorted(self.folder.glob("*.png"), key=lambda p: p.stat().st_mtime)
+        for old in files[:-CACHE_KEEP]:
+            old.unlink(missing_ok=True)
+
+
+@serialized
+def predict(run, image: torch.Tensor, cache: Cache, top_k: int = 5) -> dict:
+    """Top-k classes, Grad-CAM and saliency overlays and per-stage feature maps of one uint8 image."""
+    from cnnlab.data import normalize
+    from cnnlab.inference.prediction import top_classes
+
+    data = run.data
+    batch = normalize(image[None], data["mean"], data["std"])
+    with torch.no_grad():
+        logits = run.model(batch)
+    top = top_classes(logits, data["classes"], ["image"], top_k)[0]["top"]
+    target = int(logits.argmax())
+    shown = Image.open(io.BytesIO(png_bytes(image))).resize((SHOW_SIDE, SHOW_SIDE), Image.NEAREST)
+    result = {"top": [{"class": name, "probability": p} for name, p in top], "input": cache.save(shown, "input")}
+    for method in ("gradcam", "saliency"):
+        heat = attribution_map(run.run_dir, image, method, target)
+        result[method] = cache.save(_overlay(image, heat), method)
+    result["feature_maps"] = [{"layer": name, "shape": list(maps.shape), "url": cache.save(_grid(maps), "maps")}
+                              for name, maps in stage_maps(run.run_dir, image).items()]
+    return result
+
+
+def attribution_map(run_dir: Path, image: torch.Tensor, method: str, target: int) -> torch.Tensor:
+    """[H, W] in [0, 1] for one uint8 image, through cnnlab.attribution (the visualisation package)."""
+    import cnnlab
+
+    return cnnlab.attribution(str(run_dir), image[None], method=method, target=target)[0].detach().float()
+
+
+def stage_maps(run_dir: Path, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Feature maps [C, h, w] of one uint8 image per stage, through cnnlab.feature_maps."""
+    import cnnlab
+
+    maps = cnnlab.feature_maps(str(run_dir), image[None])
+    return {name: value[0].detach() for name, value in maps.items() if value.dim() == 4}

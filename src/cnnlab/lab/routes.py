@@ -1,0 +1,256 @@
+"""The JSON API under /api. The pages use it, and so can scripts:
+
+    GET  /api/models                 the zoo            GET  /api/models/<name>?input=3x32x32   its layer table
+    GET  /api/summary?spec=&input=   a layer spec's shape flow (the what-if box)
+    GET  /api/options                the Train form's fields and the datasets on this machine
+    GET  /api/runs                   the leaderboard    GET  /api/runs/<name>       one run
+    POST /api/runs/<name>/evaluate   confusion matrix, per-class accuracy, misclassified test images
+    POST /api/runs/<name>/export     model.onnx
+    POST /api/jobs                   start (or queue) a job: {"model", "dataset", "epochs", ...},
+                                     {"resume": RUN} or {"experiment": NAME, "quick": true}; returns {"id", "run"}
+    GET  /api/jobs                   every job          GET  /api/jobs/<id>         state and progress
+    GET  /api/jobs/<id>/events       the same, as Server-Sent Events, until the job ends
+    POST /api/jobs/<id>/stop         checkpoint and stop (SIGTERM)
+    POST /api/predict                multipart: run, and image (a file) or test_index; top-k and overlay URLs
+    GET  /api/test-image?run=&index= a test image of the run's dataset, as PNG
+    GET  /api/experiments            the experiments and past results
+    GET  /api/experiments/results?name=   a results.md as HTML
+    GET  /api/widgets/<name>?...     a widget's numbers, computed by cnnlab
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from starlette.datastructures import UploadFile
+
+from cnnlab.errors import CnnlabError
+from cnnlab.lab import follow, options, predict, views, widgets
+from cnnlab.lab.security import LabRequestError, safe_path
+
+router = APIRouter(prefix="/api")
+SSE_INTERVAL = 0.5  # seconds between checks of a job's files
+
+
+def _root(request: Request) -> Path:
+    return request.app.state.root
+
+
+# --------------------------------------------------------------------------------------------------------- zoo
+@router.get("/models")
+def models():
+    return views.models_table()
+
+
+@router.get("/models/{name}")
+def model(name: str, input: str | None = None):
+    return views.model_summary(name, None, input)
+
+
+@router.get("/summary")
+def summary(spec: str, input: str | None = None):
+    return views.model_summary(None, spec, input)
+
+
+@router.get("/options")
+def train_options(request: Request):
+    return {"fields": [vars(f) for f in options.form_fields()], "datasets": options.datasets(_root(request))}
+
+
+# -------------------------------------------------------------------------------------------------------- runs
+@router.get("/runs")
+def runs(request: Request):
+    return views.runs_table(_root(request))
+
+
+@router.post("/runs/{name:path}/evaluate")
+def evaluate(request: Request, name: str):
+    from cnnlab.lab.evaluation import evaluate_run
+
+    return evaluate_run(views.run_dir(_root(request), name), predict.Cache(_root(request)))
+
+
+@router.post("/runs/{name:path}/export")
+def export(request: Request, name: str):
+    import cnnlab
+
+    path = views.run_dir(_root(request), name)
+    result = cnnlab.export(path, "onnx")
+    return {"file": f"/files/{name}/{Path(result['path']).name}"}
+
+
+@router.get("/runs/{name:path}")
+def run(request: Request, name: str):
+    return views.run_detail(_root(request), name)
+
+
+# -------------------------------------------------------------------------------------------------------- jobs
+async def _json_body(request: Request) -> dict:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise LabRequestError("the body must be a JSON object", 400) from None
+    if not isinstance(body, dict):
+        raise LabRequestError("the body must be a JSON object", 400)
+    return body
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[-40:] or "data"
+
+
+def _new_run_dir(root: Path, *parts: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = root / "-".join([*(_slug(p) for p in parts), stamp])
+    path, n = base, 1
+    while path.exists():  # two jobs in one second
+        path, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return path
+
+
+@router.post("/jobs")
+async def submit(request: Request):
+    body = await _json_body(request)
+    return await run_in_threadpool(_submit, request, body)
+
+
+def _submit(request: Request, body: dict) -> dict:
+    root, store = _root(request), request.app.state.jobs
+    if "resume" in body:
+        path = views.run_dir(root, str(body["resume"]))
+        model = json.loads((path / "config.json").read_text())["model"]
+        if not (path / "checkpoints").is_dir():
+            raise LabRequestError(f"run '{body['resume']}' has no checkpoint to resume from", 409)
+        record = store.submit("train", ["train", model, "--resume", str(path)], path, label=f"resume {model}")
+    elif "experiment" in body:
+        record = store.submit("experiment", *_experiment_args(root, body), label=f"experiment {body['experiment']}")
+    else:
+        out = _new_run_dir(root, str(body.get("model", "")), str(body.get("dataset") or "digits"))
+        argv = options.train_argv(body, root, out)
+        record = store.submit("train", argv, out, label=f"{body['model']} on {body.get('dataset') or 'digits'}")
+    return {"id": record["id"], "run": record["run"]}
+
+
+def _experiment_args(root: Path, body: dict) -> tuple[list[str], Path]:
+    from cnnlab.experiments import get_experiment
+
+    name = str(body["experiment"])
+    get_experiment(name)  # an unknown name: the closest ones, as the CLI says
+    out = _new_run_dir(root, "experiment", name)
+    argv = ["experiment", name, "--out", str(out)]
+    if body.get("quick", True):
+        argv.append("--quick")
+    for key in ("dataset", "epochs", "seed"):
+        if body.get(key) not in (None, ""):
+            argv += [f"--{key}", str(body[key])]
+    from cnnlab.cli import build_parser
+
+    build_parser().parse_args(argv)  # the CLI's flag checks
+    return argv, out
+
+
+@router.get("/jobs")
+def jobs(request: Request):
+    store = request.app.state.jobs
+    store.advance()
+    return [follow.job_view(store, r["id"]) for r in store.records()]
+
+
+@router.get("/jobs/{job_id}")
+def job(request: Request, job_id: str):
+    store = request.app.state.jobs
+    store.advance()
+    return follow.job_view(store, job_id)
+
+
+@router.post("/jobs/{job_id}/stop")
+def stop(request: Request, job_id: str):
+    request.app.state.jobs.stop(job_id)
+    return follow.job_view(request.app.state.jobs, job_id)
+
+
+@router.get("/jobs/{job_id}/events")
+async def events(request: Request, job_id: str):
+    store = request.app.state.jobs
+    store.record(job_id)  # 404 before the stream starts
+
+    async def stream():
+        last = None
+        while not await request.is_disconnected():
+            view = await run_in_threadpool(follow.job_view, store, job_id)
+            text = json.dumps(view)
+            if text != last:
+                yield f"data: {text}\n\n"
+                last = text
+            else:
+                yield ": waiting\n\n"  # a comment keeps proxies and the browser's connection alive
+            if view["state"] in ("finished", "failed", "stopped"):
+                yield "event: end\ndata: {}\n\n"
+                return
+            await asyncio.sleep(SSE_INTERVAL)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+# ----------------------------------------------------------------------------------------------------- inspect
+@router.post("/predict")
+async def predict_image(request: Request):
+    length = int(request.headers.get("content-length") or 0)
+    if length > predict.MAX_UPLOAD_BYTES + 64 * 1024:  # refused before the body is read
+        raise LabRequestError(f"the upload is {length:,} bytes; the limit is {predict.MAX_UPLOAD_BYTES:,}", 413)
+    form = await request.form(max_files=1, max_fields=8)
+    image = form.get("image")
+    data = await image.read(predict.MAX_UPLOAD_BYTES + 1) if isinstance(image, UploadFile) else None
+    return await run_in_threadpool(_predict, request, form.get("run"), data, form.get("test_index"), form.get("top_k"))
+
+
+def _predict(request: Request, run_name, data: bytes | None, test_index, top_k) -> dict:
+    if not isinstance(run_name, str) or not run_name:
+        raise LabRequestError("choose a run ('run' field)", 400)
+    root = _root(request)
+    loaded = predict.load(views.run_dir(root, run_name))
+    size, chans = loaded.data["image_size"], loaded.data["in_chans"]
+    truth = None
+    if data is not None:
+        image = predict.decode_image(data, chans, size)
+    elif isinstance(test_index, str) and test_index.isdigit():
+        image, truth = predict.test_image(loaded, int(test_index))
+    else:
+        raise LabRequestError("send an image file ('image') or a test image number ('test_index')", 400)
+    k = int(top_k) if isinstance(top_k, str) and top_k.isdigit() and int(top_k) > 0 else 5
+    return {"run": run_name, "truth": truth, **predict.predict(loaded, image, predict.Cache(root), k)}
+
+
+@router.get("/test-image")
+def test_image(request: Request, run: str, index: int):
+    loaded = predict.load(views.run_dir(_root(request), run))
+    image, truth = predict.test_image(loaded, index)
+    return Response(predict.png_bytes(image), media_type="image/png", headers={"X-Class": truth})
+
+
+# ------------------------------------------------------------------------------------------ experiments, widgets
+@router.get("/experiments")
+def experiments(request: Request):
+    return views.experiments(_root(request))
+
+
+@router.get("/experiments/results", response_class=HTMLResponse)
+def experiment_results(request: Request, name: str):
+    return views.render_results_md(_root(request), name)
+
+
+@router.get("/widgets/{name}")
+def widget(request: Request, name: str):
+    params = dict(request.query_params)
+    params.pop("token", None)
+    return widgets.compute(name, params)
+
+
+__all__ = ["router", "safe_path", "CnnlabError"]

@@ -1,0 +1,110 @@
+"""What keeps the lab a local tool: the Host check, the token, and paths confined to the runs root.
+
+- Bound to loopback, the lab serves only requests whose Host header names loopback, so a web page whose domain was
+  rebound to 127.0.0.1 (DNS rebinding) gets nothing.
+- Bound to any other address, every request needs the token: `Authorization: Bearer T`, or `?token=T` once, after
+  which a cookie carries it (as Jupyter does).
+- A state-changing request from another origin (a form posted by some other page) is refused.
+- Every path a request names resolves inside the runs root: no `..`, no absolute path, no encoded slash, and no
+  symlink that leads out.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+from cnnlab.errors import CnnlabError
+
+TOKEN_COOKIE = "cnnlab_lab_token"
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+class LabRequestError(CnnlabError):
+    """A request the lab refuses; `status` is its HTTP status (4xx)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def host_name(header: str) -> str:
+    """The host part of a Host header: "[::1]:8000" -> "::1", "localhost:8000" -> "localhost"."""
+    try:
+        name = urlsplit(f"//{header}").hostname
+    except ValueError:  # a malformed port or bracket
+        return ""
+    return name or ""
+
+
+def check_host(header: str | None) -> None:
+    name = host_name(header or "")
+    if name not in LOOPBACK_NAMES:
+        raise LabRequestError(f"Host header '{header}' is not this machine's loopback (localhost, 127.0.0.1 or [::1]); "
+                              "the lab refuses it so that a page on another domain cannot reach it", 403)
+
+
+def check_token(expected: str, bearer: str | None, cookie: str | None, query: str | None) -> bool:
+    """True when the request carries the token (constant-time comparison); raises 401 without one, 403 for a
+    wrong one. Returns whether it came in the query, so the caller can set the cookie."""
+    for given, from_query in ((bearer, False), (cookie, False), (query, True)):
+        if given:
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                raise LabRequestError("wrong token", 403)
+            return from_query
+    raise LabRequestError("this lab needs its token: open the URL it printed (…?token=…) or send "
+                          "'Authorization: Bearer TOKEN'", 401)
+
+
+def check_origin(origin: str | None, host: str | None) -> None:
+    """Refuse a state-changing request sent by a page of another origin. Browsers always send Origin on
+    cross-origin POSTs; scripts and same-origin pages may omit it or send this host."""
+    if origin is None:
+        return
+    if urlsplit(origin).netloc != (host or ""):
+        raise LabRequestError(f"cross-origin request from {origin} refused", 403)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return None
+
+
+def check_raw_path(raw_path: bytes) -> None:
+    """Encoded slashes and backslashes would turn one path segment into several after decoding: refused."""
+    lowered = raw_path.lower()
+    if b"%2f" in lowered or b"%5c" in lowered or b"\\" in raw_path:
+        raise LabRequestError("encoded slashes and backslashes are not allowed in paths", 400)
+
+
+def safe_path(root: Path, relative: str) -> Path:
+    """`root / relative`, refused (LabRequestError 400/404) unless it stays inside `root` once symlinks are
+    resolved."""
+    if not relative or "\x00" in relative or "\\" in relative:
+        raise LabRequestError(f"bad path '{relative}'", 400)
+    pure = PurePosixPath(relative)
+    if pure.is_absolute() or ".." in pure.parts:
+        raise LabRequestError(f"path '{relative}' leaves the runs folder", 400)
+    base = root.resolve()
+    target = (base / pure).resolve()
+    if not target.is_relative_to(base):
+        raise LabRequestError(f"path '{relative}' leads outside the runs folder (a symlink?)", 403)
+    return target
+
+
+def relative_name(root: Path, path: Path) -> str:
+    """A path under `root` as the name the API uses for it (POSIX, relative)."""
+    return Path(path).resolve().relative_to(root.resolve()).as_posix()

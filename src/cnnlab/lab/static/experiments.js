@@ -1,0 +1,41 @@
+"use strict";
+let source = null;
+
+async function showResult(name) {
+  const html = await api("GET", `/api/experiments/results?name=${encodeURIComponent(name)}`);
+  // The server renders results.md with every piece of its text escaped; the HTML holds only h*, p, table and img.
+  const doc = new DOMParser().parseFromString(html, "text/html");
+  $("result").replaceChildren(...doc.body.childNodes);
+  $("result-card").hidden = false;
+}
+
+async function run(name) {
+  showError($("error"));
+  try {
+    const created = await api("POST", "/api/jobs", { experiment: name, quick: true });
+    if (source) source.close();
+    source = followJob(created.id, (view) => {
+      $("job-title").textContent = `${view.label} → ${view.run}`;
+      $("job-state").textContent = view.interrupted ? "interrupted" : view.state;
+      $("job-state").className = `state ${view.state}`;
+      $("log").textContent = view.log.join("\n");
+      if (view.state === "finished") { listPast(); showResult(view.run); }
+    });
+  } catch (error) { showError($("error"), error); }
+}
+
+async function listPast() {
+  const data = await api("GET", "/api/experiments");
+  $("past").replaceChildren(data.results.length ? table([["folder", (r) => r.name], ["title", (r) => r.title]], data.results, (r) => showResult(r.name))
+    : el("p", { class: "muted" }, "none yet"));
+  return data;
+}
+
+async function main() {
+  const data = await listPast();
+  $("list").replaceChildren(table([
+    ["experiment", (e) => e.name], ["what it shows", (e) => el("span", { class: "wrap" }, e.help)],
+    ["", (e) => el("button", { class: "secondary", onclick: () => run(e.name) }, "run --quick")],
+  ], data.experiments));
+}
+main();

@@ -1,0 +1,55 @@
+"use strict";
+const RUN = window.RUN;
+
+function showEvaluation(result) {
+  $("evaluation").hidden = false;
+  const names = Object.keys(result.per_class_accuracy);
+  Plotly.react("per-class", [{ type: "bar", x: names, y: names.map((n) => result.per_class_accuracy[n]) }],
+    { margin: { t: 10 }, yaxis: { range: [0, 1], title: "test accuracy" } }, PLOT_CONFIG);
+  const stamp = Date.now();
+  $("confusion").src = `/files/${RUN}/confusion.png?${stamp}`;
+  if (result.misclassified_png) $("misclassified").src = `/files/${RUN}/misclassified.png?${stamp}`;
+  else $("misclassified").replaceWith(el("p", {}, "none: every test image is right"));
+}
+
+async function main() {
+  const run = await api("GET", `/api/runs/${RUN}`);
+  const results = run.results || {};
+  const facts = [["model", run.config.model], ["dataset", run.config.dataset], ["status", results.status || "running or not started"],
+    ["test accuracy", fmt.pct(results.test_accuracy)], ["best val accuracy", fmt.pct(results.best_val_accuracy)],
+    ["params", fmt.int(results.params)], ["train seconds", fmt.num(results.train_seconds, 1)], ["device", results.device]];
+  $("results").replaceChildren(table([["", (f) => f[0]], ["", (f) => f[1] ?? "–"]], facts));
+  $("downloads").replaceChildren(...run.files.filter((f) => /\.(safetensors|onnx|pt|csv|json)$/.test(f)).map((f) => el("a", { href: `/files/${RUN}/${f}`, download: f, style: "margin-right:1rem" }, f)));
+  const m = run.metrics;
+  Plotly.newPlot("curves", [
+    { x: m.map((r) => r.epoch), y: m.map((r) => r.train_loss), name: "train loss" },
+    { x: m.map((r) => r.epoch), y: m.map((r) => r.val_loss), name: "val loss" },
+    { x: m.map((r) => r.epoch), y: m.map((r) => r.train_accuracy), name: "train accuracy", yaxis: "y2", line: { dash: "dot" } },
+    { x: m.map((r) => r.epoch), y: m.map((r) => r.val_accuracy), name: "val accuracy", yaxis: "y2", line: { dash: "dot" } },
+  ], { margin: { t: 10, r: 50 }, xaxis: { title: "epoch", dtick: 1 }, yaxis: { title: "loss" },
+       yaxis2: { title: "accuracy", overlaying: "y", side: "right", range: [0, 1] }, legend: { orientation: "h" } }, PLOT_CONFIG);
+  const config = Object.entries(run.config).filter(([k]) => !["data", "versions"].includes(k));
+  $("config").replaceChildren(table([["option", (c) => c[0]], ["value", (c) => JSON.stringify(c[1])]], config));
+  if (run.evaluation) showEvaluation({ ...run.evaluation, misclassified_png: run.files.includes("misclassified.png") });
+  const done = results.status === "completed";
+  $("evaluate").disabled = $("export").disabled = !done;
+  $("resume").hidden = done || !run.resumable;
+}
+
+async function act(button, work) {
+  showError($("error"));
+  button.disabled = true;
+  try { await work(); } catch (error) { showError($("error"), error); }
+  button.disabled = false;
+}
+
+$("evaluate").addEventListener("click", () => act($("evaluate"), async () => showEvaluation(await api("POST", `/api/runs/${RUN}/evaluate`))));
+$("export").addEventListener("click", () => act($("export"), async () => {
+  const result = await api("POST", `/api/runs/${RUN}/export`);
+  $("downloads").append(el("a", { href: result.file, download: "model.onnx" }, "model.onnx"));
+}));
+$("resume").addEventListener("click", () => act($("resume"), async () => {
+  const created = await api("POST", "/api/jobs", { resume: RUN });
+  location.href = `/train?job=${encodeURIComponent(created.id)}`;
+}));
+main().catch((error) => showError($("error"), error));

@@ -1,0 +1,24 @@
+"use strict";
+const ticked = new Set();
+const metrics = {};
+
+async function overlay() {
+  for (const name of ticked) if (!metrics[name]) metrics[name] = (await api("GET", `/api/runs/${name}`)).metrics;
+  Plotly.react("overlay", [...ticked].map((name) => ({ x: metrics[name].map((m) => m.epoch), y: metrics[name].map((m) => m.val_accuracy), name, mode: "lines+markers" })),
+    { margin: { t: 10 }, xaxis: { title: "epoch", dtick: 1 }, yaxis: { title: "val accuracy" }, legend: { orientation: "h" } }, PLOT_CONFIG);
+}
+
+async function main() {
+  const runs = await api("GET", "/api/runs");
+  for (const run of runs.slice(0, 3)) if (run.test_accuracy !== null && run.test_accuracy !== undefined) ticked.add(run.name);
+  const tick = (run) => el("input", { type: "checkbox", checked: ticked.has(run.name), onchange: (e) => { e.target.checked ? ticked.add(run.name) : ticked.delete(run.name); overlay(); } });
+  $("board").replaceChildren(runs.length ? table([
+    ["", tick], ["run", (r) => el("a", { href: `/runs/${r.name}` }, r.name)], ["model", (r) => r.model], ["dataset", (r) => r.dataset],
+    ["epochs", (r) => r.epochs ?? "–", "num"],
+    ["test accuracy", (r) => (r.test_accuracy === null || r.test_accuracy === undefined ? r.status : fmt.pct(r.test_accuracy)), "num"],
+    ["params", (r) => fmt.int(r.params), "num"], ["train s", (r) => fmt.num(r.train_seconds, 1), "num"],
+    ["images/s", (r) => fmt.int(r.train_images_per_second && Math.round(r.train_images_per_second)), "num"],
+  ], runs) : el("p", { class: "muted" }, "No runs yet: start one on the Train page."));
+  overlay();
+}
+main();

@@ -1,0 +1,82 @@
+"use strict";
+const CONV_FIELDS = [["n", "input side", 32], ["c", "input channels", 3], ["k", "kernel", 3], ["s", "stride", 1], ["p", "padding", 1], ["d", "dilation", 1], ["out", "output channels", 16]];
+
+async function conv() {
+  const query = CONV_FIELDS.map(([name]) => `${name}=${encodeURIComponent($(`conv-${name}`).value)}`).join("&");
+  showError($("conv-error"));
+  try {
+    const r = await api("GET", `/api/widgets/conv?${query}`);
+    $("conv-result").textContent = `⌊(n + 2p − d(k−1) − 1)/s⌋ + 1 = ${r.formula_side}; measured output ${fmt.shape(r.output_shape)}, ` +
+      `${fmt.int(r.params)} parameters, ${fmt.big(r.macs)} MACs, receptive field ${r.receptive_field}px`;
+  } catch (error) { showError($("conv-error"), error); $("conv-result").textContent = ""; }
+}
+
+async function kernels() {
+  showError($("kernel-error"));
+  try {
+    const r = await api("GET", `/api/widgets/kernels?c=${$("k-c").value}&n=${$("k-n").value}`);
+    $("kernels").replaceChildren(table([
+      ["comparison", (p) => p.name], ["params A", (p) => fmt.int(p.a.params), "num"], ["params B", (p) => fmt.int(p.b.params), "num"],
+      ["MACs A", (p) => fmt.big(p.a.macs), "num"], ["MACs B", (p) => fmt.big(p.b.macs), "num"],
+      ["receptive field", (p) => `${p.a.receptive_field ?? "–"} / ${p.b.receptive_field ?? "–"}`, "num"], ["B saves", (p) => fmt.pct(p.saving), "num"],
+    ], r.pairs));
+  } catch (error) { showError($("kernel-error"), error); }
+}
+
+function traceTable(node, trace) {
+  // A trace's rows as its own columns; list cells shown as rounded, comma-separated numbers.
+  const cell = (v) => (Array.isArray(v) ? v.flat(Infinity).map((x) => fmt.num(x, 3)).join(", ") : typeof v === "number" ? fmt.num(v, 6) : v ?? "–");
+  node.replaceChildren(el("p", { class: "muted" }, trace.title),
+    table(trace.columns.map((c, i) => [c, (row) => el("span", { class: "wrap" }, cell(row[i]))]), trace.rows),
+    ...(trace.notes || []).map((n) => el("p", { class: "muted" }, n)));
+}
+
+function histogram(target, values, title, range) {
+  Plotly.react(target, [{ type: "histogram", x: values, nbinsx: 16 }],
+    { margin: { t: 30, b: 30 }, height: 260, title: { text: title, font: { size: 13 } }, xaxis: { range } }, PLOT_CONFIG);
+}
+
+async function batchnorm() {
+  const batch = $("bn-batch").value;
+  $("bn-batch-label").textContent = batch;
+  showError($("bn-error"));
+  try {
+    const r = await api("GET", `/api/widgets/batchnorm?batch=${batch}`);
+    const before = r.data.batches[r.data.batches.length - 1].flat(Infinity);
+    const train = r.data.y_train.flat(Infinity), evaluated = r.data.y_eval.flat(Infinity);
+    const all = before.concat(train, evaluated);
+    const range = [Math.min(...all) - 0.5, Math.max(...all) + 0.5];
+    histogram("bn-before", before, `batch ${batch}: x before normalisation`, range);
+    histogram("bn-train", train, "y in train mode (batch statistics)", range);
+    histogram("bn-eval", evaluated, "y in eval mode (running statistics)", range);
+    traceTable($("bn-table"), r);
+  } catch (error) { showError($("bn-error"), error); }
+}
+
+async function residual() {
+  const x = $("res-x").value;
+  $("res-x-label").textContent = x;
+  showError($("res-error"));
+  try {
+    const r = await api("GET", `/api/widgets/residual?x=${x}&depth=${$("res-depth").value}`);
+    const d = r.data, mark = { x: [Number(x), Number(x)], mode: "lines", line: { color: "#999", dash: "dot" }, showlegend: false };
+    const layout = (title) => ({ margin: { t: 30 }, height: 300, title: { text: title, font: { size: 13 } }, xaxis: { title: "x" }, legend: { orientation: "h" } });
+    const values = [["f", "F(x)"], ["h", "H(x) = ReLU(F(x) + x)"], ["plain", "P(x) = ReLU(F(x))"]].map(([k, name]) => ({ x: d.x, y: d[k], name }));
+    const grads = [["dF", "dF/dx"], ["dH", "dH/dx (through the skip)"], ["dP", "dP/dx (plain)"]].map(([k, name]) => ({ x: d.x, y: d[k], name }));
+    const span = (series) => { const ys = series.flatMap((s) => s.y); return [Math.min(...ys), Math.max(...ys)]; };
+    Plotly.react("res-values", [...values, { ...mark, y: span(values) }], layout("outputs"), PLOT_CONFIG);
+    Plotly.react("res-grads", [...grads, { ...mark, y: span(grads) }], layout("gradients"), PLOT_CONFIG);
+    traceTable($("res-table"), r);
+  } catch (error) { showError($("res-error"), error); }
+}
+
+function main() {
+  $("conv-form").replaceChildren(...CONV_FIELDS.map(([name, label, value]) =>
+    el("label", {}, el("span", {}, label), el("input", { type: "number", id: `conv-${name}`, value, min: 0, oninput: conv }))));
+  for (const id of ["k-c", "k-n"]) $(id).addEventListener("input", kernels);
+  $("bn-batch").addEventListener("input", batchnorm);
+  $("res-x").addEventListener("input", residual);
+  $("res-depth").addEventListener("input", residual);
+  conv(); kernels(); batchnorm(); residual();
+}
+main();

@@ -1,0 +1,205 @@
+"""The data behind the pages, read from cnnlab's own functions and the run directories (no web code here)."""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+import re
+import threading
+from pathlib import Path
+
+from cnnlab.errors import CnnlabError
+from cnnlab.lab.follow import clean, read_metrics
+from cnnlab.lab.security import LabRequestError, relative_name, safe_path
+
+# torch's FlopCounterMode (in summarize) hooks every module's forward process-wide, so a trace or a prediction
+# running in another request's thread would run through those hooks too: the lab's computations take turns.
+TORCH_LOCK = threading.Lock()
+
+
+def serialized(function):
+    @functools.wraps(function)
+    def locked(*args, **kwargs):
+        with TORCH_LOCK:
+            return function(*args, **kwargs)
+
+    return locked
+
+
+RUN_FILES_SHOWN = ("model.safetensors", "model.onnx", "model.torchscript.pt", "curves.png", "confusion.png",
+                   "misclassified.png", "config.json", "results.json", "metrics.csv", "eval.json")
+
+
+# ----------------------------------------------------------------------------------------------------- the zoo
+@functools.lru_cache(maxsize=1)
+def models_table() -> list[dict]:
+    """Every registered model: name, family, year, params, default input, key idea, paper, and where known its
+    depth and ImageNet top-1 (from the zoo's table). Parameters are counted on the meta device (no memory)."""
+    import torch
+
+    from cnnlab.inspect import count_params
+    from cnnlab.registry import create_model, list_models, model_info
+
+    extra = _zoo_extras()
+    rows = []
+    for name in list_models():
+        info = model_info(name)
+        with torch.device("meta"):
+            params = count_params(create_model(name))
+        rows.append({"name": name, "family": info.family, "year": info.year, "params": params,
+                     "input": list(info.input_size), "key_idea": info.key_idea, "paper": info.paper,
+                     **extra.get(name, {})})
+    return rows
+
+
+def _zoo_extras() -> dict[str, dict]:
+    """Depth and ImageNet top-1 per model, when the inspect package offers its models table (optional)."""
+    try:
+        from cnnlab.inspect import models_table as table  # type: ignore[attr-defined]
+    except ImportError:
+        return {}
+    found = {}
+    for row in table():
+        row = row if isinstance(row, dict) else vars(row)
+        found[row["name"]] = {k: row[k] for k in ("depth", "imagenet_top1") if k in row}
+    return found
+
+
+@serialized
+def model_summary(model: str | None, spec: str | None, input_text: str | None) -> dict:
+    """Per-layer rows (shape, params, MACs, receptive field) of a model at an input size, or of a layer spec (the
+    what-if box), and the stages: consecutive rows grouped by their top-level module."""
+    from cnnlab.inspect import parse_input_shape, summarize
+    from cnnlab.registry import model_info
+
+    if model:
+        info = model_info(model)
+        shape = parse_input_shape(input_text) if input_text else info.input_size
+        summary = summarize(model, shape)
+    elif spec:
+        summary = summarize(spec, parse_input_shape(input_text or "3x32x32"))
+    else:
+        raise CnnlabError("give a model or a layer spec")
+    rows = [{"name": r.name, "kind": r.kind, "output_shape": list(r.output_shape), "params": r.params, "macs": r.macs,
+             "receptive_field": r.receptive_field} for r in summary.rows]
+    return {"input": list(summary.input_shape), "total_params": summary.total_params, "total_macs": summary.total_macs,
+            "rows": rows, "stages": _stages(rows)}
+
+
+def _stages(rows: list[dict]) -> list[dict]:
+    stages: list[dict] = []
+    for row in rows:
+        top = row["name"].split(".")[0]
+        if stages and stages[-1]["name"] == top:
+            stage = stages[-1]
+        else:
+            stage = {"name": top, "layers": 0, "params": 0, "macs": 0}
+            stages.append(stage)
+        stage["layers"] += 1
+        stage["params"] += row["params"]
+        stage["macs"] += row["macs"]
+        if row["output_shape"]:
+            stage["output_shape"] = row["output_shape"]
+    return stages
+
+
+# -------------------------------------------------------------------------------------------------------- runs
+def runs_table(root: Path) -> list[dict]:
+    """The leaderboard: every run under the root, best test accuracy first, with its name relative to the root."""
+    from cnnlab import list_runs
+
+    if not root.is_dir():
+        return []
+    rows = []
+    for run in list_runs(root):
+        run_dir = Path(run["run_dir"])
+        if LAB_PARTS.intersection(run_dir.relative_to(root).parts):
+            continue
+        keep = ("model", "dataset", "epochs", "test_accuracy", "params", "train_seconds", "train_images_per_second",
+                "status", "best_val_accuracy")
+        rows.append({"name": relative_name(root, run_dir), **{k: run.get(k) for k in keep}})
+    return clean(rows)
+
+
+LAB_PARTS = {".lab"}
+
+
+def run_dir(root: Path, name: str) -> Path:
+    path = safe_path(root, name)
+    if not (path / "config.json").is_file():
+        raise LabRequestError(f"no run '{name}' under the runs folder", 404)
+    return path
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def run_detail(root: Path, name: str) -> dict:
+    """One run: config, results, per-epoch metrics, the evaluation (per-class accuracy, confusion matrix) when
+    it has one, and its files."""
+    path = run_dir(root, name)
+    config = _read_json(path / "config.json") or {}
+    evaluation = _read_json(path / "eval.json")
+    files = [f for f in RUN_FILES_SHOWN if (path / f).is_file()]
+    return clean({"name": name, "config": config, "results": _read_json(path / "results.json"),
+                  "metrics": read_metrics(path), "evaluation": evaluation, "files": files,
+                  "image": (config.get("data") or {}).get("image_size"), "in_chans": (config.get("data") or {}).get("in_chans"),
+                  "classes": (config.get("data") or {}).get("classes"), "resumable": (path / "checkpoints").is_dir()})
+
+
+# ------------------------------------------------------------------------------------------------- experiments
+def experiments(root: Path) -> dict:
+    """The registered experiments and the past results under the root (folders with results.md)."""
+    from cnnlab.experiments import get_experiment, list_experiments
+
+    available = [{"name": n, "help": get_experiment(n).help} for n in list_experiments()]
+    past = []
+    for results in sorted(root.rglob("results.md")) if root.is_dir() else []:
+        if LAB_PARTS.intersection(results.relative_to(root).parts):
+            continue
+        config = _read_json(results.parent / "config.json") or {}
+        past.append({"name": relative_name(root, results.parent), "title": config.get("title", results.parent.name),
+                     "plots": config.get("plots", [])})
+    return {"experiments": available, "results": past}
+
+
+_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
+
+
+def render_results_md(root: Path, name: str) -> str:
+    """An experiment's results.md as HTML. It holds a title, a table, findings and images; each is rendered, and
+    everything else is escaped text. Image links point at /files, inside the root."""
+    folder = safe_path(root, name)
+    path = folder / "results.md"
+    if not path.is_file():
+        raise LabRequestError(f"no results.md in '{name}'", 404)
+    out, table = [], []
+    for line in path.read_text().splitlines() + [""]:
+        if line.startswith("|"):
+            table.append([html.escape(c.strip()) for c in line.strip().strip("|").split("|")])
+            continue
+        if table:
+            out.append(_html_table(table))
+            table = []
+        if line.startswith("#"):
+            level = min(len(line) - len(line.lstrip("#")) + 1, 4)
+            out.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
+        elif (image := _IMAGE.fullmatch(line.strip())) is not None:
+            target = image.group(2)
+            safe_path(folder, target)  # a link that leaves the folder is refused
+            out.append(f'<img class="plot" alt="{html.escape(image.group(1))}" src="/files/{html.escape(name)}/{html.escape(target)}">')
+        elif line.strip():
+            out.append(f"<p>{html.escape(line)}</p>")
+    return "\n".join(out)
+
+
+def _html_table(rows: list[list[str]]) -> str:
+    body = [r for r in rows[1:] if not all(set(c) <= set(":-") for c in r)]  # drop the |---| separator row
+    head = "".join(f"<th>{c}</th>" for c in rows[0])
+    cells = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in body)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>"

@@ -1,0 +1,212 @@
+"""The lab's pages and JSON API (no training here; see test_jobs.py): real values from cnnlab's own functions, and a
+4xx with one line for every bad input."""
+
+import io
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from cnnlab.cli import main as cli_main
+from cnnlab.inspect import count_params, summarize
+from cnnlab.registry import create_model, list_models
+
+PAGES = {"/": "Model zoo", "/train": "Train", "/runs": "Leaderboard", "/inspect": "Inspect", "/widgets": "Widgets",
+         "/experiments": "Experiments", "/runs/some-run": "some-run"}
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_pages_render(client, url):
+    response = client.get(url)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    assert PAGES[url] in response.text and '<a href="/train"' in response.text
+
+
+def test_assets_are_served_from_the_packages(client):
+    import plotly
+
+    from pathlib import Path
+
+    shipped = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_bytes()
+    assert client.get("/plotly.min.js").content == shipped
+    for name in ("lab.js", "lab.css", "zoo.js", "train.js", "runs.js", "run.js", "inspect.js", "widgets.js", "experiments.js"):
+        assert client.get(f"/static/{name}").status_code == 200, name
+
+
+def test_models_lists_the_registry_with_parameter_counts(client):
+    rows = client.get("/api/models").json()
+    assert [r["name"] for r in rows] == list_models()
+    lenet = next(r for r in rows if r["name"] == "lenet5")
+    assert lenet["params"] == count_params(create_model("lenet5")) == 61_706
+    assert lenet["year"] == 1998 and lenet["input"] == [1, 32, 32]
+
+
+def test_model_layer_table_at_a_chosen_input(client):
+    body = client.get("/api/models/lenet5?input=1x28x28").json()
+    expected = summarize("lenet5", (1, 28, 28))
+    assert body["total_params"] == expected.total_params == 44_426
+    assert body["total_macs"] == expected.total_macs
+    assert [r["output_shape"] for r in body["rows"]] == [list(r.output_shape) for r in expected.rows]
+    assert body["rows"][0]["receptive_field"] == 5
+    assert sum(s["params"] for s in body["stages"]) == body["total_params"]
+
+
+def test_unknown_model_and_bad_input_are_400(client):
+    unknown = client.get("/api/models/resnet19")
+    assert unknown.status_code == 400 and "resnet18" in unknown.json()["error"]
+    assert client.get("/api/models/lenet5?input=1x2").status_code == 400
+
+
+def test_what_if_spec_shape_flow(client):
+    body = client.get("/api/summary", params={"spec": "conv 64 k7 s2 p3; maxpool k3 s2 p1", "input": "3x224x224"}).json()
+    assert [r["output_shape"] for r in body["rows"]] == [[64, 112, 112], [64, 56, 56]]
+    assert body["total_params"] == 3 * 49 * 64 + 64
+    bad = client.get("/api/summary", params={"spec": "conv k7", "input": "3x32x32"})
+    assert bad.status_code == 400 and "\n" not in bad.json()["error"]
+    assert client.get("/api/summary").status_code == 422  # spec is required
+
+
+def test_options_come_from_the_training_config(client):
+    from cnnlab.training.config import options
+
+    body = client.get("/api/options").json()
+    names = {f["name"] for f in body["fields"]}
+    expected = {o.name for o in options() if o.flag and "train" in o.commands and o.type in (int, float, str, bool)}
+    assert names == expected - {"out", "weights", "data_dir"}
+    epochs = next(f for f in body["fields"] if f["name"] == "epochs")
+    assert epochs["flag"] == "--epochs" and epochs["kind"] == "int" and epochs["main"]
+    assert body["datasets"][0] == "digits"
+
+
+def test_imagefolders_under_the_data_folder_are_offered(tmp_path, make_client):
+    root = tmp_path / "runs"
+    (root / "data" / "shapes" / "circle").mkdir(parents=True)
+    assert "imagefolder:data/shapes" in make_client(root).get("/api/options").json()["datasets"]
+
+
+def cli_error(capsys, *argv) -> str:
+    assert cli_main(list(argv)) == 2
+    return capsys.readouterr().err.strip().removeprefix("cnnlab: error: ")
+
+
+@pytest.mark.parametrize("options, argv", [
+    ({"epochs": 0}, ["--epochs", "0"]),
+    ({"lr": "fast"}, ["--lr", "fast"]),
+    ({"optimizer": "adam"}, ["--optimizer", "adam"]),
+    ({"label_smoothing": 1.5}, ["--label-smoothing", "1.5"]),
+    ({"dataset": "mnistt"}, ["--dataset", "mnistt"]),
+])
+def test_bad_job_options_get_the_clis_message(client, capsys, options, argv):
+    response = client.post("/api/jobs", json={"model": "lenet5", **options})
+    assert response.status_code == 400
+    assert response.json()["error"] == cli_error(capsys, "train", "lenet5", *argv)
+    assert client.get("/api/jobs").json() == []  # nothing was started or queued
+
+
+@pytest.mark.parametrize("body, status, words", [
+    ({"model": "lenet6"}, 400, "lenet5"),
+    ({"dataset": "digits"}, 400, "choose a model"),
+    ({"model": "lenet5", "bogus": 1}, 400, "unknown training option 'bogus'"),
+    ({"model": "lenet5", "out": "/tmp/x"}, 400, "set by the lab"),
+    ({"model": "lenet5", "weights": "/etc/passwd"}, 400, "set by the lab"),
+    ({"model": "lenet5", "dataset": "imagefolder:../../etc"}, 400, "leaves the runs folder"),
+    ({"model": "lenet5", "augment": "maybe"}, 400, "true or false"),
+    ({"resume": "no-such-run"}, 404, "no run"),
+    ({"experiment": "kernelz"}, 400, "kernels"),
+])
+def test_bad_job_bodies(client, body, status, words):
+    response = client.post("/api/jobs", json=body)
+    assert response.status_code == status and words in response.json()["error"]
+
+
+def test_job_body_must_be_a_json_object(client):
+    assert client.post("/api/jobs", content=b"{not json", headers={"Content-Type": "application/json"}).status_code == 400
+    assert client.post("/api/jobs", json=[1, 2]).json() == {"error": "the body must be a JSON object"}
+
+
+def test_unknown_jobs_are_404(client):
+    for url in ("/api/jobs/20260101-000000-abcdef", "/api/jobs/..%2e", "/api/jobs/nope/events"):
+        assert client.get(url).status_code in (400, 404)
+    assert client.post("/api/jobs/20260101-000000-abcdef/stop").status_code == 404
+
+
+def test_runs_lists_results_and_skips_the_lab_folder(tmp_path, make_client):
+    root = tmp_path / "runs"
+    for name, accuracy in (("a", 0.9), ("b", 0.95), (".lab/cache", 0.99)):
+        (root / name).mkdir(parents=True)
+        (root / name / "results.json").write_text(json.dumps({"model": "lenet5", "dataset": "digits", "test_accuracy": accuracy, "status": "completed"}))
+        (root / name / "config.json").write_text(json.dumps({"model": "lenet5", "dataset": "digits"}))
+    (root / "a" / "metrics.csv").write_text("epoch,train_loss,val_accuracy\n1,0.5,0.8\n2,0.25,nan\n")
+    client = make_client(root)
+    assert [(r["name"], r["test_accuracy"]) for r in client.get("/api/runs").json()] == [("b", 0.95), ("a", 0.9)]
+    detail = client.get("/api/runs/a").json()
+    assert detail["metrics"] == [{"epoch": 1, "train_loss": 0.5, "val_accuracy": 0.8}, {"epoch": 2, "train_loss": 0.25, "val_accuracy": None}]
+    assert detail["results"]["test_accuracy"] == 0.9 and "metrics.csv" in detail["files"]
+    assert client.get("/api/runs/missing").status_code == 404
+    assert client.post("/api/runs/a/evaluate").status_code == 409  # no model.safetensors
+
+
+def test_predict_bad_input(tmp_path, make_client):
+    root = tmp_path / "runs"
+    client = make_client(root)
+    png = io.BytesIO()
+    Image.new("L", (28, 28)).save(png, format="PNG")
+    assert client.post("/api/predict", files={"image": ("x.png", png.getvalue(), "image/png")}).status_code == 400
+    missing = client.post("/api/predict", data={"run": "nope"}, files={"image": ("x.png", png.getvalue(), "image/png")})
+    assert missing.status_code == 404 and "no run" in missing.json()["error"]
+    big = client.post("/api/predict", data={"run": "nope"}, files={"image": ("x.png", b"\0" * (10 * 1024 * 1024 + 70_000), "image/png")})
+    assert big.status_code == 413 and "limit" in big.json()["error"]
+
+
+def test_decode_image_refuses_non_images_and_bombs():
+    from cnnlab.lab.predict import LabRequestError, decode_image
+
+    png = io.BytesIO()
+    Image.new("RGB", (40, 30), (255, 0, 0)).save(png, format="PNG")
+    image = decode_image(png.getvalue(), 1, 28)
+    assert image.shape == (1, 28, 28) and image.dtype == torch.uint8
+    assert int(image[0, 0, 0]) == round(0.299 * 255)  # Pillow's L conversion of pure red
+    with pytest.raises(LabRequestError, match="not an image"):
+        decode_image(b"GIF89a this is text", 1, 28)
+    with pytest.raises(LabRequestError, match="too large"):
+        bomb = io.BytesIO()
+        Image.new("1", (12_000, 12_000)).save(bomb, format="PNG")  # 144 M pixels: above Pillow's 89 M guard
+        decode_image(bomb.getvalue(), 1, 28)
+    with pytest.raises(LabRequestError) as refused:
+        decode_image(b"\0" * (10 * 1024 * 1024 + 1), 1, 28)
+    assert refused.value.status == 413
+
+
+def test_widgets(client):
+    conv = client.get("/api/widgets/conv?n=224&c=3&k=7&s=2&p=3&out=64").json()
+    assert conv["formula_side"] == 112 and conv["output_shape"] == [64, 112, 112] and conv["params"] == 9472
+    pairs = client.get("/api/widgets/kernels?c=64&n=32").json()["pairs"]
+    assert pairs[0]["a"]["params"] == 64 * 64 * 25 + 64 and pairs[0]["b"]["params"] == 2 * (64 * 64 * 9 + 64)
+    assert pairs[0]["a"]["receptive_field"] == pairs[0]["b"]["receptive_field"] == 5
+    bn = client.get("/api/widgets/batchnorm?batch=2").json()
+    assert bn["options"]["batch"] == 2 and len(bn["data"]["batches"]) == 3
+    residual = client.get("/api/widgets/residual?x=1.5").json()
+    assert residual["options"]["x"] == 1.5 and len(residual["data"]["dH"]) == len(residual["data"]["x"])
+    for url in ("/api/widgets/conv?k=x", "/api/widgets/conv?n=3&k=7", "/api/widgets/batchnorm?batch=99",
+                "/api/widgets/residual?bogus=1", "/api/widgets/nope"):
+        response = client.get(url)
+        assert response.status_code == 400 and response.json()["error"], url
+
+
+def test_experiments_listed_and_results_rendered_escaped(tmp_path, make_client):
+    from cnnlab.experiments import list_experiments
+
+    root = tmp_path / "runs"
+    folder = root / "experiment-kernels-x"
+    folder.mkdir(parents=True)
+    (folder / "results.md").write_text("# Kernels <script>\n\n| a | b |\n|---|---|\n| 1 | <b>2</b> |\n\nFinding.\n\n![plot](plot.png)\n")
+    (folder / "config.json").write_text(json.dumps({"title": "Kernels", "plots": ["plot.png"]}))
+    client = make_client(root)
+    body = client.get("/api/experiments").json()
+    assert [e["name"] for e in body["experiments"]] == list_experiments()
+    assert body["results"] == [{"name": "experiment-kernels-x", "title": "Kernels", "plots": ["plot.png"]}]
+    html = client.get("/api/experiments/results?name=experiment-kernels-x").text
+    assert "<h2>Kernels &lt;script&gt;</h2>" in html and "<td>&lt;b&gt;2&lt;/b&gt;</td>" in html
+    assert '<img class="plot" alt="plot" src="/files/experiment-kernels-x/plot.png">' in html
+    assert client.get("/api/experiments/results?name=../x").status_code == 400

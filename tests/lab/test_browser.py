@@ -1,0 +1,172 @@
+"""The lab in a real browser: Debian's headless Chromium driven by Selenium against a live uvicorn server.
+
+Each page opens without console errors; a 2-epoch digits run started from the Train form gains curve points while it
+trains, stops (a checkpoint) and resumes to the end; Runs lists it; Inspect takes a digit drawn on the canvas and
+shows the top classes and a Grad-CAM image. Screenshots go to $CNNLAB_LAB_SCREENSHOTS (docs/img for the docs) or a
+temporary folder. Skipped, with the reason, where Chromium, chromedriver or selenium is missing.
+"""
+
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
+                       reason="Chromium or chromedriver not installed (Debian: apt-get install chromium chromium-driver; .ci/run does)"),
+]
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: pip install -e '.[test]'")
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+PAGES = {"zoo": "/", "train": "/train", "runs": "/runs", "inspect": "/inspect", "widgets": "/widgets",
+         "experiments": "/experiments"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import uvicorn
+
+    from cnnlab.lab import create_app
+
+    root = tmp_path_factory.mktemp("browser") / "runs"
+    port = free_port()
+    config = uvicorn.Config(create_app(root), host="127.0.0.1", port=port, log_level="warning",
+                            timeout_graceful_shutdown=1)
+    uvicorn_server = uvicorn.Server(config)
+    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not uvicorn_server.started:
+        assert time.time() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", root
+    uvicorn_server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                 "--window-size=1280,900", f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def shots():
+    folder = Path(os.environ.get("CNNLAB_LAB_SCREENSHOTS") or tempfile.mkdtemp(prefix="lab-shots-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def console_errors(driver) -> list[str]:
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def screenshot(driver, folder: Path, name: str) -> None:
+    """A PNG of the page, reduced to a 256-colour palette so the docs' copies stay small."""
+    from PIL import Image
+
+    path = folder / f"lab-{name}.png"
+    driver.save_screenshot(str(path))
+    Image.open(path).convert("RGB").quantize(colors=256).save(path, optimize=True)
+
+
+def wait(driver, condition, timeout=240, message=""):
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d), message)
+
+
+def text_of(driver, element_id: str) -> str:
+    return driver.find_element(By.ID, element_id).text
+
+
+@pytest.mark.parametrize("name", ["zoo", "widgets", "experiments", "runs"])
+def test_page_opens_without_console_errors(server, browser, shots, name):
+    url, _ = server
+    browser.get_log("browser")  # drop what earlier pages logged
+    browser.get(url + PAGES[name])
+    ready = {"zoo": lambda d: d.find_elements(By.CSS_SELECTOR, "#layers table") and d.find_elements(By.CSS_SELECTOR, "#timeline .main-svg"),
+             "widgets": lambda d: d.find_elements(By.CSS_SELECTOR, "#bn-eval .main-svg") and "measured output" in text_of(d, "conv-result"),
+             "experiments": lambda d: d.find_elements(By.CSS_SELECTOR, "#list table"),
+             "runs": lambda d: text_of(d, "board")}[name]
+    wait(browser, ready, 120, f"{name} did not finish loading")
+    assert console_errors(browser) == []
+    screenshot(browser, shots, name)
+
+
+def test_train_stop_resume_then_runs_and_inspect(server, browser, shots):
+    url, root = server
+    browser.get(url + "/train")
+    wait(browser, lambda d: d.find_elements(By.ID, "f-epochs"), 120)
+    Select(browser.find_element(By.ID, "model")).select_by_value("resnet20")
+    Select(browser.find_element(By.ID, "f-dataset")).select_by_value("digits")
+    browser.find_element(By.ID, "f-epochs").send_keys("2")
+    browser.find_element(By.ID, "f-train_subset").send_keys("800")
+    browser.find_element(By.ID, "start").click()
+
+    # the curve gains points while the job runs
+    points = lambda d: int(d.find_element(By.ID, "curve").get_attribute("data-points") or 0)  # noqa: E731
+    wait(browser, lambda d: text_of(d, "job-state") == "running" and points(d) >= 1, 240, "no curve point while running")
+    first = points(browser)
+    wait(browser, lambda d: points(d) > first, 240, "the curve gained no point")
+    screenshot(browser, shots, "train")
+
+    browser.find_element(By.ID, "stop").click()
+    wait(browser, lambda d: text_of(d, "job-state") in ("stopped", "finished", "failed"), 120)
+    assert text_of(browser, "job-state") == "stopped", browser.find_element(By.ID, "log").text
+    wait(browser, lambda d: d.find_element(By.ID, "resume").is_enabled(), 30, "Resume did not become available")
+    browser.find_element(By.ID, "resume").click()
+    wait(browser, lambda d: text_of(d, "job-state") in ("finished", "failed"), 300)
+    assert text_of(browser, "job-state") == "finished", browser.find_element(By.ID, "log").text
+    run = browser.find_element(By.ID, "run-link").get_attribute("href").split("/runs/", 1)[1]
+    assert (root / run / "results.json").is_file()
+    assert console_errors(browser) == []
+
+    browser.get(url + "/runs")
+    wait(browser, lambda d: run in text_of(d, "board"), 60, "the run is not on the leaderboard")
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#overlay .scatterlayer .trace"), 60)
+    screenshot(browser, shots, "runs")
+    browser.find_element(By.LINK_TEXT, run).click()
+    wait(browser, lambda d: "resnet20" in text_of(d, "results") and d.find_elements(By.CSS_SELECTOR, "#curves .main-svg"), 60)
+    browser.find_element(By.ID, "evaluate").click()
+    wait(browser, lambda d: d.execute_script("return document.getElementById('confusion').naturalWidth") > 0, 120)
+    assert console_errors(browser) == []
+    screenshot(browser, shots, "run")
+
+    browser.get(url + f"/inspect?run={run}")
+    pad = wait(browser, lambda d: d.find_element(By.ID, "pad") if d.find_element(By.ID, "draw-box").is_displayed() else None, 60,
+               "the canvas is not offered for a 28x28 grey run")
+    # a "7": a stroke across the top, then down to the left
+    ActionChains(browser).move_to_element_with_offset(pad, -50, -60).click_and_hold().move_by_offset(100, 0) \
+        .move_by_offset(-60, 130).release().perform()
+    assert browser.find_element(By.CSS_SELECTOR, "input[value=draw]").is_selected()
+    browser.find_element(By.ID, "predict").click()
+    loaded = "const i = document.querySelector('#overlays img[alt=Grad-CAM]'); return i ? i.naturalWidth : 0"
+    wait(browser, lambda d: d.execute_script(loaded) > 0, 120, "no Grad-CAM image")
+    bars = browser.find_elements(By.CSS_SELECTOR, "#bars .bars .point")
+    assert len(bars) == 5  # the top-5 classes
+    assert console_errors(browser) == []
+    screenshot(browser, shots, "inspect")

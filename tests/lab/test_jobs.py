@@ -1,0 +1,193 @@
+"""Jobs: records on disk, states worked out from the process table and the run directory (so a restarted server
+sees the same jobs), the one-at-a-time queue, and real `cnnlab train` jobs followed through the API."""
+
+import io
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from PIL import Image
+
+from cnnlab.lab.follow import summarize_events
+from cnnlab.lab.jobs import JobStore
+
+
+def write_record(store: JobStore, job_id: str, run_dir, **fields) -> None:
+    store.folder.mkdir(parents=True, exist_ok=True)
+    record = {"id": job_id, "kind": "train", "argv": [], "run_dir": str(run_dir), "run": run_dir.name, "created": 0, **fields}
+    (store.folder / f"{job_id}.json").write_text(json.dumps(record))
+
+
+def test_states_after_a_server_restart(tmp_path, make_client):
+    """A server that never started these jobs reads them from disk: alive -> running, dead without results ->
+    stopped and interrupted (resumable with a checkpoint), dead with results.json -> its status."""
+    root = tmp_path / "runs"
+    store = JobStore(root)
+    alive_dir, dead_dir, done_dir, failed_dir = (root / n for n in ("alive", "dead", "done", "failed"))
+    for folder in (alive_dir, dead_dir, done_dir, failed_dir):
+        folder.mkdir(parents=True)
+    (dead_dir / "checkpoints").mkdir()
+    (dead_dir / "checkpoints" / "latest").write_text("step-1")
+    (done_dir / "results.json").write_text(json.dumps({"status": "completed"}))
+    (failed_dir / "results.json").write_text(json.dumps({"status": "failed"}))
+    # a stand-in training process whose command line names its run directory, as `cnnlab train --out DIR` does
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(alive_dir)])
+    finished = subprocess.run([sys.executable, "-c", "pass"])  # a pid that has ended
+    try:
+        write_record(store, "1-alive", alive_dir, pid=sleeper.pid)
+        write_record(store, "2-dead", dead_dir, pid=999_999_999)
+        write_record(store, "3-done", done_dir, pid=999_999_999)
+        write_record(store, "4-failed", failed_dir, pid=999_999_999)
+        write_record(store, "5-exit0", done_dir, pid=999_999_999, returncode=0)
+        write_record(store, "6-sigterm", dead_dir, pid=999_999_999, returncode=143)
+        client = make_client(root)
+        states = {j["id"]: (j["state"], j["interrupted"], j["resumable"]) for j in client.get("/api/jobs").json()}
+        assert states == {"1-alive": ("running", False, False), "2-dead": ("stopped", True, True),
+                          "3-done": ("finished", False, False), "4-failed": ("failed", False, False),
+                          "5-exit0": ("finished", False, False), "6-sigterm": ("stopped", False, True)}
+        assert client.post("/api/jobs/3-done/stop").status_code == 409
+        assert client.post("/api/jobs/1-alive/stop").json()["state"] in ("running", "stopped")
+        assert sleeper.wait(timeout=10) == -15  # the stop sent SIGTERM
+        assert (client.get("/api/jobs/1-alive").json()["state"], client.get("/api/jobs/1-alive").json()["interrupted"]) == ("stopped", False)
+    finally:
+        sleeper.kill()
+    assert finished.returncode == 0
+
+
+def test_a_reused_pid_is_not_the_job(tmp_path):
+    store = JobStore(tmp_path)
+    run_dir = tmp_path / "run"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        write_record(store, "x", run_dir, pid=other.pid)
+        assert store.state(store.record("x")) == ("stopped", True)
+    finally:
+        other.kill()
+
+
+def test_queue_starts_one_job_at_a_time(tmp_path, monkeypatch):
+    """With a job running, the next waits as queued; the oldest queued starts when the runner's slot frees."""
+    store = JobStore(tmp_path)
+    started = []
+    monkeypatch.setattr(store, "_start", lambda record: started.append(record["id"]) or store._update(record["id"], pid=1, returncode=None))
+    monkeypatch.setattr("cnnlab.lab.jobs.process_alive", lambda pid, marker: pid == 1)
+    first = store.submit("train", ["train", "lenet5"], tmp_path / "a")
+    second = store.submit("train", ["train", "lenet5"], tmp_path / "b")
+    assert started == [first["id"]] and store.state(store.record(second["id"]))[0] == "queued"
+    assert store.stop(second["id"])["cancelled"]  # a queued job is cancelled without a process
+    third = store.submit("train", ["train", "lenet5"], tmp_path / "c")
+    store._update(first["id"], returncode=0)
+    store.advance()
+    assert started == [first["id"], third["id"]]
+    assert [store.state(r)[0] for r in store.records()] == ["finished", "stopped", "running"]
+
+
+def test_progress_events_are_summarised_and_a_resumed_step_replaces_the_old_one():
+    events = [{"event": "epoch_start", "epoch": 1}, *({"event": "step", "global_step": s, "loss": 1 / s, "accuracy": s / 10,
+                                                     "epoch": 1, "step": s, "steps": 4, "epochs": 2, "eta_seconds": 4 - s} for s in (1, 2, 3)),
+              {"event": "step", "global_step": 3, "loss": 0.5, "accuracy": 0.5, "eta_seconds": 1},  # after a resume
+              {"event": "epoch", "t": 5, "epoch": 1, "val_accuracy": 0.7}]
+    summary = summarize_events(events)
+    assert summary["steps"] == [[1, 1.0, 0.1], [2, 0.5, 0.2], [3, 0.5, 0.5]]
+    assert summary["epochs"] == [{"epoch": 1, "val_accuracy": 0.7}]
+    assert summary["latest"]["loss"] == 0.5
+
+
+# ------------------------------------------------------------------------------------------- real training jobs
+def wait_for(client, job_id, states, timeout=240, until=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        view = client.get(f"/api/jobs/{job_id}").json()
+        if view["state"] in states or (until is not None and until(view)):
+            return view
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} still {view['state']} after {timeout}s: {view['log']}")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One finished 2-epoch LeNet-5 run on digits, started through the API and followed over SSE."""
+    from cnnlab.lab import create_app
+    from tests.lab.conftest import LOCAL, TestClient
+
+    root = tmp_path_factory.mktemp("lab") / "runs"
+    client = TestClient(create_app(root), base_url=LOCAL)
+    created = client.post("/api/jobs", json={"model": "lenet5", "dataset": "digits", "epochs": 2, "train_subset": 600,
+                                             "threads": 1}).json()
+    views = []
+    with client.stream("GET", f"/api/jobs/{created['id']}/events") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: ") and line != "data: {}":
+                views.append(json.loads(line[6:]))
+    return client, created, views
+
+
+@pytest.mark.slow
+def test_a_training_job_streams_its_progress_and_finishes(trained):
+    client, created, views = trained
+    assert created["run"].startswith("lenet5-digits-")
+    assert views[-1]["state"] == "finished" and views[-1]["returncode"] == 0
+    assert "running" in [v["state"] for v in views]
+    progress = views[-1]["progress"]
+    assert [e["epoch"] for e in progress["epochs"]] == [1, 2]
+    assert progress["steps"][-1][0] == progress["latest"]["total_steps"] == 2 * (540 // 64)
+    points = [len(v["progress"]["steps"]) for v in views]
+    assert points == sorted(points) and points[-1] > points[0]  # the curve only gains points
+    results = json.loads((client.app.state.root / created["run"] / "results.json").read_text())
+    board = client.get("/api/runs").json()
+    assert [(r["name"], r["test_accuracy"]) for r in board] == [(created["run"], results["test_accuracy"])]
+    detail = client.get(f"/api/runs/{created['run']}").json()
+    assert [m["epoch"] for m in detail["metrics"]] == [1, 2] and detail["image"] == 28 and detail["in_chans"] == 1
+
+
+@pytest.mark.slow
+def test_predict_on_a_test_image_and_an_upload(trained):
+    client, created, _ = trained
+    run = created["run"]
+    body = client.post("/api/predict", data={"run": run, "test_index": "5", "top_k": "3"}).json()
+    probabilities = [t["probability"] for t in body["top"]]
+    assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1.0001
+    assert body["truth"] in [str(d) for d in range(10)]
+    for key in ("input", "gradcam", "saliency"):
+        png = client.get(body[key])
+        assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [m["layer"] for m in body["feature_maps"]] and body["feature_maps"][0]["shape"][0] == 6  # conv1: 6 maps
+    test_png = client.get(f"/api/test-image?run={run}&index=5")
+    assert Image.open(io.BytesIO(test_png.content)).size == (28, 28) and test_png.headers["x-class"] == body["truth"]
+    upload = client.post("/api/predict", data={"run": run}, files={"image": ("five.png", test_png.content, "image/png")}).json()
+    assert upload["top"][0] == body["top"][0]  # the same pixels, the same answer
+    not_image = client.post("/api/predict", data={"run": run}, files={"image": ("x.png", b"hello", "image/png")})
+    assert not_image.status_code == 400 and "not an image" in not_image.json()["error"]
+    assert client.get(f"/api/test-image?run={run}&index=100000").status_code == 404
+
+
+@pytest.mark.slow
+def test_evaluate_writes_the_confusion_matrix_and_misclassified_grid(trained):
+    client, created, _ = trained
+    body = client.post(f"/api/runs/{created['run']}/evaluate").json()
+    assert len(body["per_class_accuracy"]) == 10
+    assert sum(map(sum, body["confusion_matrix"])) == 360  # the digits test split
+    wrong = 360 - sum(body["confusion_matrix"][i][i] for i in range(10))
+    assert body["misclassified"] == min(wrong, 24)
+    assert client.get(f"/files/{created['run']}/confusion.png").content[:4] == b"\x89PNG"
+    assert set(client.get(f"/api/runs/{created['run']}").json()["files"]) >= {"eval.json", "confusion.png"}
+
+
+@pytest.mark.slow
+def test_stop_saves_a_checkpoint_and_resume_finishes(trained):
+    client, _, _ = trained
+    created = client.post("/api/jobs", json={"model": "lenet5", "epochs": 15, "train_subset": 640, "threads": 1}).json()
+    wait_for(client, created["id"], ("finished", "failed"), until=lambda v: v["progress"]["steps"])
+    stopped = client.post(f"/api/jobs/{created['id']}/stop").json()
+    stopped = wait_for(client, created["id"], ("stopped", "failed", "finished"))
+    assert stopped["state"] == "stopped" and not stopped["interrupted"] and stopped["resumable"], stopped["log"]
+    status = json.loads((client.app.state.root / created["run"] / "results.json").read_text())["status"]
+    assert status == "interrupted"
+    resumed = client.post("/api/jobs", json={"resume": created["run"]}).json()
+    assert resumed["run"] == created["run"]
+    done = wait_for(client, resumed["id"], ("finished", "failed", "stopped"))
+    assert done["state"] == "finished", done["log"]
+    assert [e["epoch"] for e in done["progress"]["epochs"]] == list(range(1, 16))
+    assert json.loads((client.app.state.root / created["run"] / "results.json").read_text())["status"] == "completed"
