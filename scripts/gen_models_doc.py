@@ -1,11 +1,11 @@
 """Write docs/models.md from the model registry: every model's family, year, default input, parameters,
-multiply-accumulates at that input, torchvision twin and key idea, then the papers.
+multiply-accumulates at that input, torchvision twin, depth, receptive field, ImageNet top-1 and key idea.
 
     .venv/bin/python scripts/gen_models_doc.py            # writes docs/models.md
     .venv/bin/python scripts/gen_models_doc.py -o -       # prints it
 
-Counting runs on the meta device (shapes only: no memory, no init, no arithmetic), so the whole zoo takes
-seconds; a builder that needs real numbers falls back to a real build.
+The numbers come from `cnnlab.models.zoo.catalog_row` (as `cnnlab models` prints them): measured on the meta device
+(shapes only: no memory, no init, no arithmetic), so the whole zoo takes seconds.
 """
 
 from __future__ import annotations
@@ -18,20 +18,11 @@ from pathlib import Path
 
 import torch
 import torchvision
-from torch import nn
 
-from cnnlab.inspect.counting import count_macs, count_params
-from cnnlab.registry import ModelInfo, create_model, list_models, model_info
+from cnnlab.models.zoo import catalog_row
+from cnnlab.registry import ModelInfo, list_models, model_info
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "models.md"
-
-
-def build_for_counting(name: str) -> nn.Module:
-    try:
-        with torch.device("meta"):
-            return create_model(name)
-    except Exception:  # e.g. a builder that calls .item() on a tensor
-        return create_model(name)
 
 
 def machine() -> str:
@@ -59,12 +50,44 @@ def readable(count: int) -> str:
 
 
 def row(info: ModelInfo) -> str:
-    model = build_for_counting(info.name)
-    params = count_params(model)
-    macs = count_macs(model, info.input_size)
+    measured = catalog_row(info.name)  # params, MACs, depth, receptive field and top-1, on the meta device
     input_size = "x".join(str(v) for v in info.input_size)
     twin = f"`{info.twin}`" if info.twin else ""
-    return f"| `{info.name}` | {info.year} | {input_size} | {params:,} | {readable(macs)} | {twin} | {info.key_idea} |"
+    top1 = f"{measured['top1']:.1f}" if measured["top1"] is not None else ""
+    return (f"| `{info.name}` | {info.year} | {input_size} | {measured['params']:,} | {readable(measured['macs'])} "
+            f"| {twin} | {measured['depth']} | {measured['receptive_field']} | {top1} | {info.key_idea} |")
+
+
+DEPTH_AND_FIELDS = """## Depth and receptive fields
+
+**depth** counts weight layers (convolutions and linear layers, each call once) on the longest path from the image
+to the logits, traced through one forward pass (`cnnlab.inspect.receptive.main_path_depth`). It gives the numbers in
+the papers' names: LeNet-5 5, AlexNet 8, VGG-16 16, GoogLeNet 22, ResNet-18 18, ResNet-50 50, DenseNet-121 121,
+MobileNet 28. Projection shortcuts lie on a shorter path, Inception takes its deepest branch, and a
+squeeze-and-excitation gate's two 1x1 convs sit on a side path, so none of them adds depth. Wide ResNet-28-10 gets 26:
+its name counts 6n + 4 layers (n = 4 blocks per stage), its longest path holds the stem conv, 6n block convs and the
+classifier, 6n + 2.
+
+**RF** is the theoretical receptive field of one pixel of the last feature map (`forward_features`), in input pixels
+per side (`cnnlab.receptive_field(name)`), on the widest path through residual and multi-branch blocks (Araujo,
+Norris & Sim 2019, Distill): each conv or pool adds (kernel - 1) x the input-grid spacing it works on, a residual add
+or a concat keeps the widest of its inputs. `cnnlab summary MODEL` shows it for every layer. It can exceed the input:
+the field's edge then lies in the zero padding. A squeeze-and-excitation gate scales channels by a global average,
+so strictly every unit after one depends on the whole image; the gate is left out, and RF describes the convolutional
+path. AlexNet's 195 and VGG-16's 212 equal Araujo et al.'s published values. ResNet-50 gets 427, where their table
+lists 483: torchvision (and cnnlab, its twin) put each stage's stride in the bottleneck's 3x3 conv, the paper put it
+in the first 1x1. A 3x3 that runs before the stride steps on the finer grid and adds 2 x jump instead of 2 x 2 x jump,
+once in each of the three downsampling blocks: 8 + 16 + 32 = 56 pixels fewer. Moving each stride to the 1x1 gives 483,
+1,027 and 1,507 for ResNet-50/101/152, Araujo et al.'s numbers (`tests/inspect/test_receptive_field.py`). The
+effective receptive field (Luo et al. 2016), measured from input gradients, is much smaller:
+`cnnlab.effective_receptive_field(name)` and `cnnlab visualize --show erf`.
+
+**top-1** is ImageNet-1K top-1 accuracy (%) of torchvision's DEFAULT weights for the model's twin, read from
+`torchvision.models.get_model_weights(twin).DEFAULT.meta` (no download). For some models DEFAULT is torchvision's 2021
+recipe (ResNet-50: 80.9, against 76.1 for its first weights); `cnnlab models --format json` has both (`top1`,
+`top1_v1`). The same table: `cnnlab models`; the evolution chart: `cnnlab models --plot timeline.png`
+([visualize.md](visualize.md#the-evolution-timeline)).
+"""
 
 
 def render() -> str:
@@ -79,6 +102,7 @@ def render() -> str:
         "Parameters are exact; MACs are multiply-accumulates of one image at the model's default input",
         "(torch's FlopCounterMode FLOPs / 2, the convention of torchvision's \"GFLOPS\"). Models with a",
         "torchvision twin load its checkpoints (`create_model(name, weights=PATH)`) and give its logits.",
+        "Depth, receptive field (RF) and ImageNet top-1 are explained below the tables.",
         "",
     ]
     families: dict[str, list[ModelInfo]] = {}
@@ -89,10 +113,11 @@ def render() -> str:
         lines += [f"## {family}", "", f"{members[0].paper}", ""]
         papers = sorted({info.paper for info in members[1:]} - {members[0].paper})
         lines += [*(f"Also: {paper}" for paper in papers), *([""] if papers else [])]
-        lines += ["| model | year | input | params | MACs | torchvision twin | key idea |", "|---|---|---|---:|---:|---|---|"]
+        lines += ["| model | year | input | params | MACs | torchvision twin | depth | RF | top-1 | key idea |",
+                  "|---|---|---|---:|---:|---|---:|---:|---:|---|"]
         lines += [row(info) for info in members]
         lines.append("")
-    lines.append(f"{len(infos)} models in {len(families)} families.")
+    lines += [f"{len(infos)} models in {len(families)} families.", "", DEPTH_AND_FIELDS.rstrip()]
     return "\n".join(lines) + "\n"
 
 

@@ -301,6 +301,18 @@ def test_e14_divide_by_n_is_the_biased_estimator():
     assert code_gives("E14") == f"/N = {by_n:.2f} is unbiased=False; unbiased = {by_n_minus_1:.2f}"
 
 
+def test_e16_output_size_formula_needs_a_floor():
+    from cnnlab.traces import trace
+
+    side, kernel, stride, padding = 6, 3, 2, 0
+    without_floor = (side + 2 * padding - kernel) / stride + 1
+    conv = nn.Conv2d(1, 1, kernel, stride=stride, padding=padding)
+    actual = conv(torch.zeros(1, 1, side, side)).shape[-1]
+    assert (without_floor, actual) == (2.5, 2)
+    assert trace("conv", input=f"{side}x{side}", kernel=kernel, stride=stride)["rows"][0][5] == [actual, actual]
+    assert code_gives("E16") == str(actual)
+
+
 @pytest.mark.torch_only
 def test_e15_pytorch_running_var_uses_unbiased_variance():
     bn = nn.BatchNorm2d(2, momentum=0.1).train()

@@ -111,7 +111,8 @@ def test_conv_sliding_window_matches_torch_and_the_formula():
 @pytest.mark.parametrize(
     ("name", "options", "message"),
     [
-        ("batchnrm", {}, "unknown trace 'batchnrm'; did you mean batchnorm? the traces are: batchnorm, bottleneck, conv, residual"),
+        ("batchnrm", {}, "unknown trace 'batchnrm'; did you mean batchnorm? the traces are: batchnorm, bottleneck, "
+                         "conv, residual"),
         ("conv", {"input": "5y5"}, "--input takes HxW or a side"),
         ("conv", {"input": "3x3", "kernel": 5}, "does not fit"),
         ("conv", {"x": 2.0}, "trace conv has no option 'x'"),

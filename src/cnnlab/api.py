@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cnnlab.deploy import optimize_for_inference
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, unknown_name_error
 from cnnlab.files import read_json
-from cnnlab.inference import prediction
+from cnnlab.inference import onnx_runtime, prediction
 from cnnlab.inference.prediction import evaluate
 from cnnlab.training.comparison import compare
 from cnnlab.training.config import TrainConfig, make_config, resume_config
@@ -69,20 +69,31 @@ def predict(
     *,
     model: str | None = None,
     weights: str | Path | None = None,
+    runtime: str = "torch",
 ) -> list[dict]:
     """Top-k classes and probabilities of each image file: [{"image": path, "top": [(class, probability), ...]}].
 
     From a run directory's final weights, or, with `model` and `weights` (and no run_dir), from a torchvision
     ImageNet checkpoint you downloaded (.pth state dict or .safetensors) with torchvision's preprocessing for
     those weights and the 1000 ImageNet class names; see `cnnlab.imagenet`.
+
+    runtime="onnxruntime": a run directory's model runs in onnxruntime from RUN_DIR/model.onnx, exported first
+    (BN folded) when missing or older than the weights; see `cnnlab.inference.onnx_runtime`.
     """
     images = list(images)
     if not images:
         raise CnnlabError("predict needs at least one image file")
+    if runtime not in onnx_runtime.RUNTIMES:
+        raise unknown_name_error("runtime", runtime, onnx_runtime.RUNTIMES)
     if model is None and weights is None:
         if run_dir is None:
             raise CnnlabError("predict needs a run directory, or model= and weights= for an ImageNet checkpoint")
+        if runtime == "onnxruntime":
+            return onnx_runtime.predict(run_dir, images, top_k)
         return prediction.predict(run_dir, images, top_k)
+    if runtime != "torch":
+        raise CnnlabError(f"--runtime {runtime} runs a run directory's exported model; "
+                          "an ImageNet checkpoint runs in torch")
     if weights is None:
         raise CnnlabError(f"--model {model} needs --weights PATH, a torchvision ImageNet checkpoint (.pth or .safetensors)")
     if model is None:

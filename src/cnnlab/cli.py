@@ -143,7 +143,8 @@ def add_runs_parser(commands) -> None:
 
 def add_experiment_parser(commands) -> None:
     """`cnnlab experiment`: its options are the experiments' own (ExperimentOptions), not a training recipe."""
-    experiment = commands.add_parser("experiment", help="rerun one of the tutorials' claims: a table, plots and findings")
+    experiment = commands.add_parser("experiment",
+                                     help="rerun one of the tutorials' claims: a table, plots and findings")
     experiment.add_argument("name", help="compare, batchnorm, kernels, scaling, ... (a wrong name lists the closest)")
     experiment.add_argument("--dataset", help="default: digits with --quick, else fashion-mnist")
     experiment.add_argument("--data-dir", help="where to look for the dataset's files first")
@@ -183,6 +184,8 @@ def build_parser() -> ArgumentParser:
     predict.add_argument("--top-k", type=positive_int, default=5)
     predict.add_argument("--model", help="with --weights: the architecture of a torchvision ImageNet checkpoint, e.g. resnet50")
     predict.add_argument("--weights", metavar="PATH", help="a torchvision ImageNet checkpoint you downloaded (.pth or .safetensors)")
+    predict.add_argument("--runtime", default="torch", help="torch (default) or onnxruntime: run RUN_DIR/model.onnx, "
+                         "exported first (BN folded) when missing or older than the weights")
 
     export = commands.add_parser("export", help="write a run's model as ONNX or TorchScript (dynamic batch) plus a JSON sidecar")
     export.add_argument("run_dir")
@@ -236,7 +239,9 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> None:
     rows = compare(args.models, overwrite=args.overwrite, quiet=args.quiet, **recipe_options(args))
     if rank() != 0:  # under torchrun, process 0 speaks for all
         return
-    table = Table(*HEADERS, title=f"{rows[0]['dataset']}: {rows[0]['epochs']} epochs, batch {rows[0]['batch_size']}, {rows[0]['optimizer']} lr {rows[0]['lr']:g}")
+    first = rows[0]
+    table = Table(*HEADERS, title=f"{first['dataset']}: {first['epochs']} epochs, batch {first['batch_size']}, "
+                                  f"{first['optimizer']} lr {first['lr']:g}")
     for row in rows:
         table.add_row(*format_row(row))
     console.print(table)
@@ -255,7 +260,8 @@ def cmd_finetune(args: argparse.Namespace, console: Console) -> None:
                        lora_rank=args.lora_rank, lora_alpha=args.lora_alpha, model_name=args.model,
                        keep_head=args.keep_head, overwrite=args.overwrite, quiet=args.quiet, **options)
     console.print(f"{results['model']} fine-tuned on {results['dataset']} ({results['trainable_params']:,} trainable "
-                  f"parameters): test accuracy {results['test_accuracy']:.2%}; wrote {results['run_dir']}", highlight=False)
+                  f"parameters): test accuracy {results['test_accuracy']:.2%}; wrote {results['run_dir']}",
+                  highlight=False)
 
 
 def cmd_experiment(args: argparse.Namespace, console: Console) -> None:
@@ -331,12 +337,13 @@ def cmd_predict(args: argparse.Namespace, console: Console) -> None:
     from cnnlab.api import predict
 
     if args.model or args.weights:  # an ImageNet checkpoint: every positional argument is an image
-        results = predict(images=[args.run_dir, *args.images], top_k=args.top_k, model=args.model, weights=args.weights)
+        results = predict(images=[args.run_dir, *args.images], top_k=args.top_k, model=args.model, weights=args.weights,
+                          runtime=args.runtime)
         used = results[0]["preprocessing"]
         console.print(f"{args.model} with {args.weights}, preprocessed as torchvision's {used['weights']}: resize "
                       f"{used['resize'][0]}, center-crop {used['crop'][0]}, mean {used['mean']}, std {used['std']}", highlight=False, soft_wrap=True)
     else:
-        results = predict(args.run_dir, args.images, args.top_k)
+        results = predict(args.run_dir, args.images, args.top_k, runtime=args.runtime)
     for item in results:
         console.print(item["image"], highlight=False)
         for rank, (name, probability) in enumerate(item["top"], start=1):

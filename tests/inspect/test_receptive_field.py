@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from cnnlab import CnnlabError
 import cnnlab
+from cnnlab import CnnlabError
 from cnnlab.inspect import receptive_field, summarize
-from cnnlab.inspect.receptive import effective_receptive_field
+from cnnlab.inspect.receptive import effective_receptive_field, trace_network
 from cnnlab.scratch import conv_output_size
 
 
@@ -139,7 +139,9 @@ def _torchvision_trunk(name: str, stride_in_first_1x1: bool = False) -> nn.Modul
     return nn.Sequential(*list(model.children())[:-2])
 
 
-@pytest.mark.parametrize(("name", "code", "paper"), [("resnet50", 427, 483), ("resnet101", 971, 1027), ("resnet152", 1451, 1507)])
+@pytest.mark.parametrize(
+    ("name", "code", "paper"), [("resnet50", 427, 483), ("resnet101", 971, 1027), ("resnet152", 1451, 1507)]
+)
 def test_resnet_fields_torchvision_layout_and_paper_layout(name, code, paper):
     # torchvision (like cnnlab, its twin) strides in the 3x3 conv: that 3x3 then steps on the finer grid, adding
     # 2 * jump instead of 2 * 2 * jump in each of the three downsampling blocks: 8 + 16 + 32 = 56 pixels less.
@@ -147,10 +149,17 @@ def test_resnet_fields_torchvision_layout_and_paper_layout(name, code, paper):
     assert receptive_field(_torchvision_trunk(name, stride_in_first_1x1=True)) == paper == code + 56
 
 
-def test_every_registered_model_gets_a_receptive_field():
-    fields = {name: receptive_field(name) for name in cnnlab.list_models()}
+def test_every_registered_model_gets_a_receptive_field_and_a_depth():
+    fields, depths = {}, {}
+    for name in cnnlab.list_models():
+        with torch.device("meta"):
+            model = cnnlab.create_model(name)
+        field, depths[name] = trace_network(model, cnnlab.model_info(name).input_size, name)
+        fields[name] = field.size
     assert all(isinstance(field, int) and field >= 3 for field in fields.values()), fields
+    assert all(isinstance(depth, int) and depth >= 4 for depth in depths.values()), depths
     assert (fields["resnet18"], fields["resnet20"], fields["lenet5"], fields["googlenet_tv"]) == (435, 81, 16, 379)
+    assert [fields["alexnet"], fields["densenet121"]] == [receptive_field("alexnet"), receptive_field("densenet121")]
 
 
 @pytest.mark.parametrize("name", ["googlenet", "densenet_bc_100_12", "efficientnet_b0", "convnext_tiny",

@@ -12,8 +12,15 @@ from cnnlab.cli import main as cli_main
 from cnnlab.inspect import count_params, summarize
 from cnnlab.registry import create_model, list_models
 
-PAGES = {"/": "Model zoo", "/train": "Train", "/runs": "Leaderboard", "/inspect": "Inspect", "/widgets": "Widgets",
-         "/experiments": "Experiments", "/runs/some-run": "some-run"}
+PAGES = {
+    "/": "Model zoo",
+    "/train": "Train",
+    "/runs": "Leaderboard",
+    "/inspect": "Inspect",
+    "/widgets": "Widgets",
+    "/experiments": "Experiments",
+    "/runs/some-run": "some-run",
+}
 
 
 @pytest.mark.parametrize("url", PAGES)
@@ -24,13 +31,23 @@ def test_pages_render(client, url):
 
 
 def test_assets_are_served_from_the_packages(client):
-    import plotly
-
     from pathlib import Path
+
+    import plotly
 
     shipped = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_bytes()
     assert client.get("/plotly.min.js").content == shipped
-    for name in ("lab.js", "lab.css", "zoo.js", "train.js", "runs.js", "run.js", "inspect.js", "widgets.js", "experiments.js"):
+    for name in (
+        "lab.js",
+        "lab.css",
+        "zoo.js",
+        "train.js",
+        "runs.js",
+        "run.js",
+        "inspect.js",
+        "widgets.js",
+        "experiments.js",
+    ):
         assert client.get(f"/static/{name}").status_code == 200, name
 
 
@@ -59,7 +76,9 @@ def test_unknown_model_and_bad_input_are_400(client):
 
 
 def test_what_if_spec_shape_flow(client):
-    body = client.get("/api/summary", params={"spec": "conv 64 k7 s2 p3; maxpool k3 s2 p1", "input": "3x224x224"}).json()
+    body = client.get(
+        "/api/summary", params={"spec": "conv 64 k7 s2 p3; maxpool k3 s2 p1", "input": "3x224x224"}
+    ).json()
     assert [r["output_shape"] for r in body["rows"]] == [[64, 112, 112], [64, 56, 56]]
     assert body["total_params"] == 3 * 49 * 64 + 64
     bad = client.get("/api/summary", params={"spec": "conv k7", "input": "3x32x32"})
@@ -90,13 +109,16 @@ def cli_error(capsys, *argv) -> str:
     return capsys.readouterr().err.strip().removeprefix("cnnlab: error: ")
 
 
-@pytest.mark.parametrize("options, argv", [
-    ({"epochs": 0}, ["--epochs", "0"]),
-    ({"lr": "fast"}, ["--lr", "fast"]),
-    ({"optimizer": "adam"}, ["--optimizer", "adam"]),
-    ({"label_smoothing": 1.5}, ["--label-smoothing", "1.5"]),
-    ({"dataset": "mnistt"}, ["--dataset", "mnistt"]),
-])
+@pytest.mark.parametrize(
+    "options, argv",
+    [
+        ({"epochs": 0}, ["--epochs", "0"]),
+        ({"lr": "fast"}, ["--lr", "fast"]),
+        ({"optimizer": "adam"}, ["--optimizer", "adam"]),
+        ({"label_smoothing": 1.5}, ["--label-smoothing", "1.5"]),
+        ({"dataset": "mnistt"}, ["--dataset", "mnistt"]),
+    ],
+)
 def test_bad_job_options_get_the_clis_message(client, capsys, options, argv):
     response = client.post("/api/jobs", json={"model": "lenet5", **options})
     assert response.status_code == 400
@@ -104,24 +126,29 @@ def test_bad_job_options_get_the_clis_message(client, capsys, options, argv):
     assert client.get("/api/jobs").json() == []  # nothing was started or queued
 
 
-@pytest.mark.parametrize("body, status, words", [
-    ({"model": "lenet6"}, 400, "lenet5"),
-    ({"dataset": "digits"}, 400, "choose a model"),
-    ({"model": "lenet5", "bogus": 1}, 400, "unknown training option 'bogus'"),
-    ({"model": "lenet5", "out": "/tmp/x"}, 400, "set by the lab"),
-    ({"model": "lenet5", "weights": "/etc/passwd"}, 400, "set by the lab"),
-    ({"model": "lenet5", "dataset": "imagefolder:../../etc"}, 400, "leaves the runs folder"),
-    ({"model": "lenet5", "augment": "maybe"}, 400, "true or false"),
-    ({"resume": "no-such-run"}, 404, "no run"),
-    ({"experiment": "kernelz"}, 400, "kernels"),
-])
+@pytest.mark.parametrize(
+    "body, status, words",
+    [
+        ({"model": "lenet6"}, 400, "lenet5"),
+        ({"dataset": "digits"}, 400, "choose a model"),
+        ({"model": "lenet5", "bogus": 1}, 400, "unknown training option 'bogus'"),
+        ({"model": "lenet5", "out": "/tmp/x"}, 400, "set by the lab"),
+        ({"model": "lenet5", "weights": "/etc/passwd"}, 400, "set by the lab"),
+        ({"model": "lenet5", "dataset": "imagefolder:../../etc"}, 400, "leaves the runs folder"),
+        ({"model": "lenet5", "augment": "maybe"}, 400, "true or false"),
+        ({"resume": "no-such-run"}, 404, "no run"),
+        ({"experiment": "kernelz"}, 400, "kernels"),
+    ],
+)
 def test_bad_job_bodies(client, body, status, words):
     response = client.post("/api/jobs", json=body)
     assert response.status_code == status and words in response.json()["error"]
 
 
 def test_job_body_must_be_a_json_object(client):
-    assert client.post("/api/jobs", content=b"{not json", headers={"Content-Type": "application/json"}).status_code == 400
+    assert (
+        client.post("/api/jobs", content=b"{not json", headers={"Content-Type": "application/json"}).status_code == 400
+    )
     assert client.post("/api/jobs", json=[1, 2]).json() == {"error": "the body must be a JSON object"}
 
 
@@ -135,13 +162,18 @@ def test_runs_lists_results_and_skips_the_lab_folder(tmp_path, make_client):
     root = tmp_path / "runs"
     for name, accuracy in (("a", 0.9), ("b", 0.95), (".lab/cache", 0.99)):
         (root / name).mkdir(parents=True)
-        (root / name / "results.json").write_text(json.dumps({"model": "lenet5", "dataset": "digits", "test_accuracy": accuracy, "status": "completed"}))
+        (root / name / "results.json").write_text(
+            json.dumps({"model": "lenet5", "dataset": "digits", "test_accuracy": accuracy, "status": "completed"})
+        )
         (root / name / "config.json").write_text(json.dumps({"model": "lenet5", "dataset": "digits"}))
     (root / "a" / "metrics.csv").write_text("epoch,train_loss,val_accuracy\n1,0.5,0.8\n2,0.25,nan\n")
     client = make_client(root)
     assert [(r["name"], r["test_accuracy"]) for r in client.get("/api/runs").json()] == [("b", 0.95), ("a", 0.9)]
     detail = client.get("/api/runs/a").json()
-    assert detail["metrics"] == [{"epoch": 1, "train_loss": 0.5, "val_accuracy": 0.8}, {"epoch": 2, "train_loss": 0.25, "val_accuracy": None}]
+    assert detail["metrics"] == [
+        {"epoch": 1, "train_loss": 0.5, "val_accuracy": 0.8},
+        {"epoch": 2, "train_loss": 0.25, "val_accuracy": None},
+    ]
     assert detail["results"]["test_accuracy"] == 0.9 and "metrics.csv" in detail["files"]
     assert client.get("/api/runs/missing").status_code == 404
     assert client.post("/api/runs/a/evaluate").status_code == 409  # no model.safetensors
@@ -155,7 +187,11 @@ def test_predict_bad_input(tmp_path, make_client):
     assert client.post("/api/predict", files={"image": ("x.png", png.getvalue(), "image/png")}).status_code == 400
     missing = client.post("/api/predict", data={"run": "nope"}, files={"image": ("x.png", png.getvalue(), "image/png")})
     assert missing.status_code == 404 and "no run" in missing.json()["error"]
-    big = client.post("/api/predict", data={"run": "nope"}, files={"image": ("x.png", b"\0" * (10 * 1024 * 1024 + 70_000), "image/png")})
+    big = client.post(
+        "/api/predict",
+        data={"run": "nope"},
+        files={"image": ("x.png", b"\0" * (10 * 1024 * 1024 + 70_000), "image/png")},
+    )
     assert big.status_code == 413 and "limit" in big.json()["error"]
 
 
@@ -188,8 +224,13 @@ def test_widgets(client):
     assert bn["options"]["batch"] == 2 and len(bn["data"]["batches"]) == 3
     residual = client.get("/api/widgets/residual?x=1.5").json()
     assert residual["options"]["x"] == 1.5 and len(residual["data"]["dH"]) == len(residual["data"]["x"])
-    for url in ("/api/widgets/conv?k=x", "/api/widgets/conv?n=3&k=7", "/api/widgets/batchnorm?batch=99",
-                "/api/widgets/residual?bogus=1", "/api/widgets/nope"):
+    for url in (
+        "/api/widgets/conv?k=x",
+        "/api/widgets/conv?n=3&k=7",
+        "/api/widgets/batchnorm?batch=99",
+        "/api/widgets/residual?bogus=1",
+        "/api/widgets/nope",
+    ):
         response = client.get(url)
         assert response.status_code == 400 and response.json()["error"], url
 
@@ -200,7 +241,9 @@ def test_experiments_listed_and_results_rendered_escaped(tmp_path, make_client):
     root = tmp_path / "runs"
     folder = root / "experiment-kernels-x"
     folder.mkdir(parents=True)
-    (folder / "results.md").write_text("# Kernels <script>\n\n| a | b |\n|---|---|\n| 1 | <b>2</b> |\n\nFinding.\n\n![plot](plot.png)\n")
+    (folder / "results.md").write_text(
+        "# Kernels <script>\n\n| a | b |\n|---|---|\n| 1 | <b>2</b> |\n\nFinding.\n\n![plot](plot.png)\n"
+    )
     (folder / "config.json").write_text(json.dumps({"title": "Kernels", "plots": ["plot.png"]}))
     client = make_client(root)
     body = client.get("/api/experiments").json()

@@ -20,16 +20,24 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
-                       reason="Chromium or chromedriver not installed (Debian: apt-get install chromium chromium-driver; .ci/run does)"),
+    pytest.mark.skipif(
+        CHROMIUM is None or CHROMEDRIVER is None,
+        reason="Chromium or chromedriver is not installed (Debian: apt-get install chromium chromium-driver)",
+    ),
 ]
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: pip install -e '.[test]'")
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
-PAGES = {"zoo": "/", "train": "/train", "runs": "/runs", "inspect": "/inspect", "widgets": "/widgets",
-         "experiments": "/experiments"}
+PAGES = {
+    "zoo": "/",
+    "train": "/train",
+    "runs": "/runs",
+    "inspect": "/inspect",
+    "widgets": "/widgets",
+    "experiments": "/experiments",
+}
 
 
 def free_port() -> int:
@@ -46,8 +54,9 @@ def server(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("browser") / "runs"
     port = free_port()
-    config = uvicorn.Config(create_app(root), host="127.0.0.1", port=port, log_level="warning",
-                            timeout_graceful_shutdown=1)
+    config = uvicorn.Config(
+        create_app(root), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
+    )
     uvicorn_server = uvicorn.Server(config)
     thread = threading.Thread(target=uvicorn_server.run, daemon=True)
     thread.start()
@@ -64,9 +73,18 @@ def server(tmp_path_factory):
 def browser(tmp_path_factory):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 "--window-size=1280,900", f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
@@ -108,10 +126,17 @@ def test_page_opens_without_console_errors(server, browser, shots, name):
     url, _ = server
     browser.get_log("browser")  # drop what earlier pages logged
     browser.get(url + PAGES[name])
-    ready = {"zoo": lambda d: d.find_elements(By.CSS_SELECTOR, "#layers table") and d.find_elements(By.CSS_SELECTOR, "#timeline .main-svg"),
-             "widgets": lambda d: d.find_elements(By.CSS_SELECTOR, "#bn-eval .main-svg") and "measured output" in text_of(d, "conv-result"),
-             "experiments": lambda d: d.find_elements(By.CSS_SELECTOR, "#list table"),
-             "runs": lambda d: text_of(d, "board")}[name]
+    ready = {
+        "zoo": lambda d: (
+            d.find_elements(By.CSS_SELECTOR, "#layers table")
+            and d.find_elements(By.CSS_SELECTOR, "#timeline .main-svg")
+        ),
+        "widgets": lambda d: (
+            d.find_elements(By.CSS_SELECTOR, "#bn-eval .main-svg") and "measured output" in text_of(d, "conv-result")
+        ),
+        "experiments": lambda d: d.find_elements(By.CSS_SELECTOR, "#list table"),
+        "runs": lambda d: text_of(d, "board"),
+    }[name]
     wait(browser, ready, 120, f"{name} did not finish loading")
     assert console_errors(browser) == []
     screenshot(browser, shots, name)
@@ -124,12 +149,14 @@ def test_train_stop_resume_then_runs_and_inspect(server, browser, shots):
     Select(browser.find_element(By.ID, "model")).select_by_value("resnet20")
     Select(browser.find_element(By.ID, "f-dataset")).select_by_value("digits")
     browser.find_element(By.ID, "f-epochs").send_keys("2")
-    browser.find_element(By.ID, "f-train_subset").send_keys("800")
+    browser.find_element(By.ID, "f-train_subset").send_keys("500")
     browser.find_element(By.ID, "start").click()
 
     # the curve gains points while the job runs
     points = lambda d: int(d.find_element(By.ID, "curve").get_attribute("data-points") or 0)  # noqa: E731
-    wait(browser, lambda d: text_of(d, "job-state") == "running" and points(d) >= 1, 240, "no curve point while running")
+    wait(
+        browser, lambda d: text_of(d, "job-state") == "running" and points(d) >= 1, 240, "no curve point while running"
+    )
     first = points(browser)
     wait(browser, lambda d: points(d) > first, 240, "the curve gained no point")
     screenshot(browser, shots, "train")
@@ -150,18 +177,24 @@ def test_train_stop_resume_then_runs_and_inspect(server, browser, shots):
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#overlay .scatterlayer .trace"), 60)
     screenshot(browser, shots, "runs")
     browser.find_element(By.LINK_TEXT, run).click()
-    wait(browser, lambda d: "resnet20" in text_of(d, "results") and d.find_elements(By.CSS_SELECTOR, "#curves .main-svg"), 60)
+    wait(
+        browser,
+        lambda d: "resnet20" in text_of(d, "results") and d.find_elements(By.CSS_SELECTOR, "#curves .main-svg"),
+        60,
+    )
     browser.find_element(By.ID, "evaluate").click()
     wait(browser, lambda d: d.execute_script("return document.getElementById('confusion').naturalWidth") > 0, 120)
     assert console_errors(browser) == []
     screenshot(browser, shots, "run")
 
     browser.get(url + f"/inspect?run={run}")
-    pad = wait(browser, lambda d: d.find_element(By.ID, "pad") if d.find_element(By.ID, "draw-box").is_displayed() else None, 60,
-               "the canvas is not offered for a 28x28 grey run")
+    wait(browser, lambda d: "resnet20 on digits" in text_of(d, "run-info"), 60)
+    pad = browser.find_element(By.ID, "pad")
+    assert pad.is_displayed(), "the canvas is not offered for a 28x28 grey run"
     # a "7": a stroke across the top, then down to the left
-    ActionChains(browser).move_to_element_with_offset(pad, -50, -60).click_and_hold().move_by_offset(100, 0) \
-        .move_by_offset(-60, 130).release().perform()
+    ActionChains(browser).move_to_element_with_offset(pad, -50, -60).click_and_hold().move_by_offset(
+        100, 0
+    ).move_by_offset(-60, 130).release().perform()
     assert browser.find_element(By.CSS_SELECTOR, "input[value=draw]").is_selected()
     browser.find_element(By.ID, "predict").click()
     loaded = "const i = document.querySelector('#overlays img[alt=Grad-CAM]'); return i ? i.naturalWidth : 0"

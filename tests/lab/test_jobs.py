@@ -16,7 +16,15 @@ from cnnlab.lab.jobs import JobStore
 
 def write_record(store: JobStore, job_id: str, run_dir, **fields) -> None:
     store.folder.mkdir(parents=True, exist_ok=True)
-    record = {"id": job_id, "kind": "train", "argv": [], "run_dir": str(run_dir), "run": run_dir.name, "created": 0, **fields}
+    record = {
+        "id": job_id,
+        "kind": "train",
+        "argv": [],
+        "run_dir": str(run_dir),
+        "run": run_dir.name,
+        "created": 0,
+        **fields,
+    }
     (store.folder / f"{job_id}.json").write_text(json.dumps(record))
 
 
@@ -44,13 +52,21 @@ def test_states_after_a_server_restart(tmp_path, make_client):
         write_record(store, "6-sigterm", dead_dir, pid=999_999_999, returncode=143)
         client = make_client(root)
         states = {j["id"]: (j["state"], j["interrupted"], j["resumable"]) for j in client.get("/api/jobs").json()}
-        assert states == {"1-alive": ("running", False, False), "2-dead": ("stopped", True, True),
-                          "3-done": ("finished", False, False), "4-failed": ("failed", False, False),
-                          "5-exit0": ("finished", False, False), "6-sigterm": ("stopped", False, True)}
+        assert states == {
+            "1-alive": ("running", False, False),
+            "2-dead": ("stopped", True, True),
+            "3-done": ("finished", False, False),
+            "4-failed": ("failed", False, False),
+            "5-exit0": ("finished", False, False),
+            "6-sigterm": ("stopped", False, True),
+        }
         assert client.post("/api/jobs/3-done/stop").status_code == 409
         assert client.post("/api/jobs/1-alive/stop").json()["state"] in ("running", "stopped")
         assert sleeper.wait(timeout=10) == -15  # the stop sent SIGTERM
-        assert (client.get("/api/jobs/1-alive").json()["state"], client.get("/api/jobs/1-alive").json()["interrupted"]) == ("stopped", False)
+        assert (
+            client.get("/api/jobs/1-alive").json()["state"],
+            client.get("/api/jobs/1-alive").json()["interrupted"],
+        ) == ("stopped", False)
     finally:
         sleeper.kill()
     assert finished.returncode == 0
@@ -71,7 +87,11 @@ def test_queue_starts_one_job_at_a_time(tmp_path, monkeypatch):
     """With a job running, the next waits as queued; the oldest queued starts when the runner's slot frees."""
     store = JobStore(tmp_path)
     started = []
-    monkeypatch.setattr(store, "_start", lambda record: started.append(record["id"]) or store._update(record["id"], pid=1, returncode=None))
+    monkeypatch.setattr(
+        store,
+        "_start",
+        lambda record: started.append(record["id"]) or store._update(record["id"], pid=1, returncode=None),
+    )
     monkeypatch.setattr("cnnlab.lab.jobs.process_alive", lambda pid, marker: pid == 1)
     first = store.submit("train", ["train", "lenet5"], tmp_path / "a")
     second = store.submit("train", ["train", "lenet5"], tmp_path / "b")
@@ -85,10 +105,25 @@ def test_queue_starts_one_job_at_a_time(tmp_path, monkeypatch):
 
 
 def test_progress_events_are_summarised_and_a_resumed_step_replaces_the_old_one():
-    events = [{"event": "epoch_start", "epoch": 1}, *({"event": "step", "global_step": s, "loss": 1 / s, "accuracy": s / 10,
-                                                     "epoch": 1, "step": s, "steps": 4, "epochs": 2, "eta_seconds": 4 - s} for s in (1, 2, 3)),
-              {"event": "step", "global_step": 3, "loss": 0.5, "accuracy": 0.5, "eta_seconds": 1},  # after a resume
-              {"event": "epoch", "t": 5, "epoch": 1, "val_accuracy": 0.7}]
+    events = [
+        {"event": "epoch_start", "epoch": 1},
+        *(
+            {
+                "event": "step",
+                "global_step": s,
+                "loss": 1 / s,
+                "accuracy": s / 10,
+                "epoch": 1,
+                "step": s,
+                "steps": 4,
+                "epochs": 2,
+                "eta_seconds": 4 - s,
+            }
+            for s in (1, 2, 3)
+        ),
+        {"event": "step", "global_step": 3, "loss": 0.5, "accuracy": 0.5, "eta_seconds": 1},  # after a resume
+        {"event": "epoch", "t": 5, "epoch": 1, "val_accuracy": 0.7},
+    ]
     summary = summarize_events(events)
     assert summary["steps"] == [[1, 1.0, 0.1], [2, 0.5, 0.2], [3, 0.5, 0.5]]
     assert summary["epochs"] == [{"epoch": 1, "val_accuracy": 0.7}]
@@ -114,8 +149,9 @@ def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("lab") / "runs"
     client = TestClient(create_app(root), base_url=LOCAL)
-    created = client.post("/api/jobs", json={"model": "lenet5", "dataset": "digits", "epochs": 2, "train_subset": 600,
-                                             "threads": 1}).json()
+    created = client.post(
+        "/api/jobs", json={"model": "lenet5", "dataset": "digits", "epochs": 2, "train_subset": 600, "threads": 1}
+    ).json()
     views = []
     with client.stream("GET", f"/api/jobs/{created['id']}/events") as stream:
         for line in stream.iter_lines():
@@ -148,15 +184,22 @@ def test_predict_on_a_test_image_and_an_upload(trained):
     run = created["run"]
     body = client.post("/api/predict", data={"run": run, "test_index": "5", "top_k": "3"}).json()
     probabilities = [t["probability"] for t in body["top"]]
-    assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1.0001
+    assert (
+        len(probabilities) == 3
+        and probabilities == sorted(probabilities, reverse=True)
+        and sum(probabilities) <= 1.0001
+    )
     assert body["truth"] in [str(d) for d in range(10)]
     for key in ("input", "gradcam", "saliency"):
         png = client.get(body[key])
         assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
     assert [m["layer"] for m in body["feature_maps"]] and body["feature_maps"][0]["shape"][0] == 6  # conv1: 6 maps
+    assert body["filters"]["layer"] == "conv1" and body["filters"]["shape"] == [6, 1, 5, 5]
     test_png = client.get(f"/api/test-image?run={run}&index=5")
     assert Image.open(io.BytesIO(test_png.content)).size == (28, 28) and test_png.headers["x-class"] == body["truth"]
-    upload = client.post("/api/predict", data={"run": run}, files={"image": ("five.png", test_png.content, "image/png")}).json()
+    upload = client.post(
+        "/api/predict", data={"run": run}, files={"image": ("five.png", test_png.content, "image/png")}
+    ).json()
     assert upload["top"][0] == body["top"][0]  # the same pixels, the same answer
     not_image = client.post("/api/predict", data={"run": run}, files={"image": ("x.png", b"hello", "image/png")})
     assert not_image.status_code == 400 and "not an image" in not_image.json()["error"]
@@ -180,7 +223,9 @@ def test_stop_saves_a_checkpoint_and_resume_finishes(trained):
     client, _, _ = trained
     created = client.post("/api/jobs", json={"model": "lenet5", "epochs": 15, "train_subset": 640, "threads": 1}).json()
     wait_for(client, created["id"], ("finished", "failed"), until=lambda v: v["progress"]["steps"])
-    stopped = client.post(f"/api/jobs/{created['id']}/stop").json()
+    busy = client.post("/api/jobs", json={"resume": created["run"]})
+    assert busy.status_code == 409 and "already running" in busy.json()["error"]
+    client.post(f"/api/jobs/{created['id']}/stop")
     stopped = wait_for(client, created["id"], ("stopped", "failed", "finished"))
     assert stopped["state"] == "stopped" and not stopped["interrupted"] and stopped["resumable"], stopped["log"]
     status = json.loads((client.app.state.root / created["run"] / "results.json").read_text())["status"]

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from cnnlab.errors import CnnlabError
-from cnnlab.lab.security import check_host, host_name, is_loopback, safe_path, LabRequestError
+from cnnlab.lab.security import LabRequestError, check_host, host_name, is_loopback, safe_path
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost:8000", "[::1]:8000", "localhost", "127.0.0.1"])
@@ -15,8 +15,10 @@ def test_loopback_host_headers_are_served(client, host):
     assert response.json() == []
 
 
-@pytest.mark.parametrize("host", ["evil.example:8000", "127.0.0.1.evil.example", "localhost.evil.example:8000",
-                                  "192.168.1.5:8000", "", "[::1"])
+@pytest.mark.parametrize(
+    "host",
+    ["evil.example:8000", "127.0.0.1.evil.example", "localhost.evil.example:8000", "192.168.1.5:8000", "", "[::1"],
+)
 def test_other_host_headers_are_refused(client, host):
     response = client.get("/", headers={"Host": host})
     assert response.status_code == 403
@@ -25,7 +27,9 @@ def test_other_host_headers_are_refused(client, host):
 
 def test_host_parsing():
     assert host_name("[::1]:8000") == "::1" and host_name("LocalHost:1") == "localhost"
-    assert is_loopback("127.0.0.2") and is_loopback("::1") and not is_loopback("0.0.0.0") and not is_loopback("lab.local")
+    assert (
+        is_loopback("127.0.0.2") and is_loopback("::1") and not is_loopback("0.0.0.0") and not is_loopback("lab.local")
+    )
     with pytest.raises(LabRequestError):
         check_host(None)
 
@@ -78,9 +82,17 @@ def test_files_serves_a_file_inside_the_root(tmp_path, make_client):
     assert client.get("/files/a/missing.png").status_code == 404
 
 
-@pytest.mark.parametrize("path", ["/files/a/%2e%2e/%2e%2e/secret.txt", "/files/a/..%2f..%2fsecret.txt",
-                                  "/files/a%5c..%5c..%5csecret.txt", "/files//etc/passwd", "/files/%2fetc%2fpasswd",
-                                  "/api/runs/..%2f..%2fsecret"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/files/a/%2e%2e/%2e%2e/secret.txt",
+        "/files/a/..%2f..%2fsecret.txt",
+        "/files/a%5c..%5c..%5csecret.txt",
+        "/files//etc/passwd",
+        "/files/%2fetc%2fpasswd",
+        "/api/runs/..%2f..%2fsecret",
+    ],
+)
 def test_traversal_is_refused(tmp_path, make_client, path):
     (tmp_path / "secret.txt").write_text("secret")
     root = tmp_path / "runs"
@@ -107,3 +119,13 @@ def test_safe_path(tmp_path):
     for bad in ("", "../x", "/etc/passwd", "a/../../x", "a\\b", "a\x00b"):
         with pytest.raises(LabRequestError):
             safe_path(tmp_path, bad)
+
+
+def test_cnnlab_lab_command_serves_with_its_flags(monkeypatch, tmp_path):
+    from cnnlab.cli import main
+
+    seen = {}
+    monkeypatch.setattr("cnnlab.lab.server.serve", lambda runs, **kw: seen.update(runs=runs, **kw))
+    assert main(["lab", "--runs", str(tmp_path), "--port", "8123"]) == 0
+    assert seen == {"runs": str(tmp_path), "host": "127.0.0.1", "port": 8123, "open_browser": False}
+    assert main(["lab", "--port", "0"]) == 2

@@ -20,8 +20,11 @@ from train_errors import one_line_error
 
 # 600 digits: 540 train / 60 val, global batch 32 -> 16 steps per epoch; random crops on, so the shards must also
 # get the crops one process draws. A checkpoint every 4 steps, all kept, so a test can rewind to a mid-epoch one.
+# A test pass every epoch, whose last one is also the final evaluation (`compare` below covers the separate final
+# pass): every process must take the same branch there, or one would wait forever at the other's collective.
 RECIPE = ["--dataset", "digits", "--train-subset", "600", "--epochs", "2", "--batch-size", "32", "--augment",
-          "--precision", "fp32", "--seed", "3", "--threads", "1", "--checkpoint-every", "4", "--keep", "20"]
+          "--precision", "fp32", "--seed", "3", "--threads", "1", "--checkpoint-every", "4", "--keep", "20",
+          "--test-every-epoch"]
 MID_EPOCH_1 = "step-00000008"
 WALL_TIME_COLUMNS = ("epoch_seconds", "images_per_second")
 
@@ -57,6 +60,9 @@ def assert_same_training(a, b, epochs: int = 2) -> None:
     results_a, results_b = (json_of(run / "results.json") for run in (a, b))
     assert results_a["test_accuracy"] == pytest.approx(results_b["test_accuracy"], abs=1.01 / 360)  # one image at most
     assert results_a["test_loss"] == pytest.approx(results_b["test_loss"], abs=1e-4)
+    for results, rows in ((results_a, rows_a), (results_b, rows_b)):  # with test_every_epoch: the last epoch's pass
+        if "test_accuracy" in rows[-1]:
+            assert (results["test_accuracy"], results["test_loss"]) == (rows[-1]["test_accuracy"], rows[-1]["test_loss"])
 
 
 def json_of(path) -> dict:

@@ -12,6 +12,7 @@ from cnnlab.inspect.spec import build_layer_spec, parse_input_shape
 from cnnlab.inspect.summary import LayerRow, Summary, summarize, summary_table
 
 __all__ = [
-    "LayerRow", "Summary", "build_layer_spec", "count_macs", "count_params", "effective_receptive_field", "parse_input_shape",
+    "LayerRow", "Summary", "build_layer_spec", "count_macs", "count_params", "effective_receptive_field",
+    "parse_input_shape",
     "receptive_field", "summarize", "summary_table",
 ]

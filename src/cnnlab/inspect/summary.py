@@ -78,7 +78,8 @@ def summarize(model_or_spec: nn.Module | str, input_shape: tuple[int, int, int])
     receptive field, then the totals, which equal `count_params` and `count_macs`.
 
     Runs in eval mode and restores the model's flags. Receptive fields follow the widest path through residual
-    adds and concats (see `ForwardTracer`); a row whose output is not a 4-D map (after a flatten) gets None. If some parameters or MACs
+    adds and concats (see `ForwardTracer`); a row whose output is not a 4-D map (after a flatten) gets None. If
+    some parameters or MACs
     are outside every leaf layer's call, a last row named "(other)" holds them, so the rows add up to the totals.
     """
     model, label = _resolve(model_or_spec, input_shape)

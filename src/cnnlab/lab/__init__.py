@@ -10,7 +10,6 @@ and the server reads their files; it keeps no training state in memory. See docs
 """
 
 
-
 def __getattr__(name: str):
     # Loaded on first use (PEP 562): `cnnlab lab` without the lab extra then fails with an install hint, not an
     # ImportError from fastapi.

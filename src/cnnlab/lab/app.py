@@ -23,14 +23,35 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cnnlab.errors import CnnlabError
 from cnnlab.lab import routes, views
 from cnnlab.lab.jobs import JobStore
-from cnnlab.lab.security import (TOKEN_COOKIE, LabRequestError, bearer_token, check_host, check_origin,
-                                 check_raw_path, check_token, is_loopback, safe_path)
+from cnnlab.lab.security import (
+    TOKEN_COOKIE,
+    LabRequestError,
+    bearer_token,
+    check_host,
+    check_origin,
+    check_raw_path,
+    check_token,
+    is_loopback,
+    safe_path,
+)
 
 HERE = Path(__file__).parent
-PAGES = {"/": "zoo.html", "/train": "train.html", "/runs": "runs.html", "/inspect": "inspect.html",
-         "/widgets": "widgets.html", "/experiments": "experiments.html"}
-NAV = (("/", "Zoo"), ("/train", "Train"), ("/runs", "Runs"), ("/inspect", "Inspect"), ("/widgets", "Widgets"),
-       ("/experiments", "Experiments"))
+PAGES = {
+    "/": "zoo.html",
+    "/train": "train.html",
+    "/runs": "runs.html",
+    "/inspect": "inspect.html",
+    "/widgets": "widgets.html",
+    "/experiments": "experiments.html",
+}
+NAV = (
+    ("/", "Zoo"),
+    ("/train", "Train"),
+    ("/runs", "Runs"),
+    ("/inspect", "Inspect"),
+    ("/widgets", "Widgets"),
+    ("/experiments", "Experiments"),
+)
 log = logging.getLogger("cnnlab.lab")
 
 
@@ -38,8 +59,9 @@ def error(message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
 
 
-def create_app(runs_root: str | Path = "runs", token: str | None = None, host: str = "127.0.0.1",
-               max_jobs: int = 1) -> FastAPI:
+def create_app(
+    runs_root: str | Path = "runs", token: str | None = None, host: str = "127.0.0.1", max_jobs: int = 1
+) -> FastAPI:
     """The lab over `runs_root`. `host` is the address the server binds: loopback turns on the Host check; any
     other address requires `token`."""
     root = Path(runs_root).resolve()
@@ -75,8 +97,12 @@ def _add_security(app: FastAPI) -> None:
                 check_host(request.headers.get("host"))
             from_query = False
             if app.state.token:
-                from_query = check_token(app.state.token, bearer_token(request.headers.get("authorization")),
-                                         request.cookies.get(TOKEN_COOKIE), request.query_params.get("token"))
+                from_query = check_token(
+                    app.state.token,
+                    bearer_token(request.headers.get("authorization")),
+                    request.cookies.get(TOKEN_COOKIE),
+                    request.query_params.get("token"),
+                )
             if request.method not in ("GET", "HEAD", "OPTIONS"):
                 check_origin(request.headers.get("origin"), request.headers.get("host"))
         except LabRequestError as refused:
@@ -116,7 +142,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 def _add_pages(app: FastAPI) -> None:
     def render(request: Request, template: str, **context):
-        return app.state.templates.TemplateResponse(request, template, {"nav": NAV, "path": request.url.path, **context})
+        return app.state.templates.TemplateResponse(
+            request, template, {"nav": NAV, "path": request.url.path, **context}
+        )
 
     def page(template: str):
         def show(request: Request):
@@ -142,4 +170,6 @@ def _add_pages(app: FastAPI) -> None:
     def plotly_js():
         import plotly
 
-        return FileResponse(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", media_type="text/javascript")
+        return FileResponse(
+            Path(plotly.__file__).parent / "package_data" / "plotly.min.js", media_type="text/javascript"
+        )

@@ -1,6 +1,6 @@
 """A run's evaluation for its page: test accuracy, per-class accuracy and the confusion matrix (through
-`cnnlab.inference.prediction.evaluate`, which writes eval.json and confusion.png), and a grid of misclassified test images
-(misclassified.png), all in the run directory."""
+`cnnlab.inference.prediction.evaluate`, which writes eval.json and confusion.png), and a grid of misclassified test
+images (misclassified.png), all in the run directory."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ GRID = 24  # misclassified images shown
 
 @serialized
 def evaluate_run(run_dir: Path, cache: predict.Cache) -> dict:
-    from cnnlab.lab.follow import clean
     from cnnlab.inference.prediction import evaluate
+    from cnnlab.lab.follow import clean
 
     loaded = predict.load(run_dir)  # refuses a run without final weights (409) before evaluate would
     result = evaluate(run_dir)
@@ -25,8 +25,14 @@ def evaluate_run(run_dir: Path, cache: predict.Cache) -> dict:
     wrong = misclassified(loaded, data)
     if wrong:
         draw_grid(wrong, data.classes, run_dir / "misclassified.png")
-    return clean({**result, "confusion_png": "confusion.png", "misclassified": len(wrong),
-                  "misclassified_png": "misclassified.png" if wrong else None})
+    return clean(
+        {
+            **result,
+            "confusion_png": "confusion.png",
+            "misclassified": len(wrong),
+            "misclassified_png": "misclassified.png" if wrong else None,
+        }
+    )
 
 
 @torch.no_grad()
@@ -36,9 +42,9 @@ def misclassified(loaded, data, limit: int = GRID) -> list[tuple[torch.Tensor, i
 
     found = []
     for start in range(0, len(data.test_images), 256):
-        images = data.test_images[start:start + 256]
+        images = data.test_images[start : start + 256]
         predicted = loaded.model(normalize(images, loaded.data["mean"], loaded.data["std"])).argmax(dim=1)
-        labels = data.test_labels[start:start + 256]
+        labels = data.test_labels[start : start + 256]
         for i in (predicted != labels).nonzero().flatten().tolist():
             found.append((images[i], int(labels[i]), int(predicted[i])))
             if len(found) == limit:

@@ -73,8 +73,22 @@ def summarize_events(events: list[dict]) -> dict:
     if len(points) > MAX_POINTS:
         stride = math.ceil(len(points) / MAX_POINTS)
         points = points[::stride] + ([points[-1]] if (len(points) - 1) % stride else [])
-    now = {k: latest[k] for k in ("epoch", "epochs", "step", "steps", "global_step", "total_steps", "loss",
-                                  "accuracy", "images_per_second", "eta_seconds") if k in latest}
+    now = {
+        k: latest[k]
+        for k in (
+            "epoch",
+            "epochs",
+            "step",
+            "steps",
+            "global_step",
+            "total_steps",
+            "loss",
+            "accuracy",
+            "images_per_second",
+            "eta_seconds",
+        )
+        if k in latest
+    }
     return {"latest": now, "steps": points, "epochs": [epochs[k] for k in sorted(epochs)]}
 
 
@@ -86,13 +100,29 @@ def job_view(store: JobStore, job_id: str) -> dict:
         progress["epochs"] = read_metrics(Path(record["run_dir"]))
     if state in ("finished", "failed", "stopped"):
         progress["latest"].pop("eta_seconds", None)
-    view = {"id": record["id"], "kind": record["kind"], "run": record["run"], "state": state,
-            "interrupted": interrupted, "returncode": record.get("returncode"), "created": record.get("created"),
-            "started": record.get("started"), "ended": record.get("ended"), "label": record.get("label", ""),
-            "progress": progress, "log": store.log_tail(job_id), "resumable": _resumable(record, state)}
+    view = {
+        "id": record["id"],
+        "kind": record["kind"],
+        "run": record["run"],
+        "state": state,
+        "interrupted": interrupted,
+        "returncode": record.get("returncode"),
+        "created": record.get("created"),
+        "started": record.get("started"),
+        "ended": record.get("ended"),
+        "label": record.get("label", ""),
+        "progress": progress,
+        "log": store.log_tail(job_id),
+        "resumable": _resumable(record, state),
+    }
     return clean(view)
 
 
 def _resumable(record: dict, state: str) -> bool:
     checkpoints = Path(record["run_dir"]) / "checkpoints"
-    return record.get("kind") == "train" and state in ("stopped", "failed") and checkpoints.is_dir() and any(checkpoints.iterdir())
+    return (
+        record.get("kind") == "train"
+        and state in ("stopped", "failed")
+        and checkpoints.is_dir()
+        and any(checkpoints.iterdir())
+    )

@@ -142,10 +142,23 @@ class JobStore:
 
     # --------------------------------------------------------------------------------------------- life cycle
     def submit(self, kind: str, cli_args: list[str], run_dir: Path, **extra) -> dict:
-        """Record a job (`cnnlab` + cli_args) and start it now if nothing else runs."""
+        """Record a job (`cnnlab` + cli_args) and start it now if nothing else runs. A run directory that a queued
+        or running job already writes is refused (409)."""
+        for other in self.records():
+            if other["run_dir"] == str(run_dir) and self.state(other)[0] in ("queued", "running"):
+                raise LabRequestError(
+                    f"job {other['id']} is already {self.state(other)[0]} on run '{other['run']}'", 409
+                )
         job_id = new_job_id()
-        record = {"id": job_id, "kind": kind, "argv": [sys.executable, "-m", "cnnlab", *cli_args],
-                  "run_dir": str(run_dir), "run": relative_name(self.root, run_dir), "created": time.time(), **extra}
+        record = {
+            "id": job_id,
+            "kind": kind,
+            "argv": [sys.executable, "-m", "cnnlab", *cli_args],
+            "run_dir": str(run_dir),
+            "run": relative_name(self.root, run_dir),
+            "created": time.time(),
+            **extra,
+        }
         self.folder.mkdir(parents=True, exist_ok=True)
         _write_json(self._path(job_id), record)
         self.advance()
@@ -167,12 +180,22 @@ class JobStore:
     def _start(self, record: dict) -> None:
         run_dir = Path(record["run_dir"])
         run_dir.parent.mkdir(parents=True, exist_ok=True)
-        environment = {**os.environ, PROGRESS_FILE_ENV: str(self.progress_path(record)), "PYTHONUNBUFFERED": "1",
-                       "COLUMNS": "160"}  # the log's lines unwrapped
+        environment = {
+            **os.environ,
+            PROGRESS_FILE_ENV: str(self.progress_path(record)),
+            "PYTHONUNBUFFERED": "1",
+            "COLUMNS": "160",
+        }  # the log's lines unwrapped
         log = open(self.folder / f"{record['id']}.log", "ab")
         # A new session: Ctrl-C in the server's terminal does not reach the training, which outlives the server.
-        process = subprocess.Popen(record["argv"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   env=environment, start_new_session=True)
+        process = subprocess.Popen(
+            record["argv"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=environment,
+            start_new_session=True,
+        )
         log.close()
         self._update(record["id"], pid=process.pid, started=time.time())
         threading.Thread(target=self._reap, args=(record["id"], process), daemon=True).start()

@@ -15,8 +15,18 @@ from cnnlab.errors import CnnlabError, unknown_name_error
 # Options the lab sets itself, or that would reach files outside the runs root.
 LAB_OWNED = ("out", "overwrite", "resume", "weights", "data_dir", "quiet", "help")
 # Shown at the top of the form; the rest fold under "more options".
-MAIN_OPTIONS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "augment",
-                "train_subset", "seed")
+MAIN_OPTIONS = (
+    "dataset",
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "schedule",
+    "weight_decay",
+    "augment",
+    "train_subset",
+    "seed",
+)
 DATA_FOLDER = "data"  # imagefolder datasets live in RUNS/data/<name>/<class>/<image>
 
 
@@ -44,10 +54,13 @@ def form_fields() -> list[FormField]:
     """The `cnnlab train` options a lab job may set, from TrainConfig's declarations (the CLI's own source)."""
     from cnnlab.training.config import options
 
-    return [FormField(o.name, o.flag, o.type.__name__, o.default, o.help, o.group, tuple(o.choices or ()),
-                      o.name in MAIN_OPTIONS)
-            for o in options()
-            if o.flag and "train" in o.commands and o.name not in LAB_OWNED and o.type in (int, float, str, bool)]
+    return [
+        FormField(
+            o.name, o.flag, o.type.__name__, o.default, o.help, o.group, tuple(o.choices or ()), o.name in MAIN_OPTIONS
+        )
+        for o in options()
+        if o.flag and "train" in o.commands and o.name not in LAB_OWNED and o.type in (int, float, str, bool)
+    ]
 
 
 def datasets(runs_root: Path) -> list[str]:
@@ -83,7 +96,7 @@ def _dataset(value, runs_root: Path) -> str:
 
     text = str(value)
     if text.startswith("imagefolder:"):
-        return f"imagefolder:{safe_path(runs_root, text[len('imagefolder:'):])}"
+        return f"imagefolder:{safe_path(runs_root, text[len('imagefolder:') :])}"
     return text
 
 

@@ -108,7 +108,7 @@ def _grid(maps: torch.Tensor, columns: int = 8) -> Image.Image:
     sheet = torch.full((rows * (h + 1), columns * (w + 1)), 40, dtype=torch.uint8)  # 1-pixel dark gaps
     for i, single in enumerate(maps):
         r, c = divmod(i, columns)
-        sheet[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = single
+        sheet[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = single
     scale = max(1, 48 // max(h, w))
     grid = Image.fromarray(sheet.numpy())
     return grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)
@@ -151,9 +151,26 @@ def predict(run, image: torch.Tensor, cache: Cache, top_k: int = 5) -> dict:
     for method in ("gradcam", "saliency"):
         heat = attribution_map(run.run_dir, image, method, target)
         result[method] = cache.save(_overlay(image, heat), method)
-    result["feature_maps"] = [{"layer": name, "shape": list(maps.shape), "url": cache.save(_grid(maps), "maps")}
-                              for name, maps in stage_maps(run.run_dir, image).items()]
+    result["feature_maps"] = [
+        {"layer": name, "shape": list(maps.shape), "url": cache.save(_grid(maps), "maps")}
+        for name, maps in stage_maps(run.run_dir, image).items()
+    ]
+    layer, weights = first_filters(run.run_dir)
+    result["filters"] = {
+        "layer": layer,
+        "shape": list(weights.shape),
+        "url": cache.save(_grid(weights.mean(1)), "filters"),
+    }
     return result
+
+
+def first_filters(run_dir: Path) -> tuple[str, torch.Tensor]:
+    """The first conv layer's kernels [out, in, kh, kw], through cnnlab.visualization.filters; shown averaged over
+    the input channels."""
+    from cnnlab.visualization import filters
+
+    name, weights = filters(str(run_dir))
+    return name, weights.detach().float()
 
 
 def attribution_map(run_dir: Path, image: torch.Tensor, method: str, target: int) -> torch.Tensor:

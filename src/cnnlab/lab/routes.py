@@ -1,21 +1,21 @@
 """The JSON API under /api. The pages use it, and so can scripts:
 
-    GET  /api/models                 the zoo            GET  /api/models/<name>?input=3x32x32   its layer table
-    GET  /api/summary?spec=&input=   a layer spec's shape flow (the what-if box)
-    GET  /api/options                the Train form's fields and the datasets on this machine
-    GET  /api/runs                   the leaderboard    GET  /api/runs/<name>       one run
-    POST /api/runs/<name>/evaluate   confusion matrix, per-class accuracy, misclassified test images
-    POST /api/runs/<name>/export     model.onnx
-    POST /api/jobs                   start (or queue) a job: {"model", "dataset", "epochs", ...},
-                                     {"resume": RUN} or {"experiment": NAME, "quick": true}; returns {"id", "run"}
-    GET  /api/jobs                   every job          GET  /api/jobs/<id>         state and progress
-    GET  /api/jobs/<id>/events       the same, as Server-Sent Events, until the job ends
-    POST /api/jobs/<id>/stop         checkpoint and stop (SIGTERM)
-    POST /api/predict                multipart: run, and image (a file) or test_index; top-k and overlay URLs
-    GET  /api/test-image?run=&index= a test image of the run's dataset, as PNG
-    GET  /api/experiments            the experiments and past results
-    GET  /api/experiments/results?name=   a results.md as HTML
-    GET  /api/widgets/<name>?...     a widget's numbers, computed by cnnlab
+GET  /api/models                 the zoo            GET  /api/models/<name>?input=3x32x32   its layer table
+GET  /api/summary?spec=&input=   a layer spec's shape flow (the what-if box)
+GET  /api/options                the Train form's fields and the datasets on this machine
+GET  /api/runs                   the leaderboard    GET  /api/runs/<name>       one run
+POST /api/runs/<name>/evaluate   confusion matrix, per-class accuracy, misclassified test images
+POST /api/runs/<name>/export     model.onnx
+POST /api/jobs                   start (or queue) a job: {"model", "dataset", "epochs", ...},
+                                 {"resume": RUN} or {"experiment": NAME, "quick": true}; returns {"id", "run"}
+GET  /api/jobs                   every job          GET  /api/jobs/<id>         state and progress
+GET  /api/jobs/<id>/events       the same, as Server-Sent Events, until the job ends
+POST /api/jobs/<id>/stop         checkpoint and stop (SIGTERM)
+POST /api/predict                multipart: run, and image (a file) or test_index; top-k and overlay URLs
+GET  /api/test-image?run=&index= a test image of the run's dataset, as PNG
+GET  /api/experiments            the experiments and past results
+GET  /api/experiments/results?name=   a results.md as HTML
+GET  /api/widgets/<name>?...     a widget's numbers, computed by cnnlab
 """
 
 from __future__ import annotations

@@ -52,8 +52,11 @@ def host_name(header: str) -> str:
 def check_host(header: str | None) -> None:
     name = host_name(header or "")
     if name not in LOOPBACK_NAMES:
-        raise LabRequestError(f"Host header '{header}' is not this machine's loopback (localhost, 127.0.0.1 or [::1]); "
-                              "the lab refuses it so that a page on another domain cannot reach it", 403)
+        raise LabRequestError(
+            f"Host header '{header}' is not this machine's loopback (localhost, 127.0.0.1 or [::1]); "
+            "the lab refuses it so that a page on another domain cannot reach it",
+            403,
+        )
 
 
 def check_token(expected: str, bearer: str | None, cookie: str | None, query: str | None) -> bool:
@@ -64,8 +67,9 @@ def check_token(expected: str, bearer: str | None, cookie: str | None, query: st
             if not hmac.compare_digest(given.encode(), expected.encode()):
                 raise LabRequestError("wrong token", 403)
             return from_query
-    raise LabRequestError("this lab needs its token: open the URL it printed (…?token=…) or send "
-                          "'Authorization: Bearer TOKEN'", 401)
+    raise LabRequestError(
+        "this lab needs its token: open the URL it printed (…?token=…) or send 'Authorization: Bearer TOKEN'", 401
+    )
 
 
 def check_origin(origin: str | None, host: str | None) -> None:

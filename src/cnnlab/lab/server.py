@@ -26,7 +26,9 @@ def serve(runs: str | Path = "runs", host: str = "127.0.0.1", port: int = 8000, 
 
         from cnnlab.lab.app import create_app
     except ImportError as error:
-        raise CnnlabError(f"cnnlab lab needs the lab extra ({error.name} is missing): pip install 'cnnlab[lab]'") from None
+        raise CnnlabError(
+            f"cnnlab lab needs the lab extra ({error.name} is missing): pip install 'cnnlab[lab]'"
+        ) from None
     token = None
     if not is_loopback(host):
         token = os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)

@@ -27,8 +27,18 @@ def serialized(function):
     return locked
 
 
-RUN_FILES_SHOWN = ("model.safetensors", "model.onnx", "model.torchscript.pt", "curves.png", "confusion.png",
-                   "misclassified.png", "config.json", "results.json", "metrics.csv", "eval.json")
+RUN_FILES_SHOWN = (
+    "model.safetensors",
+    "model.onnx",
+    "model.torchscript.pt",
+    "curves.png",
+    "confusion.png",
+    "misclassified.png",
+    "config.json",
+    "results.json",
+    "metrics.csv",
+    "eval.json",
+)
 
 
 # ----------------------------------------------------------------------------------------------------- the zoo
@@ -47,9 +57,18 @@ def models_table() -> list[dict]:
         info = model_info(name)
         with torch.device("meta"):
             params = count_params(create_model(name))
-        rows.append({"name": name, "family": info.family, "year": info.year, "params": params,
-                     "input": list(info.input_size), "key_idea": info.key_idea, "paper": info.paper,
-                     **extra.get(name, {})})
+        rows.append(
+            {
+                "name": name,
+                "family": info.family,
+                "year": info.year,
+                "params": params,
+                "input": list(info.input_size),
+                "key_idea": info.key_idea,
+                "paper": info.paper,
+                **extra.get(name, {}),
+            }
+        )
     return rows
 
 
@@ -81,10 +100,24 @@ def model_summary(model: str | None, spec: str | None, input_text: str | None) -
         summary = summarize(spec, parse_input_shape(input_text or "3x32x32"))
     else:
         raise CnnlabError("give a model or a layer spec")
-    rows = [{"name": r.name, "kind": r.kind, "output_shape": list(r.output_shape), "params": r.params, "macs": r.macs,
-             "receptive_field": r.receptive_field} for r in summary.rows]
-    return {"input": list(summary.input_shape), "total_params": summary.total_params, "total_macs": summary.total_macs,
-            "rows": rows, "stages": _stages(rows)}
+    rows = [
+        {
+            "name": r.name,
+            "kind": r.kind,
+            "output_shape": list(r.output_shape),
+            "params": r.params,
+            "macs": r.macs,
+            "receptive_field": r.receptive_field,
+        }
+        for r in summary.rows
+    ]
+    return {
+        "input": list(summary.input_shape),
+        "total_params": summary.total_params,
+        "total_macs": summary.total_macs,
+        "rows": rows,
+        "stages": _stages(rows),
+    }
 
 
 def _stages(rows: list[dict]) -> list[dict]:
@@ -116,8 +149,17 @@ def runs_table(root: Path) -> list[dict]:
         run_dir = Path(run["run_dir"])
         if LAB_PARTS.intersection(run_dir.relative_to(root).parts):
             continue
-        keep = ("model", "dataset", "epochs", "test_accuracy", "params", "train_seconds", "train_images_per_second",
-                "status", "best_val_accuracy")
+        keep = (
+            "model",
+            "dataset",
+            "epochs",
+            "test_accuracy",
+            "params",
+            "train_seconds",
+            "train_images_per_second",
+            "status",
+            "best_val_accuracy",
+        )
         rows.append({"name": relative_name(root, run_dir), **{k: run.get(k) for k in keep}})
     return clean(rows)
 
@@ -146,10 +188,20 @@ def run_detail(root: Path, name: str) -> dict:
     config = _read_json(path / "config.json") or {}
     evaluation = _read_json(path / "eval.json")
     files = [f for f in RUN_FILES_SHOWN if (path / f).is_file()]
-    return clean({"name": name, "config": config, "results": _read_json(path / "results.json"),
-                  "metrics": read_metrics(path), "evaluation": evaluation, "files": files,
-                  "image": (config.get("data") or {}).get("image_size"), "in_chans": (config.get("data") or {}).get("in_chans"),
-                  "classes": (config.get("data") or {}).get("classes"), "resumable": (path / "checkpoints").is_dir()})
+    return clean(
+        {
+            "name": name,
+            "config": config,
+            "results": _read_json(path / "results.json"),
+            "metrics": read_metrics(path),
+            "evaluation": evaluation,
+            "files": files,
+            "image": (config.get("data") or {}).get("image_size"),
+            "in_chans": (config.get("data") or {}).get("in_chans"),
+            "classes": (config.get("data") or {}).get("classes"),
+            "resumable": (path / "checkpoints").is_dir(),
+        }
+    )
 
 
 # ------------------------------------------------------------------------------------------------- experiments
@@ -163,8 +215,13 @@ def experiments(root: Path) -> dict:
         if LAB_PARTS.intersection(results.relative_to(root).parts):
             continue
         config = _read_json(results.parent / "config.json") or {}
-        past.append({"name": relative_name(root, results.parent), "title": config.get("title", results.parent.name),
-                     "plots": config.get("plots", [])})
+        past.append(
+            {
+                "name": relative_name(root, results.parent),
+                "title": config.get("title", results.parent.name),
+                "plots": config.get("plots", []),
+            }
+        )
     return {"experiments": available, "results": past}
 
 
@@ -192,7 +249,10 @@ def render_results_md(root: Path, name: str) -> str:
         elif (image := _IMAGE.fullmatch(line.strip())) is not None:
             target = image.group(2)
             safe_path(folder, target)  # a link that leaves the folder is refused
-            out.append(f'<img class="plot" alt="{html.escape(image.group(1))}" src="/files/{html.escape(name)}/{html.escape(target)}">')
+            out.append(
+                f'<img class="plot" alt="{html.escape(image.group(1))}" '
+                f'src="/files/{html.escape(name)}/{html.escape(target)}">'
+            )
         elif line.strip():
             out.append(f"<p>{html.escape(line)}</p>")
     return "\n".join(out)

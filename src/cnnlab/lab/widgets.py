@@ -27,8 +27,13 @@ def _flow(spec: str, shape: tuple[int, int, int]) -> dict:
 
     summary = summarize(spec, shape)
     last = summary.rows[-1]
-    return {"spec": spec, "output_shape": list(last.output_shape), "params": summary.total_params,
-            "macs": summary.total_macs, "receptive_field": last.receptive_field}
+    return {
+        "spec": spec,
+        "output_shape": list(last.output_shape),
+        "params": summary.total_params,
+        "macs": summary.total_macs,
+        "receptive_field": last.receptive_field,
+    }
 
 
 def conv_calculator(params: dict) -> dict:
@@ -48,12 +53,18 @@ def kernel_economy(params: dict) -> dict:
     pairs = [
         (_flow(f"conv {c} k5 p2", (c, n, n)), _flow(f"conv {c} k3 p1; relu; conv {c} k3 p1", (c, n, n))),
         (_flow(f"conv {c} k7 p3", (c, n, n)), _flow("; ".join([f"conv {c} k3 p1"] * 3), (c, n, n))),
-        (_flow(f"conv {wide} k3 p1; relu; conv {wide} k3 p1", (wide, n, n)),
-         _flow(f"conv {wide // 4} k1; relu; conv {wide // 4} k3 p1; relu; conv {wide} k1", (wide, n, n))),
+        (
+            _flow(f"conv {wide} k3 p1; relu; conv {wide} k3 p1", (wide, n, n)),
+            _flow(f"conv {wide // 4} k1; relu; conv {wide // 4} k3 p1; relu; conv {wide} k1", (wide, n, n)),
+        ),
     ]
     names = ["5x5 vs two 3x3", "7x7 vs three 3x3", f"two 3x3 at {wide} channels vs the 1x1 bottleneck"]
-    return {"pairs": [{"name": name, "a": a, "b": b, "saving": 1 - b["params"] / a["params"]}
-                      for name, (a, b) in zip(names, pairs)]}
+    return {
+        "pairs": [
+            {"name": name, "a": a, "b": b, "saving": 1 - b["params"] / a["params"]}
+            for name, (a, b) in zip(names, pairs)
+        ]
+    }
 
 
 @serialized

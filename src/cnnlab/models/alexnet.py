@@ -35,9 +35,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnlab.models._registry import register_model
 from cnnlab.models.base import ImageClassifier
 from cnnlab.models.blocks import pool_stage_names
-from cnnlab.registry import register_model
 
 KRIZHEVSKY_2012 = (
     "Krizhevsky, Sutskever & Hinton, ImageNet Classification with Deep Convolutional Neural Networks, "
@@ -116,19 +116,19 @@ _FAMILY = dict(family="AlexNet", paper=KRIZHEVSKY_2012, year=2012)
     input_size=(3, 224, 224), key_idea="deep ReLU CNN trained on GPUs, dropout, overlapping max-pool",
     twin="alexnet", **_FAMILY,
 )
-def alexnet(**kwargs) -> AlexNet:
+def alexnet(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AlexNet:
     """torchvision's AlexNet (Krizhevsky et al., NeurIPS 2012; the single-GPU "one weird trick" widths
     64-192-384-256-256, no LRN): 61,100,840 parameters."""
-    return AlexNet(**kwargs)
+    return AlexNet(num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @register_model(
     input_size=(3, 227, 227), key_idea="the 2012 two-GPU network: grouped convs, LRN, overlapping max-pool",
     **_FAMILY,
 )
-def alexnet_paper(**kwargs) -> AlexNet:
+def alexnet_paper(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AlexNet:
     """The network of Krizhevsky et al. (NeurIPS 2012) as published: 96-256-384-384-256 channels, LRN after
     conv1 and conv2, the two-GPU split as groups=2 in conv2/conv4/conv5, 227x227 input; 60,965,224 parameters."""
     kwargs = dict(widths=(96, 256, 384, 384, 256), split_groups=2, stem_padding=0, local_response_norm=True,
                   dropout_after_fc=True) | kwargs  # fmt: skip
-    return AlexNet(**kwargs)
+    return AlexNet(num_classes=num_classes, in_chans=in_chans, **kwargs)

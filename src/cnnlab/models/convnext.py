@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.models._registry import register_model
 from cnnlab.models.base import ImageClassifier
 from cnnlab.models.blocks import DropPath
-from cnnlab.registry import register_model
 
 LIU_2022 = "Liu, Mao, Wu, Feichtenhofer, Darrell & Xie, A ConvNet for the 2020s, CVPR 2022, arXiv:2201.03545"
 
@@ -151,18 +151,18 @@ _CONVNEXT = dict(
 
 
 @register_model(twin="convnext_tiny", **_CONVNEXT)
-def convnext_tiny(drop_path_rate: float = 0.1, **kwargs) -> ConvNeXt:
+def convnext_tiny(num_classes: int = 1000, in_chans: int = 3, drop_path_rate: float = 0.1, **kwargs) -> ConvNeXt:
     """ConvNeXt-T (Liu et al. 2022, Sec. 3): depths 3/3/9/3, widths 96..768, stochastic depth 0.1."""
-    return ConvNeXt((3, 3, 9, 3), (96, 192, 384, 768), drop_path_rate, **kwargs)
+    return ConvNeXt((3, 3, 9, 3), (96, 192, 384, 768), drop_path_rate, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @register_model(twin="convnext_small", **_CONVNEXT)
-def convnext_small(drop_path_rate: float = 0.4, **kwargs) -> ConvNeXt:
+def convnext_small(num_classes: int = 1000, in_chans: int = 3, drop_path_rate: float = 0.4, **kwargs) -> ConvNeXt:
     """ConvNeXt-S (Liu et al. 2022, Sec. 3): depths 3/3/27/3, widths 96..768, stochastic depth 0.4."""
-    return ConvNeXt((3, 3, 27, 3), (96, 192, 384, 768), drop_path_rate, **kwargs)
+    return ConvNeXt((3, 3, 27, 3), (96, 192, 384, 768), drop_path_rate, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @register_model(twin="convnext_base", **_CONVNEXT)
-def convnext_base(drop_path_rate: float = 0.5, **kwargs) -> ConvNeXt:
+def convnext_base(num_classes: int = 1000, in_chans: int = 3, drop_path_rate: float = 0.5, **kwargs) -> ConvNeXt:
     """ConvNeXt-B (Liu et al. 2022, Sec. 3): depths 3/3/27/3, widths 128..1024, stochastic depth 0.5."""
-    return ConvNeXt((3, 3, 27, 3), (128, 256, 512, 1024), drop_path_rate, **kwargs)
+    return ConvNeXt((3, 3, 27, 3), (128, 256, 512, 1024), drop_path_rate, num_classes=num_classes, in_chans=in_chans, **kwargs)

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.models._registry import register_model
 from cnnlab.models.base import ImageClassifier
-from cnnlab.registry import register_model
 
 HUANG_2017 = (
     "Huang, Liu, van der Maaten & Weinberger, Densely Connected Convolutional Networks, CVPR 2017, arXiv:1608.06993"
@@ -159,21 +159,21 @@ _IMAGENET = dict(
 
 
 @register_model(twin="densenet121", **_IMAGENET)
-def densenet121(**kwargs) -> DenseNet:
+def densenet121(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> DenseNet:
     """DenseNet-121 (Huang et al. 2017, Table 1): k=32, blocks of 6/12/24/16 layers, a 64-channel stem."""
-    return DenseNet(32, (6, 12, 24, 16), 64, **kwargs)
+    return DenseNet(32, (6, 12, 24, 16), 64, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @register_model(twin="densenet169", **_IMAGENET)
-def densenet169(**kwargs) -> DenseNet:
+def densenet169(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> DenseNet:
     """DenseNet-169 (Huang et al. 2017, Table 1): k=32, blocks of 6/12/32/32 layers, a 64-channel stem."""
-    return DenseNet(32, (6, 12, 32, 32), 64, **kwargs)
+    return DenseNet(32, (6, 12, 32, 32), 64, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @register_model(twin="densenet201", **_IMAGENET)
-def densenet201(**kwargs) -> DenseNet:
+def densenet201(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> DenseNet:
     """DenseNet-201 (Huang et al. 2017, Table 1): k=32, blocks of 6/12/48/32 layers, a 64-channel stem."""
-    return DenseNet(32, (6, 12, 48, 32), 64, **kwargs)
+    return DenseNet(32, (6, 12, 48, 32), 64, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @register_model(

@@ -19,9 +19,9 @@ from typing import NamedTuple
 from torch import nn
 
 from cnnlab.errors import CnnlabError, unknown_name_error
+from cnnlab.models._registry import register_model
 from cnnlab.models.blocks import InvertedResidual, conv_norm_act, make_divisible
 from cnnlab.models.mobilenet import MobileNet, stem
-from cnnlab.registry import register_model
 
 TAN_2019 = (
     "Tan & Le, EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks, ICML 2019, arXiv:1905.11946"

@@ -45,8 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.models._registry import register_model
 from cnnlab.models.base import ImageClassifier
-from cnnlab.registry import register_model
 
 SZEGEDY_2014 = (
     "Szegedy, Liu, Jia, Sermanet, Reed, Anguelov, Erhan, Vanhoucke & Rabinovich, Going Deeper with "
@@ -273,16 +273,16 @@ _FAMILY = dict(family="GoogLeNet", paper=SZEGEDY_2014, year=2014, input_size=(3,
 
 
 @register_model(key_idea="Inception modules: parallel 1x1/3x3/5x5/pool branches, 1x1 bottlenecks", **_FAMILY)
-def googlenet(**kwargs) -> GoogLeNet:
+def googlenet(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> GoogLeNet:
     """GoogLeNet as in Szegedy et al. (arXiv:1409.4842): 5x5 third branches, LRN, no BatchNorm, auxiliary
     classifiers after 4a and 4d; 13,378,280 parameters with them, 6,998,552 with `aux_logits=False`."""
-    return GoogLeNet(**kwargs)
+    return GoogLeNet(num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @register_model(key_idea="torchvision's GoogLeNet: BN convs, 3x3 in the '5x5' branch", twin="googlenet", **_FAMILY)
-def googlenet_tv(**kwargs) -> GoogLeNet:
+def googlenet_tv(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> GoogLeNet:
     """torchvision's GoogLeNet (Szegedy et al., arXiv:1409.4842, with BatchNorm and the 3x3 of vision issue 906):
     6,624,904 parameters; `aux_logits=True` adds torchvision's two auxiliary heads (13,004,888 in all)."""
     kwargs = dict(aux_logits=False, branch3_kernel=3, batch_norm=True, local_response_norm=False,
                   maxpool4_kernel=2, dropout=0.2) | kwargs  # fmt: skip
-    return GoogLeNet(**kwargs)
+    return GoogLeNet(num_classes=num_classes, in_chans=in_chans, **kwargs)

@@ -21,9 +21,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from cnnlab.models._registry import register_model
 from cnnlab.models.base import ImageClassifier
 from cnnlab.models.blocks import InvertedResidual, conv_norm_act, make_divisible
-from cnnlab.registry import register_model
 
 HOWARD_2017 = (
     "Howard, Zhu, Chen, Kalenichenko, Wang, Weyand, Andreetto & Adam, MobileNets: Efficient Convolutional Neural "

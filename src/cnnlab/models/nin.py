@@ -27,8 +27,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnlab.models._registry import register_model
 from cnnlab.models.base import ImageClassifier
-from cnnlab.registry import register_model
 
 LIN_2013 = "Lin, Chen & Yan, Network In Network, ICLR 2014, arXiv:1312.4400"
 
@@ -87,8 +87,8 @@ class NiN(ImageClassifier):
     family="NiN", paper=LIN_2013, year=2013, input_size=(3, 224, 224),
     key_idea="mlpconv (1x1 convs as a per-pixel MLP) and a global-average-pooling head",
 )
-def nin(**kwargs) -> NiN:
+def nin(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> NiN:
     """Network in Network (Lin, Chen & Yan, arXiv:1312.4400) in d2l's layout: mlpconv 96/256/384 with
     11/5/3 kernels, dropout, a class-map mlpconv and global average pooling; 1,992,166 parameters at
     `nin(num_classes=10, in_chans=1)` (d2l's Fashion-MNIST net at 224 pixels)."""
-    return NiN(**kwargs)
+    return NiN(num_classes=num_classes, in_chans=in_chans, **kwargs)

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from cnnlab.models._registry import register_model
 from cnnlab.models.base import ImageClassifier
 from cnnlab.models.blocks import SqueezeExcite, conv_norm_act, make_divisible
-from cnnlab.registry import register_model
 
 RADOSAVOVIC_2020 = (
     "Radosavovic, Kosaraju, Girshick, He & Dollar, Designing Network Design Spaces, CVPR 2020, arXiv:2003.13678"
@@ -188,12 +188,12 @@ _REGNET = dict(
 
 
 @register_model(twin="regnet_x_400mf", **_REGNET)
-def regnet_x_400mf(**kwargs) -> AnyNet:
+def regnet_x_400mf(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AnyNet:
     """RegNetX-400MF (Radosavovic et al. 2020, Appendix): d=22, w_0=24, w_a=24.48, w_m=2.54, g=16, b=1."""
-    return AnyNet(regnet_stages(depth=22, w_0=24, w_a=24.48, w_m=2.54, group_width=16), **kwargs)
+    return AnyNet(regnet_stages(depth=22, w_0=24, w_a=24.48, w_m=2.54, group_width=16), num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @register_model(twin="regnet_y_400mf", **_REGNET)
-def regnet_y_400mf(**kwargs) -> AnyNet:
+def regnet_y_400mf(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AnyNet:
     """RegNetY-400MF (Radosavovic et al. 2020, Appendix): d=16, w_0=48, w_a=27.89, w_m=2.09, g=8, b=1, SE 0.25."""
-    return AnyNet(regnet_stages(depth=16, w_0=48, w_a=27.89, w_m=2.09, group_width=8), se_ratio=0.25, **kwargs)
+    return AnyNet(regnet_stages(depth=16, w_0=48, w_a=27.89, w_m=2.09, group_width=8), se_ratio=0.25, num_classes=num_classes, in_chans=in_chans, **kwargs)

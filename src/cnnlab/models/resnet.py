@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.models._registry import register_model
 from cnnlab.models.base import ImageClassifier
 from cnnlab.models.blocks import BasicBlock, Bottleneck, make_stage
-from cnnlab.registry import register_model
 
 HE_2015 = "He, Zhang, Ren & Sun, Deep Residual Learning for Image Recognition, CVPR 2016, arXiv:1512.03385"
 HE_2016 = "He, Zhang, Ren & Sun, Identity Mappings in Deep Residual Networks, ECCV 2016, arXiv:1603.05027"

@@ -22,9 +22,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnlab.models._registry import register_model
 from cnnlab.models.base import ImageClassifier
 from cnnlab.models.blocks import pool_stage_names
-from cnnlab.registry import register_model
 
 IANDOLA_2016 = (
     "Iandola, Han, Moskewicz, Ashraf, Dally & Keutzer, SqueezeNet: AlexNet-level accuracy with 50x fewer "
@@ -138,12 +138,12 @@ _FAMILY = dict(family="SqueezeNet", paper=IANDOLA_2016, year=2016, input_size=(3
 
 
 @register_model(key_idea="Fire modules: 1x1 squeeze, then 1x1 and 3x3 expand", twin="squeezenet1_0", **_FAMILY)
-def squeezenet1_0(**kwargs) -> SqueezeNet:
+def squeezenet1_0(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> SqueezeNet:
     """SqueezeNet v1.0 (Iandola et al., arXiv:1602.07360), as in the paper's Table 1: 1,248,424 parameters."""
-    return SqueezeNet("1_0", **kwargs)
+    return SqueezeNet("1_0", num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @register_model(key_idea="SqueezeNet with a 3x3 stem and earlier pools: 2.4x cheaper", twin="squeezenet1_1", **_FAMILY)
-def squeezenet1_1(**kwargs) -> SqueezeNet:
+def squeezenet1_1(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> SqueezeNet:
     """SqueezeNet v1.1 (Iandola et al., arXiv:1602.07360; the authors' repository): 1,235,496 parameters."""
-    return SqueezeNet("1_1", **kwargs)
+    return SqueezeNet("1_1", num_classes=num_classes, in_chans=in_chans, **kwargs)

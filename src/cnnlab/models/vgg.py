@@ -14,9 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnlab.models._registry import register_model
 from cnnlab.models.base import ImageClassifier
 from cnnlab.models.blocks import conv_norm_act, pool_stage_names
-from cnnlab.registry import register_model
 
 SIMONYAN_2014 = "Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition, ICLR 2015, arXiv:1409.1556"
 
@@ -52,9 +52,9 @@ class MiniVGG(ImageClassifier):
 @register_model(
     family="VGG", paper=SIMONYAN_2014, year=2014, input_size=(3, 32, 32), key_idea="3x3 stacks",
 )
-def mini_vgg(**kwargs) -> MiniVGG:
+def mini_vgg(num_classes: int = 10, in_chans: int = 3, **kwargs) -> MiniVGG:
     """The tutorials' MiniVGG: three two-conv VGG blocks (32/64/128) with BatchNorm, GAP and one linear layer."""
-    return MiniVGG(**kwargs)
+    return MiniVGG(num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 # Channels of each 3x3 conv, "M" a 2x2 max-pool; the paper's configurations A, B, D and E (Table 1).
@@ -149,48 +149,48 @@ def _vgg(depth: int, batch_norm: bool, **kwargs) -> VGG:
 
 
 @register_model(twin="vgg11", **_VGG)
-def vgg11(**kwargs) -> VGG:
+def vgg11(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
     """VGG-11, configuration A of Simonyan & Zisserman (ICLR 2015): 8 convs + 3 FC, 132,863,336 parameters."""
-    return _vgg(11, False, **kwargs)
+    return _vgg(11, False, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @register_model(twin="vgg11_bn", **_VGG)
-def vgg11_bn(**kwargs) -> VGG:
+def vgg11_bn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
     """VGG-11 (Simonyan & Zisserman, ICLR 2015) with BatchNorm after every conv: 132,868,840 parameters."""
-    return _vgg(11, True, **kwargs)
+    return _vgg(11, True, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @register_model(twin="vgg13", **_VGG)
-def vgg13(**kwargs) -> VGG:
+def vgg13(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
     """VGG-13, configuration B of Simonyan & Zisserman (ICLR 2015): 10 convs + 3 FC."""
-    return _vgg(13, False, **kwargs)
+    return _vgg(13, False, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @register_model(twin="vgg13_bn", **_VGG)
-def vgg13_bn(**kwargs) -> VGG:
+def vgg13_bn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
     """VGG-13 (Simonyan & Zisserman, ICLR 2015) with BatchNorm after every conv."""
-    return _vgg(13, True, **kwargs)
+    return _vgg(13, True, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @register_model(twin="vgg16", **_VGG)
-def vgg16(**kwargs) -> VGG:
+def vgg16(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
     """VGG-16, configuration D of Simonyan & Zisserman (ICLR 2015): 13 convs + 3 FC, 138,357,544 parameters."""
-    return _vgg(16, False, **kwargs)
+    return _vgg(16, False, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @register_model(twin="vgg16_bn", **_VGG)
-def vgg16_bn(**kwargs) -> VGG:
+def vgg16_bn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
     """VGG-16 (Simonyan & Zisserman, ICLR 2015) with BatchNorm after every conv: 138,365,992 parameters."""
-    return _vgg(16, True, **kwargs)
+    return _vgg(16, True, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @register_model(twin="vgg19", **_VGG)
-def vgg19(**kwargs) -> VGG:
+def vgg19(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
     """VGG-19, configuration E of Simonyan & Zisserman (ICLR 2015): 16 convs + 3 FC, 143,667,240 parameters."""
-    return _vgg(19, False, **kwargs)
+    return _vgg(19, False, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @register_model(twin="vgg19_bn", **_VGG)
-def vgg19_bn(**kwargs) -> VGG:
+def vgg19_bn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
     """VGG-19 (Simonyan & Zisserman, ICLR 2015) with BatchNorm after every conv."""
-    return _vgg(19, True, **kwargs)
+    return _vgg(19, True, num_classes=num_classes, in_chans=in_chans, **kwargs)

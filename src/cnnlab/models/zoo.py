@@ -43,7 +43,7 @@ def catalog_row(name: str) -> dict:
     return dict(_measured_row(name))
 
 
-@functools.lru_cache(maxsize=None)  # the lab asks again and again; the registry does not change
+@functools.cache  # the lab asks again and again; the registry does not change
 def _measured_row(name: str) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -126,7 +126,8 @@ def timeline_plot(rows: list[dict], path: str | os.PathLike, dpi: int = 80) -> s
     bottom.set(yscale="log", ylabel="parameters", xlabel="year published", title="Every model in the zoo: parameters")
     for axis in (top, bottom):
         axis.grid(alpha=0.3)
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color=colours[f], label=f"{f}: {ideas[f]}") for f in families]
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=colours[f], label=f"{f}: {ideas[f]}")
+               for f in families]
     fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.16, 1, 1))
     fig.savefig(path, dpi=dpi)
@@ -175,7 +176,9 @@ def _table(rows: list[dict], width: int | None = None):
     from rich.table import Table
 
     wide = width is None or width >= 120
-    columns = ["name", "input", "params", "MACs", "depth", "RF", "top-1"] if wide else ["name", "params", "depth", "RF", "top-1"]
+    columns = ["name", "input", "params", "MACs", "depth", "RF", "top-1"]
+    if not wide:
+        columns = [c for c in columns if c not in ("input", "MACs")]
     table = Table(*columns, "key idea", caption="depth: weight layers on the longest path; RF: receptive field of the "
                   "last feature map (pixels); top-1: ImageNet, torchvision's default weights")
     for column in table.columns[:-1]:
@@ -188,9 +191,10 @@ def _table(rows: list[dict], width: int | None = None):
     for family, members in sorted(by_family.items(), key=lambda item: (min(r["year"] for r in item[1]), item[0])):
         table.add_row(f"[bold]{family}[/bold], {min(r['year'] for r in members)}", *[""] * len(columns))
         for row in members:
-            cells = {"name": f"  {row['name']}" if wide else f"  {row['name']}\n    {row['input']}", "input": row["input"],
-                     "params": f"{row['params']:,}", "MACs": _readable(row["macs"]), "depth": str(row["depth"]),
-                     "RF": str(row["receptive_field"] or "-"), "top-1": "-" if row["top1"] is None else f"{row['top1']:.1f}%"}
+            top1 = "-" if row["top1"] is None else f"{row['top1']:.1f}%"
+            cells = {"name": f"  {row['name']}" if wide else f"  {row['name']}\n    {row['input']}",
+                     "input": row["input"], "params": f"{row['params']:,}", "MACs": _readable(row["macs"]),
+                     "depth": str(row["depth"]), "RF": str(row["receptive_field"] or "-"), "top-1": top1}
             idea = row["key_idea"] if row["key_idea"] != ideas[family] or row is members[0] else '"'
             table.add_row(*(cells[c] for c in columns), idea, end_section=row is members[-1])
     return table

@@ -49,7 +49,8 @@ def batchnorm_trace(batch: int = 0, momentum: float = 0.1, gamma: float = 1.0, b
     history = []  # (running_mean, running_var) of scratch and nn after each training step
     with torch.no_grad():
         for x in batches:
-            y_scratch, y_train = scratch.train()(torch.from_numpy(x)), layer.train()(torch.from_numpy(x))
+            scratch.train()(torch.from_numpy(x))  # one training step each: the running statistics move
+            y_train = layer.train()(torch.from_numpy(x))
             history.append(((scratch.running_mean.clone(), scratch.running_var.clone()),
                             (layer.running_mean.clone(), layer.running_var.clone())))
         x = torch.from_numpy(batches[-1])
@@ -60,15 +61,16 @@ def batchnorm_trace(batch: int = 0, momentum: float = 0.1, gamma: float = 1.0, b
         rows.append([step, f"running_mean after batch {k}", mean_s, mean_t, max_diff(mean_s, mean_t)])
         rows.append([step, f"running_var after batch {k}", var_s, var_t, max_diff(var_s, var_t)])
     rows += [
-        [step + 1, "eval-mode y, channel 0: (x - running_mean) / sqrt(running_var + eps)", y_eval_scratch[:, 0].flatten(),
-         y_eval[:, 0].flatten(), max_diff(y_eval_scratch, y_eval)],
+        [step + 1, "eval-mode y, channel 0: (x - running_mean) / sqrt(running_var + eps)",
+         y_eval_scratch[:, 0].flatten(), y_eval[:, 0].flatten(), max_diff(y_eval_scratch, y_eval)],
         [step + 2, "eval-mode mean of y per channel (train mode: 0)", y_eval_scratch.mean(dim=(0, 2, 3)),
          y_eval.mean(dim=(0, 2, 3)), max_diff(y_eval_scratch.mean(dim=(0, 2, 3)), y_eval.mean(dim=(0, 2, 3)))],
     ]
     title = f"BatchNorm2d on batch {batch} ({'the tutorial tensor' if batch == 0 else 'seeded'}), momentum {momentum}"
     data = {"batches": batches, "y_train": y_train, "y_eval": y_eval,
             "running_mean": [h[1][0] for h in history], "running_var": [h[1][1] for h in history]}
-    return result("batchnorm", title, ["step", "quantity", "scratch", "torch.nn", "max |diff|"], rows, _notes(batch), data)
+    columns = ["step", "quantity", "scratch", "torch.nn", "max |diff|"]
+    return result("batchnorm", title, columns, rows, _notes(batch), data)
 
 
 def _batch_rows(x: np.ndarray, batch: int, gamma: float, beta: float, y_train: torch.Tensor) -> list[list]:

@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="batchnorm, residual, bottleneck or conv")
     for dest, (kind, text) in FLAGS.items():
         parser.add_argument(f"--{dest}", type=kind, help=text)
-    parser.add_argument("--json", action="store_true", help="print the trace as JSON (the same data) instead of a table")
+    parser.add_argument("--json", action="store_true", help="print the same data as JSON instead of a table")
 
 
 def run(args: argparse.Namespace, console) -> None:
@@ -50,6 +50,8 @@ def run(args: argparse.Namespace, console) -> None:
         print(json.dumps(result, indent=1))
         return
     table = Table(*result["columns"], title=result["title"])
+    for column in table.columns:
+        column.overflow = "fold"  # a narrow terminal wraps a long number, never cuts it
     for row in result["rows"]:
         table.add_row(*(format_cell(value) for value in row))
     console.print(table)

@@ -46,7 +46,7 @@ def format_cell(value) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(format_cell(v) for v in value) + "]"
     if isinstance(value, float):
-        if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-4):
+        if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-2):  # small gradients keep 3 digits
             return f"{value:.3g}"
         return f"{value:.4f}".rstrip("0").rstrip(".") if not math.isclose(value, round(value)) else f"{value:g}"
     if isinstance(value, int):

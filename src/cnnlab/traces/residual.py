@@ -26,7 +26,8 @@ def parse_weights(text: str) -> tuple[float, float, float, float]:
     except ValueError:
         values = ()
     if len(values) != 4 or not all(np.isfinite(values)):
-        raise CnnlabError(f"--weights takes four numbers w1,b1,w2,b2 (F(x) = w2 * ReLU(w1 * x + b1) + b2), got '{text}'")
+        raise CnnlabError(f"--weights takes four numbers w1,b1,w2,b2 (F(x) = w2 * ReLU(w1 * x + b1) + b2), "
+                          f"got '{text}'")
     return values
 
 

@@ -36,8 +36,11 @@ def _block_rows(block: nn.Module, label: str, side: int) -> tuple[list[list], di
     its total; and the totals as numbers."""
     shapes: dict[str, tuple] = {}
     convs = [(n, m) for n, m in block.named_modules() if isinstance(m, nn.Conv2d)]
-    hooks = [m.register_forward_hook(lambda m, a, o, n=n: shapes.__setitem__(n, (tuple(a[0].shape[1:]), tuple(o.shape[1:]))))
-             for n, m in convs]
+
+    def record(module, args, output, name):
+        shapes[name] = (tuple(args[0].shape[1:]), tuple(output.shape[1:]))
+
+    hooks = [m.register_forward_hook(lambda m, a, o, n=n: record(m, a, o, n)) for n, m in convs]
     with torch.no_grad():
         block.eval()(torch.zeros(1, block.conv1.in_channels, side, side, device="meta"))
     for hook in hooks:
@@ -60,7 +63,8 @@ def _block_rows(block: nn.Module, label: str, side: int) -> tuple[list[list], di
 
 def bottleneck_trace(channels: int = 256, size: int = 56) -> dict:
     if not 4 <= channels <= 4096 or channels % 4 or not 1 <= size <= 512:
-        raise CnnlabError(f"--channels must be a multiple of 4 from 4 to 4096 and --size 1 to 512, got {channels}, {size}")
+        raise CnnlabError(f"--channels must be a multiple of 4 from 4 to 4096 and --size 1 to 512, "
+                          f"got {channels}, {size}")
     with torch.device("meta"):
         bottleneck, basic = Bottleneck(channels, channels), BasicBlock(channels, channels)
     rows_b, b = _block_rows(bottleneck, "bottleneck", size)
@@ -70,7 +74,8 @@ def bottleneck_trace(channels: int = 256, size: int = 56) -> dict:
         f"{b['conv_params']:,} weights against {p['conv_params']:,} for two {channels}-wide 3x3 convs "
         f"({p['conv_params'] / b['conv_params']:.1f}x), and {b['macs']:,} against {p['macs']:,} MACs at {size}x{size} "
         f"({p['macs'] / b['macs']:.1f}x).",
-        f"Whole blocks with BatchNorm: {b['params']:,} against {p['params']:,} parameters (docs/errata.md C13 for 256).",
+        f"Whole blocks with BatchNorm: {b['params']:,} against {p['params']:,} parameters "
+        "(docs/errata.md C13 for 256).",
         "formula columns by hand; 'torch' columns count nn.Conv2d parameters and FlopCounterMode FLOPs / 2.",
     ]
     data = {"bottleneck_params": b["params"], "two_3x3_params": p["params"], "bottleneck_macs": b["macs"],
@@ -94,13 +99,15 @@ def parse_side(text: str) -> tuple[int, int]:
 
 def _size_text(side: int, kernel: int, stride: int, padding: int) -> str:
     inner = side + 2 * padding - kernel
-    return f"floor(({side} + 2*{padding} - {kernel}) / {stride}) + 1 = floor({inner}/{stride}) + 1 = {inner // stride + 1}"
+    return (f"floor(({side} + 2*{padding} - {kernel}) / {stride}) + 1 = floor({inner}/{stride}) + 1 "
+            f"= {inner // stride + 1}")
 
 
 def conv_trace(input: str = "5x5", kernel: int = 3, stride: int = 1, padding: int = 0, seed: int = 0) -> dict:  # noqa: A002
     height, width = parse_side(input)
     if kernel < 1 or stride < 1 or padding < 0:
-        raise CnnlabError(f"--kernel and --stride must be at least 1 and --padding at least 0, got {kernel}, {stride}, {padding}")
+        raise CnnlabError(f"--kernel and --stride must be at least 1 and --padding at least 0, "
+                          f"got {kernel}, {stride}, {padding}")
     out_h, out_w = conv_output_size(height, kernel, stride, padding), conv_output_size(width, kernel, stride, padding)
     if out_h < 1 or out_w < 1:
         raise CnnlabError(f"a {kernel}x{kernel} kernel does not fit a {height}x{width} input padded by {padding}")
@@ -113,14 +120,15 @@ def conv_trace(input: str = "5x5", kernel: int = 3, stride: int = 1, padding: in
         layer.weight.copy_(torch.from_numpy(weights)[None, None])
         reference = layer(torch.from_numpy(image)[None, None])[0, 0]
     torch_size = list(reference.shape)
-    rows = [["output size", "", "", f"H: {_size_text(height, kernel, stride, padding)}; "
-             f"W: {_size_text(width, kernel, stride, padding)}", [out_h, out_w], torch_size, max_diff([out_h, out_w], torch_size)]]
+    formula = f"H: {_size_text(height, kernel, stride, padding)}; W: {_size_text(width, kernel, stride, padding)}"
+    rows = [["output size", "", "", formula, [out_h, out_w], torch_size, max_diff([out_h, out_w], torch_size)]]
     padded = np.pad(image, padding)
     for i in range(out_h):
         for j in range(out_w):
             top, left = i * stride, j * stride
             window = padded[top:top + kernel, left:left + kernel]
-            terms = " + ".join(f"{a:g}*{b:g}" if b >= 0 else f"{a:g}*({b:g})" for a, b in zip(window.flatten(), weights.flatten()))
+            pairs = zip(window.flatten(), weights.flatten())
+            terms = " + ".join(f"{a:g}*{b:g}" if b >= 0 else f"{a:g}*({b:g})" for a, b in pairs)
             rows.append([f"({i}, {j})", f"rows {top}-{top + kernel - 1}, cols {left}-{left + kernel - 1}", window,
                          terms, scratch[i, j], reference[i, j], max_diff(scratch[i, j], reference[i, j])])
     notes = [

@@ -39,9 +39,14 @@ class Progress:
             return
         if self.bar is None:
             self.bar = RichProgress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                console=self.console, transient=True,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[stats]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
             )
             self.bar.start()
         if self.task is not None:
@@ -52,17 +57,21 @@ class Progress:
         if self.log is not None:
             self.log.step(loss, accuracy, images_per_second)
         if self.bar is not None:
-            self.bar.update(self.task, advance=1, stats=f"loss {loss:.4f} acc {accuracy:.2%} {images_per_second:,.0f} img/s")
+            self.bar.update(
+                self.task, advance=1, stats=f"loss {loss:.4f} acc {accuracy:.2%} {images_per_second:,.0f} img/s"
+            )
 
     def end_epoch(self, row: dict) -> None:
         if self.log is not None:
             self.log.write("epoch", **row)
         if self.quiet:
             return
-        line = (f"{self.label}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.2%} | "
-                f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.2%} | "
-                + (f"test acc {row['test_accuracy']:.2%} | " if "test_accuracy" in row else "")
-                + f"{row['epoch_seconds']:.1f}s, {row['images_per_second']:,.0f} img/s")
+        line = (
+            f"{self.label}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.2%} | "
+            f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.2%} | "
+            + (f"test acc {row['test_accuracy']:.2%} | " if "test_accuracy" in row else "")
+            + f"{row['epoch_seconds']:.1f}s, {row['images_per_second']:,.0f} img/s"
+        )
         (self.bar.console if self.bar else self.console).print(line, highlight=False)
 
     def finish(self, message: str) -> None:
@@ -114,6 +123,16 @@ class ProgressLog:
         done = (self.epoch_number - 1) * self.steps + self.step_number
         left = self.epochs * self.steps - done
         eta = (now - self.began) / self.steps_here * left
-        self.write("step", epoch=self.epoch_number, epochs=self.epochs, step=self.step_number, steps=self.steps,
-                   global_step=done, total_steps=self.epochs * self.steps, loss=loss, accuracy=accuracy,
-                   images_per_second=images_per_second, eta_seconds=round(eta, 1))
+        self.write(
+            "step",
+            epoch=self.epoch_number,
+            epochs=self.epochs,
+            step=self.step_number,
+            steps=self.steps,
+            global_step=done,
+            total_steps=self.epochs * self.steps,
+            loss=loss,
+            accuracy=accuracy,
+            images_per_second=images_per_second,
+            eta_seconds=round(eta, 1),
+        )

@@ -9,20 +9,14 @@ in config.json, and metrics.csv.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import platform
 import shutil
-from datetime import datetime
 from pathlib import Path
 
-import torch
-
-from cnnlab._version import __version__
+from cnnlab import reporting
 from cnnlab.data import ImageDataset
 from cnnlab.errors import CnnlabError
-from cnnlab.files import atomic_write
 from cnnlab.training.config import TrainConfig
 
 METRIC_COLUMNS = (
@@ -33,8 +27,8 @@ RUN_FILES = ("config.json", "metrics.csv", "results.json", "model.safetensors", 
 
 
 def versions() -> dict[str, str]:
-    return {"python": platform.python_version(), "torch": torch.__version__, "cnnlab": __version__,
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
+    """The report's version stamps plus the machine: a run's speed depends on it."""
+    return {**reporting.versions(), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
 
 
 def data_metadata(data: ImageDataset) -> dict:
@@ -44,8 +38,7 @@ def data_metadata(data: ImageDataset) -> dict:
 
 
 def default_run_dir(config: TrainConfig) -> Path:
-    dataset = config.dataset.replace(":", "-").replace("/", "_")
-    return Path("runs") / f"{config.model}-{dataset}-{datetime.now():%Y%m%d-%H%M%S}"
+    return reporting.timestamped_dir(config.model, config.dataset)
 
 
 def prepare_run_dir(path: Path, overwrite: bool) -> Path:
@@ -67,8 +60,5 @@ def prepare_run_dir(path: Path, overwrite: bool) -> Path:
 
 
 def write_metrics(path: Path, rows: list[dict]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS + (TEST_COLUMNS if rows and "test_accuracy" in rows[0] else ()))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(path, lambda handle: handle.write(buffer.getvalue().encode()))
+    """metrics.csv, replaced whole (atomically) after every epoch."""
+    reporting.write_csv(path, METRIC_COLUMNS + (TEST_COLUMNS if rows and "test_accuracy" in rows[0] else ()), rows)

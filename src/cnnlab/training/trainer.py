@@ -390,7 +390,7 @@ def check_batch_norm_batch(job: Job, state: TrainState) -> None:
 def train_one_epoch(job: Job, state: TrainState, stop: list[str]) -> None:
     """The steps of epoch `state.epoch` from `state.step` on (a checkpoint every `checkpoint_every` steps and
     on a stop signal, which then ends the run), then `end_epoch`."""
-    config, world = job.config, job.world
+    config = job.config
     seed = config.seed * 100_003 + state.epoch
     order = torch.randperm(len(job.splits.train_images), generator=torch.Generator().manual_seed(seed))
     tally = EpochTally(torch.zeros((), device=job.device), torch.zeros((), dtype=torch.long, device=job.device))

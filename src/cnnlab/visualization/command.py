@@ -37,7 +37,5 @@ def run(args: argparse.Namespace) -> list[Path]:
         source, images = imagenet_subject(args.model, args.weights), [args.source, *images]
     else:
         source = args.source
-    if args.misclassified and not args.from_test:
-        raise CnnlabError("--misclassified picks among test images: give --from-test N too")
     return visualize(source, images, from_test=args.from_test, misclassified=args.misclassified, show=args.show,
                      layers=args.layer, target=args.target, out=args.out)

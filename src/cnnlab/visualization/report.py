@@ -140,28 +140,20 @@ def visualize(
     out: str | os.PathLike | None = None,
     seed: int = 0,
 ) -> list[Path]:
-    """Write the pictures (`SHOWS`) for a run directory or model and its images; return the paths written.
+    """Write the pictures (options.SHOWS) for a run directory or model and its images; return the paths written.
 
     images: files, PIL images or a uint8 tensor [N, C, H, W]; or `from_test=N` seeded test images of the run's
     dataset (`misclassified`: N the model gets wrong). layers: the feature maps (and filters) of these named
-    layers instead of the stages. target: the class the maps explain (default: each image's prediction)."""
+    layers instead of the stages. target: the class the maps explain (default: each image's prediction). Every
+    check runs before the first file is written."""
     subject = as_subject(source)
-    have_images = (images is not None and len(images) > 0) or bool(from_test)
-    shows = parse_show(show, have_images)
+    given = images is not None and len(images) > 0
+    shows = parse_show(show, given or bool(from_test))
     if layers:
-        resolve_layers(subject.model, layers)  # an unknown name fails before anything is written
-    if images is not None and len(images) > 0 and from_test:
-        raise CnnlabError("pass image files or --from-test N, not both")
-    if from_test is not None and from_test < 1:
-        raise CnnlabError(f"--from-test needs a positive count, got {from_test}")
-    batch = None
-    if have_images:
-        if from_test:
-            batch = pick_test_images(subject, from_test, misclassified, seed)
-        else:
-            batch = prepare_images(subject, images)
-        if target is not None:  # out of range fails before anything is written
-            resolve_targets(target, torch.zeros(len(batch.names), dtype=torch.long), _num_classes(subject, batch))
+        resolve_layers(subject.model, layers)  # an unknown name fails here, listing the valid ones
+    batch = _gather_images(subject, images if given else None, from_test, misclassified, seed)
+    if batch is not None and target is not None:
+        resolve_targets(target, torch.zeros(len(batch.names), dtype=torch.long), _num_classes(subject, batch))
     out = Path(out) if out is not None else default_out(subject)
     paths: list[Path] = []
     if "filters" in shows:
@@ -178,6 +170,19 @@ def visualize(
     if "erf" in shows:
         paths.append(draw_erf(subject, batch, out))
     return paths
+
+
+def _gather_images(subject: Subject, images, from_test: int | None, misclassified: bool, seed: int) -> Batch | None:
+    """The batch to draw: the given images, or seeded test images; None when there are neither."""
+    if misclassified and not from_test:
+        raise CnnlabError("--misclassified picks among test images: give --from-test N too")
+    if from_test is not None and from_test < 1:
+        raise CnnlabError(f"--from-test needs a positive count, got {from_test}")
+    if images is not None and from_test:
+        raise CnnlabError("pass image files or --from-test N, not both")
+    if from_test:
+        return pick_test_images(subject, from_test, misclassified, seed)
+    return prepare_images(subject, images) if images is not None else None
 
 
 def _num_classes(subject: Subject, batch: Batch) -> int:

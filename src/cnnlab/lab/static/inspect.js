@@ -46,6 +46,7 @@ async function predict() {
     $("truth").textContent = result.truth !== null ? `(true class: ${result.truth})` : "";
     $("overlays").replaceChildren(figure(result.input, "input"), figure(result.gradcam, "Grad-CAM"), figure(result.saliency, "saliency"));
     $("maps").replaceChildren(...result.feature_maps.map((m) => figure(m.url, `${m.layer} ${fmt.shape(m.shape)}`)));
+    $("filters").replaceChildren(figure(result.filters.url, `${result.filters.layer}: ${fmt.shape(result.filters.shape)} kernels (mean over input channels)`));
   } catch (error) { showError($("error"), error); }
   $("predict").disabled = false;
 }

@@ -1,0 +1,42 @@
+"""One builder signature for the whole zoo: `builder(num_classes=<default>, in_chans=<default>, **kwargs)`, the
+defaults being the model's own (`ModelInfo`), and the registry living with the models."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import cnnlab
+from cnnlab.models import _registry
+from cnnlab.registry import create_model, list_models, model_info
+
+MODELS_DIR = Path(cnnlab.__file__).parent / "models"
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_builder_takes_num_classes_in_chans_and_kwargs(name: str):
+    info = model_info(name)
+    parameters = list(inspect.signature(inspect.unwrap(info.builder)).parameters.values())
+    assert [(p.name, p.default) for p in parameters[:2]] == [
+        ("num_classes", info.default_num_classes),
+        ("in_chans", info.input_size[0]),
+    ]
+    assert parameters[-1].kind is inspect.Parameter.VAR_KEYWORD
+    with torch.device("meta"):
+        positional, keyword = info.builder(7, 2), create_model(name, num_classes=7, in_chans=2)
+    assert [tuple(p.shape) for p in positional.parameters()] == [tuple(p.shape) for p in keyword.parameters()]
+
+
+def test_the_registry_lives_with_the_models():
+    assert cnnlab.create_model is _registry.create_model and cnnlab.registry.model_info is _registry.model_info
+    # A model file that imported cnnlab.registry would find it half-initialised (it imports this package).
+    offenders = [
+        path.name
+        for path in MODELS_DIR.glob("*.py")
+        if re.search(r"^from cnnlab\.registry import|^import cnnlab\.registry", path.read_text(), re.M)
+    ]
+    assert offenders == []
