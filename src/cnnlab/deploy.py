@@ -29,6 +29,7 @@ from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from cnnlab.errors import CnnlabError, unknown_name_error
+from cnnlab.files import write_bytes, write_json
 
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}  # format -> default file in the run dir
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
@@ -134,8 +135,8 @@ def optimize_for_inference(model: nn.Module, precision: str = "auto", channels_l
     The result takes and returns what the eager model does (fp32 in, fp32 logits out). The fp32 path equals the
     eager model within float rounding; bf16 keeps top-1 on all but near-tied inputs (see tests/models/test_deploy.py).
     """
-    from cnnlab.training.config import PRECISIONS
     from cnnlab.inference.precision import autocast_dtype
+    from cnnlab.training.config import PRECISIONS
 
     if precision not in PRECISIONS:
         raise unknown_name_error("precision", precision, PRECISIONS)
@@ -235,7 +236,6 @@ def export(run_dir: str | Path, format: str = "onnx", optimize: bool = False, ou
 
     The model takes float32 [B, C, H, W] images scaled as `(pixel / 255 - mean) / std`; returns the sidecar dict.
     """
-    from cnnlab.training import checkpoint
     from cnnlab.inference.prediction import load_run
 
     check_format(format)  # before the run loads: a typo fails fast
@@ -251,7 +251,7 @@ def export(run_dir: str | Path, format: str = "onnx", optimize: bool = False, ou
     except OSError as error:
         raise CnnlabError(f"could not write {out}: {error.strerror or error}") from None
     payload = export_bytes(run.model, example, format)
-    checkpoint.atomic_write(out, lambda handle: handle.write(payload))
+    write_bytes(out, payload)
     sidecar = {
         "model": run.config.model, "format": format, "file": out.name, "dataset": data["name"],
         "classes": list(data["classes"]), "input_size": [data["in_chans"], data["image_size"], data["image_size"]],
@@ -261,5 +261,5 @@ def export(run_dir: str | Path, format: str = "onnx", optimize: bool = False, ou
         "optimized": optimize, "folded_batchnorms": folded, "torch": torch.__version__,
     }
     sidecar_path = out.with_name(out.name + ".json")
-    checkpoint.write_json(sidecar_path, sidecar)
+    write_json(sidecar_path, sidecar)
     return {**sidecar, "path": str(out), "sidecar": str(sidecar_path)}

@@ -82,6 +82,7 @@ class HeadMismatchWarning(UserWarning):
     `model_classes`): the model keeps its freshly initialised head (`keys`), the rest of the file loads."""
 
     def __init__(self, path: str, checkpoint_classes: int, model_classes: int, keys: list[str]) -> None:
-        self.path, self.checkpoint_classes, self.model_classes, self.keys = path, checkpoint_classes, model_classes, keys
+        self.path, self.keys = path, keys
+        self.checkpoint_classes, self.model_classes = checkpoint_classes, model_classes
         super().__init__(f"{path}: the checkpoint's head has {checkpoint_classes} classes, the model {model_classes}; "
                          f"keeping a freshly initialised {', '.join(keys)}")

@@ -14,6 +14,7 @@ from torchvision import transforms
 
 import cnnlab
 from cnnlab.data import load_dataset
+from cnnlab.inference.prediction import evaluate
 from cnnlab.training.config import option_named
 
 
@@ -59,9 +60,13 @@ def test_image_size_is_a_checked_train_option(tmp_path):
     assert option.flag == "--image-size" and option.group == "data"
     with pytest.raises(cnnlab.CnnlabError, match="positive whole number"):
         option.parse("0")
-    photo_folder(tmp_path / "bugs", per_class=10)
+    files = photo_folder(tmp_path / "bugs", per_class=10)
     results = cnnlab.train("lenet5", dataset=f"imagefolder:{tmp_path / 'bugs'}", image_size=64, epochs=1,
                            batch_size=8, out=str(tmp_path / "run"), quiet=True, precision="fp32", threads=1)
     assert results["status"] == "completed"
     meta = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert meta["image_size"] == 64
+    assert meta["image_size"] == 64 and meta["data"]["image_size"] == 64
+    # eval reloads the folder at the run's size (LeNet-5's head is sized for 64 px: at 32 it could not run)
+    assert evaluate(tmp_path / "run")["test_accuracy"] == pytest.approx(results["test_accuracy"], abs=1e-9)
+    top = cnnlab.predict(tmp_path / "run", [files[0][0]], top_k=2)[0]["top"]
+    assert sorted(name for name, _ in top) == ["ant", "bee"]

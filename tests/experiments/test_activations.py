@@ -25,7 +25,8 @@ def result(tmp_path_factory):
 
 def test_one_row_per_activation_and_seed_with_the_ratio_in_the_findings(result):
     res, out = result
-    assert [(row["activation"], row["seed"]) for row in res.rows] == [("relu", 0), ("relu", 1), ("tanh", 0), ("tanh", 1)]
+    runs = [(row["activation"], row["seed"]) for row in res.rows]
+    assert runs == [("relu", 0), ("relu", 1), ("tanh", 0), ("tanh", 1)]
     with open(out / "results.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 4
     assert (out / "activations.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

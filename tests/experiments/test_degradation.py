@@ -23,6 +23,7 @@ def result(tmp_path_factory):
     return run_experiment("degradation", quick=True, out=out), out
 
 
+@pytest.mark.slow
 def test_writes_table_plot_and_config(result):
     res, out = result
     assert [row["network"] for row in res.rows] == NETWORKS
@@ -38,6 +39,7 @@ def test_writes_table_plot_and_config(result):
     assert "| plain20 | 20 | False | 269,434 |" in (out / "results.md").read_text()
 
 
+@pytest.mark.slow
 def test_plain_and_residual_twins_have_equal_exact_parameter_counts(result):
     # 1 input channel, 10 classes, option-A shortcuts (no parameters): stem 16*9 + BN 32 = 176; a 16-wide block
     # 2*2304 + 64 = 4,672; stage 2: first block 4,608 + 9,216 + 128 = 13,952, others 18,560; stage 3: first
@@ -46,6 +48,7 @@ def test_plain_and_residual_twins_have_equal_exact_parameter_counts(result):
     assert params == {"plain8": 75_002, "resnet8": 75_002, "plain20": 269_434, "resnet20": 269_434}
 
 
+@pytest.mark.slow
 def test_gradient_norm_is_measured_on_the_initial_weights(result, digits):
     """Recompute each network's first-layer gradient independently: the seed-0 initial weights, the first 64
     training images, train-mode BN, cross-entropy; the table's column must equal it."""
@@ -55,7 +58,8 @@ def test_gradient_norm_is_measured_on_the_initial_weights(result, digits):
     table = {row["network"]: row["grad_norm_conv1_init"] for row in result[0].rows}
     for name in NETWORKS:
         torch.manual_seed(0)
-        model = cifar_resnet(int(name.removeprefix("plain").removeprefix("resnet")), residual=name.startswith("resnet"), in_chans=1)
+        depth = int(name.removeprefix("plain").removeprefix("resnet"))
+        model = cifar_resnet(depth, residual=name.startswith("resnet"), in_chans=1)
         model.train()
         F.cross_entropy(model(images), labels).backward()
         assert table[name] == pytest.approx(model.conv1.weight.grad.norm().item(), rel=1e-5), name
@@ -66,6 +70,7 @@ def test_gradient_norm_is_measured_on_the_initial_weights(result, digits):
     assert fresh.conv1.weight.grad is None and fresh.bn1.running_mean.abs().sum() == 0
 
 
+@pytest.mark.slow
 def test_findings_state_the_verdict_the_numbers_give(result):
     res = result[0]
     error = {row["network"]: row["train_error"] for row in res.rows}
@@ -75,6 +80,7 @@ def test_findings_state_the_verdict_the_numbers_give(result):
     assert ("does not support" in res.findings[1]) == (not supported)
 
 
+@pytest.mark.slow
 def test_curves_track_the_test_set_each_epoch(result):
     """The plot's right panel is test error per epoch (He et al. Fig. 6); its last point is the table's test error."""
     from cnnlab.experiments.common import read_metrics
@@ -130,6 +136,7 @@ def test_imagenet_twins_get_the_small_stem_on_small_images():
     assert big.conv1.kernel_size == (7, 7)
 
 
+@pytest.mark.slow
 def test_one_depth_of_twins_reports_loss_and_error(tmp_path):
     res = run_experiment("degradation", quick=True, epochs=1, out=tmp_path, models="resnet14,plain14")
     assert [row["network"] for row in res.rows] == ["plain14", "resnet14"]

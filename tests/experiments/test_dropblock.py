@@ -33,6 +33,7 @@ def result(tmp_path_factory):
     return run_experiment("drop-block", quick=True, out=out), out
 
 
+@pytest.mark.slow
 def test_one_row_per_removable_block_of_each_network(result):
     res, out = result
     expected = [(net, block) for net in ("resnet14", "plain14") for block in ["none", *BLOCKS]]
@@ -40,9 +41,11 @@ def test_one_row_per_removable_block_of_each_network(result):
     with open(out / "results.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 10
     assert (out / "drop_block.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert json.loads((out / "config.json").read_text())["experiment"]["blocks"] == {"resnet14": BLOCKS, "plain14": BLOCKS}
+    blocks = json.loads((out / "config.json").read_text())["experiment"]["blocks"]
+    assert blocks == {"resnet14": BLOCKS, "plain14": BLOCKS}
 
 
+@pytest.mark.slow
 def test_drops_are_measured_against_the_trained_networks_test_accuracy(result):
     res, out = result
     for net in ("resnet14", "plain14"):
@@ -53,6 +56,7 @@ def test_drops_are_measured_against_the_trained_networks_test_accuracy(result):
             assert row["accuracy_drop"] == pytest.approx(rows[0]["test_accuracy"] - row["test_accuracy"], abs=1e-12)
 
 
+@pytest.mark.slow
 def test_lesioned_accuracy_is_reproduced_from_the_saved_weights(result, digits):
     """Rebuild resnet-14 from the run's model.safetensors, swap layer3.1 for the identity by hand, evaluate on the
     360 test digits: the experiment's row must be exactly that accuracy (a whole number of images out of 360)."""

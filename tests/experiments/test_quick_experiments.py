@@ -8,6 +8,7 @@ import csv
 import json
 import sys
 
+import pytest
 import torch
 import torchvision
 
@@ -37,7 +38,8 @@ def assert_written(result, out):
 
 
 def test_every_experiment_of_the_issue_is_registered():
-    assert list_experiments() == ["batchnorm", "compare", "degradation", "drop-block", "kernels", "scaling", "transfer"]
+    assert list_experiments() == ["activations", "batchnorm", "compare", "degradation", "drop-block", "kernels",
+                                  "scaling", "transfer", "vgg-bn"]
 
 
 def test_every_experiment_is_its_modules_run_function():
@@ -75,6 +77,7 @@ def test_kernels_counts_come_from_real_modules(tmp_path, capsys):
     assert int(by_design["two 3x3"]["macs"]) == 73_728 * 56 * 56
 
 
+@pytest.mark.slow
 def test_scaling_table_equals_torchvision_counts(tmp_path):
     result = run_experiment("scaling", quick=True, out=tmp_path)
     rows = assert_written(result, tmp_path)
@@ -88,6 +91,7 @@ def test_scaling_table_equals_torchvision_counts(tmp_path):
     assert macs == sorted(macs) and macs[0] == 385_814_752
 
 
+@pytest.mark.slow
 def test_batchnorm_scratch_equals_torch_and_the_tutorial_slips_are_flagged(tmp_path):
     result = run_experiment("batchnorm", quick=True, out=tmp_path)
     rows = assert_written(result, tmp_path)
@@ -107,6 +111,7 @@ def test_batchnorm_scratch_equals_torch_and_the_tutorial_slips_are_flagged(tmp_p
     }
 
 
+@pytest.mark.slow
 def test_compare_trains_both_tutorial_tables(tmp_path):
     result = run_experiment("compare", quick=True, out=tmp_path)
     rows = assert_written(result, tmp_path)

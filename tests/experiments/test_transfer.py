@@ -39,6 +39,7 @@ def result(tmp_path_factory):
     return run_experiment("transfer", quick=True, out=out), out
 
 
+@pytest.mark.slow
 def test_table_of_accuracy_against_trainable_parameters(result):
     res, out = result
     assert [(r["labels_per_class"], r["method"]) for r in res.rows] == [
@@ -53,6 +54,7 @@ def test_table_of_accuracy_against_trainable_parameters(result):
     assert config["labels_per_class"] == [5, 20] and config["pretrain_test_accuracy"] > 0.5
 
 
+@pytest.mark.slow
 def test_the_linear_probe_leaves_the_pretrained_backbone_unchanged(result):
     """The probe's saved conv weights are the pretrained run's, bit for bit; fine-tuning moved them."""
     from cnnlab.training.checkpoint import read_weights

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+import torchvision
 from PIL import Image
 
 from cnnlab.cli import main as cli_main
@@ -56,7 +57,10 @@ def test_models_lists_the_registry_with_parameter_counts(client):
     assert [r["name"] for r in rows] == list_models()
     lenet = next(r for r in rows if r["name"] == "lenet5")
     assert lenet["params"] == count_params(create_model("lenet5")) == 61_706
-    assert lenet["year"] == 1998 and lenet["input"] == [1, 32, 32]
+    assert lenet["year"] == 1998 and lenet["input"] == [1, 32, 32] and lenet["depth"] == 5 and lenet["top1"] is None
+    resnet18 = next(r for r in rows if r["name"] == "resnet18")
+    expected = torchvision.models.ResNet18_Weights.DEFAULT.meta["_metrics"]["ImageNet-1K"]["acc@1"]
+    assert resnet18["top1"] == expected == 69.758 and resnet18["depth"] == 18
 
 
 def test_model_layer_table_at_a_chosen_input(client):

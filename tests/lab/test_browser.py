@@ -159,7 +159,6 @@ def test_train_stop_resume_then_runs_and_inspect(server, browser, shots):
     )
     first = points(browser)
     wait(browser, lambda d: points(d) > first, 240, "the curve gained no point")
-    screenshot(browser, shots, "train")
 
     browser.find_element(By.ID, "stop").click()
     wait(browser, lambda d: text_of(d, "job-state") in ("stopped", "finished", "failed"), 120)
@@ -168,6 +167,7 @@ def test_train_stop_resume_then_runs_and_inspect(server, browser, shots):
     browser.find_element(By.ID, "resume").click()
     wait(browser, lambda d: text_of(d, "job-state") in ("finished", "failed"), 300)
     assert text_of(browser, "job-state") == "finished", browser.find_element(By.ID, "log").text
+    screenshot(browser, shots, "train")
     run = browser.find_element(By.ID, "run-link").get_attribute("href").split("/runs/", 1)[1]
     assert (root / run / "results.json").is_file()
     assert console_errors(browser) == []

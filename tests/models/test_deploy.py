@@ -194,6 +194,7 @@ def onnx_logits(payload: bytes, x: torch.Tensor) -> tuple[torch.Tensor, list]:
     return torch.from_numpy(output), session.get_inputs()[0].shape
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list_models())
 def test_onnx_export_of_the_zoo_matches_pytorch(name: str):
     model = random_model(name)

@@ -144,7 +144,8 @@ def test_imagenet_predict_errors(photos, tmp_path, capsys):
         assert capsys.readouterr().err.strip() == f"cnnlab: error: {message}"
     assert main(["predict", "--model", "preact_resnet18", "--weights", "w.pth", image]) == 2
     assert capsys.readouterr().err.startswith(
-        "cnnlab: error: preact_resnet18 has no torchvision twin, so no ImageNet checkpoint fits it; models with one: alexnet, ")
+        "cnnlab: error: preact_resnet18 has no torchvision twin, so no ImageNet checkpoint fits it; "
+        "models with one: alexnet, ")
     torch.save(torchvision.models.resnet18(weights=None, num_classes=10).state_dict(), tmp_path / "ten.pth")
     with pytest.raises(CnnlabError, match=r"ten.pth is not an ImageNet-1k checkpoint: .*the checkpoint's head has 10 classes, the model 1000"):
         cnnlab.predict(images=[image], model="resnet18", weights=tmp_path / "ten.pth")

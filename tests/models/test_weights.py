@@ -228,7 +228,8 @@ def test_wrong_architecture_is_refused_and_nothing_is_loaded(resnet18_file):
 def test_shape_mismatch_names_the_key(tmp_path):
     path = tmp_path / "wide.safetensors"
     save_file(create_model("mini_vgg", widths=(32, 64, 256)).state_dict(), path)
-    with pytest.raises(CnnlabError, match=r"does not fit mini_vgg: .*shape mismatch \(file vs model\): block3\.0\.0\.weight \[256, 64, 3, 3\] vs \[128, 64, 3, 3\]"):
+    with pytest.raises(CnnlabError, match=r"does not fit mini_vgg: .*shape mismatch \(file vs model\): "
+                                          r"block3\.0\.0\.weight \[256, 64, 3, 3\] vs \[128, 64, 3, 3\]"):
         create_model("mini_vgg", weights=path)
 
 

@@ -5,11 +5,11 @@ import math
 
 import pytest
 import torch
-
-from cnnlab.training.config import TrainConfig, resolve, scaled_lr
-from cnnlab.inference.precision import autocast_dtype, check_precision, precision_name
-from cnnlab.training.device import mps_available, resolve_device
 from train_errors import one_line_error
+
+from cnnlab.inference.precision import autocast_dtype, check_precision, precision_name
+from cnnlab.training.config import TrainConfig, resolve, scaled_lr
+from cnnlab.training.device import mps_available, resolve_device
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

@@ -11,12 +11,12 @@ import sys
 
 import pytest
 import torch
+from train_errors import one_line_error
 
 from cnnlab.cli import main
+from cnnlab.inference.batches import prepare_batch
 from cnnlab.training.checkpoint import read_weights
 from cnnlab.training.distributed import World
-from cnnlab.inference.batches import prepare_batch
-from train_errors import one_line_error
 
 # 600 digits: 540 train / 60 val, global batch 32 -> 16 steps per epoch; random crops on, so the shards must also
 # get the crops one process draws. A checkpoint every 4 steps, all kept, so a test can rewind to a mid-epoch one.
@@ -86,6 +86,7 @@ def one_and_two(tmp_path_factory):
     return root, two
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_with_the_same_global_batch(one_and_two):
     root, two = one_and_two
     assert_same_training(root / "one", root / "two")
@@ -97,6 +98,7 @@ def test_two_processes_match_one_with_the_same_global_batch(one_and_two):
     assert output.count("epoch 1/2:") == 1 and output.count("test accuracy") == 1
 
 
+@pytest.mark.slow
 def test_a_two_process_checkpoint_resumes_in_one_process(one_and_two, tmp_path):
     root, _ = one_and_two
     resumed = rewound_copy(root / "two", tmp_path / "two-then-one")
@@ -107,6 +109,7 @@ def test_a_two_process_checkpoint_resumes_in_one_process(one_and_two, tmp_path):
     assert_same_training(resumed, root / "two")  # epoch 1's row included: the saved sums covered both processes
 
 
+@pytest.mark.slow
 def test_a_one_process_checkpoint_resumes_in_two_processes(one_and_two, tmp_path):
     root, _ = one_and_two
     resumed = rewound_copy(root / "one", tmp_path / "one-then-two")
@@ -176,6 +179,7 @@ def compare_rows(out) -> dict[str, dict]:
         return {row["model"]: row for row in csv.DictReader(handle)}
 
 
+@pytest.mark.slow
 def test_compare_under_torchrun_trains_each_model_once_and_writes_once(tmp_path, capsys):
     recipe = ["--dataset", "digits", "--train-subset", "600", "--epochs", "1", "--batch-size", "32", "--precision",
               "fp32", "--seed", "3", "--threads", "1"]

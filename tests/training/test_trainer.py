@@ -131,6 +131,7 @@ def test_runs_of_a_few_steps_train_with_the_default_schedule(tmp_path, train_sub
     assert round(float(rows[0]["images_per_second"]) * float(rows[0]["epoch_seconds"])) == 64 * steps
 
 
+@pytest.mark.slow
 def test_compile_trains_the_same_network(tmp_path):
     """--compile runs the training steps through torch.compile (inductor); the saved weights are the eager
     module's, so `evaluate` reloads them by name, and the run learns as the eager one does (same seed)."""
@@ -315,6 +316,11 @@ def test_a_batch_norm_layer_with_one_value_per_channel_is_found_before_the_first
     assert error.layer.startswith("layer4.0.")  # the block whose stride makes the map 1x1
     assert error.layer in dict(cnnlab.create_model("resnet18").named_modules())
     assert not (tmp_path / "run" / "checkpoints").exists()
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["status"] == "failed"
+    # Under torchrun each process normalises its own share: batch 2 over 2 processes is one image each.
+    shared = BatchNormBatchTooSmall("resnet18", 2, 2, "layer4.0.bn1", 1)
+    assert "(a 1x1 feature map of one image per process)" in str(shared)
+    assert str(shared).endswith("--batch-size 4 or more")
     model = cnnlab.create_model("resnet20", num_classes=10, in_chans=1, input_size=28)
     assert fewest_batch_norm_values(model, (1, 28, 28)) == ("layer3.0.bn1", 49)  # 7x7 maps: batch 1 can train
     assert fewest_batch_norm_values(cnnlab.create_model("lenet5"), (1, 28, 28)) is None

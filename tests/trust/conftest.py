@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from trust_helpers import RECIPE
 
 from cnnlab.cli import main
-from trust_helpers import RECIPE
 
 
 @pytest.fixture(autouse=True)

@@ -8,13 +8,13 @@ import json
 import pickle
 
 import numpy as np
-import torch
 import pytest
+import torch
 from PIL import Image
+from trust_helpers import assert_one_line_error, run_cli
 
 from cnnlab.training import checkpoint
 from cnnlab.training.checkpoint import STATE_SHA256, read_state, read_weights_and_metadata
-from trust_helpers import assert_one_line_error, run_cli
 
 SMALL = ["--dataset", "digits", "--train-subset", "400", "--epochs", "1", "--threads", "1", "--quiet"]  # 5 steps of 64
 

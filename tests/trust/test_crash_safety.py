@@ -9,9 +9,11 @@ import signal
 
 import pytest
 import torch
+from trust_helpers import RECIPE, STEPS_PER_EPOCH, metrics_rows, run_cli, spawn, wait_for
 
 from cnnlab.training.checkpoint import STATE_SHA256, read_state, read_weights, read_weights_and_metadata
-from trust_helpers import RECIPE, STEPS_PER_EPOCH, metrics_rows, run_cli, spawn, wait_for
+
+pytestmark = pytest.mark.slow  # every test here trains in a child process and signals it (SIGKILL, SIGINT, SIGTERM)
 
 
 def latest_stem(run_dir) -> str:

@@ -11,15 +11,20 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
+from trust_helpers import assert_one_line_error, run_cli, write_malicious_pickle
 
 import cnnlab
 from cnnlab.errors import CnnlabError
 from cnnlab.registry import create_model
 from cnnlab.training.checkpoint import (
-    STATE_SHA256, WEIGHTS_SHA256, load_checkpoint, load_model_weights, read_state, read_weights,
+    STATE_SHA256,
+    WEIGHTS_SHA256,
+    load_checkpoint,
+    load_model_weights,
+    read_state,
+    read_weights,
     read_weights_and_metadata,
 )
-from trust_helpers import assert_one_line_error, run_cli, write_malicious_pickle
 
 SRC = Path(cnnlab.__file__).parent
 

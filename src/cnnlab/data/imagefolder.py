@@ -31,12 +31,11 @@ CROP_RATIO = 0.875  # torchvision's ImageNet evaluation: resize to 256, crop 224
 
 
 def fit_image(img: Image.Image, image_size: int) -> Image.Image:
-    """An RGB image of image_size x image_size: squashed below CROP_FROM, else torchvision's Resize(int(size /
-    0.875)) of the shorter side (bilinear, antialiased) and CenterCrop(size)."""
-    rgb = img.convert("RGB")
+    """`img` (same mode) at image_size x image_size: squashed below CROP_FROM, else torchvision's Resize(int(size /
+    0.875)) of the shorter side (bilinear, antialiased) and CenterCrop(size). Training and prediction share it."""
     if image_size < CROP_FROM:
-        return rgb.resize((image_size, image_size), Image.Resampling.BILINEAR)
-    resized = TF.resize(rgb, int(image_size / CROP_RATIO), interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        return img.resize((image_size, image_size), Image.Resampling.BILINEAR)
+    resized = TF.resize(img, int(image_size / CROP_RATIO), interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
     return TF.center_crop(resized, image_size)
 
 
@@ -70,7 +69,7 @@ def load_imagefolder(root: str | Path, image_size: int = DEFAULT_IMAGE_SIZE, nam
             try:
                 with Image.open(path) as img:
                     grayscale = img.mode in GRAYSCALE_MODES
-                    rgb = fit_image(img, image_size)
+                    rgb = fit_image(img.convert("RGB"), image_size)
             except (OSError, UnidentifiedImageError, ValueError, SyntaxError):  # PIL's decoders raise all of these
                 corrupt.append(str(path.relative_to(root)))
                 continue

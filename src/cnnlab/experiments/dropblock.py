@@ -78,7 +78,8 @@ def plot_lesions(curves: dict[str, tuple[float, dict[str, float]]], path, title:
     fig, ax = plt.subplots(figsize=(8, 4))
     for color, (name, (baseline, accuracies)) in zip(plt.cm.tab10.colors, curves.items()):
         positions = np.arange(len(accuracies))
-        ax.plot(positions, [100 * a for a in accuracies.values()], "o-", color=color, label=f"{name}, one block removed")
+        ax.plot(positions, [100 * a for a in accuracies.values()], "o-", color=color,
+                label=f"{name}, one block removed")
         ax.axhline(100 * baseline, color=color, linestyle=":", label=f"{name}, intact")
         ax.set_xticks(positions, list(accuracies), rotation=30)
     ax.set(xlabel="removed block", ylabel="test accuracy (%)", title=title, ylim=(0, 100))
@@ -169,8 +170,8 @@ def run(options: ExperimentOptions) -> ExperimentResult:
         baseline = results["test_accuracy"]
         accuracies = lesion_accuracies(model, data, blocks)
         rows.append({"network": name, "removed_block": "none", "test_accuracy": baseline, "accuracy_drop": 0.0})
-        rows += [{"network": name, "removed_block": block, "test_accuracy": accuracy, "accuracy_drop": baseline - accuracy}
-                 for block, accuracy in accuracies.items()]
+        rows += [{"network": name, "removed_block": block, "test_accuracy": accuracy,
+                  "accuracy_drop": baseline - accuracy} for block, accuracy in accuracies.items()]
         curves[name] = (baseline, accuracies)
         drops = [baseline - a for a in accuracies.values()]
         summary[name] = (baseline, float(np.mean(drops)), max(drops))

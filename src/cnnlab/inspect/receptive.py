@@ -1,4 +1,6 @@
-"""Receptive fields: the closed formula for a chain of layers, and a tracer that follows one forward pass.
+"""Receptive fields and depth: the closed formula for a chain of layers, and a tracer that follows one forward pass
+through any network (residual adds, concats), with `receptive_field`, `main_path_depth` and the empirical
+`effective_receptive_field` on top.
 
 For layers i = 1..n with kernel k_i and stride s_i, an output pixel sees
 

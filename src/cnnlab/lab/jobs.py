@@ -142,13 +142,8 @@ class JobStore:
 
     # --------------------------------------------------------------------------------------------- life cycle
     def submit(self, kind: str, cli_args: list[str], run_dir: Path, **extra) -> dict:
-        """Record a job (`cnnlab` + cli_args) and start it now if nothing else runs. A run directory that a queued
-        or running job already writes is refused (409)."""
-        for other in self.records():
-            if other["run_dir"] == str(run_dir) and self.state(other)[0] in ("queued", "running"):
-                raise LabRequestError(
-                    f"job {other['id']} is already {self.state(other)[0]} on run '{other['run']}'", 409
-                )
+        """Record a job (`cnnlab` + cli_args) and start it now if nothing else runs."""
+        self.refuse_busy(run_dir)
         job_id = new_job_id()
         record = {
             "id": job_id,
@@ -163,6 +158,13 @@ class JobStore:
         _write_json(self._path(job_id), record)
         self.advance()
         return self.record(job_id)
+
+    def refuse_busy(self, run_dir: Path) -> None:
+        """409 when a queued or running job already writes `run_dir`."""
+        for other in self.records():
+            state = self.state(other)[0]
+            if other["run_dir"] == str(run_dir) and state in ("queued", "running"):
+                raise LabRequestError(f"job {other['id']} is already {state} on run '{other['run']}'", 409)
 
     def advance(self) -> None:
         """Start the oldest queued jobs while fewer than `max_running` run. Called after every change and by

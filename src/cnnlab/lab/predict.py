@@ -49,17 +49,23 @@ def decode_image(data: bytes, in_chans: int, image_size: int) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=4)
 def _loaded(run_dir: str, stamp: float):
-    from cnnlab.inference.prediction import load_run
+    from cnnlab.visualization.loading import run_subject
 
-    return load_run(run_dir)
+    return run_subject(run_dir)
 
 
-def load(run_dir: Path):
-    """The run's model (cached until its weights file changes)."""
+def subject(run_dir: Path):
+    """The run as the visualisation functions take it (model, classes, preprocessing), cached until its weights
+    file changes, so one prediction's Grad-CAM, saliency, feature maps and filters share one loaded model."""
     weights = run_dir / "model.safetensors"
     if not weights.is_file():
         raise LabRequestError(f"run '{run_dir.name}' has no model.safetensors yet (still training, or stopped)", 409)
     return _loaded(str(run_dir), weights.stat().st_mtime)
+
+
+def load(run_dir: Path):
+    """The run's LoadedRun (config, data metadata, model in eval mode), from the same cache."""
+    return subject(run_dir).run
 
 
 @functools.lru_cache(maxsize=2)
@@ -149,13 +155,13 @@ def predict(run, image: torch.Tensor, cache: Cache, top_k: int = 5) -> dict:
     shown = Image.open(io.BytesIO(png_bytes(image))).resize((SHOW_SIDE, SHOW_SIDE), Image.NEAREST)
     result = {"top": [{"class": name, "probability": p} for name, p in top], "input": cache.save(shown, "input")}
     for method in ("gradcam", "saliency"):
-        heat = attribution_map(run.run_dir, image, method, target)
+        heat = attribution_map(subject(run.run_dir), image, method, target)
         result[method] = cache.save(_overlay(image, heat), method)
     result["feature_maps"] = [
         {"layer": name, "shape": list(maps.shape), "url": cache.save(_grid(maps), "maps")}
-        for name, maps in stage_maps(run.run_dir, image).items()
+        for name, maps in stage_maps(subject(run.run_dir), image).items()
     ]
-    layer, weights = first_filters(run.run_dir)
+    layer, weights = first_filters(subject(run.run_dir))
     result["filters"] = {
         "layer": layer,
         "shape": list(weights.shape),
@@ -164,25 +170,25 @@ def predict(run, image: torch.Tensor, cache: Cache, top_k: int = 5) -> dict:
     return result
 
 
-def first_filters(run_dir: Path) -> tuple[str, torch.Tensor]:
+def first_filters(source) -> tuple[str, torch.Tensor]:
     """The first conv layer's kernels [out, in, kh, kw], through cnnlab.visualization.filters; shown averaged over
     the input channels."""
     from cnnlab.visualization import filters
 
-    name, weights = filters(str(run_dir))
+    name, weights = filters(source)
     return name, weights.detach().float()
 
 
-def attribution_map(run_dir: Path, image: torch.Tensor, method: str, target: int) -> torch.Tensor:
+def attribution_map(source, image: torch.Tensor, method: str, target: int) -> torch.Tensor:
     """[H, W] in [0, 1] for one uint8 image, through cnnlab.attribution (the visualisation package)."""
     import cnnlab
 
-    return cnnlab.attribution(str(run_dir), image[None], method=method, target=target)[0].detach().float()
+    return cnnlab.attribution(source, image[None], method=method, target=target)[0].detach().float()
 
 
-def stage_maps(run_dir: Path, image: torch.Tensor) -> dict[str, torch.Tensor]:
+def stage_maps(source, image: torch.Tensor) -> dict[str, torch.Tensor]:
     """Feature maps [C, h, w] of one uint8 image per stage, through cnnlab.feature_maps."""
     import cnnlab
 
-    maps = cnnlab.feature_maps(str(run_dir), image[None])
+    maps = cnnlab.feature_maps(source, image[None])
     return {name: value[0].detach() for name, value in maps.items() if value.dim() == 4}

@@ -31,9 +31,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 
-from cnnlab.errors import CnnlabError
 from cnnlab.lab import follow, options, predict, views, widgets
-from cnnlab.lab.security import LabRequestError, safe_path
+from cnnlab.lab.security import LabRequestError
 
 router = APIRouter(prefix="/api")
 SSE_INTERVAL = 0.5  # seconds between checks of a job's files
@@ -126,6 +125,7 @@ def _submit(request: Request, body: dict) -> dict:
     if "resume" in body:
         path = views.run_dir(root, str(body["resume"]))
         model = json.loads((path / "config.json").read_text())["model"]
+        store.refuse_busy(path)
         if not (path / "checkpoints").is_dir():
             raise LabRequestError(f"run '{body['resume']}' has no checkpoint to resume from", 409)
         record = store.submit("train", ["train", model, "--resume", str(path)], path, label=f"resume {model}")
@@ -251,6 +251,3 @@ def widget(request: Request, name: str):
     params = dict(request.query_params)
     params.pop("token", None)
     return widgets.compute(name, params)
-
-
-__all__ = ["router", "safe_path", "CnnlabError"]

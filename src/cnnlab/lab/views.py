@@ -43,46 +43,14 @@ RUN_FILES_SHOWN = (
 
 # ----------------------------------------------------------------------------------------------------- the zoo
 @functools.lru_cache(maxsize=1)
+@serialized
 def models_table() -> list[dict]:
-    """Every registered model: name, family, year, params, default input, key idea, paper, and where known its
-    depth and ImageNet top-1 (from the zoo's table). Parameters are counted on the meta device (no memory)."""
-    import torch
+    """Every registered model as the zoo's catalog measures it (`cnnlab.models.zoo.catalog`, on the meta device):
+    family, year, default input, params, MACs, depth, receptive field, ImageNet top-1 (percent, for models with
+    a torchvision twin), key idea and paper. Computed once per server (seconds), then served from memory."""
+    from cnnlab.models.zoo import catalog
 
-    from cnnlab.inspect import count_params
-    from cnnlab.registry import create_model, list_models, model_info
-
-    extra = _zoo_extras()
-    rows = []
-    for name in list_models():
-        info = model_info(name)
-        with torch.device("meta"):
-            params = count_params(create_model(name))
-        rows.append(
-            {
-                "name": name,
-                "family": info.family,
-                "year": info.year,
-                "params": params,
-                "input": list(info.input_size),
-                "key_idea": info.key_idea,
-                "paper": info.paper,
-                **extra.get(name, {}),
-            }
-        )
-    return rows
-
-
-def _zoo_extras() -> dict[str, dict]:
-    """Depth and ImageNet top-1 per model, when the inspect package offers its models table (optional)."""
-    try:
-        from cnnlab.inspect import models_table as table  # type: ignore[attr-defined]
-    except ImportError:
-        return {}
-    found = {}
-    for row in table():
-        row = row if isinstance(row, dict) else vars(row)
-        found[row["name"]] = {k: row[k] for k in ("depth", "imagenet_top1") if k in row}
-    return found
+    return [{**row, "input": [int(n) for n in row["input"].split("x")]} for row in catalog()]
 
 
 @serialized

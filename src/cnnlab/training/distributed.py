@@ -91,7 +91,8 @@ class World:
         return packed[0] / self.size, [name for name, count in zip(STOP_SIGNALS, packed[1:].tolist()) if count > 0]
 
     def sum(self, *values):
-        """Each value (a tensor scalar or a number) summed over processes, with its own type; as given in one process."""
+        """Each value (a tensor scalar or a number) summed over processes, with its own type; as given in one
+        process."""
         if not self.enabled:
             return values
         packed = torch.tensor([float(v) for v in values], dtype=torch.float64, device=self.device)

@@ -62,9 +62,8 @@ def make_splits(data: ImageDataset, config: TrainConfig) -> Splits:
         images, labels = images[: config.train_subset], labels[: config.train_subset]
     train_x, train_y, val_x, val_y = split_validation(images, labels, config.val_fraction, config.seed)
     if len(train_x) < config.batch_size:
-        raise CnnlabError(
-            f"--batch-size {config.batch_size} is larger than the training split ({len(train_x)} images); use a smaller batch"
-        )
+        raise CnnlabError(f"--batch-size {config.batch_size} is larger than the training split ({len(train_x)} "
+                          "images); use a smaller batch")
     return Splits(train_x, train_y, val_x, val_y, data.test_images, data.test_labels)
 
 
@@ -72,9 +71,12 @@ def make_splits(data: ImageDataset, config: TrainConfig) -> Splits:
 ParamGroups = Callable[[nn.Module], list[dict]]  # model -> [{"params": [...], "lr": peak lr}, ...]
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig, param_groups: ParamGroups | None = None) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, config: TrainConfig, param_groups: ParamGroups | None = None
+) -> torch.optim.Optimizer:
     """`param_groups(model)` gives parameter sets with their own peak "lr" (e.g. a backbone at a tenth of the
-    head's); by default one set, every parameter, at `config.lr`. Frozen parameters (requires_grad=False) are left out."""
+    head's); by default one set, every parameter, at `config.lr`. Frozen parameters (requires_grad=False) are
+    left out."""
     groups = []
     for group in param_groups(model) if param_groups else [{"params": model.parameters()}]:
         params = [p for p in group["params"] if p.requires_grad]
@@ -107,7 +109,9 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
-def classification_loss(output, targets: torch.Tensor, label_smoothing: float, aux_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+def classification_loss(
+    output, targets: torch.Tensor, label_smoothing: float, aux_weight: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy on the logits; a tuple output (GoogLeNet's train mode) is (logits, *aux_logits), each auxiliary
     head adding `aux_weight` x its own loss, as in Szegedy et al. 2014. Returns (loss, logits)."""
     logits, *aux = output if isinstance(output, tuple) else (output,)
@@ -285,8 +289,10 @@ def build_state(job: Job, model: nn.Module | None, param_groups: ParamGroups | N
     scaler = torch.amp.GradScaler("cuda") if job.dtype == torch.float16 else None  # fp16 gradients need loss scaling
     # The weight average (--ema): updated after every optimizer step; evaluation and model.safetensors use it,
     # checkpoints hold both it and the raw weights (which the optimizer continues from on resume).
-    ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema),
-                                               use_buffers=True) if config.ema else None)
+    ema = None
+    if config.ema:
+        average = torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema)
+        ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=average, use_buffers=True)
     if config.ema and fresh and job.total_steps < 1 / (1 - config.ema):
         # The average weighs the initial weights by ema**steps: past its horizon it mostly holds the random init.
         shorter = 1 - 10 / max(job.total_steps, 1)  # a horizon of a tenth of the run
@@ -294,8 +300,9 @@ def build_state(job: Job, model: nn.Module | None, param_groups: ParamGroups | N
         warnings.warn(f"--ema {config.ema:g} averages over about {1 / (1 - config.ema):,.0f} steps, but this run has "
                       f"{job.total_steps}: its average stays close to the initial weights; {advice}", stacklevel=3)
     optimizer = build_optimizer(model, config, param_groups)
-    return TrainState(model=model, net=model, optimizer=optimizer, scheduler=build_scheduler(optimizer, config, job.total_steps),
-                      scaler=scaler, ema=ema, aux_weight=getattr(model, "aux_loss_weight", 0.3))
+    scheduler = build_scheduler(optimizer, config, job.total_steps)
+    return TrainState(model=model, net=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, ema=ema,
+                      aux_weight=getattr(model, "aux_loss_weight", 0.3))
 
 
 def init_model(job: Job, model: nn.Module | None, fresh: bool) -> nn.Module:
@@ -326,7 +333,8 @@ def create_run(job: Job, overwrite: bool) -> None:
     def create() -> str:
         path = prepare_run_dir(Path(config.out) if config.out else default_run_dir(config), overwrite)
         config.out = str(path)
-        checkpoint.write_json(path / "config.json", {**config.to_dict(), "data": data_metadata(job.data), "versions": versions()})
+        record = {**config.to_dict(), "data": data_metadata(job.data), "versions": versions()}
+        checkpoint.write_json(path / "config.json", record)
         return str(path)
 
     job.run_dir = Path(job.world.broadcast_text(job.world.on_main(create)))
@@ -347,7 +355,8 @@ def restore(job: Job, state: TrainState, run_dir: Path) -> None:
     if job.device.type == "cuda" and "cuda_rng" in saved:
         torch.cuda.set_rng_state(saved["cuda_rng"], job.device)
     state.epoch, state.step = saved["epoch"], saved["step_in_epoch"]
-    state.metrics, state.best_val, state.train_seconds = saved["metrics"], saved["best_val_accuracy"], saved["train_seconds"]
+    state.metrics, state.best_val = saved["metrics"], saved["best_val_accuracy"]
+    state.train_seconds = saved["train_seconds"]
     # Mid-epoch: the running sums of the epoch's first steps, so its metrics row equals an uninterrupted run's.
     so_far = saved.get("epoch_so_far") if state.step else None
     if so_far is not None and not job.world.is_main:  # the saved sums cover all processes: process 0 carries them
@@ -355,7 +364,8 @@ def restore(job: Job, state: TrainState, run_dir: Path) -> None:
     state.epoch_so_far = so_far
     recorded = checkpoint.read_json(run_dir / "config.json")
     if recorded["epochs"] != job.config.epochs:  # extended: the record says how long the run now is
-        job.world.on_main(lambda: checkpoint.write_json(run_dir / "config.json", {**recorded, "epochs": job.config.epochs}))
+        extended = {**recorded, "epochs": job.config.epochs}
+        job.world.on_main(lambda: checkpoint.write_json(run_dir / "config.json", extended))
 
 
 def start(job: Job, state: TrainState) -> None:
@@ -363,14 +373,16 @@ def start(job: Job, state: TrainState) -> None:
     config, world, data, splits = job.config, job.world, job.data, job.splits
     job.params = count_params(state.model)
     job.macs = count_macs(state.model, (data.in_chans, data.image_size, data.image_size))
+    processes = f" x {world.size} processes" if world.enabled else ""
     job.progress.start(
         f"{config.model} on {data.name}: {job.params:,} params, {job.macs / 1e6:.2f} MMACs/image, "
         f"{len(splits.train_images)} train / {len(splits.val_images)} val / {len(splits.test_images)} test, "
-        f"{config.epochs} epochs x {job.steps_per_epoch} steps, batch {config.batch_size}, {config.optimizer} lr {config.lr:g}, "
-        f"{precision_name(job.dtype)} on {job.device}{f' x {world.size} processes' if world.enabled else ''} -> {job.run_dir}")
+        f"{config.epochs} epochs x {job.steps_per_epoch} steps, batch {config.batch_size}, "
+        f"{config.optimizer} lr {config.lr:g}, {precision_name(job.dtype)} on {job.device}{processes} -> {job.run_dir}")
     if config.tensorboard:  # a resumed run drops the events its predecessor logged past the checkpoint
-        first_step = state.epoch * job.steps_per_epoch + state.step
-        job.board = world.on_main(lambda: tensorboard_log.TensorBoardLog(job.run_dir / tensorboard_log.LOG_DIR, first_step))
+        steps_done = state.epoch * job.steps_per_epoch + state.step
+        log_dir = job.run_dir / tensorboard_log.LOG_DIR
+        job.board = world.on_main(lambda: tensorboard_log.TensorBoardLog(log_dir, steps_done))
     check_batch_norm_batch(job, state)
     state.net = world.wrap(state.model, config.sync_bn)  # DDP under torchrun, else the model itself
     if config.compile:  # the steps call the compiled graph; `model` (eval, checkpoints) stays the eager module
@@ -396,7 +408,8 @@ def train_one_epoch(job: Job, state: TrainState, stop: list[str]) -> None:
     tally = EpochTally(torch.zeros((), device=job.device), torch.zeros((), dtype=torch.long, device=job.device))
     if state.epoch_so_far is not None:  # resumed mid-epoch
         so_far, state.epoch_so_far = state.epoch_so_far, None
-        tally = EpochTally(so_far["loss_sum"].to(job.device), so_far["correct"].to(job.device), so_far["seen"], so_far["seconds"])
+        tally = EpochTally(so_far["loss_sum"].to(job.device), so_far["correct"].to(job.device), so_far["seen"],
+                           seconds_before=so_far["seconds"])
     job.progress.epoch(state.epoch + 1, config.epochs, job.steps_per_epoch, state.step)
     while state.step < job.steps_per_epoch:
         index = order[state.step * config.batch_size : (state.step + 1) * config.batch_size]
@@ -409,8 +422,8 @@ def train_one_epoch(job: Job, state: TrainState, stop: list[str]) -> None:
         if stopping or (config.checkpoint_every and global_step % config.checkpoint_every == 0):
             save(job, state, tally)
         if stopping:
-            message = (f"stopped by {stopping[0]} at epoch {state.epoch + 1}, step {state.step}; checkpoint saved; resume "
-                       f"with: cnnlab train {config.model} --resume {job.run_dir}")
+            message = (f"stopped by {stopping[0]} at epoch {state.epoch + 1}, step {state.step}; checkpoint saved; "
+                       f"resume with: cnnlab train {config.model} --resume {job.run_dir}")
             fail(job, state, TrainingInterrupted(message, stopping[0]))
     end_epoch(job, state, tally)
 
@@ -463,9 +476,10 @@ def end_epoch(job: Job, state: TrainState, tally: EpochTally) -> None:
     world.sync_buffers(state.model)  # evaluate (everywhere) the batch-norm statistics process 0 saves
     val_loss, val_acc, _ = evaluate_split(job, state, splits.val_images, splits.val_labels)
     state.best_val = state.best_val if math.isnan(val_acc) else max(state.best_val, val_acc)
-    row = {"epoch": state.epoch + 1, "train_loss": loss_sum.item() / max(seen, 1), "train_accuracy": correct.item() / max(seen, 1),
-           "val_loss": val_loss, "val_accuracy": val_acc, "lr": state.optimizer.param_groups[0]["lr"],
-           "epoch_seconds": epoch_seconds, "images_per_second": seen / epoch_seconds}
+    row = {"epoch": state.epoch + 1, "train_loss": loss_sum.item() / max(seen, 1),
+           "train_accuracy": correct.item() / max(seen, 1), "val_loss": val_loss, "val_accuracy": val_acc,
+           "lr": state.optimizer.param_groups[0]["lr"], "epoch_seconds": epoch_seconds,
+           "images_per_second": seen / epoch_seconds}
     if config.test_every_epoch:  # every process evaluates (a collective); `finish` reuses the last one
         state.last_test = evaluate_split(job, state, splits.test_images, splits.test_labels)
         row["test_loss"], row["test_accuracy"], _ = state.last_test
@@ -478,7 +492,9 @@ def end_epoch(job: Job, state: TrainState, tally: EpochTally) -> None:
     save(job, state)
 
 
-def evaluate_split(job: Job, state: TrainState, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float, torch.Tensor]:
+def evaluate_split(
+    job: Job, state: TrainState, images: torch.Tensor, labels: torch.Tensor
+) -> tuple[float, float, torch.Tensor]:
     """(loss, accuracy, predictions) of the evaluated weights (the EMA's with --ema) over a whole split; under
     torchrun each process takes a shard and all get the totals, so every process must call this."""
     evaluate = partial(evaluate_arrays, state.evaluated, data=job.data, dtype=job.dtype,
@@ -551,14 +567,16 @@ def finish(job: Job, state: TrainState) -> dict:
         "model": config.model, "dataset": data.name, "params": job.params, "macs": job.macs, "epochs": config.epochs,
         "test_accuracy": test_acc, "test_loss": test_loss, "best_val_accuracy": state.best_val,
         "final_val_accuracy": state.metrics[-1]["val_accuracy"] if state.metrics else float("nan"),
-        "train_seconds": state.train_seconds, "train_images_per_second": images_trained / max(state.train_seconds, 1e-9),
-        "batch_size": config.batch_size, "lr": config.lr, "optimizer": config.optimizer, "precision": precision_name(job.dtype),
+        "train_seconds": state.train_seconds,
+        "train_images_per_second": images_trained / max(state.train_seconds, 1e-9),
+        "batch_size": config.batch_size, "lr": config.lr, "optimizer": config.optimizer,
+        "precision": precision_name(job.dtype),
         "seed": config.seed, "status": "completed", "run_dir": str(job.run_dir), "device": str(job.device),
         "processes": world.size,
     }
     world.on_main(lambda: write_results(job, state, results, test_predicted))
-    job.progress.finish(f"test accuracy {test_acc:.2%} (loss {test_loss:.4f}) in {state.train_seconds:.1f}s of training "
-                        f"-> {job.run_dir}")
+    job.progress.finish(f"test accuracy {test_acc:.2%} (loss {test_loss:.4f}) in {state.train_seconds:.1f}s of "
+                        f"training -> {job.run_dir}")
     return results
 
 

@@ -42,7 +42,7 @@ async function predict() {
     const result = await api("POST", "/api/predict", await imageForm());
     const top = result.top.slice().reverse();
     Plotly.react("bars", [{ type: "bar", orientation: "h", x: top.map((t) => t.probability), y: top.map((t) => t.class) }],
-      { margin: { t: 10, l: 90 }, xaxis: { range: [0, 1], title: "probability" } }, PLOT_CONFIG);
+      { margin: { t: 10, l: 90 }, xaxis: { range: [0, 1], title: { text: "probability" }, tickformat: ".0%" }, yaxis: { type: "category" } }, PLOT_CONFIG);
     $("truth").textContent = result.truth !== null ? `(true class: ${result.truth})` : "";
     $("overlays").replaceChildren(figure(result.input, "input"), figure(result.gradcam, "Grad-CAM"), figure(result.saliency, "saliency"));
     $("maps").replaceChildren(...result.feature_maps.map((m) => figure(m.url, `${m.layer} ${fmt.shape(m.shape)}`)));

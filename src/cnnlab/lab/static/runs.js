@@ -5,7 +5,7 @@ const metrics = {};
 async function overlay() {
   for (const name of ticked) if (!metrics[name]) metrics[name] = (await api("GET", `/api/runs/${name}`)).metrics;
   Plotly.react("overlay", [...ticked].map((name) => ({ x: metrics[name].map((m) => m.epoch), y: metrics[name].map((m) => m.val_accuracy), name, mode: "lines+markers" })),
-    { margin: { t: 10 }, xaxis: { title: "epoch", dtick: 1 }, yaxis: { title: "val accuracy" }, legend: { orientation: "h" } }, PLOT_CONFIG);
+    { margin: { t: 40 }, xaxis: { title: { text: "epoch" }, dtick: 1 }, yaxis: { title: { text: "val accuracy" } }, legend: { orientation: "h", y: 1.12 } }, PLOT_CONFIG);
 }
 
 async function main() {

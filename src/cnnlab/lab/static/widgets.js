@@ -60,7 +60,7 @@ async function residual() {
   try {
     const r = await api("GET", `/api/widgets/residual?x=${x}&depth=${$("res-depth").value}`);
     const d = r.data, mark = { x: [Number(x), Number(x)], mode: "lines", line: { color: "#999", dash: "dot" }, showlegend: false };
-    const layout = (title) => ({ margin: { t: 30 }, height: 300, title: { text: title, font: { size: 13 } }, xaxis: { title: "x" }, legend: { orientation: "h" } });
+    const layout = (title) => ({ margin: { t: 30 }, height: 300, title: { text: title, font: { size: 13 } }, xaxis: { title: { text: "x" } }, legend: { orientation: "h" } });
     const values = [["f", "F(x)"], ["h", "H(x) = ReLU(F(x) + x)"], ["plain", "P(x) = ReLU(F(x))"]].map(([k, name]) => ({ x: d.x, y: d[k], name }));
     const grads = [["dF", "dF/dx"], ["dH", "dH/dx (through the skip)"], ["dP", "dP/dx (plain)"]].map(([k, name]) => ({ x: d.x, y: d[k], name }));
     const span = (series) => { const ys = series.flatMap((s) => s.y); return [Math.min(...ys), Math.max(...ys)]; };

@@ -45,17 +45,17 @@ async function main() {
   const models = await api("GET", "/api/models");
   $("models").replaceChildren(table([
     ["model", (m) => m.name], ["family", (m) => m.family], ["year", (m) => m.year, "num"],
-    ["depth", (m) => m.depth ?? "–", "num"], ["params", (m) => fmt.big(m.params), "num"],
-    ["ImageNet top-1", (m) => (m.imagenet_top1 ? fmt.pct(m.imagenet_top1 > 1 ? m.imagenet_top1 / 100 : m.imagenet_top1) : "–"), "num"],
+    ["depth", (m) => m.depth ?? "–", "num"], ["params", (m) => fmt.big(m.params), "num"], ["MACs", (m) => fmt.big(m.macs), "num"],
+    ["ImageNet top-1", (m) => (m.top1 === null ? "–" : `${m.top1.toFixed(1)}%`), "num"],
     ["key idea", (m) => m.key_idea],
   ], models, showModel));
   const families = [...new Set(models.map((m) => m.family))];
   Plotly.newPlot("timeline", families.map((family) => {
     const members = models.filter((m) => m.family === family);
     return { type: "scatter", mode: "markers", name: family, x: members.map((m) => m.year), y: members.map((m) => m.params),
-             text: members.map((m) => `${m.name}<br>${fmt.big(m.params)} params<br>${m.key_idea}`), hoverinfo: "text",
+             text: members.map((m) => `${m.name}<br>${fmt.big(m.params)} params, depth ${m.depth}` + (m.top1 === null ? "" : `, ImageNet top-1 ${m.top1.toFixed(1)}%`) + `<br>${m.key_idea}`), hoverinfo: "text",
              marker: { size: 10 } };
-  }), { margin: { t: 10, r: 10 }, xaxis: { title: "year" }, yaxis: { title: "parameters", type: "log" }, legend: { font: { size: 10 } } },
+  }), { margin: { t: 10, r: 10 }, xaxis: { title: { text: "year" } }, yaxis: { title: { text: "parameters" }, type: "log" }, legend: { font: { size: 10 } } },
   PLOT_CONFIG);
   $("timeline").on("plotly_click", (event) => {
     const name = event.points[0].text.split("<br>")[0];
