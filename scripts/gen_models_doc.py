@@ -61,7 +61,7 @@ def row(info: ModelInfo) -> str:
 DEPTH_AND_FIELDS = """## Depth and receptive fields
 
 **depth** counts weight layers (convolutions and linear layers, each call once) on the longest path from the image
-to the logits, traced through one forward pass (`cnnlab.inspect.receptive.main_path_depth`). It gives the numbers in
+to the logits, traced through one forward pass (`cnnlab.measure.receptive.main_path_depth`). It gives the numbers in
 the papers' names: LeNet-5 5, AlexNet 8, VGG-16 16, GoogLeNet 22, ResNet-18 18, ResNet-50 50, DenseNet-121 121,
 MobileNet 28. Projection shortcuts lie on a shorter path, Inception takes its deepest branch, and a
 squeeze-and-excitation gate's two 1x1 convs sit on a side path, so none of them adds depth. Wide ResNet-28-10 gets 26:
@@ -78,7 +78,7 @@ path. AlexNet's 195 and VGG-16's 212 equal Araujo et al.'s published values. Res
 lists 483: torchvision (and cnnlab, its twin) put each stage's stride in the bottleneck's 3x3 conv, the paper put it
 in the first 1x1. A 3x3 that runs before the stride steps on the finer grid and adds 2 x jump instead of 2 x 2 x jump,
 once in each of the three downsampling blocks: 8 + 16 + 32 = 56 pixels fewer. Moving each stride to the 1x1 gives 483,
-1,027 and 1,507 for ResNet-50/101/152, Araujo et al.'s numbers (`tests/inspect/test_receptive_field.py`). The
+1,027 and 1,507 for ResNet-50/101/152, Araujo et al.'s numbers (`tests/measure/test_receptive_field.py`). The
 effective receptive field (Luo et al. 2016), measured from input gradients, is much smaller:
 `cnnlab.effective_receptive_field(name)` and `cnnlab visualize --show erf`.
 

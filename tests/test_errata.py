@@ -25,7 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models.googlenet import BasicConv2d, Inception
 
 import cnnlab
-from cnnlab.inspect.receptive import receptive_field
+from cnnlab.measure.receptive import receptive_field
 from cnnlab.models.blocks import BasicBlock, Bottleneck
 
 ERRATA = Path(__file__).resolve().parents[1] / "docs" / "errata.md"

@@ -22,7 +22,7 @@ def __getattr__(name: str):
 
         return getattr(visualization, name)
     if name in _FIELDS:
-        from cnnlab.inspect import receptive
+        from cnnlab.measure import receptive
 
         return getattr(receptive, name)
     raise AttributeError(f"module 'cnnlab' has no attribute '{name}'")

@@ -374,7 +374,7 @@ def cmd_models(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_summary(args: argparse.Namespace, console: Console) -> None:
-    from cnnlab.inspect import parse_input_shape, summarize, summary_table
+    from cnnlab.measure import parse_input_shape, summarize, summary_table
     from cnnlab.registry import list_models, model_info
 
     spec = args.model

@@ -122,6 +122,7 @@ def pretrained(tmp_path_factory):
     return model, weights, folder / "val"
 
 
+@pytest.mark.slow
 def test_pretrained_resnet50_loses_each_droppable_block_in_turn(pretrained, tmp_path):
     model, weights, val = pretrained
     res = run_experiment("drop-block", models="resnet50", weights=str(weights), dataset=f"imagefolder:{val}",

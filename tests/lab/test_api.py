@@ -10,7 +10,7 @@ import torchvision
 from PIL import Image
 
 from cnnlab.cli import main as cli_main
-from cnnlab.inspect import count_params, summarize
+from cnnlab.measure import count_params, summarize
 from cnnlab.registry import create_model, list_models
 
 PAGES = {
@@ -52,6 +52,7 @@ def test_assets_are_served_from_the_packages(client):
         assert client.get(f"/static/{name}").status_code == 200, name
 
 
+@pytest.mark.slow
 def test_models_lists_the_registry_with_parameter_counts(client):
     rows = client.get("/api/models").json()
     assert [r["name"] for r in rows] == list_models()

@@ -40,3 +40,14 @@ def test_the_registry_lives_with_the_models():
         if re.search(r"^from cnnlab\.registry import|^import cnnlab\.registry", path.read_text(), re.M)
     ]
     assert offenders == []
+
+
+def test_the_fast_suites_zoo_sample_is_each_familys_smallest():
+    from zoo_sample import FAMILY_REPRESENTATIVES
+
+    by_family = {}
+    for name in list_models():
+        with torch.device("meta"):
+            params = sum(p.numel() for p in create_model(name).parameters())
+        by_family.setdefault(model_info(name).family, []).append((params, name))
+    assert FAMILY_REPRESENTATIVES == {min(models)[1] for models in by_family.values()}

@@ -235,3 +235,12 @@ def test_parse_turns_form_text_into_values():
             option_named(name).parse(text)
     with pytest.raises(CnnlabError, match="unknown training option 'epoc'; did you mean: epochs"):
         option_named("epoc")
+
+
+def test_image_size_is_refused_for_a_built_in_dataset(capsys):
+    # A flag that cannot apply is an error, never ignored: digits and Fashion-MNIST have one native size.
+    with pytest.raises(CnnlabError, match="^--image-size applies to imagefolder:PATH datasets; digits images"):
+        resolve(TrainConfig("lenet5", dataset="digits", image_size=64))
+    assert resolve(TrainConfig("lenet5", dataset="imagefolder:/data/x", image_size=64)).image_size == 64
+    assert main(["train", "lenet5", "--dataset", "digits", "--image-size", "64"]) == 2
+    assert capsys.readouterr().err.startswith("cnnlab: error: --image-size applies to imagefolder:PATH")

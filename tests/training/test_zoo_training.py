@@ -10,7 +10,7 @@ import torch
 from cnnlab import create_model, list_models, model_info
 from cnnlab.data import ImageDataset
 from cnnlab.inference.prediction import load_run
-from cnnlab.inspect import count_params
+from cnnlab.measure import count_params
 from cnnlab.training.checkpoint import read_weights
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.trainer import run

@@ -2,7 +2,7 @@
 (what `cnnlab summary NAME --input CxHxW` prints) reports, row by row, the output shapes of a real forward pass of
 that model, and its totals equal the model's parameter count.
 
-(The conv/pool output-size formula property is tests/inspect/test_receptive_field.py; create_model for random
+(The conv/pool output-size formula property is tests/measure/test_receptive_field.py; create_model for random
 in_chans and num_classes on every model is tests/models/test_interface.py.)
 """
 
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from cnnlab.inspect import summarize
+from cnnlab.measure import summarize
 from cnnlab.registry import create_model, list_models, min_input_size
 
 MODELS = list_models()

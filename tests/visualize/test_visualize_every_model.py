@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import cnnlab
-from cnnlab.inspect import summarize
+from cnnlab.measure import summarize
 from cnnlab.models.base import min_input_size
 
 # The slowest to build and run here (3.5 s or more each on 2 vCPUs: 60M+ parameters to initialise, or 600+ layers).

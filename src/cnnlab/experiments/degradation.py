@@ -32,7 +32,7 @@ from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, read_metrics
 from cnnlab.inference.batches import prepare_batch
 from cnnlab.inference.model import wants_small_input
-from cnnlab.inspect import count_params
+from cnnlab.measure import count_params
 from cnnlab.models.resnet import cifar_resnet
 from cnnlab.registry import create_model, list_models, model_info
 from cnnlab.training import trainer

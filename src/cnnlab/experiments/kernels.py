@@ -1,6 +1,6 @@
 """Kernels: why stacks of 3x3 convs and 1x1 bottlenecks won, counted on real modules.
 
-Each design is built as an nn.Module and measured with cnnlab.inspect: parameters with `count_params`, MACs and
+Each design is built as an nn.Module and measured with cnnlab.measure: parameters with `count_params`, MACs and
 receptive fields with `summarize` (one traced forward pass), all on the meta device, so nothing is allocated.
 The tutorials' closed forms (25C^2 vs 18C^2, 49C^2 vs 27C^2, 1,638,400 vs 135,168) become the "formula" column.
 Full mode also trains a small 5x5 network against its 3x3-stack twin with one recipe.
@@ -17,7 +17,7 @@ from torch import nn
 from cnnlab.data import load_dataset
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, train
-from cnnlab.inspect import count_params, receptive_field, summarize
+from cnnlab.measure import count_params, receptive_field, summarize
 from cnnlab.models.blocks import BasicBlock, Bottleneck, conv_norm_act
 
 CHANNELS = 64  # C of the kernel comparisons
@@ -187,7 +187,7 @@ def plot(rows: list[dict], path) -> None:
         ax.set_xticks(range(len(rows)), names, rotation=35, ha="right", fontsize=8)
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("Same receptive field, fewer weights: 3x3 stacks and 1x1 bottlenecks (counted by cnnlab.inspect)")
+    fig.suptitle("Same receptive field, fewer weights: 3x3 stacks and 1x1 bottlenecks (counted by cnnlab.measure)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

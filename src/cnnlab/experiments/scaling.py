@@ -1,7 +1,7 @@
 """EfficientNet compound scaling (Tan & Le 2019): what phi does to width, depth, resolution, params and MACs.
 
 The B0-B7 table comes from the zoo's builder: each model is built on the meta device (shapes only, no memory) and
-counted with cnnlab.inspect at its own resolution, so all eight take well under a second. Full mode also trains a
+counted with cnnlab.measure at its own resolution, so all eight take well under a second. Full mode also trains a
 small EfficientNet scaled four ways to about the same MACs: depth only, width only, resolution only, and the
 compound phi = 1 step (depth x1.2, width x1.1, resolution x1.15), which sets the MAC budget the others match.
 """
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from cnnlab.data import ImageDataset, load_dataset
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, train
-from cnnlab.inspect import count_macs, count_params
+from cnnlab.measure import count_macs, count_params
 from cnnlab.models.efficientnet import MBConvStage, efficientnet, efficientnet_scaling
 from cnnlab.registry import create_model
 

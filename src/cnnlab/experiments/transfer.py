@@ -24,7 +24,7 @@ from cnnlab.data import ImageDataset, load_dataset
 from cnnlab.data.dataset import stratified_indices
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult
-from cnnlab.inspect import count_params
+from cnnlab.measure import count_params
 from cnnlab.registry import create_model
 from cnnlab.training import trainer
 from cnnlab.training.config import TrainConfig, resolve

@@ -57,7 +57,7 @@ def models_table() -> list[dict]:
 def model_summary(model: str | None, spec: str | None, input_text: str | None) -> dict:
     """Per-layer rows (shape, params, MACs, receptive field) of a model at an input size, or of a layer spec (the
     what-if box), and the stages: consecutive rows grouped by their top-level module."""
-    from cnnlab.inspect import parse_input_shape, summarize
+    from cnnlab.measure import parse_input_shape, summarize
     from cnnlab.registry import model_info
 
     if model:

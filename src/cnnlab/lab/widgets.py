@@ -1,5 +1,5 @@
 """The Widgets page's numbers, computed by cnnlab's own code: the conv output-size calculator and the kernel-economy
-counts through `cnnlab.inspect.summarize`, the BatchNorm and residual traces through `cnnlab.traces.trace`."""
+counts through `cnnlab.measure.summarize`, the BatchNorm and residual traces through `cnnlab.traces.trace`."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _int(params: dict, name: str, default: int, low: int = 0) -> int:
 
 
 def _flow(spec: str, shape: tuple[int, int, int]) -> dict:
-    from cnnlab.inspect import summarize
+    from cnnlab.measure import summarize
 
     summary = summarize(spec, shape)
     last = summary.rows[-1]

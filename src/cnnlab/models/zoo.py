@@ -5,7 +5,7 @@ shows; `timeline_plot` draws the evolution chart (`cnnlab models --plot timeline
     rows[0]  # {"name": "resnet101", "family": "ResNet", "year": 2015, "params": 44549160, "depth": 101, ...}
 
 Everything is measured on the meta device (shapes only: no memory, no init, no download): parameters, MACs at the
-default input, depth (weight layers on the longest path, `cnnlab.inspect.receptive.main_path_depth`) and the
+default input, depth (weight layers on the longest path, `cnnlab.measure.receptive.main_path_depth`) and the
 receptive field of `forward_features` (`receptive_field`). ImageNet top-1 comes from torchvision's weights
 metadata for models with a torchvision twin: `top1` for its DEFAULT weights, `top1_v1` for its first ones.
 """
@@ -48,8 +48,8 @@ def _measured_row(name: str) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from cnnlab.inspect.counting import count_params
-    from cnnlab.inspect.receptive import trace_network
+    from cnnlab.measure.counting import count_params
+    from cnnlab.measure.receptive import trace_network
     from cnnlab.registry import create_model, model_info
 
     info = model_info(name)

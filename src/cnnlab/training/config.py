@@ -80,6 +80,7 @@ class _Declared:
     resumable: bool
     commands: tuple[str, ...]
     metavar: str | None
+    parser: Callable[[str], Any] | None = None  # text -> value, for a value written with units (a duration)
 
 
 def option(
@@ -92,12 +93,14 @@ def option(
     resumable: bool = False,
     commands: tuple[str, ...] = COMMANDS,
     metavar: str | None = None,
+    parser: Callable[[str], Any] | None = None,
 ) -> dict:
     """A field's metadata: `field(default=..., metadata=option(...))`. `flag`: True = --field-name, a string =
-    that flag, None = no CLI flag (set through the Python API only)."""
+    that flag, None = no CLI flag (set through the Python API only). `parser`: how text becomes the value, where
+    plain `float(text)` is not it (it raises CnnlabError)."""
     if group not in GROUPS:
         raise ValueError(f"unknown option group {group!r}")
-    return {_KEY: _Declared(help, group, flag, choices, check, resumable, commands, metavar)}
+    return {_KEY: _Declared(help, group, flag, choices, check, resumable, commands, metavar, parser)}
 
 
 # ---------------------------------------------------------------------------------------------------- the dataclass
@@ -126,7 +129,25 @@ class TrainConfig:
         ),
     )
     epochs: int | None = field(
-        default=None, metadata=option("passes over the training split", group="optimization", check=positive_int)
+        default=None,
+        metadata=option(
+            "passes over the training split; with --time-budget, the most the plan may use", group="optimization",
+            check=positive_int,
+        ),
+    )
+    # Seconds. Not resumable: the plan and the schedule were laid out for this budget (a resumed run continues
+    # with what its earlier sessions left of it).
+    time_budget: float | None = field(
+        default=None,
+        metadata=option(
+            "wall-time budget, e.g. 90s, 10m or 1.5h: measures the first steps, sizes the epochs and the schedule "
+            "to finish inside it (evaluation, checkpoints and the final test pass counted), and compresses the "
+            "rest of the schedule if the machine slows down",
+            group="optimization",
+            check=positive,
+            metavar="DURATION",
+            parser=lambda text: parse_duration(text),
+        ),
     )
     batch_size: int | None = field(
         default=None,
@@ -335,10 +356,13 @@ class ConfigOption:
     metavar: str | None  # the CLI's placeholder for the value
     check: Check | None  # the rule a number must follow (None: any value of its type)
     per_dataset: bool  # None is filled from DATASET_DEFAULTS
+    parser: Callable[[str], Any] | None = None  # text -> value where it is not plain int()/float() (a duration)
 
     def parse(self, text: str) -> Any:
         """A value from text (a CLI argument, a form field): converted to `type`, checked with the rules the CLI
         applies while parsing. CnnlabError("expected ..., got 'text'") otherwise."""
+        if self.parser is not None:
+            return self.parser(text)
         if self.type is bool:
             lowered = text.strip().lower()
             if lowered not in ("true", "false", "yes", "no", "on", "off", "1", "0"):
@@ -382,6 +406,23 @@ def parse_number(text: str, kind: type, check: Check | None = None) -> int | flo
     return value
 
 
+DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from "90s", "10m", "1.5h" or a bare number of seconds; CnnlabError("expected ...") otherwise."""
+    stripped = text.strip().lower()
+    unit = DURATION_UNITS.get(stripped[-1:], None) if stripped else None
+    number = stripped[:-1] if unit is not None else stripped
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        seconds = float("nan")
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise CnnlabError(f"expected a positive duration such as 90s, 10m or 1.5h, got '{text}'")
+    return seconds
+
+
 def options() -> list[ConfigOption]:
     """Every declared TrainConfig option, in field order: the one source the CLI, the API and the lab read."""
     return list(_options())
@@ -413,6 +454,7 @@ def _options() -> tuple[ConfigOption, ...]:
                 declared.metavar,
                 declared.check,
                 f.name in per_dataset,
+                declared.parser,
             )
         )
     return tuple(found)
@@ -464,6 +506,7 @@ DATASET_DEFAULTS: dict[str, dict] = {
     ),
 }
 GENERIC_DEFAULTS = dict(epochs=10, batch_size=64, lr=3e-3, optimizer="adamw", weight_decay=5e-4, augment=True)
+BUDGET_MAX_EPOCHS = 1000  # --time-budget without --epochs: the plan's cap (the budget, not this, ends the run)
 DEFAULT_CROP_PADDING = 2  # pixels; He et al.'s 4 px at 32 is too strong for short runs on 28x28 sets
 
 
@@ -471,12 +514,17 @@ def resolve(config: TrainConfig) -> TrainConfig:
     """Fill the None fields from the dataset's defaults and validate every value (CnnlabError on bad input)."""
     base = config.dataset.split(":", 1)[0]
     defaults = DATASET_DEFAULTS.get(base, GENERIC_DEFAULTS)
+    if config.time_budget is not None and config.epochs is None:  # the budget plans them, up to this cap
+        config = replace(config, epochs=BUDGET_MAX_EPOCHS)
     filled = replace(config, **{k: v for k, v in defaults.items() if getattr(config, k) is None})
     if filled.crop_padding is None:
         filled = replace(filled, crop_padding=DEFAULT_CROP_PADDING)
     filled = replace(filled, device=filled.device or "auto")
     for declared in options():
         declared.validate(getattr(filled, declared.name))
+    if filled.image_size is not None and base != "imagefolder":
+        # Built-in datasets have one native size; resizing them is not what the flag is for.
+        raise CnnlabError(f"--image-size applies to imagefolder:PATH datasets; {config.dataset} images have their own size")
     if config.lr is None and filled.batch_size != defaults["batch_size"]:
         lr = scaled_lr(defaults["lr"], filled.batch_size / defaults["batch_size"], filled.optimizer)
         filled = replace(filled, lr=lr)

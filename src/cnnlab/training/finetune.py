@@ -22,7 +22,7 @@ from torch import nn
 
 from cnnlab.data import ImageDataset, load_dataset
 from cnnlab.errors import CnnlabError
-from cnnlab.inspect import count_params
+from cnnlab.measure import count_params
 from cnnlab.registry import create_model, list_models
 from cnnlab.training import checkpoint
 from cnnlab.training.config import DATASET_DEFAULTS, GENERIC_DEFAULTS, TrainConfig, option_named

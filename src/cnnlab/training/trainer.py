@@ -35,7 +35,7 @@ from cnnlab.inference.batches import prepare_batch
 from cnnlab.inference.evaluation import check_flip_tta, evaluate_arrays
 from cnnlab.inference.model import build_model, wants_small_input
 from cnnlab.inference.precision import autocast, autocast_dtype, check_precision, precision_name
-from cnnlab.inspect import count_macs, count_params
+from cnnlab.measure import count_macs, count_params
 from cnnlab.models.weights import load_weights
 from cnnlab.training import checkpoint, distributed, tensorboard_log
 from cnnlab.training.config import TrainConfig, resolve, resume_config

@@ -114,7 +114,7 @@ def draw_attributions(subject: Subject, batch: Batch, methods: list[str], target
 
 def draw_erf(subject: Subject, batch: Batch | None, out: Path) -> Path:
     """erf.png: the effective receptive field of the centre output pixel (Luo et al. 2016), at the images' size."""
-    from cnnlab.inspect.receptive import effective_receptive_field  # with the theoretical one, in inspect
+    from cnnlab.measure.receptive import effective_receptive_field  # with the theoretical one, in inspect
 
     if batch is not None:
         side = batch.pixels.shape[-1]

@@ -11,7 +11,7 @@ from PIL import Image
 
 from cnnlab import CnnlabError
 from cnnlab.cli import main
-from cnnlab.inspect.receptive import main_path_depth
+from cnnlab.measure.receptive import main_path_depth
 from cnnlab.models.zoo import FIELDS, catalog, catalog_row, family_ideas, render, timeline_plot
 
 

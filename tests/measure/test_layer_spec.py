@@ -6,7 +6,7 @@ import pytest
 from torch import nn
 
 from cnnlab import CnnlabError
-from cnnlab.inspect import build_layer_spec, count_macs, count_params, parse_input_shape, summarize
+from cnnlab.measure import build_layer_spec, count_macs, count_params, parse_input_shape, summarize
 
 
 def test_resnet_stem_spec_at_224():

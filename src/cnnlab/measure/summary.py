@@ -15,9 +15,9 @@ from torch import nn
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnnlab.inspect.counting import blank_image, count_params, eval_mode, input_error, run_forward, shape_text
-from cnnlab.inspect.receptive import ForwardTracer
-from cnnlab.inspect.spec import LAYER_KINDS, build_layer_spec
+from cnnlab.measure.counting import blank_image, count_params, eval_mode, input_error, run_forward, shape_text
+from cnnlab.measure.receptive import ForwardTracer
+from cnnlab.measure.spec import LAYER_KINDS, build_layer_spec
 from cnnlab.registry import create_model, model_info
 
 # The last row, when needed: params of layers the forward never calls (GoogLeNet's aux heads in eval), params held

@@ -12,8 +12,8 @@ from torch import nn
 
 import cnnlab
 from cnnlab import CnnlabError
-from cnnlab.inspect import receptive_field, summarize
-from cnnlab.inspect.receptive import effective_receptive_field, trace_network
+from cnnlab.measure import receptive_field, summarize
+from cnnlab.measure.receptive import effective_receptive_field, trace_network
 from cnnlab.scratch import conv_output_size
 
 
@@ -149,6 +149,7 @@ def test_resnet_fields_torchvision_layout_and_paper_layout(name, code, paper):
     assert receptive_field(_torchvision_trunk(name, stride_in_first_1x1=True)) == paper == code + 56
 
 
+@pytest.mark.slow
 def test_every_registered_model_gets_a_receptive_field_and_a_depth():
     fields, depths = {}, {}
     for name in cnnlab.list_models():

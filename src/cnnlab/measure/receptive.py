@@ -261,7 +261,7 @@ def trace_features(model: nn.Module, input_shape: tuple[int, int, int], label: s
 def trace_network(model: nn.Module, input_shape: tuple[int, int, int], label: str = "") -> tuple[Field | None, int]:
     """One eval-mode forward pass: the Field of `forward_features`' output and the depth of the logits (weight
     layers on the longest path, see `main_path_depth`). A model without `forward_features` is one chain."""
-    from cnnlab.inspect.counting import blank_image, eval_mode, input_error
+    from cnnlab.measure.counting import blank_image, eval_mode, input_error
 
     image = blank_image(model, input_shape)
     tracer = ForwardTracer(image)
@@ -325,7 +325,7 @@ def _resolve_real(network, input_size, seed: int) -> tuple[nn.Module, tuple[int,
 
 
 def _centre_gradient(model: nn.Module, image: torch.Tensor, label: str) -> torch.Tensor:
-    from cnnlab.inspect.counting import eval_mode, input_error
+    from cnnlab.measure.counting import eval_mode, input_error
 
     param = next(model.parameters(), None)
     image = image.to(param.device if param is not None else "cpu").requires_grad_(True)

@@ -10,7 +10,7 @@ from rich.console import Console
 from torch import nn
 
 from cnnlab import CnnlabError, create_model
-from cnnlab.inspect import LayerRow, count_macs, count_params, summarize, summary_table
+from cnnlab.measure import LayerRow, count_macs, count_params, summarize, summary_table
 
 
 @pytest.fixture(scope="module")
