@@ -133,6 +133,18 @@ def add_finetune_parser(commands) -> None:
                                "phase 2 of head-first, then-unfreeze fine-tuning")
 
 
+def add_speedrun_parser(commands) -> None:
+    speedrun = commands.add_parser("speedrun", help="the best model we have measured for a dataset, a wall-time "
+                                   "budget and this CPU, trained inside the budget (docs/performance.md)")
+    speedrun.add_argument("--dataset", required=True, help="fashion-mnist, digits, mnist, kmnist, cifar10, cifar100 "
+                          "or imagefolder:PATH")
+    speedrun.add_argument("--budget", required=True, type=flag_type(recipe.parse_duration, "duration"),
+                          metavar="DURATION", help="wall time per seed, whole command included: 30s, 10m, 1.5h")
+    speedrun.add_argument("--seeds", default="0", help="comma-separated seeds, one run each (default 0)")
+    speedrun.add_argument("--data-dir", help="where to look for the dataset's files first")
+    add_command_flags(speedrun, "output folder, one run folder per seed in it (default runs/speedrun-<dataset>-<time>)")
+
+
 def add_runs_parser(commands) -> None:
     runs = commands.add_parser("runs", help="list past runs (their results.json) as a table, best first")
     runs.add_argument("root", nargs="?", default="runs", help="folder searched for results.json files (default runs)")
@@ -195,6 +207,7 @@ def build_parser() -> ArgumentParser:
 
     add_compare_parser(commands)
     add_finetune_parser(commands)
+    add_speedrun_parser(commands)
 
     models = commands.add_parser("models", help="list the model zoo")
     models.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'resnet*'")
@@ -233,6 +246,7 @@ def cmd_train(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> None:
+    from cnnlab.reporting import rich_table
     from cnnlab.training.comparison import HEADERS, compare, format_row
     from cnnlab.training.distributed import rank
 
@@ -240,11 +254,8 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> None:
     if rank() != 0:  # under torchrun, process 0 speaks for all
         return
     first = rows[0]
-    table = Table(*HEADERS, title=f"{first['dataset']}: {first['epochs']} epochs, batch {first['batch_size']}, "
-                                  f"{first['optimizer']} lr {first['lr']:g}")
-    for row in rows:
-        table.add_row(*format_row(row))
-    console.print(table)
+    title = f"{first['dataset']}: {first['epochs']} epochs, batch {first['batch_size']}, {first['optimizer']} lr {first['lr']:g}"
+    console.print(rich_table(HEADERS, [format_row(row) for row in rows], title=title))
     out = rows[0]["run_dir"].rsplit("/", 1)[0]
     console.print(f"wrote {out}/results.md, results.csv and compare.png", highlight=False)
 
@@ -264,17 +275,24 @@ def cmd_finetune(args: argparse.Namespace, console: Console) -> None:
                   highlight=False)
 
 
+def cmd_speedrun(args: argparse.Namespace, console: Console) -> None:
+    from cnnlab.training.speedrun import parse_seeds, speedrun, summary_lines
+
+    record = speedrun(args.dataset, args.budget, parse_seeds(args.seeds), out=args.out, data_dir=args.data_dir,
+                      overwrite=args.overwrite, quiet=args.quiet)
+    for line in summary_lines(record):
+        console.print(line, highlight=False, soft_wrap=True)
+
+
 def cmd_experiment(args: argparse.Namespace, console: Console) -> None:
     from cnnlab.experiments import get_experiment, run_experiment
-    from cnnlab.reporting import format_number
+    from cnnlab.reporting import format_number, rich_table
 
     get_experiment(args.name)  # an unknown name fails before anything runs
     result = run_experiment(args.name, dataset=args.dataset, epochs=args.epochs, quick=args.quick, out=args.out,
                             seed=args.seed, data_dir=args.data_dir, models=args.models, weights=args.weights)
-    table = Table(*result.columns, title=result.title)
-    for row in result.rows:
-        table.add_row(*(format_number(row.get(column)) for column in result.columns))
-    console.print(table)
+    cells = [[format_number(row.get(column)) for column in result.columns] for row in result.rows]
+    console.print(rich_table(result.columns, cells, title=result.title))
     for finding in result.findings:
         console.print(finding, highlight=False)
     console.print(f"wrote {result.config['out']}/results.md, results.csv, config.json and {', '.join(result.plots)}",
@@ -284,15 +302,15 @@ def cmd_experiment(args: argparse.Namespace, console: Console) -> None:
 def cmd_runs(args: argparse.Namespace, console: Console) -> None:
     from pathlib import Path
 
+    from cnnlab.reporting import rich_table
     from cnnlab.training.leaderboard import HEADERS, list_runs, table_columns, table_row
 
     found = list_runs(args.root, dataset=args.dataset, sort=args.sort)
     columns = table_columns(args.sort)
-    table = Table(*(HEADERS.get(column, column) for column in columns),
-                  title=f"{len(found)} run(s) under {args.root}{f' on {args.dataset}' if args.dataset else ''}, by {args.sort}")
-    for row in found:
-        table.add_row(*table_row(row, columns, Path(args.root)))
-    console.print(table)
+    where = f"{args.root} on {args.dataset}" if args.dataset else args.root
+    title = f"{len(found)} run(s) under {where}, by {args.sort}"
+    headers = [HEADERS.get(column, column) for column in columns]
+    console.print(rich_table(headers, [table_row(row, columns, Path(args.root)) for row in found], title=title))
 
 
 def cmd_eval_imagenet(args: argparse.Namespace, console: Console) -> None:
@@ -424,7 +442,7 @@ def check_single_process(command: str) -> None:
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "compare": cmd_compare,
             "models": cmd_models, "summary": cmd_summary, "experiment": cmd_experiment, "finetune": cmd_finetune,
-            "runs": cmd_runs, "export": cmd_export, "visualize": cmd_visualize, "trace": cmd_trace, "lab": cmd_lab}
+            "runs": cmd_runs, "speedrun": cmd_speedrun, "export": cmd_export, "visualize": cmd_visualize, "trace": cmd_trace, "lab": cmd_lab}
 
 
 def print_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -38,8 +38,17 @@ def assert_written(result, out):
 
 
 def test_every_experiment_of_the_issue_is_registered():
-    assert list_experiments() == ["activations", "batchnorm", "compare", "degradation", "drop-block", "kernels",
-                                  "scaling", "transfer", "vgg-bn"]
+    assert list_experiments() == [
+        "activations",
+        "batchnorm",
+        "compare",
+        "degradation",
+        "drop-block",
+        "kernels",
+        "scaling",
+        "transfer",
+        "vgg-bn",
+    ]
 
 
 def test_every_experiment_is_its_modules_run_function():

@@ -42,6 +42,7 @@ def test_the_registry_lives_with_the_models():
     assert offenders == []
 
 
+@pytest.mark.slow  # builds the whole zoo (on the meta device)
 def test_the_fast_suites_zoo_sample_is_each_familys_smallest():
     from zoo_sample import FAMILY_REPRESENTATIVES
 

@@ -180,6 +180,18 @@ def plot_curves(curves: dict[str, list[dict]], path, title: str) -> None:
     save_epoch_figure(fig, (loss_ax, acc_ax), path, title)
 
 
+def gap_row(quantity: str, gap: float) -> dict:
+    """A part (b) row: the tutorial says train and eval mode differ for one image; `gap` measures by how much."""
+    return {
+        "part": "b",
+        "quantity": quantity,
+        "tutorial": "differs",
+        "measured": f"{gap:.4f}",
+        "scratch_vs_torch": None,
+        "note": "",
+    }
+
+
 @register_experiment(
     "batchnorm", "BN from scratch vs nn.BatchNorm2d on the tutorial's tensor, the eval gotcha, BN vs no BN"
 )
@@ -192,27 +204,11 @@ def run(options: ExperimentOptions) -> ExperimentResult:
     layer_gap = single_image_gap(bn, example_tensor()[:1])
     depth = 8 if options.quick else 20
     twin_rows, curves, network_gap = train_twins(options, depth)
-    rows.append(
-        {
-            "part": "b",
-            "quantity": "one image, BN layer of (a): max |train-mode - eval-mode output|",
-            "tutorial": "differs",
-            "measured": f"{layer_gap:.4f}",
-            "scratch_vs_torch": None,
-            "note": "",
-        }
-    )
-    rows.append(
-        {
-            "part": "b",
-            "quantity": f"one test image, trained plain-{depth} with BN: max |train - eval logits|",
-            "tutorial": "differs",
-            "measured": f"{network_gap:.4f}",
-            "scratch_vs_torch": None,
-            "note": "",
-        }
-    )
-    rows += twin_rows
+    rows += [
+        gap_row("one image, BN layer of (a): max |train-mode - eval-mode output|", layer_gap),
+        gap_row(f"one test image, trained plain-{depth} with BN: max |train - eval logits|", network_gap),
+        *twin_rows,
+    ]
     dataset = options.dataset_or_default()
     plot_curves(curves, options.out / "batchnorm_curves.png", f"plain-{depth} on {dataset}, with and without BatchNorm")
 

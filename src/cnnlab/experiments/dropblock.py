@@ -148,16 +148,9 @@ def run_pretrained(options: ExperimentOptions) -> ExperimentResult:
     )
 
 
-@register_experiment("drop-block", accepts=("models", "weights"),
-                     help="delete one block at test time: ResNet vs plain net (Veit et al. 2016); with --model "
-                          "and --weights, a pretrained ImageNet ResNet on a labelled folder (exercise 20.3.3)")
-def run(options: ExperimentOptions) -> ExperimentResult:
-    if options.models or options.weights:
-        return run_pretrained(options)
-    data = experiment_data(options)
-    depth = QUICK_DEPTH if options.quick else FULL_DEPTH
-    epochs = options.epochs_or(quick=2, full=10)
-
+def train_and_lesion(options: ExperimentOptions, data, depth: int, epochs: int) -> tuple[list[dict], dict, dict]:
+    """Train the residual and the plain twin, then remove each block in turn: the table rows, the curves
+    ({name: (intact accuracy, {block: accuracy})}) and a summary ({name: (intact, mean drop, max drop)})."""
     rows, curves, summary = [], {}, {}
     for residual in (True, False):
         name = network_name(depth, residual)
@@ -175,7 +168,20 @@ def run(options: ExperimentOptions) -> ExperimentResult:
         curves[name] = (baseline, accuracies)
         drops = [baseline - a for a in accuracies.values()]
         summary[name] = (baseline, float(np.mean(drops)), max(drops))
+    return rows, curves, summary
 
+
+@register_experiment("drop-block", accepts=("models", "weights"),
+                     help="delete one block at test time: ResNet vs plain net (Veit et al. 2016); with --model "
+                          "and --weights, a pretrained ImageNet ResNet on a labelled folder (exercise 20.3.3)")
+def run(options: ExperimentOptions) -> ExperimentResult:
+    if options.models or options.weights:
+        return run_pretrained(options)
+    data = experiment_data(options)
+    depth = QUICK_DEPTH if options.quick else FULL_DEPTH
+    epochs = options.epochs_or(quick=2, full=10)
+
+    rows, curves, summary = train_and_lesion(options, data, depth, epochs)
     plot_lesions(curves, options.out / "drop_block.png", f"{data.name}: one block removed at test time, depth {depth}")
     res, plain = network_name(depth, True), network_name(depth, False)
 

@@ -22,6 +22,20 @@ from cnnlab.registry import create_model
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15  # the paper's grid-searched depth, width and resolution bases at phi = 1
 PHIS = range(8)
 TRAIN_SUBSET = 10_000  # training images for the trained comparison (full mode)
+COLUMNS = (
+    "model",
+    "phi",
+    "width",
+    "beta^phi",
+    "depth",
+    "alpha^phi",
+    "resolution",
+    "224*gamma^phi",
+    "params",
+    "macs",
+    "macs_vs_b0",
+    "2^phi",
+)
 
 
 def scale_row(phi: int) -> dict:
@@ -177,6 +191,27 @@ def plot_trained(rows: list[dict], path, dataset: str) -> None:
     plt.close(fig)
 
 
+TRAINED_COLUMNS = ("width", "depth", "resolution", "params", "macs", "test_accuracy", "train_seconds")
+
+
+def trained_rows(options: ExperimentOptions, plots: list[str], config: dict) -> tuple[list[dict], str]:
+    """Full mode: train the small base's matched variants, plot them, record them in `config`; return their table
+    rows and the finding they give."""
+    trained = train_variants(options)
+    dataset = options.dataset_or_default()
+    plot_trained(trained, options.out / "scaling_trained.png", dataset)
+    plots.append("scaling_trained.png")
+    config["trained_variants"] = trained
+    rows = [{"model": f"small base: {row['variant']}", **{key: row[key] for key in TRAINED_COLUMNS}} for row in trained]
+    best = max(trained, key=lambda r: r["test_accuracy"])
+    others = ", ".join(f"{r['variant']} {r['test_accuracy']:.2f}%" for r in trained if r is not best)
+    finding = (
+        f"Trained on {dataset} at about equal MACs, {best['variant']} scored best "
+        f"({best['test_accuracy']:.2f}% test accuracy; {others})."
+    )
+    return rows, finding
+
+
 @register_experiment(
     "scaling", "EfficientNet B0-B7: phi, width, depth, resolution, params, MACs; scaling one way vs compound"
 )
@@ -186,7 +221,7 @@ def run(options: ExperimentOptions) -> ExperimentResult:
         row["macs_vs_b0"] = round(row["macs"] / rows[0]["macs"], 2)
         row["2^phi"] = 2 ** row["phi"]
     plot_scaling(rows, options.out / "scaling.png")
-    plots = ["scaling.png"]
+    plots, columns = ["scaling.png"], list(COLUMNS)
     b7 = rows[-1]
     findings = [
         f"From B0 to B7 the builder's models grow from {rows[0]['params'] / 1e6:.2f}M to {b7['params'] / 1e6:.2f}M "
@@ -205,46 +240,11 @@ def run(options: ExperimentOptions) -> ExperimentResult:
         "train_subset": TRAIN_SUBSET,
         "small_base": [stage._asdict() for stage in SMALL_BASE],
     }
-    columns = [
-        "model",
-        "phi",
-        "width",
-        "beta^phi",
-        "depth",
-        "alpha^phi",
-        "resolution",
-        "224*gamma^phi",
-        "params",
-        "macs",
-        "macs_vs_b0",
-        "2^phi",
-    ]
-    if not options.quick:
-        trained = train_variants(options)
-        dataset = options.dataset_or_default()
-        plot_trained(trained, options.out / "scaling_trained.png", dataset)
-        plots.append("scaling_trained.png")
-        config["trained_variants"] = trained
-        for row in trained:  # one table: the trained rows after B0-B7, in the shared columns
-            rows.append(
-                {
-                    "model": f"small base: {row['variant']}",
-                    "width": row["width"],
-                    "depth": row["depth"],
-                    "resolution": row["resolution"],
-                    "params": row["params"],
-                    "macs": row["macs"],
-                    "test_accuracy": row["test_accuracy"],
-                    "train_seconds": row["train_seconds"],
-                }
-            )
+    if not options.quick:  # one table: the trained rows after B0-B7, in the shared columns
+        trained, finding = trained_rows(options, plots, config)
+        rows += trained
         columns += ["test_accuracy", "train_seconds"]
-        best = max(trained, key=lambda r: r["test_accuracy"])
-        others = ", ".join(f"{r['variant']} {r['test_accuracy']:.2f}%" for r in trained if r is not best)
-        findings.append(
-            f"Trained on {dataset} at about equal MACs, {best['variant']} scored best "
-            f"({best['test_accuracy']:.2f}% test accuracy; {others})."
-        )
+        findings.append(finding)
     return ExperimentResult(
         title="EfficientNet compound scaling: B0-B7 from the builder",
         columns=columns,

@@ -49,8 +49,15 @@ def class_subset(data: ImageDataset, classes: tuple[int, ...], name: str) -> Ima
         keep = lookup[labels] >= 0
         return images[keep], lookup[labels[keep]]
 
-    return ImageDataset(name, *select(data.train_images, data.train_labels), *select(data.test_images, data.test_labels),
-                        [data.classes[c] for c in classes], mean=data.mean, std=data.std, hflip=data.hflip)
+    return ImageDataset(
+        name,
+        *select(data.train_images, data.train_labels),
+        *select(data.test_images, data.test_labels),
+        [data.classes[c] for c in classes],
+        mean=data.mean,
+        std=data.std,
+        hflip=data.hflip,
+    )
 
 
 def few_labels(data: ImageDataset, per_class: int, seed: int) -> ImageDataset:
@@ -59,9 +66,17 @@ def few_labels(data: ImageDataset, per_class: int, seed: int) -> ImageDataset:
     if fraction >= 1:
         raise ValueError(f"{data.name} has fewer than {per_class} training images per class")
     _, chosen = stratified_indices(data.train_labels, fraction, seed)
-    return ImageDataset(f"{data.name}, {per_class}/class", data.train_images[chosen], data.train_labels[chosen],
-                        data.test_images, data.test_labels, list(data.classes), mean=data.mean, std=data.std,
-                        hflip=data.hflip)
+    return ImageDataset(
+        f"{data.name}, {per_class}/class",
+        data.train_images[chosen],
+        data.train_labels[chosen],
+        data.test_images,
+        data.test_labels,
+        list(data.classes),
+        mean=data.mean,
+        std=data.std,
+        hflip=data.hflip,
+    )
 
 
 def prepared(method: str, pretrained: nn.Module, num_classes: int, in_chans: int, rank: int) -> nn.Module:
@@ -93,22 +108,17 @@ def plot_accuracy(rows: list[dict], path, title: str) -> None:
     plt.close(fig)
 
 
-@register_experiment("transfer", help="pretrain on classes 0-4, learn 5-9 from few labels: scratch, probe, fine-tune, LoRA")
-def run(options: ExperimentOptions) -> ExperimentResult:
-    dataset = options.dataset_or_default()
-    data = load_dataset(dataset, options.data_dir)
-    source = class_subset(data, SOURCE_CLASSES, f"{data.name} classes 0-4")
-    target = class_subset(data, TARGET_CLASSES, f"{data.name} classes 5-9")
-    labels, steps, rank = (QUICK_LABELS, QUICK_STEPS, QUICK_RANK) if options.quick else (FULL_LABELS, FULL_STEPS, FULL_RANK)
-    recipe = resolve(TrainConfig(model=BACKBONE, dataset=dataset))
-    pretrain_epochs = options.epochs_or(quick=2, full=10)
-
-    torch.manual_seed(options.seed)
-    pretrained = create_model(BACKBONE, num_classes=source.num_classes, in_chans=data.in_chans)
-    config = TrainConfig(model=BACKBONE, dataset=dataset, epochs=pretrain_epochs, seed=options.seed,
-                         out=str(options.out / "runs" / "pretrain"))
-    pretrain = trainer.run(config, overwrite=True, quiet=True, data=source, model=pretrained)
-
+def few_label_runs(
+    options: ExperimentOptions,
+    target: ImageDataset,
+    pretrained: nn.Module,
+    recipe: TrainConfig,
+    labels: tuple[int, ...],
+    steps: int,
+    rank: int,
+) -> list[dict]:
+    """For each labels-per-class budget, every method trained from the same pretrained backbone for about `steps`
+    optimizer steps; one table row per run."""
     rows = []
     for per_class in labels:
         subset = few_labels(target, per_class, options.seed)
@@ -117,20 +127,41 @@ def run(options: ExperimentOptions) -> ExperimentResult:
         epochs = max(1, math.ceil(steps / (n_train // batch_size)))
         for method in METHODS:
             torch.manual_seed(options.seed)  # the new head (and the scratch net) drawn alike for every method
-            model = prepared(method, pretrained, target.num_classes, data.in_chans, rank)
+            model = prepared(method, pretrained, target.num_classes, target.in_chans, rank)
             # Adapters and heads are new parameters: the recipe's lr. Only pretrained weights move at a tenth of it.
             backbone_lr = recipe.lr * (0.1 if method == "fine-tune" else 1.0)
             name = f"{per_class}-{method.replace(' ', '-')}"
-            config = TrainConfig(model=BACKBONE, dataset=dataset, epochs=epochs, batch_size=batch_size, seed=options.seed,
-                                 val_fraction=0.0, out=str(options.out / "runs" / name))  # every label trains
-            results = trainer.run(config, overwrite=True, quiet=True, data=subset, model=model,
-                          param_groups=head_and_backbone(recipe.lr, backbone_lr))
-            rows.append({"labels_per_class": per_class, "method": method,
-                         "trainable_params": count_params(model, trainable_only=True),
-                         "test_accuracy": results["test_accuracy"], "epochs": epochs, "batch_size": batch_size})
+            config = TrainConfig(
+                model=BACKBONE,
+                dataset=options.dataset_or_default(),
+                epochs=epochs,
+                batch_size=batch_size,
+                seed=options.seed,
+                val_fraction=0.0,
+                out=str(options.out / "runs" / name),
+            )  # val_fraction 0: every label trains
+            results = trainer.run(
+                config,
+                overwrite=True,
+                quiet=True,
+                data=subset,
+                model=model,
+                param_groups=head_and_backbone(recipe.lr, backbone_lr),
+            )
+            rows.append(
+                {
+                    "labels_per_class": per_class,
+                    "method": method,
+                    "trainable_params": count_params(model, trainable_only=True),
+                    "test_accuracy": results["test_accuracy"],
+                    "epochs": epochs,
+                    "batch_size": batch_size,
+                }
+            )
+    return rows
 
-    plot_accuracy(rows, options.out / "transfer.png", f"{data.name} classes 5-9 after pretraining on 0-4")
 
+def findings(rows: list[dict], pretrain_accuracy: float, labels: tuple[int, ...], rank: int) -> list[str]:
     def best(per_class: int) -> dict:
         return max((r for r in rows if r["labels_per_class"] == per_class), key=lambda r: r["test_accuracy"])
 
@@ -139,25 +170,65 @@ def run(options: ExperimentOptions) -> ExperimentResult:
 
     fewest, most = labels[0], labels[-1]
     trainable = {r["method"]: r["trainable_params"] for r in rows}
+    return [
+        f"The backbone reached {100 * pretrain_accuracy:.1f}% on classes 0-4. With {fewest} labels per "
+        f"class the best method is {best(fewest)['method']} ({100 * best(fewest)['test_accuracy']:.1f}%, scratch "
+        f"{100 * accuracy(fewest, 'scratch'):.1f}%); with {most}, {best(most)['method']} "
+        f"({100 * best(most)['test_accuracy']:.1f}%, scratch {100 * accuracy(most, 'scratch'):.1f}%).",
+        f"Trainable parameters: linear probe {trainable['linear probe']:,}, LoRA (rank {rank}) "
+        f"{trainable['LoRA']:,}, fine-tune and scratch {trainable['fine-tune']:,}; LoRA "
+        f"{'beats' if accuracy(fewest, 'LoRA') > accuracy(fewest, 'linear probe') else 'does not beat'} the linear "
+        f"probe at {fewest} labels per class ({100 * accuracy(fewest, 'LoRA'):.1f}% vs "
+        f"{100 * accuracy(fewest, 'linear probe'):.1f}%).",
+    ]
+
+
+@register_experiment(
+    "transfer", help="pretrain on classes 0-4, learn 5-9 from few labels: scratch, probe, fine-tune, LoRA"
+)
+def run(options: ExperimentOptions) -> ExperimentResult:
+    dataset = options.dataset_or_default()
+    data = load_dataset(dataset, options.data_dir)
+    source = class_subset(data, SOURCE_CLASSES, f"{data.name} classes 0-4")
+    target = class_subset(data, TARGET_CLASSES, f"{data.name} classes 5-9")
+    labels, steps, rank = (
+        (QUICK_LABELS, QUICK_STEPS, QUICK_RANK) if options.quick else (FULL_LABELS, FULL_STEPS, FULL_RANK)
+    )
+    recipe = resolve(TrainConfig(model=BACKBONE, dataset=dataset))
+    pretrain_epochs = options.epochs_or(quick=2, full=10)
+
+    torch.manual_seed(options.seed)
+    pretrained = create_model(BACKBONE, num_classes=source.num_classes, in_chans=data.in_chans)
+    config = TrainConfig(
+        model=BACKBONE,
+        dataset=dataset,
+        epochs=pretrain_epochs,
+        seed=options.seed,
+        out=str(options.out / "runs" / "pretrain"),
+    )
+    pretrain = trainer.run(config, overwrite=True, quiet=True, data=source, model=pretrained)
+
+    rows = few_label_runs(options, target, pretrained, recipe, labels, steps, rank)
+    plot_accuracy(rows, options.out / "transfer.png", f"{data.name} classes 5-9 after pretraining on 0-4")
     return ExperimentResult(
         title=f"Transfer: {BACKBONE} pretrained on {data.name} classes 0-4, classes 5-9 from few labels",
         columns=COLUMNS,
         rows=rows,
-        findings=[
-            f"The backbone reached {100 * pretrain['test_accuracy']:.1f}% on classes 0-4. With {fewest} labels per "
-            f"class the best method is {best(fewest)['method']} ({100 * best(fewest)['test_accuracy']:.1f}%, scratch "
-            f"{100 * accuracy(fewest, 'scratch'):.1f}%); with {most}, {best(most)['method']} "
-            f"({100 * best(most)['test_accuracy']:.1f}%, scratch {100 * accuracy(most, 'scratch'):.1f}%).",
-            f"Trainable parameters: linear probe {trainable['linear probe']:,}, LoRA (rank {rank}) "
-            f"{trainable['LoRA']:,}, fine-tune and scratch {trainable['fine-tune']:,}; LoRA "
-            f"{'beats' if accuracy(fewest, 'LoRA') > accuracy(fewest, 'linear probe') else 'does not beat'} the linear "
-            f"probe at {fewest} labels per class ({100 * accuracy(fewest, 'LoRA'):.1f}% vs "
-            f"{100 * accuracy(fewest, 'linear probe'):.1f}%).",
-        ],
+        findings=findings(rows, pretrain["test_accuracy"], labels, rank),
         plots=["transfer.png"],
-        config={"backbone": BACKBONE, "dataset": data.name, "source_classes": list(SOURCE_CLASSES),
-                "target_classes": list(TARGET_CLASSES), "labels_per_class": list(labels), "steps_per_run": steps,
-                "pretrain_epochs": pretrain_epochs, "pretrain_test_accuracy": pretrain["test_accuracy"],
-                "lora_rank": rank, "lr": recipe.lr, "optimizer": recipe.optimizer, "fine_tune_backbone_lr": recipe.lr * 0.1,
-                "seed": options.seed},
+        config={
+            "backbone": BACKBONE,
+            "dataset": data.name,
+            "source_classes": list(SOURCE_CLASSES),
+            "target_classes": list(TARGET_CLASSES),
+            "labels_per_class": list(labels),
+            "steps_per_run": steps,
+            "pretrain_epochs": pretrain_epochs,
+            "pretrain_test_accuracy": pretrain["test_accuracy"],
+            "lora_rank": rank,
+            "lr": recipe.lr,
+            "optimizer": recipe.optimizer,
+            "fine_tune_backbone_lr": recipe.lr * 0.1,
+            "seed": options.seed,
+        },
     )

@@ -2,8 +2,9 @@
 
 1. The clock starts when `trainer.run` is called: loading the data, the evaluation passes, the checkpoints and the
    final test pass all count (Python's start-up and imports come before; `cnnlab speedrun` counts those too).
-2. Calibration: the first `CALIBRATION_STEPS` optimizer steps are ordinary training steps, nothing is thrown away;
-   those after the first `WARMUP_STEPS` (which pay for one-off allocations) are timed. An evaluation of a slice of
+2. Calibration: the first `CALIBRATION_STEPS` optimizer steps (fewer if they take a tenth of the budget) are
+   ordinary training steps, nothing is thrown away; those after the first `WARMUP_STEPS` (which pay for one-off
+   allocations) are timed. An evaluation of a slice of
    the validation split then measures what an evaluation pass costs per image.
 3. The plan: the most steps whose projected cost fits the budget less a margin: steps x seconds per step, one
    validation pass and checkpoint per epoch end, the final test pass and the last files. The run's epochs are
@@ -11,10 +12,12 @@
 4. The learning-rate schedule is a function of progress p in [0, 1] (`lr_factor`). Step i trains at p(i), a
    piecewise-linear map from step index to progress (`ProgressShape`) whose last planned step is at p = 1, the
    schedule's final value.
-5. Re-plans, every `interval` steps (about 1% of the plan) and after each epoch end: the projection uses the seconds
+5. Re-plans, every `interval` steps (about 2% of the plan) and after each epoch end: the projection uses the seconds
    per step of the steps since the last re-plan and the measured cost of an epoch end. When it passes the deadline,
    the steps left shrink to those that fit and the rest of the schedule is mapped onto them: the decay runs faster
-   and still ends at its final lr, never cut off high. Only compression: a machine that speeds up finishes early.
+   and still ends at its final lr, never cut off high. The rest is stretched the same way when more than
+   `STRETCH` times the steps fit at the slower of the recent and the average pace, before half the progress (the
+   first plan guesses what a checkpoint costs; the first epoch end measures it).
 
 Under torchrun every process re-plans at the same steps and takes process 0's decision (`World.broadcast_text`).
 The plan's state is saved in each checkpoint (`state_dict`), the schedule's in the scheduler's own state: a
@@ -33,11 +36,15 @@ from cnnlab.files import read_json, write_json
 from cnnlab.inference.evaluation import evaluate_arrays
 
 CALIBRATION_STEPS = 10  # steps trained before the plan (or the first epoch's, if it has fewer)
+CALIBRATION_SHARE = 0.1  # of the budget: calibration ends here even before CALIBRATION_STEPS
 WARMUP_STEPS = 3  # of those, the first ones, untimed: one-off allocations and kernel selection
 EVAL_SLICE = 256  # validation images timed to price an evaluation pass
 FINISH_SECONDS = 1.0  # model.safetensors, results.json and curves.png (matplotlib) at the end
 SAVE_SECONDS = 0.3  # a checkpoint, until the first epoch end has been measured
-REPLANS = 100  # re-plan points over a plan
+REPLANS = 50  # re-plan points over a plan
+MIN_INTERVAL = 5  # steps: fewer make the recent pace too noisy to act on
+STRETCH = 1.05  # the rest of the schedule is stretched only when this many times its steps fit
+STRETCH_UNTIL = 0.5  # progress: later, more steps would only lengthen the low-lr tail
 ONECYCLE_FINAL = 1 / 25 / 1e4  # OneCycleLR's defaults: start at peak/25, end at that /1e4
 ONECYCLE_WARMUP = 0.25  # the share of progress spent warming up, as trainer.build_scheduler
 
@@ -110,10 +117,15 @@ class BudgetPlanner:
         self.rate = 0.0  # seconds per step
         self.epoch_end = SAVE_SECONDS  # seconds an epoch end (validation, checkpoint) costs
         self.final = FINISH_SECONDS  # seconds the final test pass and the last files cost
-        self.compressions: list[dict] = []
+        self.replans: list[dict] = []
         self.steps_done = 0
         self.last_time: float | None = None  # when the previous step ended (this session)
+        self.first_step: float | None = None  # when this session's first step ended, and the steps done then
+        self.first_done = 0
         self.window = [0.0, 0]  # seconds, steps since the last re-plan (epoch-end gaps excluded)
+        self.previous = [0.0, 0]  # the window before
+        self.since_plan = [0.0, 0]  # the same since the first plan: the average pace
+        self.max_steps = 0  # --epochs' cap, in steps
 
     @property
     def deadline(self) -> float:
@@ -129,13 +141,22 @@ class BudgetPlanner:
         done = self.steps_done = state.epoch * job.steps_per_epoch + state.step  # steps trained so far
         self.time_step(now, done, first_of_epoch=state.step == 1)
         if self.planned_steps is None:
-            if done >= min(CALIBRATION_STEPS, job.steps_per_epoch):
+            if self.calibrated(job, done):
                 self.plan(job, state, done)
         elif done % self.interval == 0 or state.step == 1:  # every process alike: same steps, same decisions
             self.replan(job, state, done)
         return self.planned_steps is not None and done > shape_of(state).end_step
 
+    def calibrated(self, job, done: int) -> bool:
+        """Enough steps timed, or the calibration's share of the budget spent (a slow model on a busy CPU): process
+        0's answer, so that every process plans at the same step."""
+        stepping = self.clock() - self.first_step if self.first_step is not None else 0.0
+        due = done >= min(CALIBRATION_STEPS, job.steps_per_epoch) or stepping > CALIBRATION_SHARE * self.budget
+        return job.world.broadcast_text("1" if due else "") == "1"
+
     def time_step(self, now: float, done: int, first_of_epoch: bool) -> None:
+        if self.first_step is None:
+            self.first_step, self.first_done = now, done
         if self.last_time is not None:
             seconds = now - self.last_time
             if first_of_epoch:  # the gap holds the previous epoch's end: validation and a checkpoint
@@ -144,22 +165,31 @@ class BudgetPlanner:
                 self.window = [self.window[0] + seconds, self.window[1] + 1]
         self.last_time = now
 
-    def take_rate(self) -> None:
-        if self.window[1]:
-            self.rate = self.window[0] / self.window[1]
-        self.window = [0.0, 0]
+    def take_rate(self) -> float:
+        """Set `rate` to the recent pace (the last two windows'); return the slower of it and the average pace
+        since the plan."""
+        recent = [self.window[0] + self.previous[0], self.window[1] + self.previous[1]]
+        if recent[1]:
+            self.rate = recent[0] / recent[1]
+        if self.planned_steps is not None:
+            self.since_plan = [self.since_plan[0] + self.window[0], self.since_plan[1] + self.window[1]]
+        self.previous, self.window = self.window, [0.0, 0]
+        return max(self.rate, self.since_plan[0] / max(self.since_plan[1], 1))
 
     # -------------------------------------------------------------------------------------------- planning
     def plan(self, job, state, done: int) -> None:
         """The first plan: price the evaluation, then the most steps that fit (capped by --epochs)."""
         self.take_rate()
-        if self.rate == 0.0:  # too few steps to time past the warm-up: the calibration's average
-            self.rate = self.used() / max(done, 1)
+        if self.rate == 0.0:  # too few steps to time past the warm-up: the average after the first one
+            steps = done - self.first_done
+            self.rate = (self.clock() - self.first_step) / steps if steps else self.used() / max(done, 1)
         self.price_evaluation(job, state)
-        cap = job.config.epochs * job.steps_per_epoch - done
-        steps = agreed(job, min(self.steps_that_fit(state.step, job.steps_per_epoch), cap))
+        self.max_steps = job.config.epochs * job.steps_per_epoch
+        fit = self.steps_that_fit(state.step, job.steps_per_epoch, self.rate)
+        steps = agreed(job, min(fit, self.max_steps - done))
         self.planned_steps = done + steps
-        self.interval = max(1, self.planned_steps // REPLANS)
+        self.interval = max(MIN_INTERVAL, self.planned_steps // REPLANS)
+        self.previous = [0.0, 0]  # calibration's steps are not the recent pace of later re-plans
         set_end(job, state, done, done + steps - 1)
         self.last_time = self.clock()  # the evaluation just timed is not a step
         say(job, f"time budget {self.budget:.0f} s: {self.rate * 1e3:.1f} ms/step measured over the first {done} "
@@ -167,32 +197,38 @@ class BudgetPlanner:
                  f"({job.config.epochs} rounded up), {self.used():.1f} s used")
 
     def replan(self, job, state, done: int) -> None:
-        """Compress the rest of the schedule when, at the recent pace, it would end past the deadline."""
-        self.take_rate()
+        """Compress the rest of the schedule when, at the recent pace, it would end past the deadline; stretch it
+        when, before half the progress and at the slower of the recent and the average pace, clearly more fit."""
+        cautious = self.take_rate()
         remaining = shape_of(state).end_step + 1 - done
         if remaining <= 0:
             return
-        steps = agreed(job, min(remaining, self.steps_that_fit(state.step, job.steps_per_epoch)))
-        if steps < remaining:
-            self.compressions.append({"at_step": done, "steps_left_before": remaining, "steps_left_after": steps,
-                                      "seconds_used": round(self.used(), 2)})
-            set_end(job, state, done, done + steps - 1)
-            say(job, f"time budget: the machine slowed to {self.rate * 1e3:.1f} ms/step; the schedule's last "
-                     f"{remaining} steps compressed into {steps}")
+        steps = min(remaining, self.steps_that_fit(state.step, job.steps_per_epoch, self.rate))
+        if steps == remaining and shape_of(state).progress(done) < STRETCH_UNTIL:
+            more = min(self.steps_that_fit(state.step, job.steps_per_epoch, cautious), self.max_steps - done)
+            steps = more if more > STRETCH * remaining else remaining
+        steps = agreed(job, steps)
+        if steps == remaining:
+            return
+        self.replans.append({"at_step": done, "steps_left_before": remaining, "steps_left_after": steps,
+                             "seconds_used": round(self.used(), 2)})
+        set_end(job, state, done, done + steps - 1)
+        if steps < 0.9 * remaining:
+            say(job, f"time budget: at {self.rate * 1e3:.1f} ms/step the schedule's last {remaining} steps would end "
+                     f"past the deadline; compressed into {steps}")
 
-    def steps_that_fit(self, step_in_epoch: int, steps_per_epoch: int) -> int:
-        """The most steps (at least 1: the schedule must reach its end) whose projected cost, with the epoch ends
-        they cross, the final pass and the margin, ends by the deadline."""
+    def steps_that_fit(self, step_in_epoch: int, steps_per_epoch: int, rate: float) -> int:
+        """The most steps (at least 1: the schedule must reach its end) whose projected cost at `rate` seconds per
+        step, with the epoch ends they cross, the final pass and the margin, ends by the deadline."""
         left = self.deadline - self.clock() - margin(self.budget) - self.final
 
         def cost(steps: int) -> float:
             epoch_ends = math.ceil((step_in_epoch + steps) / steps_per_epoch)
-            return steps * self.rate + epoch_ends * self.epoch_end
+            return steps * rate + epoch_ends * self.epoch_end
 
-        low, high = 1, 1
-        while cost(high * 2) <= left and high < 10**9:
-            high *= 2
-        high *= 2
+        low, high = 1, 2
+        while cost(high) <= left and high < 2**40:
+            low, high = high, high * 2
         while high - low > 1:  # cost(low) fits (or low == 1), cost(high) does not
             middle = (low + high) // 2
             low, high = (middle, high) if cost(middle) <= left else (low, middle)
@@ -218,13 +254,15 @@ class BudgetPlanner:
     def state_dict(self) -> dict:
         return {"used_seconds": self.used(), "planned_steps": self.planned_steps, "interval": self.interval,
                 "rate": self.rate, "epoch_end": self.epoch_end, "final": self.final,
-                "compressions": list(self.compressions), "steps_done": self.steps_done}
+                "replans": list(self.replans), "steps_done": self.steps_done,
+                "since_plan": list(self.since_plan), "max_steps": self.max_steps}
 
     def load_state_dict(self, saved: dict) -> None:
         self.used_before = saved["used_seconds"]
         self.planned_steps, self.interval = saved["planned_steps"], saved["interval"]
         self.rate, self.epoch_end, self.final = saved["rate"], saved["epoch_end"], saved["final"]
-        self.compressions, self.steps_done = list(saved["compressions"]), saved["steps_done"]
+        self.replans, self.steps_done = list(saved["replans"]), saved["steps_done"]
+        self.since_plan, self.max_steps = list(saved["since_plan"]), saved["max_steps"]
 
     # -------------------------------------------------------------------------------------------- the record
     def results(self, job, state) -> dict:
@@ -240,7 +278,7 @@ class BudgetPlanner:
                 "planned_steps": self.planned_steps, "steps_per_epoch": spe, "steps_trained": steps,
                 "epochs_trained": round(steps / spe, 3), "seconds_per_step": self.rate,
                 "epoch_end_seconds": self.epoch_end, "final_seconds": self.final, "margin_seconds": margin(self.budget),
-                "compressions": self.compressions, "last_step_progress": shape.progress(last_step),
+                "replans": self.replans, "last_step_progress": shape.progress(last_step),
                 "last_step_lr": state.scheduler.base_lrs[0] * shape(last_step),
             },
         }

@@ -544,6 +544,14 @@ NEW_RUN_ONLY = {
 }
 
 
+# Why some options cannot change on resume, where the generic message would not say it.
+FIXED_ON_RESUME = {
+    "time_budget": "--time-budget cannot change on --resume: the run's epochs and schedule were planned for its own "
+                   "budget, and a resumed run continues with what its earlier sessions left of it (start a new run "
+                   "for another budget)",
+}
+
+
 def resume_config(
     saved: TrainConfig, model: str | None, dataset: str | None, given: dict, *, run_dir: object = None
 ) -> TrainConfig:
@@ -562,7 +570,7 @@ def resume_config(
         if value is None or value == getattr(saved, name):
             continue
         if not (declared.resumable or name == "epochs"):
-            raise ResumeConflictError(name, getattr(saved, name), value)
+            raise ResumeConflictError(name, getattr(saved, name), value, FIXED_ON_RESUME.get(name))
         declared.validate(value)
         if name == "epochs":
             check_longer_run(saved, value)
@@ -581,6 +589,9 @@ def check_longer_run(saved: TrainConfig, epochs: int) -> None:
             f"--epochs can only grow on --resume: the run was set up for {saved.epochs} "
             f"epochs, got {epochs} (start a new run instead)",
         )
+    if saved.time_budget is not None:
+        raise ResumeConflictError("epochs", saved.epochs, epochs, "--epochs cannot grow on --resume of a "
+                                  "--time-budget run: its budget planned them (start a new run instead)")
     if saved.schedule != "constant":
         raise ResumeConflictError(
             "epochs",

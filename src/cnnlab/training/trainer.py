@@ -37,7 +37,7 @@ from cnnlab.inference.model import build_model, wants_small_input
 from cnnlab.inference.precision import autocast, autocast_dtype, check_precision, precision_name
 from cnnlab.measure import count_macs, count_params
 from cnnlab.models.weights import load_weights
-from cnnlab.training import checkpoint, distributed, tensorboard_log
+from cnnlab.training import budget, checkpoint, distributed, tensorboard_log
 from cnnlab.training.config import TrainConfig, resolve, resume_config
 from cnnlab.training.device import resolve_device
 from cnnlab.training.progress import Progress
@@ -96,6 +96,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total
 
     OneCycleLR's warm-up ends at step pct_start * total_steps - 1, and it divides by that: a run of 4 steps or
     fewer warms up for 1.5 steps instead (a 1-step run keeps its lr constant)."""
+    if config.time_budget is not None:  # the same shapes over progress, which the budget's plan can re-map
+        return budget.build_schedule(optimizer, config.schedule, total_steps)
     if config.schedule == "onecycle" and total_steps > 1:
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=[group["lr"] for group in optimizer.param_groups], total_steps=total_steps,
@@ -163,6 +165,7 @@ class Job:
     progress: Progress  # one process speaks for all
     run_dir: Path | None = None
     board: tensorboard_log.TensorBoardLog | None = None  # TensorBoard, on process 0 with --tensorboard
+    planner: budget.BudgetPlanner | None = None  # --time-budget's plan
     params: int = 0
     macs: int = 0
 
@@ -229,12 +232,15 @@ def run(
     experiments and fine-tuning (a pretrained backbone, adapters, a depth the registry has no name for).
     `param_groups`: see `build_optimizer`.
     """
+    started = time.perf_counter()  # a --time-budget counts from here: loading the data is part of the run
     if resume is not None and model is not None:
         raise CnnlabError("a run trained on a given model cannot be resumed by rebuilding it; resume without `model`")
     if resume is not None:
         config = resumed_config(config, Path(resume))
     job = setup(config, data, quiet)
     state = build_state(job, model, param_groups, fresh=resume is None)
+    if job.config.time_budget is not None:
+        job.planner = budget.BudgetPlanner(job.config.time_budget, started)
     if resume is None:
         create_run(job, overwrite)
     else:
@@ -352,6 +358,8 @@ def restore(job: Job, state: TrainState, run_dir: Path) -> None:
         state.scaler.load_state_dict(saved["scaler"])
     if state.ema is not None:  # the saved config has --ema, so every checkpoint of the run holds the average
         state.ema.load_state_dict(saved["ema"])
+    if job.planner is not None and "time_budget" in saved:
+        job.planner.load_state_dict(saved["time_budget"])
     if job.device.type == "cuda" and "cuda_rng" in saved:
         torch.cuda.set_rng_state(saved["cuda_rng"], job.device)
     state.epoch, state.step = saved["epoch"], saved["step_in_epoch"]
@@ -425,6 +433,8 @@ def train_one_epoch(job: Job, state: TrainState, stop: list[str]) -> None:
             message = (f"stopped by {stopping[0]} at epoch {state.epoch + 1}, step {state.step}; checkpoint saved; "
                        f"resume with: cnnlab train {config.model} --resume {job.run_dir}")
             fail(job, state, TrainingInterrupted(message, stopping[0]))
+        if job.planner is not None and job.planner.after_step(job, state):
+            break  # the budget's schedule ended mid-epoch
     end_epoch(job, state, tally)
 
 
@@ -518,6 +528,8 @@ def save(job: Job, state: TrainState, tally: EpochTally | None = None) -> None:
         saved["scaler"] = state.scaler.state_dict()
     if state.ema is not None:
         saved["ema"] = state.ema.state_dict()
+    if job.planner is not None:
+        saved["time_budget"] = job.planner.state_dict()
     if job.device.type == "cuda":
         saved["cuda_rng"] = torch.cuda.get_rng_state(job.device)
     step = state.epoch * job.steps_per_epoch + state.step
@@ -574,7 +586,11 @@ def finish(job: Job, state: TrainState) -> dict:
         "seed": config.seed, "status": "completed", "run_dir": str(job.run_dir), "device": str(job.device),
         "processes": world.size,
     }
+    if job.planner is not None:
+        results |= job.planner.results(job, state)
     world.on_main(lambda: write_results(job, state, results, test_predicted))
+    if job.planner is not None:  # the wall time used, now that the files are written
+        job.planner.finished(job, results)
     job.progress.finish(f"test accuracy {test_acc:.2%} (loss {test_loss:.4f}) in {state.train_seconds:.1f}s of "
                         f"training -> {job.run_dir}")
     return results
