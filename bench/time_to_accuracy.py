@@ -32,14 +32,15 @@ from torch.utils.data import DataLoader
 from bench.common import markdown, torchvision_fashion_mnist_root, write
 from bench.train_throughput import TUTORIAL_BATCH, TUTORIAL_LR, model_for
 from cnnlab.data import load_dataset
-from cnnlab.training.config import TrainConfig
-from cnnlab.training import checkpoint
 from cnnlab.inference.evaluation import evaluate_arrays
 from cnnlab.inference.precision import autocast_dtype
 from cnnlab.inference.prediction import evaluate, load_run
+from cnnlab.training import checkpoint
+from cnnlab.training.config import TrainConfig
 from cnnlab.training.trainer import run
 
-MODEL = "resnet20"  # He et al.'s CIFAR ResNet, 269k parameters at one channel: small enough for 2 cores, deep enough for 93%
+# He et al.'s CIFAR ResNet, 269k parameters at one channel: small enough for 2 cores, deep enough for 93%
+MODEL = "resnet20"
 TARGET = 0.93  # Fashion-MNIST test accuracy (fraction)
 TUTORIAL_MAX_EPOCHS = 10  # the tutorial recipe gives up here (its constant lr plateaus; 10 epochs is ~15 min here)
 CNNLAB_EPOCHS = (3, 5, 8, 12)  # fixed budgets tried in order; the first that reaches TARGET counts
@@ -87,23 +88,35 @@ def tutorial_run(root: Path, target: float, max_epochs: int, subset: int | None)
 
 
 def cnnlab_run(data, epochs: int, out: Path, subset: int | None, **recipe) -> dict:
-    config = TrainConfig(model=MODEL, dataset="fashion-mnist", epochs=epochs, train_subset=subset, out=str(out), **recipe)
+    config = TrainConfig(
+        model=MODEL, dataset="fashion-mnist", epochs=epochs, train_subset=subset, out=str(out), **recipe
+    )
     start = time.perf_counter()
     results = run(config, overwrite=True, quiet=True, data=data)
     seconds = time.perf_counter() - start
-    print(f"  cnnlab {epochs} epochs: {results['test_accuracy']:.2%} in {seconds:.0f} s "
-          f"({results['train_images_per_second']:,.0f} img/s, {results['precision']})", flush=True)
-    return {"epochs": epochs, "seconds": seconds, "test_accuracy": results["test_accuracy"],
-            "train_images_per_second": results["train_images_per_second"], "precision": results["precision"],
-            "batch_size": results["batch_size"], "lr": results["lr"]}
+    print(
+        f"  cnnlab {epochs} epochs: {results['test_accuracy']:.2%} in {seconds:.0f} s "
+        f"({results['train_images_per_second']:,.0f} img/s, {results['precision']})",
+        flush=True,
+    )
+    return {
+        "epochs": epochs,
+        "seconds": seconds,
+        "test_accuracy": results["test_accuracy"],
+        "train_images_per_second": results["train_images_per_second"],
+        "precision": results["precision"],
+        "batch_size": results["batch_size"],
+        "lr": results["lr"],
+    }
 
 
 def raw_weights_accuracy(run_dir: Path, data) -> float:
     """Test accuracy of a run's raw final weights, those the optimizer reached (its model.safetensors is the EMA)."""
     loaded = load_run(run_dir)
     checkpoint.load_checkpoint(run_dir, loaded.model)
-    return evaluate_arrays(loaded.model, data.test_images, data.test_labels, data,
-                           dtype=autocast_dtype(loaded.config.precision))[1]
+    return evaluate_arrays(
+        loaded.model, data.test_images, data.test_labels, data, dtype=autocast_dtype(loaded.config.precision)
+    )[1]
 
 
 def main(quick: bool = False, budgets: dict[str, float] | None = None) -> dict:
@@ -151,22 +164,51 @@ def main(quick: bool = False, budgets: dict[str, float] | None = None) -> dict:
     else:
         ratio = "n/a (cnnlab did not reach the target)"
     best_tutorial = max(e["test_accuracy"] for e in tutorial["epochs"])
-    rows = [["tutorial recipe", f"{tutorial_seconds:.0f} s" if tutorial_seconds else
-             f"not reached in {len(tutorial['epochs'])} epochs ({tutorial['epochs'][-1]['seconds']:.0f} s; best {best_tutorial:.2%})"],
-            ["cnnlab recipe", f"{hit['seconds']:.0f} s ({hit['epochs']} epochs, {hit['test_accuracy']:.2%})" if hit else
-             f"not reached (best {max(r['test_accuracy'] for r in ours):.2%})"],
-            ["tutorial ÷ cnnlab", ratio]]
+    rows = [
+        [
+            "tutorial recipe",
+            f"{tutorial_seconds:.0f} s"
+            if tutorial_seconds
+            else (
+                f"not reached in {len(tutorial['epochs'])} epochs "
+                f"({tutorial['epochs'][-1]['seconds']:.0f} s; best {best_tutorial:.2%})"
+            ),
+        ],
+        [
+            "cnnlab recipe",
+            f"{hit['seconds']:.0f} s ({hit['epochs']} epochs, {hit['test_accuracy']:.2%})"
+            if hit
+            else f"not reached (best {max(r['test_accuracy'] for r in ours):.2%})",
+        ],
+        ["tutorial ÷ cnnlab", ratio],
+    ]
     if fp32_twin:
-        rows.append([f"same cnnlab recipe in fp32 (bf16 check)", f"{fp32_twin['seconds']:.0f} s, "
-                     f"{fp32_twin['test_accuracy']:.2%} (bf16: {hit['test_accuracy']:.2%})"])
-    rows += [[f"best accuracy in {label}", f"{r['test_accuracy']:.2%} ({r['epochs']} epochs, {r['seconds']:.0f} s); "
-              f"{r['tta_test_accuracy']:.2%} with test-time flips (+{r['tta_eval_seconds']:.0f} s); "
-              f"{r['raw_weights_test_accuracy']:.2%} from the raw weights, without the EMA"]
-             for label, r in budget_runs.items()]
+        rows.append(
+            [
+                "same cnnlab recipe in fp32 (bf16 check)",
+                f"{fp32_twin['seconds']:.0f} s, {fp32_twin['test_accuracy']:.2%} (bf16: {hit['test_accuracy']:.2%})",
+            ]
+        )
+    rows += [
+        [
+            f"best accuracy in {label}",
+            f"{r['test_accuracy']:.2%} ({r['epochs']} epochs, {r['seconds']:.0f} s); "
+            f"{r['tta_test_accuracy']:.2%} with test-time flips (+{r['tta_eval_seconds']:.0f} s); "
+            f"{r['raw_weights_test_accuracy']:.2%} from the raw weights, without the EMA",
+        ]
+        for label, r in budget_runs.items()
+    ]
     table = markdown([f"{MODEL}, time to {target:.0%} Fashion-MNIST test accuracy", "measured"], rows)
     print(table)
-    record |= {"tutorial": tutorial, "cnnlab_runs": ours, "fp32_twin": fp32_twin, "budget_runs": budget_runs, "ratio": ratio, "table": table,
-               "budget_recipe": budget_recipe}
+    record |= {
+        "tutorial": tutorial,
+        "cnnlab_runs": ours,
+        "fp32_twin": fp32_twin,
+        "budget_runs": budget_runs,
+        "ratio": ratio,
+        "table": table,
+        "budget_recipe": budget_recipe,
+    }
     write("time_to_accuracy-quick" if quick else "time_to_accuracy", record)
     return record
 
@@ -176,7 +218,9 @@ def tutorial_only(max_epochs: int) -> dict:
     the target, this says when (or whether) it gets there. Writes time_to_accuracy-tutorial.json."""
     with tempfile.TemporaryDirectory() as tmp:
         tutorial = tutorial_run(torchvision_fashion_mnist_root(Path(tmp) / "torchvision"), TARGET, max_epochs, None)
-    write("time_to_accuracy-tutorial", {"model": MODEL, "target": TARGET, "max_epochs": max_epochs, "tutorial": tutorial})
+    write(
+        "time_to_accuracy-tutorial", {"model": MODEL, "target": TARGET, "max_epochs": max_epochs, "tutorial": tutorial}
+    )
     return tutorial
 
 
@@ -186,7 +230,9 @@ if __name__ == "__main__":  # python -m bench.time_to_accuracy [--quick] [--budg
     parser = argparse.ArgumentParser(prog="python -m bench.time_to_accuracy", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--budgets-minutes", type=float, nargs="*", help="default: 10 and 30")
-    parser.add_argument("--tutorial-only", type=int, metavar="EPOCHS", help="run only the tutorial recipe, up to EPOCHS")
+    parser.add_argument(
+        "--tutorial-only", type=int, metavar="EPOCHS", help="run only the tutorial recipe, up to EPOCHS"
+    )
     args = parser.parse_args()
     if args.tutorial_only:
         tutorial_only(args.tutorial_only)

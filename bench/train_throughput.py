@@ -24,8 +24,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.common import gemm_peak, interleaved, markdown, median, timed, torchvision_fashion_mnist_root, write
 from cnnlab.data import load_dataset
-from cnnlab.training.config import TrainConfig, resolve
 from cnnlab.inference.model import build_model, wants_small_input
+from cnnlab.training.config import TrainConfig, resolve
 from cnnlab.training.trainer import run
 
 # model -> training images per round (full mode); sized so one round of (b) takes roughly 5-20 s here.
@@ -45,8 +45,9 @@ def tutorial_round(name: str, root: Path, images: int) -> float:
     import torchvision.transforms as T
     from torchvision.datasets import FashionMNIST
 
-    dataset = FashionMNIST(root, train=True, download=False,
-                           transform=T.Compose([T.ToTensor(), T.Normalize((0.2860,), (0.3530,))]))
+    dataset = FashionMNIST(
+        root, train=True, download=False, transform=T.Compose([T.ToTensor(), T.Normalize((0.2860,), (0.3530,))])
+    )
     loader = DataLoader(dataset, batch_size=TUTORIAL_BATCH, shuffle=True, num_workers=2)
     model = model_for(name).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=TUTORIAL_LR, momentum=0.9)
@@ -64,8 +65,9 @@ def tutorial_round(name: str, root: Path, images: int) -> float:
 
 def cnnlab_round(name: str, data, images: int, out: Path) -> tuple[float, dict]:
     """Images/s of cnnlab's trainer, defaults, one epoch over `images` training images (val split off)."""
-    config = TrainConfig(model=name, dataset="fashion-mnist", epochs=1, train_subset=images, val_fraction=0.0,
-                         out=str(out / name))
+    config = TrainConfig(
+        model=name, dataset="fashion-mnist", epochs=1, train_subset=images, val_fraction=0.0, out=str(out / name)
+    )
     results = run(config, overwrite=True, quiet=True, data=data)
     return results["train_images_per_second"], results
 
@@ -100,17 +102,35 @@ def main(quick: bool = False) -> dict:
             flops = training_flops_per_image(name)
             achieved = flops * cnnlab
             record["models"][name] = {
-                "images_per_round": images, "tutorial_images_per_s": samples["tutorial"],
-                "cnnlab_images_per_s": samples["cnnlab"], "ratio": cnnlab / tutorial,
-                "training_flops_per_image": flops, "achieved_flops": achieved,
-                "mfu_vs_bf16_peak": achieved / peaks["bf16"], "mfu_vs_fp32_peak": achieved / peaks["fp32"],
-                "cnnlab_precision": last["results"]["precision"], "cnnlab_batch": last["results"]["batch_size"],
+                "images_per_round": images,
+                "tutorial_images_per_s": samples["tutorial"],
+                "cnnlab_images_per_s": samples["cnnlab"],
+                "ratio": cnnlab / tutorial,
+                "training_flops_per_image": flops,
+                "achieved_flops": achieved,
+                "mfu_vs_bf16_peak": achieved / peaks["bf16"],
+                "mfu_vs_fp32_peak": achieved / peaks["fp32"],
+                "cnnlab_precision": last["results"]["precision"],
+                "cnnlab_batch": last["results"]["batch_size"],
             }
-            rows.append([name, f"{tutorial:,.0f}", f"{cnnlab:,.0f}", f"{cnnlab / tutorial:.2f}x",
-                         f"{achieved / 1e9:.1f}", f"{achieved / peaks['bf16']:.1%}", f"{achieved / peaks['fp32']:.1%}"])
-            print(f"  {name}: tutorial {tutorial:,.0f} img/s, cnnlab {cnnlab:,.0f} img/s ({cnnlab / tutorial:.2f}x)", flush=True)
-    table = markdown(["model", "tutorial loop img/s", "cnnlab img/s", "ratio", "GFLOP/s", "of bf16 peak",
-                      "of fp32 peak"], rows)
+            rows.append(
+                [
+                    name,
+                    f"{tutorial:,.0f}",
+                    f"{cnnlab:,.0f}",
+                    f"{cnnlab / tutorial:.2f}x",
+                    f"{achieved / 1e9:.1f}",
+                    f"{achieved / peaks['bf16']:.1%}",
+                    f"{achieved / peaks['fp32']:.1%}",
+                ]
+            )
+            print(
+                f"  {name}: tutorial {tutorial:,.0f} img/s, cnnlab {cnnlab:,.0f} img/s ({cnnlab / tutorial:.2f}x)",
+                flush=True,
+            )
+    table = markdown(
+        ["model", "tutorial loop img/s", "cnnlab img/s", "ratio", "GFLOP/s", "of bf16 peak", "of fp32 peak"], rows
+    )
     print(f"GEMM peak: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")
     print(table)
     record["table"] = table

@@ -29,7 +29,9 @@ def machine() -> str:
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
     return (
         f"Python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}, "
@@ -54,8 +56,10 @@ def row(info: ModelInfo) -> str:
     input_size = "x".join(str(v) for v in info.input_size)
     twin = f"`{info.twin}`" if info.twin else ""
     top1 = f"{measured['top1']:.1f}" if measured["top1"] is not None else ""
-    return (f"| `{info.name}` | {info.year} | {input_size} | {measured['params']:,} | {readable(measured['macs'])} "
-            f"| {twin} | {measured['depth']} | {measured['receptive_field']} | {top1} | {info.key_idea} |")
+    return (
+        f"| `{info.name}` | {info.year} | {input_size} | {measured['params']:,} | {readable(measured['macs'])} "
+        f"| {twin} | {measured['depth']} | {measured['receptive_field']} | {top1} | {info.key_idea} |"
+    )
 
 
 DEPTH_AND_FIELDS = """## Depth and receptive fields
@@ -113,8 +117,10 @@ def render() -> str:
         lines += [f"## {family}", "", f"{members[0].paper}", ""]
         papers = sorted({info.paper for info in members[1:]} - {members[0].paper})
         lines += [*(f"Also: {paper}" for paper in papers), *([""] if papers else [])]
-        lines += ["| model | year | input | params | MACs | torchvision twin | depth | RF | top-1 | key idea |",
-                  "|---|---|---|---:|---:|---|---:|---:|---:|---|"]
+        lines += [
+            "| model | year | input | params | MACs | torchvision twin | depth | RF | top-1 | key idea |",
+            "|---|---|---|---:|---:|---|---:|---:|---:|---|",
+        ]
         lines += [row(info) for info in members]
         lines.append("")
     lines += [f"{len(infos)} models in {len(families)} families.", "", DEPTH_AND_FIELDS.rstrip()]

@@ -98,6 +98,8 @@ def test_resume_with_another_model_is_refused(capsys, tiny_run):
 
 
 def test_console_script_exits_2_without_traceback():
-    result = subprocess.run([sys.executable, "-m", "cnnlab", "train", "lenet5", "--epochs", "0"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "cnnlab", "train", "lenet5", "--epochs", "0"], capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr

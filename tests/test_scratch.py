@@ -9,15 +9,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.scratch import (
-    BatchNorm2dScratch, LayerNormScratch, avg_pool2d, batch_norm_2d, conv2d, layer_norm, max_pool2d, relu,
+    BatchNorm2dScratch,
+    LayerNormScratch,
+    avg_pool2d,
+    batch_norm_2d,
+    conv2d,
+    layer_norm,
+    max_pool2d,
+    relu,
     residual_block_numpy,
 )
 
 # The tutorials' 2x2x2x2 batch: channel 0 holds 1..8, channel 1 holds 10..17.
-TUTORIAL_BATCH = np.array([
-    [[[1.0, 2.0], [3.0, 4.0]], [[10.0, 11.0], [12.0, 13.0]]],
-    [[[5.0, 6.0], [7.0, 8.0]], [[14.0, 15.0], [16.0, 17.0]]],
-])
+TUTORIAL_BATCH = np.array(
+    [
+        [[[1.0, 2.0], [3.0, 4.0]], [[10.0, 11.0], [12.0, 13.0]]],
+        [[[5.0, 6.0], [7.0, 8.0]], [[14.0, 15.0], [16.0, 17.0]]],
+    ]
+)
 
 
 def test_tutorial_batch_norm_example_numpy():
@@ -96,10 +105,14 @@ def test_layer_norm_equals_torch(normalized_shape):
     scratch = LayerNormScratch(normalized_shape)
     scratch.load_state_dict(reference.state_dict())
     torch.testing.assert_close(scratch(x), reference(x), atol=1e-5, rtol=0)
-    numpy_out = layer_norm(x.double().numpy(), reference.weight.detach().double().numpy(), reference.bias.detach().double().numpy())
+    numpy_out = layer_norm(
+        x.double().numpy(), reference.weight.detach().double().numpy(), reference.bias.detach().double().numpy()
+    )
     np.testing.assert_allclose(numpy_out, reference(x).detach().numpy(), atol=1e-5)
     # the tutorials' vector [2, 4, 6, 8]: mean 5, biased variance 5
-    np.testing.assert_allclose(layer_norm(np.array([2.0, 4, 6, 8]), np.ones(4), np.zeros(4), eps=0), np.array([-3, -1, 1, 3]) / np.sqrt(5))
+    np.testing.assert_allclose(
+        layer_norm(np.array([2.0, 4, 6, 8]), np.ones(4), np.zeros(4), eps=0), np.array([-3, -1, 1, 3]) / np.sqrt(5)
+    )
 
 
 @pytest.mark.parametrize(
@@ -115,7 +128,9 @@ def test_conv2d_equals_torch(shape, out_chans, kernel, stride, padding):
     np.testing.assert_allclose(conv2d(x, w, stride=stride, padding=padding), expected, atol=1e-10)
 
 
-@pytest.mark.parametrize(("shape", "kernel", "stride"), [((2, 3, 8, 8), 2, None), ((1, 2, 9, 7), 3, 2), ((2, 1, 7, 7), 3, 1)])
+@pytest.mark.parametrize(
+    ("shape", "kernel", "stride"), [((2, 3, 8, 8), 2, None), ((1, 2, 9, 7), 3, 2), ((2, 1, 7, 7), 3, 1)]
+)
 def test_pools_equal_torch(shape, kernel, stride):
     x = np.random.default_rng(3).normal(size=shape)
     t = torch.tensor(x)
@@ -124,15 +139,19 @@ def test_pools_equal_torch(shape, kernel, stride):
 
 
 # The tutorials' 2-channel 3x3 map with negative entries.
-TUTORIAL_MAP = np.array([
-    [[1.0, -2.0, 3.0], [-1.0, 4.0, -5.0], [6.0, -7.0, 8.0]],
-    [[-1.0, 2.0, -3.0], [1.0, -4.0, 5.0], [-6.0, 7.0, -8.0]],
-])
+TUTORIAL_MAP = np.array(
+    [
+        [[1.0, -2.0, 3.0], [-1.0, 4.0, -5.0], [6.0, -7.0, 8.0]],
+        [[-1.0, 2.0, -3.0], [1.0, -4.0, 5.0], [-6.0, 7.0, -8.0]],
+    ]
+)
 
 
 def test_residual_block_with_zero_weights_is_the_identity_of_its_design():
     zeros = np.zeros((2, 2))
-    np.testing.assert_array_equal(residual_block_numpy(TUTORIAL_MAP, zeros, zeros), relu(TUTORIAL_MAP))  # ReLU after the add
+    np.testing.assert_array_equal(
+        residual_block_numpy(TUTORIAL_MAP, zeros, zeros), relu(TUTORIAL_MAP)
+    )  # ReLU after the add
     np.testing.assert_array_equal(residual_block_numpy(TUTORIAL_MAP, zeros, zeros, preact=True), TUTORIAL_MAP)
 
 

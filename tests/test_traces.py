@@ -102,7 +102,7 @@ def test_conv_sliding_window_matches_torch_and_the_formula():
     assert image.shape == (5, 5) and kernel.shape == (3, 3) and len(windows) == 9
     for row in windows:
         i, j = (int(v) for v in row[0].strip("()").split(", "))
-        assert row[4] == row[5] == float((image[i:i + 3, j:j + 3] * kernel).sum())
+        assert row[4] == row[5] == float((image[i : i + 3, j : j + 3] * kernel).sum())
     strided = trace("conv", input="6x7", kernel=3, stride=2, padding=1)
     assert strided["rows"][0][4] == [3, 4] and len(strided["rows"]) == 1 + 12
     assert_sides_agree(strided)
@@ -111,8 +111,11 @@ def test_conv_sliding_window_matches_torch_and_the_formula():
 @pytest.mark.parametrize(
     ("name", "options", "message"),
     [
-        ("batchnrm", {}, "unknown trace 'batchnrm'; did you mean batchnorm? the traces are: batchnorm, bottleneck, "
-                         "conv, residual"),
+        (
+            "batchnrm",
+            {},
+            "unknown trace 'batchnrm'; did you mean batchnorm? the traces are: batchnorm, bottleneck, conv, residual",
+        ),
         ("conv", {"input": "5y5"}, "--input takes HxW or a side"),
         ("conv", {"input": "3x3", "kernel": 5}, "does not fit"),
         ("conv", {"x": 2.0}, "trace conv has no option 'x'"),

@@ -28,4 +28,15 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'cnnlab' has no attribute '{name}'")
 
 
-__all__ = ["CnnlabError", "ModelInfo", "create_model", "list_models", "model_info", "register_model", *_API, *_VISUAL, *_FIELDS, "__version__"]
+__all__ = [
+    "CnnlabError",
+    "ModelInfo",
+    "create_model",
+    "list_models",
+    "model_info",
+    "register_model",
+    *_API,
+    *_VISUAL,
+    *_FIELDS,
+    "__version__",
+]

@@ -1,9 +1,9 @@
 """The Python API: every CLI command is one of these functions.
 
-    import cnnlab
-    results = cnnlab.train("lenet5", dataset="digits", epochs=5)
-    cnnlab.evaluate(results["run_dir"])
-    cnnlab.predict(results["run_dir"], ["digit.png"])
+import cnnlab
+results = cnnlab.train("lenet5", dataset="digits", epochs=5)
+cnnlab.evaluate(results["run_dir"])
+cnnlab.predict(results["run_dir"], ["digit.png"])
 """
 
 from __future__ import annotations
@@ -92,10 +92,13 @@ def predict(
             return onnx_runtime.predict(run_dir, images, top_k)
         return prediction.predict(run_dir, images, top_k)
     if runtime != "torch":
-        raise CnnlabError(f"--runtime {runtime} runs a run directory's exported model; "
-                          "an ImageNet checkpoint runs in torch")
+        raise CnnlabError(
+            f"--runtime {runtime} runs a run directory's exported model; an ImageNet checkpoint runs in torch"
+        )
     if weights is None:
-        raise CnnlabError(f"--model {model} needs --weights PATH, a torchvision ImageNet checkpoint (.pth or .safetensors)")
+        raise CnnlabError(
+            f"--model {model} needs --weights PATH, a torchvision ImageNet checkpoint (.pth or .safetensors)"
+        )
     if model is None:
         raise CnnlabError(f"--weights {weights} needs --model NAME, the architecture it holds (e.g. resnet50)")
     if run_dir is not None:

@@ -161,8 +161,10 @@ def quantize_int8(model: nn.Module, calibration: torch.Tensor, batch_size: int =
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
     if calibration.ndim != 4 or not calibration.is_floating_point():
-        raise CnnlabError(f"int8 calibration needs normalised float images [N, C, H, W], got {tuple(calibration.shape)} "
-                          f"{calibration.dtype}")
+        raise CnnlabError(
+            f"int8 calibration needs normalised float images [N, C, H, W], got {tuple(calibration.shape)} "
+            f"{calibration.dtype}"
+        )
     torch.backends.quantized.engine = "x86"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", (DeprecationWarning, UserWarning, FutureWarning))
@@ -203,17 +205,29 @@ def _onnx_bytes(model: nn.Module, example: torch.Tensor) -> bytes:
     try:
         with warnings.catch_warnings():
             # torch 2.9+ deprecates it at every call; the warnings would only tell the user about cnnlab's internals.
-            warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export", DeprecationWarning)
+            warnings.filterwarnings(
+                "ignore", "You are using the legacy TorchScript-based ONNX export", DeprecationWarning
+            )
             warnings.filterwarnings("ignore", "The feature will be removed", DeprecationWarning)
             torch.onnx.export(
-                model, (example,), buffer, dynamo=False, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                model,
+                (example,),
+                buffer,
+                dynamo=False,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
                 dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
             )
         return buffer.getvalue()
     except torch.onnx.errors.OnnxExporterError:
         program = torch.onnx.export(
-            model, (example,), dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False,
+            model,
+            (example,),
+            dynamo=True,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            verbose=False,
         )
         return program.model_proto.SerializeToString()
 
@@ -253,12 +267,21 @@ def export(run_dir: str | Path, format: str = "onnx", optimize: bool = False, ou
     payload = export_bytes(run.model, example, format)
     write_bytes(out, payload)
     sidecar = {
-        "model": run.config.model, "format": format, "file": out.name, "dataset": data["name"],
-        "classes": list(data["classes"]), "input_size": [data["in_chans"], data["image_size"], data["image_size"]],
-        "mean": list(data["mean"]), "std": list(data["std"]),
+        "model": run.config.model,
+        "format": format,
+        "file": out.name,
+        "dataset": data["name"],
+        "classes": list(data["classes"]),
+        "input_size": [data["in_chans"], data["image_size"], data["image_size"]],
+        "mean": list(data["mean"]),
+        "std": list(data["std"]),
         "preprocessing": "float32 (pixel / 255 - mean) / std per channel, [B, C, H, W]",
-        "input_name": INPUT_NAME, "output_name": OUTPUT_NAME, "dynamic_axes": {INPUT_NAME: [0], OUTPUT_NAME: [0]},
-        "optimized": optimize, "folded_batchnorms": folded, "torch": torch.__version__,
+        "input_name": INPUT_NAME,
+        "output_name": OUTPUT_NAME,
+        "dynamic_axes": {INPUT_NAME: [0], OUTPUT_NAME: [0]},
+        "optimized": optimize,
+        "folded_batchnorms": folded,
+        "torch": torch.__version__,
     }
     sidecar_path = out.with_name(out.name + ".json")
     write_json(sidecar_path, sidecar)

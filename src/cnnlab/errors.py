@@ -45,8 +45,11 @@ class ResumeConflictError(CnnlabError):
         def shown(value: object) -> str:  # a boolean as the flag that sets it
             return (flag if value else f"--no-{flag[2:]}") if isinstance(value, bool) else str(value)
 
-        super().__init__(reason or f"{flag} cannot change on --resume: the run trained with {shown(saved)}, got "
-                                   f"{shown(given)} (start a new run instead)")
+        super().__init__(
+            reason
+            or f"{flag} cannot change on --resume: the run trained with {shown(saved)}, got "
+            f"{shown(given)} (start a new run instead)"
+        )
 
 
 # ------------------------------------------------------------------------------------ typed errors and warnings
@@ -61,9 +64,11 @@ class BatchNormBatchTooSmall(CnnlabError):
         self.model, self.batch_size, self.processes = model, batch_size, processes
         self.layer, self.values_per_image = layer, values_per_image
         per_process = " per process" if processes > 1 else ""
-        super().__init__(f"{model} cannot train with --batch-size {batch_size}: a batch-norm layer gets one value per "
-                         f"channel (a 1x1 feature map of one image{per_process}), too few for batch statistics; use "
-                         f"--batch-size {2 * processes} or more")
+        super().__init__(
+            f"{model} cannot train with --batch-size {batch_size}: a batch-norm layer gets one value per "
+            f"channel (a 1x1 feature map of one image{per_process}), too few for batch statistics; use "
+            f"--batch-size {2 * processes} or more"
+        )
 
 
 class UnsafePickleError(CnnlabError):
@@ -84,5 +89,7 @@ class HeadMismatchWarning(UserWarning):
     def __init__(self, path: str, checkpoint_classes: int, model_classes: int, keys: list[str]) -> None:
         self.path, self.keys = path, keys
         self.checkpoint_classes, self.model_classes = checkpoint_classes, model_classes
-        super().__init__(f"{path}: the checkpoint's head has {checkpoint_classes} classes, the model {model_classes}; "
-                         f"keeping a freshly initialised {', '.join(keys)}")
+        super().__init__(
+            f"{path}: the checkpoint's head has {checkpoint_classes} classes, the model {model_classes}; "
+            f"keeping a freshly initialised {', '.join(keys)}"
+        )

@@ -42,8 +42,10 @@ def imagenet_weights_entry(model_name: str, weights: str | os.PathLike) -> torch
     info = model_info(model_name)
     if info.twin is None:
         twinned = [name for name in list_models() if model_info(name).twin]
-        raise CnnlabError(f"{model_name} has no torchvision twin, so no ImageNet checkpoint fits it; "
-                          f"models with one: {', '.join(twinned)}")
+        raise CnnlabError(
+            f"{model_name} has no torchvision twin, so no ImageNet checkpoint fits it; "
+            f"models with one: {', '.join(twinned)}"
+        )
     entries = torchvision.models.get_model_weights(info.twin)
     stem = Path(weights).stem
     return next((entry for entry in entries if Path(entry.url).stem == stem), entries.DEFAULT)
@@ -53,8 +55,9 @@ def load_imagenet_model(model_name: str, weights: str | os.PathLike) -> nn.Modul
     """`model_name` with the ImageNet checkpoint at `weights`, in eval mode; a head of another size is an error."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = create_model(model_name, num_classes=NUM_CLASSES, in_chans=3, weights=weights,
-                             **_IMAGENET_KWARGS.get(model_name, {}))
+        model = create_model(
+            model_name, num_classes=NUM_CLASSES, in_chans=3, weights=weights, **_IMAGENET_KWARGS.get(model_name, {})
+        )
     for warning in caught:
         if isinstance(warning.message, HeadMismatchWarning):  # load_weights kept a fresh head
             raise CnnlabError(f"{weights} is not an ImageNet-1k checkpoint: {warning.message}")
@@ -63,7 +66,9 @@ def load_imagenet_model(model_name: str, weights: str | os.PathLike) -> nn.Modul
 
 
 @torch.no_grad()
-def predict_imagenet(model_name: str, weights: str | os.PathLike, images: list[str | Path], top_k: int = 5) -> list[dict]:
+def predict_imagenet(
+    model_name: str, weights: str | os.PathLike, images: list[str | Path], top_k: int = 5
+) -> list[dict]:
     """Top-k ImageNet class names and probabilities for each image, as `cnnlab.predict` returns them, plus the
     preprocessing used under "preprocessing" (the torchvision Weights entry, resize and crop sizes, mean/std)."""
     from cnnlab.inference.prediction import open_image, top_classes
@@ -72,6 +77,14 @@ def predict_imagenet(model_name: str, weights: str | os.PathLike, images: list[s
     transform = entry.transforms()
     model = load_imagenet_model(model_name, weights)
     batch = torch.stack([transform(open_image(path, 3)) for path in images])  # float32 [B, 3, crop, crop]
-    preprocessing = {"weights": str(entry), "resize": list(transform.resize_size), "crop": list(transform.crop_size),
-                     "mean": list(transform.mean), "std": list(transform.std)}
-    return [{**item, "preprocessing": preprocessing} for item in top_classes(model(batch), list(imagenet_classes()), images, top_k)]
+    preprocessing = {
+        "weights": str(entry),
+        "resize": list(transform.resize_size),
+        "crop": list(transform.crop_size),
+        "mean": list(transform.mean),
+        "std": list(transform.std),
+    }
+    return [
+        {**item, "preprocessing": preprocessing}
+        for item in top_classes(model(batch), list(imagenet_classes()), images, top_k)
+    ]

@@ -59,8 +59,10 @@ def imagenet_index(folder_name: str) -> int:
     if index is None:
         raise CnnlabError(f"class folder {folder_name!r} names two ImageNet classes; rename it by WordNet id")
     if index < 0:
-        raise CnnlabError(f"class folder {folder_name!r} is neither an ImageNet WordNet id (such as n01440764) nor "
-                          "an ImageNet class name (such as tench)")
+        raise CnnlabError(
+            f"class folder {folder_name!r} is neither an ImageNet WordNet id (such as n01440764) nor "
+            "an ImageNet class name (such as tench)"
+        )
     return index
 
 
@@ -80,13 +82,14 @@ def labelled_images(root: str | Path) -> list[tuple[Path, int]]:
     return found
 
 
-def preprocess(images: list[tuple[Path, int]], transform: Callable,
-               batch_size: int = BATCH_SIZE) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def preprocess(
+    images: list[tuple[Path, int]], transform: Callable, batch_size: int = BATCH_SIZE
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(float32 [B, 3, crop, crop] batch, [B] labels) chunks of `images`, each file decoded and transformed."""
     from cnnlab.inference.prediction import open_image
 
     for start in range(0, len(images), batch_size):
-        chunk = images[start:start + batch_size]
+        chunk = images[start : start + batch_size]
         batch = torch.stack([transform(open_image(path, 3)) for path, _ in chunk])
         yield batch, torch.tensor([label for _, label in chunk])
 
@@ -117,8 +120,18 @@ def evaluate_imagenet_folder(model_name: str, weights: str | os.PathLike, root: 
     folders = [path.parent.name for path, _ in images]
     per_class = {name: correct[[f == name for f in folders], 0].float().mean().item() for name in sorted(set(folders))}
     return {
-        "model": model_name, "weights": str(weights), "dataset": f"imagefolder:{root}", "images": len(images),
-        "classes": len(per_class), **accuracies(correct), "per_class_top1": per_class,
-        "preprocessing": {"weights": str(entry), "resize": list(transform.resize_size),
-                          "crop": list(transform.crop_size), "mean": list(transform.mean), "std": list(transform.std)},
+        "model": model_name,
+        "weights": str(weights),
+        "dataset": f"imagefolder:{root}",
+        "images": len(images),
+        "classes": len(per_class),
+        **accuracies(correct),
+        "per_class_top1": per_class,
+        "preprocessing": {
+            "weights": str(entry),
+            "resize": list(transform.resize_size),
+            "crop": list(transform.crop_size),
+            "mean": list(transform.mean),
+            "std": list(transform.std),
+        },
     }

@@ -87,7 +87,9 @@ class BatchNorm2dScratch(nn.Module):
             var = x.var(dim=(0, 2, 3), correction=0)  # [C], biased: what the batch is normalised with
             count = x.numel() // x.shape[1]  # N*H*W values per channel
             if count < 2:
-                raise ValueError(f"expected more than 1 value per channel when training, got input of shape {list(x.shape)}")
+                raise ValueError(
+                    f"expected more than 1 value per channel when training, got input of shape {list(x.shape)}"
+                )
             with torch.no_grad():
                 self.num_batches_tracked += 1
                 factor = 1.0 / self.num_batches_tracked.item() if self.momentum is None else self.momentum

@@ -23,7 +23,8 @@ def test_normalize_matches_the_formula():
     mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
     out = normalize(batch, mean, std)
     expected = (batch.double() / 255 - torch.tensor(mean, dtype=torch.float64).view(1, 3, 1, 1)) / torch.tensor(
-        std, dtype=torch.float64).view(1, 3, 1, 1)
+        std, dtype=torch.float64
+    ).view(1, 3, 1, 1)
     assert out.dtype == torch.float32 and out.shape == (2, 3, 5, 5)
     torch.testing.assert_close(out.double(), expected, rtol=0, atol=1e-6)
     # 255 in a channel with mean 0.5, std 0.25 -> (1 - 0.5) / 0.25 = 2.
@@ -37,16 +38,23 @@ def test_random_crop_padding_zero_is_identity():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
 def test_random_crop_takes_one_zero_padded_window_per_sample(dtype):
-    batch = distinct_batch(h=8, w=6).to(dtype) if dtype == torch.float32 else torch.randint(
-        1, 256, (64, 3, 8, 6), generator=seeded(1), dtype=torch.uint8)
+    batch = (
+        distinct_batch(h=8, w=6).to(dtype)
+        if dtype == torch.float32
+        else torch.randint(1, 256, (64, 3, 8, 6), generator=seeded(1), dtype=torch.uint8)
+    )
     padding = 2
     out = random_crop(batch, padding, seeded(0))
     assert out.shape == batch.shape and out.dtype == dtype
     padded = F.pad(batch, (padding,) * 4)
     offsets = []
     for sample, result in zip(padded, out):  # the reference: torchvision's RandomCrop, one image at a time
-        windows = [(dy, dx) for dy in range(2 * padding + 1) for dx in range(2 * padding + 1)
-                   if torch.equal(sample[:, dy:dy + 8, dx:dx + 6], result)]
+        windows = [
+            (dy, dx)
+            for dy in range(2 * padding + 1)
+            for dx in range(2 * padding + 1)
+            if torch.equal(sample[:, dy : dy + 8, dx : dx + 6], result)
+        ]
         assert windows, "an output sample is not a crop of its padded input"
         offsets.append(windows[0])
     # Offsets are per sample: 64 samples over 25 possible windows use many of them.

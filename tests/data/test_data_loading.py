@@ -17,8 +17,15 @@ import torchvision.datasets
 from PIL import Image
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
-from cnnlab.data import ImageDataset, channel_stats, default_cache_dir, list_datasets, load_dataset, split_validation
-from cnnlab.data import catalog
+from cnnlab.data import (
+    ImageDataset,
+    catalog,
+    channel_stats,
+    default_cache_dir,
+    list_datasets,
+    load_dataset,
+    split_validation,
+)
 from cnnlab.errors import CnnlabError
 
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -59,8 +66,12 @@ def write_pickle(path: Path, content: dict, protocol: int) -> None:
 def cifar_batch(rng: np.random.Generator, n: int, num_classes: int, label_key: bytes) -> tuple[dict, np.ndarray]:
     images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)  # CHW, as the format stores each row
     labels = rng.integers(0, num_classes, n).tolist()
-    batch = {b"batch_label": b"test batch", label_key: labels, b"data": images.reshape(n, 3072),
-             b"filenames": [f"img_{i}.png".encode() for i in range(n)]}
+    batch = {
+        b"batch_label": b"test batch",
+        label_key: labels,
+        b"data": images.reshape(n, 3072),
+        b"filenames": [f"img_{i}.png".encode() for i in range(n)],
+    }
     return batch, images
 
 
@@ -87,8 +98,9 @@ def test_idx_writer_agrees_with_torchvision_reader(tmp_path):
     expected = write_idx_dataset(tmp_path, "")
     train_images = read_image_file(str(tmp_path / "train-images-idx3-ubyte"))
     assert torch.equal(train_images, torch.from_numpy(expected["train_x"]))
-    assert torch.equal(read_label_file(str(tmp_path / "t10k-labels-idx1-ubyte")).to(torch.uint8),
-                       torch.from_numpy(expected["test_y"]))
+    assert torch.equal(
+        read_label_file(str(tmp_path / "t10k-labels-idx1-ubyte")).to(torch.uint8), torch.from_numpy(expected["test_y"])
+    )
 
 
 def test_mnist_plain_idx_round_trips(tmp_path):
@@ -108,8 +120,18 @@ def test_fashion_mnist_gz_in_torchvision_subfolder(tmp_path):
     expected = write_idx_dataset(tmp_path / "FashionMNIST" / "raw", ".gz", seed=1)
     data = load_dataset("fashion-mnist", data_dir=tmp_path, download=False)
     assert_dataset_matches(data, expected)
-    assert data.classes == ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    assert data.classes == [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ]
     assert data.hflip is True
 
 
@@ -267,10 +289,13 @@ def test_missing_data_lists_every_place_looked(tmp_path, isolated_cache):
 
 def test_missing_fashion_mnist_names_the_system_package(tmp_path, monkeypatch):
     nowhere = tmp_path / "no-package"
-    monkeypatch.setitem(catalog.SOURCES, "fashion-mnist",
-                        dataclasses.replace(catalog.SOURCES["fashion-mnist"], system_dirs=(nowhere,)))
-    expected = (r"fashion-mnist not found: .*, " + str(nowhere) + r" \(and their FashionMNIST/raw subfolders\).*"
-                r"To get it: `apt-get install dataset-fashion-mnist`; or run")
+    monkeypatch.setitem(
+        catalog.SOURCES, "fashion-mnist", dataclasses.replace(catalog.SOURCES["fashion-mnist"], system_dirs=(nowhere,))
+    )
+    expected = (
+        r"fashion-mnist not found: .*, " + str(nowhere) + r" \(and their FashionMNIST/raw subfolders\).*"
+        r"To get it: `apt-get install dataset-fashion-mnist`; or run"
+    )
     with pytest.raises(CnnlabError, match=expected):
         load_dataset("fashion-mnist", download=False)
 
@@ -289,9 +314,11 @@ def test_failed_download_becomes_the_not_found_error(isolated_cache, monkeypatch
     assert calls == [(str(isolated_cache / "kmnist"), True, True)]
     message = str(error.value)
     assert "\n" not in message
-    assert f"kmnist not found: looked for train-images-idx3-ubyte[.gz]" in message
-    assert f"in {isolated_cache / 'kmnist'} (and their KMNIST/raw subfolders); downloading failed (URLError: " \
-           "<urlopen error [Errno -3] Temporary failure in name resolution>)" in message
+    assert "kmnist not found: looked for train-images-idx3-ubyte[.gz]" in message
+    assert (
+        f"in {isolated_cache / 'kmnist'} (and their KMNIST/raw subfolders); downloading failed (URLError: "
+        "<urlopen error [Errno -3] Temporary failure in name resolution>)" in message
+    )
 
 
 def test_successful_download_is_loaded(isolated_cache, monkeypatch):

@@ -49,8 +49,12 @@ def test_default_size_squashes_the_whole_image(tmp_path):
     files = photo_folder(tmp_path / "bugs", per_class=5)
     data = load_dataset(f"imagefolder:{tmp_path / 'bugs'}")
     assert data.image_size == 32
-    squashed = {np.asarray(Image.open(p).convert("RGB").resize((32, 32), Image.Resampling.BILINEAR))
-                .transpose(2, 0, 1).tobytes() for p, _ in files}
+    squashed = {
+        np.asarray(Image.open(p).convert("RGB").resize((32, 32), Image.Resampling.BILINEAR))
+        .transpose(2, 0, 1)
+        .tobytes()
+        for p, _ in files
+    }
     assert as_bytes(torch.cat([data.train_images, data.test_images])) == squashed
     assert load_dataset("digits", image_size=64).image_size == 28  # the built-in sets keep their own size
 
@@ -61,8 +65,17 @@ def test_image_size_is_a_checked_train_option(tmp_path):
     with pytest.raises(cnnlab.CnnlabError, match="positive whole number"):
         option.parse("0")
     files = photo_folder(tmp_path / "bugs", per_class=10)
-    results = cnnlab.train("lenet5", dataset=f"imagefolder:{tmp_path / 'bugs'}", image_size=64, epochs=1,
-                           batch_size=8, out=str(tmp_path / "run"), quiet=True, precision="fp32", threads=1)
+    results = cnnlab.train(
+        "lenet5",
+        dataset=f"imagefolder:{tmp_path / 'bugs'}",
+        image_size=64,
+        epochs=1,
+        batch_size=8,
+        out=str(tmp_path / "run"),
+        quiet=True,
+        precision="fp32",
+        threads=1,
+    )
     assert results["status"] == "completed"
     meta = json.loads((tmp_path / "run" / "config.json").read_text())
     assert meta["image_size"] == 64 and meta["data"]["image_size"] == 64

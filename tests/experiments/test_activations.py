@@ -33,8 +33,9 @@ def test_one_row_per_activation_and_seed_with_the_ratio_in_the_findings(result):
     config = json.loads((out / "config.json").read_text())["experiment"]
     assert config["threshold"] == 0.2 and config["seeds"] == [0, 1]
     steps = {(row["activation"], row["seed"]): row["steps_to_threshold"] for row in res.rows}
-    assert all(row["reached"] and config["window"] <= row["steps_to_threshold"] <= config["max_steps"]
-               for row in res.rows)
+    assert all(
+        row["reached"] and config["window"] <= row["steps_to_threshold"] <= config["max_steps"] for row in res.rows
+    )
     assert all(row["final_train_error"] <= 0.2 for row in res.rows)  # stopped at the crossing
     ratios = [steps[("tanh", s)] / steps[("relu", s)] for s in (0, 1)]
     stated = re.search(r"tanh needs ([\d.]+) ± ([\d.]+) \(std, n=2\)", " ".join(res.findings))
@@ -62,11 +63,13 @@ def test_steps_to_threshold_stops_at_the_first_crossing():
     images = (torch.rand(64, 1, 8, 8, generator=generator) * 100 + 120 * labels.view(-1, 1, 1, 1)).to(torch.uint8)
     data = ImageDataset("bright", images, labels, images[:8], labels[:8], ["dark", "bright"], hflip=False)
     torch.manual_seed(0)
-    steps, curve = steps_to_threshold(FourLayerCNN(nn.ReLU, 1, 2), data, lr=0.01, threshold=0.25, max_steps=200,
-                                      batch_size=16, window=4, seed=0)
+    steps, curve = steps_to_threshold(
+        FourLayerCNN(nn.ReLU, 1, 2), data, lr=0.01, threshold=0.25, max_steps=200, batch_size=16, window=4, seed=0
+    )
     assert steps is not None and len(curve) == steps - 4 + 1
     assert curve[-1] <= 0.25 and all(error > 0.25 for error in curve[:-1])
     torch.manual_seed(0)
-    steps, curve = steps_to_threshold(FourLayerCNN(nn.ReLU, 1, 2), data, lr=0.01, threshold=-1.0, max_steps=6,
-                                      batch_size=16, window=4, seed=0)
+    steps, curve = steps_to_threshold(
+        FourLayerCNN(nn.ReLU, 1, 2), data, lr=0.01, threshold=-1.0, max_steps=6, batch_size=16, window=4, seed=0
+    )
     assert steps is None and len(curve) == 3  # never reached: every step from the window on is recorded

@@ -125,11 +125,19 @@ def pretrained(tmp_path_factory):
 @pytest.mark.slow
 def test_pretrained_resnet50_loses_each_droppable_block_in_turn(pretrained, tmp_path):
     model, weights, val = pretrained
-    res = run_experiment("drop-block", models="resnet50", weights=str(weights), dataset=f"imagefolder:{val}",
-                         out=tmp_path)
+    res = run_experiment(
+        "drop-block", models="resnet50", weights=str(weights), dataset=f"imagefolder:{val}", out=tmp_path
+    )
     # ResNet-50 has 3+4+6+3 Bottlenecks; the first of each stage changes the width, so 12 can go.
-    expected = ["none", "layer1.1", "layer1.2", *(f"layer2.{i}" for i in (1, 2, 3)),
-                *(f"layer3.{i}" for i in range(1, 6)), "layer4.1", "layer4.2"]
+    expected = [
+        "none",
+        "layer1.1",
+        "layer1.2",
+        *(f"layer2.{i}" for i in (1, 2, 3)),
+        *(f"layer3.{i}" for i in range(1, 6)),
+        "layer4.1",
+        "layer4.2",
+    ]
     assert [row["removed_block"] for row in res.rows] == expected
     intact = evaluate_imagenet_folder("resnet50", weights, val)
     assert (res.rows[0]["top1"], res.rows[0]["top5"]) == (intact["top1"], intact["top5"]) == (0.5, 1.0)

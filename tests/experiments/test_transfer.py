@@ -16,6 +16,7 @@ from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
 from cnnlab.experiments import run_experiment
 from cnnlab.experiments.transfer import class_subset, few_labels
+from cnnlab.inference.prediction import evaluate
 from cnnlab.models.resnet import cifar_resnet
 from cnnlab.registry import create_model
 from cnnlab.training.finetune import (
@@ -26,7 +27,6 @@ from cnnlab.training.finetune import (
     model_name_from_file,
     prepare_for_finetuning,
 )
-from cnnlab.inference.prediction import evaluate
 
 # simple_cnn with a 5-class head: 206,922 - (128 * 10 + 10) + (128 * 5 + 5) = 206,277; its head alone 645.
 # Rank-2 LoRA: conv1 (1 -> 16, 3x3) A 2*1*9 + B 16*2 = 50; conv2 (16 -> 32) A 2*16*9 + B 32*2 = 352: +402.
@@ -43,7 +43,8 @@ def result(tmp_path_factory):
 def test_table_of_accuracy_against_trainable_parameters(result):
     res, out = result
     assert [(r["labels_per_class"], r["method"]) for r in res.rows] == [
-        (n, m) for n in (5, 20) for m in ("scratch", "linear probe", "fine-tune", "LoRA")]
+        (n, m) for n in (5, 20) for m in ("scratch", "linear probe", "fine-tune", "LoRA")
+    ]
     for row in res.rows:
         assert row["trainable_params"] == TRAINABLE[row["method"]]
         assert 0.2 < row["test_accuracy"] <= 1.0  # above chance (20%) on the 5 target classes
@@ -124,9 +125,29 @@ def source_run(tmp_path_factory):
 
 def test_finetune_cli_from_a_run_dir_gives_an_evaluable_run(source_run, tmp_path, capsys):
     out = tmp_path / "tuned"
-    code = main(["finetune", str(source_run), "--dataset", "digits", "--freeze", "backbone", "--lora-rank", "2",
-                 "--head-lr", "0.01", "--backbone-lr", "0.005", "--epochs", "1", "--train-subset", "600",
-                 "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "finetune",
+            str(source_run),
+            "--dataset",
+            "digits",
+            "--freeze",
+            "backbone",
+            "--lora-rank",
+            "2",
+            "--head-lr",
+            "0.01",
+            "--backbone-lr",
+            "0.005",
+            "--epochs",
+            "1",
+            "--train-subset",
+            "600",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     info = json.loads((out / "finetune.json").read_text())
     assert info["trainable_params"] == 1_290 + 402 and info["lora_rank"] == 2 and info["head_lr"] == 0.01
@@ -142,8 +163,9 @@ def test_finetune_from_a_torchvision_format_weights_file(tmp_path):
     torch.save(trained.state_dict(), path)
     assert model_name_from_file(path) == "lenet5"
     with pytest.warns(UserWarning, match="head has 7 classes"):
-        results = finetune(path, "digits", freeze="backbone", epochs=1, train_subset=600, out=str(tmp_path / "run"),
-                           quiet=True)
+        results = finetune(
+            path, "digits", freeze="backbone", epochs=1, train_subset=600, out=str(tmp_path / "run"), quiet=True
+        )
     assert results["trainable_params"] == 84 * 10 + 10
     with pytest.raises(CnnlabError, match="cannot tell which model"):
         model_name_from_file(tmp_path / "weights.pth")

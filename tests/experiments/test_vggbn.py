@@ -31,7 +31,11 @@ def test_a_difference_within_the_spread_is_not_resolved():
 def test_quick_run_trains_both_twins_per_seed(tmp_path):
     res = run_experiment("vgg-bn", quick=True, out=tmp_path)
     assert [(row["model"], row["seed"]) for row in res.rows] == [
-        ("vgg11", 0), ("vgg11", 1), ("vgg11_bn", 0), ("vgg11_bn", 1)]
+        ("vgg11", 0),
+        ("vgg11", 1),
+        ("vgg11_bn", 0),
+        ("vgg11_bn", 1),
+    ]
     for row in res.rows:  # each seed's run directory is kept, and the table is its results
         saved = json.loads((tmp_path / f"{row['model']}-seed{row['seed']}" / "results.json").read_text())
         assert row["outcome"] == "trained" and row["test_accuracy"] == saved["test_accuracy"]

@@ -17,9 +17,21 @@ from cnnlab.models.zoo import FIELDS, catalog, catalog_row, family_ideas, render
 
 @pytest.mark.parametrize(
     ("name", "depth"),
-    [("lenet5", 5), ("alexnet", 8), ("vgg16", 16), ("vgg19", 19), ("resnet18", 18), ("resnet50", 50),
-     ("resnet152", 152), ("resnet20", 20), ("googlenet", 22), ("densenet121", 121), ("mobilenet_v1", 28),
-     ("mobilenet_v2", 53), ("resnext29_8x64d", 29)],
+    [
+        ("lenet5", 5),
+        ("alexnet", 8),
+        ("vgg16", 16),
+        ("vgg19", 19),
+        ("resnet18", 18),
+        ("resnet50", 50),
+        ("resnet152", 152),
+        ("resnet20", 20),
+        ("googlenet", 22),
+        ("densenet121", 121),
+        ("mobilenet_v1", 28),
+        ("mobilenet_v2", 53),
+        ("resnext29_8x64d", 29),
+    ],
 )
 def test_depth_is_the_weight_layers_on_the_longest_path(name, depth):
     # Shortcut projections (resnet50's 1x1 downsample convs) sit on a shorter path; Inception takes its deepest
@@ -54,8 +66,17 @@ def test_formats(resnet_rows):
 
 
 def test_timeline_chart_is_a_small_png(tmp_path):
-    names = ("lenet5", "alexnet", "vgg16", "vgg19_bn", "resnet18", "resnet50", "resnet20", "regnet_x_400mf",
-             "mobilenet_v2")
+    names = (
+        "lenet5",
+        "alexnet",
+        "vgg16",
+        "vgg19_bn",
+        "resnet18",
+        "resnet50",
+        "resnet20",
+        "regnet_x_400mf",
+        "mobilenet_v2",
+    )
     rows = [catalog_row(name) for name in names]  # both panels, 6 families (the docs' chart has every model)
     path = timeline_plot(rows, tmp_path / "timeline.png")
     with Image.open(path) as image:

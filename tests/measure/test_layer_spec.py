@@ -24,13 +24,27 @@ def test_every_layer_kind_builds_and_sizes_its_head_from_the_input():
     spec = "conv 64 k7 s2 p3; maxpool k3 s2 p1; conv 128 k3 p1; relu; bn; avgpool k2; flatten; fc 10"
     model = build_layer_spec(spec, in_chans=3)
     assert list(dict(model.named_children())) == [
-        "conv1", "maxpool1", "conv2", "relu1", "bn1", "avgpool1", "flatten1", "fc1",
+        "conv1",
+        "maxpool1",
+        "conv2",
+        "relu1",
+        "bn1",
+        "avgpool1",
+        "flatten1",
+        "fc1",
     ]
     assert (model.conv2.in_channels, model.conv2.out_channels, model.conv2.padding) == (64, 128, (1, 1))
     assert (model.maxpool1.kernel_size, model.maxpool1.stride, model.avgpool1.stride) == (3, 2, 2)
     summary = summarize(model, (3, 224, 224))
     assert [row.output_shape for row in summary.rows] == [
-        (64, 112, 112), (64, 56, 56), (128, 56, 56), (128, 56, 56), (128, 56, 56), (128, 28, 28), (100_352,), (10,),
+        (64, 112, 112),
+        (64, 56, 56),
+        (128, 56, 56),
+        (128, 56, 56),
+        (128, 56, 56),
+        (128, 28, 28),
+        (100_352,),
+        (10,),
     ]
     assert model.fc1.in_features == 128 * 28 * 28  # the lazy linear was sized by the forward pass
     assert summary.total_params == count_params(model) == 9_472 + 73_856 + 256 + 100_352 * 10 + 10
@@ -73,12 +87,14 @@ def test_malformed_specs_name_the_problem_and_the_grammar(spec, named):
     assert named in message and "conv OUT kK" in message and "\n" not in message
 
 
-@pytest.mark.parametrize(("text", "shape"), [("1x28x28", (1, 28, 28)), (" 3X224x224 ", (3, 224, 224)), ("3x32x64", (3, 32, 64))])
+@pytest.mark.parametrize(
+    ("text", "shape"), [("1x28x28", (1, 28, 28)), (" 3X224x224 ", (3, 224, 224)), ("3x32x64", (3, 32, 64))]
+)
 def test_parse_input_shape(text, shape):
     assert parse_input_shape(text) == shape
 
 
 @pytest.mark.parametrize("text", ["28", "3x224", "0x28x28", "1x28x28x2", "axbxc", "", "3x-1x4"])
 def test_parse_input_shape_rejects_malformed_text(text):
-    with pytest.raises(CnnlabError, match=r"^--input must look like 3x224x224 .*got '" ):
+    with pytest.raises(CnnlabError, match=r"^--input must look like 3x224x224 .*got '"):
         parse_input_shape(text)

@@ -97,8 +97,11 @@ def test_adaptive_and_global_pools():
 
 @settings(max_examples=50, deadline=None)
 @given(
-    size=st.integers(1, 40), kernel=st.integers(1, 7), stride=st.integers(1, 4),
-    padding=st.integers(0, 3), dilation=st.integers(1, 3),
+    size=st.integers(1, 40),
+    kernel=st.integers(1, 7),
+    stride=st.integers(1, 4),
+    padding=st.integers(0, 3),
+    dilation=st.integers(1, 3),
 )
 def test_output_size_formula_matches_torch_modules(size, kernel, stride, padding, dilation):
     # Valid ranges only: the dilated kernel must fit the padded input, and torch caps pool padding at half the kernel.
@@ -163,8 +166,19 @@ def test_every_registered_model_gets_a_receptive_field_and_a_depth():
     assert [fields["alexnet"], fields["densenet121"]] == [receptive_field("alexnet"), receptive_field("densenet121")]
 
 
-@pytest.mark.parametrize("name", ["googlenet", "densenet_bc_100_12", "efficientnet_b0", "convnext_tiny",
-                                  "squeezenet1_1", "mobilenet_v3_small", "regnet_y_400mf", "resnext29_8x64d"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "googlenet",
+        "densenet_bc_100_12",
+        "efficientnet_b0",
+        "convnext_tiny",
+        "squeezenet1_1",
+        "mobilenet_v3_small",
+        "regnet_y_400mf",
+        "resnext29_8x64d",
+    ],
+)
 def test_summary_fills_every_map_row_of_branching_nets(name):
     shape = (3, 64, 64)
     with torch.device("meta"):

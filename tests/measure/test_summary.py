@@ -19,7 +19,8 @@ def lenet_summary():
 
 
 def test_lenet5_dimension_flow_at_28(lenet_summary):
-    # The tutorials' flow: 28 -> conv 5x5 -> 24 -> pool -> 12 -> conv 5x5 -> 8 -> pool -> 4, 16*4*4 = 256 -> 120 -> 84 -> 10.
+    # The tutorials' flow: 28 -> conv 5x5 -> 24 -> pool -> 12 -> conv 5x5 -> 8 -> pool -> 4,
+    # 16*4*4 = 256 -> 120 -> 84 -> 10.
     flow = [(row.name, row.kind, row.output_shape) for row in lenet_summary.rows]
     assert flow == [
         ("conv1", "Conv2d", (6, 24, 24)),
@@ -128,7 +129,9 @@ def test_a_layer_called_twice_gets_two_rows_and_counts_its_params_once():
     conv = nn.Conv2d(4, 4, 3, padding=1)
     summary = summarize(nn.Sequential(conv, nn.ReLU(), conv), (4, 8, 8))
     assert [(row.name, row.params, row.macs) for row in summary.rows] == [
-        ("0", 148, 9_216), ("1", 0, 0), ("0", 0, 9_216),  # 4*8*8 outputs * 36 MACs per call
+        ("0", 148, 9_216),
+        ("1", 0, 0),
+        ("0", 0, 9_216),  # 4*8*8 outputs * 36 MACs per call
     ]
     assert [row.receptive_field for row in summary.rows] == [3, 3, 5]
     assert summary.total_params == 148

@@ -7,7 +7,6 @@ from twins import assert_logits_match, images, n_params, stage_shapes, torchvisi
 from cnnlab import create_model, model_info
 from cnnlab.models.densenet import DenseNet, densenet121, densenet_bc_100_12
 
-
 # torchvision 0.29.1's ImageNet weights metadata (anchors.md).
 TWINS = {"densenet121": 7_978_856, "densenet169": 14_149_480, "densenet201": 20_013_928}
 

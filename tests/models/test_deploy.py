@@ -33,8 +33,15 @@ ATOL = 1e-4
 # A pre-activation BN (BN -> ReLU -> conv) has no conv before it, so it stays: DenseNet keeps norm1 of every
 # layer, each transition's norm and norm5; the pre-activation ResNets keep every block's BNs but the one
 # after their first conv. Every other model folds all of its BNs.
-UNFOLDABLE = {"densenet121": 62, "densenet169": 86, "densenet201": 102, "densenet_bc_100_12": 51,
-              "preact_resnet18": 9, "wrn28_10": 13, "wrn40_4": 19}
+UNFOLDABLE = {
+    "densenet121": 62,
+    "densenet169": 86,
+    "densenet201": 102,
+    "densenet_bc_100_12": 51,
+    "preact_resnet18": 9,
+    "wrn28_10": 13,
+    "wrn40_4": 19,
+}
 
 
 def small_kwargs(name: str) -> dict:
@@ -215,14 +222,21 @@ def test_onnx_export_of_the_zoo_matches_pytorch(name: str):
 def test_cli_export_writes_the_model_and_its_sidecar(format, optimize, trained_run, fixed_batch, tmp_path, capsys):
     model, x = fixed_batch
     out = tmp_path / f"exported-{format}"
-    assert main(["export", str(trained_run), "--format", format, "--out", str(out), *(["--optimize"] if optimize else [])]) == 0
+    assert (
+        main(["export", str(trained_run), "--format", format, "--out", str(out), *(["--optimize"] if optimize else [])])
+        == 0
+    )
     assert f"wrote {out} ({format}, dynamic batch" in capsys.readouterr().out
     sidecar = json.loads((tmp_path / f"{out.name}.json").read_text())
     config = json.loads((trained_run / "config.json").read_text())
     assert sidecar["classes"] == config["data"]["classes"] == [str(i) for i in range(10)]
     assert sidecar["input_size"] == [1, 28, 28]
     assert (sidecar["mean"], sidecar["std"]) == (config["data"]["mean"], config["data"]["std"])
-    assert (sidecar["format"], sidecar["optimized"], sidecar["folded_batchnorms"]) == (format, optimize, 7 if optimize else 0)
+    assert (sidecar["format"], sidecar["optimized"], sidecar["folded_batchnorms"]) == (
+        format,
+        optimize,
+        7 if optimize else 0,
+    )
     x = x[:50]
     with torch.no_grad():
         expected = model(x)  # the eager, unfolded model
@@ -251,9 +265,14 @@ def test_export_errors_are_one_line(trained_run, tmp_path, capsys, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert main(["export", str(trained_run), "--format", "torchscript", "--out", str(blocker / "model.pt")]) == 2
-    assert capsys.readouterr().err.strip() == f"cnnlab: error: could not write {blocker / 'model.pt'}: {blocker} is a file, not a directory"
+    assert (
+        capsys.readouterr().err.strip()
+        == f"cnnlab: error: could not write {blocker / 'model.pt'}: {blocker} is a file, not a directory"
+    )
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if the export extra were not installed
-    with pytest.raises(CnnlabError, match=r"^ONNX export needs the onnx and onnxscript packages: pip install 'cnnlab\[export\]'$"):
+    with pytest.raises(
+        CnnlabError, match=r"^ONNX export needs the onnx and onnxscript packages: pip install 'cnnlab\[export\]'$"
+    ):
         export_bytes(nn.Conv2d(1, 1, 1), torch.zeros(1, 1, 2, 2), "onnx")
 
 
@@ -265,7 +284,9 @@ def test_int8_keeps_nearly_every_top1_of_a_trained_model(fixed_batch):
     with torch.no_grad():
         expected, actual = model(x), quantized(x)
     assert actual.dtype == torch.float32 and actual.shape == expected.shape
-    assert any(type(module).__module__.startswith("torch.ao.nn.quantized") for module in quantized.modules())  # int8 convs
+    assert any(
+        type(module).__module__.startswith("torch.ao.nn.quantized") for module in quantized.modules()
+    )  # int8 convs
     agreement = (actual.argmax(1) == expected.argmax(1)).float().mean().item()
     assert agreement >= 0.97, f"int8 agrees with fp32 on {agreement:.1%} of the test digits"
     assert (actual - expected).abs().max() < 0.1 * expected.abs().max()
@@ -274,7 +295,10 @@ def test_int8_keeps_nearly_every_top1_of_a_trained_model(fixed_batch):
 def test_int8_errors_are_one_line():
     from cnnlab.deploy import quantize_int8
 
-    with pytest.raises(CnnlabError, match=r"^int8 calibration needs normalised float images \[N, C, H, W\], got \(4, 1, 8\) torch.uint8$"):
+    with pytest.raises(
+        CnnlabError,
+        match=r"^int8 calibration needs normalised float images \[N, C, H, W\], got \(4, 1, 8\) torch.uint8$",
+    ):
         quantize_int8(nn.Conv2d(1, 1, 1), torch.zeros(4, 1, 8, dtype=torch.uint8))
     with pytest.raises(CnnlabError, match=r"^cannot quantize Branchy: torch.fx cannot trace its forward \("):
         quantize_int8(Branchy(), torch.randn(2, 3, 4, 4))

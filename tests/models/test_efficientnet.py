@@ -15,7 +15,6 @@ from cnnlab import create_model, model_info
 from cnnlab.errors import CnnlabError
 from cnnlab.models.efficientnet import efficientnet, efficientnet_scaling
 
-
 # torchvision 0.29.1's IMAGENET1K_V1 metadata (anchors.md).
 ANCHOR_COUNTS = [5_288_548, 7_794_184, 9_109_994, 12_233_232, 19_341_616, 30_389_784, 43_040_704, 66_347_960]
 # The paper's compound-scaling table (anchors.md): width, depth, resolution, dropout.

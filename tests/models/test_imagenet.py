@@ -49,7 +49,10 @@ def calibrate_norms_(model: torch.nn.Module) -> None:
             module.reset_running_stats()
             module.momentum = None
     pixels = torch.rand(8, 3, 224, 224, generator=torch.Generator().manual_seed(0))
-    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean, std = (
+        torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1),
+        torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1),
+    )
     model.train()(pixels.sub(mean).div(std))
     model.eval()
 
@@ -101,8 +104,13 @@ def test_resnet50_top5_equals_torchvision(file_name, photos, tmp_path):
     twin = torchvision_checkpoint("resnet50", tmp_path, file_name)
     results = cnnlab.predict(images=photos, model="resnet50", weights=tmp_path / file_name)
     entry = torchvision.models.ResNet50_Weights.DEFAULT  # no file name of torchvision's: its DEFAULT weights
-    assert results[0]["preprocessing"] == {"weights": "ResNet50_Weights.IMAGENET1K_V2", "resize": [232], "crop": [224],
-                                           "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    assert results[0]["preprocessing"] == {
+        "weights": "ResNet50_Weights.IMAGENET1K_V2",
+        "resize": [232],
+        "crop": [224],
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+    }
     assert_same_top(results, torchvision_top(twin, entry, photos))
     assert [item["image"] for item in results] == [str(path) for path in photos]
 
@@ -111,20 +119,30 @@ def test_a_torchvision_file_name_picks_those_weights_preprocessing(photos, tmp_p
     twin = torchvision_checkpoint("resnet50", tmp_path, "resnet50-0676ba61.pth")  # IMAGENET1K_V1's download
     entry = imagenet_weights_entry("resnet50", tmp_path / "resnet50-0676ba61.pth")
     assert entry is torchvision.models.ResNet50_Weights.IMAGENET1K_V1 and entry.transforms().resize_size == [256]
-    argv = ["predict", "--model", "resnet50", "--weights", str(tmp_path / "resnet50-0676ba61.pth"), *map(str, photos[:2])]
+    argv = [
+        "predict",
+        "--model",
+        "resnet50",
+        "--weights",
+        str(tmp_path / "resnet50-0676ba61.pth"),
+        *map(str, photos[:2]),
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "preprocessed as torchvision's ResNet50_Weights.IMAGENET1K_V1: resize 256, center-crop 224" in out
     classes = imagenet_classes()
     (indices, probabilities), _ = torchvision_top(twin, entry, photos[:2])
-    expected = [f"  {rank}. {classes[i]:<20} {p:7.2%}" for rank, (i, p) in enumerate(zip(indices, probabilities.tolist()), 1)]
-    assert out.splitlines()[2:2 + TOP] == expected
+    expected = [
+        f"  {rank}. {classes[i]:<20} {p:7.2%}" for rank, (i, p) in enumerate(zip(indices, probabilities.tolist()), 1)
+    ]
+    assert out.splitlines()[2 : 2 + TOP] == expected
 
 
 def test_googlenet_gets_torchvisions_input_transform(photos, tmp_path):
     # torchvision's ImageNet GoogLeNet was ported from Caffe: loading its weights sets transform_input=True.
-    twin = torchvision_checkpoint("googlenet", tmp_path, "googlenet.pth", transform_input=True, aux_logits=False,
-                                  init_weights=False)
+    twin = torchvision_checkpoint(
+        "googlenet", tmp_path, "googlenet.pth", transform_input=True, aux_logits=False, init_weights=False
+    )
     results = cnnlab.predict(images=photos, model="googlenet_tv", weights=tmp_path / "googlenet.pth")
     expected = torchvision_top(twin, torchvision.models.GoogLeNet_Weights.DEFAULT, photos)
     assert_same_top(results, expected)
@@ -135,9 +153,18 @@ def test_googlenet_gets_torchvisions_input_transform(photos, tmp_path):
 def test_imagenet_predict_errors(photos, tmp_path, capsys):
     image = str(photos[0])
     cases = [
-        (["--model", "resnet50", image], "--model resnet50 needs --weights PATH, a torchvision ImageNet checkpoint (.pth or .safetensors)"),
-        (["--weights", "w.pth", image], "--weights w.pth needs --model NAME, the architecture it holds (e.g. resnet50)"),
-        (["--model", "resnet50", "--weights", str(tmp_path / "nope.pth"), image], f"weights file {tmp_path / 'nope.pth'} does not exist"),
+        (
+            ["--model", "resnet50", image],
+            "--model resnet50 needs --weights PATH, a torchvision ImageNet checkpoint (.pth or .safetensors)",
+        ),
+        (
+            ["--weights", "w.pth", image],
+            "--weights w.pth needs --model NAME, the architecture it holds (e.g. resnet50)",
+        ),
+        (
+            ["--model", "resnet50", "--weights", str(tmp_path / "nope.pth"), image],
+            f"weights file {tmp_path / 'nope.pth'} does not exist",
+        ),
     ]
     for argv, message in cases:
         assert main(["predict", *argv]) == 2
@@ -145,13 +172,19 @@ def test_imagenet_predict_errors(photos, tmp_path, capsys):
     assert main(["predict", "--model", "preact_resnet18", "--weights", "w.pth", image]) == 2
     assert capsys.readouterr().err.startswith(
         "cnnlab: error: preact_resnet18 has no torchvision twin, so no ImageNet checkpoint fits it; "
-        "models with one: alexnet, ")
+        "models with one: alexnet, "
+    )
     torch.save(torchvision.models.resnet18(weights=None, num_classes=10).state_dict(), tmp_path / "ten.pth")
-    with pytest.raises(CnnlabError, match=r"ten.pth is not an ImageNet-1k checkpoint: .*the checkpoint's head has 10 classes, the model 1000"):
+    with pytest.raises(
+        CnnlabError,
+        match=r"ten.pth is not an ImageNet-1k checkpoint: .*the checkpoint's head has 10 classes, the model 1000",
+    ):
         cnnlab.predict(images=[image], model="resnet18", weights=tmp_path / "ten.pth")
     with pytest.raises(CnnlabError, match=r"^predict needs at least one image file$"):
         cnnlab.predict(images=[], model="resnet18", weights=tmp_path / "ten.pth")
     with pytest.raises(CnnlabError, match=r"^pass either a run directory or model= and weights=, not both$"):
         cnnlab.predict("runs/x", [image], model="resnet18", weights=tmp_path / "ten.pth")
-    with pytest.raises(CnnlabError, match=r"^predict needs a run directory, or model= and weights= for an ImageNet checkpoint$"):
+    with pytest.raises(
+        CnnlabError, match=r"^predict needs a run directory, or model= and weights= for an ImageNet checkpoint$"
+    ):
         cnnlab.predict(images=[image])

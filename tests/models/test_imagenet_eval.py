@@ -100,7 +100,8 @@ def test_top1_and_top5_equal_torchvisions(checkpoint, tmp_path, capsys):
     assert (result["top1"], result["top5"]) == (expected_top1, expected_top5)
     assert result["images"] == 8 and result["preprocessing"]["resize"] == [256]
     assert sum(result["per_class_top1"].values()) == pytest.approx(
-        sum(1.0 for name in result["per_class_top1"] if name.startswith("n")), abs=1e-9)  # wnid folders: all right
+        sum(1.0 for name in result["per_class_top1"] if name.startswith("n")), abs=1e-9
+    )  # wnid folders: all right
 
     assert main(argv) == 0
     assert "top-1 50.00%, top-5 100.00%" in capsys.readouterr().out

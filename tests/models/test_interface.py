@@ -136,7 +136,10 @@ def test_min_input_size(built: Built):
     with torch.no_grad():
         assert built.model(torch.zeros(1, chans, side, side)).shape == (1, built.model.num_classes)
         if side > 1:
-            message = f"input {chans}x{side - 1}x{side - 1} is too small for {built.name}: the minimum is {chans}x{side}x{side}"
+            message = (
+                f"input {chans}x{side - 1}x{side - 1} is too small for {built.name}: "
+                f"the minimum is {chans}x{side}x{side}"
+            )
             with pytest.raises(CnnlabError, match=message):
                 built.model(torch.zeros(1, chans, side - 1, side - 1))
 

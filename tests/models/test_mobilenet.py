@@ -9,13 +9,13 @@ from twins import assert_logits_match, images, n_params, stage_shapes, torchvisi
 from cnnlab import create_model, model_info
 from cnnlab.models.mobilenet import MobileNetV2, mobilenet_v1, mobilenet_v2
 
-
 TWINS = {"mobilenet_v2": 3_504_872, "mobilenet_v3_small": 2_542_856, "mobilenet_v3_large": 5_483_032}
 
 
 @pytest.fixture(scope="module", params=sorted(TWINS))
 def twin_pair(request):
-    """(name, ours, torchvision's): torchvision's with randomised BNs and unit-gain linears, loaded into ours (twins.torchvision_pair)."""
+    """(name, ours, torchvision's): torchvision's with randomised BNs and unit-gain linears, loaded into ours
+    (twins.torchvision_pair)."""
     return request.param, *torchvision_pair(request.param, linear=True)
 
 

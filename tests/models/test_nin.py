@@ -25,8 +25,15 @@ def d2l_layout(model: nn.Module) -> nn.Sequential:
     last.weight.data = model.fc.weight.data[:, :, None, None].clone()
     last.bias.data = model.fc.bias.data.clone()
     return nn.Sequential(
-        model.block1, model.block2, model.block3, model.dropout, model.block4, last, nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        model.block1,
+        model.block2,
+        model.block3,
+        model.dropout,
+        model.block4,
+        last,
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
     )
 
 

@@ -112,7 +112,9 @@ def test_wrong_channels_and_rank():
     model = create_model("mini_vgg")
     with pytest.raises(CnnlabError, match=r"^input 1x32x32 has 1 channel\(s\) but mini_vgg takes 3 \(see in_chans\)$"):
         model(torch.zeros(2, 1, 32, 32))
-    with pytest.raises(CnnlabError, match=r"takes a batch of images \[B, C, H, W\], not a tensor of shape \[3, 32, 32\]"):
+    with pytest.raises(
+        CnnlabError, match=r"takes a batch of images \[B, C, H, W\], not a tensor of shape \[3, 32, 32\]"
+    ):
         model(torch.zeros(3, 32, 32))
 
 

@@ -9,7 +9,6 @@ from twins import assert_logits_match, images, n_params, stage_shapes, torchvisi
 from cnnlab import create_model, model_info
 from cnnlab.models.regnet import AnyNet, AnyNetStage, XBlock, regnet_stages, regnet_x_400mf, regnet_y_400mf
 
-
 # The paper's (Appendix) RegNetX/Y settings as torchvision's builders pass them: depth, w_0, w_a, w_m, group width.
 REGNET_SETTINGS = {
     "regnet_x_400mf": (22, 24, 24.48, 2.54, 16),
@@ -68,7 +67,8 @@ TWINS = {"regnet_x_400mf": 5_495_976, "regnet_y_400mf": 4_344_144}
 
 @pytest.fixture(scope="module", params=sorted(TWINS))
 def twin_pair(request):
-    """(name, ours, torchvision's): torchvision's with randomised BNs and unit-gain fc weights, loaded into ours (twins.torchvision_pair)."""
+    """(name, ours, torchvision's): torchvision's with randomised BNs and unit-gain fc weights, loaded into ours
+    (twins.torchvision_pair)."""
     return request.param, *torchvision_pair(request.param, linear=True)
 
 

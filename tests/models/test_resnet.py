@@ -51,9 +51,13 @@ def test_equals_torchvision_twin(name: str, anchor: int) -> None:
 
 # The three projections (1x1 conv + BN) at the starts of stages 2-4:
 #   64*128 + 2*128 = 8,448;  128*256 + 2*256 = 33,280;  256*512 + 2*512 = 132,096;  total 173,824
-@pytest.mark.parametrize("name, twin, expected", [
-    ("plain18", "resnet18", 11_689_512 - 173_824), ("plain34", "resnet34", 21_797_672 - 173_824),
-])
+@pytest.mark.parametrize(
+    "name, twin, expected",
+    [
+        ("plain18", "resnet18", 11_689_512 - 173_824),
+        ("plain34", "resnet34", 21_797_672 - 173_824),
+    ],
+)
 def test_imagenet_plain_nets_are_their_twins_without_shortcuts(name: str, twin: str, expected: int) -> None:
     theirs = getattr(torchvision.models, twin)(weights=None)
     projections = sum(p.numel() for key, p in theirs.named_parameters() if ".downsample." in key)
@@ -217,7 +221,13 @@ def test_drop_block_keeps_network_working() -> None:
     model = create_model("resnet20").eval()
     # Every block but the first of stages 2 and 3 (those change width and stride).
     assert droppable_blocks(model) == [
-        ("layer1", 0), ("layer1", 1), ("layer1", 2), ("layer2", 1), ("layer2", 2), ("layer3", 1), ("layer3", 2)
+        ("layer1", 0),
+        ("layer1", 1),
+        ("layer1", 2),
+        ("layer2", 1),
+        ("layer2", 2),
+        ("layer3", 1),
+        ("layer3", 2),
     ]
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
@@ -295,7 +305,9 @@ def test_resnext29_8x64d() -> None:
     assert n_params(model) == 34_426_698 and round(34_426_698 / 1e6, 1) == 34.4
     first_blocks = [stage[0] for stage in model.stages()]
     assert [(b.conv2.groups, b.conv2.out_channels, b.conv3.out_channels) for b in first_blocks] == [
-        (8, 512, 256), (8, 1024, 512), (8, 2048, 1024)
+        (8, 512, 256),
+        (8, 1024, 512),
+        (8, 2048, 1024),
     ]
     with torch.no_grad():
         assert model.forward_features(torch.randn(1, 3, 32, 32)).shape == (1, 1024, 8, 8)

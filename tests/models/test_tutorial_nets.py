@@ -15,7 +15,8 @@ from cnnlab.models.blocks import BasicBlock, Bottleneck
         ("lenet5", {"input_size": 32}, 61_706),
         ("lenet5", {"input_size": 28}, 44_426),  # 1x28x28 (tutorial 000): conv 156 + 2,416, fc 30,840 + 10,164 + 850
         ("simple_cnn", {}, 206_922),  # conv 160 + 4,640, fc 200,832 + 1,290
-        # As written: stem conv 320 + BN 64, 3 blocks x (2 x 9,248 conv + 2 x 64 BN), fc 330. The tutorial states 56,170.
+        # As written: stem conv 320 + BN 64, 3 blocks x (2 x 9,248 conv + 2 x 64 BN), fc 330.
+        # The tutorial states 56,170.
         ("simple_resnet", {}, 56_586),
         ("mini_vgg", {}, 289_194),  # blocks 10,272 + 55,680 + 221,952, fc 1,290 ("~290k" in tutorial 001)
         ("tiny_resnet", {}, 2_797_610),  # "roughly 2.8M" in tutorial 001

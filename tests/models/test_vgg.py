@@ -11,7 +11,11 @@ from cnnlab.models.vgg import VGG_CONFIGS
 NAMES = ["vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"]
 # torchvision's IMAGENET1K_V1 metadata, /work/shared/reference/anchors.md.
 ANCHORS = {
-    "vgg11": 132_863_336, "vgg11_bn": 132_868_840, "vgg16": 138_357_544, "vgg16_bn": 138_365_992, "vgg19": 143_667_240,
+    "vgg11": 132_863_336,
+    "vgg11_bn": 132_868_840,
+    "vgg16": 138_357_544,
+    "vgg16_bn": 138_365_992,
+    "vgg19": 143_667_240,
 }
 
 

@@ -200,7 +200,10 @@ def test_pickled_code_is_refused(payload: str, container: str, tmp_path):
             pickle.dump(checkpoint, file)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch notes the pickle protocol of the plain-pickle file
-        with pytest.raises(CnnlabError, match=r"evil\.pth holds pickled code( \((posix\.system|io\.open)\))?, which cnnlab refuses .*safetensors"):
+        with pytest.raises(
+            CnnlabError,
+            match=r"evil\.pth holds pickled code( \((posix\.system|io\.open)\))?, which cnnlab refuses .*safetensors",
+        ):
             create_model("resnet18", weights=path)
     assert not marker.exists()
 
@@ -228,8 +231,11 @@ def test_wrong_architecture_is_refused_and_nothing_is_loaded(resnet18_file):
 def test_shape_mismatch_names_the_key(tmp_path):
     path = tmp_path / "wide.safetensors"
     save_file(create_model("mini_vgg", widths=(32, 64, 256)).state_dict(), path)
-    with pytest.raises(CnnlabError, match=r"does not fit mini_vgg: .*shape mismatch \(file vs model\): "
-                                          r"block3\.0\.0\.weight \[256, 64, 3, 3\] vs \[128, 64, 3, 3\]"):
+    with pytest.raises(
+        CnnlabError,
+        match=r"does not fit mini_vgg: .*shape mismatch \(file vs model\): "
+        r"block3\.0\.0\.weight \[256, 64, 3, 3\] vs \[128, 64, 3, 3\]",
+    ):
         create_model("mini_vgg", weights=path)
 
 

@@ -52,8 +52,17 @@ def test_precision_per_device():
 def test_a_cpu_run_records_its_device(tmp_path):
     import cnnlab
 
-    results = cnnlab.train("lenet5", dataset="digits", train_subset=600, epochs=1, threads=1, precision="fp32",
-                           device="cpu", out=str(tmp_path / "run"), quiet=True)
+    results = cnnlab.train(
+        "lenet5",
+        dataset="digits",
+        train_subset=600,
+        epochs=1,
+        threads=1,
+        precision="fp32",
+        device="cpu",
+        out=str(tmp_path / "run"),
+        quiet=True,
+    )
     assert results["device"] == "cpu" and results["processes"] == 1
     assert not (tmp_path / "run" / "tensorboard").exists()  # TensorBoard logs only on --tensorboard
 
@@ -69,7 +78,9 @@ def test_the_default_lr_follows_the_global_batch():
     assert resolve(TrainConfig("lenet5", batch_size=256, lr=0.01)).lr == 0.01  # a given lr is used as it is
     once = resolve(TrainConfig("lenet5", batch_size=256))
     assert resolve(once).lr == once.lr  # resolving a resolved (saved) config changes nothing
-    assert scaled_lr(0.1, 8, "sgd") == pytest.approx(0.8) and scaled_lr(0.1, 8, "adamw") == pytest.approx(0.1 * math.sqrt(8))
+    assert scaled_lr(0.1, 8, "sgd") == pytest.approx(0.8) and scaled_lr(0.1, 8, "adamw") == pytest.approx(
+        0.1 * math.sqrt(8)
+    )
 
 
 def test_auto_precision_takes_bf16_only_on_cpus_that_compute_it_natively():

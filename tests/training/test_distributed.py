@@ -22,17 +22,45 @@ from cnnlab.training.distributed import World
 # get the crops one process draws. A checkpoint every 4 steps, all kept, so a test can rewind to a mid-epoch one.
 # A test pass every epoch, whose last one is also the final evaluation (`compare` below covers the separate final
 # pass): every process must take the same branch there, or one would wait forever at the other's collective.
-RECIPE = ["--dataset", "digits", "--train-subset", "600", "--epochs", "2", "--batch-size", "32", "--augment",
-          "--precision", "fp32", "--seed", "3", "--threads", "1", "--checkpoint-every", "4", "--keep", "20",
-          "--test-every-epoch"]
+RECIPE = [
+    "--dataset",
+    "digits",
+    "--train-subset",
+    "600",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "32",
+    "--augment",
+    "--precision",
+    "fp32",
+    "--seed",
+    "3",
+    "--threads",
+    "1",
+    "--checkpoint-every",
+    "4",
+    "--keep",
+    "20",
+    "--test-every-epoch",
+]
 MID_EPOCH_1 = "step-00000008"
 WALL_TIME_COLUMNS = ("epoch_seconds", "images_per_second")
 
 
 def torchrun(*argv) -> subprocess.CompletedProcess:
     """`torchrun --standalone --nproc_per_node 2 -m cnnlab ARGV` (torchrun is the torch.distributed.run module)."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "cnnlab", *map(str, argv)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "cnnlab",
+        *map(str, argv),
+    ]
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "300"}  # one torch thread each; lines unwrapped
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -62,7 +90,10 @@ def assert_same_training(a, b, epochs: int = 2) -> None:
     assert results_a["test_loss"] == pytest.approx(results_b["test_loss"], abs=1e-4)
     for results, rows in ((results_a, rows_a), (results_b, rows_b)):  # with test_every_epoch: the last epoch's pass
         if "test_accuracy" in rows[-1]:
-            assert (results["test_accuracy"], results["test_loss"]) == (rows[-1]["test_accuracy"], rows[-1]["test_loss"])
+            assert (results["test_accuracy"], results["test_loss"]) == (
+                rows[-1]["test_accuracy"],
+                rows[-1]["test_loss"],
+            )
 
 
 def json_of(path) -> dict:
@@ -124,7 +155,9 @@ def test_each_process_takes_its_rows_with_the_crops_of_one_process(digits):
     for rank in range(4):
         rows = World(rank=rank, size=4).rows(32)
         assert rows == slice(8 * rank, 8 * rank + 8)
-        share = prepare_batch(images, digits, True, crop_padding=2, flip=True, generator=torch.Generator().manual_seed(7), keep=rows)
+        share = prepare_batch(
+            images, digits, True, crop_padding=2, flip=True, generator=torch.Generator().manual_seed(7), keep=rows
+        )
         assert torch.equal(share, whole[rows])
         assert torch.equal(prepare_batch(images, digits, True, keep=rows), prepare_batch(images, digits, True)[rows])
     assert World().rows(32) is None
@@ -151,8 +184,10 @@ def two_process_environment(monkeypatch):
 
 def test_a_global_batch_that_does_not_split_is_refused(capsys, tmp_path, two_process_environment):
     err = one_line_error(capsys, "--batch-size", 33, "--out", tmp_path / "run")
-    assert ("--batch-size 33 cannot be split across 2 processes: the global batch must be a multiple of the process "
-            "count (e.g. --batch-size 32)") in err
+    assert (
+        "--batch-size 33 cannot be split across 2 processes: the global batch must be a multiple of the process "
+        "count (e.g. --batch-size 32)"
+    ) in err
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
@@ -181,8 +216,22 @@ def compare_rows(out) -> dict[str, dict]:
 
 @pytest.mark.slow
 def test_compare_under_torchrun_trains_each_model_once_and_writes_once(tmp_path, capsys):
-    recipe = ["--dataset", "digits", "--train-subset", "600", "--epochs", "1", "--batch-size", "32", "--precision",
-              "fp32", "--seed", "3", "--threads", "1"]
+    recipe = [
+        "--dataset",
+        "digits",
+        "--train-subset",
+        "600",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--precision",
+        "fp32",
+        "--seed",
+        "3",
+        "--threads",
+        "1",
+    ]
     previous = torch.get_num_threads()
     assert main(["compare", "lenet5", "simple_cnn", *recipe, "--quiet", "--out", str(tmp_path / "one")]) == 0
     torch.set_num_threads(previous)
@@ -192,7 +241,9 @@ def test_compare_under_torchrun_trains_each_model_once_and_writes_once(tmp_path,
     assert list(one_rows) == list(two_rows) == ["lenet5", "simple_cnn"]
     for name in one_rows:  # neither has batch norm: two processes compute one process's gradients
         assert json_of(tmp_path / "two" / name / "results.json")["processes"] == 2
-        assert float(two_rows[name]["test_accuracy"]) == pytest.approx(float(one_rows[name]["test_accuracy"]), abs=1.01 / 360)
+        assert float(two_rows[name]["test_accuracy"]) == pytest.approx(
+            float(one_rows[name]["test_accuracy"]), abs=1.01 / 360
+        )
         assert_same_training(tmp_path / "one" / name, tmp_path / "two" / name, epochs=1)
     assert (tmp_path / "two" / "compare.png").read_bytes()[:4] == b"\x89PNG"
     assert two.stdout.count("wrote ") == 1 and two.stdout.count("simple_cnn") == 1  # process 0's table only
@@ -203,4 +254,5 @@ def test_commands_that_are_not_distributed_refuse_torchrun(argv, capsys, two_pro
     assert main(argv) == 2
     assert capsys.readouterr().err.strip() == (
         f"cnnlab: error: cnnlab {argv[0]} runs in one process, but torchrun started 2 (WORLD_SIZE=2); only cnnlab "
-        "train and cnnlab compare are distributed: run it without torchrun")
+        "train and cnnlab compare are distributed: run it without torchrun"
+    )

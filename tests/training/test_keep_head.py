@@ -32,8 +32,7 @@ def test_keep_head_leaves_the_trained_head_in_place():
 @pytest.fixture(scope="module")
 def source_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("source") / "run"
-    cnnlab.train("simple_cnn", dataset="digits", epochs=2, train_subset=600, out=str(out), quiet=True,
-                 precision="fp32")
+    cnnlab.train("simple_cnn", dataset="digits", epochs=2, train_subset=600, out=str(out), quiet=True, precision="fp32")
     return out
 
 
@@ -42,8 +41,22 @@ def test_finetune_keep_head_starts_from_the_trained_network(source_run, tmp_path
     head weights, same test accuracy); with a new head it is at chance."""
     source = json.loads((source_run / "results.json").read_text())
     assert source["test_accuracy"] > 0.5
-    args = [str(source_run), "--dataset", "digits", "--freeze", "backbone", "--head-lr", "1e-9", "--epochs", "1",
-            "--train-subset", "600", "--precision", "fp32", "--quiet"]
+    args = [
+        str(source_run),
+        "--dataset",
+        "digits",
+        "--freeze",
+        "backbone",
+        "--head-lr",
+        "1e-9",
+        "--epochs",
+        "1",
+        "--train-subset",
+        "600",
+        "--precision",
+        "fp32",
+        "--quiet",
+    ]
     assert main(["finetune", *args, "--keep-head", "--out", str(tmp_path / "kept")]) == 0, capsys.readouterr().err
     kept = json.loads((tmp_path / "kept" / "results.json").read_text())
     assert kept["test_accuracy"] == source["test_accuracy"]

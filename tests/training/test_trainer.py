@@ -37,8 +37,18 @@ def test_run_directory_holds_everything(lenet_run):
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
     assert (out / "curves.png").read_bytes()[:8] == PNG_MAGIC
     saved = json.loads((out / "results.json").read_text())
-    for key in ("model", "dataset", "params", "macs", "epochs", "test_accuracy", "test_loss", "best_val_accuracy",
-                "train_seconds", "train_images_per_second"):
+    for key in (
+        "model",
+        "dataset",
+        "params",
+        "macs",
+        "epochs",
+        "test_accuracy",
+        "test_loss",
+        "best_val_accuracy",
+        "train_seconds",
+        "train_images_per_second",
+    ):
         assert key in saved
     assert saved["macs"] == 281_640  # conv 86,400 + 153,600, fc 30,720 + 10,080 + 840
     weights = read_weights(out / "model.safetensors")
@@ -79,7 +89,9 @@ def test_predict_matches_evaluation_on_saved_test_images(lenet_run, digits, tmp_
 
 
 def test_compare_writes_table_csv_and_plot(tmp_path, digits):
-    rows = cnnlab.compare(["lenet5", "simple_cnn"], "digits", out=tmp_path / "cmp", epochs=2, train_subset=400, quiet=True)
+    rows = cnnlab.compare(
+        ["lenet5", "simple_cnn"], "digits", out=tmp_path / "cmp", epochs=2, train_subset=400, quiet=True
+    )
     assert [r["model"] for r in rows] == ["lenet5", "simple_cnn"]
     assert all(r["epochs"] == 2 for r in rows)
     table = (tmp_path / "cmp" / "results.md").read_text()
@@ -101,8 +113,16 @@ def test_same_seed_gives_identical_metrics(tmp_path, digits):
 @pytest.mark.parametrize("rewind_to", ["step-00000004", "step-00000006"])  # an epoch end; mid-epoch 2
 def test_resume_from_a_checkpoint_equals_the_uninterrupted_run(tmp_path, digits, rewind_to):
     # 300 images -> 270 train / 30 val -> 4 steps of 64 per epoch; checkpoints every 2 steps, all kept.
-    kwargs = dict(dataset="digits", train_subset=300, epochs=3, quiet=True, seed=3, augment=True,
-                  checkpoint_every=2, keep_checkpoints=100)
+    kwargs = dict(
+        dataset="digits",
+        train_subset=300,
+        epochs=3,
+        quiet=True,
+        seed=3,
+        augment=True,
+        checkpoint_every=2,
+        keep_checkpoints=100,
+    )
     full = cnnlab.train("simple_cnn", out=str(tmp_path / "full"), **kwargs)
     cnnlab.train("simple_cnn", out=str(tmp_path / "part"), **kwargs)
     # Pretend the second run died right after writing `rewind_to`: point `latest` there and resume.
@@ -115,8 +135,16 @@ def test_resume_from_a_checkpoint_equals_the_uninterrupted_run(tmp_path, digits,
 
 def test_non_finite_loss_stops_with_a_clear_error(tmp_path, digits):
     with pytest.raises(cnnlab.CnnlabError, match="lower --lr"):
-        cnnlab.train("simple_cnn", dataset="digits", out=str(tmp_path / "nan"), epochs=2, lr=1e12, optimizer="sgd",
-                     train_subset=300, quiet=True)
+        cnnlab.train(
+            "simple_cnn",
+            dataset="digits",
+            out=str(tmp_path / "nan"),
+            epochs=2,
+            lr=1e12,
+            optimizer="sgd",
+            train_subset=300,
+            quiet=True,
+        )
     results = json.loads((tmp_path / "nan" / "results.json").read_text())
     assert results["status"] == "failed" and "epoch" in results["error"]
 
@@ -124,8 +152,15 @@ def test_non_finite_loss_stops_with_a_clear_error(tmp_path, digits):
 @pytest.mark.parametrize("train_subset, steps", [(80, 1), (250, 3)])
 def test_runs_of_a_few_steps_train_with_the_default_schedule(tmp_path, train_subset, steps):
     """One-cycle's warm-up is 25% of the steps; a run of 4 steps or fewer (a quick smoke run) must still train."""
-    results = cnnlab.train("lenet5", dataset="digits", epochs=1, batch_size=64, train_subset=train_subset,
-                           out=str(tmp_path / "run"), quiet=True)
+    results = cnnlab.train(
+        "lenet5",
+        dataset="digits",
+        epochs=1,
+        batch_size=64,
+        train_subset=train_subset,
+        out=str(tmp_path / "run"),
+        quiet=True,
+    )
     rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
     assert results["status"] == "completed" and len(rows) == 1
     assert round(float(rows[0]["images_per_second"]) * float(rows[0]["epoch_seconds"])) == 64 * steps
@@ -167,8 +202,10 @@ def test_flip_tta_classifies_by_the_mean_logits_of_each_image_and_its_mirror(len
 def test_tta_on_a_set_whose_flips_change_labels_is_refused_before_training(lenet_run, tmp_path, capsys):
     from cnnlab.cli import main
 
-    message = ("cnnlab: error: test-time flips need label-preserving horizontal flips, which digits does not "
-               "have (a mirrored image can belong to another class): drop --tta")
+    message = (
+        "cnnlab: error: test-time flips need label-preserving horizontal flips, which digits does not "
+        "have (a mirrored image can belong to another class): drop --tta"
+    )
     assert main(["train", "lenet5", "--dataset", "digits", "--tta", "--quiet", "--out", str(tmp_path / "run")]) == 2
     assert capsys.readouterr().err.strip() == message
     assert not (tmp_path / "run").exists()
@@ -178,13 +215,23 @@ def test_tta_on_a_set_whose_flips_change_labels_is_refused_before_training(lenet
 
 def test_ema_weights_are_evaluated_saved_and_resumed_exactly(tmp_path, digits):
     # 300 images -> 4 steps of 64 per epoch; a checkpoint every 2 steps; decay 0.8 so the average visibly lags.
-    kwargs = dict(dataset="digits", train_subset=300, epochs=2, quiet=True, seed=3, ema=0.8, checkpoint_every=2,
-                  keep_checkpoints=100)
+    kwargs = dict(
+        dataset="digits",
+        train_subset=300,
+        epochs=2,
+        quiet=True,
+        seed=3,
+        ema=0.8,
+        checkpoint_every=2,
+        keep_checkpoints=100,
+    )
     full = cnnlab.train("simple_cnn", out=str(tmp_path / "full"), **kwargs)
     saved = read_weights(tmp_path / "full" / "model.safetensors")
     raw = read_weights(tmp_path / "full" / "checkpoints" / "step-00000008.safetensors")  # what the optimizer reached
     assert saved.keys() == raw.keys() and not torch.equal(saved["fc1.weight"], raw["fc1.weight"])
-    assert cnnlab.evaluate(tmp_path / "full")["test_loss"] == pytest.approx(full["test_loss"], rel=1e-6)  # the EMA was evaluated
+    assert cnnlab.evaluate(tmp_path / "full")["test_loss"] == pytest.approx(
+        full["test_loss"], rel=1e-6
+    )  # the EMA was evaluated
     cnnlab.train("simple_cnn", out=str(tmp_path / "part"), **kwargs)
     (tmp_path / "part" / "checkpoints" / "latest").write_text("step-00000006")  # mid-epoch 2
     resumed = cnnlab.train("simple_cnn", resume=str(tmp_path / "part"), quiet=True)
@@ -234,11 +281,18 @@ def test_test_every_epoch_adds_test_curves_without_changing_training(tmp_path, d
 def test_an_ema_longer_than_the_run_is_warned_about(tmp_path):
     # 1,000 digits images: 900 after the validation split -> 14 steps of 64 per epoch, 28 in 2 epochs. A 0.999
     # average would still weigh the random init by 0.999**28 = 97%.
-    with pytest.warns(UserWarning, match=r"--ema 0.999 averages over about 1,000 steps, but this run has 28: its "
-                                         r"average stays close to the initial weights; use a decay of at most 0.643"):
-        cnnlab.train("simple_cnn", dataset="digits", train_subset=1000, epochs=2, quiet=True, ema=0.999, out=str(tmp_path / "a"))
+    with pytest.warns(
+        UserWarning,
+        match=r"--ema 0.999 averages over about 1,000 steps, but this run has 28: its "
+        r"average stays close to the initial weights; use a decay of at most 0.643",
+    ):
+        cnnlab.train(
+            "simple_cnn", dataset="digits", train_subset=1000, epochs=2, quiet=True, ema=0.999, out=str(tmp_path / "a")
+        )
     with pytest.warns(UserWarning, match=r"this run has 8: .*; drop --ema"):  # 300 images: 4 steps per epoch
-        cnnlab.train("simple_cnn", dataset="digits", train_subset=300, epochs=2, quiet=True, ema=0.99, out=str(tmp_path / "b"))
+        cnnlab.train(
+            "simple_cnn", dataset="digits", train_subset=300, epochs=2, quiet=True, ema=0.99, out=str(tmp_path / "b")
+        )
 
 
 def test_with_test_every_epoch_the_last_epoch_s_test_pass_is_the_final_one(tmp_path, digits, monkeypatch):
@@ -309,8 +363,17 @@ def test_a_batch_norm_layer_with_one_value_per_channel_is_found_before_the_first
     from cnnlab.training.trainer import fewest_batch_norm_values
 
     with pytest.raises(BatchNormBatchTooSmall) as caught:
-        cnnlab.train("resnet18", dataset="digits", small_input=False, train_subset=3, val_fraction=0, batch_size=1,
-                     epochs=1, quiet=True, out=str(tmp_path / "run"))
+        cnnlab.train(
+            "resnet18",
+            dataset="digits",
+            small_input=False,
+            train_subset=3,
+            val_fraction=0,
+            batch_size=1,
+            epochs=1,
+            quiet=True,
+            out=str(tmp_path / "run"),
+        )
     error = caught.value
     assert (error.model, error.batch_size, error.processes, error.values_per_image) == ("resnet18", 1, 1, 1)
     assert error.layer.startswith("layer4.0.")  # the block whose stride makes the map 1x1

@@ -28,9 +28,11 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(capsys, tmp_path, 
         if path.name == "latest":
             writes_of_latest.append(path)
         if path.name == failing_file and (failing_file != "latest" or len(writes_of_latest) == 2):
+
             def half_then_enospc(handle):
                 handle.write(b"\0" * 1000)  # some bytes reach the temp file before the disk fills up
                 raise OSError(errno.ENOSPC, "No space left on device")
+
             return real_atomic_write(path, half_then_enospc)
         return real_atomic_write(path, write)
 
@@ -38,9 +40,13 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(capsys, tmp_path, 
     out = tmp_path / "run"
     code, _, err = run_cli(capsys, "train", "lenet5", *SMALL, "--checkpoint-every", "2", "--out", out)
     written = out / "checkpoints" / failing_file
-    assert_one_line_error(code, err, f"saving the checkpoint of step 4 failed: could not write {written}: No space left "
-                          f"on device; the earlier checkpoints in {out / 'checkpoints'} are intact; resume with: "
-                          f"cnnlab train lenet5 --resume {out}")
+    assert_one_line_error(
+        code,
+        err,
+        f"saving the checkpoint of step 4 failed: could not write {written}: No space left "
+        f"on device; the earlier checkpoints in {out / 'checkpoints'} are intact; resume with: "
+        f"cnnlab train lenet5 --resume {out}",
+    )
     folder = out / "checkpoints"
     assert (folder / "latest").read_text() == "step-00000002"
     assert not list(folder.glob(".*"))  # the temp file went with the error
@@ -69,11 +75,29 @@ def test_overwrite_replaces_the_old_run_whole(capsys, tmp_path):
     code, _, err = run_cli(capsys, "train", "lenet5", *SMALL, "--out", out)
     assert_one_line_error(code, err, f"{out} already holds a run; pass --resume {out} to continue it or --overwrite")
     assert (out / "checkpoints" / "latest").read_text() == "step-00000005"
-    code, _, err = run_cli(capsys, "train", "simple_cnn", "--dataset", "digits", "--train-subset", "200", "--epochs", "1",
-                           "--threads", "1", "--quiet", "--out", out, "--overwrite")
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "simple_cnn",
+        "--dataset",
+        "digits",
+        "--train-subset",
+        "200",
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        out,
+        "--overwrite",
+    )
     assert code == 0, err
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
-        "latest", "step-00000002.safetensors", "step-00000002.state.pt"]
+        "latest",
+        "step-00000002.safetensors",
+        "step-00000002.state.pt",
+    ]
     assert json.loads((out / "config.json").read_text())["model"] == "simple_cnn"
     assert run_cli(capsys, "eval", out)[0] == 0  # model.safetensors is the new run's
 
@@ -86,8 +110,22 @@ def test_resume_takes_the_runs_own_dataset(capsys, tmp_path):
             Image.new("L", (32, 32), shade + i).save(tmp_path / "images" / label / f"{i}.png")
     out = tmp_path / "run"
     dataset = f"imagefolder:{tmp_path / 'images'}"
-    code, _, err = run_cli(capsys, "train", "lenet5", "--dataset", dataset, "--epochs", "2", "--batch-size", "4",
-                           "--threads", "1", "--quiet", "--out", out)
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "lenet5",
+        "--dataset",
+        dataset,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        out,
+    )
     assert code == 0, err
     (out / "checkpoints" / "latest").write_text("step-00000003")  # rewind to the end of epoch 1 (14 train: 3 steps)
     code, _, err = run_cli(capsys, "train", "lenet5", "--resume", out, "--quiet")
@@ -101,9 +139,27 @@ def test_a_final_batch_of_one_is_dropped(capsys, tmp_path):
     # resnet18 without the small-input stem shrinks 28x28 to 1x1, where batch norm needs two images. 3 images in
     # batches of 2 leave a final batch of one: it is dropped (1 step per epoch), so training works.
     out = tmp_path / "run"
-    code, _, err = run_cli(capsys, "train", "resnet18", "--no-small-input", "--dataset", "digits", "--train-subset", "3",
-                           "--val-fraction", "0", "--batch-size", "2", "--epochs", "1", "--threads", "1", "--quiet",
-                           "--out", out)
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "resnet18",
+        "--no-small-input",
+        "--dataset",
+        "digits",
+        "--train-subset",
+        "3",
+        "--val-fraction",
+        "0",
+        "--batch-size",
+        "2",
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        out,
+    )
     assert code == 0, err
     assert (out / "checkpoints" / "latest").read_text() == "step-00000001"
     assert json.loads((out / "results.json").read_text())["status"] == "completed"
@@ -111,11 +167,33 @@ def test_a_final_batch_of_one_is_dropped(capsys, tmp_path):
 
 def test_batch_size_one_where_batch_norm_sees_one_value_is_a_clear_error(capsys, tmp_path):
     out = tmp_path / "run"
-    code, _, err = run_cli(capsys, "train", "resnet18", "--no-small-input", "--dataset", "digits", "--train-subset", "3",
-                           "--val-fraction", "0", "--batch-size", "1", "--epochs", "1", "--threads", "1", "--quiet",
-                           "--out", out)
-    assert_one_line_error(code, err, "resnet18 cannot train with --batch-size 1: a batch-norm layer gets one value per "
-                          "channel (a 1x1 feature map of one image), too few for batch statistics; use --batch-size 2")
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "resnet18",
+        "--no-small-input",
+        "--dataset",
+        "digits",
+        "--train-subset",
+        "3",
+        "--val-fraction",
+        "0",
+        "--batch-size",
+        "1",
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        out,
+    )
+    assert_one_line_error(
+        code,
+        err,
+        "resnet18 cannot train with --batch-size 1: a batch-norm layer gets one value per "
+        "channel (a 1x1 feature map of one image), too few for batch statistics; use --batch-size 2",
+    )
     results = json.loads((out / "results.json").read_text())
     assert results["status"] == "failed" and "--batch-size 1" in results["error"]
 
@@ -123,24 +201,44 @@ def test_batch_size_one_where_batch_norm_sees_one_value_is_a_clear_error(capsys,
 def test_batch_size_one_works_where_feature_maps_stay_larger(capsys, tmp_path):
     # simple_resnet keeps its 28x28 maps: batch norm has 784 values per channel even for one image.
     out = tmp_path / "run"
-    code, _, err = run_cli(capsys, "train", "simple_resnet", "--dataset", "digits", "--train-subset", "12",
-                           "--val-fraction", "0", "--batch-size", "1", "--epochs", "1", "--threads", "1", "--quiet",
-                           "--out", out)
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "simple_resnet",
+        "--dataset",
+        "digits",
+        "--train-subset",
+        "12",
+        "--val-fraction",
+        "0",
+        "--batch-size",
+        "1",
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        out,
+    )
     assert code == 0, err
     assert (out / "checkpoints" / "latest").read_text() == "step-00000012"
 
 
 # ------------------------------------------------------------------------------------------ more one-line cases
-@pytest.mark.parametrize("argv, expected", [
-    # (--epochs 0/-3/ten, --batch-size 0, --lr -0.1 are in tests/test_cli.py)
-    (["--lr", "0"], "argument --lr: expected a positive number, got 0"),
-    (["--lr", "abc"], "argument --lr: expected a positive number, got 'abc'"),
-    (["--lr", "nan"], "argument --lr: expected a positive number, got nan"),
-    (["--batch-size", "-2"], "argument --batch-size: expected a positive whole number, got -2"),
-    (["--batch-size", "many"], "argument --batch-size: expected a positive whole number, got 'many'"),
-    (["--keep", "0"], "argument --keep: expected a positive whole number, got 0"),
-    (["--checkpoint-every", "-1"], "argument --checkpoint-every: expected a positive whole number, got -1"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        # (--epochs 0/-3/ten, --batch-size 0, --lr -0.1 are in tests/test_cli.py)
+        (["--lr", "0"], "argument --lr: expected a positive number, got 0"),
+        (["--lr", "abc"], "argument --lr: expected a positive number, got 'abc'"),
+        (["--lr", "nan"], "argument --lr: expected a positive number, got nan"),
+        (["--batch-size", "-2"], "argument --batch-size: expected a positive whole number, got -2"),
+        (["--batch-size", "many"], "argument --batch-size: expected a positive whole number, got 'many'"),
+        (["--keep", "0"], "argument --keep: expected a positive whole number, got 0"),
+        (["--checkpoint-every", "-1"], "argument --checkpoint-every: expected a positive whole number, got -1"),
+    ],
+)
 def test_bad_numbers_are_one_line(capsys, argv, expected):
     code, _, err = run_cli(capsys, "train", "lenet5", *argv)
     assert_one_line_error(code, err, expected)
@@ -155,9 +253,13 @@ def test_resume_without_a_run_or_a_checkpoint(capsys, tmp_path):
         path.unlink()
     (out / "model.safetensors").unlink()
     code, _, err = run_cli(capsys, "train", "lenet5", "--resume", out)
-    assert_one_line_error(code, err, f"{out} has no checkpoint to resume from (looked for {out / 'checkpoints' / 'latest'})")
+    assert_one_line_error(
+        code, err, f"{out} has no checkpoint to resume from (looked for {out / 'checkpoints' / 'latest'})"
+    )
     code, _, err = run_cli(capsys, "eval", out)
-    assert_one_line_error(code, err, f"{out} has no model.safetensors (did the run finish? resume it with --resume {out})")
+    assert_one_line_error(
+        code, err, f"{out} has no model.safetensors (did the run finish? resume it with --resume {out})"
+    )
 
 
 def test_truncated_cifar_batch_names_the_file(capsys, tmp_path):

@@ -70,8 +70,18 @@ checkpoint.atomic_write = atomic_write
 
 def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, capsys, reference_run):
     run_dir = tmp_path / "run"
-    process = spawn("train", "lenet5", *RECIPE, "--checkpoint-every", "30", "--keep", "2", "--out", run_dir,
-                    harness=KILL_WHILE_SAVING)
+    process = spawn(
+        "train",
+        "lenet5",
+        *RECIPE,
+        "--checkpoint-every",
+        "30",
+        "--keep",
+        "2",
+        "--out",
+        run_dir,
+        harness=KILL_WHILE_SAVING,
+    )
     assert process.wait(timeout=120) == -signal.SIGKILL
     folder = run_dir / "checkpoints"
     partial = list(folder.glob(".step-00000060.state.pt.tmp-*"))
@@ -85,8 +95,12 @@ def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, cap
     assert_resumes_to_the_reference(capsys, run_dir, reference_run)
     assert not list(folder.glob(".*.tmp-*"))  # the dead process's temp file was cleaned up
     assert sorted(p.name for p in folder.iterdir()) == [  # --keep 2
-        "latest", "step-00000150.safetensors", "step-00000150.state.pt", "step-00000180.safetensors",
-        "step-00000180.state.pt"]
+        "latest",
+        "step-00000150.safetensors",
+        "step-00000150.state.pt",
+        "step-00000180.safetensors",
+        "step-00000180.state.pt",
+    ]
 
 
 @pytest.mark.parametrize("signame, exit_code", [("SIGINT", 130), ("SIGTERM", 143)])

@@ -90,8 +90,9 @@ def test_malicious_weights_for_train_are_refused_and_run_nothing(capsys, tmp_pat
 
 
 @pytest.mark.parametrize("forged_checksum", [False, True])
-def test_malicious_checkpoint_state_for_resume_is_refused_and_runs_nothing(capsys, run_copy, tmp_path, monkeypatch,
-                                                                             forged_checksum):
+def test_malicious_checkpoint_state_for_resume_is_refused_and_runs_nothing(
+    capsys, run_copy, tmp_path, monkeypatch, forged_checksum
+):
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     marker = tmp_path / "pwned"
     folder = run_copy / "checkpoints"
@@ -128,20 +129,32 @@ DAMAGE = {
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
-@pytest.mark.parametrize("command, file, message", [
-    ("resume", "checkpoints/step-00000002.safetensors", "{damage_message}"),
-    ("resume", "checkpoints/step-00000002.state.pt", "is corrupted: it does not match the checksum saved with its weights"),
-    ("eval", "model.safetensors", "{damage_message}"),
-    ("predict", "model.safetensors", "{damage_message}"),
-])
+@pytest.mark.parametrize(
+    "command, file, message",
+    [
+        ("resume", "checkpoints/step-00000002.safetensors", "{damage_message}"),
+        (
+            "resume",
+            "checkpoints/step-00000002.state.pt",
+            "is corrupted: it does not match the checksum saved with its weights",
+        ),
+        ("eval", "model.safetensors", "{damage_message}"),
+        ("predict", "model.safetensors", "{damage_message}"),
+    ],
+)
 def test_damaged_file_is_one_line_naming_it(capsys, run_copy, tmp_path, command, file, message, damage):
     # A flipped byte in a tensor is invisible to both formats; only the checksums cnnlab stores catch it.
-    damage_message = {"truncated": "is not a valid safetensors file (truncated or corrupted?)",
-                      "flipped": "is corrupted: its tensors no longer match the checksum saved with them"}[damage]
+    damage_message = {
+        "truncated": "is not a valid safetensors file (truncated or corrupted?)",
+        "flipped": "is corrupted: its tensors no longer match the checksum saved with them",
+    }[damage]
     DAMAGE[damage](run_copy / file)
     before = snapshot(run_copy)
-    argv = {"resume": ["train", "lenet5", "--resume", run_copy], "eval": ["eval", run_copy],
-            "predict": ["predict", run_copy, tmp_path / "missing.png"]}[command]
+    argv = {
+        "resume": ["train", "lenet5", "--resume", run_copy],
+        "eval": ["eval", run_copy],
+        "predict": ["predict", run_copy, tmp_path / "missing.png"],
+    }[command]
     code, _, err = run_cli(capsys, *argv)
     assert_one_line_error(code, err, str(run_copy / file), message.format(damage_message=damage_message))
     assert snapshot(run_copy) == before
@@ -173,7 +186,9 @@ def test_a_bad_checkpoint_leaves_the_model_untouched(run_copy):
     del tensors["fc3.bias"]
     metadata.pop(WEIGHTS_SHA256), metadata.pop(STATE_SHA256)
     save_file(tensors, folder / "step-00000002.safetensors", metadata=metadata)
-    with pytest.raises(CnnlabError, match=r"step-00000002\.safetensors does not match the model \(missing: fc3\.bias\)"):
+    with pytest.raises(
+        CnnlabError, match=r"step-00000002\.safetensors does not match the model \(missing: fc3\.bias\)"
+    ):
         load_model_weights(model, folder / "step-00000002.safetensors")
     assert unchanged()
 
@@ -186,8 +201,24 @@ def test_weights_flag_starts_training_from_the_file(capsys, tmp_path):
     torch.save(start, path)
     out = tmp_path / "run"
     # A learning rate of 1e-12 leaves the weights where they started, to within 1e-9.
-    code, _, err = run_cli(capsys, "train", "lenet5", "--weights", path, "--lr", "1e-12", "--epochs", "1",
-                           "--train-subset", "200", "--threads", "1", "--quiet", "--out", out)
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "lenet5",
+        "--weights",
+        path,
+        "--lr",
+        "1e-12",
+        "--epochs",
+        "1",
+        "--train-subset",
+        "200",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        out,
+    )
     assert code == 0, err
     final = read_weights(out / "model.safetensors")
     assert all(torch.allclose(final[k], start[k], atol=1e-9) for k in start)
@@ -214,19 +245,39 @@ def test_weights_that_need_the_imagenet_stem_say_so(capsys, tmp_path):
     path = tmp_path / "resnet18.pth"
     torch.save(create_model("resnet18").state_dict(), path)
     code, _, err = run_cli(capsys, "train", "resnet18", "--weights", path, "--out", tmp_path / "run")
-    assert_one_line_error(code, err, "conv1.weight [64, 3, 7, 7] vs [64, 1, 3, 3]",
-                          "pass --no-small-input to keep the stem the weights were trained with")
+    assert_one_line_error(
+        code,
+        err,
+        "conv1.weight [64, 3, 7, 7] vs [64, 1, 3, 3]",
+        "pass --no-small-input to keep the stem the weights were trained with",
+    )
 
 
 def test_a_checkpoint_with_another_head_warns_in_one_line_and_trains(capsys, tmp_path):
     path = tmp_path / "lenet5-5-classes.pth"
     torch.save(create_model("lenet5", num_classes=5, input_size=28).state_dict(), path)  # digits are 28x28
-    code, _, err = run_cli(capsys, "train", "lenet5", "--weights", path, "--train-subset", "300", "--epochs", "1",
-                           "--threads", "1", "--quiet", "--out", tmp_path / "run")
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "lenet5",
+        "--weights",
+        path,
+        "--train-subset",
+        "300",
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        tmp_path / "run",
+    )
     assert code == 0, err
     head = create_model("lenet5", input_size=28).classifier_path
-    assert err == (f"cnnlab: warning: {path}: the checkpoint's head has 5 classes, the model 10; keeping a freshly "
-                   f"initialised {head}.weight, {head}.bias\n")
+    assert err == (
+        f"cnnlab: warning: {path}: the checkpoint's head has 5 classes, the model 10; keeping a freshly "
+        f"initialised {head}.weight, {head}.bias\n"
+    )
 
 
 def test_pickled_code_in_an_archive_is_found_from_its_opcodes_before_torch_unpickles(tmp_path, monkeypatch):

@@ -26,7 +26,8 @@ def forward_shapes(model: nn.Module, image: torch.Tensor) -> tuple[list[tuple[st
     seen: list[tuple[str, tuple[int, ...]]] = []
     handles = [
         module.register_forward_hook(lambda m, a, out, name=name: seen.append((name, tuple(out.shape[1:]))))
-        for name, module in model.named_modules() if next(module.children(), None) is None
+        for name, module in model.named_modules()
+        if next(module.children(), None) is None
     ]
     try:
         with torch.no_grad():

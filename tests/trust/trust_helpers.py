@@ -17,8 +17,22 @@ from cnnlab.cli import main
 # lenet5 on 400 digits: 360 train / 40 val, batch 4 -> 90 steps per epoch, 2 epochs, random crops on, one thread.
 # Small enough to finish in seconds; long enough (each step also writes a checkpoint) that a signal sent once the
 # first checkpoint exists lands mid-epoch.
-RECIPE = ["--dataset", "digits", "--train-subset", "400", "--epochs", "2", "--batch-size", "4", "--augment",
-          "--seed", "5", "--threads", "1", "--quiet"]
+RECIPE = [
+    "--dataset",
+    "digits",
+    "--train-subset",
+    "400",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "4",
+    "--augment",
+    "--seed",
+    "5",
+    "--threads",
+    "1",
+    "--quiet",
+]
 STEPS_PER_EPOCH = 90
 WALL_TIME_COLUMNS = ("epoch_seconds", "images_per_second")
 

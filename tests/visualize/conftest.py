@@ -31,7 +31,7 @@ def write_quadrant_images(root: Path, per_class: int = 60, seed: int = 0) -> Non
             image = rng.integers(0, 70, (SIDE, SIDE), dtype=np.uint8)
             y = row * HALF + rng.integers(0, HALF - PATCH + 1)
             x = column * HALF + rng.integers(0, HALF - PATCH + 1)
-            image[y:y + PATCH, x:x + PATCH] = rng.integers(BRIGHT, 256, (PATCH, PATCH))
+            image[y : y + PATCH, x : x + PATCH] = rng.integers(BRIGHT, 256, (PATCH, PATCH))
             Image.fromarray(image, mode="L").save(folder / f"{index:03d}.png")
 
 
@@ -43,7 +43,15 @@ def quadrant_run(tmp_path_factory) -> QuadrantRun:
     write_quadrant_images(root)
     run_dir = tmp_path_factory.mktemp("runs") / "simple_cnn-quadrants"
     # No augmentation: a mirrored image would move the patch to another quadrant, another class.
-    results = cnnlab.train("simple_cnn", dataset=f"imagefolder:{root}", epochs=3, batch_size=32, augment=False,
-                           out=str(run_dir), quiet=True, seed=0)
+    results = cnnlab.train(
+        "simple_cnn",
+        dataset=f"imagefolder:{root}",
+        epochs=3,
+        batch_size=32,
+        augment=False,
+        out=str(run_dir),
+        quiet=True,
+        seed=0,
+    )
     assert results["test_accuracy"] >= 0.9  # the task is easy; the localisation test needs a model that solved it
     return QuadrantRun(root, run_dir)

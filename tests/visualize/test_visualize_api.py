@@ -22,10 +22,12 @@ from cnnlab.visualization.report import pick_test_images
 
 
 def test_import_stays_light_and_names_are_the_functions():
-    code = ("import sys, cnnlab; assert 'captum' not in sys.modules and 'matplotlib' not in sys.modules; "
-            "import cnnlab.visualization.heatmaps, cnnlab.visualization.kernels, cnnlab.visualization.report; "
-            "names = ('load_model', 'feature_maps', 'attribution', 'visualize'); "
-            "assert all(getattr(cnnlab, n).__name__ == n for n in names)")
+    code = (
+        "import sys, cnnlab; assert 'captum' not in sys.modules and 'matplotlib' not in sys.modules; "
+        "import cnnlab.visualization.heatmaps, cnnlab.visualization.kernels, cnnlab.visualization.report; "
+        "names = ('load_model', 'feature_maps', 'attribution', 'visualize'); "
+        "assert all(getattr(cnnlab, n).__name__ == n for n in names)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

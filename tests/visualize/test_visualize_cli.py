@@ -27,7 +27,7 @@ def png_size(path) -> tuple[int, int]:
 def quadrant_image(path, row: int, column: int, mode: str = "L") -> None:
     """A 32x32 grey test image with the patch in one quadrant (RGB mode: a colour one)."""
     image = np.full((32, 32), 20, dtype=np.uint8)
-    image[row * 16 + 4:row * 16 + 12, column * 16 + 4:column * 16 + 12] = 230
+    image[row * 16 + 4 : row * 16 + 12, column * 16 + 4 : column * 16 + 12] = 230
     if mode == "RGB":
         image = np.stack([image, np.zeros_like(image), image // 2], axis=-1)  # magenta: not grey
     Image.fromarray(image, mode=mode).save(path)
@@ -39,10 +39,11 @@ def test_from_test_writes_every_picture(quadrant_run, tmp_path, capsys):
     assert code == 0, stderr
     names = sorted(path.name for path in out.iterdir())
     assert len(names) == 7 and "filters.png" in names
-    stems = sorted(name[len("gradcam-"):] for name in names if name.startswith("gradcam-"))
+    stems = sorted(name[len("gradcam-") :] for name in names if name.startswith("gradcam-"))
     assert len(stems) == 2 and all(stem.startswith("test") for stem in stems)
-    assert names == sorted(["filters.png", *(f"{kind}-{stem}" for kind in ("featuremaps", "gradcam", "saliency")
-                                             for stem in stems)])
+    assert names == sorted(
+        ["filters.png", *(f"{kind}-{stem}" for kind in ("featuremaps", "gradcam", "saliency") for stem in stems)]
+    )
     assert stdout.count("wrote ") == 7
     # simple_cnn: input + 2 stages = 3 rows of 8 panels; three panels side by side for the maps.
     width, height = png_size(out / f"featuremaps-{stems[0]}")
@@ -55,8 +56,18 @@ def test_from_test_writes_every_picture(quadrant_run, tmp_path, capsys):
 
 def test_image_files_target_and_default_out(quadrant_run, tmp_path, capsys):
     quadrant_image(tmp_path / "corner.png", 1, 1)
-    code, _, stderr = run_cli(capsys, "visualize", quadrant_run.run_dir, tmp_path / "corner.png",
-                              "--show", "gradcam,featuremaps", "--target", 0, "--layer", "conv1")
+    code, _, stderr = run_cli(
+        capsys,
+        "visualize",
+        quadrant_run.run_dir,
+        tmp_path / "corner.png",
+        "--show",
+        "gradcam,featuremaps",
+        "--target",
+        0,
+        "--layer",
+        "conv1",
+    )
     assert code == 0, stderr
     written = sorted(path.name for path in (quadrant_run.run_dir / "visualize").iterdir())
     assert "gradcam-corner.png" in written and "featuremaps-corner.png" in written
@@ -80,8 +91,19 @@ def test_imagenet_checkpoint_with_torchvision_preprocessing(tmp_path, capsys):
     torch.save(torchvision.models.squeezenet1_1().state_dict(), weights)
     photo = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
     Image.fromarray(photo).save(tmp_path / "photo.jpg")
-    code, _, stderr = run_cli(capsys, "visualize", tmp_path / "photo.jpg", "--model", "squeezenet1_1",
-                              "--weights", weights, "--show", "gradcam,saliency", "--out", tmp_path / "out")
+    code, _, stderr = run_cli(
+        capsys,
+        "visualize",
+        tmp_path / "photo.jpg",
+        "--model",
+        "squeezenet1_1",
+        "--weights",
+        weights,
+        "--show",
+        "gradcam,saliency",
+        "--out",
+        tmp_path / "out",
+    )
     assert code == 0, stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["gradcam-photo.png", "saliency-photo.png"]
 
@@ -96,14 +118,17 @@ def broken_data_run(quadrant_run, tmp_path):
     return run_dir
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("layer", "simple_cnn has no layer 'conv9'; its layers are: conv1, "),
-    ("target", "--target 4 is out of range: the model has 4 classes, 0 to 3"),
-    ("colour", "is in colour but simple_cnn takes 1 grey channel"),
-    ("missing data", "--from-test needs the test images of imagefolder:"),
-    ("show", "unknown --show 'heat'; choose from: filters,featuremaps,gradcam,saliency,erf"),
-    ("all right", "simple_cnn classifies every test image correctly"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("layer", "simple_cnn has no layer 'conv9'; its layers are: conv1, "),
+        ("target", "--target 4 is out of range: the model has 4 classes, 0 to 3"),
+        ("colour", "is in colour but simple_cnn takes 1 grey channel"),
+        ("missing data", "--from-test needs the test images of imagefolder:"),
+        ("show", "unknown --show 'heat'; choose from: filters,featuremaps,gradcam,saliency,erf"),
+        ("all right", "simple_cnn classifies every test image correctly"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(quadrant_run, tmp_path, capsys, case, expected):
     quadrant_image(tmp_path / "grey.png", 0, 1)
     quadrant_image(tmp_path / "colour.png", 0, 1, mode="RGB")

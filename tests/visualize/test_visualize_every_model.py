@@ -10,8 +10,15 @@ from cnnlab.measure import summarize
 from cnnlab.models.base import min_input_size
 
 # The slowest to build and run here (3.5 s or more each on 2 vCPUs: 60M+ parameters to initialise, or 600+ layers).
-SLOW = {"resnet1202", "efficientnet_b7", "efficientnet_b6", "efficientnet_b5", "densenet201", "convnext_base",
-        "alexnet"}
+SLOW = {
+    "resnet1202",
+    "efficientnet_b7",
+    "efficientnet_b6",
+    "efficientnet_b5",
+    "densenet201",
+    "convnext_base",
+    "alexnet",
+}
 MODELS = [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name for name in cnnlab.list_models()]
 
 
@@ -36,7 +43,7 @@ def stage_shape_from_summary(model: nn.Module, rows, stage: str) -> tuple[int, i
     modules = dict(model.named_modules())
     inside = [i for i, row in enumerate(rows) if row.name == stage or row.name.startswith(stage + ".")]
     _, h, w = rows[inside[-1]].output_shape
-    for row in rows[inside[-1] + 1:]:
+    for row in rows[inside[-1] + 1 :]:
         channels = channels_after(modules[row.name], row.output_shape)
         if channels is not None:
             return channels, h, w

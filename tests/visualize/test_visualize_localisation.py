@@ -40,10 +40,13 @@ def test_gradcam_peaks_on_the_patch_and_not_after_randomisation(quadrant_run):
     assert trained >= 0.8
 
     model = cnnlab.load_model(quadrant_run.run_dir)
-    rates = [peak_on_patch(cnnlab.attribution(randomised(model, seed), images, method="gradcam"), images,
-                           quadrant_run.bright) for seed in range(3)]
+    rates = [
+        peak_on_patch(
+            cnnlab.attribution(randomised(model, seed), images, method="gradcam"), images, quadrant_run.bright
+        )
+        for seed in range(3)
+    ]
     # A random conv net still answers a bright patch somewhat (a third of the time here), so the bar is the mean
     # over three randomisations and its distance to the trained model's rate.
     assert sum(rates) / 3 <= 0.5
     assert trained - sum(rates) / 3 >= 0.3
-

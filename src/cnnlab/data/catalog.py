@@ -54,31 +54,61 @@ class Source:
 
 SOURCES: dict[str, Source] = {
     "mnist": Source(
-        "mnist", tuple(IDX_FILES.values()), ("MNIST/raw",), "MNIST",
-        "https://ossci-datasets.s3.amazonaws.com/mnist/", hflip=False,
+        "mnist",
+        tuple(IDX_FILES.values()),
+        ("MNIST/raw",),
+        "MNIST",
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        hflip=False,
         classes=tuple(str(d) for d in range(10)),
     ),
     "fashion-mnist": Source(
-        "fashion-mnist", tuple(IDX_FILES.values()), ("FashionMNIST/raw",), "FashionMNIST",
-        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", hflip=True,
-        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        "fashion-mnist",
+        tuple(IDX_FILES.values()),
+        ("FashionMNIST/raw",),
+        "FashionMNIST",
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        hflip=True,
+        classes=(
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
         system_dirs=(Path("/usr/share/datasets/fashion-mnist"),),
         install_hint="apt-get install dataset-fashion-mnist",
     ),
     "kmnist": Source(
-        "kmnist", tuple(IDX_FILES.values()), ("KMNIST/raw",), "KMNIST",
-        "http://codh.rois.ac.jp/kmnist/dataset/kmnist/", hflip=False,
+        "kmnist",
+        tuple(IDX_FILES.values()),
+        ("KMNIST/raw",),
+        "KMNIST",
+        "http://codh.rois.ac.jp/kmnist/dataset/kmnist/",
+        hflip=False,
         # The romanised readings of the ten hiragana, in label order.
         classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
     ),
     "cifar10": Source(
-        "cifar10", (*CIFAR10_TRAIN_BATCHES, "test_batch", "batches.meta"), ("cifar-10-batches-py",), "CIFAR10",
-        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", hflip=True,
+        "cifar10",
+        (*CIFAR10_TRAIN_BATCHES, "test_batch", "batches.meta"),
+        ("cifar-10-batches-py",),
+        "CIFAR10",
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        hflip=True,
     ),
     "cifar100": Source(
-        "cifar100", ("train", "test", "meta"), ("cifar-100-python",), "CIFAR100",
-        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", hflip=True,
+        "cifar100",
+        ("train", "test", "meta"),
+        ("cifar-100-python",),
+        "CIFAR100",
+        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        hflip=True,
     ),
 }
 ALIASES = {"fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar-100": "cifar100"}
@@ -135,7 +165,7 @@ def _not_found_error(source: Source, dirs: list[Path], download_failure: str | N
     attempt = f"downloading failed ({download_failure})" if download_failure else "download was not enabled"
     ways = [
         f"run `python -c \"import torchvision; torchvision.datasets.{source.torchvision_class}('{cache}', "
-        f"download=True)\"` with network access",
+        f'download=True)"` with network access',
         f"download the files from {source.url} into one of those directories (or pass --data-dir)",
     ]
     if source.install_hint:
@@ -169,7 +199,10 @@ def _load_cifar10(source: Source, files: dict[str, Path]) -> ImageDataset:
         source.name,
         torch.cat([images for images, _ in batches]),  # [50000, 3, 32, 32]
         torch.cat([labels for _, labels in batches]),
-        test_images, test_labels, classes, hflip=source.hflip,
+        test_images,
+        test_labels,
+        classes,
+        hflip=source.hflip,
     )
 
 
@@ -182,8 +215,11 @@ def _load_cifar100(source: Source, files: dict[str, Path]) -> ImageDataset:
 
 
 READERS: dict[str, Callable[[Source, dict[str, Path]], ImageDataset]] = {
-    "mnist": _load_idx, "fashion-mnist": _load_idx, "kmnist": _load_idx,
-    "cifar10": _load_cifar10, "cifar100": _load_cifar100,
+    "mnist": _load_idx,
+    "fashion-mnist": _load_idx,
+    "kmnist": _load_idx,
+    "cifar10": _load_cifar10,
+    "cifar100": _load_cifar100,
 }
 
 
@@ -200,8 +236,9 @@ def load_digits() -> ImageDataset:
     images = large.round().clamp(0, 255).to(torch.uint8)  # [1797, 1, 28, 28]
     labels = torch.from_numpy(bunch.target).to(torch.int64)
     train, test = stratified_indices(labels, DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED)
-    return ImageDataset("digits", images[train], labels[train], images[test], labels[test],
-                        [str(d) for d in range(10)], hflip=False)
+    return ImageDataset(
+        "digits", images[train], labels[train], images[test], labels[test], [str(d) for d in range(10)], hflip=False
+    )
 
 
 def load_dataset(
@@ -214,7 +251,7 @@ def load_dataset(
     Missing files are downloaded into `default_cache_dir()` when `download`.
     """
     if name.startswith(IMAGEFOLDER_PREFIX):
-        path = name[len(IMAGEFOLDER_PREFIX):]
+        path = name[len(IMAGEFOLDER_PREFIX) :]
         if not path:
             raise CnnlabError("imagefolder needs a path: imagefolder:PATH, with one subfolder of images per class")
         return load_imagefolder(path, image_size=image_size or DEFAULT_IMAGE_SIZE, name=name)

@@ -50,9 +50,18 @@ def get_experiment(name: str) -> Experiment:
     return _EXPERIMENTS[name]
 
 
-def run_experiment(name: str, *, dataset: str | None = None, epochs: int | None = None, quick: bool = False,
-                   out: str | Path | None = None, seed: int = 0, data_dir: str | None = None,
-                   models: str | list[str] | None = None, weights: str | None = None) -> ExperimentResult:
+def run_experiment(
+    name: str,
+    *,
+    dataset: str | None = None,
+    epochs: int | None = None,
+    quick: bool = False,
+    out: str | Path | None = None,
+    seed: int = 0,
+    data_dir: str | None = None,
+    models: str | list[str] | None = None,
+    weights: str | None = None,
+) -> ExperimentResult:
     """Run experiment `name` and write its results.md, results.csv, config.json and plots into `out`
     (default runs/experiment-NAME-<time>); return the result. `result.config["out"]` holds the directory.
     `models` (a list or "a,b") and `weights` go only to experiments that accept them (see `Experiment.accepts`)."""
@@ -61,8 +70,16 @@ def run_experiment(name: str, *, dataset: str | None = None, epochs: int | None 
         if value is not None and option not in experiment.accepts:
             takers = [e.name for e in _EXPERIMENTS.values() if option in e.accepts]
             raise CnnlabError(f"experiment {name} takes no --{option} (those that do: {', '.join(takers) or 'none'})")
-    options = ExperimentOptions(dataset=dataset, epochs=epochs, quick=quick, seed=seed, data_dir=data_dir,
-                                out=Path(out) if out else default_out(name), models=models, weights=weights)
+    options = ExperimentOptions(
+        dataset=dataset,
+        epochs=epochs,
+        quick=quick,
+        seed=seed,
+        data_dir=data_dir,
+        out=Path(out) if out else default_out(name),
+        models=models,
+        weights=weights,
+    )
     options.out.mkdir(parents=True, exist_ok=True)
     result = experiment.run(options)
     result.config.setdefault("out", str(options.out))
@@ -74,5 +91,13 @@ for _module in pkgutil.iter_modules(__path__):
     if _module.name != "common":
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["Experiment", "ExperimentOptions", "ExperimentResult", "get_experiment", "list_experiments",
-           "register_experiment", "run_experiment", "write_result"]
+__all__ = [
+    "Experiment",
+    "ExperimentOptions",
+    "ExperimentResult",
+    "get_experiment",
+    "list_experiments",
+    "register_experiment",
+    "run_experiment",
+    "write_result",
+]

@@ -48,9 +48,15 @@ class FourLayerCNN(nn.Module):
     def __init__(self, activation: type[nn.Module], in_chans: int, num_classes: int) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_chans, 32, 5, padding=2), activation(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 5, padding=2), activation(), nn.MaxPool2d(2),
-            nn.Conv2d(64, 64, 3, padding=1), activation(), nn.AdaptiveMaxPool2d(4),
+            nn.Conv2d(in_chans, 32, 5, padding=2),
+            activation(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 5, padding=2),
+            activation(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(64, 64, 3, padding=1),
+            activation(),
+            nn.AdaptiveMaxPool2d(4),
         )
         self.fc = nn.Linear(64 * 4 * 4, num_classes)
 
@@ -58,8 +64,16 @@ class FourLayerCNN(nn.Module):
         return self.fc(torch.flatten(self.features(x), 1))  # [B, num_classes]
 
 
-def steps_to_threshold(model: nn.Module, data: ImageDataset, lr: float, threshold: float, max_steps: int,
-                       batch_size: int, window: int, seed: int) -> tuple[int | None, list[float]]:
+def steps_to_threshold(
+    model: nn.Module,
+    data: ImageDataset,
+    lr: float,
+    threshold: float,
+    max_steps: int,
+    batch_size: int,
+    window: int,
+    seed: int,
+) -> tuple[int | None, list[float]]:
     """Train `model` with SGD (momentum 0.9) until the error over the last `window` mini-batches is at most
     `threshold`; return the step at which it first was (None if not within `max_steps`) and the windowed error
     after every step from `window` on."""
@@ -73,7 +87,7 @@ def steps_to_threshold(model: nn.Module, data: ImageDataset, lr: float, threshol
         if (step - 1) * batch_size % len(labels) < batch_size:  # a new epoch: a new order
             order = torch.randperm(len(labels), generator=generator)
         start = (step - 1) * batch_size % len(labels)
-        batch = order[start:start + batch_size]
+        batch = order[start : start + batch_size]
         logits = model(images[batch])
         loss = F.cross_entropy(logits, labels[batch])
         optimizer.zero_grad(set_to_none=True)
@@ -91,22 +105,32 @@ def run_one(activation: str, data: ImageDataset, lr: float, seed: int, settings:
     torch.manual_seed(seed)  # both activations start from the same weights
     model = FourLayerCNN(ACTIVATIONS[activation], data.in_chans, data.num_classes)
     steps, curve = steps_to_threshold(model, data, lr, seed=seed, **settings)
-    row = {"activation": activation, "seed": seed, "lr": lr, "steps_to_threshold": steps, "reached": steps is not None,
-           "final_train_error": curve[-1] if curve else float("nan")}
+    row = {
+        "activation": activation,
+        "seed": seed,
+        "lr": lr,
+        "steps_to_threshold": steps,
+        "reached": steps is not None,
+        "final_train_error": curve[-1] if curve else float("nan"),
+    }
     return row, curve
 
 
 def ratio_summary(rows: list[dict], threshold: float, max_steps: int) -> list[str]:
     """Findings: the per-seed tanh/ReLU step ratios, their mean, spread and n, against the paper's 6x."""
     best = {row["activation"]: row["lr"] for row in rows if row.get("chosen")}
-    steps = {a: {r["seed"]: r["steps_to_threshold"] for r in rows if r["activation"] == a and r["lr"] == best[a]}
-             for a in ACTIVATIONS}
+    steps = {
+        a: {r["seed"]: r["steps_to_threshold"] for r in rows if r["activation"] == a and r["lr"] == best[a]}
+        for a in ACTIVATIONS
+    }
     seeds = sorted(steps["relu"])
     unreached = [f"{a} (seed {s})" for a in ACTIVATIONS for s in seeds if steps[a][s] is None]
     lines = [f"Learning rates: ReLU {best['relu']:g}, tanh {best['tanh']:g} (each activation's fastest)."]
     if unreached:
-        return lines + [f"Not every run reached {100 * threshold:.0f}% training error within {max_steps} steps: "
-                        f"{', '.join(unreached)}; no ratio is reported. Rerun with more --epochs."]
+        return lines + [
+            f"Not every run reached {100 * threshold:.0f}% training error within {max_steps} steps: "
+            f"{', '.join(unreached)}; no ratio is reported. Rerun with more --epochs."
+        ]
     ratios = [steps["tanh"][s] / steps["relu"][s] for s in seeds]
     mean = statistics.mean(ratios)
     spread = statistics.stdev(ratios) if len(ratios) > 1 else float("nan")
@@ -124,8 +148,13 @@ def plot_runs(curves: dict[tuple[str, int], list[float]], window: int, threshold
     fig, ax = plt.subplots(figsize=(7, 4))
     colors = {"relu": "tab:blue", "tanh": "tab:red"}
     for (activation, seed), curve in curves.items():
-        ax.plot(range(window, window + len(curve)), [100 * e for e in curve], color=colors[activation], alpha=0.8,
-                label=activation if seed == min(s for a, s in curves if a == activation) else None)
+        ax.plot(
+            range(window, window + len(curve)),
+            [100 * e for e in curve],
+            color=colors[activation],
+            alpha=0.8,
+            label=activation if seed == min(s for a, s in curves if a == activation) else None,
+        )
     ax.axhline(100 * threshold, color="black", linestyle=":", label=f"threshold {100 * threshold:.0f}%")
     ax.set(xlabel="SGD step", ylabel=f"training error over the last {window} batches (%)", title="one line per seed")
     save_epoch_figure(fig, [ax], path, title)
@@ -146,8 +175,9 @@ def run(options: ExperimentOptions) -> ExperimentResult:
         for lr in (QUICK_LR,) if options.quick else FULL_LRS:
             by_lr[lr] = [run_one(activation, data, lr, seed, settings) for seed in seeds]
         # The fastest rate: fewest mean steps, an unreached run counting as max_steps + 1.
-        best = min(by_lr, key=lambda lr: statistics.mean(
-            r["steps_to_threshold"] or max_steps + 1 for r, _ in by_lr[lr]))
+        best = min(
+            by_lr, key=lambda lr: statistics.mean(r["steps_to_threshold"] or max_steps + 1 for r, _ in by_lr[lr])
+        )
         for lr, runs in by_lr.items():
             rows += [{**row, "chosen": lr == best} for row, _ in runs]
         curves |= {(activation, row["seed"]): curve for row, curve in by_lr[best]}
@@ -155,12 +185,19 @@ def run(options: ExperimentOptions) -> ExperimentResult:
     plot_runs(curves, window, threshold, options.out / "activations.png", f"{data.name}: ReLU vs tanh, same network")
     return ExperimentResult(
         title=f"Activations: steps of a four-layer CNN to {100 * threshold:.0f}% training error on {data.name}, "
-              "ReLU vs tanh",
+        "ReLU vs tanh",
         columns=[*COLUMNS, "chosen"],
         rows=rows,
         findings=ratio_summary(rows, threshold, max_steps),
         plots=["activations.png"],
-        config={"dataset": data.name, "threshold": threshold, "seeds": seeds, "batch_size": batch_size,
-                "window": window, "max_steps": max_steps, "lrs": [QUICK_LR] if options.quick else list(FULL_LRS),
-                "optimizer": "SGD, momentum 0.9, constant lr, no weight decay, no augmentation"},
+        config={
+            "dataset": data.name,
+            "threshold": threshold,
+            "seeds": seeds,
+            "batch_size": batch_size,
+            "window": window,
+            "max_steps": max_steps,
+            "lrs": [QUICK_LR] if options.quick else list(FULL_LRS),
+            "optimizer": "SGD, momentum 0.9, constant lr, no weight decay, no augmentation",
+        },
     )

@@ -43,8 +43,18 @@ FULL_DEPTHS = (20, 56)  # He et al. Fig. 1
 QUICK_DEPTHS = (8, 20)
 QUICK_SIDE = 14  # digits are 8x8 scans upsampled to 28: 14 px keeps their detail at a quarter of the compute
 GRAD_BATCH = 64  # images in the one batch whose gradient is measured at initialisation
-COLUMNS = ["network", "depth", "residual", "params", "grad_norm_conv1_init", "train_loss", "train_error",
-           "val_error", "test_error", "train_seconds"]
+COLUMNS = [
+    "network",
+    "depth",
+    "residual",
+    "params",
+    "grad_norm_conv1_init",
+    "train_loss",
+    "train_error",
+    "val_error",
+    "test_error",
+    "train_seconds",
+]
 TWIN_NAME = re.compile(r"(plain|resnet)(\d+)")
 
 
@@ -63,8 +73,15 @@ def downsampled(data: ImageDataset, side: int) -> ImageDataset:
         x = F.interpolate(images.float(), size=(side, side), mode="bilinear", align_corners=False, antialias=True)
         return x.round().clamp(0, 255).to(torch.uint8)
 
-    return ImageDataset(f"{data.name}-{side}px", resize(data.train_images), data.train_labels,
-                        resize(data.test_images), data.test_labels, list(data.classes), hflip=data.hflip)
+    return ImageDataset(
+        f"{data.name}-{side}px",
+        resize(data.train_images),
+        data.train_labels,
+        resize(data.test_images),
+        data.test_labels,
+        list(data.classes),
+        hflip=data.hflip,
+    )
 
 
 def experiment_data(options: ExperimentOptions) -> ImageDataset:
@@ -81,15 +98,18 @@ def network(name: str) -> Network:
     """Parse and check one twin name: a registered plain/ResNet model, or a CIFAR depth 6n+2 built on demand."""
     match = TWIN_NAME.fullmatch(name)
     if match is None:
-        raise CnnlabError(f"degradation compares plain/residual twins (plain20,resnet20 or plain18,resnet18); "
-                          f"{name!r} is not one")
+        raise CnnlabError(
+            f"degradation compares plain/residual twins (plain20,resnet20 or plain18,resnet18); {name!r} is not one"
+        )
     depth, residual = int(match.group(2)), match.group(1) == "resnet"
     if name in list_models():
         return Network(name, depth, residual, "imagenet" if model_info(name).input_size[1] >= 224 else "cifar")
     if depth >= 8 and (depth - 2) % 6 == 0:
         return Network(name, depth, residual, "cifar")
-    raise CnnlabError(f"no network {name}: the twins are plain18/34 with resnet18/34 (ImageNet layout) and He et "
-                      "al.'s CIFAR networks plain/resnet of depth 6n+2 (8, 14, 20, 32, 44, 56, 110, ...)")
+    raise CnnlabError(
+        f"no network {name}: the twins are plain18/34 with resnet18/34 (ImageNet layout) and He et "
+        "al.'s CIFAR networks plain/resnet of depth 6n+2 (8, 14, 20, 32, 44, 56, 110, ...)"
+    )
 
 
 def parse_networks(names: list[str]) -> list[Network]:
@@ -101,14 +121,19 @@ def parse_networks(names: list[str]) -> list[Network]:
         if twin not in networks:
             raise CnnlabError(f"{net.name} needs its twin {twin} in --models: the experiment compares twins")
         if networks[twin].layout != net.layout:
-            raise CnnlabError(f"{net.name} ({net.layout} layout) and {twin} ({networks[twin].layout}) are not twins: "
-                              "the ImageNet-layout twins are plain18/34 and resnet18/34")
+            raise CnnlabError(
+                f"{net.name} ({net.layout} layout) and {twin} ({networks[twin].layout}) are not twins: "
+                "the ImageNet-layout twins are plain18/34 and resnet18/34"
+            )
     return sorted(networks.values(), key=lambda n: (n.layout != "cifar", n.depth, n.residual))
 
 
 def default_networks(quick: bool) -> list[Network]:
-    return [network(network_name(depth, residual)) for depth in (QUICK_DEPTHS if quick else FULL_DEPTHS)
-            for residual in (False, True)]
+    return [
+        network(network_name(depth, residual))
+        for depth in (QUICK_DEPTHS if quick else FULL_DEPTHS)
+        for residual in (False, True)
+    ]
 
 
 def build_network(net: Network, num_classes: int, in_chans: int, image_size: int = 32) -> nn.Module:
@@ -152,6 +177,7 @@ def plot_curves(histories: dict[str, list[dict]], networks: list[Network], path:
 
 def depth_pair_findings(rows: dict[str, dict], shallow: int, deep: int) -> list[str]:
     """Three sentences on one shallow/deep pair of twins: training errors, the verdict, the initial gradients."""
+
     def err(name: str) -> str:
         return f"{100 * rows[name]['train_error']:.2f}%"
 
@@ -165,8 +191,9 @@ def depth_pair_findings(rows: dict[str, dict], shallow: int, deep: int) -> list[
     # He et al. (§4.1) argue that with BN the plain net's gradients do not vanish; the numbers say which way they go.
     gradient_reading = (
         f"{plain_d}'s is {ratio:.2g}x {res_d}'s, so its first layer is not starved of gradient: the deep plain "
-        "net's trouble is optimisation, not a vanishing signal" if ratio >= 1 else
-        f"{plain_d}'s is {ratio:.2g}x {res_d}'s: the identity paths carry more gradient to the first layer"
+        "net's trouble is optimisation, not a vanishing signal"
+        if ratio >= 1
+        else f"{plain_d}'s is {ratio:.2g}x {res_d}'s: the identity paths carry more gradient to the first layer"
     )
     return [
         f"Final training error: {plain_d} {err(plain_d)} vs {plain_s} {err(plain_s)} "
@@ -197,30 +224,47 @@ def findings(rows: dict[str, dict], networks: list[Network]) -> list[str]:
     return sentences
 
 
-def train_network(net: Network, data: ImageDataset, options: ExperimentOptions, epochs: int,
-                  probe: tuple[torch.Tensor, torch.Tensor]) -> tuple[dict, list[dict], dict]:
+def train_network(
+    net: Network, data: ImageDataset, options: ExperimentOptions, epochs: int, probe: tuple[torch.Tensor, torch.Tensor]
+) -> tuple[dict, list[dict], dict]:
     """Build `net` from the seed, measure its initial first-layer gradient on `probe`, train it; return its table
     row, its per-epoch metrics and the recipe the trainer chose."""
     torch.manual_seed(options.seed)  # twins start from the same draw; the trainer's seed matches
     model = build_network(net, data.num_classes, data.in_chans, data.image_size)
     grad_norm = first_layer_grad_norm(model, *probe)
     # The dataset's own name picks its recipe (a quick run's 14 px digits train with the digits recipe).
-    config = TrainConfig(model=net.name, dataset=options.dataset_or_default(), epochs=epochs, seed=options.seed,
-                         data_dir=options.data_dir, test_every_epoch=True, out=str(options.out / "runs" / net.name))
+    config = TrainConfig(
+        model=net.name,
+        dataset=options.dataset_or_default(),
+        epochs=epochs,
+        seed=options.seed,
+        data_dir=options.data_dir,
+        test_every_epoch=True,
+        out=str(options.out / "runs" / net.name),
+    )
     results = trainer.run(config, overwrite=True, quiet=True, data=data, model=model)
     history = read_metrics(results["run_dir"])
     final = history[-1]
     row = {
-        "network": net.name, "depth": net.depth, "residual": net.residual, "params": count_params(model),
-        "grad_norm_conv1_init": grad_norm, "train_loss": final["train_loss"],
-        "train_error": 1 - final["train_accuracy"], "val_error": 1 - final["val_accuracy"],
-        "test_error": 1 - results["test_accuracy"], "train_seconds": results["train_seconds"],
+        "network": net.name,
+        "depth": net.depth,
+        "residual": net.residual,
+        "params": count_params(model),
+        "grad_norm_conv1_init": grad_norm,
+        "train_loss": final["train_loss"],
+        "train_error": 1 - final["train_accuracy"],
+        "val_error": 1 - final["val_accuracy"],
+        "test_error": 1 - results["test_accuracy"],
+        "train_seconds": results["train_seconds"],
     }
     return row, history, {key: results[key] for key in ("batch_size", "lr", "optimizer", "precision")}
 
 
-@register_experiment("degradation", accepts=("models",), help="plain vs residual twins at several depths: training "
-                     "loss and error, init gradients (He et al. Fig. 1)")
+@register_experiment(
+    "degradation",
+    accepts=("models",),
+    help="plain vs residual twins at several depths: training loss and error, init gradients (He et al. Fig. 1)",
+)
 def run(options: ExperimentOptions) -> ExperimentResult:
     data = experiment_data(options)
     networks = parse_networks(options.models) if options.models else default_networks(options.quick)
@@ -241,8 +285,16 @@ def run(options: ExperimentOptions) -> ExperimentResult:
         rows=list(rows.values()),
         findings=findings(rows, networks),
         plots=["degradation.png"],
-        config={"networks": [net.name for net in networks], "depths": depths, "epochs": epochs, "dataset": data.name,
-                "image_size": data.image_size, "shortcut": "A (CIFAR layout); none in the plain nets",
-                "grad_batch": GRAD_BATCH, "recipe": recipe, "seed": options.seed,
-                "train_error": "running average over the last epoch (train-mode BN), as in He et al.'s curves"},
+        config={
+            "networks": [net.name for net in networks],
+            "depths": depths,
+            "epochs": epochs,
+            "dataset": data.name,
+            "image_size": data.image_size,
+            "shortcut": "A (CIFAR layout); none in the plain nets",
+            "grad_batch": GRAD_BATCH,
+            "recipe": recipe,
+            "seed": options.seed,
+            "train_error": "running average over the last epoch (train-mode BN), as in He et al.'s curves",
+        },
     )

@@ -45,7 +45,8 @@ def same_shape_blocks(model: ResNet) -> list[tuple[str, int]]:
         for name, stage in zip(model.stage_names, model.stages())
         for index, block in enumerate(stage)
         if isinstance(block, BasicBlock)  # not a block already removed
-        and block.conv1.stride == (1, 1) and block.conv1.in_channels == block.conv2.out_channels
+        and block.conv1.stride == (1, 1)
+        and block.conv1.in_channels == block.conv2.out_channels
     ]
 
 
@@ -53,8 +54,10 @@ def remove_block(model: ResNet, stage_name: str, index: int) -> None:
     """Replace a block by nn.Identity() in place: `drop_block` for a residual block (it checks the skip is the
     identity), a direct swap for a plain block (a whole conv-BN-ReLU-conv-BN-ReLU layer pair of the plain net)."""
     if (stage_name, index) not in same_shape_blocks(model):
-        raise CnnlabError(f"block {index} of {stage_name} changes the shape and cannot be removed; "
-                          f"removable: {same_shape_blocks(model)}")
+        raise CnnlabError(
+            f"block {index} of {stage_name} changes the shape and cannot be removed; "
+            f"removable: {same_shape_blocks(model)}"
+        )
     stage = model.get_submodule(stage_name)
     if has_skip(stage[index]):
         drop_block(model, stage_name, index)
@@ -68,8 +71,9 @@ def lesion_accuracies(model: ResNet, data, blocks: list[tuple[str, int]]) -> dic
     for stage_name, index in blocks:
         lesioned = copy.deepcopy(model)
         remove_block(lesioned, stage_name, index)
-        accuracies[f"{stage_name}.{index}"] = evaluate_arrays(lesioned, data.test_images, data.test_labels, data,
-                                                              channels_last=False)[1]
+        accuracies[f"{stage_name}.{index}"] = evaluate_arrays(
+            lesioned, data.test_images, data.test_labels, data, channels_last=False
+        )[1]
     return accuracies
 
 
@@ -78,8 +82,9 @@ def plot_lesions(curves: dict[str, tuple[float, dict[str, float]]], path, title:
     fig, ax = plt.subplots(figsize=(8, 4))
     for color, (name, (baseline, accuracies)) in zip(plt.cm.tab10.colors, curves.items()):
         positions = np.arange(len(accuracies))
-        ax.plot(positions, [100 * a for a in accuracies.values()], "o-", color=color,
-                label=f"{name}, one block removed")
+        ax.plot(
+            positions, [100 * a for a in accuracies.values()], "o-", color=color, label=f"{name}, one block removed"
+        )
         ax.axhline(100 * baseline, color=color, linestyle=":", label=f"{name}, intact")
         ax.set_xticks(positions, list(accuracies), rotation=30)
     ax.set(xlabel="removed block", ylabel="test accuracy (%)", title=title, ylim=(0, 100))
@@ -115,8 +120,15 @@ def pretrained_lesions(options: ExperimentOptions) -> tuple[str, list[dict], dic
         lesioned = copy.deepcopy(model)
         drop_block(lesioned, stage_name, index)
         measured = accuracies(topk_correct(lesioned, batches))
-        rows.append({"network": name, "removed_block": f"{stage_name}.{index}", **measured,
-                     "top1_drop": intact["top1"] - measured["top1"], "top5_drop": intact["top5"] - measured["top5"]})
+        rows.append(
+            {
+                "network": name,
+                "removed_block": f"{stage_name}.{index}",
+                **measured,
+                "top1_drop": intact["top1"] - measured["top1"],
+                "top5_drop": intact["top5"] - measured["top5"],
+            }
+        )
     return name, rows, {"images": len(images), "resize": list(transform.resize_size), "crop": list(transform.crop_size)}
 
 
@@ -128,8 +140,9 @@ def run_pretrained(options: ExperimentOptions) -> ExperimentResult:
     by_stage: dict[str, list[float]] = {}
     for row in lesions:
         by_stage.setdefault(row["removed_block"].split(".")[0], []).append(row["top1_drop"])
-    stage_costs = ", ".join(f"{stage} {100 * float(np.mean(drops)):.1f} (max {100 * max(drops):.1f})"
-                            for stage, drops in by_stage.items())
+    stage_costs = ", ".join(
+        f"{stage} {100 * float(np.mean(drops)):.1f} (max {100 * max(drops):.1f})" for stage, drops in by_stage.items()
+    )
     worst = max(lesions, key=lambda row: row["top1_drop"])
     return ExperimentResult(
         title=f"Drop-block: {name} with one block removed, top-1/top-5 on {options.dataset}",
@@ -142,9 +155,14 @@ def run_pretrained(options: ExperimentOptions) -> ExperimentResult:
             f"{worst['removed_block']} ({100 * worst['top1_drop']:.1f} points).",
         ],
         plots=["drop_block.png"],
-        config={"model": name, "weights": str(options.weights), "dataset": options.dataset, **measured_on,
-                "blocks": [row["removed_block"] for row in lesions],
-                "note": "lesioned networks keep the intact one's BN statistics, as in Veit et al.; nothing is trained"},
+        config={
+            "model": name,
+            "weights": str(options.weights),
+            "dataset": options.dataset,
+            **measured_on,
+            "blocks": [row["removed_block"] for row in lesions],
+            "note": "lesioned networks keep the intact one's BN statistics, as in Veit et al.; nothing is trained",
+        },
     )
 
 
@@ -156,24 +174,35 @@ def train_and_lesion(options: ExperimentOptions, data, depth: int, epochs: int) 
         name = network_name(depth, residual)
         torch.manual_seed(options.seed)
         model = build_network(network(name), data.num_classes, data.in_chans)
-        config = TrainConfig(model=name, dataset=options.dataset_or_default(), epochs=epochs, seed=options.seed,
-                             data_dir=options.data_dir, out=str(options.out / "runs" / name))
+        config = TrainConfig(
+            model=name,
+            dataset=options.dataset_or_default(),
+            epochs=epochs,
+            seed=options.seed,
+            data_dir=options.data_dir,
+            out=str(options.out / "runs" / name),
+        )
         results = trainer.run(config, overwrite=True, quiet=True, data=data, model=model)
         blocks = droppable_blocks(model) if residual else same_shape_blocks(model)
         baseline = results["test_accuracy"]
         accuracies = lesion_accuracies(model, data, blocks)
         rows.append({"network": name, "removed_block": "none", "test_accuracy": baseline, "accuracy_drop": 0.0})
-        rows += [{"network": name, "removed_block": block, "test_accuracy": accuracy,
-                  "accuracy_drop": baseline - accuracy} for block, accuracy in accuracies.items()]
+        rows += [
+            {"network": name, "removed_block": block, "test_accuracy": accuracy, "accuracy_drop": baseline - accuracy}
+            for block, accuracy in accuracies.items()
+        ]
         curves[name] = (baseline, accuracies)
         drops = [baseline - a for a in accuracies.values()]
         summary[name] = (baseline, float(np.mean(drops)), max(drops))
     return rows, curves, summary
 
 
-@register_experiment("drop-block", accepts=("models", "weights"),
-                     help="delete one block at test time: ResNet vs plain net (Veit et al. 2016); with --model "
-                          "and --weights, a pretrained ImageNet ResNet on a labelled folder (exercise 20.3.3)")
+@register_experiment(
+    "drop-block",
+    accepts=("models", "weights"),
+    help="delete one block at test time: ResNet vs plain net (Veit et al. 2016); with --model "
+    "and --weights, a pretrained ImageNet ResNet on a labelled folder (exercise 20.3.3)",
+)
 def run(options: ExperimentOptions) -> ExperimentResult:
     if options.models or options.weights:
         return run_pretrained(options)
@@ -187,8 +216,10 @@ def run(options: ExperimentOptions) -> ExperimentResult:
 
     def described(name: str) -> str:
         baseline, mean_drop, max_drop = summary[name]
-        return (f"{name} (intact {100 * baseline:.1f}%) loses {100 * mean_drop:.1f} points on average and at most "
-                f"{100 * max_drop:.1f}")
+        return (
+            f"{name} (intact {100 * baseline:.1f}%) loses {100 * mean_drop:.1f} points on average and at most "
+            f"{100 * max_drop:.1f}"
+        )
 
     robust = summary[res][1] < summary[plain][1]
     return ExperimentResult(
@@ -202,7 +233,13 @@ def run(options: ExperimentOptions) -> ExperimentResult:
             "same-shape block is on the only path from input to output.",
         ],
         plots=["drop_block.png"],
-        config={"depth": depth, "epochs": epochs, "dataset": data.name, "image_size": data.image_size,
-                "blocks": {name: list(accuracies) for name, (_, accuracies) in curves.items()}, "seed": options.seed,
-                "note": "lesioned networks keep the BN statistics of the intact one, as in Veit et al."},
+        config={
+            "depth": depth,
+            "epochs": epochs,
+            "dataset": data.name,
+            "image_size": data.image_size,
+            "blocks": {name: list(accuracies) for name, (_, accuracies) in curves.items()},
+            "seed": options.seed,
+            "note": "lesioned networks keep the BN statistics of the intact one, as in Veit et al.",
+        },
     )

@@ -51,8 +51,15 @@ def train_one(options: ExperimentOptions, data, model: str, seed: int, epochs: i
         # The trainer stops on a non-finite loss and records the epochs before it in results.json.
         metrics, outcome, test, seconds = read_json(saved).get("metrics", []), "diverged", math.nan, math.nan
     last = metrics[-1] if metrics else {}
-    row = {"model": model, "seed": seed, "outcome": outcome, "final_train_loss": last.get("train_loss", math.nan),
-           "train_accuracy": last.get("train_accuracy", math.nan), "test_accuracy": test, "train_seconds": seconds}
+    row = {
+        "model": model,
+        "seed": seed,
+        "outcome": outcome,
+        "final_train_loss": last.get("train_loss", math.nan),
+        "train_accuracy": last.get("train_accuracy", math.nan),
+        "test_accuracy": test,
+        "train_seconds": seconds,
+    }
     return row, metrics
 
 
@@ -69,8 +76,10 @@ def findings(rows: list[dict]) -> list[str]:
         runs = [row for row in rows if row["model"] == model]
         trained = [row["test_accuracy"] for row in runs if row["outcome"] == "trained"]
         summary[model] = (*mean_spread(trained), len(trained), len(runs))
-    lines = [f"{model}: test accuracy {100 * mean:.2f}% ± {100 * std:.2f} (std, n={n}; {total - n} of {total} "
-             "diverged)" for model, (mean, std, n, total) in summary.items()]
+    lines = [
+        f"{model}: test accuracy {100 * mean:.2f}% ± {100 * std:.2f} (std, n={n}; {total - n} of {total} diverged)"
+        for model, (mean, std, n, total) in summary.items()
+    ]
     (plain, plain_std, *_), (bn, bn_std, *_) = summary["vgg11"], summary["vgg11_bn"]
     spreads = [s for s in (plain_std, bn_std) if math.isfinite(s)]
     spread, gap = max(spreads, default=math.nan), bn - plain
@@ -81,9 +90,12 @@ def findings(rows: list[dict]) -> list[str]:
         verdict = f"the difference ({100 * gap:+.2f} points) is within the spread: not resolved at n={n}"
     else:
         verdict = f"BN {'helps' if gap > 0 else 'hurts'} by {100 * abs(gap):.2f} points at these settings"
-    return [*lines, f"With equal settings, {verdict}.",
-            "History: VGG (2014) had no batch norm, which was published in 2015; its deep nets were started from "
-            "the trained 11-layer one."]
+    return [
+        *lines,
+        f"With equal settings, {verdict}.",
+        "History: VGG (2014) had no batch norm, which was published in 2015; its deep nets were started from "
+        "the trained 11-layer one.",
+    ]
 
 
 def plot_losses(curves: dict[str, list[dict]], path, title: str) -> None:
@@ -91,8 +103,9 @@ def plot_losses(curves: dict[str, list[dict]], path, title: str) -> None:
     colors = {"vgg11": "tab:red", "vgg11_bn": "tab:blue"}
     for label, metrics in curves.items():
         model = label.split(" ")[0]
-        ax.plot([m["epoch"] for m in metrics], [m["train_loss"] for m in metrics], "o-", color=colors[model],
-                label=label)
+        ax.plot(
+            [m["epoch"] for m in metrics], [m["train_loss"] for m in metrics], "o-", color=colors[model], label=label
+        )
     ax.set(xlabel="epoch", ylabel="training loss (cross-entropy)", title="one line per seed")
     save_epoch_figure(fig, [ax], path, title)
 
@@ -115,9 +128,15 @@ def run(options: ExperimentOptions) -> ExperimentResult:
         rows=rows,
         findings=findings(rows),
         plots=["vgg_bn.png"],
-        config={"models": list(MODELS), "dataset": data.name, "image_size": data.image_size, "epochs": epochs,
-                "seeds": seeds, "train_subset": QUICK_SUBSET if options.quick else FULL_SUBSET,
-                "recipe": "the dataset's default (the trainer's), equal for both",
-                "history": "Simonyan & Zisserman arXiv:1409.1556 (Sep 2014, no BN; deeper nets initialised from "
-                           "net A, §3.1); Ioffe & Szegedy arXiv:1502.03167 (Feb 2015)"},
+        config={
+            "models": list(MODELS),
+            "dataset": data.name,
+            "image_size": data.image_size,
+            "epochs": epochs,
+            "seeds": seeds,
+            "train_subset": QUICK_SUBSET if options.quick else FULL_SUBSET,
+            "recipe": "the dataset's default (the trainer's), equal for both",
+            "history": "Simonyan & Zisserman arXiv:1409.1556 (Sep 2014, no BN; deeper nets initialised from "
+            "net A, §3.1); Ioffe & Szegedy arXiv:1502.03167 (Feb 2015)",
+        },
     )

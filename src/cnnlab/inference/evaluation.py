@@ -14,8 +14,10 @@ from cnnlab.inference.precision import autocast
 
 def check_flip_tta(data: ImageDataset) -> None:
     if not data.hflip:
-        raise CnnlabError(f"test-time flips need label-preserving horizontal flips, which {data.name} does not "
-                          "have (a mirrored image can belong to another class): drop --tta")
+        raise CnnlabError(
+            f"test-time flips need label-preserving horizontal flips, which {data.name} does not "
+            "have (a mirrored image can belong to another class): drop --tta"
+        )
 
 
 @torch.no_grad()

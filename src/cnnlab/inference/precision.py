@@ -56,8 +56,10 @@ def autocast(dtype: torch.dtype | None, device_type: str = "cpu"):
 def check_precision(precision: str, device: torch.device) -> None:
     """fp16 needs loss scaling (a GradScaler) to keep small gradients from underflowing; cnnlab scales on CUDA only."""
     if precision == "fp16" and device.type != "cuda":
-        raise CnnlabError(f"--precision fp16 needs --device cuda (its gradients need CUDA loss scaling); on "
-                          f"{device.type} use bf16 or fp32")
+        raise CnnlabError(
+            f"--precision fp16 needs --device cuda (its gradients need CUDA loss scaling); on "
+            f"{device.type} use bf16 or fp32"
+        )
 
 
 def precision_name(dtype: torch.dtype | None) -> str:

@@ -47,10 +47,17 @@ def evaluate(run_dir: str | Path, data_dir: str | None = None, tta: bool | None 
     tta: average each image's logits with its mirror's (None: as the run was trained, its config's `tta`)."""
     run = load_run(run_dir)
     tta = run.config.tta if tta is None else tta
-    dataset: ImageDataset = load_dataset(run.config.dataset, data_dir or run.config.data_dir,
-                                         image_size=run.data["image_size"])  # an imagefolder's, as trained
-    loss, accuracy, predicted = evaluate_arrays(run.model, dataset.test_images, dataset.test_labels, dataset,
-                                                dtype=autocast_dtype(run.config.precision), flip_tta=tta)
+    dataset: ImageDataset = load_dataset(
+        run.config.dataset, data_dir or run.config.data_dir, image_size=run.data["image_size"]
+    )  # an imagefolder's, as trained
+    loss, accuracy, predicted = evaluate_arrays(
+        run.model,
+        dataset.test_images,
+        dataset.test_labels,
+        dataset,
+        dtype=autocast_dtype(run.config.precision),
+        flip_tta=tta,
+    )
     from cnnlab.training.plots import plot_confusion  # matplotlib loads only for evaluate, not predict
 
     classes = list(dataset.classes)
@@ -59,16 +66,40 @@ def evaluate(run_dir: str | Path, data_dir: str | None = None, tta: bool | None 
     per_class = {name: float(matrix[i, i] / max(matrix[i].sum(), 1)) for i, name in enumerate(classes)}
     confusion_png = run.run_dir / "confusion.png"
     plot_confusion(matrix, classes, confusion_png, title=f"{run.config.model} on {dataset.name}: {accuracy:.2%}")
-    result = {"model": run.config.model, "dataset": dataset.name, "test_accuracy": accuracy, "test_loss": loss,
-              "tta": tta, "per_class_accuracy": per_class, "confusion_matrix": matrix.tolist(),
-              "confusion_png": str(confusion_png)}
+    result = {
+        "model": run.config.model,
+        "dataset": dataset.name,
+        "test_accuracy": accuracy,
+        "test_loss": loss,
+        "tta": tta,
+        "per_class_accuracy": per_class,
+        "confusion_matrix": matrix.tolist(),
+        "confusion_png": str(confusion_png),
+    }
     checkpoint.write_json(run.run_dir / "eval.json", result)
     return result
 
 
 # Modes PIL can turn into grey or RGB without guessing what the values mean.
-_SAFE_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "I;16", "I;16B", "I;16L", "I", "F", "CMYK", "YCbCr",
-               "LAB", "HSV"}
+_SAFE_MODES = {
+    "1",
+    "L",
+    "LA",
+    "P",
+    "PA",
+    "RGB",
+    "RGBA",
+    "RGBX",
+    "I;16",
+    "I;16B",
+    "I;16L",
+    "I",
+    "F",
+    "CMYK",
+    "YCbCr",
+    "LAB",
+    "HSV",
+}
 
 
 def open_image(path: str | Path, in_chans: int) -> Image.Image:
@@ -81,8 +112,10 @@ def open_image(path: str | Path, in_chans: int) -> Image.Image:
             image.load()
             mode = image.mode
             if in_chans not in (1, 3) or mode not in _SAFE_MODES:
-                raise CnnlabError(f"image {path} has mode {mode}, which cannot be converted to the {in_chans} "
-                                  "channels the model takes")
+                raise CnnlabError(
+                    f"image {path} has mode {mode}, which cannot be converted to the {in_chans} "
+                    "channels the model takes"
+                )
             if mode.startswith("I") or mode == "F":  # 16/32-bit grey: rescale to 8 bits, don't clip
                 array = np.asarray(image, dtype=np.float64)
                 span = max(array.max() - array.min(), 1e-12)

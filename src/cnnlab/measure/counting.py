@@ -76,7 +76,7 @@ def run_forward(model: nn.Module, image: torch.Tensor, label: str) -> torch.Tens
 
 
 def input_error(input_shape: tuple[int, ...], label: str, error: Exception) -> CnnlabError:
-    """"input 1x8x8 is too small for lenet5: <torch's first line>" (or "does not fit" for other mismatches)."""
+    """ "input 1x8x8 is too small for lenet5: <torch's first line>" (or "does not fit" for other mismatches)."""
     text = str(error).strip()
     first_line = text.splitlines()[0] if text else type(error).__name__
     problem = "is too small for" if any(hint in first_line for hint in _TOO_SMALL_HINTS) else "does not fit"

@@ -42,8 +42,10 @@ class Field:
     def grow(self, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> Field:
         span_h, span_w = dilation[0] * (kernel[0] - 1), dilation[1] * (kernel[1] - 1)
         return Field(
-            self.height + span_h * self.jump_h, self.width + span_w * self.jump_w,
-            self.jump_h * stride[0], self.jump_w * stride[1],
+            self.height + span_h * self.jump_h,
+            self.width + span_w * self.jump_w,
+            self.jump_h * stride[0],
+            self.jump_w * stride[1],
         )
 
 
@@ -97,8 +99,12 @@ def _grow_by_op(field: Field, func, args: tuple) -> Field | None:
 
 
 _SPATIAL_OPS = (
-    _aten.convolution, _aten.max_pool2d_with_indices, _aten.max_pool2d, _aten.avg_pool2d,
-    _aten._adaptive_avg_pool2d, _aten.adaptive_max_pool2d,
+    _aten.convolution,
+    _aten.max_pool2d_with_indices,
+    _aten.max_pool2d,
+    _aten.avg_pool2d,
+    _aten._adaptive_avg_pool2d,
+    _aten.adaptive_max_pool2d,
 )
 
 
@@ -177,10 +183,19 @@ _WEIGHT_OPS = (_aten.convolution, _aten.addmm, _aten.mm, _aten.bmm, _aten.baddbm
 
 # Ops that move pixels in a way a (kernel, stride) pair does not describe.
 _UNMODELLED_OPS = tuple(
-    getattr(_aten, name) for name in (
-        "upsample_nearest2d", "upsample_bilinear2d", "upsample_bicubic2d", "_upsample_nearest_exact2d",
-        "_upsample_bilinear2d_aa", "grid_sampler_2d", "pixel_shuffle", "pixel_unshuffle", "roll",
-    ) if hasattr(_aten, name)
+    getattr(_aten, name)
+    for name in (
+        "upsample_nearest2d",
+        "upsample_bilinear2d",
+        "upsample_bicubic2d",
+        "_upsample_nearest_exact2d",
+        "_upsample_bilinear2d_aa",
+        "grid_sampler_2d",
+        "pixel_shuffle",
+        "pixel_unshuffle",
+        "roll",
+    )
+    if hasattr(_aten, name)
 )
 
 
@@ -196,8 +211,12 @@ def _spatial_paths(inputs: list[torch.Tensor], result: torch.Tensor) -> list[tor
 def _widest(fields: list[Field]) -> Field:
     if len(fields) == 1:
         return fields[0]
-    return Field(max(f.height for f in fields), max(f.width for f in fields),
-                 max(f.jump_h for f in fields), max(f.jump_w for f in fields))
+    return Field(
+        max(f.height for f in fields),
+        max(f.width for f in fields),
+        max(f.jump_h for f in fields),
+        max(f.jump_w for f in fields),
+    )
 
 
 # ------------------------------------------------------------------------------------------- whole networks
@@ -217,8 +236,10 @@ def receptive_field(network, input_size: int | tuple[int, int, int] | None = Non
     model, shape, label = _resolve(network, input_size)
     field = trace_features(model, shape, label)
     if field is None:
-        raise CnnlabError(f"{label}: the output of forward_features has no single receptive field "
-                          "(an op such as upsampling or an uneven adaptive pool is on its path)")
+        raise CnnlabError(
+            f"{label}: the output of forward_features has no single receptive field "
+            "(an op such as upsampling or an uneven adaptive pool is on its path)"
+        )
     return field.size
 
 
@@ -291,7 +312,11 @@ def main_path_depth(network, input_size: int | tuple[int, int, int] | None = Non
 
 
 def effective_receptive_field(
-    network, input_size: int | tuple[int, int, int] | None = None, *, samples: int = 4, mass: float = 0.95,
+    network,
+    input_size: int | tuple[int, int, int] | None = None,
+    *,
+    samples: int = 4,
+    mass: float = 0.95,
     seed: int = 0,
 ) -> tuple[int, torch.Tensor]:
     """The empirical, effective receptive field of `forward_features`' centre pixel (Luo et al. 2016).

@@ -25,7 +25,7 @@ GRAMMAR = (
 
 
 def parse_input_shape(text: str) -> tuple[int, int, int]:
-    """"1x28x28" -> (1, 28, 28). Anything else (a bare "28", "3x224", zeros) is a one-line CnnlabError."""
+    """ "1x28x28" -> (1, 28, 28). Anything else (a bare "28", "3x224", zeros) is a one-line CnnlabError."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if match is None or min(int(size) for size in match.groups()) < 1:
         raise CnnlabError(f"--input must look like 3x224x224 (CxHxW, each at least 1), got '{text}'")
@@ -91,10 +91,17 @@ def build_layer_spec(spec: str, in_chans: int) -> nn.Sequential:
             opts = _options(layer, kind, tokens[1:])
             groups = opts.get("g", 1)
             if channels % groups or out_chans % groups:
-                raise _spec_error(layer, f"groups {groups} must divide {channels} input and {out_chans} output channels")
+                raise _spec_error(
+                    layer, f"groups {groups} must divide {channels} input and {out_chans} output channels"
+                )
             module: nn.Module = nn.Conv2d(
-                channels, out_chans, opts["k"], stride=opts.get("s", 1), padding=opts.get("p", 0),
-                dilation=opts.get("d", 1), groups=groups,
+                channels,
+                out_chans,
+                opts["k"],
+                stride=opts.get("s", 1),
+                padding=opts.get("p", 0),
+                dilation=opts.get("d", 1),
+                groups=groups,
             )
             channels = out_chans
         elif kind in ("maxpool", "avgpool"):

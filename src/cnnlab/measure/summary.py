@@ -2,7 +2,8 @@
 receptive field; `summary_table` prints it.
 
     s = summarize("lenet5", (1, 28, 28))          # a registered model, a layer spec, or any nn.Module
-    s.rows[0]  # LayerRow(name='conv1', kind='Conv2d', output_shape=(6, 24, 24), params=156, macs=86400, receptive_field=5)
+    s.rows[0]  # LayerRow(name='conv1', kind='Conv2d', output_shape=(6, 24, 24), params=156, macs=86400,
+               #          receptive_field=5)
 """
 
 from __future__ import annotations
@@ -97,7 +98,16 @@ def summarize(model_or_spec: nn.Module | str, input_shape: tuple[int, int, int])
         macs = (counter.get_total_flops() - flops_at_start.pop()) // 2
         new = [p for p in module.parameters() if id(p) not in counted]
         counted.update(id(p) for p in new)
-        rows.append(LayerRow(name, type(module).__name__, _per_image_shape(output), sum(p.numel() for p in new), macs, _field_size(tracer, output)))
+        rows.append(
+            LayerRow(
+                name,
+                type(module).__name__,
+                _per_image_shape(output),
+                sum(p.numel() for p in new),
+                macs,
+                _field_size(tracer, output),
+            )
+        )
 
     handles = []
     for name, module in model.named_modules():
@@ -121,17 +131,36 @@ def summarize(model_or_spec: nn.Module | str, input_shape: tuple[int, int, int])
 def summary_table(summary: Summary) -> Table:
     """The summary as a rich table: one line per row, then the totals."""
     title = f"{summary.model_name} at {shape_text(summary.input_shape)}" if summary.model_name else None
-    table = Table("layer", "type", "output shape", "params", "MACs", "receptive field", title=title,
-                  caption="MACs for one image; receptive field in input pixels per side")
+    table = Table(
+        "layer",
+        "type",
+        "output shape",
+        "params",
+        "MACs",
+        "receptive field",
+        title=title,
+        caption="MACs for one image; receptive field in input pixels per side",
+    )
     for column in table.columns[3:]:
         column.justify = "right"
     for index, row in enumerate(summary.rows):
         table.add_row(
-            row.name, row.kind, shape_text(row.output_shape) if row.output_shape else "-", f"{row.params:,}",
-            f"{row.macs:,}", "-" if row.receptive_field is None else str(row.receptive_field),
+            row.name,
+            row.kind,
+            shape_text(row.output_shape) if row.output_shape else "-",
+            f"{row.params:,}",
+            f"{row.macs:,}",
+            "-" if row.receptive_field is None else str(row.receptive_field),
             end_section=index == len(summary.rows) - 1,
         )
     trainable = "" if summary.trainable_params == summary.total_params else f" ({summary.trainable_params:,} trainable)"
-    table.add_row("total", "", f"input {shape_text(summary.input_shape)}", f"{summary.total_params:,}{trainable}",
-                  f"{summary.total_macs:,}", "", style="bold")
+    table.add_row(
+        "total",
+        "",
+        f"input {shape_text(summary.input_shape)}",
+        f"{summary.total_params:,}{trainable}",
+        f"{summary.total_macs:,}",
+        "",
+        style="bold",
+    )
     return table

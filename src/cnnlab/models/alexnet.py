@@ -97,7 +97,6 @@ class AlexNet(ImageClassifier):
         self.classifier = nn.Sequential(*hidden, fc8)
         self.num_features = c5
 
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, 3, 224, 224] (alexnet)
         # conv1 [B, 64, 55, 55] -> pool [B, 64, 27, 27] -> conv2 [B, 192, 27, 27] -> pool [B, 192, 13, 13]
         # -> conv3..conv5 [B, 256, 13, 13] -> pool [B, 256, 6, 6]; alexnet_paper at 227 has the same sides.
@@ -113,8 +112,10 @@ _FAMILY = dict(family="AlexNet", paper=KRIZHEVSKY_2012, year=2012)
 
 
 @register_model(
-    input_size=(3, 224, 224), key_idea="deep ReLU CNN trained on GPUs, dropout, overlapping max-pool",
-    twin="alexnet", **_FAMILY,
+    input_size=(3, 224, 224),
+    key_idea="deep ReLU CNN trained on GPUs, dropout, overlapping max-pool",
+    twin="alexnet",
+    **_FAMILY,
 )
 def alexnet(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AlexNet:
     """torchvision's AlexNet (Krizhevsky et al., NeurIPS 2012; the single-GPU "one weird trick" widths
@@ -123,7 +124,8 @@ def alexnet(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AlexNet:
 
 
 @register_model(
-    input_size=(3, 227, 227), key_idea="the 2012 two-GPU network: grouped convs, LRN, overlapping max-pool",
+    input_size=(3, 227, 227),
+    key_idea="the 2012 two-GPU network: grouped convs, LRN, overlapping max-pool",
     **_FAMILY,
 )
 def alexnet_paper(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AlexNet:

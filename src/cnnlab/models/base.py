@@ -62,7 +62,9 @@ class ImageClassifier(nn.Module):
             return f"{name} takes a batch of images [B, C, H, W], not a tensor of shape {list(x.shape)}"
         _, chans, height, width = x.shape
         if chans != self.in_chans:
-            return f"input {chans}x{height}x{width} has {chans} channel(s) but {name} takes {self.in_chans} (see in_chans)"
+            return (
+                f"input {chans}x{height}x{width} has {chans} channel(s) but {name} takes {self.in_chans} (see in_chans)"
+            )
         try:
             side = min_input_size(self)
         except CnnlabError:

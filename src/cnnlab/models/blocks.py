@@ -28,11 +28,15 @@ def conv_norm_act(
     `activation=None` leaves the output linear (MobileNetV2's projection conv).
     """
     layers: list[nn.Module] = [
-        nn.Conv2d(in_chs, out_chs, kernel_size, stride=stride, padding=(kernel_size - 1) // 2, groups=groups, bias=bias),
+        nn.Conv2d(
+            in_chs, out_chs, kernel_size, stride=stride, padding=(kernel_size - 1) // 2, groups=groups, bias=bias
+        ),
         nn.BatchNorm2d(out_chs),
     ]
     if activation is not None:
-        layers.append(activation(inplace=True) if activation in (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish) else activation())
+        layers.append(
+            activation(inplace=True) if activation in (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish) else activation()
+        )
     return nn.Sequential(*layers)
 
 
@@ -119,9 +123,7 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(
-        self, in_chs: int, out_chs: int, stride: int = 1, groups: int = 1, base_width: int = 64
-    ) -> None:
+    def __init__(self, in_chs: int, out_chs: int, stride: int = 1, groups: int = 1, base_width: int = 64) -> None:
         super().__init__()
         width = int(out_chs // self.expansion * (base_width / 64.0)) * groups
         self.conv1 = nn.Conv2d(in_chs, width, 1, bias=False)
@@ -141,7 +143,9 @@ class Bottleneck(nn.Module):
         return self.relu(out + shortcut)
 
 
-def make_stage(block: type[nn.Module], in_chs: int, out_chs: int, num_blocks: int, stride: int, **block_kwargs) -> nn.Sequential:
+def make_stage(
+    block: type[nn.Module], in_chs: int, out_chs: int, num_blocks: int, stride: int, **block_kwargs
+) -> nn.Sequential:
     """`num_blocks` blocks; the first one carries the stride and the width change."""
     blocks = [block(in_chs, out_chs, stride, **block_kwargs)]
     blocks += [block(out_chs, out_chs, 1, **block_kwargs) for _ in range(num_blocks - 1)]

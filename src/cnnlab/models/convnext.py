@@ -131,7 +131,6 @@ class ConvNeXt(ImageClassifier):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
 
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, 3, 224, 224], convnext_tiny
         # One pass through `features`; its children in order, with convnext_tiny's shapes:
         # 0 stem [B, 96, 56, 56] -> 1 stage [B, 96, 56, 56] -> 2 downsample [B, 192, 28, 28]
@@ -145,7 +144,10 @@ class ConvNeXt(ImageClassifier):
 
 
 _CONVNEXT = dict(
-    family="ConvNeXt", paper=LIU_2022, year=2022, input_size=(3, 224, 224),
+    family="ConvNeXt",
+    paper=LIU_2022,
+    year=2022,
+    input_size=(3, 224, 224),
     key_idea="a ResNet modernised with Transformer design choices",
 )
 
@@ -153,16 +155,22 @@ _CONVNEXT = dict(
 @register_model(twin="convnext_tiny", **_CONVNEXT)
 def convnext_tiny(num_classes: int = 1000, in_chans: int = 3, drop_path_rate: float = 0.1, **kwargs) -> ConvNeXt:
     """ConvNeXt-T (Liu et al. 2022, Sec. 3): depths 3/3/9/3, widths 96..768, stochastic depth 0.1."""
-    return ConvNeXt((3, 3, 9, 3), (96, 192, 384, 768), drop_path_rate, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return ConvNeXt(
+        (3, 3, 9, 3), (96, 192, 384, 768), drop_path_rate, num_classes=num_classes, in_chans=in_chans, **kwargs
+    )
 
 
 @register_model(twin="convnext_small", **_CONVNEXT)
 def convnext_small(num_classes: int = 1000, in_chans: int = 3, drop_path_rate: float = 0.4, **kwargs) -> ConvNeXt:
     """ConvNeXt-S (Liu et al. 2022, Sec. 3): depths 3/3/27/3, widths 96..768, stochastic depth 0.4."""
-    return ConvNeXt((3, 3, 27, 3), (96, 192, 384, 768), drop_path_rate, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return ConvNeXt(
+        (3, 3, 27, 3), (96, 192, 384, 768), drop_path_rate, num_classes=num_classes, in_chans=in_chans, **kwargs
+    )
 
 
 @register_model(twin="convnext_base", **_CONVNEXT)
 def convnext_base(num_classes: int = 1000, in_chans: int = 3, drop_path_rate: float = 0.5, **kwargs) -> ConvNeXt:
     """ConvNeXt-B (Liu et al. 2022, Sec. 3): depths 3/3/27/3, widths 128..1024, stochastic depth 0.5."""
-    return ConvNeXt((3, 3, 27, 3), (128, 256, 512, 1024), drop_path_rate, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return ConvNeXt(
+        (3, 3, 27, 3), (128, 256, 512, 1024), drop_path_rate, num_classes=num_classes, in_chans=in_chans, **kwargs
+    )

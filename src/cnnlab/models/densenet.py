@@ -137,7 +137,6 @@ class DenseNet(ImageClassifier):
             elif isinstance(module, nn.Linear):
                 nn.init.zeros_(module.bias)
 
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, 3, 224, 224], densenet121
         # One pass through `features`; its children in order, with densenet121's shapes:
         # conv0/norm0/relu0 [B, 64, 112, 112] -> pool0 [B, 64, 56, 56]
@@ -189,6 +188,13 @@ def densenet_bc_100_12(num_classes: int = 10, in_chans: int = 3, small_input: bo
     depth, growth_rate = 100, 12
     layers_per_block = (depth - 4) // 6  # each bottleneck layer holds 2 convs
     return DenseNet(
-        growth_rate, (layers_per_block,) * 3, 2 * growth_rate, compression=0.5,
-        num_classes=num_classes, in_chans=in_chans, small_input=small_input, stem_norm=False, **kwargs,
+        growth_rate,
+        (layers_per_block,) * 3,
+        2 * growth_rate,
+        compression=0.5,
+        num_classes=num_classes,
+        in_chans=in_chans,
+        small_input=small_input,
+        stem_norm=False,
+        **kwargs,
     )

@@ -14,7 +14,10 @@ from cnnlab.errors import CnnlabError
 from cnnlab.models._registry import register_model
 from cnnlab.models.base import ImageClassifier
 
-LECUN_1998 = "LeCun, Bottou, Bengio & Haffner, Gradient-Based Learning Applied to Document Recognition, Proc. IEEE 1998, DOI 10.1109/5.726791"
+LECUN_1998 = (
+    "LeCun, Bottou, Bengio & Haffner, Gradient-Based Learning Applied to Document Recognition, "
+    "Proc. IEEE 1998, DOI 10.1109/5.726791"
+)
 
 
 def _side_after(input_size: int, stages: list[tuple[int, int]], name: str) -> int:
@@ -83,8 +86,12 @@ class SimpleCNN(ImageClassifier):
 
 
 @register_model(
-    family="LeNet", paper=LECUN_1998, year=1998, input_size=(1, 32, 32),
-    key_idea="conv + pool + FC, learned features end to end", sized_head=True,
+    family="LeNet",
+    paper=LECUN_1998,
+    year=1998,
+    input_size=(1, 32, 32),
+    key_idea="conv + pool + FC, learned features end to end",
+    sized_head=True,
 )
 def lenet5(num_classes: int = 10, in_chans: int = 1, **kwargs) -> LeNet5:
     """LeNet-5 with tanh and average pooling; `input_size` 32 (paper, 61,706 params) or 28 (44,426)."""
@@ -92,8 +99,12 @@ def lenet5(num_classes: int = 10, in_chans: int = 1, **kwargs) -> LeNet5:
 
 
 @register_model(
-    family="Tutorial CNN", paper=LECUN_1998, year=1998, input_size=(1, 28, 28),
-    key_idea="modern LeNet: 3x3 convs, ReLU and max-pool", sized_head=True,
+    family="Tutorial CNN",
+    paper=LECUN_1998,
+    year=1998,
+    input_size=(1, 28, 28),
+    key_idea="modern LeNet: 3x3 convs, ReLU and max-pool",
+    sized_head=True,
 )
 def simple_cnn(num_classes: int = 10, in_chans: int = 1, **kwargs) -> SimpleCNN:
     """The tutorials' "Section 1" CNN for 28x28 digits (206,922 params), a ReLU/max-pool LeNet descendant."""

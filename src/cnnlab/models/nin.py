@@ -84,7 +84,10 @@ class NiN(ImageClassifier):
 
 
 @register_model(
-    family="NiN", paper=LIN_2013, year=2013, input_size=(3, 224, 224),
+    family="NiN",
+    paper=LIN_2013,
+    year=2013,
+    input_size=(3, 224, 224),
     key_idea="mlpconv (1x1 convs as a per-pixel MLP) and a global-average-pooling head",
 )
 def nin(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> NiN:

@@ -118,8 +118,12 @@ def any_stage(in_chs: int, stage: AnyNetStage, index: int, se_ratio: float | Non
     stage_blocks = nn.Sequential()
     for i in range(stage.depth):
         block = XBlock(
-            in_chs if i == 0 else stage.width, stage.width, stride if i == 0 else 1,
-            stage.group_width, stage.bottleneck_ratio, se_ratio,
+            in_chs if i == 0 else stage.width,
+            stage.width,
+            stride if i == 0 else 1,
+            stage.group_width,
+            stage.bottleneck_ratio,
+            se_ratio,
         )
         stage_blocks.add_module(f"block{index}-{i}", block)
     return stage_blocks
@@ -169,7 +173,6 @@ class AnyNet(ImageClassifier):
                 nn.init.normal_(module.weight, mean=0.0, std=0.01)
                 nn.init.zeros_(module.bias)
 
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, 3, 224, 224], regnet_x_400mf
         x = self.stem(x)  # [B, 32, 112, 112]
         for stage in self.stages():
@@ -182,7 +185,10 @@ class AnyNet(ImageClassifier):
 
 
 _REGNET = dict(
-    family="RegNet", paper=RADOSAVOVIC_2020, year=2020, input_size=(3, 224, 224),
+    family="RegNet",
+    paper=RADOSAVOVIC_2020,
+    year=2020,
+    input_size=(3, 224, 224),
     key_idea="design spaces: quantised linear stage widths",
 )
 
@@ -190,10 +196,21 @@ _REGNET = dict(
 @register_model(twin="regnet_x_400mf", **_REGNET)
 def regnet_x_400mf(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AnyNet:
     """RegNetX-400MF (Radosavovic et al. 2020, Appendix): d=22, w_0=24, w_a=24.48, w_m=2.54, g=16, b=1."""
-    return AnyNet(regnet_stages(depth=22, w_0=24, w_a=24.48, w_m=2.54, group_width=16), num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return AnyNet(
+        regnet_stages(depth=22, w_0=24, w_a=24.48, w_m=2.54, group_width=16),
+        num_classes=num_classes,
+        in_chans=in_chans,
+        **kwargs,
+    )
 
 
 @register_model(twin="regnet_y_400mf", **_REGNET)
 def regnet_y_400mf(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AnyNet:
     """RegNetY-400MF (Radosavovic et al. 2020, Appendix): d=16, w_0=48, w_a=27.89, w_m=2.09, g=8, b=1, SE 0.25."""
-    return AnyNet(regnet_stages(depth=16, w_0=48, w_a=27.89, w_m=2.09, group_width=8), se_ratio=0.25, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return AnyNet(
+        regnet_stages(depth=16, w_0=48, w_a=27.89, w_m=2.09, group_width=8),
+        se_ratio=0.25,
+        num_classes=num_classes,
+        in_chans=in_chans,
+        **kwargs,
+    )

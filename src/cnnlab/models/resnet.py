@@ -239,13 +239,17 @@ def simple_resnet(num_classes: int = 10, in_chans: int = 1, **kwargs) -> ResNet:
 @register_model(input_size=(3, 32, 32), **_RESNET)
 def tiny_resnet(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
     """The tutorials' TinyResNet: a 3x3 stem to 32, then BasicBlock stages 32/64/128/256 with 2 blocks each."""
-    return ResNet(BasicBlock, [2, 2, 2, 2], [32, 64, 128, 256], num_classes, in_chans, stem_width=32, small_input=True, **kwargs)
+    return ResNet(
+        BasicBlock, [2, 2, 2, 2], [32, 64, 128, 256], num_classes, in_chans, stem_width=32, small_input=True, **kwargs
+    )
 
 
 @register_model(input_size=(3, 32, 32), **_RESNET)
 def mini_resnet(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
     """The tutorials' MiniResNet: a 64-channel prep block, then BasicBlock stages 64/128/256 with 2 blocks each."""
-    return ResNet(BasicBlock, [2, 2, 2], [64, 128, 256], num_classes, in_chans, stem_width=64, small_input=True, **kwargs)
+    return ResNet(
+        BasicBlock, [2, 2, 2], [64, 128, 256], num_classes, in_chans, stem_width=64, small_input=True, **kwargs
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -280,8 +284,14 @@ _PLAIN_IMAGENET = dict(
 def plain18(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, **kwargs) -> ResNet:
     """Plain-18 (He et al. 2015, arXiv:1512.03385, Table 2): ResNet-18 without any shortcut."""
     return ResNet(
-        CifarBasicBlock, [2, 2, 2, 2], _IMAGENET_PLANES, num_classes, in_chans, small_input=small_input,
-        shortcut="none", **kwargs,
+        CifarBasicBlock,
+        [2, 2, 2, 2],
+        _IMAGENET_PLANES,
+        num_classes,
+        in_chans,
+        small_input=small_input,
+        shortcut="none",
+        **kwargs,
     )
 
 
@@ -289,8 +299,14 @@ def plain18(num_classes: int = 1000, in_chans: int = 3, small_input: bool = Fals
 def plain34(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, **kwargs) -> ResNet:
     """Plain-34 (He et al. 2015, arXiv:1512.03385, Table 2 and Fig. 4): ResNet-34 without any shortcut."""
     return ResNet(
-        CifarBasicBlock, [3, 4, 6, 3], _IMAGENET_PLANES, num_classes, in_chans, small_input=small_input,
-        shortcut="none", **kwargs,
+        CifarBasicBlock,
+        [3, 4, 6, 3],
+        _IMAGENET_PLANES,
+        num_classes,
+        in_chans,
+        small_input=small_input,
+        shortcut="none",
+        **kwargs,
     )
 
 
@@ -317,8 +333,15 @@ def resnext50_32x4d(num_classes: int = 1000, in_chans: int = 3, small_input: boo
     """ResNeXt-50 32x4d (Xie et al. 2017, arXiv:1611.05431, Table 1): ResNet-50 whose 3x3 convs have 32 groups
     of width 4 in the first stage (128 channels), doubling per stage."""
     return ResNet(
-        Bottleneck, [3, 4, 6, 3], _IMAGENET_PLANES, num_classes, in_chans, small_input=small_input,
-        groups=32, base_width=4, **kwargs,
+        Bottleneck,
+        [3, 4, 6, 3],
+        _IMAGENET_PLANES,
+        num_classes,
+        in_chans,
+        small_input=small_input,
+        groups=32,
+        base_width=4,
+        **kwargs,
     )
 
 
@@ -327,8 +350,15 @@ def resnext101_32x8d(num_classes: int = 1000, in_chans: int = 3, small_input: bo
     """ResNeXt-101 32x8d (Xie et al. 2017, arXiv:1611.05431): ResNet-101 with 32 groups of width 8 (256 channels
     in the first stage's 3x3 convs)."""
     return ResNet(
-        Bottleneck, [3, 4, 23, 3], _IMAGENET_PLANES, num_classes, in_chans, small_input=small_input,
-        groups=32, base_width=8, **kwargs,
+        Bottleneck,
+        [3, 4, 23, 3],
+        _IMAGENET_PLANES,
+        num_classes,
+        in_chans,
+        small_input=small_input,
+        groups=32,
+        base_width=8,
+        **kwargs,
     )
 
 
@@ -337,8 +367,14 @@ def wide_resnet50_2(num_classes: int = 1000, in_chans: int = 3, small_input: boo
     """Wide ResNet-50-2 (Zagoruyko & Komodakis 2016, arXiv:1605.07146, ImageNet section): ResNet-50 whose
     Bottleneck inner widths are doubled (128 ... 1024); the outputs stay 256 ... 2048."""
     return ResNet(
-        Bottleneck, [3, 4, 6, 3], _IMAGENET_PLANES, num_classes, in_chans, small_input=small_input,
-        base_width=128, **kwargs,
+        Bottleneck,
+        [3, 4, 6, 3],
+        _IMAGENET_PLANES,
+        num_classes,
+        in_chans,
+        small_input=small_input,
+        base_width=128,
+        **kwargs,
     )
 
 
@@ -366,8 +402,15 @@ def cifar_resnet(
         raise CnnlabError(f"unknown shortcut {shortcut!r}; choose one of: {', '.join(SHORTCUTS)}")
     n = (depth - 2) // 6
     return ResNet(
-        CifarBasicBlock, [n, n, n], [16, 32, 64], num_classes, in_chans, stem_width=16, small_input=True,
-        shortcut=shortcut if residual else "none", **kwargs,
+        CifarBasicBlock,
+        [n, n, n],
+        [16, 32, 64],
+        num_classes,
+        in_chans,
+        stem_width=16,
+        small_input=True,
+        shortcut=shortcut if residual else "none",
+        **kwargs,
     )
 
 
@@ -455,7 +498,10 @@ def plain110(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
 
 
 @register_model(
-    family="PreAct ResNet", paper=HE_2016, year=2016, input_size=(3, 32, 32),
+    family="PreAct ResNet",
+    paper=HE_2016,
+    year=2016,
+    input_size=(3, 32, 32),
     key_idea="BN-ReLU before each conv keeps the skip path a pure identity",
 )
 def preact_resnet18(num_classes: int = 10, in_chans: int = 3, small_input: bool = True, **kwargs) -> ResNet:
@@ -479,8 +525,15 @@ def wide_resnet(
     n = (depth - 4) // 6
     widths = [16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
     return ResNet(
-        PreActBasicBlock, [n, n, n], widths, num_classes, in_chans, stem_width=16, small_input=True,
-        dropout=dropout, **kwargs,
+        PreActBasicBlock,
+        [n, n, n],
+        widths,
+        num_classes,
+        in_chans,
+        stem_width=16,
+        small_input=True,
+        dropout=dropout,
+        **kwargs,
     )
 
 
@@ -507,6 +560,14 @@ def resnext29_8x64d(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNe
     3 Bottlenecks with outputs 256/512/1024 and 8 groups of width 64/128/256 in their 3x3 convs, 34.4M
     parameters."""
     return ResNet(
-        Bottleneck, [3, 3, 3], [64, 128, 256], num_classes, in_chans, stem_width=64, small_input=True,
-        groups=8, base_width=64, **kwargs,
+        Bottleneck,
+        [3, 3, 3],
+        [64, 128, 256],
+        num_classes,
+        in_chans,
+        stem_width=64,
+        small_input=True,
+        groups=8,
+        base_width=64,
+        **kwargs,
     )

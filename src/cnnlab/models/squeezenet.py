@@ -122,7 +122,6 @@ class SqueezeNet(ImageClassifier):
         self.classifier[1] = self._class_maps(old.in_channels, num_classes).to(old.weight.device, old.weight.dtype)
         self.num_classes = num_classes
 
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, 3, 224, 224]
         # 1_0: conv1 [B, 96, 109, 109] -> pool 54 -> fire2-4 [B, 256, 54, 54] -> pool 27 -> fire5-8 [B, 512, 27, 27]
         #      -> pool 13 -> fire9 [B, 512, 13, 13]. 1_1: conv1 [B, 64, 111, 111] -> pool 55 -> ... -> [B, 512, 13, 13]

@@ -18,7 +18,10 @@ from cnnlab.models._registry import register_model
 from cnnlab.models.base import ImageClassifier
 from cnnlab.models.blocks import conv_norm_act, pool_stage_names
 
-SIMONYAN_2014 = "Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition, ICLR 2015, arXiv:1409.1556"
+SIMONYAN_2014 = (
+    "Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition, "
+    "ICLR 2015, arXiv:1409.1556"
+)
 
 
 def vgg_block(in_chs: int, out_chs: int, num_convs: int = 2, bias: bool = True) -> nn.Sequential:
@@ -50,7 +53,11 @@ class MiniVGG(ImageClassifier):
 
 
 @register_model(
-    family="VGG", paper=SIMONYAN_2014, year=2014, input_size=(3, 32, 32), key_idea="3x3 stacks",
+    family="VGG",
+    paper=SIMONYAN_2014,
+    year=2014,
+    input_size=(3, 32, 32),
+    key_idea="3x3 stacks",
 )
 def mini_vgg(num_classes: int = 10, in_chans: int = 3, **kwargs) -> MiniVGG:
     """The tutorials' MiniVGG: three two-conv VGG blocks (32/64/128) with BatchNorm, GAP and one linear layer."""
@@ -129,7 +136,6 @@ class VGG(ImageClassifier):
             elif isinstance(module, nn.Linear):
                 nn.init.normal_(module.weight, 0, 0.01)
                 nn.init.zeros_(module.bias)
-
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, 3, 224, 224]
         # Each block of 3x3 convs keeps the side and each pool halves it: 224 -> 112 -> 56 -> 28 -> 14 -> 7.

@@ -44,8 +44,11 @@ def read_state_dict(path: str | os.PathLike) -> StateDict:
         except Exception as error:  # header and length errors all mean an unreadable file
             raise _unreadable(path, error) from None
     else:
-        loaded = load_weights_only(read_bytes(path, label), label, "convert it to safetensors in a trusted environment "
-                                   "(safetensors.torch.save_file(state_dict, ...))")
+        loaded = load_weights_only(
+            read_bytes(path, label),
+            label,
+            "convert it to safetensors in a trusted environment (safetensors.torch.save_file(state_dict, ...))",
+        )
 
     for container_key in ("state_dict", "model"):
         if isinstance(loaded, dict) and isinstance(loaded.get(container_key), dict):
@@ -133,7 +136,11 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, model_name: str |
     ]
     problems = [
         f"{label}: {_listed(keys)}"
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch (file vs model)", mis_shaped))
+        for label, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("shape mismatch (file vs model)", mis_shaped),
+        )
         if keys
     ]
     if problems:

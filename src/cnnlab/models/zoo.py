@@ -18,8 +18,22 @@ import os
 
 # Imports stay inside the functions: this file is imported with the whole models package.
 
-FIELDS = ("name", "family", "year", "input", "params", "macs", "depth", "receptive_field", "top1", "top1_weights",
-          "top1_v1", "twin", "key_idea", "paper")
+FIELDS = (
+    "name",
+    "family",
+    "year",
+    "input",
+    "params",
+    "macs",
+    "depth",
+    "receptive_field",
+    "top1",
+    "top1_weights",
+    "top1_v1",
+    "twin",
+    "key_idea",
+    "paper",
+)
 
 
 def imagenet_top1(twin: str | None) -> tuple[float | None, str | None, float | None]:
@@ -59,10 +73,22 @@ def _measured_row(name: str) -> dict:
     with counter:
         field, depth = trace_network(model, info.input_size, name)
     top1, weights, top1_v1 = imagenet_top1(info.twin)
-    return {"name": name, "family": info.family, "year": info.year, "input": "x".join(map(str, info.input_size)),
-            "params": count_params(model), "macs": counter.get_total_flops() // 2, "depth": depth,
-            "receptive_field": field.size if field is not None else None, "top1": top1, "top1_weights": weights,
-            "top1_v1": top1_v1, "twin": info.twin, "key_idea": info.key_idea, "paper": info.paper}
+    return {
+        "name": name,
+        "family": info.family,
+        "year": info.year,
+        "input": "x".join(map(str, info.input_size)),
+        "params": count_params(model),
+        "macs": counter.get_total_flops() // 2,
+        "depth": depth,
+        "receptive_field": field.size if field is not None else None,
+        "top1": top1,
+        "top1_weights": weights,
+        "top1_v1": top1_v1,
+        "twin": info.twin,
+        "key_idea": info.key_idea,
+        "paper": info.paper,
+    }
 
 
 def catalog(pattern: str = "*") -> list[dict]:
@@ -113,21 +139,35 @@ def timeline_plot(rows: list[dict], path: str | os.PathLike, dpi: int = 80) -> s
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 10), height_ratios=[3, 2])
     ranked = [r for r in rows if r["top1_v1"] is not None]
     for x, row in zip(_spread(ranked), ranked):
-        top.scatter(x, row["top1_v1"], s=8 + row["params"] / 4e5, color=colours[row["family"]], alpha=0.75,
-                    edgecolors="black", linewidths=0.4)
+        top.scatter(
+            x,
+            row["top1_v1"],
+            s=8 + row["params"] / 4e5,
+            color=colours[row["family"]],
+            alpha=0.75,
+            edgecolors="black",
+            linewidths=0.4,
+        )
     for family in families:  # the family's name at its best model
         best = max((r for r in ranked if r["family"] == family), key=lambda r: r["top1_v1"], default=None)
         if best is not None:
-            top.annotate(family, (best["year"], best["top1_v1"]), textcoords="offset points", xytext=(0, 9),
-                         ha="center", fontsize=8)
+            top.annotate(
+                family,
+                (best["year"], best["top1_v1"]),
+                textcoords="offset points",
+                xytext=(0, 9),
+                ha="center",
+                fontsize=8,
+            )
     top.set(ylabel="ImageNet top-1 (%)", title="ImageNet top-1 by year (torchvision's first weights; area ~ params)")
     for x, row in zip(_spread(rows), rows):
         bottom.scatter(x, row["params"], s=14, color=colours[row["family"]], edgecolors="black", linewidths=0.3)
     bottom.set(yscale="log", ylabel="parameters", xlabel="year published", title="Every model in the zoo: parameters")
     for axis in (top, bottom):
         axis.grid(alpha=0.3)
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color=colours[f], label=f"{f}: {ideas[f]}")
-               for f in families]
+    handles = [
+        plt.Line2D([], [], marker="o", linestyle="", color=colours[f], label=f"{f}: {ideas[f]}") for f in families
+    ]
     fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.16, 1, 1))
     fig.savefig(path, dpi=dpi)
@@ -179,8 +219,12 @@ def _table(rows: list[dict], width: int | None = None):
     columns = ["name", "input", "params", "MACs", "depth", "RF", "top-1"]
     if not wide:
         columns = [c for c in columns if c not in ("input", "MACs")]
-    table = Table(*columns, "key idea", caption="depth: weight layers on the longest path; RF: receptive field of the "
-                  "last feature map (pixels); top-1: ImageNet, torchvision's default weights")
+    table = Table(
+        *columns,
+        "key idea",
+        caption="depth: weight layers on the longest path; RF: receptive field of the "
+        "last feature map (pixels); top-1: ImageNet, torchvision's default weights",
+    )
     for column in table.columns[:-1]:
         column.no_wrap = True  # names and numbers stay whole; the key idea wraps
         column.justify = "left" if column.header in ("name", "input") else "right"
@@ -192,9 +236,15 @@ def _table(rows: list[dict], width: int | None = None):
         table.add_row(f"[bold]{family}[/bold], {min(r['year'] for r in members)}", *[""] * len(columns))
         for row in members:
             top1 = "-" if row["top1"] is None else f"{row['top1']:.1f}%"
-            cells = {"name": f"  {row['name']}" if wide else f"  {row['name']}\n    {row['input']}",
-                     "input": row["input"], "params": f"{row['params']:,}", "MACs": _readable(row["macs"]),
-                     "depth": str(row["depth"]), "RF": str(row["receptive_field"] or "-"), "top-1": top1}
+            cells = {
+                "name": f"  {row['name']}" if wide else f"  {row['name']}\n    {row['input']}",
+                "input": row["input"],
+                "params": f"{row['params']:,}",
+                "MACs": _readable(row["macs"]),
+                "depth": str(row["depth"]),
+                "RF": str(row["receptive_field"] or "-"),
+                "top-1": top1,
+            }
             idea = row["key_idea"] if row["key_idea"] != ideas[family] or row is members[0] else '"'
             table.add_row(*(cells[c] for c in columns), idea, end_section=row is members[-1])
     return table

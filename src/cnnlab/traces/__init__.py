@@ -30,8 +30,12 @@ def _registry() -> dict[str, Callable[..., dict]]:
     from cnnlab.traces.residual import residual_trace
     from cnnlab.traces.shapes import bottleneck_trace, conv_trace
 
-    return {"batchnorm": batchnorm_trace, "bottleneck": bottleneck_trace, "conv": conv_trace,
-            "residual": residual_trace}
+    return {
+        "batchnorm": batchnorm_trace,
+        "bottleneck": bottleneck_trace,
+        "conv": conv_trace,
+        "residual": residual_trace,
+    }
 
 
 def list_traces() -> list[str]:

@@ -51,8 +51,12 @@ def batchnorm_trace(batch: int = 0, momentum: float = 0.1, gamma: float = 1.0, b
         for x in batches:
             scratch.train()(torch.from_numpy(x))  # one training step each: the running statistics move
             y_train = layer.train()(torch.from_numpy(x))
-            history.append(((scratch.running_mean.clone(), scratch.running_var.clone()),
-                            (layer.running_mean.clone(), layer.running_var.clone())))
+            history.append(
+                (
+                    (scratch.running_mean.clone(), scratch.running_var.clone()),
+                    (layer.running_mean.clone(), layer.running_var.clone()),
+                )
+            )
         x = torch.from_numpy(batches[-1])
         y_eval_scratch, y_eval = scratch.eval()(x), layer.eval()(x)
     rows = _batch_rows(batches[-1], batch, gamma, beta, y_train)
@@ -61,14 +65,29 @@ def batchnorm_trace(batch: int = 0, momentum: float = 0.1, gamma: float = 1.0, b
         rows.append([step, f"running_mean after batch {k}", mean_s, mean_t, max_diff(mean_s, mean_t)])
         rows.append([step, f"running_var after batch {k}", var_s, var_t, max_diff(var_s, var_t)])
     rows += [
-        [step + 1, "eval-mode y, channel 0: (x - running_mean) / sqrt(running_var + eps)",
-         y_eval_scratch[:, 0].flatten(), y_eval[:, 0].flatten(), max_diff(y_eval_scratch, y_eval)],
-        [step + 2, "eval-mode mean of y per channel (train mode: 0)", y_eval_scratch.mean(dim=(0, 2, 3)),
-         y_eval.mean(dim=(0, 2, 3)), max_diff(y_eval_scratch.mean(dim=(0, 2, 3)), y_eval.mean(dim=(0, 2, 3)))],
+        [
+            step + 1,
+            "eval-mode y, channel 0: (x - running_mean) / sqrt(running_var + eps)",
+            y_eval_scratch[:, 0].flatten(),
+            y_eval[:, 0].flatten(),
+            max_diff(y_eval_scratch, y_eval),
+        ],
+        [
+            step + 2,
+            "eval-mode mean of y per channel (train mode: 0)",
+            y_eval_scratch.mean(dim=(0, 2, 3)),
+            y_eval.mean(dim=(0, 2, 3)),
+            max_diff(y_eval_scratch.mean(dim=(0, 2, 3)), y_eval.mean(dim=(0, 2, 3))),
+        ],
     ]
     title = f"BatchNorm2d on batch {batch} ({'the tutorial tensor' if batch == 0 else 'seeded'}), momentum {momentum}"
-    data = {"batches": batches, "y_train": y_train, "y_eval": y_eval,
-            "running_mean": [h[1][0] for h in history], "running_var": [h[1][1] for h in history]}
+    data = {
+        "batches": batches,
+        "y_train": y_train,
+        "y_eval": y_eval,
+        "running_mean": [h[1][0] for h in history],
+        "running_var": [h[1][1] for h in history],
+    }
     columns = ["step", "quantity", "scratch", "torch.nn", "max |diff|"]
     return result("batchnorm", title, columns, rows, _notes(batch), data)
 
@@ -104,7 +123,9 @@ def _notes(batch: int) -> list[str]:
         "Eval mode uses the running statistics instead: a fixed affine map, so its output is not zero-mean.",
     ]
     if batch == 0:
-        notes.append("The tutorial's trace says running_var 1.425 and eval output [0.46, 1.30, 2.13, 2.97]; the code "
-                     "gives 1.5 and [0.45, 1.27, 2.08, 2.90] (docs/errata.md E08, E09, E15); its widget's 'after norm "
-                     "mean' of 4.880 is 0 (E06).")
+        notes.append(
+            "The tutorial's trace says running_var 1.425 and eval output [0.46, 1.30, 2.13, 2.97]; the code "
+            "gives 1.5 and [0.45, 1.27, 2.08, 2.90] (docs/errata.md E08, E09, E15); its widget's 'after norm "
+            "mean' of 4.880 is 0 (E06)."
+        )
     return notes

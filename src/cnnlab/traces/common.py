@@ -35,8 +35,14 @@ def max_diff(a, b) -> float:
 
 def result(name: str, title: str, columns: list[str], rows: list[list], notes: list[str], data: dict) -> dict:
     assert all(len(row) == len(columns) for row in rows), "every row has one cell per column"
-    return {"name": name, "title": title, "columns": columns, "rows": [[cell(c) for c in row] for row in rows],
-            "notes": notes, "data": {key: cell(value) for key, value in data.items()}}
+    return {
+        "name": name,
+        "title": title,
+        "columns": columns,
+        "rows": [[cell(c) for c in row] for row in rows],
+        "notes": notes,
+        "data": {key: cell(value) for key, value in data.items()},
+    }
 
 
 def format_cell(value) -> str:

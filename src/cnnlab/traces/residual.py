@@ -26,8 +26,9 @@ def parse_weights(text: str) -> tuple[float, float, float, float]:
     except ValueError:
         values = ()
     if len(values) != 4 or not all(np.isfinite(values)):
-        raise CnnlabError(f"--weights takes four numbers w1,b1,w2,b2 (F(x) = w2 * ReLU(w1 * x + b1) + b2), "
-                          f"got '{text}'")
+        raise CnnlabError(
+            f"--weights takes four numbers w1,b1,w2,b2 (F(x) = w2 * ReLU(w1 * x + b1) + b2), got '{text}'"
+        )
     return values
 
 
@@ -36,8 +37,17 @@ def by_hand(x: float, w1: float, b1: float, w2: float, b2: float) -> dict[str, f
     z = w1 * x + b1
     f = w2 * float(relu(np.float64(z))) + b2
     d_f = w2 * w1 * float(z > 0)
-    return {"z": z, "a": float(relu(np.float64(z))), "f": f, "sum": f + x, "h": max(f + x, 0.0), "plain": max(f, 0.0),
-            "dF": d_f, "dH": (d_f + 1) * float(f + x > 0), "dP": d_f * float(f > 0)}
+    return {
+        "z": z,
+        "a": float(relu(np.float64(z))),
+        "f": f,
+        "sum": f + x,
+        "h": max(f + x, 0.0),
+        "plain": max(f, 0.0),
+        "dF": d_f,
+        "dH": (d_f + 1) * float(f + x > 0),
+        "dP": d_f * float(f > 0),
+    }
 
 
 class ScalarBlock(nn.Module):
@@ -66,8 +76,17 @@ def _torch_values(x: float, weights: tuple, depth: int) -> dict[str, float]:
     f = res.residual(xt)
     h, p = res(xt), plain(xt)
     grad = lambda out: torch.autograd.grad(out.sum(), xt, retain_graph=True)[0].item()  # noqa: E731
-    values = {"z": z.item(), "a": res.relu(z).item(), "f": f.item(), "sum": (f + xt).item(), "h": h.item(),
-              "plain": p.item(), "dF": grad(f), "dH": grad(h), "dP": grad(p)}
+    values = {
+        "z": z.item(),
+        "a": res.relu(z).item(),
+        "f": f.item(),
+        "sum": (f + xt).item(),
+        "h": h.item(),
+        "plain": p.item(),
+        "dF": grad(f),
+        "dH": grad(h),
+        "dP": grad(p),
+    }
     deep_res, deep_plain = nn.Sequential(*[res] * depth), nn.Sequential(*[plain] * depth)
     values["deep_res"], values["deep_plain"] = grad(deep_res(xt)), grad(deep_plain(xt))
     return values

@@ -50,21 +50,48 @@ def _block_rows(block: nn.Module, label: str, side: int) -> tuple[list[list], di
         (c_in, h_in, w_in), (c_out, h, w) = shapes[name]
         k = conv.kernel_size[0]
         params = k * k * c_in * c_out // conv.groups
-        rows.append([label, name, f"{k}x{k}", f"{c_in}x{h_in}x{w_in} -> {c_out}x{h}x{w}", f"{k}*{k}*{c_in}*{c_out}",
-                     params, sum(p.numel() for p in conv.parameters()), params * h * w, _macs(conv, shapes[name][0])])
+        rows.append(
+            [
+                label,
+                name,
+                f"{k}x{k}",
+                f"{c_in}x{h_in}x{w_in} -> {c_out}x{h}x{w}",
+                f"{k}*{k}*{c_in}*{c_out}",
+                params,
+                sum(p.numel() for p in conv.parameters()),
+                params * h * w,
+                _macs(conv, shapes[name][0]),
+            ]
+        )
     bn = sum(p.numel() for m in block.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters())
-    total = {"conv_params": sum(r[5] for r in rows), "macs": sum(r[7] for r in rows), "bn": bn,
-             "params": sum(p.numel() for p in block.parameters())}
+    total = {
+        "conv_params": sum(r[5] for r in rows),
+        "macs": sum(r[7] for r in rows),
+        "bn": bn,
+        "params": sum(p.numel() for p in block.parameters()),
+    }
     rows.append([label, "BatchNorm (gamma, beta)", "", "", "2 * channels per BN", bn, bn, None, None])
-    rows.append([label, "block total", "", "", "convs + BN", total["conv_params"] + bn, total["params"], total["macs"],
-                 sum(r[8] for r in rows[:-1])])
+    rows.append(
+        [
+            label,
+            "block total",
+            "",
+            "",
+            "convs + BN",
+            total["conv_params"] + bn,
+            total["params"],
+            total["macs"],
+            sum(r[8] for r in rows[:-1]),
+        ]
+    )
     return rows, total
 
 
 def bottleneck_trace(channels: int = 256, size: int = 56) -> dict:
     if not 4 <= channels <= 4096 or channels % 4 or not 1 <= size <= 512:
-        raise CnnlabError(f"--channels must be a multiple of 4 from 4 to 4096 and --size 1 to 512, "
-                          f"got {channels}, {size}")
+        raise CnnlabError(
+            f"--channels must be a multiple of 4 from 4 to 4096 and --size 1 to 512, got {channels}, {size}"
+        )
     with torch.device("meta"):
         bottleneck, basic = Bottleneck(channels, channels), BasicBlock(channels, channels)
     rows_b, b = _block_rows(bottleneck, "bottleneck", size)
@@ -78,16 +105,35 @@ def bottleneck_trace(channels: int = 256, size: int = 56) -> dict:
         "(docs/errata.md C13 for 256).",
         "formula columns by hand; 'torch' columns count nn.Conv2d parameters and FlopCounterMode FLOPs / 2.",
     ]
-    data = {"bottleneck_params": b["params"], "two_3x3_params": p["params"], "bottleneck_macs": b["macs"],
-            "two_3x3_macs": p["macs"]}
-    columns = ["block", "layer", "kernel", "shape", "params formula", "params (formula)", "params (torch)",
-               "MACs (formula)", "MACs (torch)"]
-    return result("bottleneck", f"Bottleneck vs two 3x3 convs at {channels} channels, {size}x{size}", columns,
-                  rows_b + rows_p, notes, data)
+    data = {
+        "bottleneck_params": b["params"],
+        "two_3x3_params": p["params"],
+        "bottleneck_macs": b["macs"],
+        "two_3x3_macs": p["macs"],
+    }
+    columns = [
+        "block",
+        "layer",
+        "kernel",
+        "shape",
+        "params formula",
+        "params (formula)",
+        "params (torch)",
+        "MACs (formula)",
+        "MACs (torch)",
+    ]
+    return result(
+        "bottleneck",
+        f"Bottleneck vs two 3x3 convs at {channels} channels, {size}x{size}",
+        columns,
+        rows_b + rows_p,
+        notes,
+        data,
+    )
 
 
 def parse_side(text: str) -> tuple[int, int]:
-    """"5x5" or "5" -> (5, 5); "5x7" -> (5, 7)."""
+    """ "5x5" or "5" -> (5, 5); "5x7" -> (5, 7)."""
     match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", str(text))
     if not match:
         raise CnnlabError(f"--input takes HxW or a side, e.g. 5x5 or 7, got '{text}'")
@@ -99,15 +145,17 @@ def parse_side(text: str) -> tuple[int, int]:
 
 def _size_text(side: int, kernel: int, stride: int, padding: int) -> str:
     inner = side + 2 * padding - kernel
-    return (f"floor(({side} + 2*{padding} - {kernel}) / {stride}) + 1 = floor({inner}/{stride}) + 1 "
-            f"= {inner // stride + 1}")
+    return (
+        f"floor(({side} + 2*{padding} - {kernel}) / {stride}) + 1 = floor({inner}/{stride}) + 1 = {inner // stride + 1}"
+    )
 
 
 def conv_trace(input: str = "5x5", kernel: int = 3, stride: int = 1, padding: int = 0, seed: int = 0) -> dict:  # noqa: A002
     height, width = parse_side(input)
     if kernel < 1 or stride < 1 or padding < 0:
-        raise CnnlabError(f"--kernel and --stride must be at least 1 and --padding at least 0, "
-                          f"got {kernel}, {stride}, {padding}")
+        raise CnnlabError(
+            f"--kernel and --stride must be at least 1 and --padding at least 0, got {kernel}, {stride}, {padding}"
+        )
     out_h, out_w = conv_output_size(height, kernel, stride, padding), conv_output_size(width, kernel, stride, padding)
     if out_h < 1 or out_w < 1:
         raise CnnlabError(f"a {kernel}x{kernel} kernel does not fit a {height}x{width} input padded by {padding}")
@@ -126,11 +174,20 @@ def conv_trace(input: str = "5x5", kernel: int = 3, stride: int = 1, padding: in
     for i in range(out_h):
         for j in range(out_w):
             top, left = i * stride, j * stride
-            window = padded[top:top + kernel, left:left + kernel]
+            window = padded[top : top + kernel, left : left + kernel]
             pairs = zip(window.flatten(), weights.flatten())
             terms = " + ".join(f"{a:g}*{b:g}" if b >= 0 else f"{a:g}*({b:g})" for a, b in pairs)
-            rows.append([f"({i}, {j})", f"rows {top}-{top + kernel - 1}, cols {left}-{left + kernel - 1}", window,
-                         terms, scratch[i, j], reference[i, j], max_diff(scratch[i, j], reference[i, j])])
+            rows.append(
+                [
+                    f"({i}, {j})",
+                    f"rows {top}-{top + kernel - 1}, cols {left}-{left + kernel - 1}",
+                    window,
+                    terms,
+                    scratch[i, j],
+                    reference[i, j],
+                    max_diff(scratch[i, j], reference[i, j]),
+                ]
+            )
     notes = [
         "H_out = floor((H + 2p - k) / s) + 1 per side; when s does not divide H + 2p - k the last pixels are never "
         "a window's first row, and torch floors.",

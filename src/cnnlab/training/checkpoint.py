@@ -63,7 +63,9 @@ def read_weights_and_metadata(path: Path) -> tuple[dict[str, torch.Tensor], dict
             metadata = handle.metadata() or {}
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except Exception as error:  # safetensors raises several types for damaged files
-        raise CnnlabError(f"{path} is not a valid safetensors file (truncated or corrupted?): {first_line(error)}") from None
+        raise CnnlabError(
+            f"{path} is not a valid safetensors file (truncated or corrupted?): {first_line(error)}"
+        ) from None
     if WEIGHTS_SHA256 in metadata and metadata[WEIGHTS_SHA256] != tensors_sha256(tensors):
         raise CnnlabError(f"{path} is corrupted: its tensors no longer match the checksum saved with them")
     return tensors, metadata
@@ -83,7 +85,9 @@ def check_fits(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -
         "unexpected": [k for k in tensors if k not in ours],
         "shape mismatch": [k for k in ours if k in tensors and tensors[k].shape != ours[k].shape],
     }
-    found = [f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}" for label, keys in problems.items() if keys]
+    found = [
+        f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}" for label, keys in problems.items() if keys
+    ]
     if found:
         raise CnnlabError(f"{path} does not match the model ({'; '.join(found)})")
 
@@ -114,8 +118,12 @@ def read_state(path: Path, sha256: str | None = None) -> dict:
     data = read_bytes(path, label)
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise CnnlabError(f"{label} is corrupted: it does not match the checksum saved with its weights")
-    return load_weights_only(data, label, "cnnlab checkpoints hold only tensors and numbers and model weights are "
-                                          "safetensors, so this file did not come from a cnnlab run")
+    return load_weights_only(
+        data,
+        label,
+        "cnnlab checkpoints hold only tensors and numbers and model weights are "
+        "safetensors, so this file did not come from a cnnlab run",
+    )
 
 
 def save_checkpoint(run_dir: Path, step: int, model: nn.Module, state: dict, keep: int) -> Path:
@@ -130,7 +138,7 @@ def save_checkpoint(run_dir: Path, step: int, model: nn.Module, state: dict, kee
     # earlier checkpoint redoes them), so they go too rather than outrank the new ones.
     stems = sorted({p.name.split(".")[0] for p in folder.glob("step-*")})
     earlier = [s for s in stems if s < stem]
-    kept = {stem, *earlier[len(earlier) - (max(1, keep) - 1):]}
+    kept = {stem, *earlier[len(earlier) - (max(1, keep) - 1) :]}
     for old in set(stems) - kept:
         for suffix in (".safetensors", ".state.pt"):
             (folder / f"{old}{suffix}").unlink(missing_ok=True)

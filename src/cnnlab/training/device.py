@@ -23,16 +23,22 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "cuda":
         if not torch.cuda.is_available():
             why = "this torch build has no CUDA support" if torch.version.cuda is None else "no CUDA GPU is visible"
-            raise CnnlabError(f"--device cuda: CUDA is not available ({why}); use --device cpu, or --device auto "
-                              "for the best device this machine has")
+            raise CnnlabError(
+                f"--device cuda: CUDA is not available ({why}); use --device cpu, or --device auto "
+                "for the best device this machine has"
+            )
         count = torch.cuda.device_count()
         if local_rank >= count:
-            raise CnnlabError(f"process {local_rank} on this node has no GPU of its own: the node has {count} CUDA "
-                              f"device(s); start at most {count} processes per node (torchrun --nproc_per_node {count})")
+            raise CnnlabError(
+                f"process {local_rank} on this node has no GPU of its own: the node has {count} CUDA "
+                f"device(s); start at most {count} processes per node (torchrun --nproc_per_node {count})"
+            )
         return torch.device("cuda", local_rank)
     if name == "mps":
         if not mps_available():
-            raise CnnlabError("--device mps: the MPS backend (Apple-silicon GPUs) is not available on this machine; "
-                              "use --device cpu, or --device auto for the best device this machine has")
+            raise CnnlabError(
+                "--device mps: the MPS backend (Apple-silicon GPUs) is not available on this machine; "
+                "use --device cpu, or --device auto for the best device this machine has"
+            )
         return torch.device("mps")
     return torch.device("cpu")

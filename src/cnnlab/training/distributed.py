@@ -38,11 +38,14 @@ STOP_SIGNALS = ("SIGINT", "SIGTERM")  # the names the trainer's stop flag holds
 def environment() -> tuple[int, int, int]:
     """(RANK, WORLD_SIZE, LOCAL_RANK) as torchrun sets them; (0, 1, 0) outside torchrun."""
     try:
-        return tuple(int(os.environ.get(name, default)) for name, default in
-                     (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0)))  # type: ignore[return-value]
+        return tuple(
+            int(os.environ.get(name, default)) for name, default in (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0))
+        )  # type: ignore[return-value]
     except ValueError:
-        raise CnnlabError(f"RANK, WORLD_SIZE and LOCAL_RANK must be whole numbers (torchrun sets them), got "
-                          f"{[os.environ.get(n) for n in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK')]}") from None
+        raise CnnlabError(
+            f"RANK, WORLD_SIZE and LOCAL_RANK must be whole numbers (torchrun sets them), got "
+            f"{[os.environ.get(n) for n in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK')]}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,12 @@ class World:
             return values
         packed = torch.tensor([float(v) for v in values], dtype=torch.float64, device=self.device)
         dist.all_reduce(packed)
-        return tuple(torch.tensor(total.item(), dtype=v.dtype, device=v.device) if isinstance(v, torch.Tensor)
-                     else type(v)(total.item()) for v, total in zip(values, packed))
+        return tuple(
+            torch.tensor(total.item(), dtype=v.dtype, device=v.device)
+            if isinstance(v, torch.Tensor)
+            else type(v)(total.item())
+            for v, total in zip(values, packed)
+        )
 
     def sync_buffers(self, model: nn.Module) -> None:
         """Give every process process 0's buffers (batch-norm running statistics drift apart per process between
@@ -107,8 +114,12 @@ class World:
             for buffer in model.buffers():
                 dist.broadcast(buffer, 0)
 
-    def evaluate(self, evaluate: Callable[[torch.Tensor, torch.Tensor], tuple[float, float, torch.Tensor]],
-                 images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float, torch.Tensor]:
+    def evaluate(
+        self,
+        evaluate: Callable[[torch.Tensor, torch.Tensor], tuple[float, float, torch.Tensor]],
+        images: torch.Tensor,
+        labels: torch.Tensor,
+    ) -> tuple[float, float, torch.Tensor]:
         """`evaluate(images, labels)` -> (mean loss, accuracy, predictions) over the whole split: each process
         takes a contiguous shard, the sums are all-reduced and the predictions gathered, in split order."""
         if not self.enabled:
@@ -154,8 +165,11 @@ class World:
         dist.broadcast(size, 0)
         if size.item() == 0:
             return None
-        buffer = (torch.frombuffer(bytearray(data), dtype=torch.uint8).to(self.device) if self.is_main
-                  else torch.empty(int(size.item()), dtype=torch.uint8, device=self.device))
+        buffer = (
+            torch.frombuffer(bytearray(data), dtype=torch.uint8).to(self.device)
+            if self.is_main
+            else torch.empty(int(size.item()), dtype=torch.uint8, device=self.device)
+        )
         dist.broadcast(buffer, 0)
         return buffer.cpu().numpy().tobytes()[1:].decode()
 
@@ -176,21 +190,29 @@ def setup(device: torch.device, batch_size: int, sync_bn: bool) -> World:
         return World(device=device)
     if batch_size % size:
         multiple = max(size, round(batch_size / size) * size)
-        raise CnnlabError(f"--batch-size {batch_size} cannot be split across {size} processes: the global batch must "
-                          f"be a multiple of the process count (e.g. --batch-size {multiple})")
+        raise CnnlabError(
+            f"--batch-size {batch_size} cannot be split across {size} processes: the global batch must "
+            f"be a multiple of the process count (e.g. --batch-size {multiple})"
+        )
     if device.type not in ("cpu", "cuda"):
-        raise CnnlabError(f"distributed training runs on CPU (gloo) or CUDA (nccl) processes, not {device.type}; "
-                          "pass --device cpu or --device cuda")
+        raise CnnlabError(
+            f"distributed training runs on CPU (gloo) or CUDA (nccl) processes, not {device.type}; "
+            "pass --device cpu or --device cuda"
+        )
     if sync_bn and device.type != "cuda":
-        raise CnnlabError("--sync-bn needs CUDA processes: torch's SyncBatchNorm synchronises batch statistics on "
-                          "GPUs only; drop --sync-bn for a CPU run (each process then normalises its own share)")
+        raise CnnlabError(
+            "--sync-bn needs CUDA processes: torch's SyncBatchNorm synchronises batch statistics on "
+            "GPUs only; drop --sync-bn for a CPU run (each process then normalises its own share)"
+        )
     if not dist.is_initialized():  # a caller (or an earlier run in this process) may have joined already
         if device.type == "cuda":
             torch.cuda.set_device(device)
         try:
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         except (ValueError, RuntimeError) as error:
-            raise CnnlabError(f"cannot join the process group of {size} processes (WORLD_SIZE={size}): "
-                              f"{first_line(error)}; start distributed runs with torchrun") from None
+            raise CnnlabError(
+                f"cannot join the process group of {size} processes (WORLD_SIZE={size}): "
+                f"{first_line(error)}; start distributed runs with torchrun"
+            ) from None
         atexit.register(dist.destroy_process_group)  # the group lives as long as the process torchrun started
     return World(rank=rank, size=size, local_rank=local, device=device)

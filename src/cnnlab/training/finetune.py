@@ -22,11 +22,11 @@ from torch import nn
 
 from cnnlab.data import ImageDataset, load_dataset
 from cnnlab.errors import CnnlabError
+from cnnlab.inference.model import build_model
 from cnnlab.measure import count_params
 from cnnlab.registry import create_model, list_models
 from cnnlab.training import checkpoint
 from cnnlab.training.config import DATASET_DEFAULTS, GENERIC_DEFAULTS, TrainConfig, option_named
-from cnnlab.inference.model import build_model
 from cnnlab.training.trainer import run
 
 FREEZE_CHOICES = ("none", "backbone")
@@ -54,9 +54,20 @@ class LoRAConv2d(nn.Module):
         self.conv = conv.requires_grad_(False)
         self.rank = rank
         self.scale = (alpha if alpha is not None else rank) / rank  # alpha = rank by default: scale 1
-        self.lora_a = nn.Conv2d(conv.in_channels, rank, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-                                bias=False, device=conv.weight.device, dtype=conv.weight.dtype)
-        self.lora_b = nn.Conv2d(rank, conv.out_channels, 1, bias=False, device=conv.weight.device, dtype=conv.weight.dtype)
+        self.lora_a = nn.Conv2d(
+            conv.in_channels,
+            rank,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            conv.dilation,
+            bias=False,
+            device=conv.weight.device,
+            dtype=conv.weight.dtype,
+        )
+        self.lora_b = nn.Conv2d(
+            rank, conv.out_channels, 1, bias=False, device=conv.weight.device, dtype=conv.weight.dtype
+        )
         nn.init.zeros_(self.lora_b.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, in, H, W]
@@ -70,9 +81,18 @@ class LoRAConv2d(nn.Module):
     def merged(self) -> nn.Conv2d:
         """A plain conv computing what this module computes (up to float rounding)."""
         conv = self.conv
-        fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                          conv.dilation, bias=conv.bias is not None, padding_mode=conv.padding_mode,
-                          device=conv.weight.device, dtype=conv.weight.dtype)
+        fused = nn.Conv2d(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            conv.dilation,
+            bias=conv.bias is not None,
+            padding_mode=conv.padding_mode,
+            device=conv.weight.device,
+            dtype=conv.weight.dtype,
+        )
         fused.weight.copy_(conv.weight + self.delta_weight())
         if conv.bias is not None:
             fused.bias.copy_(conv.bias)
@@ -113,8 +133,9 @@ def _replace_modules(model: nn.Module, wrap, skip: nn.Module | None = None) -> i
 
 def add_lora(model: nn.Module, rank: int, alpha: float | None = None) -> int:
     """Wrap every ungrouped nn.Conv2d of `model` in a LoRAConv2d (in place); return how many were wrapped."""
-    return _replace_modules(model, lambda m: LoRAConv2d(m, rank, alpha)
-                            if isinstance(m, nn.Conv2d) and m.groups == 1 else None)
+    return _replace_modules(
+        model, lambda m: LoRAConv2d(m, rank, alpha) if isinstance(m, nn.Conv2d) and m.groups == 1 else None
+    )
 
 
 def merge_lora(model: nn.Module) -> int:
@@ -130,8 +151,14 @@ def unfreeze_norm_statistics(model: nn.Module) -> int:
     return _replace_modules(model, lambda m: m.norm if isinstance(m, FrozenStatsNorm) else None)
 
 
-def prepare_for_finetuning(model: nn.Module, num_classes: int, freeze: str = "none", lora_rank: int | None = None,
-                           lora_alpha: float | None = None, keep_head: bool = False) -> nn.Module:
+def prepare_for_finetuning(
+    model: nn.Module,
+    num_classes: int,
+    freeze: str = "none",
+    lora_rank: int | None = None,
+    lora_alpha: float | None = None,
+    keep_head: bool = False,
+) -> nn.Module:
     """In place: a new `num_classes` head (`reset_classifier`), or with `keep_head` the trained one (its class
     count must be `num_classes`: the second phase of the two-phase recipe, head first, then the whole net); then
     `freeze="backbone"` freezes every other parameter and BN statistic, and `lora_rank` wraps the backbone's convs
@@ -141,8 +168,10 @@ def prepare_for_finetuning(model: nn.Module, num_classes: int, freeze: str = "no
     if not keep_head:
         model.reset_classifier(num_classes)
     elif model.get_classifier().out_features != num_classes:
-        raise CnnlabError(f"--keep-head needs a head of {num_classes} classes, the dataset's; the source's has "
-                          f"{model.get_classifier().out_features}")
+        raise CnnlabError(
+            f"--keep-head needs a head of {num_classes} classes, the dataset's; the source's has "
+            f"{model.get_classifier().out_features}"
+        )
     head = model.get_classifier()
     if freeze == "backbone":
         for param in model.parameters():
@@ -162,12 +191,15 @@ def finalize(model: nn.Module) -> nn.Module:
 
 
 def head_and_backbone(head_lr: float, backbone_lr: float):
-    """The trainer's `param_groups` hook: the classifier at head_lr, everything else (adapters included) at backbone_lr."""
+    """The trainer's `param_groups` hook: the classifier at head_lr, everything else (adapters included) at
+    backbone_lr."""
 
     def groups(model: nn.Module) -> list[dict]:
         head_ids = {id(p) for p in model.get_classifier().parameters()}
-        return [{"params": [p for p in model.parameters() if id(p) in head_ids], "lr": head_lr},
-                {"params": [p for p in model.parameters() if id(p) not in head_ids], "lr": backbone_lr}]
+        return [
+            {"params": [p for p in model.parameters() if id(p) in head_ids], "lr": head_lr},
+            {"params": [p for p in model.parameters() if id(p) not in head_ids], "lr": backbone_lr},
+        ]
 
     return groups
 
@@ -177,7 +209,9 @@ def model_name_from_file(path: Path) -> str:
     """A torchvision file is named like its model ("resnet18-f37072fd.pth"): the longest registered name that
     the file name starts with."""
     stem = path.name.split(".")[0].lower()
-    matches = [name for name in list_models() if stem == name or stem.startswith(f"{name}-") or stem.startswith(f"{name}_")]
+    matches = [
+        name for name in list_models() if stem == name or stem.startswith(f"{name}-") or stem.startswith(f"{name}_")
+    ]
     if not matches:
         raise CnnlabError(f"cannot tell which model {path.name} holds; pass --model NAME (see cnnlab models)")
     return max(matches, key=len)
@@ -198,7 +232,9 @@ def load_source(source: str | Path, data: ImageDataset, model_name: str | None =
         if model_name not in (None, config.model):
             raise CnnlabError(f"{source} holds a {config.model}, not a {model_name}")
         if meta["in_chans"] != data.in_chans:
-            raise CnnlabError(f"{source} was trained on {meta['in_chans']}-channel images; {data.name} has {data.in_chans}")
+            raise CnnlabError(
+                f"{source} was trained on {meta['in_chans']}-channel images; {data.name} has {data.in_chans}"
+            )
         model = build_model(config, len(meta["classes"]), meta["in_chans"], meta["image_size"])
         checkpoint.load_model_weights(model, source / "model.safetensors")
         return model, TrainConfig(model=config.model, small_input=config.small_input, model_kwargs=config.model_kwargs)
@@ -262,19 +298,41 @@ def finetune(
     for flag, value in (("head-lr", head_lr), ("backbone-lr", backbone_lr)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise CnnlabError(f"--{flag} must be a positive number, got {value!r}")
-    config = TrainConfig(model=arch.model, dataset=dataset, lr=head_lr, small_input=arch.small_input,
-                         model_kwargs=arch.model_kwargs, **options)
+    config = TrainConfig(
+        model=arch.model,
+        dataset=dataset,
+        lr=head_lr,
+        small_input=arch.small_input,
+        model_kwargs=arch.model_kwargs,
+        **options,
+    )
     torch.manual_seed(config.seed)  # the new head and the adapters' A are drawn from the run's seed
     prepare_for_finetuning(model, data.num_classes, freeze, lora_rank, lora_alpha, keep_head)
     trainable = count_params(model, trainable_only=True)
-    results = run(config, overwrite=overwrite, quiet=quiet, data=data, model=model,
-                  param_groups=head_and_backbone(head_lr, backbone_lr))
+    results = run(
+        config,
+        overwrite=overwrite,
+        quiet=quiet,
+        data=data,
+        model=model,
+        param_groups=head_and_backbone(head_lr, backbone_lr),
+    )
     run_dir = Path(results["run_dir"])
     # The trainer saved the wrapped model; the run keeps the registered architecture so `cnnlab eval` rebuilds it.
     finalize(model)
-    checkpoint.save_weights(model.to(memory_format=torch.contiguous_format), run_dir / "model.safetensors",
-                            metadata={"model": arch.model, "dataset": data.name})
-    extra = {"source": str(source), "freeze": freeze, "head_lr": head_lr, "backbone_lr": backbone_lr,
-             "lora_rank": lora_rank, "keep_head": keep_head, "trainable_params": trainable}
+    checkpoint.save_weights(
+        model.to(memory_format=torch.contiguous_format),
+        run_dir / "model.safetensors",
+        metadata={"model": arch.model, "dataset": data.name},
+    )
+    extra = {
+        "source": str(source),
+        "freeze": freeze,
+        "head_lr": head_lr,
+        "backbone_lr": backbone_lr,
+        "lora_rank": lora_rank,
+        "keep_head": keep_head,
+        "trainable_params": trainable,
+    }
     checkpoint.write_json(run_dir / "finetune.json", extra)
     return {**results, **extra}

@@ -20,11 +20,25 @@ from cnnlab.errors import CnnlabError
 from cnnlab.training.config import TrainConfig
 
 METRIC_COLUMNS = (
-    "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second",
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "lr",
+    "epoch_seconds",
+    "images_per_second",
 )
 TEST_COLUMNS = ("test_loss", "test_accuracy")  # per-epoch columns of runs with test_every_epoch
-RUN_FILES = ("config.json", "metrics.csv", "results.json", "model.safetensors", "curves.png", "eval.json",
-             "confusion.png")
+RUN_FILES = (
+    "config.json",
+    "metrics.csv",
+    "results.json",
+    "model.safetensors",
+    "curves.png",
+    "eval.json",
+    "confusion.png",
+)
 
 
 def versions() -> dict[str, str]:
@@ -34,8 +48,14 @@ def versions() -> dict[str, str]:
 
 def data_metadata(data: ImageDataset) -> dict:
     """What `predict` needs to preprocess an image without loading the dataset."""
-    return {"name": data.name, "classes": list(data.classes), "mean": list(data.mean), "std": list(data.std),
-            "in_chans": data.in_chans, "image_size": data.image_size}
+    return {
+        "name": data.name,
+        "classes": list(data.classes),
+        "mean": list(data.mean),
+        "std": list(data.std),
+        "in_chans": data.in_chans,
+        "image_size": data.image_size,
+    }
 
 
 def default_run_dir(config: TrainConfig) -> Path:
@@ -45,8 +65,9 @@ def default_run_dir(config: TrainConfig) -> Path:
 def prepare_run_dir(path: Path, overwrite: bool) -> Path:
     path = Path(path)
     if (path / "config.json").exists() and not overwrite:
-        raise CnnlabError(f"{path} already holds a run; pass --resume {path} to continue it or --overwrite to "
-                          "replace it")
+        raise CnnlabError(
+            f"{path} already holds a run; pass --resume {path} to continue it or --overwrite to replace it"
+        )
     try:
         if (path / "config.json").exists():  # --overwrite: the old run's files go, or its later checkpoints would win
             shutil.rmtree(path / "checkpoints", ignore_errors=True)

@@ -14,8 +14,13 @@ not called `visualize`: importing it would shadow the function `cnnlab.visualize
 import importlib
 
 # Loaded on first use (PEP 562), so the CLI's parser can import `visualization.command` without torch or matplotlib.
-_HOMES = {"feature_maps": "activations", "attribution": "heatmaps", "filters": "kernels", "load_model": "loading",
-          "visualize": "report"}
+_HOMES = {
+    "feature_maps": "activations",
+    "attribution": "heatmaps",
+    "filters": "kernels",
+    "load_model": "loading",
+    "visualize": "report",
+}
 
 
 def __getattr__(name: str):

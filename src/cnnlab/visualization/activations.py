@@ -49,8 +49,10 @@ def unknown_layer(model: nn.Module, name: str) -> UnknownLayerError:
         return UnknownLayerError(f"{label} has no layer '{name}'; its layers are: {listed} (stages: {stages})")
     hints = closest(name, valid, n=5)
     did_you_mean = f"did you mean: {', '.join(hints)}? " if hints else ""
-    return UnknownLayerError(f"{label} has no layer '{name}'; {did_you_mean}its stages are: {stages} "
-                             f"(`cnnlab summary {label}` lists all {len(valid)} layers)")
+    return UnknownLayerError(
+        f"{label} has no layer '{name}'; {did_you_mean}its stages are: {stages} "
+        f"(`cnnlab summary {label}` lists all {len(valid)} layers)"
+    )
 
 
 @contextlib.contextmanager
@@ -81,6 +83,7 @@ def capture(model: nn.Module, inputs: torch.Tensor, layers: Sequence[str] | None
             tensor = first_tensor(output)
             if tensor is not None:
                 outputs[name] = tensor.detach().float().clone()
+
         return keep
 
     handles = [module.register_forward_hook(hook(name)) for name, module in targets.items()]

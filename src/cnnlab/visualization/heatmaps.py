@@ -42,8 +42,9 @@ def resolve_targets(target: Target, predicted: torch.Tensor, num_classes: int) -
         raise CnnlabError(f"{len(targets)} targets for {len(predicted)} images: give one, or one per image")
     bad = [int(t) for t in targets if not 0 <= int(t) < num_classes]
     if bad:
-        raise TargetOutOfRangeError(f"--target {bad[0]} is out of range: the model has {num_classes} classes, "
-                                    f"0 to {num_classes - 1}")
+        raise TargetOutOfRangeError(
+            f"--target {bad[0]} is out of range: the model has {num_classes} classes, 0 to {num_classes - 1}"
+        )
     return targets.clone()
 
 

@@ -1,7 +1,7 @@
 """Convolution kernels as pictures: the first conv layer's (or a named one's) weights, scaled for display.
 
-    name, weights = filters(model)            # ("conv1", [6, 1, 5, 5]) for LeNet-5
-    tiles = filter_tiles(weights)             # [6, 5, 5] grey, or [64, 7, 7, 3] RGB for 3 input channels
+name, weights = filters(model)            # ("conv1", [6, 1, 5, 5]) for LeNet-5
+tiles = filter_tiles(weights)             # [6, 5, 5] grey, or [64, 7, 7, 3] RGB for 3 input channels
 """
 
 from __future__ import annotations

@@ -60,8 +60,16 @@ def load_model(run_dir: str | os.PathLike) -> nn.Module:
 def run_subject(run_dir: str | os.PathLike) -> Subject:
     run = load_run(run_dir)
     data = run.data
-    return Subject(run.model, run.config.model, data["in_chans"], list(data["classes"]), data["image_size"],
-                   tuple(data["mean"]), tuple(data["std"]), run=run)
+    return Subject(
+        run.model,
+        run.config.model,
+        data["in_chans"],
+        list(data["classes"]),
+        data["image_size"],
+        tuple(data["mean"]),
+        tuple(data["std"]),
+        run=run,
+    )
 
 
 def imagenet_subject(model_name: str, weights: str | os.PathLike) -> Subject:
@@ -70,8 +78,16 @@ def imagenet_subject(model_name: str, weights: str | os.PathLike) -> Subject:
 
     transform = imagenet_weights_entry(model_name, weights).transforms()
     model = load_imagenet_model(model_name, weights)
-    return Subject(model, model_name, 3, list(imagenet_classes()), None, tuple(transform.mean), tuple(transform.std),
-                   imagenet_transform=transform)
+    return Subject(
+        model,
+        model_name,
+        3,
+        list(imagenet_classes()),
+        None,
+        tuple(transform.mean),
+        tuple(transform.std),
+        imagenet_transform=transform,
+    )
 
 
 def as_subject(source: str | os.PathLike | nn.Module | Subject) -> Subject:
@@ -104,8 +120,10 @@ def prepare_images(subject: Subject, images: Sequence[ImageInput] | torch.Tensor
         pixels = [_pil_pixels(subject, image) for image in images]
         sizes = {tuple(p.shape) for p in pixels}
         if len(sizes) > 1:  # a bare model keeps each image's size, and a batch needs one
-            raise CnnlabError(f"images of different sizes {sorted(sizes)} cannot share a batch for {subject.name}; "
-                              "resize them first or use a run directory, whose side they are resized to")
+            raise CnnlabError(
+                f"images of different sizes {sorted(sizes)} cannot share a batch for {subject.name}; "
+                "resize them first or use a run directory, whose side they are resized to"
+            )
         pixels, names = torch.stack(pixels), unique_names([_image_name(image, i) for i, image in enumerate(images)])
     return Batch(pixels, to_inputs(subject, pixels), names, [None] * len(pixels))
 
@@ -124,8 +142,9 @@ def _tensor_pixels(subject: Subject, images: torch.Tensor) -> torch.Tensor:
     if images.ndim != 4:
         raise CnnlabError(f"image tensors must be [N, C, H, W], not of shape {list(images.shape)}")
     if images.shape[1] != subject.in_chans:
-        raise ChannelMismatchError(f"the images have {images.shape[1]} channel(s) but {subject.name} "
-                                   f"takes {subject.in_chans}")
+        raise ChannelMismatchError(
+            f"the images have {images.shape[1]} channel(s) but {subject.name} takes {subject.in_chans}"
+        )
     return _fit(subject, images.cpu())
 
 
@@ -142,8 +161,9 @@ def _pil_pixels(subject: Subject, image: ImageInput) -> torch.Tensor:
     array = np.asarray(rgb, dtype=np.uint8)  # [H, W, 3]
     if subject.in_chans == 1:
         if not (np.array_equal(array[..., 0], array[..., 1]) and np.array_equal(array[..., 0], array[..., 2])):
-            raise ChannelMismatchError(f"image {what} is in colour but {subject.name} takes 1 grey channel; "
-                                       "convert it to greyscale first")
+            raise ChannelMismatchError(
+                f"image {what} is in colour but {subject.name} takes 1 grey channel; convert it to greyscale first"
+            )
         array = array[..., :1]
     elif subject.in_chans != 3:
         raise ChannelMismatchError(f"image {what} has 3 channels but {subject.name} takes {subject.in_chans}")

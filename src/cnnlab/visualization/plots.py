@@ -53,20 +53,23 @@ def plot_filters(tiles: torch.Tensor, path: Path, title: str) -> Path:
     for index, ax in enumerate(axes.flat):
         ax.axis("off")
         if index < len(tiles):
-            ax.imshow(tiles[index].numpy(), cmap="gray" if tiles.ndim == 3 else None, vmin=0, vmax=1,
-                      interpolation="nearest")
+            ax.imshow(
+                tiles[index].numpy(), cmap="gray" if tiles.ndim == 3 else None, vmin=0, vmax=1, interpolation="nearest"
+            )
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
 
 
-def plot_feature_maps(pixels: torch.Tensor, maps: dict[str, torch.Tensor], path: Path, title: str,
-                      top: int = TOP_CHANNELS) -> Path:
+def plot_feature_maps(
+    pixels: torch.Tensor, maps: dict[str, torch.Tensor], path: Path, title: str, top: int = TOP_CHANNELS
+) -> Path:
     """One row per layer: the input first, then each layer's `top` strongest channels of this image
     (maps: {name: [C, h, w] or [D]}), the row titled with the layer's name and shape."""
     columns = max(top, 1)
-    fig, axes = plt.subplots(len(maps) + 1, columns, figsize=(columns * 1.2, (len(maps) + 1) * 1.35 + 0.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(maps) + 1, columns, figsize=(columns * 1.2, (len(maps) + 1) * 1.35 + 0.4), squeeze=False
+    )
     for ax in axes.flat:
         ax.axis("off")
     _show_image(axes[0, 0], pixels)

@@ -43,8 +43,9 @@ def pick_test_images(subject: Subject, count: int, misclassified: bool = False, 
     try:
         data = load_dataset(config.dataset, config.data_dir, image_size=subject.image_size or 32)
     except CnnlabError as error:
-        raise TestDataMissingError(f"--from-test needs the test images of {config.dataset}, which cannot be "
-                                   f"loaded here: {error}") from error
+        raise TestDataMissingError(
+            f"--from-test needs the test images of {config.dataset}, which cannot be loaded here: {error}"
+        ) from error
     order = torch.randperm(len(data.test_labels), generator=torch.Generator().manual_seed(seed))
     if misclassified:
         order = _wrong_ones(subject, data.test_images, data.test_labels, order, count)
@@ -59,7 +60,7 @@ def _wrong_ones(subject: Subject, images, labels, order: torch.Tensor, count: in
     wrong: list[torch.Tensor] = []
     found = 0
     for start in range(0, len(order), chunk):
-        part = order[start:start + chunk]
+        part = order[start : start + chunk]
         predicted = probabilities(subject.model, to_inputs(subject, images[part])).argmax(dim=1)
         wrong.append(part[predicted != labels[part]])
         found += len(wrong[-1])
@@ -123,8 +124,10 @@ def draw_erf(subject: Subject, batch: Batch | None, out: Path) -> Path:
     else:
         side = subject.image_size or 224
     extent, heat = effective_receptive_field(subject.model, (subject.in_chans, side, side))
-    title = (f"{subject.name} at {side}×{side}: effective receptive field\n"
-             f"{extent}×{extent} px hold 95% of the input gradient")
+    title = (
+        f"{subject.name} at {side}×{side}: effective receptive field\n"
+        f"{extent}×{extent} px hold 95% of the input gradient"
+    )
     return plots.plot_heatmap(heat.detach().float().cpu(), out / "erf.png", title)
 
 
@@ -162,8 +165,11 @@ def visualize(
         maps = capture(subject.model, batch.inputs, layers)
         for i, name in enumerate(batch.names):
             title = f"{subject.name}: strongest channels per {'layer' if layers else 'stage'} (mean activation)"
-            paths.append(plots.plot_feature_maps(batch.pixels[i], {k: v[i] for k, v in maps.items()},
-                                                 out / f"featuremaps-{name}.png", title))
+            paths.append(
+                plots.plot_feature_maps(
+                    batch.pixels[i], {k: v[i] for k, v in maps.items()}, out / f"featuremaps-{name}.png", title
+                )
+            )
     methods = [m for m in ("gradcam", "saliency") if m in shows]
     if methods:
         paths.extend(draw_attributions(subject, batch, methods, target, out))
