@@ -65,6 +65,37 @@ def _options(layer: str, kind: str, tokens: list[str]) -> dict[str, int]:
     return options
 
 
+def _conv(layer: str, tokens: list[str], channels: int) -> nn.Conv2d:
+    """`conv OUT [kK] [sS] [pP] [dD] [gG]` on `channels` input channels."""
+    if not tokens:
+        raise _spec_error(layer, "conv needs its output channels (e.g. conv 64 k3)")
+    out_chans = _positive(layer, tokens[0], "output channels")
+    opts = _options(layer, "conv", tokens[1:])
+    groups = opts.get("g", 1)
+    if channels % groups or out_chans % groups:
+        raise _spec_error(layer, f"groups {groups} must divide {channels} input and {out_chans} output channels")
+    return nn.Conv2d(
+        channels,
+        out_chans,
+        opts["k"],
+        stride=opts.get("s", 1),
+        padding=opts.get("p", 0),
+        dilation=opts.get("d", 1),
+        groups=groups,
+    )
+
+
+def _pool(layer: str, kind: str, tokens: list[str]) -> nn.Module:
+    """`maxpool|avgpool kK [sS] [pP] [dD]`; the stride defaults to the kernel, as in torch."""
+    opts = _options(layer, kind, tokens)
+    if 2 * opts.get("p", 0) > opts["k"]:
+        raise _spec_error(layer, f"padding {opts['p']} must be at most half the kernel {opts['k']}")
+    stride, padding = opts.get("s", opts["k"]), opts.get("p", 0)
+    if kind == "maxpool":
+        return nn.MaxPool2d(opts["k"], stride, padding, dilation=opts.get("d", 1))
+    return nn.AvgPool2d(opts["k"], stride, padding)
+
+
 def build_layer_spec(spec: str, in_chans: int) -> nn.Sequential:
     """Build the layers of a spec as an nn.Sequential for an input with `in_chans` channels.
 
@@ -85,34 +116,10 @@ def build_layer_spec(spec: str, in_chans: int) -> nn.Sequential:
         if kind in ("conv", "maxpool", "avgpool") and flattened:
             raise _spec_error(layer, f"{kind} needs a feature map, but the spec flattened it before")
         if kind == "conv":
-            if not tokens:
-                raise _spec_error(layer, "conv needs its output channels (e.g. conv 64 k3)")
-            out_chans = _positive(layer, tokens[0], "output channels")
-            opts = _options(layer, kind, tokens[1:])
-            groups = opts.get("g", 1)
-            if channels % groups or out_chans % groups:
-                raise _spec_error(
-                    layer, f"groups {groups} must divide {channels} input and {out_chans} output channels"
-                )
-            module: nn.Module = nn.Conv2d(
-                channels,
-                out_chans,
-                opts["k"],
-                stride=opts.get("s", 1),
-                padding=opts.get("p", 0),
-                dilation=opts.get("d", 1),
-                groups=groups,
-            )
-            channels = out_chans
+            module: nn.Module = _conv(layer, tokens, channels)
+            channels = module.out_channels
         elif kind in ("maxpool", "avgpool"):
-            opts = _options(layer, kind, tokens)
-            if 2 * opts.get("p", 0) > opts["k"]:
-                raise _spec_error(layer, f"padding {opts['p']} must be at most half the kernel {opts['k']}")
-            stride, padding = opts.get("s", opts["k"]), opts.get("p", 0)
-            if kind == "maxpool":
-                module = nn.MaxPool2d(opts["k"], stride, padding, dilation=opts.get("d", 1))
-            else:
-                module = nn.AvgPool2d(opts["k"], stride, padding)
+            module = _pool(layer, kind, tokens)
         elif kind == "relu":
             module = nn.ReLU()
         elif kind == "bn":

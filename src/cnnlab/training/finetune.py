@@ -292,12 +292,7 @@ def finetune(
     if data is None:
         data = load_dataset(dataset, options.get("data_dir"), image_size=options.get("image_size"))
     model, arch = load_source(source, data, model_name)
-    recipe = DATASET_DEFAULTS.get(dataset.split(":", 1)[0], GENERIC_DEFAULTS)
-    head_lr = head_lr if head_lr is not None else recipe["lr"]
-    backbone_lr = backbone_lr if backbone_lr is not None else head_lr * BACKBONE_LR_FACTOR
-    for flag, value in (("head-lr", head_lr), ("backbone-lr", backbone_lr)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise CnnlabError(f"--{flag} must be a positive number, got {value!r}")
+    head_lr, backbone_lr = learning_rates(dataset, head_lr, backbone_lr)
     config = TrainConfig(
         model=arch.model,
         dataset=dataset,
@@ -317,14 +312,6 @@ def finetune(
         model=model,
         param_groups=head_and_backbone(head_lr, backbone_lr),
     )
-    run_dir = Path(results["run_dir"])
-    # The trainer saved the wrapped model; the run keeps the registered architecture so `cnnlab eval` rebuilds it.
-    finalize(model)
-    checkpoint.save_weights(
-        model.to(memory_format=torch.contiguous_format),
-        run_dir / "model.safetensors",
-        metadata={"model": arch.model, "dataset": data.name},
-    )
     extra = {
         "source": str(source),
         "freeze": freeze,
@@ -334,5 +321,28 @@ def finetune(
         "keep_head": keep_head,
         "trainable_params": trainable,
     }
-    checkpoint.write_json(run_dir / "finetune.json", extra)
+    save_finetuned(model, arch.model, data.name, Path(results["run_dir"]), extra)
     return {**results, **extra}
+
+
+def learning_rates(dataset: str, head_lr: float | None, backbone_lr: float | None) -> tuple[float, float]:
+    """The head's and the backbone's peak lr: the dataset's lr and a tenth of the head's unless given."""
+    recipe = DATASET_DEFAULTS.get(dataset.split(":", 1)[0], GENERIC_DEFAULTS)
+    head_lr = head_lr if head_lr is not None else recipe["lr"]
+    backbone_lr = backbone_lr if backbone_lr is not None else head_lr * BACKBONE_LR_FACTOR
+    for flag, value in (("head-lr", head_lr), ("backbone-lr", backbone_lr)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise CnnlabError(f"--{flag} must be a positive number, got {value!r}")
+    return head_lr, backbone_lr
+
+
+def save_finetuned(model: nn.Module, arch: str, dataset: str, run_dir: Path, extra: dict) -> None:
+    """Overwrite the run's weights with the plain architecture and record how it was fine-tuned."""
+    # The trainer saved the wrapped model; the run keeps the registered architecture so `cnnlab eval` rebuilds it.
+    finalize(model)
+    checkpoint.save_weights(
+        model.to(memory_format=torch.contiguous_format),
+        run_dir / "model.safetensors",
+        metadata={"model": arch, "dataset": dataset},
+    )
+    checkpoint.write_json(run_dir / "finetune.json", extra)

@@ -1,0 +1,87 @@
+"""The codebase's own rules, checked on the source: short functions and no import cycles.
+
+Both read the files with `ast` (nothing is imported), so they run in well under a second.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+MAX_FUNCTION_LINES = 80  # the hard limit; we aim for 60
+
+
+def module_names() -> dict[str, Path]:
+    names = {}
+    for path in SRC.rglob("*.py"):
+        parts = path.relative_to(SRC).with_suffix("").parts
+        names[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return names
+
+
+def top_level_imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """The cnnlab modules `name` imports when it is first imported: module level, TYPE_CHECKING blocks and
+    function bodies excluded (those imports run later, when the cycle no longer matters)."""
+    found: set[str] = set()
+    stack = list(ast.parse(path.read_text()).body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            continue
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name in known}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cnnlab"):
+            for alias in node.names:  # `from pkg import sub` imports the submodule sub
+                target = f"{node.module}.{alias.name}"
+                found.add(target if target in known else node.module)
+        stack.extend(ast.iter_child_nodes(node))
+    found.discard(name)
+    return found
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle of the directed graph as a list of names, or None (iterative depth-first search)."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    for start in graph:
+        if start in state:
+            continue
+        path, iterators = [start], [iter(sorted(graph[start]))]
+        state[start] = 1
+        while path:
+            nxt = next(iterators[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                iterators.pop()
+            elif state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            elif nxt not in state and nxt in graph:
+                state[nxt] = 1
+                path.append(nxt)
+                iterators.append(iter(sorted(graph[nxt])))
+    return None
+
+
+def test_find_cycle_finds_a_planted_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_no_module_imports_another_at_top_level_in_a_cycle():
+    known = module_names()
+    graph = {name: top_level_imports(name, path, known) for name, path in known.items()}
+    assert len(graph) > 50  # the walk found the package
+    assert find_cycle(graph) is None
+
+
+def test_no_function_is_longer_than_the_limit():
+    long = []
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({lines} lines)")
+    assert long == []
