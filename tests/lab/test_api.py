@@ -100,6 +100,8 @@ def test_options_come_from_the_training_config(client):
     assert names == expected - {"out", "weights", "data_dir"}
     epochs = next(f for f in body["fields"] if f["name"] == "epochs")
     assert epochs["flag"] == "--epochs" and epochs["kind"] == "int" and epochs["main"]
+    budget = next(f for f in body["fields"] if f["name"] == "time_budget")
+    assert budget["kind"] == "str"  # typed with its unit, "10m", and parsed by the CLI's own parser
     assert body["datasets"][0] == "digits"
 
 
@@ -122,6 +124,7 @@ def cli_error(capsys, *argv) -> str:
         ({"optimizer": "adam"}, ["--optimizer", "adam"]),
         ({"label_smoothing": 1.5}, ["--label-smoothing", "1.5"]),
         ({"dataset": "mnistt"}, ["--dataset", "mnistt"]),
+        ({"time_budget": "10 parsecs"}, ["--time-budget", "10 parsecs"]),
     ],
 )
 def test_bad_job_options_get_the_clis_message(client, capsys, options, argv):

@@ -72,8 +72,9 @@ def test_onecycle_over_progress_starts_peaks_and_ends_where_torch_onecycle_does(
     assert all(a > b for a, b in zip(factors[25:], factors[26:]))  # then decays all the way
     # torch's OneCycleLR with the trainer's settings ends at the same final value
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    onecycle = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=100, pct_start=0.25,
-                                                   cycle_momentum=False)
+    onecycle = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=0.1, total_steps=100, pct_start=0.25, cycle_momentum=False
+    )
     for _ in range(99):
         optimizer.step()
         onecycle.step()
@@ -152,8 +153,9 @@ def test_a_machine_that_slows_mid_run_still_ends_by_the_deadline_with_the_schedu
     results, wall = timed_train(time_budget=12.0, out=str(tmp_path / "run"))
     assert wall <= slack(12.0) and "from" in slowed
     plan = results["budget_plan"]
-    compressed = [r for r in plan["replans"] if r["at_step"] > slowed["from"]
-                  and r["steps_left_after"] < r["steps_left_before"]]
+    compressed = [
+        r for r in plan["replans"] if r["at_step"] > slowed["from"] and r["steps_left_after"] < r["steps_left_before"]
+    ]
     assert compressed, plan["replans"]
     assert plan["steps_trained"] < plan["planned_steps"]  # fewer steps than the first plan ...
     assert plan["last_step_progress"] == 1.0  # ... and the schedule still finished
@@ -188,8 +190,9 @@ class FakeClock:
         return self.now
 
 
-def simulated_run(tmp_path, budget_seconds: float, step_seconds, steps_per_epoch: int = 50,
-                  epoch_end_seconds: float = 0.2) -> tuple[budget.BudgetPlanner, list[float], float]:
+def simulated_run(
+    tmp_path, budget_seconds: float, step_seconds, steps_per_epoch: int = 50, epoch_end_seconds: float = 0.2
+) -> tuple[budget.BudgetPlanner, list[float], float]:
     """Drive a planner as the trainer does, on a fake clock: `step_seconds(step)` is what step `step` costs.
     Returns the planner, the lr factor each step trained at, and the clock when the run (final pass included)
     would end."""
@@ -198,12 +201,20 @@ def simulated_run(tmp_path, budget_seconds: float, step_seconds, steps_per_epoch
     clock = FakeClock()
     (tmp_path / "config.json").write_text("{}")
     config = SimpleNamespace(epochs=1000)
-    job = SimpleNamespace(config=config, steps_per_epoch=steps_per_epoch, run_dir=tmp_path,
-                          world=SimpleNamespace(broadcast_text=lambda text: text, on_main=lambda action: action()),
-                          progress=SimpleNamespace(quiet=True))
+    job = SimpleNamespace(
+        config=config,
+        steps_per_epoch=steps_per_epoch,
+        run_dir=tmp_path,
+        world=SimpleNamespace(broadcast_text=lambda text: text, on_main=lambda action: action()),
+        progress=SimpleNamespace(quiet=True),
+    )
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    state = SimpleNamespace(epoch=0, step=0, optimizer=optimizer,
-                            scheduler=budget.build_schedule(optimizer, "onecycle", 1000 * steps_per_epoch))
+    state = SimpleNamespace(
+        epoch=0,
+        step=0,
+        optimizer=optimizer,
+        scheduler=budget.build_schedule(optimizer, "onecycle", 1000 * steps_per_epoch),
+    )
     planner = budget.BudgetPlanner(budget_seconds, started=0.0, clock=clock)
 
     def priced(job, state):  # what price_evaluation would measure: a known epoch end, a final pass of 1 s
@@ -241,7 +252,7 @@ def test_a_slowdown_compresses_the_rest_and_the_run_still_ends_by_the_deadline(t
     assert lrs[-1] == pytest.approx(4e-6)  # ... and the schedule finished
     assert all(r["steps_left_after"] < r["steps_left_before"] for r in planner.replans)
     peak = lrs.index(max(lrs))
-    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1:]))  # a decay that only ever goes down
+    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :]))  # a decay that only ever goes down
 
 
 def test_a_pessimistic_first_plan_is_stretched_before_half_the_progress(tmp_path):

@@ -19,20 +19,27 @@ FLAGS = {
 }
 
 
-@pytest.mark.parametrize("cpu, kind", [("amx", "amx-bf16"), ("zen4", "avx512-bf16"), ("plain", "no-native-bf16"),
-                                       ("arm", "arm-bf16")])
+@pytest.mark.parametrize(
+    "cpu, kind", [("amx", "amx-bf16"), ("zen4", "avx512-bf16"), ("plain", "no-native-bf16"), ("arm", "arm-bf16")]
+)
 def test_the_cpu_kind_comes_from_the_cpuinfo_flags(cpu, kind):
     assert speedrun.cpu_kind(FLAGS[cpu] * 2) == kind  # one line per core
     assert speedrun.cpu_kind() in speedrun.CPU_KINDS  # this machine's
 
 
 # (model, augment) as a pair: a bare model name as a parameter would mark the test slow (tests/conftest.py)
-@pytest.mark.parametrize("dataset, seconds, expected", [
-    ("fashion-mnist", 60, ("resnet20", None)), ("fashion-mnist", 600, ("resnet20", True)),
-    ("fashion-mnist", 1200, ("resnet20", True)), ("fashion-mnist", 3600, ("resnet20", True)),
-    ("mnist", 600, ("resnet20", True)), ("digits", 30, ("lenet5", None)),
-    ("imagefolder:/data/pets", 300, ("resnet20", True)),
-])
+@pytest.mark.parametrize(
+    "dataset, seconds, expected",
+    [
+        ("fashion-mnist", 60, ("resnet20", None)),
+        ("fashion-mnist", 600, ("resnet20", True)),
+        ("fashion-mnist", 1200, ("resnet20", True)),
+        ("fashion-mnist", 3600, ("resnet20", True)),
+        ("mnist", 600, ("resnet20", True)),
+        ("digits", 30, ("lenet5", None)),
+        ("imagefolder:/data/pets", 300, ("resnet20", True)),
+    ],
+)
 def test_the_choice_is_the_tables_row_for_the_dataset_and_budget(dataset, seconds, expected):
     model, augment = expected
     choice = speedrun.choose(dataset, seconds, "amx-bf16")
@@ -68,11 +75,14 @@ def test_bad_seeds_are_refused(text):
         speedrun.parse_seeds(text)
 
 
-@pytest.mark.parametrize("argv, says", [
-    (["--dataset", "svhn", "--budget", "1m"], "speedrun has no choice for dataset 'svhn'"),
-    (["--dataset", "digits", "--budget", "0s"], "--budget"),
-    (["--dataset", "digits", "--budget", "30s", "--seeds", "1,1"], "expected distinct whole numbers"),
-])
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["--dataset", "svhn", "--budget", "1m"], "speedrun has no choice for dataset 'svhn'"),
+        (["--dataset", "digits", "--budget", "0s"], "--budget"),
+        (["--dataset", "digits", "--budget", "30s", "--seeds", "1,1"], "expected distinct whole numbers"),
+    ],
+)
 def test_speedrun_user_errors_are_one_line_and_exit_2(capsys, tmp_path, argv, says):
     assert main(["speedrun", *argv, "--out", str(tmp_path / "out"), "--quiet"]) == 2
     error = capsys.readouterr().err.strip()

@@ -56,7 +56,14 @@ def form_fields() -> list[FormField]:
 
     return [
         FormField(
-            o.name, o.flag, o.type.__name__, o.default, o.help, o.group, tuple(o.choices or ()), o.name in MAIN_OPTIONS
+            o.name,
+            o.flag,
+            "str" if o.parser is not None else o.type.__name__,  # a value with units ("10m") is typed as text
+            o.default,
+            o.help,
+            o.group,
+            tuple(o.choices or ()),
+            o.name in MAIN_OPTIONS,
         )
         for o in options()
         if o.flag and "train" in o.commands and o.name not in LAB_OWNED and o.type in (int, float, str, bool)

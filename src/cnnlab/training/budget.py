@@ -192,9 +192,12 @@ class BudgetPlanner:
         self.previous = [0.0, 0]  # calibration's steps are not the recent pace of later re-plans
         set_end(job, state, done, done + steps - 1)
         self.last_time = self.clock()  # the evaluation just timed is not a step
-        say(job, f"time budget {self.budget:.0f} s: {self.rate * 1e3:.1f} ms/step measured over the first {done} "
-                 f"steps; planned {self.planned_steps} steps = {self.planned_steps / job.steps_per_epoch:.2f} epochs "
-                 f"({job.config.epochs} rounded up), {self.used():.1f} s used")
+        say(
+            job,
+            f"time budget {self.budget:.0f} s: {self.rate * 1e3:.1f} ms/step measured over the first {done} "
+            f"steps; planned {self.planned_steps} steps = {self.planned_steps / job.steps_per_epoch:.2f} epochs "
+            f"({job.config.epochs} rounded up), {self.used():.1f} s used",
+        )
 
     def replan(self, job, state, done: int) -> None:
         """Compress the rest of the schedule when, at the recent pace, it would end past the deadline; stretch it
@@ -210,12 +213,21 @@ class BudgetPlanner:
         steps = agreed(job, steps)
         if steps == remaining:
             return
-        self.replans.append({"at_step": done, "steps_left_before": remaining, "steps_left_after": steps,
-                             "seconds_used": round(self.used(), 2)})
+        self.replans.append(
+            {
+                "at_step": done,
+                "steps_left_before": remaining,
+                "steps_left_after": steps,
+                "seconds_used": round(self.used(), 2),
+            }
+        )
         set_end(job, state, done, done + steps - 1)
         if steps < 0.9 * remaining:
-            say(job, f"time budget: at {self.rate * 1e3:.1f} ms/step the schedule's last {remaining} steps would end "
-                     f"past the deadline; compressed into {steps}")
+            say(
+                job,
+                f"time budget: at {self.rate * 1e3:.1f} ms/step the schedule's last {remaining} steps would end "
+                f"past the deadline; compressed into {steps}",
+            )
 
     def steps_that_fit(self, step_in_epoch: int, steps_per_epoch: int, rate: float) -> int:
         """The most steps (at least 1: the schedule must reach its end) whose projected cost at `rate` seconds per
@@ -238,12 +250,22 @@ class BudgetPlanner:
         """Seconds per image of an evaluation pass, timed on a slice of the validation split (or of the test split
         when there is no validation split): the epoch ends' and the final pass's estimates."""
         splits, config = job.splits, job.config
-        images, labels = ((splits.val_images, splits.val_labels) if len(splits.val_images)
-                          else (splits.test_images, splits.test_labels))
+        images, labels = (
+            (splits.val_images, splits.val_labels)
+            if len(splits.val_images)
+            else (splits.test_images, splits.test_labels)
+        )
         images, labels = images[:EVAL_SLICE], labels[:EVAL_SLICE]
         start = self.clock()
-        evaluate_arrays(state.evaluated, images, labels, job.data, dtype=job.dtype,
-                        channels_last=config.channels_last, flip_tta=config.tta)
+        evaluate_arrays(
+            state.evaluated,
+            images,
+            labels,
+            job.data,
+            dtype=job.dtype,
+            channels_last=config.channels_last,
+            flip_tta=config.tta,
+        )
         per_image = (self.clock() - start) / max(len(images), 1) / job.world.size
         test_pass = per_image * len(splits.test_images)
         self.epoch_end = SAVE_SECONDS + per_image * len(splits.val_images)
@@ -252,10 +274,18 @@ class BudgetPlanner:
 
     # -------------------------------------------------------------------------------------------- persistence
     def state_dict(self) -> dict:
-        return {"used_seconds": self.used(), "planned_steps": self.planned_steps, "interval": self.interval,
-                "rate": self.rate, "epoch_end": self.epoch_end, "final": self.final,
-                "replans": list(self.replans), "steps_done": self.steps_done,
-                "since_plan": list(self.since_plan), "max_steps": self.max_steps}
+        return {
+            "used_seconds": self.used(),
+            "planned_steps": self.planned_steps,
+            "interval": self.interval,
+            "rate": self.rate,
+            "epoch_end": self.epoch_end,
+            "final": self.final,
+            "replans": list(self.replans),
+            "steps_done": self.steps_done,
+            "since_plan": list(self.since_plan),
+            "max_steps": self.max_steps,
+        }
 
     def load_state_dict(self, saved: dict) -> None:
         self.used_before = saved["used_seconds"]
@@ -275,10 +305,16 @@ class BudgetPlanner:
             "planned_epochs": round((self.planned_steps or 0) / spe, 3),
             "wall_seconds": round(self.used(), 3),
             "budget_plan": {
-                "planned_steps": self.planned_steps, "steps_per_epoch": spe, "steps_trained": steps,
-                "epochs_trained": round(steps / spe, 3), "seconds_per_step": self.rate,
-                "epoch_end_seconds": self.epoch_end, "final_seconds": self.final, "margin_seconds": margin(self.budget),
-                "replans": self.replans, "last_step_progress": shape.progress(last_step),
+                "planned_steps": self.planned_steps,
+                "steps_per_epoch": spe,
+                "steps_trained": steps,
+                "epochs_trained": round(steps / spe, 3),
+                "seconds_per_step": self.rate,
+                "epoch_end_seconds": self.epoch_end,
+                "final_seconds": self.final,
+                "margin_seconds": margin(self.budget),
+                "replans": self.replans,
+                "last_step_progress": shape.progress(last_step),
                 "last_step_lr": state.scheduler.base_lrs[0] * shape(last_step),
             },
         }

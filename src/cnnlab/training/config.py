@@ -121,8 +121,8 @@ class TrainConfig:
     image_size: int | None = field(
         default=None,
         metadata=option(
-            "side imagefolder:PATH images are loaded at (default 32); 64 or more resizes the shorter side to N/0.875 and "
-            "center-crops N, as torchvision's ImageNet evaluation (224 for photos)",
+            "side imagefolder:PATH images are loaded at (default 32); 64 or more resizes the shorter side to "
+            "N/0.875 and center-crops N, as torchvision's ImageNet evaluation (224 for photos)",
             group="data",
             check=positive_int,
             metavar="N",
@@ -131,7 +131,8 @@ class TrainConfig:
     epochs: int | None = field(
         default=None,
         metadata=option(
-            "passes over the training split; with --time-budget, the most the plan may use", group="optimization",
+            "passes over the training split; with --time-budget, the most the plan may use",
+            group="optimization",
             check=positive_int,
         ),
     )
@@ -524,7 +525,9 @@ def resolve(config: TrainConfig) -> TrainConfig:
         declared.validate(getattr(filled, declared.name))
     if filled.image_size is not None and base != "imagefolder":
         # Built-in datasets have one native size; resizing them is not what the flag is for.
-        raise CnnlabError(f"--image-size applies to imagefolder:PATH datasets; {config.dataset} images have their own size")
+        raise CnnlabError(
+            f"--image-size applies to imagefolder:PATH datasets; {config.dataset} images have their own size"
+        )
     if config.lr is None and filled.batch_size != defaults["batch_size"]:
         lr = scaled_lr(defaults["lr"], filled.batch_size / defaults["batch_size"], filled.optimizer)
         filled = replace(filled, lr=lr)
@@ -547,8 +550,8 @@ NEW_RUN_ONLY = {
 # Why some options cannot change on resume, where the generic message would not say it.
 FIXED_ON_RESUME = {
     "time_budget": "--time-budget cannot change on --resume: the run's epochs and schedule were planned for its own "
-                   "budget, and a resumed run continues with what its earlier sessions left of it (start a new run "
-                   "for another budget)",
+    "budget, and a resumed run continues with what its earlier sessions left of it (start a new run "
+    "for another budget)",
 }
 
 
@@ -590,8 +593,13 @@ def check_longer_run(saved: TrainConfig, epochs: int) -> None:
             f"epochs, got {epochs} (start a new run instead)",
         )
     if saved.time_budget is not None:
-        raise ResumeConflictError("epochs", saved.epochs, epochs, "--epochs cannot grow on --resume of a "
-                                  "--time-budget run: its budget planned them (start a new run instead)")
+        raise ResumeConflictError(
+            "epochs",
+            saved.epochs,
+            epochs,
+            "--epochs cannot grow on --resume of a "
+            "--time-budget run: its budget planned them (start a new run instead)",
+        )
     if saved.schedule != "constant":
         raise ResumeConflictError(
             "epochs",

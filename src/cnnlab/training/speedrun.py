@@ -74,15 +74,41 @@ class Choice:
 
 _AIRBENCH_EXTRAS = dict(augment=True, crop_padding=2, label_smoothing=0.1, ema=0.999)  # bench/time_to_accuracy.py
 CHOICES: tuple[Choice, ...] = (
-    Choice("fashion-mnist", 0, 240, "resnet20", {}, {
-        "amx-bf16": f"{SAPPHIRE}, fixed epochs: 3 epochs 92.21% in 117 s, 5 epochs 92.79% in 191 s"}),
-    Choice("fashion-mnist", 240, 1200, "resnet20", _AIRBENCH_EXTRAS, {
-        "amx-bf16": f"{SAPPHIRE}, 13 epochs sized to 10 min: 93.55%, 93.71% with flips, in 527 s"}),
-    Choice("fashion-mnist", 1200, math.inf, "resnet20", _AIRBENCH_EXTRAS, {
-        "amx-bf16": f"{SAPPHIRE}, 41 epochs sized to 30 min: 94.60%, 95.14% with flips, in 1,661 s"}),
-    Choice("digits", 0, math.inf, "lenet5", {}, {
-        "amx-bf16": "the same Xeon shared with other jobs, --time-budget 15s, 1 seed: lenet5 97.50% (13.4 epochs), "
-                    "simple_cnn 97.78% (8.0 epochs), resnet20 31.94% (1 epoch)"}),
+    Choice(
+        "fashion-mnist",
+        0,
+        240,
+        "resnet20",
+        {},
+        {"amx-bf16": f"{SAPPHIRE}, fixed epochs: 3 epochs 92.21% in 117 s, 5 epochs 92.79% in 191 s"},
+    ),
+    Choice(
+        "fashion-mnist",
+        240,
+        1200,
+        "resnet20",
+        _AIRBENCH_EXTRAS,
+        {"amx-bf16": f"{SAPPHIRE}, 13 epochs sized to 10 min: 93.55%, 93.71% with flips, in 527 s"},
+    ),
+    Choice(
+        "fashion-mnist",
+        1200,
+        math.inf,
+        "resnet20",
+        _AIRBENCH_EXTRAS,
+        {"amx-bf16": f"{SAPPHIRE}, 41 epochs sized to 30 min: 94.60%, 95.14% with flips, in 1,661 s"},
+    ),
+    Choice(
+        "digits",
+        0,
+        math.inf,
+        "lenet5",
+        {},
+        {
+            "amx-bf16": "the same Xeon shared with other jobs, --time-budget 15s, 1 seed: lenet5 97.50% (13.4 epochs), "
+            "simple_cnn 97.78% (8.0 epochs), resnet20 31.94% (1 epoch)"
+        },
+    ),
     Choice("cifar10", 0, math.inf, "resnet20", {}, {}),
     Choice("cifar100", 0, math.inf, "resnet20", {}, {}),
     Choice("imagefolder", 0, math.inf, "resnet20", dict(augment=True), {}),
@@ -101,15 +127,17 @@ def budget_range(choice: Choice) -> str:
 
 def table_markdown() -> str:
     """The table as docs/performance.md shows it (a test checks that the docs hold exactly this)."""
-    header = ("| dataset | budget | model | recipe on top of the dataset's defaults | measured on "
-              "| not yet measured on |")
+    header = (
+        "| dataset | budget | model | recipe on top of the dataset's defaults | measured on | not yet measured on |"
+    )
     lines = [header, "|---|---|---|---|---|---|"]
     for choice in CHOICES:
         recipe = ", ".join(f"{k}={v}" for k, v in choice.recipe.items()) or "the defaults"
         measured = "; ".join(f"{kind}: {what}" for kind, what in choice.measured.items()) or "-"
         pending = ", ".join(kind for kind in CPU_KINDS if kind not in choice.measured)
-        lines.append(f"| {choice.dataset} | {budget_range(choice)} | {choice.model} | {recipe} | {measured} | "
-                     f"{pending} |")
+        lines.append(
+            f"| {choice.dataset} | {budget_range(choice)} | {choice.model} | {recipe} | {measured} | {pending} |"
+        )
     return "\n".join(lines)
 
 
@@ -121,8 +149,10 @@ def choose(dataset: str, budget: float, kind: str) -> Choice:
         if choice.dataset == base and choice.cpu in (None, kind) and choice.low <= budget < choice.high:
             return choice
     known = sorted({c.dataset for c in CHOICES} | set(SAME_RECIPE_AS))
-    raise CnnlabError(f"speedrun has no choice for dataset '{dataset}'; it knows {', '.join(known)} "
-                      "(imagefolder:PATH for a folder of class folders)")
+    raise CnnlabError(
+        f"speedrun has no choice for dataset '{dataset}'; it knows {', '.join(known)} "
+        "(imagefolder:PATH for a folder of class folders)"
+    )
 
 
 def process_started() -> float:
@@ -175,49 +205,101 @@ def speedrun(
     data = load_dataset(dataset, data_dir)
     runs, seed_started = [], started
     for seed in seeds:
-        runs.append(train_seed(choice, data, dataset, seed, seed_started, budget, out / f"seed-{seed}",
-                               data_dir=data_dir, overwrite=overwrite, quiet=quiet))
+        runs.append(
+            train_seed(
+                choice,
+                data,
+                dataset,
+                seed,
+                seed_started,
+                budget,
+                out / f"seed-{seed}",
+                data_dir=data_dir,
+                overwrite=overwrite,
+                quiet=quiet,
+            )
+        )
         seed_started = time.perf_counter()
-    record = {"dataset": dataset, "budget_seconds": budget, "cpu_kind": kind, "model": choice.model,
-              "recipe": choice.recipe, "measured": choice.status(kind), "seeds": list(seeds), "runs": runs,
-              "test_accuracy": spread([r["test_accuracy"] for r in runs]),
-              "flip_test_accuracy": spread([r["flip_test_accuracy"] for r in runs]) if data.hflip else None,
-              "within_budget": all(r["within_budget"] for r in runs), "out": str(out)}
+    record = {
+        "dataset": dataset,
+        "budget_seconds": budget,
+        "cpu_kind": kind,
+        "model": choice.model,
+        "recipe": choice.recipe,
+        "measured": choice.status(kind),
+        "seeds": list(seeds),
+        "runs": runs,
+        "test_accuracy": spread([r["test_accuracy"] for r in runs]),
+        "flip_test_accuracy": spread([r["flip_test_accuracy"] for r in runs]) if data.hflip else None,
+        "within_budget": all(r["within_budget"] for r in runs),
+        "out": str(out),
+    }
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "speedrun.json", record)
     return record
 
 
-def train_seed(choice: Choice, data, dataset: str, seed: int, started: float, budget: float, run_dir: Path, *,
-               data_dir: str | None, overwrite: bool, quiet: bool) -> dict:
+def train_seed(
+    choice: Choice,
+    data,
+    dataset: str,
+    seed: int,
+    started: float,
+    budget: float,
+    run_dir: Path,
+    *,
+    data_dir: str | None,
+    overwrite: bool,
+    quiet: bool,
+) -> dict:
     """One seed: train with what is left of the budget less the flips pass, then that pass."""
     dtype = autocast_dtype("auto", "cpu")
     reserve = FLIP_RESERVE * flip_pass_seconds(choice, data, dtype) if data.hflip else 0.0
     left = started + budget - time.perf_counter() - reserve
     if left <= 1.0:
-        raise CnnlabError(f"a budget of {budget:g} s is used up before training starts ({budget - left:.1f} s for "
-                          "start-up, loading the data and the test-time-flips pass): give a larger --budget")
-    config = TrainConfig(model=choice.model, dataset=dataset, seed=seed, time_budget=left, out=str(run_dir),
-                         device="cpu", data_dir=data_dir, **choice.recipe)
+        raise CnnlabError(
+            f"a budget of {budget:g} s is used up before training starts ({budget - left:.1f} s for "
+            "start-up, loading the data and the test-time-flips pass): give a larger --budget"
+        )
+    config = TrainConfig(
+        model=choice.model,
+        dataset=dataset,
+        seed=seed,
+        time_budget=left,
+        out=str(run_dir),
+        device="cpu",
+        data_dir=data_dir,
+        **choice.recipe,
+    )
     results = run(config, overwrite=overwrite, quiet=quiet, data=data)
     flipped = None
     if data.hflip:  # the saved (evaluated) weights, each test image with its mirror
         model = load_run(run_dir).model
         flipped = evaluate_arrays(model, data.test_images, data.test_labels, data, dtype=dtype, flip_tta=True)[1]
     wall = time.perf_counter() - started
-    return {"seed": seed, "run_dir": str(run_dir), "test_accuracy": results["test_accuracy"],
-            "flip_test_accuracy": flipped, "epochs": results["budget_plan"]["epochs_trained"],
-            "train_budget_seconds": round(left, 2), "wall_seconds": round(wall, 2), "within_budget": wall <= budget}
+    return {
+        "seed": seed,
+        "run_dir": str(run_dir),
+        "test_accuracy": results["test_accuracy"],
+        "flip_test_accuracy": flipped,
+        "epochs": results["budget_plan"]["epochs_trained"],
+        "train_budget_seconds": round(left, 2),
+        "wall_seconds": round(wall, 2),
+        "within_budget": wall <= budget,
+    }
 
 
 def spread(values: list[float]) -> dict:
     """Mean and sample standard deviation (0 for one value) and n."""
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "n": len(values)}
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "n": len(values),
+    }
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
-    """"0,1,2" -> (0, 1, 2); CnnlabError("expected ...") otherwise."""
+    """ "0,1,2" -> (0, 1, 2); CnnlabError("expected ...") otherwise."""
     try:
         seeds = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:

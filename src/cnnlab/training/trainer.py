@@ -62,8 +62,10 @@ def make_splits(data: ImageDataset, config: TrainConfig) -> Splits:
         images, labels = images[: config.train_subset], labels[: config.train_subset]
     train_x, train_y, val_x, val_y = split_validation(images, labels, config.val_fraction, config.seed)
     if len(train_x) < config.batch_size:
-        raise CnnlabError(f"--batch-size {config.batch_size} is larger than the training split ({len(train_x)} "
-                          "images); use a smaller batch")
+        raise CnnlabError(
+            f"--batch-size {config.batch_size} is larger than the training split ({len(train_x)} "
+            "images); use a smaller batch"
+        )
     return Splits(train_x, train_y, val_x, val_y, data.test_images, data.test_labels)
 
 
@@ -82,8 +84,10 @@ def build_optimizer(
         params = [p for p in group["params"] if p.requires_grad]
         lr = group.get("lr", config.lr)
         # Weight decay on conv/linear weights only: decaying BN scales and biases only fights the normalisation.
-        groups += [{"params": [p for p in params if p.ndim > 1], "weight_decay": config.weight_decay, "lr": lr},
-                   {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "lr": lr}]
+        groups += [
+            {"params": [p for p in params if p.ndim > 1], "weight_decay": config.weight_decay, "lr": lr},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "lr": lr},
+        ]
     if not any(group["params"] for group in groups):
         raise CnnlabError("nothing to train: every parameter of the model is frozen")
     if config.optimizer == "sgd":
@@ -100,8 +104,11 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total
         return budget.build_schedule(optimizer, config.schedule, total_steps)
     if config.schedule == "onecycle" and total_steps > 1:
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=[group["lr"] for group in optimizer.param_groups], total_steps=total_steps,
-            pct_start=max(0.25, 1.5 / total_steps), cycle_momentum=False,
+            optimizer,
+            max_lr=[group["lr"] for group in optimizer.param_groups],
+            total_steps=total_steps,
+            pct_start=max(0.25, 1.5 / total_steps),
+            cycle_momentum=False,
         )
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
@@ -262,8 +269,11 @@ def resumed_config(config: TrainConfig, run_dir: Path) -> TrainConfig:
     if config.epochs is None:
         given = {"device": config.device}
     else:
-        given = {f.name: getattr(config, f.name) for f in fields(TrainConfig)
-                 if f.name not in ("model", "dataset") and getattr(config, f.name) != getattr(saved, f.name)}
+        given = {
+            f.name: getattr(config, f.name)
+            for f in fields(TrainConfig)
+            if f.name not in ("model", "dataset") and getattr(config, f.name) != getattr(saved, f.name)
+        }
     return resume_config(saved, config.model, config.dataset, given, run_dir=run_dir)
 
 
@@ -283,9 +293,17 @@ def setup(config: TrainConfig, data: ImageDataset | None, quiet: bool) -> Job:
     splits = make_splits(data, config)
     if device.type != "cpu":  # uploaded once, still uint8; batches are normalised and augmented on the device
         splits = Splits(*(getattr(splits, f.name).to(device) for f in fields(Splits)))
-    return Job(config, world, device, data, splits, dtype=autocast_dtype(config.precision, device.type),
-               steps_per_epoch=len(splits.train_images) // config.batch_size, rows=world.rows(config.batch_size),
-               progress=Progress(quiet=quiet or not world.is_main))
+    return Job(
+        config,
+        world,
+        device,
+        data,
+        splits,
+        dtype=autocast_dtype(config.precision, device.type),
+        steps_per_epoch=len(splits.train_images) // config.batch_size,
+        rows=world.rows(config.batch_size),
+        progress=Progress(quiet=quiet or not world.is_main),
+    )
 
 
 def build_state(job: Job, model: nn.Module | None, param_groups: ParamGroups | None, fresh: bool) -> TrainState:
@@ -303,12 +321,22 @@ def build_state(job: Job, model: nn.Module | None, param_groups: ParamGroups | N
         # The average weighs the initial weights by ema**steps: past its horizon it mostly holds the random init.
         shorter = 1 - 10 / max(job.total_steps, 1)  # a horizon of a tenth of the run
         advice = f"use a decay of at most {shorter:.3g}" if shorter > 0 else "drop --ema"
-        warnings.warn(f"--ema {config.ema:g} averages over about {1 / (1 - config.ema):,.0f} steps, but this run has "
-                      f"{job.total_steps}: its average stays close to the initial weights; {advice}", stacklevel=3)
+        warnings.warn(
+            f"--ema {config.ema:g} averages over about {1 / (1 - config.ema):,.0f} steps, but this run has "
+            f"{job.total_steps}: its average stays close to the initial weights; {advice}",
+            stacklevel=3,
+        )
     optimizer = build_optimizer(model, config, param_groups)
     scheduler = build_scheduler(optimizer, config, job.total_steps)
-    return TrainState(model=model, net=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, ema=ema,
-                      aux_weight=getattr(model, "aux_loss_weight", 0.3))
+    return TrainState(
+        model=model,
+        net=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        ema=ema,
+        aux_weight=getattr(model, "aux_loss_weight", 0.3),
+    )
 
 
 def init_model(job: Job, model: nn.Module | None, fresh: bool) -> nn.Module:
@@ -325,8 +353,14 @@ def init_model(job: Job, model: nn.Module | None, fresh: bool) -> nn.Module:
         try:
             load_weights(model, config.weights, model_name=config.model)
         except CnnlabError as error:
-            hint = (f" (this run gives {config.model} the small-input stem for {data.image_size}px images; pass "
-                    "--no-small-input to keep the stem the weights were trained with)") if config.small_input else ""
+            hint = (
+                (
+                    f" (this run gives {config.model} the small-input stem for {data.image_size}px images; pass "
+                    "--no-small-input to keep the stem the weights were trained with)"
+                )
+                if config.small_input
+                else ""
+            )
             raise CnnlabError(f"{error}{hint}") from None
     model = model.to(job.device)
     return model.to(memory_format=torch.channels_last) if config.channels_last else model
@@ -386,7 +420,8 @@ def start(job: Job, state: TrainState) -> None:
         f"{config.model} on {data.name}: {job.params:,} params, {job.macs / 1e6:.2f} MMACs/image, "
         f"{len(splits.train_images)} train / {len(splits.val_images)} val / {len(splits.test_images)} test, "
         f"{config.epochs} epochs x {job.steps_per_epoch} steps, batch {config.batch_size}, "
-        f"{config.optimizer} lr {config.lr:g}, {precision_name(job.dtype)} on {job.device}{processes} -> {job.run_dir}")
+        f"{config.optimizer} lr {config.lr:g}, {precision_name(job.dtype)} on {job.device}{processes} -> {job.run_dir}"
+    )
     if config.tensorboard:  # a resumed run drops the events its predecessor logged past the checkpoint
         steps_done = state.epoch * job.steps_per_epoch + state.step
         log_dir = job.run_dir / tensorboard_log.LOG_DIR
@@ -416,8 +451,12 @@ def train_one_epoch(job: Job, state: TrainState, stop: list[str]) -> None:
     tally = EpochTally(torch.zeros((), device=job.device), torch.zeros((), dtype=torch.long, device=job.device))
     if state.epoch_so_far is not None:  # resumed mid-epoch
         so_far, state.epoch_so_far = state.epoch_so_far, None
-        tally = EpochTally(so_far["loss_sum"].to(job.device), so_far["correct"].to(job.device), so_far["seen"],
-                           seconds_before=so_far["seconds"])
+        tally = EpochTally(
+            so_far["loss_sum"].to(job.device),
+            so_far["correct"].to(job.device),
+            so_far["seen"],
+            seconds_before=so_far["seconds"],
+        )
     job.progress.epoch(state.epoch + 1, config.epochs, job.steps_per_epoch, state.step)
     while state.step < job.steps_per_epoch:
         index = order[state.step * config.batch_size : (state.step + 1) * config.batch_size]
@@ -430,21 +469,31 @@ def train_one_epoch(job: Job, state: TrainState, stop: list[str]) -> None:
         if stopping or (config.checkpoint_every and global_step % config.checkpoint_every == 0):
             save(job, state, tally)
         if stopping:
-            message = (f"stopped by {stopping[0]} at epoch {state.epoch + 1}, step {state.step}; checkpoint saved; "
-                       f"resume with: cnnlab train {config.model} --resume {job.run_dir}")
+            message = (
+                f"stopped by {stopping[0]} at epoch {state.epoch + 1}, step {state.step}; checkpoint saved; "
+                f"resume with: cnnlab train {config.model} --resume {job.run_dir}"
+            )
             fail(job, state, TrainingInterrupted(message, stopping[0]))
         if job.planner is not None and job.planner.after_step(job, state):
             break  # the budget's schedule ended mid-epoch
     end_epoch(job, state, tally)
 
 
-def train_step(job: Job, state: TrainState, index: torch.Tensor, generator: torch.Generator, tally: EpochTally,
-               stop: list[str]) -> tuple[torch.Tensor, list[str]]:
+def train_step(
+    job: Job, state: TrainState, index: torch.Tensor, generator: torch.Generator, tally: EpochTally, stop: list[str]
+) -> tuple[torch.Tensor, list[str]]:
     """One optimizer step on the global batch `index` (this process's rows of it); returns (this process's loss,
     the stop signals any process received)."""
     config, rows = job.config, job.rows
-    x = prepare_batch(job.splits.train_images[index], job.data, config.channels_last,
-                      config.crop_padding if config.augment else 0, config.augment, generator, rows)
+    x = prepare_batch(
+        job.splits.train_images[index],
+        job.data,
+        config.channels_last,
+        config.crop_padding if config.augment else 0,
+        config.augment,
+        generator,
+        rows,
+    )
     y = job.splits.train_labels[index if rows is None else index[rows]]
     with autocast(job.dtype, job.device.type):
         loss, logits = classification_loss(state.net(x), y, config.label_smoothing, state.aux_weight)
@@ -471,8 +520,11 @@ def train_step(job: Job, state: TrainState, index: torch.Tensor, generator: torc
     tally.loss_sum += loss.detach().float() * len(y)
     tally.correct += (logits.argmax(dim=1) == y).sum()
     tally.seen += len(y)
-    job.progress.step(tally.loss_sum.item() / tally.seen, tally.correct.item() / tally.seen,
-                      tally.seen * job.world.size / tally.elapsed())
+    job.progress.step(
+        tally.loss_sum.item() / tally.seen,
+        tally.correct.item() / tally.seen,
+        tally.seen * job.world.size / tally.elapsed(),
+    )
     return loss, stopping
 
 
@@ -486,10 +538,16 @@ def end_epoch(job: Job, state: TrainState, tally: EpochTally) -> None:
     world.sync_buffers(state.model)  # evaluate (everywhere) the batch-norm statistics process 0 saves
     val_loss, val_acc, _ = evaluate_split(job, state, splits.val_images, splits.val_labels)
     state.best_val = state.best_val if math.isnan(val_acc) else max(state.best_val, val_acc)
-    row = {"epoch": state.epoch + 1, "train_loss": loss_sum.item() / max(seen, 1),
-           "train_accuracy": correct.item() / max(seen, 1), "val_loss": val_loss, "val_accuracy": val_acc,
-           "lr": state.optimizer.param_groups[0]["lr"], "epoch_seconds": epoch_seconds,
-           "images_per_second": seen / epoch_seconds}
+    row = {
+        "epoch": state.epoch + 1,
+        "train_loss": loss_sum.item() / max(seen, 1),
+        "train_accuracy": correct.item() / max(seen, 1),
+        "val_loss": val_loss,
+        "val_accuracy": val_acc,
+        "lr": state.optimizer.param_groups[0]["lr"],
+        "epoch_seconds": epoch_seconds,
+        "images_per_second": seen / epoch_seconds,
+    }
     if config.test_every_epoch:  # every process evaluates (a collective); `finish` reuses the last one
         state.last_test = evaluate_split(job, state, splits.test_images, splits.test_labels)
         row["test_loss"], row["test_accuracy"], _ = state.last_test
@@ -507,8 +565,14 @@ def evaluate_split(
 ) -> tuple[float, float, torch.Tensor]:
     """(loss, accuracy, predictions) of the evaluated weights (the EMA's with --ema) over a whole split; under
     torchrun each process takes a shard and all get the totals, so every process must call this."""
-    evaluate = partial(evaluate_arrays, state.evaluated, data=job.data, dtype=job.dtype,
-                       channels_last=job.config.channels_last, flip_tta=job.config.tta)
+    evaluate = partial(
+        evaluate_arrays,
+        state.evaluated,
+        data=job.data,
+        dtype=job.dtype,
+        channels_last=job.config.channels_last,
+        flip_tta=job.config.tta,
+    )
     return job.world.evaluate(evaluate, images, labels)
 
 
@@ -520,10 +584,19 @@ def save(job: Job, state: TrainState, tally: EpochTally | None = None) -> None:
     if tally is not None:
         loss_sum, correct, seen = world.sum(tally.loss_sum, tally.correct, tally.seen)
         so_far = {"loss_sum": loss_sum.cpu(), "correct": correct.cpu(), "seen": seen, "seconds": tally.elapsed()}
-    saved = {"optimizer": state.optimizer.state_dict(), "scheduler": state.scheduler.state_dict(),
-             "torch_rng": torch.get_rng_state(), "epoch": state.epoch, "step_in_epoch": state.step,
-             "metrics": state.metrics, "best_val_accuracy": state.best_val, "train_seconds": state.train_seconds,
-             "model": config.model, "dataset": config.dataset, "epoch_so_far": so_far}
+    saved = {
+        "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "epoch": state.epoch,
+        "step_in_epoch": state.step,
+        "metrics": state.metrics,
+        "best_val_accuracy": state.best_val,
+        "train_seconds": state.train_seconds,
+        "model": config.model,
+        "dataset": config.dataset,
+        "epoch_so_far": so_far,
+    }
     if state.scaler is not None:
         saved["scaler"] = state.scaler.state_dict()
     if state.ema is not None:
@@ -538,9 +611,11 @@ def save(job: Job, state: TrainState, tally: EpochTally | None = None) -> None:
         try:
             checkpoint.save_checkpoint(job.run_dir, step, state.model, saved, config.keep_checkpoints)
         except CnnlabError as error:  # e.g. a full disk: the files already there were only ever replaced whole
-            raise CnnlabError(f"saving the checkpoint of step {step} failed: {error}; the earlier checkpoints in "
-                              f"{job.run_dir / 'checkpoints'} are intact; resume with: cnnlab train {config.model} "
-                              f"--resume {job.run_dir}") from None
+            raise CnnlabError(
+                f"saving the checkpoint of step {step} failed: {error}; the earlier checkpoints in "
+                f"{job.run_dir / 'checkpoints'} are intact; resume with: cnnlab train {config.model} "
+                f"--resume {job.run_dir}"
+            ) from None
 
     world.on_main(write)
 
@@ -549,9 +624,17 @@ def fail(job: Job, state: TrainState, error: CnnlabError) -> NoReturn:
     """Record the failure in results.json (the checkpoints stay as they were) and raise `error`."""
     status = "interrupted" if isinstance(error, TrainingInterrupted) else "failed"
     if job.world.is_main:
-        checkpoint.write_json(job.run_dir / "results.json", {"model": job.config.model, "dataset": job.data.name,
-                                                              "status": status, "error": str(error),
-                                                              "metrics": state.metrics, "run_dir": str(job.run_dir)})
+        checkpoint.write_json(
+            job.run_dir / "results.json",
+            {
+                "model": job.config.model,
+                "dataset": job.data.name,
+                "status": status,
+                "error": str(error),
+                "metrics": state.metrics,
+                "run_dir": str(job.run_dir),
+            },
+        )
     if job.board is not None:
         job.board.close()
     job.progress.finish("")
@@ -560,10 +643,19 @@ def fail(job: Job, state: TrainState, error: CnnlabError) -> NoReturn:
 
 def stop_non_finite(job: Job, state: TrainState, what: str) -> NoReturn:
     checkpoints = job.run_dir / "checkpoints"
-    kept = (f"the last good checkpoint is kept in {checkpoints}" if (checkpoints / "latest").exists()
-            else "no checkpoint had been written yet")
-    fail(job, state, CnnlabError(f"{what} at epoch {state.epoch + 1}, step {state.step + 1}; {kept}; try a lower "
-                                 f"--lr (now {job.config.lr:g})"))
+    kept = (
+        f"the last good checkpoint is kept in {checkpoints}"
+        if (checkpoints / "latest").exists()
+        else "no checkpoint had been written yet"
+    )
+    fail(
+        job,
+        state,
+        CnnlabError(
+            f"{what} at epoch {state.epoch + 1}, step {state.step + 1}; {kept}; try a lower "
+            f"--lr (now {job.config.lr:g})"
+        ),
+    )
 
 
 def finish(job: Job, state: TrainState) -> dict:
@@ -576,14 +668,25 @@ def finish(job: Job, state: TrainState) -> dict:
     test_loss, test_acc, test_predicted = test
     images_trained = sum(r["images_per_second"] * r["epoch_seconds"] for r in state.metrics)
     results = {
-        "model": config.model, "dataset": data.name, "params": job.params, "macs": job.macs, "epochs": config.epochs,
-        "test_accuracy": test_acc, "test_loss": test_loss, "best_val_accuracy": state.best_val,
+        "model": config.model,
+        "dataset": data.name,
+        "params": job.params,
+        "macs": job.macs,
+        "epochs": config.epochs,
+        "test_accuracy": test_acc,
+        "test_loss": test_loss,
+        "best_val_accuracy": state.best_val,
         "final_val_accuracy": state.metrics[-1]["val_accuracy"] if state.metrics else float("nan"),
         "train_seconds": state.train_seconds,
         "train_images_per_second": images_trained / max(state.train_seconds, 1e-9),
-        "batch_size": config.batch_size, "lr": config.lr, "optimizer": config.optimizer,
+        "batch_size": config.batch_size,
+        "lr": config.lr,
+        "optimizer": config.optimizer,
         "precision": precision_name(job.dtype),
-        "seed": config.seed, "status": "completed", "run_dir": str(job.run_dir), "device": str(job.device),
+        "seed": config.seed,
+        "status": "completed",
+        "run_dir": str(job.run_dir),
+        "device": str(job.device),
         "processes": world.size,
     }
     if job.planner is not None:
@@ -591,8 +694,10 @@ def finish(job: Job, state: TrainState) -> dict:
     world.on_main(lambda: write_results(job, state, results, test_predicted))
     if job.planner is not None:  # the wall time used, now that the files are written
         job.planner.finished(job, results)
-    job.progress.finish(f"test accuracy {test_acc:.2%} (loss {test_loss:.4f}) in {state.train_seconds:.1f}s of "
-                        f"training -> {job.run_dir}")
+    job.progress.finish(
+        f"test accuracy {test_acc:.2%} (loss {test_loss:.4f}) in {state.train_seconds:.1f}s of "
+        f"training -> {job.run_dir}"
+    )
     return results
 
 
@@ -601,12 +706,16 @@ def write_results(job: Job, state: TrainState, results: dict, test_predicted: to
     from cnnlab.training.plots import plot_curves  # matplotlib loads only when a run finishes
 
     config, data, run_dir = job.config, job.data, job.run_dir
-    checkpoint.save_weights(state.evaluated.to(memory_format=torch.contiguous_format), run_dir / "model.safetensors",
-                            metadata={"model": config.model, "dataset": data.name})
+    checkpoint.save_weights(
+        state.evaluated.to(memory_format=torch.contiguous_format),
+        run_dir / "model.safetensors",
+        metadata={"model": config.model, "dataset": data.name},
+    )
     checkpoint.write_json(run_dir / "results.json", results)
     plot_curves(state.metrics, run_dir / "curves.png", title=f"{config.model} on {data.name}")
     if job.board is not None:
-        job.board.misclassified(job.splits.test_images, job.splits.test_labels, test_predicted, list(data.classes),
-                                job.total_steps)
+        job.board.misclassified(
+            job.splits.test_images, job.splits.test_labels, test_predicted, list(data.classes), job.total_steps
+        )
         job.board.hparams(config.to_dict(), results)
         job.board.close()
