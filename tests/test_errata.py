@@ -325,6 +325,42 @@ def test_e15_pytorch_running_var_uses_unbiased_variance():
     assert code_gives("E15") == f"{pytorch:.3f} (PyTorch) vs {rule:.3f} (rule)"
 
 
+def test_e17_vgg19_has_no_batchnorm():
+    def count(model: nn.Module, kind: type) -> int:
+        return sum(isinstance(m, kind) for m in model.modules())
+
+    vgg19, vgg19_bn = cnnlab_meta("vgg19"), cnnlab_meta("vgg19_bn")
+    bn, conv, fc = count(vgg19, nn.BatchNorm2d), count(vgg19, nn.Conv2d), count(vgg19, nn.Linear)
+    assert (bn, conv, fc) == (0, 16, 3)
+    assert count(vgg19_bn, nn.BatchNorm2d) == 16  # the later variant: one BN after every conv
+    assert n_params(vgg19) == n_params(torchvision_meta("vgg19"))
+    assert code_gives("E17") == f"{bn} BatchNorm layers in vgg19 ({conv} conv + {fc} FC)"
+
+
+def test_e18_deep_plain_first_layer_gradient_is_not_vanishing():
+    from cnnlab.experiments.degradation import first_layer_grad_norm
+
+    norms = {}
+    for name in ("plain56", "plain20", "resnet56"):
+        torch.manual_seed(0)
+        model = cnnlab.create_model(name, in_chans=1)
+        data = torch.Generator().manual_seed(0)
+        images, labels = torch.randn(16, 1, 28, 28, generator=data), torch.randint(0, 10, (16,), generator=data)
+        norms[name] = first_layer_grad_norm(model, images, labels)
+    assert norms["plain56"] > 100 * norms["resnet56"] and norms["plain56"] > 100 * norms["plain20"]
+    shown = f"plain-56 {norms['plain56']:,.0f}; plain-20 {norms['plain20']:.2f}; resnet-56 {norms['resnet56']:.2f}"
+    assert code_gives("E18") == f"‖∂L/∂W‖ of conv1 at init: {shown}"
+
+
+def test_e19_resnet152_block_count():
+    model = cnnlab_meta("resnet152")
+    blocks = [len(getattr(model, f"layer{i}")) for i in range(1, 5)]
+    assert blocks == [3, 8, 36, 3]
+    convs_on_main_path = sum(isinstance(m, nn.Conv2d) for m in model.modules()) - 4  # less the 4 projections
+    assert convs_on_main_path + 1 == 3 * sum(blocks) + 2 == 152  # + the fc
+    assert code_gives("E19") == f"{sum(blocks)} ({' + '.join(map(str, blocks))})"
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Confirmed claims
 

@@ -104,7 +104,7 @@ def test_a_digits_speedrun_in_30_seconds_reaches_90_percent_inside_its_budget(tm
     assert record["test_accuracy"]["mean"] >= 0.90
     assert record["flip_test_accuracy"] is None  # a mirrored digit is another digit, or none
     run = record["runs"][0]
-    assert run["wall_seconds"] <= wall and run["train_budget_seconds"] < 30.0
+    assert run["wall_seconds"] <= wall + 0.005 and run["train_budget_seconds"] < 30.0  # recorded to 0.01 s
     results = json.loads((tmp_path / "seed-0" / "results.json").read_text())
     assert results["time_budget"] == pytest.approx(run["train_budget_seconds"], abs=0.01) and results["seed"] == 0
     assert json.loads((tmp_path / "speedrun.json").read_text())["runs"] == record["runs"]
