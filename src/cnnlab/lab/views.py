@@ -108,7 +108,7 @@ def _stages(rows: list[dict]) -> list[dict]:
 # -------------------------------------------------------------------------------------------------------- runs
 def runs_table(root: Path) -> list[dict]:
     """The leaderboard: every run under the root, best test accuracy first, with its name relative to the root."""
-    from cnnlab import list_runs
+    from cnnlab.training.leaderboard import COLUMNS, list_runs
 
     if not root.is_dir():
         return []
@@ -117,17 +117,7 @@ def runs_table(root: Path) -> list[dict]:
         run_dir = Path(run["run_dir"])
         if LAB_PARTS.intersection(run_dir.relative_to(root).parts):
             continue
-        keep = (
-            "model",
-            "dataset",
-            "epochs",
-            "test_accuracy",
-            "params",
-            "train_seconds",
-            "train_images_per_second",
-            "status",
-            "best_val_accuracy",
-        )
+        keep = (*(c for c in COLUMNS if c != "run_dir"), "status", "best_val_accuracy")  # the runs table's, and more
         rows.append({"name": relative_name(root, run_dir), **{k: run.get(k) for k in keep}})
     return clean(rows)
 
