@@ -10,7 +10,7 @@ from cnnlab.data import load_dataset
 from cnnlab.errors import CnnlabError
 from cnnlab.registry import model_info
 from cnnlab.training import distributed
-from cnnlab.training.config import TrainConfig, resolve
+from cnnlab.training.config import TrainConfig, make_config, resolve
 from cnnlab.training.plots import plot_comparison
 from cnnlab.training.rundir import prepare_run_dir
 from cnnlab.training.trainer import run
@@ -26,7 +26,7 @@ def format_row(result: dict) -> list[str]:
 
 def compare(
     models: list[str],
-    dataset: str = "digits",
+    dataset: str | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
     quiet: bool = False,
@@ -38,7 +38,8 @@ def compare(
         raise CnnlabError("compare needs at least one model name")
     for name in models:
         model_info(name)  # fail on a typo before any training starts
-    recipe = resolve(TrainConfig(model=models[0], dataset=dataset, **options))
+    recipe = resolve(make_config(models[0], dataset, **options))  # None: TrainConfig's default dataset
+    dataset = recipe.dataset
     out = Path(out) if out else reporting.timestamped_dir("compare", dataset)
     if (out / "results.csv").exists() and not overwrite:
         raise CnnlabError(f"{out} already holds a comparison; pass --overwrite to replace it")

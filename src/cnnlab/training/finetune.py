@@ -266,7 +266,7 @@ def check_options(options: dict) -> None:
 
 def finetune(
     source: str | Path,
-    dataset: str = "digits",
+    dataset: str | None = None,
     *,
     freeze: str = "none",
     head_lr: float | None = None,
@@ -289,6 +289,7 @@ def finetune(
     classes in order) instead of a new one.
     """
     check_options(options)
+    dataset = dataset if dataset is not None else option_named("dataset").default  # declared once, in TrainConfig
     if data is None:
         data = load_dataset(dataset, options.get("data_dir"), image_size=options.get("image_size"))
     model, arch = load_source(source, data, model_name)
