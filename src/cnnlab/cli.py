@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cnnlab.errors import CnnlabError
+from cnnlab.repeats import add_seed_flags
 from cnnlab.training import config as recipe
 
 EXIT_USAGE = 2
@@ -187,6 +188,7 @@ def add_experiment_parser(commands) -> None:
     experiment.add_argument("--quick", action="store_true", help="the seconds-long variant: small subsets, 1-2 epochs")
     experiment.add_argument("--out", help="output directory (default runs/experiment-NAME-<time>)")
     experiment.add_argument("--seed", type=int, default=0)
+    add_seed_flags(experiment)
     experiment.add_argument(
         "--models",
         "--model",
@@ -404,6 +406,7 @@ def cmd_speedrun(args: argparse.Namespace, console: Console) -> None:
 
 def cmd_experiment(args: argparse.Namespace, console: Console) -> None:
     from cnnlab.experiments import get_experiment, run_experiment
+    from cnnlab.experiments.common import spread_cell
     from cnnlab.reporting import format_number, rich_table
 
     get_experiment(args.name)  # an unknown name fails before anything runs
@@ -417,8 +420,10 @@ def cmd_experiment(args: argparse.Namespace, console: Console) -> None:
         data_dir=args.data_dir,
         models=args.models,
         weights=args.weights,
+        seeds=args.seeds,
+        repeats=args.repeats,
     )
-    cells = [[format_number(row.get(column)) for column in result.columns] for row in result.rows]
+    cells = [[format_number(spread_cell(column, row.get(column))) for column in result.columns] for row in result.rows]
     console.print(rich_table(result.columns, cells, title=result.title))
     for finding in result.findings:
         console.print(finding, highlight=False)

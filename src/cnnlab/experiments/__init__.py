@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError, unknown_name_error
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, default_out, write_result
+from cnnlab.experiments.repeated import run_seeds
+from cnnlab.repeats import choose_seeds
 
 
 @dataclass(frozen=True)
@@ -25,16 +27,17 @@ class Experiment:
     help: str  # one line, shown by `cnnlab experiment --help`
     run: Callable[[ExperimentOptions], ExperimentResult]
     accepts: tuple[str, ...] = ()  # the optional ExperimentOptions it reads ("models", "weights"); others are refused
+    own_seeds: bool = False  # loops over `options.seeds` itself (its table has a seed column) instead of run_seeds
 
 
 _EXPERIMENTS: dict[str, Experiment] = {}
 
 
-def register_experiment(name: str, help: str, accepts: tuple[str, ...] = ()) -> Callable:
+def register_experiment(name: str, help: str, accepts: tuple[str, ...] = (), own_seeds: bool = False) -> Callable:
     def decorator(fn: Callable[[ExperimentOptions], ExperimentResult]) -> Callable:
         if name in _EXPERIMENTS:
             raise ValueError(f"experiment '{name}' is registered twice")
-        _EXPERIMENTS[name] = Experiment(name, help, fn, accepts)
+        _EXPERIMENTS[name] = Experiment(name, help, fn, accepts, own_seeds)
         return fn
 
     return decorator
@@ -61,11 +64,16 @@ def run_experiment(
     data_dir: str | None = None,
     models: str | list[str] | None = None,
     weights: str | None = None,
+    seeds: Sequence[int] | str | None = None,
+    repeats: int | None = None,
 ) -> ExperimentResult:
     """Run experiment `name` and write its results.md, results.csv, config.json and plots into `out`
     (default runs/experiment-NAME-<time>); return the result. `result.config["out"]` holds the directory.
-    `models` (a list or "a,b") and `weights` go only to experiments that accept them (see `Experiment.accepts`)."""
+    `models` (a list or "a,b") and `weights` go only to experiments that accept them (see `Experiment.accepts`).
+    `seeds` ("0,1,2" or a list) or `repeats` (N seeds from `seed`) run it once per seed into OUT/seed-N and make
+    OUT's table mean ± std over them (`cnnlab.experiments.repeated`)."""
     experiment = get_experiment(name)
+    chosen = choose_seeds(seed, seeds, repeats)
     for option, value in (("models", models), ("weights", weights)):
         if value is not None and option not in experiment.accepts:
             takers = [e.name for e in _EXPERIMENTS.values() if option in e.accepts]
@@ -79,16 +87,20 @@ def run_experiment(
         out=Path(out) if out else default_out(name),
         models=models,
         weights=weights,
+        seeds=chosen if experiment.own_seeds else None,
     )
     options.out.mkdir(parents=True, exist_ok=True)
-    result = experiment.run(options)
+    if chosen is not None and not experiment.own_seeds:
+        result = run_seeds(experiment, options, chosen)
+    else:
+        result = experiment.run(options)
     result.config.setdefault("out", str(options.out))
     write_result(result, options.out, options)
     return result
 
 
 for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "common":
+    if _module.name not in ("common", "repeated"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [

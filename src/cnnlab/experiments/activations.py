@@ -160,7 +160,9 @@ def plot_runs(curves: dict[tuple[str, int], list[float]], window: int, threshold
     save_epoch_figure(fig, [ax], path, title)
 
 
-@register_experiment("activations", help="ReLU vs tanh: steps to a training-error threshold (Krizhevsky et al. Fig. 1)")
+@register_experiment(
+    "activations", help="ReLU vs tanh: steps to a training-error threshold (Krizhevsky et al. Fig. 1)", own_seeds=True
+)
 def run(options: ExperimentOptions) -> ExperimentResult:
     dataset = options.dataset_or_default()
     data = experiment_data(options)  # quick: 14 px digits
@@ -168,7 +170,7 @@ def run(options: ExperimentOptions) -> ExperimentResult:
     batch_size, window = BATCH[options.quick], WINDOW[options.quick]
     max_steps = options.epochs_or(quick=3, full=10) * len(data.train_labels) // batch_size
     settings = dict(threshold=threshold, max_steps=max_steps, batch_size=batch_size, window=window)
-    seeds = [options.seed + i for i in range(SEEDS[options.quick])]
+    seeds = list(options.seeds or [options.seed + i for i in range(SEEDS[options.quick])])
     rows, curves = [], {}
     for activation in ACTIVATIONS:
         by_lr = {}

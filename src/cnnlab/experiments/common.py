@@ -13,6 +13,7 @@ from pathlib import Path
 import matplotlib
 
 from cnnlab import reporting
+from cnnlab.repeats import Claim, csv_rows, format_spread
 
 matplotlib.use("Agg")  # files only; experiments run on machines without a screen
 
@@ -33,6 +34,9 @@ class ExperimentOptions:
     # ["plain18", "resnet18"]), and a local checkpoint for the one network (drop-block on a pretrained ResNet).
     models: list[str] | None = None
     weights: str | None = None
+    # Only for experiments that loop over seeds themselves (`Experiment.own_seeds`): the seeds to run; None = the
+    # experiment's own count from `seed`. Other experiments are run once per seed by `repeated.run_seeds`.
+    seeds: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -54,6 +58,9 @@ class ExperimentResult:
     findings: list[str]  # two or three sentences stating what the numbers show
     plots: list[str] = field(default_factory=list)  # PNG file names the experiment wrote into `out`
     config: dict = field(default_factory=dict)  # what the experiment chose (models, sizes, recipe)
+    # The tutorials' claims as comparisons between two rows; over several seeds each gets a verdict that respects
+    # the spread (cnnlab.repeats.verdict). One run states its findings in words instead.
+    claims: list[Claim] = field(default_factory=list)
 
 
 def train(options: ExperimentOptions, data, label: str, run_name: str, model=None, **config) -> dict:
@@ -85,6 +92,13 @@ def default_out(name: str) -> Path:
     return reporting.timestamped_dir("experiment", name)
 
 
+def spread_cell(column: str, value):
+    """A table cell: a Spread (several seeds) as "mean ± std", a single run's value as it is."""
+    from cnnlab.repeats import Spread
+
+    return format_spread(column, value) if isinstance(value, Spread) else value
+
+
 def write_result(result: ExperimentResult, out: str | Path, options: ExperimentOptions | None = None) -> Path:
     """Write results.md (title, table, findings), results.csv and config.json into `out`, each atomically; return
     results.md's path.
@@ -97,17 +111,19 @@ def write_result(result: ExperimentResult, out: str | Path, options: ExperimentO
         path = out / name
         if not path.is_file() or path.read_bytes()[:8] != PNG_MAGIC:
             raise RuntimeError(f"experiment '{result.title}' lists plot {name} but {path} is not a PNG")
-    table = reporting.markdown_table(result.columns, ([row.get(c) for c in result.columns] for row in result.rows))
+    cells = ([spread_cell(c, row.get(c)) for c in result.columns] for row in result.rows)
+    table = reporting.markdown_table(result.columns, cells)
     lines = [f"# {result.title}", "", table, ""]
     lines += [" ".join(result.findings), ""] if result.findings else []
     lines += [f"![{name}]({name})" for name in result.plots]
     reporting.write_text(out / "results.md", "\n".join(lines) + "\n")
-    reporting.write_csv(out / "results.csv", result.columns, result.rows)
+    reporting.write_csv(out / "results.csv", *csv_rows(result.rows, result.columns))
     options_dict = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()} if options else {}
     config = {
         "title": result.title,
         "options": options_dict,
         "experiment": result.config,
+        "claims": [asdict(claim) for claim in result.claims],
         "plots": result.plots,
         "versions": reporting.versions(),
     }

@@ -35,6 +35,7 @@ from cnnlab.inference.model import wants_small_input
 from cnnlab.measure import count_params
 from cnnlab.models.resnet import cifar_resnet
 from cnnlab.registry import create_model, list_models, model_info
+from cnnlab.repeats import Claim
 from cnnlab.training import trainer
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.plots import save_epoch_figure
@@ -224,6 +225,41 @@ def findings(rows: dict[str, dict], networks: list[Network]) -> list[str]:
     return sentences
 
 
+def claims(networks: list[Network]) -> list[Claim]:
+    """He et al.'s claims for each pair of successive depths of one layout, and plain against residual at each
+    depth, as comparisons of final training error (judged over seeds by `cnnlab.repeats.verdict`)."""
+    found = []
+    for layout in ("cifar", "imagenet"):
+        depths = sorted({net.depth for net in networks if net.layout == layout})
+        for shallow, deep in zip(depths, depths[1:]):
+            plain_s, plain_d = network_name(shallow, False), network_name(deep, False)
+            res_s, res_d = network_name(shallow, True), network_name(deep, True)
+            found.append(
+                Claim(
+                    f"{plain_d} trains to a higher error than {plain_s} (degradation)",
+                    "train_error",
+                    {"network": plain_d},
+                    {"network": plain_s},
+                )
+            )
+            found.append(
+                Claim(
+                    f"{res_d} trains to a lower error than {res_s}",
+                    "train_error",
+                    {"network": res_s},
+                    {"network": res_d},
+                )
+            )
+        for depth in depths:
+            plain, res = network_name(depth, False), network_name(depth, True)
+            found.append(
+                Claim(
+                    f"{res} trains to a lower error than {plain}", "train_error", {"network": plain}, {"network": res}
+                )
+            )
+    return found
+
+
 def train_network(
     net: Network, data: ImageDataset, options: ExperimentOptions, epochs: int, probe: tuple[torch.Tensor, torch.Tensor]
 ) -> tuple[dict, list[dict], dict]:
@@ -284,6 +320,7 @@ def run(options: ExperimentOptions) -> ExperimentResult:
         columns=COLUMNS,
         rows=list(rows.values()),
         findings=findings(rows, networks),
+        claims=claims(networks),
         plots=["degradation.png"],
         config={
             "networks": [net.name for net in networks],

@@ -110,11 +110,13 @@ def plot_losses(curves: dict[str, list[dict]], path, title: str) -> None:
     save_epoch_figure(fig, [ax], path, title)
 
 
-@register_experiment("vgg-bn", help="vgg11 with and without batch norm at equal settings, several seeds")
+@register_experiment(
+    "vgg-bn", help="vgg11 with and without batch norm at equal settings, several seeds", own_seeds=True
+)
 def run(options: ExperimentOptions) -> ExperimentResult:
     data = load_dataset(options.dataset_or_default(), options.data_dir)
     epochs = options.epochs_or(quick=1, full=3)
-    seeds = [options.seed + i for i in range(SEEDS[options.quick])]
+    seeds = list(options.seeds or [options.seed + i for i in range(SEEDS[options.quick])])
     rows, curves = [], {}
     for model in MODELS:
         for seed in seeds:

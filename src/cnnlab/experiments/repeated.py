@@ -1,0 +1,65 @@
+"""An experiment over several seeds: each seed runs the whole experiment into OUT/seed-N, and the summary in OUT
+has every measured column as mean ± std with n, the experiment's claims judged against the spread
+(`cnnlab.repeats.verdict`), and the training curves as a mean line in a min-max band.
+
+Experiments that already loop over seeds inside (`Experiment.own_seeds`: activations, vgg-bn) get the seed list
+instead and are run once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, write_result
+from cnnlab.repeats import aggregate_rows, band_plot, seed_dir, verdict
+
+CURVE_METRICS = ("train_loss", "train_accuracy", "val_accuracy", "test_accuracy")
+BAND_PLOT = "seeds_band.png"
+
+
+def run_seeds(experiment, options: ExperimentOptions, seeds: tuple[int, ...]) -> ExperimentResult:
+    """Run `experiment` once per seed (results written into each seed's folder), then combine them."""
+    results = []
+    for seed in seeds:
+        seed_options = replace(options, seed=seed, out=seed_dir(options.out, seed), seeds=None)
+        seed_options.out.mkdir(parents=True, exist_ok=True)
+        result = experiment.run(seed_options)
+        result.config.setdefault("out", str(seed_options.out))
+        write_result(result, seed_options.out, seed_options)
+        results.append(result)
+    return combine(results, seeds, options.out)
+
+
+def combine(results: list[ExperimentResult], seeds: tuple[int, ...], out: Path) -> ExperimentResult:
+    """One result from the seeds' results: rows merged (`aggregate_rows`), claims judged, curves banded."""
+    first = results[0]
+    rows = aggregate_rows([r.rows for r in results], first.columns)
+    sentences = [verdict(claim, rows)[1] for claim in first.claims]
+    sentences = [s[0].upper() + s[1:] for s in sentences]
+    sentences.append(
+        f"Each cell is mean ± std (sample std) over n={len(seeds)} seeds ({', '.join(map(str, seeds))}); a "
+        "difference within std(A) + std(B) is 'not resolved'. Each seed's own table and findings are in "
+        "seed-N/results.md."
+    )
+    plots = [BAND_PLOT] if band_plot(curve_groups(out, seeds), CURVE_METRICS, out / BAND_PLOT, first.title) else []
+    return ExperimentResult(
+        title=f"{first.title} ({len(seeds)} seeds)",
+        columns=first.columns,
+        rows=rows,
+        findings=sentences,
+        plots=plots,
+        config={"seeds": list(seeds), "per_seed": first.config},
+        claims=first.claims,
+    )
+
+
+def curve_groups(out: Path, seeds: tuple[int, ...]) -> dict[str, list[Path]]:
+    """Every run directory (a folder with metrics.csv) under the seed folders, grouped by its path inside them:
+    seed-0/plain20 and seed-1/plain20 are one group."""
+    groups: dict[str, list[Path]] = {}
+    for seed in seeds:
+        root = seed_dir(out, seed)
+        for metrics in sorted(root.rglob("metrics.csv")):
+            groups.setdefault(str(metrics.parent.relative_to(root)), []).append(metrics.parent)
+    return groups

@@ -1,0 +1,295 @@
+"""Repeated runs: one run per seed, then every measured number as mean ± std over the seeds, curves as a mean line
+in a min-max band, and verdicts that respect the spread.
+
+`cnnlab train`, `cnnlab compare` and `cnnlab experiment` take `--seeds 0,1,2` or `--repeats N` (seeds 0..N-1)
+through `add_seed_flags`; each seed's run keeps its own directory, `seed-N`, and the summary lands beside them.
+
+The verdict rule (`verdict`): a claim "A's value is above B's" is *supported* when the means differ in the claimed
+direction by more than the spread, std(A) + std(B) (the two mean ± std intervals do not overlap); *contradicted*
+when they differ the other way by more than it; otherwise "not resolved at n=N". One run has no spread, so a single
+seed never resolves anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cnnlab.errors import CnnlabError
+
+
+# ------------------------------------------------------------------------------------------------------ seeds
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """ "0,1,2" -> (0, 1, 2): distinct non-negative integers, at least one."""
+    try:
+        seeds = tuple(int(part) for part in str(text).split(",") if part.strip())
+    except ValueError:
+        seeds = ()
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise CnnlabError(f"--seeds takes distinct non-negative integers such as 0,1,2, got {text!r}")
+    return seeds
+
+
+def choose_seeds(seed: int | None = None, seeds: Sequence[int] | str | None = None, repeats: int | None = None):
+    """The seeds to run: `seeds` if given, else `repeats` consecutive ones from `seed` (default 0), else None (one
+    plain run, no seed folders). `seeds` with `repeats` of another length is refused rather than one ignored."""
+    if isinstance(seeds, str):
+        seeds = parse_seeds(seeds)
+    if seeds is not None:
+        seeds = tuple(int(s) for s in seeds)
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise CnnlabError(f"--seeds needs distinct seeds, got {list(seeds)}")
+        if repeats is not None and repeats != len(seeds):
+            raise CnnlabError(f"--repeats {repeats} and --seeds {','.join(map(str, seeds))} disagree: pass one")
+        return seeds
+    if repeats is not None:
+        if repeats < 1:
+            raise CnnlabError(f"--repeats must be at least 1, got {repeats}")
+        return tuple(range(seed or 0, (seed or 0) + repeats))
+    return None
+
+
+def add_seed_flags(parser) -> None:
+    """`--seeds` and `--repeats` for a command that repeats its runs (train, compare, experiment)."""
+    parser.add_argument(
+        "--seeds",
+        type=_seeds_flag,
+        metavar="0,1,2",
+        help="one run per seed, each in OUT/seed-N; tables give mean ± std and n",
+    )
+    parser.add_argument(
+        "--repeats", type=_repeats_flag, metavar="N", help="N runs with seeds SEED..SEED+N-1 (like --seeds)"
+    )
+
+
+def _seeds_flag(text: str) -> tuple[int, ...]:
+    import argparse
+
+    try:
+        return parse_seeds(text)
+    except CnnlabError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _repeats_flag(text: str) -> int:
+    import argparse
+
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--repeats takes a whole number from 1, got {text!r}")
+    return int(text)
+
+
+def seed_dir(out: str | Path, seed: int) -> Path:
+    return Path(out) / f"seed-{seed}"
+
+
+# ------------------------------------------------------------------------------------------------------ spread
+@dataclass(frozen=True)
+class Spread:
+    """One measured quantity over n runs. std is the sample standard deviation (n - 1), 0 for one run."""
+
+    mean: float
+    std: float
+    n: int
+    low: float
+    high: float
+    values: tuple[float, ...]
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        values = tuple(float(v) for v in values)
+        if not values:
+            raise ValueError("a spread needs at least one value")
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        return cls(statistics.fmean(values), std, len(values), min(values), max(values), values)
+
+
+def format_spread(column: str, value) -> str:
+    """A cell: a Spread as "mean ± std" in its column's units (accuracies as percentages), anything else as
+    `reporting.format_metric` writes it."""
+    from cnnlab.reporting import format_metric
+
+    if not isinstance(value, Spread):
+        return format_metric(column, value)
+    if value.n == 1:
+        return format_metric(column, value.mean)
+    mean, std = format_metric(column, value.mean), format_metric(column, value.std)
+    if mean.endswith("%") and std.endswith("%"):
+        return f"{mean[:-1]} ± {std}"
+    return f"{mean} ± {std}"
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(float(value))
+
+
+def aggregate_rows(runs: Sequence[Sequence[dict]], columns: Sequence[str]) -> list[dict]:
+    """Row i of every run merged into one row: a column whose value is the same in every run keeps it (a model's
+    name, its parameter count); a numeric column that varies becomes a `Spread`; anything else that varies is
+    joined with "/". Runs must have the same number of rows in the same order (one experiment, several seeds)."""
+    if not runs:
+        raise ValueError("no runs to aggregate")
+    lengths = {len(rows) for rows in runs}
+    if len(lengths) != 1:
+        raise CnnlabError(f"the seeds' tables differ in length ({sorted(lengths)} rows): cannot line them up")
+    merged = []
+    for index in range(lengths.pop()):
+        row = {}
+        for column in columns:
+            values = [rows[index].get(column) for rows in runs]
+            if all(_is_number(v) for v in values) and len(set(values)) > 1:
+                row[column] = Spread.of(values)
+            elif len({repr(v) for v in values}) == 1:
+                row[column] = values[0]
+            else:
+                row[column] = "/".join(str(v) for v in values)
+        merged.append(row)
+    return merged
+
+
+def spread_of(row: dict, column: str) -> Spread | None:
+    """A row's column as a Spread (a value equal in every run is a spread of zero width), None if not numeric."""
+    value = row.get(column)
+    if isinstance(value, Spread):
+        return value
+    return Spread(float(value), 0.0, 1, float(value), float(value), (float(value),)) if _is_number(value) else None
+
+
+def csv_rows(rows: Sequence[dict], columns: Sequence[str]) -> tuple[list[str], list[dict]]:
+    """Columns and rows for results.csv: each Spread column becomes COLUMN_mean, COLUMN_std and COLUMN_n."""
+    spread_columns = {c for c in columns if any(isinstance(r.get(c), Spread) for r in rows)}
+    out_columns = []
+    for column in columns:
+        out_columns += [f"{column}_mean", f"{column}_std", f"{column}_n"] if column in spread_columns else [column]
+    out_rows = []
+    for row in rows:
+        flat = {}
+        for column in columns:
+            value = row.get(column)
+            if column in spread_columns:
+                spread = spread_of(row, column)
+                flat |= {f"{column}_mean": spread.mean, f"{column}_std": spread.std, f"{column}_n": spread.n}
+            else:
+                flat[column] = value
+        out_rows.append(flat)
+    return out_columns, out_rows
+
+
+# ------------------------------------------------------------------------------------------------------ verdicts
+@dataclass(frozen=True)
+class Claim:
+    """A claim an experiment tests: `column` is larger in the row `above` selects than in the row `below` selects.
+    A selector is a dict of column values ({"network": "plain56"}) that matches exactly one row."""
+
+    text: str  # the claim in words: "plain-56 trains to a higher training error than plain-20"
+    column: str
+    above: dict
+    below: dict
+
+
+def find_row(rows: Sequence[dict], selector: dict) -> dict:
+    matches = [row for row in rows if all(row.get(k) == v for k, v in selector.items())]
+    if len(matches) != 1:
+        raise CnnlabError(f"claim selector {selector} matches {len(matches)} rows, not 1")
+    return matches[0]
+
+
+def verdict(claim: Claim, rows: Sequence[dict]) -> tuple[str, str]:
+    """("supports" | "contradicts" | "not resolved at n=N", one sentence with the numbers)."""
+    from cnnlab.reporting import format_metric
+
+    above, below = (
+        spread_of(find_row(rows, claim.above), claim.column),
+        spread_of(find_row(rows, claim.below), claim.column),
+    )
+    if above is None or below is None:
+        raise CnnlabError(f"claim column {claim.column} is not numeric in both rows")
+    n = min(above.n, below.n)
+    difference, spread = above.mean - below.mean, above.std + below.std
+    if n >= 2 and difference > spread:
+        outcome = "supports"
+    elif n >= 2 and -difference > spread:
+        outcome = "contradicts"
+    else:
+        outcome = f"not resolved at n={n}"
+
+    def cell(side: dict, value: Spread) -> str:
+        return f"{_label(side)} {format_spread(claim.column, value)}"
+
+    sentence = (
+        f"{outcome}: {claim.text} ({claim.column}: {cell(claim.above, above)} against {cell(claim.below, below)}; "
+        f"difference {format_metric(claim.column, difference)}, spread {format_metric(claim.column, spread)}, n={n})."
+    )
+    return outcome, sentence
+
+
+def _label(selector: dict) -> str:
+    return ", ".join(str(v) for v in selector.values())
+
+
+# ------------------------------------------------------------------------------------------------------ curves
+def read_curves(run_dirs: Sequence[Path], metric: str) -> list[tuple[list[float], list[float]]]:
+    """(epochs, values) of `metric` from each run directory's metrics.csv; runs without the column are skipped."""
+    curves = []
+    for run_dir in run_dirs:
+        path = Path(run_dir) / "metrics.csv"
+        if not path.is_file():
+            continue
+        with open(path, newline="") as handle:
+            rows = [row for row in csv.DictReader(handle) if row.get(metric) not in (None, "")]
+        if rows:
+            curves.append(([float(r["epoch"]) for r in rows], [float(r[metric]) for r in rows]))
+    return curves
+
+
+def band(
+    curves: Sequence[tuple[list[float], list[float]]],
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """x, mean, min, max over the curves, on the epochs every curve has."""
+    length = min(len(x) for x, _ in curves)
+    x = curves[0][0][:length]
+    columns = list(zip(*(values[:length] for _, values in curves), strict=True))
+    return x, [statistics.fmean(c) for c in columns], [min(c) for c in columns], [max(c) for c in columns]
+
+
+def band_plot(
+    groups: dict[str, Sequence[Path]],
+    metrics: Sequence[str],
+    path: Path,
+    title: str,
+    label: Callable[[str], str] = str,
+) -> bool:
+    """One panel per metric; in each, one line per group (the mean over its seeds' run directories) with a shaded
+    min-max band. Returns False (and writes nothing) when no run directory has any of the metrics."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(m, {g: read_curves(dirs, m) for g, dirs in groups.items()}) for m in metrics]
+    panels = [(m, curves) for m, curves in panels if any(curves.values())]
+    if not panels:
+        return False
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+    for axis, (metric, curves_by_group) in zip(axes[0], panels, strict=True):
+        for group, curves in curves_by_group.items():
+            if not curves:
+                continue
+            x, mean, low, high = band(curves)
+            (line,) = axis.plot(x, mean, marker="o", markersize=3, label=f"{label(group)} (n={len(curves)})")
+            axis.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(metric.replace("_", " "))
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.suptitle(f"{title}\nline: mean over seeds; band: min to max", fontsize=9)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
