@@ -233,16 +233,22 @@ def _label(selector: dict) -> str:
 
 # ------------------------------------------------------------------------------------------------------ curves
 def read_curves(run_dirs: Sequence[Path], metric: str) -> list[tuple[list[float], list[float]]]:
-    """(epochs, values) of `metric` from each run directory's metrics.csv; runs without the column are skipped."""
+    """(epochs, values) of `metric` from each run directory's metrics.csv; runs without the column are skipped.
+    A metric named NAME_error that the file lacks is read as 1 - NAME_accuracy (P3 plots training error)."""
     curves = []
     for run_dir in run_dirs:
         path = Path(run_dir) / "metrics.csv"
         if not path.is_file():
             continue
         with open(path, newline="") as handle:
-            rows = [row for row in csv.DictReader(handle) if row.get(metric) not in (None, "")]
+            rows = list(csv.DictReader(handle))
+        column, flip = metric, False
+        if rows and metric not in rows[0] and metric.endswith("_error"):
+            column, flip = metric.removesuffix("_error") + "_accuracy", True
+        rows = [row for row in rows if row.get(column) not in (None, "")]
         if rows:
-            curves.append(([float(r["epoch"]) for r in rows], [float(r[metric]) for r in rows]))
+            values = [1 - float(r[column]) if flip else float(r[column]) for r in rows]
+            curves.append(([float(r["epoch"]) for r in rows], values))
     return curves
 
 
@@ -261,7 +267,7 @@ def band_plot(
     metrics: Sequence[str],
     path: Path,
     title: str,
-    label: Callable[[str], str] = str,
+    label: Callable[[str], str] = lambda group: Path(group).name,
 ) -> bool:
     """One panel per metric; in each, one line per group (the mean over its seeds' run directories) with a shaded
     min-max band. Returns False (and writes nothing) when no run directory has any of the metrics."""
@@ -274,8 +280,12 @@ def band_plot(
     panels = [(m, curves) for m, curves in panels if any(curves.values())]
     if not panels:
         return False
-    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
-    for axis, (metric, curves_by_group) in zip(axes[0], panels, strict=True):
+    columns = min(len(panels), 2)
+    rows = math.ceil(len(panels) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 3.6 * rows), squeeze=False)
+    for axis in axes.flat[len(panels) :]:
+        axis.set_visible(False)
+    for axis, (metric, curves_by_group) in zip(axes.flat, panels):
         for group, curves in curves_by_group.items():
             if not curves:
                 continue
@@ -283,6 +293,7 @@ def band_plot(
             (line,) = axis.plot(x, mean, marker="o", markersize=3, label=f"{label(group)} (n={len(curves)})")
             axis.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
         axis.set_xlabel("epoch")
+        axis.xaxis.get_major_locator().set_params(integer=True)
         axis.set_ylabel(metric.replace("_", " "))
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)

@@ -14,7 +14,7 @@ from pathlib import Path
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, write_result
 from cnnlab.repeats import aggregate_rows, band_plot, seed_dir, verdict
 
-CURVE_METRICS = ("train_loss", "train_accuracy", "val_accuracy", "test_accuracy")
+CURVE_METRICS = ("train_loss", "train_error", "val_error", "test_error")  # errors: 1 - accuracy, as P3 plots
 BAND_PLOT = "seeds_band.png"
 
 
