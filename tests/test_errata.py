@@ -5,7 +5,7 @@ Each row has one test here, named after its ID, that computes the value from cnn
 or plain torch modules, asserts it (exact integers for counts), and checks that the row's "Code gives" cell
 says the same thing, so the page cannot drift from the code. Big networks are built on the meta device.
 
-The tests marked `torch_only` (22 of them) compute their number from torch, torchvision or plain arithmetic alone:
+The tests marked `torch_only` (23 of them) compute their number from torch, torchvision or plain arithmetic alone:
 they are the errata's evidence and keep docs/errata.md honest, but they test no cnnlab code, so a cnnlab bug
 cannot fail them (`pytest -m torch_only` lists them; `-m "not torch_only"` leaves them out).
 """
@@ -359,6 +359,30 @@ def test_e19_resnet152_block_count():
     convs_on_main_path = sum(isinstance(m, nn.Conv2d) for m in model.modules()) - 4  # less the 4 projections
     assert convs_on_main_path + 1 == 3 * sum(blocks) + 2 == 152  # + the fc
     assert code_gives("E19") == f"{sum(blocks)} ({' + '.join(map(str, blocks))})"
+
+
+def test_e20_alexnet_has_no_7x7_kernel():
+    kernels = []
+    for model in (cnnlab.create_model("alexnet_paper", in_chans=3, num_classes=1000), torchvision_meta("alexnet")):
+        kernels.append([m.kernel_size[0] for m in model.modules() if isinstance(m, nn.Conv2d)])
+    assert kernels[0] == kernels[1] == [11, 5, 3, 3, 3]
+    assert 7 not in kernels[0]
+    assert code_gives("E20") == ", ".join(f"{k}×{k}" for k in kernels[0]) + " (no 7×7)"
+
+
+@pytest.mark.torch_only
+def test_e21_two_3x3_keep_no_more_resolution_than_one_5x5():
+    image = torch.zeros(1, 1, 32, 32)
+    sides = []
+    for padding_5, padding_3 in ((0, 0), (2, 1)):
+        one = nn.Conv2d(1, 1, 5, padding=padding_5)(image).shape[-1]
+        two = nn.Sequential(nn.Conv2d(1, 1, 3, padding=padding_3), nn.Conv2d(1, 1, 3, padding=padding_3))(image)
+        assert one == two.shape[-1]
+        sides.append(one)
+    assert sides == [28, 32]
+    assert code_gives("E21") == (
+        f"the same side: 32 → {sides[0]} for both without padding, 32 → {sides[1]} for both with same padding"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------

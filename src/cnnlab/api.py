@@ -19,6 +19,7 @@ from cnnlab.inference.prediction import evaluate
 from cnnlab.training.comparison import compare
 from cnnlab.training.config import TrainConfig, make_config, resume_config
 from cnnlab.training.leaderboard import list_runs
+from cnnlab.training.seeds import pick_seeds, train_seeds
 from cnnlab.training.trainer import run
 
 
@@ -29,6 +30,8 @@ def train(
     resume: str | Path | None = None,
     overwrite: bool = False,
     quiet: bool = False,
+    seeds: Sequence[int] | str | None = None,
+    repeats: int | None = None,
     **options,
 ) -> dict:
     """Train `model` on `dataset` (default digits) and return the results dict (also written to RUN_DIR/results.json).
@@ -41,7 +44,17 @@ def train(
     equal the run's values, except the resumable ones (device, threads, data_dir, checkpoint_every,
     keep_checkpoints, compile) and a larger `epochs` for a constant schedule; anything else raises
     ResumeConflictError (see `resume_config`).
+
+    `seeds` ([0, 1, 2] or "0,1,2") or `repeats` (N seeds counting up from `seed`, default 0): one run per seed in
+    OUT/seed-N (OUT is `out`, by default named as a single run's folder), and OUT/seeds.md, seeds.json and
+    seeds.png with each measured number as mean ± std and n; returns seeds.json's contents (see
+    `cnnlab.training.seeds`).
     """
+    chosen = pick_seeds(options, seeds, repeats)
+    if chosen is not None:
+        if resume is not None:
+            raise CnnlabError("--resume continues one run; --seeds and --repeats start new ones: pass one of them")
+        return train_seeds(model, dataset, chosen, overwrite=overwrite, quiet=quiet, **options)
     if resume is None:
         return run(make_config(model, dataset, **options), overwrite=overwrite, quiet=quiet)
     if overwrite:

@@ -96,6 +96,11 @@ def recipe_options(args: argparse.Namespace) -> dict:
     return given
 
 
+def seed_options(args: argparse.Namespace) -> dict:
+    """--seeds and --repeats, where given (a command without them passes nothing new to the API)."""
+    return {name: getattr(args, name) for name in ("seeds", "repeats") if getattr(args, name, None) is not None}
+
+
 def add_train_parser(commands) -> None:
     train = commands.add_parser("train", help="train a model on a dataset")
     train.add_argument("model", help=recipe.option_named("model").help)
@@ -108,6 +113,7 @@ def add_train_parser(commands) -> None:
         "except those that may change (device, threads, data dir, checkpointing, compile) and a "
         "larger --epochs with --schedule constant",
     )
+    add_seed_flags(train)
 
 
 def add_compare_parser(commands) -> None:
@@ -115,6 +121,7 @@ def add_compare_parser(commands) -> None:
     compare.add_argument("models", nargs="+")
     add_config_flags(compare, "compare")
     add_command_flags(compare, "output folder, one run folder per model in it (default runs/compare-<dataset>-<time>)")
+    add_seed_flags(compare)
 
 
 def add_finetune_parser(commands) -> None:
@@ -338,17 +345,33 @@ def build_parser() -> ArgumentParser:
 
 def cmd_train(args: argparse.Namespace, console: Console) -> None:
     from cnnlab.api import train
+    from cnnlab.reporting import rich_table
+    from cnnlab.training import seeds
+    from cnnlab.training.distributed import rank
 
     # Every given flag reaches the API, which refuses what cannot apply (see resume_config); none is dropped here.
-    train(args.model, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet, **recipe_options(args))
+    result = train(
+        args.model,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        quiet=args.quiet,
+        **seed_options(args),
+        **recipe_options(args),
+    )
+    if seed_options(args) and rank() == 0:  # several seeds: their mean ± std, as seeds.md has it
+        headers, rows = seeds.table(result)
+        console.print(rich_table(headers, rows, title=seeds.title(result)))
+        console.print(f"wrote {result['out']}/seed-N, seeds.md, seeds.json and seeds.png", highlight=False)
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> None:
     from cnnlab.reporting import rich_table
-    from cnnlab.training.comparison import HEADERS, compare, format_row
+    from cnnlab.training.comparison import HEADERS, SEED_HEADERS, compare, format_row, seed_row, seed_summary
     from cnnlab.training.distributed import rank
 
-    rows = compare(args.models, overwrite=args.overwrite, quiet=args.quiet, **recipe_options(args))
+    rows = compare(
+        args.models, overwrite=args.overwrite, quiet=args.quiet, **seed_options(args), **recipe_options(args)
+    )
     if rank() != 0:  # under torchrun, process 0 speaks for all
         return
     first = rows[0]
@@ -356,6 +379,12 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> None:
         f"{first['dataset']}: {first['epochs']} epochs, batch {first['batch_size']}, "
         f"{first['optimizer']} lr {first['lr']:g}"
     )
+    if seed_options(args):  # one row per model, merged over the seeds
+        console.print(rich_table(SEED_HEADERS, [seed_row(row) for row in rows], title=title))
+        for line in seed_summary(rows):
+            console.print(line, highlight=False)
+        console.print(f"wrote {first['out']}/results.md, results.csv, compare.png and seed-N/", highlight=False)
+        return
     console.print(rich_table(HEADERS, [format_row(row) for row in rows], title=title))
     out = rows[0]["run_dir"].rsplit("/", 1)[0]
     console.print(f"wrote {out}/results.md, results.csv and compare.png", highlight=False)

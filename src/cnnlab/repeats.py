@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,10 +127,16 @@ def _is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(float(value))
 
 
-def aggregate_rows(runs: Sequence[Sequence[dict]], columns: Sequence[str]) -> list[dict]:
+def aggregate_rows(
+    runs: Sequence[Sequence[dict]], columns: Sequence[str], measured: Collection[str] = ()
+) -> list[dict]:
     """Row i of every run merged into one row: a column whose value is the same in every run keeps it (a model's
     name, its parameter count); a numeric column that varies becomes a `Spread`; anything else that varies is
-    joined with "/". Runs must have the same number of rows in the same order (one experiment, several seeds)."""
+    joined with "/". Runs must have the same number of rows in the same order (one experiment, several seeds).
+
+    A measured column (named in `measured`, or varying in any row) is a Spread in every row where it is numeric:
+    a value that happened to be equal in every run is a spread of width 0 over all the runs, so its n stays right.
+    """
     if not runs:
         raise ValueError("no runs to aggregate")
     lengths = {len(rows) for rows in runs}
@@ -148,6 +154,12 @@ def aggregate_rows(runs: Sequence[Sequence[dict]], columns: Sequence[str]) -> li
             else:
                 row[column] = "/".join(str(v) for v in values)
         merged.append(row)
+    spread_columns = set(measured) | {c for c in columns if any(isinstance(row[c], Spread) for row in merged)}
+    for index, row in enumerate(merged):
+        for column in spread_columns.intersection(columns):
+            values = [rows[index].get(column) for rows in runs]
+            if not isinstance(row[column], Spread) and all(_is_number(v) for v in values):
+                row[column] = Spread.of(values)
     return merged
 
 

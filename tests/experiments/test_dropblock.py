@@ -21,6 +21,7 @@ from cnnlab.experiments.dropblock import remove_block, same_shape_blocks
 from cnnlab.imagenet_eval import evaluate_imagenet_folder, imagenet_wnids, labelled_images
 from cnnlab.inference.evaluation import evaluate_arrays
 from cnnlab.models.resnet import cifar_resnet, droppable_blocks
+from cnnlab.repeats import find_row, verdict
 from cnnlab.training.checkpoint import load_model_weights
 
 # Depth 14 = 2 blocks per stage; the first block of stages 2 and 3 halves the side and doubles the width.
@@ -34,12 +35,27 @@ def result(tmp_path_factory):
 
 
 @pytest.mark.slow
+def test_claims_select_one_row_each(result):
+    """Each claim compares two distinct rows of the quick table in a numeric column; one seed resolves nothing."""
+    res, _ = result
+    assert len(res.claims) == 2
+    for claim in res.claims:
+        above, below = find_row(res.rows, claim.above), find_row(res.rows, claim.below)
+        assert above is not below and all(isinstance(row[claim.column], float) for row in (above, below))
+        assert verdict(claim, res.rows)[0] == "not resolved at n=1"
+
+
+@pytest.mark.slow
 def test_one_row_per_removable_block_of_each_network(result):
     res, out = result
-    expected = [(net, block) for net in ("resnet14", "plain14") for block in ["none", *BLOCKS]]
+    expected = [(net, block) for net in ("resnet14", "plain14") for block in ["none", *BLOCKS, "mean over blocks"]]
     assert [(row["network"], row["removed_block"]) for row in res.rows] == expected
     with open(out / "results.csv") as handle:
-        assert len(list(csv.DictReader(handle))) == 10
+        assert len(list(csv.DictReader(handle))) == 12
+    for net in ("resnet14", "plain14"):
+        lesions = [row["test_accuracy"] for row in res.rows if row["network"] == net and "." in row["removed_block"]]
+        mean_row = next(r for r in res.rows if r["network"] == net and r["removed_block"] == "mean over blocks")
+        assert mean_row["test_accuracy"] == pytest.approx(sum(lesions) / 4, abs=1e-12)
     assert (out / "drop_block.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     blocks = json.loads((out / "config.json").read_text())["experiment"]["blocks"]
     assert blocks == {"resnet14": BLOCKS, "plain14": BLOCKS}

@@ -14,6 +14,7 @@ import torchvision
 
 from cnnlab.cli import main
 from cnnlab.experiments import get_experiment, list_experiments, run_experiment
+from cnnlab.repeats import find_row, verdict
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -35,6 +36,15 @@ def assert_written(result, out):
         assert (out / plot).read_bytes()[:8] == PNG_MAGIC, plot
         assert f"]({plot})" in markdown
     return rows
+
+
+def assert_claims_select_one_row_each(result, count):
+    """Each claim compares two distinct rows of the table in a numeric column; one seed resolves nothing."""
+    assert len(result.claims) == count
+    for claim in result.claims:
+        above, below = find_row(result.rows, claim.above), find_row(result.rows, claim.below)
+        assert above is not below and all(isinstance(row[claim.column], float) for row in (above, below))
+        assert verdict(claim, result.rows)[0] == "not resolved at n=1"
 
 
 def test_every_experiment_of_the_issue_is_registered():
@@ -118,6 +128,7 @@ def test_batchnorm_scratch_equals_torch_and_the_tutorial_slips_are_flagged(tmp_p
         "plain-8 with BN",
         "plain-8 without BN",
     }
+    assert_claims_select_one_row_each(result, 2)
 
 
 @pytest.mark.slow
@@ -137,3 +148,4 @@ def test_compare_trains_both_tutorial_tables(tmp_path):
         assert len(read_csv(tmp_path / folder / "results.csv")) == 3
     for row in rows:
         assert 0.0 < float(row["test accuracy (%)"]) <= 100.0 and float(row["train images/s"]) > 0
+    assert_claims_select_one_row_each(result, 4)

@@ -19,6 +19,7 @@ from cnnlab.experiments.transfer import class_subset, few_labels
 from cnnlab.inference.prediction import evaluate
 from cnnlab.models.resnet import cifar_resnet
 from cnnlab.registry import create_model
+from cnnlab.repeats import find_row, verdict
 from cnnlab.training.finetune import (
     FrozenStatsNorm,
     LoRAConv2d,
@@ -37,6 +38,17 @@ TRAINABLE = {"scratch": 206_277, "linear probe": 645, "fine-tune": 206_277, "LoR
 def result(tmp_path_factory):
     out = tmp_path_factory.mktemp("transfer")
     return run_experiment("transfer", quick=True, out=out), out
+
+
+@pytest.mark.slow
+def test_claims_select_one_row_each(result):
+    """Each claim compares two distinct rows of the quick table in a numeric column; one seed resolves nothing."""
+    res, _ = result
+    assert len(res.claims) == 2
+    for claim in res.claims:
+        above, below = find_row(res.rows, claim.above), find_row(res.rows, claim.below)
+        assert above is not below and all(isinstance(row[claim.column], float) for row in (above, below))
+        assert verdict(claim, res.rows)[0] == "not resolved at n=1"
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, train
 from cnnlab.models.resnet import cifar_resnet
+from cnnlab.repeats import Claim
 from cnnlab.scratch import BatchNorm2dScratch, batch_norm_2d
 from cnnlab.training.checkpoint import read_json
 from cnnlab.training.plots import save_epoch_figure
@@ -43,6 +44,7 @@ TUTORIAL = {
     "running_var": ([1.425, 1.425], "E08"),
     "eval_output_s0c0": ([0.46, 1.30, 2.13, 2.97], "E09"),
 }
+COLUMNS = ["part", "quantity", "tutorial", "measured", "scratch_vs_torch", "note", "train_loss", "test_accuracy"]
 QUANTITIES = {
     "train_output_s0c0": "train-mode output, sample 0 channel 0",
     "train_mean": "train-mode output mean per channel",
@@ -148,9 +150,10 @@ def train_twins(options: ExperimentOptions, depth: int) -> tuple[list[dict], dic
                 options, data, f"plain{depth}{'' if with_bn else '-no-bn'}", run_name, model=model, **recipe
             )
             metrics, outcome = results["metrics"], f"test accuracy {100 * results['test_accuracy']:.2f}%"
+            test_accuracy = results["test_accuracy"]
         except CnnlabError as error:  # the trainer stops on a non-finite loss: a result, not a crash
             metrics = read_json(options.out / run_name / "results.json").get("metrics", [])
-            outcome = f"diverged: {error}"
+            outcome, test_accuracy = f"diverged: {error}", None
         curves[label] = metrics
         final_loss = f"{metrics[-1]['train_loss']:.4f}" if metrics else "n/a"
         rows.append(
@@ -161,6 +164,8 @@ def train_twins(options: ExperimentOptions, depth: int) -> tuple[list[dict], dic
                 "measured": f"{final_loss}; {outcome}",
                 "scratch_vs_torch": None,
                 "note": "",
+                "train_loss": metrics[-1]["train_loss"] if metrics else None,
+                "test_accuracy": test_accuracy,
             }
         )
         if with_bn:
@@ -178,6 +183,28 @@ def plot_curves(curves: dict[str, list[dict]], path, title: str) -> None:
     loss_ax.set(xlabel="epoch", ylabel="training loss (cross-entropy)", title="training loss")
     acc_ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="validation accuracy")
     save_epoch_figure(fig, (loss_ax, acc_ax), path, title)
+
+
+def twin_claims(depth: int, with_bn: dict, without_bn: dict) -> list[Claim]:
+    """The tutorials' claim that BN helps a deep plain network train, on the two part (c) rows."""
+
+    def selector(row: dict) -> dict:
+        return {"part": "c", "quantity": row["quantity"]}
+
+    return [
+        Claim(
+            f"plain-{depth} reaches a higher test accuracy with BN than without",
+            "test_accuracy",
+            selector(with_bn),
+            selector(without_bn),
+        ),
+        Claim(
+            f"plain-{depth} ends at a lower training loss with BN than without",
+            "train_loss",
+            selector(without_bn),
+            selector(with_bn),
+        ),
+    ]
 
 
 def gap_row(quantity: str, gap: float) -> dict:
@@ -228,9 +255,10 @@ def run(options: ExperimentOptions) -> ExperimentResult:
     ]
     return ExperimentResult(
         title="BatchNorm: from scratch vs nn.BatchNorm2d, train vs eval, with vs without",
-        columns=["part", "quantity", "tutorial", "measured", "scratch_vs_torch", "note"],
+        columns=COLUMNS,
         rows=rows,
         findings=findings,
+        claims=twin_claims(depth, *twin_rows),
         plots=["batchnorm_curves.png"],
         config={
             "example": EXAMPLE,

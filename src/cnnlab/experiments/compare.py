@@ -13,6 +13,7 @@ from __future__ import annotations
 from cnnlab.data import load_dataset
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, train
+from cnnlab.repeats import Claim
 from cnnlab.training.comparison import write_outputs
 
 QUICK_TRAIN_SUBSET = 512  # digits images for --quick: one epoch of 7 steps per model
@@ -38,6 +39,13 @@ TABLES = [
         ],
     ),
 ]
+# The tutorials' orderings, (table index, higher model, lower model): each table's accuracy column ranks them so.
+ORDERINGS = [
+    (0, "simple_resnet", "lenet5"),  # ~99.2% against ~98.5%
+    (0, "simple_cnn", "lenet5"),  # ~99% against ~98.5%
+    (1, "mini_vgg", "lenet5"),  # ~89% against ~60%
+    (1, "tiny_resnet", "mini_vgg"),  # ~93% against ~89%
+]
 COLUMNS = [
     "table",
     "model",
@@ -49,6 +57,29 @@ COLUMNS = [
     "tutorial params",
     "tutorial accuracy",
 ]
+
+
+def row_selector(table: int, model: str) -> dict:
+    """The one row of `model` in table `table` (LeNet-5 has a row in both)."""
+    _, source, entries = TABLES[table]
+    name = next(name for key, name, *_ in entries if key == model)
+    return {"table": source, "model": f"{name} ({model})"}
+
+
+def claims() -> list[Claim]:
+    """Each table's accuracy ordering as the tutorial states it."""
+    found = []
+    for table, higher, lower in ORDERINGS:
+        above, below = row_selector(table, higher), row_selector(table, lower)
+        found.append(
+            Claim(
+                f"{above['model']} scores a higher test accuracy than {below['model']} ({TABLES[table][1]})",
+                "test accuracy (%)",
+                above,
+                below,
+            )
+        )
+    return found
 
 
 @register_experiment(
@@ -106,6 +137,7 @@ def run(options: ExperimentOptions) -> ExperimentResult:
         columns=COLUMNS,
         rows=rows,
         findings=findings,
+        claims=claims(),
         plots=plots,
         config={
             "recipe": recipe_line,

@@ -28,6 +28,7 @@ from cnnlab.experiments.degradation import build_network, experiment_data, netwo
 from cnnlab.inference.evaluation import evaluate_arrays
 from cnnlab.models.blocks import BasicBlock
 from cnnlab.models.resnet import ResNet, drop_block, droppable_blocks, has_skip
+from cnnlab.repeats import Claim
 from cnnlab.training import trainer
 from cnnlab.training.config import TrainConfig
 
@@ -35,6 +36,7 @@ FULL_DEPTH = 20
 QUICK_DEPTH = 14
 COLUMNS = ["network", "removed_block", "test_accuracy", "accuracy_drop"]
 PRETRAINED_COLUMNS = ["network", "removed_block", "top1", "top5", "top1_drop", "top5_drop"]
+MEAN_ROW = "mean over blocks"  # each network's summary row: its lesions' mean accuracy and mean drop
 
 
 def same_shape_blocks(model: ResNet) -> list[tuple[str, int]]:
@@ -191,10 +193,42 @@ def train_and_lesion(options: ExperimentOptions, data, depth: int, epochs: int) 
             {"network": name, "removed_block": block, "test_accuracy": accuracy, "accuracy_drop": baseline - accuracy}
             for block, accuracy in accuracies.items()
         ]
+        mean_accuracy = float(np.mean(list(accuracies.values())))
+        rows.append(
+            {
+                "network": name,
+                "removed_block": MEAN_ROW,
+                "test_accuracy": mean_accuracy,
+                "accuracy_drop": baseline - mean_accuracy,
+            }
+        )
         curves[name] = (baseline, accuracies)
         drops = [baseline - a for a in accuracies.values()]
         summary[name] = (baseline, float(np.mean(drops)), max(drops))
     return rows, curves, summary
+
+
+def claims(res: str, plain: str) -> list[Claim]:
+    """Veit et al.'s lesion claims on the two networks' summary rows: with one block removed (averaged over the
+    blocks) the ResNet keeps more accuracy than its plain twin, and loses less of what it had intact."""
+
+    def mean_row(name: str) -> dict:
+        return {"network": name, "removed_block": MEAN_ROW}
+
+    return [
+        Claim(
+            f"with one block removed, {res} keeps a higher test accuracy than {plain}",
+            "test_accuracy",
+            mean_row(res),
+            mean_row(plain),
+        ),
+        Claim(
+            f"removing one block costs {plain} more accuracy than {res}",
+            "accuracy_drop",
+            mean_row(plain),
+            mean_row(res),
+        ),
+    ]
 
 
 @register_experiment(
@@ -232,6 +266,7 @@ def run(options: ExperimentOptions) -> ExperimentResult:
             f"{'degrades more gracefully than' if robust else 'is not more robust than'} its plain twin, whose every "
             "same-shape block is on the only path from input to output.",
         ],
+        claims=claims(res, plain),
         plots=["drop_block.png"],
         config={
             "depth": depth,

@@ -18,6 +18,7 @@ from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, train
 from cnnlab.measure import count_macs, count_params
 from cnnlab.models.efficientnet import MBConvStage, efficientnet, efficientnet_scaling
 from cnnlab.registry import create_model
+from cnnlab.repeats import Claim
 
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15  # the paper's grid-searched depth, width and resolution bases at phi = 1
 PHIS = range(8)
@@ -212,6 +213,21 @@ def trained_rows(options: ExperimentOptions, plots: list[str], config: dict) -> 
     return rows, finding
 
 
+def trained_claims() -> list[Claim]:
+    """Tan & Le's claim on the trained rows (full mode): at about equal MACs, compound scaling beats scaling any
+    one dimension alone."""
+    compound = {"model": "small base: compound (phi=1)"}
+    return [
+        Claim(
+            f"at about equal MACs, compound scaling scores a higher test accuracy than scaling {single}",
+            "test_accuracy",
+            compound,
+            {"model": f"small base: {single}"},
+        )
+        for single in ("depth only", "width only", "resolution only")
+    ]
+
+
 @register_experiment(
     "scaling", "EfficientNet B0-B7: phi, width, depth, resolution, params, MACs; scaling one way vs compound"
 )
@@ -240,16 +256,19 @@ def run(options: ExperimentOptions) -> ExperimentResult:
         "train_subset": TRAIN_SUBSET,
         "small_base": [stage._asdict() for stage in SMALL_BASE],
     }
+    claims = []  # only the trained rows (full mode) vary by seed; B0-B7 are exact counts
     if not options.quick:  # one table: the trained rows after B0-B7, in the shared columns
         trained, finding = trained_rows(options, plots, config)
         rows += trained
         columns += ["test_accuracy", "train_seconds"]
         findings.append(finding)
+        claims = trained_claims()
     return ExperimentResult(
         title="EfficientNet compound scaling: B0-B7 from the builder",
         columns=columns,
         rows=rows,
         findings=findings,
+        claims=claims,
         plots=plots,
         config=config,
     )

@@ -26,6 +26,7 @@ from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult
 from cnnlab.measure import count_params
 from cnnlab.registry import create_model
+from cnnlab.repeats import Claim
 from cnnlab.training import trainer
 from cnnlab.training.config import TrainConfig, resolve
 from cnnlab.training.finetune import head_and_backbone, prepare_for_finetuning
@@ -183,6 +184,25 @@ def findings(rows: list[dict], pretrain_accuracy: float, labels: tuple[int, ...]
     ]
 
 
+def claims(labels: tuple[int, ...]) -> list[Claim]:
+    """The tutorials' transfer claims at the fewest labels, where pretraining should matter most: fine-tuning and
+    the linear probe both beat training from scratch."""
+    fewest = labels[0]
+
+    def row(method: str) -> dict:
+        return {"labels_per_class": fewest, "method": method}
+
+    return [
+        Claim(
+            f"with {fewest} labels per class, {method} beats training from scratch",
+            "test_accuracy",
+            row(method),
+            row("scratch"),
+        )
+        for method in ("fine-tune", "linear probe")
+    ]
+
+
 @register_experiment(
     "transfer", help="pretrain on classes 0-4, learn 5-9 from few labels: scratch, probe, fine-tune, LoRA"
 )
@@ -215,6 +235,7 @@ def run(options: ExperimentOptions) -> ExperimentResult:
         columns=COLUMNS,
         rows=rows,
         findings=findings(rows, pretrain["test_accuracy"], labels, rank),
+        claims=claims(labels),
         plots=["transfer.png"],
         config={
             "backbone": BACKBONE,

@@ -40,17 +40,30 @@ def plot_curves(metrics: list[dict], path: Path, title: str = "") -> None:
 
 
 def plot_comparison(rows: list[dict], path: Path, title: str = "") -> None:
-    """Test accuracy, parameters (log scale) and training images/s per model, side by side."""
+    """Test accuracy, parameters (log scale) and training images/s per model, side by side. Rows merged over
+    several seeds (values that are `cnnlab.repeats.Spread`s) draw each bar at the mean with a ± 1 std error bar,
+    and the title says so."""
+    from cnnlab.repeats import Spread
+
+    def mean(value, scale=1):
+        return scale * (value.mean if isinstance(value, Spread) else value)
+
+    def std(value, scale=1):
+        return scale * value.std if isinstance(value, Spread) else 0.0
+
     names = [r["model"] for r in rows]
-    panels = [
-        ("test accuracy (%)", [100 * r["test_accuracy"] for r in rows], False),
-        ("parameters", [r["params"] for r in rows], True),
-        ("training images/s", [r["train_images_per_second"] for r in rows], False),
+    spread = any(isinstance(value, Spread) for r in rows for value in r.values())
+    panels = [  # label, column, scale, log axis
+        ("test accuracy (%)", "test_accuracy", 100, False),
+        ("parameters", "params", 1, True),
+        ("training images/s", "train_images_per_second", 1, False),
     ]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4))
     colors = plt.cm.tab10(np.arange(len(rows)) % 10)
-    for ax, (label, values, log) in zip(axes, panels):
-        bars = ax.bar(names, values, color=colors)
+    for ax, (label, column, scale, log) in zip(axes, panels):
+        values = [mean(r[column], scale) for r in rows]
+        errors = {"yerr": [std(r[column], scale) for r in rows], "capsize": 4} if spread else {}
+        bars = ax.bar(names, values, color=colors, **errors)
         ax.set_title(label)
         if log:
             ax.set_yscale("log")
@@ -61,7 +74,7 @@ def plot_comparison(rows: list[dict], path: Path, title: str = "") -> None:
             ax.set_ylim(max(0.0, low - 10), 100)
         ax.tick_params(axis="x", rotation=30)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(title)
+    fig.suptitle(title + ("\nbars: mean over the seeds; error bars: ± 1 std (sample)" if spread else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,0 +1,142 @@
+"""Experiments over several seeds (issue 15): `run_experiment(..., seeds=)` and `cnnlab experiment --seeds/--repeats`
+run each seed into OUT/seed-N and summarise them as mean ± std with verdicts on the experiment's claims; the
+experiments that loop over seeds themselves get the seed list instead."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from cnnlab.cli import main
+from cnnlab.experiments import get_experiment, list_experiments, run_experiment
+from cnnlab.experiments.scaling import matched_variants, trained_claims
+from cnnlab.repeats import find_row
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+VERDICTS = ("Supports: ", "Contradicts: ", "Not resolved at n=2: ")
+NETWORKS = ["plain8", "resnet8", "plain20", "resnet20"]
+HERE = Path(__file__).parent
+# Where each experiment's claims are checked against its quick-mode table (beside the test that already runs it).
+CLAIM_TESTS = {
+    "batchnorm": ("test_quick_experiments.py", "assert_claims_select_one_row_each(result, 2)"),
+    "compare": ("test_quick_experiments.py", "assert_claims_select_one_row_each(result, 4)"),
+    "degradation": ("test_degradation.py", "def test_claims_select_one_row_each("),
+    "drop-block": ("test_dropblock.py", "def test_claims_select_one_row_each("),
+    "transfer": ("test_transfer.py", "def test_claims_select_one_row_each("),
+    "kernels": ("test_seeds.py", "def test_untrained_quick_tables_make_no_claims("),
+    "scaling": ("test_seeds.py", "def test_untrained_quick_tables_make_no_claims("),
+}
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_every_experiment_run_per_seed_has_its_claims_checked():
+    per_seed = {name for name in list_experiments() if not get_experiment(name).own_seeds}
+    assert set(CLAIM_TESTS) == per_seed
+    for file, marker in CLAIM_TESTS.values():
+        assert marker in (HERE / file).read_text(), (file, marker)
+
+
+@pytest.mark.slow
+def test_untrained_quick_tables_make_no_claims(tmp_path):
+    """kernels and scaling train only in full mode: their quick tables are exact counts, nothing varies by seed."""
+    assert run_experiment("kernels", quick=True, out=tmp_path / "kernels").claims == []
+    assert run_experiment("scaling", quick=True, out=tmp_path / "scaling").claims == []
+
+
+@pytest.mark.slow
+def test_scaling_claims_select_the_trained_variants():
+    """Full mode's trained rows are named after `matched_variants`; each claim picks two distinct ones."""
+    rows = [{"model": f"small base: {v['variant']}", "test_accuracy": 0.5} for v in matched_variants(28, 1, 10)]
+    claims = trained_claims()
+    assert len(claims) == 3
+    for claim in claims:
+        assert find_row(rows, claim.above)["model"] == "small base: compound (phi=1)"
+        assert find_row(rows, claim.below) is not find_row(rows, claim.above)
+
+
+@pytest.fixture(scope="module")
+def two_seeds(tmp_path_factory):
+    out = tmp_path_factory.mktemp("degradation-seeds")
+    return run_experiment("degradation", quick=True, seeds=[0, 1], out=out), out
+
+
+@pytest.mark.slow
+def test_each_seed_keeps_its_own_results_and_runs(two_seeds):
+    _, out = two_seeds
+    for seed in (0, 1):
+        folder = out / f"seed-{seed}"
+        assert (folder / "results.md").read_text().startswith("# Degradation")
+        assert json.loads((folder / "config.json").read_text())["options"]["seed"] == seed
+        for net in NETWORKS:
+            assert (folder / "runs" / net / "metrics.csv").is_file()
+    per_seed = [{r["network"]: r for r in read_csv(out / f"seed-{s}" / "results.csv")} for s in (0, 1)]
+    assert any(per_seed[0][n]["train_loss"] != per_seed[1][n]["train_loss"] for n in NETWORKS)  # seeds differ
+
+
+@pytest.mark.slow
+def test_summary_is_mean_std_and_n_of_the_seeds(two_seeds):
+    _, out = two_seeds
+    summary = read_csv(out / "results.csv")
+    per_seed = [{r["network"]: r for r in read_csv(out / f"seed-{s}" / "results.csv")} for s in (0, 1)]
+    assert [row["network"] for row in summary] == NETWORKS
+    for row in summary:
+        values = [float(seed_rows[row["network"]]["train_error"]) for seed_rows in per_seed]
+        assert int(row["train_error_n"]) == 2
+        assert float(row["train_error_mean"]) == pytest.approx(statistics.fmean(values), rel=1e-12, abs=1e-15)
+        assert float(row["train_error_std"]) == pytest.approx(statistics.stdev(values), rel=1e-9, abs=1e-15)
+        assert row["params"] == per_seed[0][row["network"]]["params"]  # equal in every seed: kept as it is
+
+
+@pytest.mark.slow
+def test_every_claim_gets_a_verdict_and_the_curves_a_band(two_seeds):
+    result, out = two_seeds
+    assert len(result.claims) == 4
+    verdicts = result.findings[: len(result.claims)]
+    assert all(sentence.startswith(VERDICTS) for sentence in verdicts), verdicts
+    for sentence, claim in zip(verdicts, result.claims):
+        assert claim.text in sentence
+    assert " ".join(result.findings) in (out / "results.md").read_text()
+    assert result.plots == ["seeds_band.png"] and (out / "seeds_band.png").read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.slow
+def test_cli_repeats_runs_consecutive_seeds(tmp_path, capsys):
+    argv = ["experiment", "degradation", "--quick", "--models", "plain8,resnet8", "--epochs", "1"]
+    assert main([*argv, "--repeats", "2", "--out", str(tmp_path)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.glob("seed-*")) == ["seed-0", "seed-1"]
+    assert [int(row["train_error_n"]) for row in read_csv(tmp_path / "results.csv")] == [2, 2]
+    assert json.loads((tmp_path / "config.json").read_text())["experiment"]["seeds"] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "flags", [["--seeds", "0,0"], ["--seeds", "x"], ["--repeats", "0"], ["--seeds", "0,1", "--repeats", "3"]]
+)
+def test_bad_seed_flags_are_one_line_and_exit_2(flags, tmp_path, capsys):
+    assert main(["experiment", "degradation", "--quick", *flags, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and ("--seeds" in err or "--repeats" in err)
+    assert not list(tmp_path.iterdir())  # refused before anything ran
+
+
+@pytest.mark.slow
+def test_experiments_that_loop_over_seeds_get_exactly_those_seeds(tmp_path):
+    result = run_experiment("vgg-bn", quick=True, seeds=[3, 4], out=tmp_path)
+    assert [(row["model"], row["seed"]) for row in result.rows] == [
+        ("vgg11", 3),
+        ("vgg11", 4),
+        ("vgg11_bn", 3),
+        ("vgg11_bn", 4),
+    ]
+    for row in result.rows:  # each run trained with its row's seed
+        saved = json.loads((tmp_path / f"{row['model']}-seed{row['seed']}" / "results.json").read_text())
+        assert saved["seed"] == row["seed"]
+    assert not list(tmp_path.glob("seed-*"))  # run once, not once per seed
