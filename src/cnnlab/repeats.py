@@ -184,7 +184,10 @@ def csv_rows(rows: Sequence[dict], columns: Sequence[str]) -> tuple[list[str], l
             value = row.get(column)
             if column in spread_columns:
                 spread = spread_of(row, column)
-                flat |= {f"{column}_mean": spread.mean, f"{column}_std": spread.std, f"{column}_n": spread.n}
+                if spread is None:  # a row that does not measure this column (an exact count, a diverged run)
+                    flat |= {f"{column}_mean": value, f"{column}_std": None, f"{column}_n": None}
+                else:
+                    flat |= {f"{column}_mean": spread.mean, f"{column}_std": spread.std, f"{column}_n": spread.n}
             else:
                 flat[column] = value
         out_rows.append(flat)
@@ -218,8 +221,12 @@ def verdict(claim: Claim, rows: Sequence[dict]) -> tuple[str, str]:
         spread_of(find_row(rows, claim.above), claim.column),
         spread_of(find_row(rows, claim.below), claim.column),
     )
-    if above is None or below is None:
-        raise CnnlabError(f"claim column {claim.column} is not numeric in both rows")
+    if above is None or below is None:  # a run diverged or was not measured in some seed: nothing to compare
+        missing = _label(claim.above if above is None else claim.below)
+        return (
+            "not resolved",
+            f"not resolved: {claim.text} ({claim.column} of {missing} is not a number in every seed).",
+        )
     n = min(above.n, below.n)
     difference, spread = above.mean - below.mean, above.std + below.std
     if n >= 2 and difference > spread:

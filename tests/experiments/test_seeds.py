@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from cnnlab.cli import main
-from cnnlab.experiments import get_experiment, list_experiments, run_experiment
+from cnnlab.experiments import batchnorm, get_experiment, list_experiments, run_experiment
+from cnnlab.experiments.common import ExperimentResult, write_result
+from cnnlab.experiments.repeated import combine
 from cnnlab.experiments.scaling import matched_variants, trained_claims
 from cnnlab.repeats import find_row
 
@@ -54,7 +56,7 @@ def test_untrained_quick_tables_make_no_claims(tmp_path):
 @pytest.mark.slow
 def test_scaling_claims_select_the_trained_variants():
     """Full mode's trained rows are named after `matched_variants`; each claim picks two distinct ones."""
-    rows = [{"model": f"small base: {v['variant']}", "test_accuracy": 0.5} for v in matched_variants(28, 1, 10)]
+    rows = [{"model": f"small base: {v['variant']}", "test_accuracy_pct": 50.0} for v in matched_variants(28, 1, 10)]
     claims = trained_claims()
     assert len(claims) == 3
     for claim in claims:
@@ -140,3 +142,23 @@ def test_experiments_that_loop_over_seeds_get_exactly_those_seeds(tmp_path):
         saved = json.loads((tmp_path / f"{row['model']}-seed{row['seed']}" / "results.json").read_text())
         assert saved["seed"] == row["seed"]
     assert not list(tmp_path.glob("seed-*"))  # run once, not once per seed
+
+
+def batchnorm_result(with_bn: tuple[float, float], without_bn: tuple[float, float]) -> ExperimentResult:
+    """A batchnorm-shaped result without the training: a part (a) row that measures nothing per seed, and the two
+    part (c) twins with (train_loss, test_accuracy)."""
+    rows = [{"part": "a", "quantity": "running_var after one step", "measured": "[1.5000, 1.5000]"}]
+    for label, (loss, accuracy) in (("with", with_bn), ("without", without_bn)):
+        quantity = f"plain-8 {label} BN: train loss after epoch 2, outcome"
+        rows.append({"part": "c", "quantity": quantity, "train_loss": loss, "test_accuracy": accuracy})
+    return ExperimentResult("BatchNorm", batchnorm.COLUMNS, rows, [], claims=batchnorm.twin_claims(8, *rows[1:]))
+
+
+def test_a_table_whose_other_rows_measure_nothing_combines_over_seeds(tmp_path):
+    results = [batchnorm_result((1.00, 0.95), (1.70, 0.60)), batchnorm_result((1.05, 0.96), (1.90, 0.52))]
+    combined = combine(results, (0, 1), tmp_path)
+    assert [s.split(":")[0] for s in combined.findings[:2]] == ["Supports", "Supports"]
+    write_result(combined, tmp_path)
+    summary = read_csv(tmp_path / "results.csv")
+    assert summary[0]["test_accuracy_mean"] == "" and summary[0]["measured"] == "[1.5000, 1.5000]"
+    assert float(summary[1]["test_accuracy_mean"]) == pytest.approx(0.955) and summary[1]["test_accuracy_n"] == "2"

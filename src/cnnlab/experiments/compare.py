@@ -71,9 +71,10 @@ def claims() -> list[Claim]:
     found = []
     for table, higher, lower in ORDERINGS:
         above, below = row_selector(table, higher), row_selector(table, lower)
+        tag = TABLES[table][1].split("]")[0] + "]"  # "[Ch14]": the selectors name the whole table
         found.append(
             Claim(
-                f"{above['model']} scores a higher test accuracy than {below['model']} ({TABLES[table][1]})",
+                f"{tag} {above['model']} scores a higher test accuracy than {below['model']}",
                 "test accuracy (%)",
                 above,
                 below,

@@ -146,7 +146,7 @@ def train_variants(options: ExperimentOptions) -> list[dict]:
                 **variant,
                 "params": results["params"],
                 "macs": results["macs"],
-                "test_accuracy": round(100 * results["test_accuracy"], 2),
+                "test_accuracy_pct": round(100 * results["test_accuracy"], 2),
                 "train_seconds": round(results["train_seconds"], 1),
             }
         )
@@ -180,7 +180,7 @@ def plot_scaling(rows: list[dict], path) -> None:
 def plot_trained(rows: list[dict], path, dataset: str) -> None:
     names = [r["variant"] for r in rows]
     fig, (acc_ax, macs_ax) = plt.subplots(1, 2, figsize=(11, 4))
-    acc_ax.bar(names, [r["test_accuracy"] for r in rows], color=[f"C{i}" for i in range(len(rows))])
+    acc_ax.bar(names, [r["test_accuracy_pct"] for r in rows], color=[f"C{i}" for i in range(len(rows))])
     acc_ax.set(ylabel="test accuracy (%)", title=f"small EfficientNet on {dataset}")
     macs_ax.bar(names, [r["macs"] / 1e6 for r in rows], color=[f"C{i}" for i in range(len(rows))])
     macs_ax.set(ylabel="MMACs per image", title="cost (matched to compound)")
@@ -192,7 +192,7 @@ def plot_trained(rows: list[dict], path, dataset: str) -> None:
     plt.close(fig)
 
 
-TRAINED_COLUMNS = ("width", "depth", "resolution", "params", "macs", "test_accuracy", "train_seconds")
+TRAINED_COLUMNS = ("width", "depth", "resolution", "params", "macs", "test_accuracy_pct", "train_seconds")
 
 
 def trained_rows(options: ExperimentOptions, plots: list[str], config: dict) -> tuple[list[dict], str]:
@@ -204,11 +204,11 @@ def trained_rows(options: ExperimentOptions, plots: list[str], config: dict) -> 
     plots.append("scaling_trained.png")
     config["trained_variants"] = trained
     rows = [{"model": f"small base: {row['variant']}", **{key: row[key] for key in TRAINED_COLUMNS}} for row in trained]
-    best = max(trained, key=lambda r: r["test_accuracy"])
-    others = ", ".join(f"{r['variant']} {r['test_accuracy']:.2f}%" for r in trained if r is not best)
+    best = max(trained, key=lambda r: r["test_accuracy_pct"])
+    others = ", ".join(f"{r['variant']} {r['test_accuracy_pct']:.2f}%" for r in trained if r is not best)
     finding = (
         f"Trained on {dataset} at about equal MACs, {best['variant']} scored best "
-        f"({best['test_accuracy']:.2f}% test accuracy; {others})."
+        f"({best['test_accuracy_pct']:.2f}% test accuracy; {others})."
     )
     return rows, finding
 
@@ -220,7 +220,7 @@ def trained_claims() -> list[Claim]:
     return [
         Claim(
             f"at about equal MACs, compound scaling scores a higher test accuracy than scaling {single}",
-            "test_accuracy",
+            "test_accuracy_pct",
             compound,
             {"model": f"small base: {single}"},
         )
@@ -260,7 +260,7 @@ def run(options: ExperimentOptions) -> ExperimentResult:
     if not options.quick:  # one table: the trained rows after B0-B7, in the shared columns
         trained, finding = trained_rows(options, plots, config)
         rows += trained
-        columns += ["test_accuracy", "train_seconds"]
+        columns += ["test_accuracy_pct", "train_seconds"]
         findings.append(finding)
         claims = trained_claims()
     return ExperimentResult(
