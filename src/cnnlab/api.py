@@ -68,7 +68,8 @@ def experiment(name: str, **options):
     """Run the experiment `name` (`cnnlab.experiments.list_experiments()`) and return its ExperimentResult; it
     writes results.md, results.csv, config.json and its plots to `out` (default runs/experiment-NAME-<time>).
 
-    `options`: dataset, epochs, quick, out, seed, data_dir, models, weights, as the `cnnlab experiment` flags.
+    `options`: dataset, epochs, quick, out, seed, data_dir, models, weights, seeds ("0,1,2" or a list) and repeats,
+    as the `cnnlab experiment` flags. With several seeds the result holds mean ± std `Spread`s (`cnnlab.repeats`).
     """
     from cnnlab.experiments import run_experiment  # matplotlib and the experiments load only when one runs
 

@@ -272,3 +272,16 @@ def test_export_writes_an_onnx_file_to_download(trained):
     model = onnx.load_from_string(client.get(body["file"]).content)
     dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims[1:] == [1, 28, 28]  # one grey channel at the digits' 28x28, batch dynamic
+
+
+@pytest.mark.slow
+def test_an_experiment_job_over_seeds_shows_the_mean_and_std_table(trained):
+    client, _, _ = trained
+    created = client.post("/api/jobs", json={"experiment": "degradation", "quick": True, "repeats": 2}).json()
+    done = wait_for(client, created["id"], ("finished", "failed", "stopped"))
+    assert done["state"] == "finished", done["log"]
+    folder = client.app.state.root / created["run"]
+    assert sorted(p.name for p in folder.glob("seed-*")) == ["seed-0", "seed-1"]
+    html = client.get("/api/experiments/results", params={"name": created["run"]}).text
+    assert "(2 seeds)" in html and " ± " in html and "n=2" in html
+    assert f'src="/files/{created["run"]}/seeds_band.png"' in html

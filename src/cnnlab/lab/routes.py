@@ -147,7 +147,7 @@ def _experiment_args(root: Path, body: dict) -> tuple[list[str], Path]:
     argv = ["experiment", name, "--out", str(out)]
     if body.get("quick", True):
         argv.append("--quick")
-    for key in ("dataset", "epochs", "seed"):
+    for key in ("dataset", "epochs", "seed", "seeds", "repeats"):  # seeds/repeats: mean ± std over seeds
         if body.get(key) not in (None, ""):
             argv += [f"--{key}", str(body[key])]
     from cnnlab.cli import build_parser

@@ -12,7 +12,10 @@ async function showResult(name) {
 async function run(name) {
   showError($("error"));
   try {
-    const created = await api("POST", "/api/jobs", { experiment: name, quick: true });
+    const repeats = Number($("repeats").value) || 1;
+    const body = { experiment: name, quick: true };
+    if (repeats > 1) body.repeats = repeats;
+    const created = await api("POST", "/api/jobs", body);
     if (source) source.close();
     source = followJob(created.id, (view) => {
       $("job-title").textContent = `${view.label} → ${view.run}`;
