@@ -305,11 +305,13 @@ def band_plot(
     for axis in axes.flat[len(panels) :]:
         axis.set_visible(False)
     for axis, (metric, curves_by_group) in zip(axes.flat, panels):
-        for group, curves in curves_by_group.items():
+        palette = plt.get_cmap("tab20" if len(groups) > 10 else "tab10")  # one colour per group, never reused
+        for index, (group, curves) in enumerate(curves_by_group.items()):
             if not curves:
                 continue
             x, mean, low, high = band(curves)
-            (line,) = axis.plot(x, mean, marker="o", markersize=3, label=f"{label(group)} (n={len(curves)})")
+            style = dict(color=palette(index), marker="o", markersize=3)
+            (line,) = axis.plot(x, mean, label=f"{label(group)} (n={len(curves)})", **style)
             axis.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
         axis.set_xlabel("epoch")
         axis.xaxis.get_major_locator().set_params(integer=True)
