@@ -241,7 +241,8 @@ def verdict(claim: Claim, rows: Sequence[dict]) -> tuple[str, str]:
 
     sentence = (
         f"{outcome}: {claim.text} ({claim.column}: {cell(claim.above, above)} against {cell(claim.below, below)}; "
-        f"difference {format_metric(claim.column, difference)}, spread {format_metric(claim.column, spread)}, n={n})."
+        f"difference {format_metric(claim.column, difference)}, "
+        + (f"spread {format_metric(claim.column, spread)}, n={n})." if n > 1 else "one run: no spread).")
     )
     return outcome, sentence
 

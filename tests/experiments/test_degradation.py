@@ -87,9 +87,11 @@ def test_findings_state_the_verdict_the_numbers_give(result):
     res = result[0]
     error = {row["network"]: row["train_error"] for row in res.rows}
     supported = error["plain20"] > error["plain8"] and error["resnet20"] <= error["resnet8"]
-    assert len(res.findings) == 3
-    assert ("This run supports" in res.findings[1]) == supported
-    assert ("does not support" in res.findings[1]) == (not supported)
+    assert len(res.findings) == 3 + len(res.claims) + 1  # the run's own, a verdict per claim, the hint
+    assert all(line.startswith("Not resolved at n=1: ") for line in res.findings[3:-1])  # one run has no spread
+    assert res.findings[-1].startswith("One run has no spread")
+    assert ("This run agrees with" in res.findings[1]) == supported
+    assert ("does not agree with" in res.findings[1]) == (not supported)
 
 
 @pytest.mark.slow
@@ -157,7 +159,8 @@ def test_one_depth_of_twins_reports_loss_and_error(tmp_path):
         metrics = json.loads((tmp_path / "runs" / row["network"] / "results.json").read_text())
         assert 0.0 < row["train_loss"] < 2.5 and 0.0 <= row["train_error"] < 0.9
         assert row["test_error"] == pytest.approx(1 - metrics["test_accuracy"], abs=1e-12)
-    assert len(res.findings) == 1 and "no deeper twin" in res.findings[0]
+    assert len(res.findings) == 3 and "no deeper twin" in res.findings[0]  # + the claim "not resolved at n=1", hint
+    assert res.findings[1].startswith("Not resolved at n=1: resnet14 trains to a lower error than plain14")
     assert f"{100 * res.rows[0]['train_error']:.2f}%" in res.findings[0]
     assert (tmp_path / "degradation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cnnlab.errors import CnnlabError, unknown_name_error
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, default_out, write_result
-from cnnlab.experiments.repeated import run_seeds
+from cnnlab.experiments.repeated import run_seeds, single_run_verdicts
 from cnnlab.repeats import choose_seeds
 
 
@@ -94,6 +94,7 @@ def run_experiment(
         result = run_seeds(experiment, options, chosen)
     else:
         result = experiment.run(options)
+        result.findings += single_run_verdicts(result)
     result.config.setdefault("out", str(options.out))
     write_result(result, options.out, options)
     return result

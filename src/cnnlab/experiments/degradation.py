@@ -186,7 +186,8 @@ def depth_pair_findings(rows: dict[str, dict], shallow: int, deep: int) -> list[
     res_s, res_d = network_name(shallow, True), network_name(deep, True)
     plain_degrades = rows[plain_d]["train_error"] > rows[plain_s]["train_error"]
     resnet_keeps_up = rows[res_d]["train_error"] <= rows[res_s]["train_error"]
-    verdict = "supports" if plain_degrades and resnet_keeps_up else "does not support"
+    # One seed has no spread, so this is what the run shows, not a verdict: `--seeds` judges the claims.
+    verdict = "agrees with" if plain_degrades and resnet_keeps_up else "does not agree with"
     grad = {name: rows[name]["grad_norm_conv1_init"] for name in (plain_s, plain_d, res_s, res_d)}
     ratio = grad[plain_d] / grad[res_d]
     # He et al. (§4.1) argue that with BN the plain net's gradients do not vanish; the numbers say which way they go.
@@ -201,7 +202,7 @@ def depth_pair_findings(rows: dict[str, dict], shallow: int, deep: int) -> list[
         f"({'higher' if plain_degrades else 'not higher'}), {res_d} {err(res_d)} vs {res_s} {err(res_s)} "
         f"({'not trailing' if resnet_keeps_up else 'trailing'}).",
         f"This run {verdict} He et al.'s claim that the deeper plain network trains worse while the deeper ResNet "
-        "does not.",
+        "does not (one run: no spread to judge it against).",
         f"Gradient norm reaching the first conv at initialisation: {plain_s} {grad[plain_s]:.3g}, {plain_d} "
         f"{grad[plain_d]:.3g}, {res_s} {grad[res_s]:.3g}, {res_d} {grad[res_d]:.3g}; {gradient_reading}.",
     ]

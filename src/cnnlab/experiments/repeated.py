@@ -63,3 +63,14 @@ def curve_groups(out: Path, seeds: tuple[int, ...]) -> dict[str, list[Path]]:
         for metrics in sorted(root.rglob("metrics.csv")):
             groups.setdefault(str(metrics.parent.relative_to(root)), []).append(metrics.parent)
     return groups
+
+
+def single_run_verdicts(result: ExperimentResult) -> list[str]:
+    """The claims of a one-seed run, each "not resolved at n=1" with its difference, and how to resolve them: a
+    single run has no spread, so its findings describe it and do not decide a claim."""
+    if not result.claims:
+        return []
+    judged = [verdict(claim, result.rows)[1] for claim in result.claims]
+    return [s[0].upper() + s[1:] for s in judged] + [
+        "One run has no spread: rerun with --seeds 0,1,2 (or --repeats 3) for verdicts that weigh it."
+    ]
