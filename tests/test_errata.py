@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torchvision
+from errata_table import errata_rows
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models.googlenet import BasicConv2d, Inception
@@ -27,8 +27,6 @@ from torchvision.models.googlenet import BasicConv2d, Inception
 import cnnlab
 from cnnlab.measure.receptive import receptive_field
 from cnnlab.models.blocks import BasicBlock, Bottleneck
-
-ERRATA = Path(__file__).resolve().parents[1] / "docs" / "errata.md"
 
 # The 2x2x2x2 batch of the Chapter 14 BatchNorm traces: channel 0 holds 1..8, channel 1 holds 10..17.
 BN_EXAMPLE = torch.tensor(
@@ -41,24 +39,7 @@ BN_EXAMPLE = torch.tensor(
 # Reading the page
 
 
-def _errata_rows() -> dict[str, dict[str, str]]:
-    """Row ID -> {column name: cell text} for both tables of docs/errata.md."""
-    rows: dict[str, dict[str, str]] = {}
-    header: list[str] = []
-    for line in ERRATA.read_text(encoding="utf-8").splitlines():
-        if not line.startswith("|"):
-            header = []
-            continue
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if cells[0] == "ID":
-            header = cells
-        elif header and re.fullmatch(r"[EC]\d\d", cells[0]):
-            assert len(cells) == len(header), f"row {cells[0]} has {len(cells)} cells, header has {len(header)}"
-            rows[cells[0]] = dict(zip(header, cells))
-    return rows
-
-
-ROWS = _errata_rows()
+ROWS = errata_rows(r"[EC]\d\d")
 
 
 def code_gives(claim_id: str) -> str:

@@ -7,12 +7,10 @@ states the computed value, so the page cannot drift from the code. Big networks 
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
 import torch
 import torchvision
+from errata_table import errata_rows
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
@@ -22,27 +20,7 @@ import cnnlab
 from cnnlab.models.blocks import BasicBlock
 from cnnlab.models.resnet import has_skip
 
-ERRATA = Path(__file__).resolve().parents[1] / "docs" / "errata.md"
-
-
-def _seed_rows() -> dict[str, dict[str, str]]:
-    """S-row ID -> {column name: cell text} from the last table of docs/errata.md."""
-    rows: dict[str, dict[str, str]] = {}
-    header: list[str] = []
-    for line in ERRATA.read_text(encoding="utf-8").splitlines():
-        if not line.startswith("|"):
-            header = []
-            continue
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if cells[0] == "ID":
-            header = cells
-        elif header and re.fullmatch(r"S\d\d", cells[0]):
-            assert len(cells) == len(header), f"row {cells[0]} has {len(cells)} cells, header has {len(header)}"
-            rows[cells[0]] = dict(zip(header, cells))
-    return rows
-
-
-ROWS = _seed_rows()
+ROWS = errata_rows(r"S\d\d")
 
 
 def value_here(row_id: str) -> str:

@@ -8,12 +8,12 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from claim_checks import assert_claims_select_one_row_each
 
 from cnnlab.data import normalize
 from cnnlab.experiments import run_experiment
 from cnnlab.experiments.degradation import GRAD_BATCH, QUICK_SIDE, downsampled, first_layer_grad_norm
 from cnnlab.models.resnet import cifar_resnet
-from cnnlab.repeats import find_row, verdict
 
 NETWORKS = ["plain8", "resnet8", "plain20", "resnet20"]
 
@@ -28,11 +28,7 @@ def result(tmp_path_factory):
 def test_claims_select_one_row_each(result):
     """Each claim compares two distinct rows of the quick table in a numeric column; one seed resolves nothing."""
     res, _ = result
-    assert len(res.claims) == 4
-    for claim in res.claims:
-        above, below = find_row(res.rows, claim.above), find_row(res.rows, claim.below)
-        assert above is not below and all(isinstance(row[claim.column], float) for row in (above, below))
-        assert verdict(claim, res.rows)[0] == "not resolved at n=1"
+    assert_claims_select_one_row_each(res, 4)
 
 
 @pytest.mark.slow

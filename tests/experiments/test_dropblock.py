@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from claim_checks import assert_claims_select_one_row_each
 from PIL import Image
 from torch import nn
 
@@ -21,7 +22,6 @@ from cnnlab.experiments.dropblock import remove_block, same_shape_blocks
 from cnnlab.imagenet_eval import evaluate_imagenet_folder, imagenet_wnids, labelled_images
 from cnnlab.inference.evaluation import evaluate_arrays
 from cnnlab.models.resnet import cifar_resnet, droppable_blocks
-from cnnlab.repeats import find_row, verdict
 from cnnlab.training.checkpoint import load_model_weights
 
 # Depth 14 = 2 blocks per stage; the first block of stages 2 and 3 halves the side and doubles the width.
@@ -38,11 +38,7 @@ def result(tmp_path_factory):
 def test_claims_select_one_row_each(result):
     """Each claim compares two distinct rows of the quick table in a numeric column; one seed resolves nothing."""
     res, _ = result
-    assert len(res.claims) == 2
-    for claim in res.claims:
-        above, below = find_row(res.rows, claim.above), find_row(res.rows, claim.below)
-        assert above is not below and all(isinstance(row[claim.column], float) for row in (above, below))
-        assert verdict(claim, res.rows)[0] == "not resolved at n=1"
+    assert_claims_select_one_row_each(res, 2)
 
 
 @pytest.mark.slow

@@ -11,10 +11,10 @@ import sys
 import pytest
 import torch
 import torchvision
+from claim_checks import assert_claims_select_one_row_each
 
 from cnnlab.cli import main
 from cnnlab.experiments import get_experiment, list_experiments, run_experiment
-from cnnlab.repeats import find_row, verdict
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -36,15 +36,6 @@ def assert_written(result, out):
         assert (out / plot).read_bytes()[:8] == PNG_MAGIC, plot
         assert f"]({plot})" in markdown
     return rows
-
-
-def assert_claims_select_one_row_each(result, count):
-    """Each claim compares two distinct rows of the table in a numeric column; one seed resolves nothing."""
-    assert len(result.claims) == count
-    for claim in result.claims:
-        above, below = find_row(result.rows, claim.above), find_row(result.rows, claim.below)
-        assert above is not below and all(isinstance(row[claim.column], float) for row in (above, below))
-        assert verdict(claim, result.rows)[0] == "not resolved at n=1"
 
 
 def test_every_experiment_of_the_issue_is_registered():

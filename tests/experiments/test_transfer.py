@@ -9,6 +9,7 @@ import os
 
 import pytest
 import torch
+from claim_checks import assert_claims_select_one_row_each
 from torch import nn
 
 import cnnlab
@@ -19,7 +20,6 @@ from cnnlab.experiments.transfer import class_subset, few_labels
 from cnnlab.inference.prediction import evaluate
 from cnnlab.models.resnet import cifar_resnet
 from cnnlab.registry import create_model
-from cnnlab.repeats import find_row, verdict
 from cnnlab.training.finetune import (
     FrozenStatsNorm,
     LoRAConv2d,
@@ -44,11 +44,7 @@ def result(tmp_path_factory):
 def test_claims_select_one_row_each(result):
     """Each claim compares two distinct rows of the quick table in a numeric column; one seed resolves nothing."""
     res, _ = result
-    assert len(res.claims) == 2
-    for claim in res.claims:
-        above, below = find_row(res.rows, claim.above), find_row(res.rows, claim.below)
-        assert above is not below and all(isinstance(row[claim.column], float) for row in (above, below))
-        assert verdict(claim, res.rows)[0] == "not resolved at n=1"
+    assert_claims_select_one_row_each(res, 2)
 
 
 @pytest.mark.slow
