@@ -418,7 +418,8 @@ def cmd_finetune(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_speedrun(args: argparse.Namespace, console: Console) -> None:
-    from cnnlab.training.speedrun import parse_seeds, speedrun, summary_lines
+    from cnnlab.repeats import parse_seeds
+    from cnnlab.training.speedrun import speedrun, summary_lines
 
     record = speedrun(
         args.dataset,

@@ -30,7 +30,10 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     except ValueError:
         seeds = ()
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise CnnlabError(f"--seeds takes distinct non-negative integers such as 0,1,2, got {text!r}")
+        raise CnnlabError(
+            f"--seeds takes distinct non-negative integers (expected distinct whole numbers separated by commas, "
+            f"such as 0,1,2), got {text!r}"
+        )
     return seeds
 
 

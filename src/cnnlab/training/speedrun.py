@@ -26,6 +26,7 @@ from cnnlab.files import write_json
 from cnnlab.inference.evaluation import evaluate_arrays
 from cnnlab.inference.precision import autocast_dtype
 from cnnlab.inference.prediction import load_run
+from cnnlab.repeats import parse_seeds  # noqa: F401 (kept importable here, where the speedrun API was)
 from cnnlab.reporting import timestamped_dir
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.trainer import run
@@ -299,17 +300,6 @@ def spread(values: list[float]) -> dict:
         "std": statistics.stdev(values) if len(values) > 1 else 0.0,
         "n": len(values),
     }
-
-
-def parse_seeds(text: str) -> tuple[int, ...]:
-    """ "0,1,2" -> (0, 1, 2); CnnlabError("expected ...") otherwise."""
-    try:
-        seeds = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        seeds = ()
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise CnnlabError(f"expected distinct whole numbers separated by commas, such as 0,1,2, got '{text}'")
-    return seeds
 
 
 def summary_lines(record: dict) -> list[str]:
