@@ -12,7 +12,6 @@ seed never resolves anything.
 
 from __future__ import annotations
 
-import csv
 import math
 import statistics
 from collections.abc import Callable, Collection, Sequence
@@ -258,20 +257,19 @@ def _label(selector: dict) -> str:
 def read_curves(run_dirs: Sequence[Path], metric: str) -> list[tuple[list[float], list[float]]]:
     """(epochs, values) of `metric` from each run directory's metrics.csv; runs without the column are skipped.
     A metric named NAME_error that the file lacks is read as 1 - NAME_accuracy (P3 plots training error)."""
+    from cnnlab.training.rundir import read_metrics
+
     curves = []
     for run_dir in run_dirs:
-        path = Path(run_dir) / "metrics.csv"
-        if not path.is_file():
+        if not (Path(run_dir) / "metrics.csv").is_file():
             continue
-        with open(path, newline="") as handle:
-            rows = list(csv.DictReader(handle))
+        rows = read_metrics(run_dir)
         column, flip = metric, False
         if rows and metric not in rows[0] and metric.endswith("_error"):
             column, flip = metric.removesuffix("_error") + "_accuracy", True
-        rows = [row for row in rows if row.get(column) not in (None, "")]
+        rows = [row for row in rows if column in row]
         if rows:
-            values = [1 - float(r[column]) if flip else float(r[column]) for r in rows]
-            curves.append(([float(r["epoch"]) for r in rows], values))
+            curves.append(([r["epoch"] for r in rows], [1 - r[column] if flip else r[column] for r in rows]))
     return curves
 
 

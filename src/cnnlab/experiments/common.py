@@ -6,7 +6,6 @@ An experiment is a function `run(options: ExperimentOptions) -> ExperimentResult
 
 from __future__ import annotations
 
-import csv
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import matplotlib
 
 from cnnlab import reporting
 from cnnlab.repeats import Claim, csv_rows, format_spread
+from cnnlab.training.rundir import read_metrics  # noqa: F401 (the experiments read run curves from here)
 
 matplotlib.use("Agg")  # files only; experiments run on machines without a screen
 
@@ -80,12 +80,6 @@ def train(options: ExperimentOptions, data, label: str, run_name: str, model=Non
     )
     results["metrics"] = read_metrics(run_dir)
     return results
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    """A run's per-epoch rows from its metrics.csv, numbers as floats."""
-    with open(Path(run_dir) / "metrics.csv", newline="") as handle:
-        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
 
 
 def default_out(name: str) -> Path:

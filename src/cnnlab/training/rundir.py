@@ -9,6 +9,7 @@ in config.json, and metrics.csv.
 
 from __future__ import annotations
 
+import csv
 import os
 import platform
 import shutil
@@ -80,6 +81,12 @@ def prepare_run_dir(path: Path, overwrite: bool) -> Path:
     except OSError as error:
         raise CnnlabError(f"cannot write to run directory {path}: {error.strerror or error}") from error
     return path
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """A run's per-epoch rows from its metrics.csv, numbers as floats (an empty cell is left out)."""
+    with open(Path(run_dir) / "metrics.csv", newline="") as handle:
+        return [{key: float(value) for key, value in row.items() if value != ""} for row in csv.DictReader(handle)]
 
 
 def write_metrics(path: Path, rows: list[dict]) -> None:

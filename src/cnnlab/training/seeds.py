@@ -11,7 +11,6 @@ OUT holds no results.json of its own, so `cnnlab runs` lists each seed's run onc
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from math import isnan
 from pathlib import Path
@@ -77,14 +76,12 @@ def train_seeds(
 
 def final_train_metrics(run_dir: str | Path) -> dict:
     """The last epoch's train loss and accuracy from a run's metrics.csv (results.json does not hold them)."""
-    path = Path(run_dir) / "metrics.csv"
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    from cnnlab.training.rundir import read_metrics
+
+    rows = read_metrics(run_dir) if (Path(run_dir) / "metrics.csv").is_file() else []
     if not rows:
         return {}
-    return {f"final_{name}": float(rows[-1][name]) for name in ("train_loss", "train_accuracy") if rows[-1].get(name)}
+    return {f"final_{name}": rows[-1][name] for name in ("train_loss", "train_accuracy") if name in rows[-1]}
 
 
 def measured(results: dict) -> dict:
