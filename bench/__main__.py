@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = ("train_throughput", "inference", "int8", "time_to_accuracy", "lab_latency")
+BENCHMARKS = ("train_throughput", "inference", "int8", "time_to_accuracy", "tricks", "lab_latency")
 
 parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
 parser.add_argument("names", nargs="*", choices=[*BENCHMARKS, []], help="default: all")

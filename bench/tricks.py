@@ -1,0 +1,220 @@
+"""Each speedrun trick measured alone: resnet20 on Fashion-MNIST in a fixed wall-time budget, the dataset's
+defaults plus one change per row, over several seeds; what the change buys in test accuracy and costs in time.
+
+Why a wall-time budget rather than a fixed epoch count: a change that slows each step (fp32 instead of bf16, NCHW
+instead of channels_last, a smaller batch) then pays for it in fewer epochs, as it does in `cnnlab speedrun`.
+The table gives both sides: accuracy at equal wall time, and the images per second each row trained at.
+
+Layout: two runs at a time, each pinned to its own core with one torch thread (`os.sched_setaffinity`), so a
+2-core machine measures two rows side by side and a load spike hits the rows alike. Jobs are ordered seed by
+seed, so the seeds of one row never run together. Every run's saved weights are evaluated twice: as they are, and
+with test-time flips (the mean logits of each image and its mirror); the flips column and the seconds of that
+pass are test-time flips' row. A row is a finding only where its difference from the baseline exceeds the sum of
+the two standard deviations (`cnnlab.repeats.verdict`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from bench.common import markdown, write
+
+MODEL = "resnet20"
+DATASET = "fashion-mnist"
+BUDGET = 240.0  # wall seconds of training per run (the trainer's --time-budget), on one core
+SEEDS = (0, 1, 2)
+# trick -> the TrainConfig options it changes from the Fashion-MNIST defaults (one-cycle Nesterov SGD to lr 0.05,
+# batch 64, weight decay 5e-4, bf16 autocast where the CPU has it, channels_last, no augmentation)
+TRICKS: dict[str, dict] = {
+    "baseline (defaults)": {},
+    "label smoothing 0.1": {"label_smoothing": 0.1},
+    "flips": {"augment": True, "crop_padding": 0},
+    "crops ±2 px + flips": {"augment": True, "crop_padding": 2},
+    "EMA 0.999": {"ema": 0.999},
+    "batch 128 (lr x2)": {"batch_size": 128},  # the lr rule scales the default lr with the batch
+    "batch 256 (lr x4)": {"batch_size": 256},
+    "NCHW (channels_last off)": {"channels_last": False},
+    "fp32 (bf16 off)": {"precision": "fp32"},
+}
+BASELINE = "baseline (defaults)"
+# A smoke run: three rows on a 2,000-image slice, a few seconds each; its numbers mean nothing.
+QUICK = dict(tricks=(BASELINE, "crops ±2 px + flips", "fp32 (bf16 off)"), budget=4.0, seeds=(0,), subset=2_000)
+
+
+def _pin(cores) -> None:
+    """Worker initializer: take one core from the queue and stay on it (one torch thread)."""
+    import torch
+
+    core = cores.get()
+    if hasattr(os, "sched_setaffinity") and core is not None:
+        os.sched_setaffinity(0, {core})
+    torch.set_num_threads(1)
+
+
+def train_one(trick: str, seed: int, budget: float, out: str, subset: int | None = None) -> dict:
+    """One run of one row: train inside `budget` seconds, then evaluate the saved weights with test-time flips."""
+    from cnnlab.data import load_dataset
+    from cnnlab.inference.evaluation import evaluate_arrays
+    from cnnlab.inference.precision import autocast_dtype
+    from cnnlab.inference.prediction import load_run
+    from cnnlab.training.config import TrainConfig
+    from cnnlab.training.trainer import run
+
+    data = load_dataset(DATASET)
+    config = TrainConfig(
+        model=MODEL,
+        dataset=DATASET,
+        seed=seed,
+        time_budget=budget,
+        threads=1,
+        device="cpu",
+        out=out,
+        train_subset=subset,
+        **TRICKS[trick],
+    )
+    results = run(config, quiet=True, data=data)
+    model = load_run(out).model
+    dtype = autocast_dtype(config.precision, "cpu")
+    start = time.perf_counter()
+    flipped = evaluate_arrays(model, data.test_images, data.test_labels, data, dtype=dtype, flip_tta=True)[1]
+    return {
+        "trick": trick,
+        "seed": seed,
+        "core": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "test_accuracy": results["test_accuracy"],
+        "flip_test_accuracy": flipped,
+        "flip_seconds": round(time.perf_counter() - start, 2),
+        "epochs": results["budget_plan"]["epochs_trained"],
+        "images_per_second": results["train_images_per_second"],
+        "wall_seconds": results["wall_seconds"],
+        "precision": results["precision"],
+        "batch_size": results["batch_size"],
+        "lr": results["lr"],
+    }
+
+
+def run_all(tricks, seeds, budget: float, out: Path, subset: int | None, workers: int = 2) -> list[dict]:
+    """Every (seed, trick) run, `workers` at a time, each worker on its own core."""
+    context = mp.get_context("spawn")  # fresh interpreters: no torch thread pool inherited from this one
+    cores = context.Queue()
+    usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    for i in range(workers):
+        cores.put(usable[i] if i < len(usable) else None)
+    jobs = [(trick, seed) for seed in seeds for trick in tricks]
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_pin, initargs=(cores,)) as pool:
+        futures = [
+            pool.submit(train_one, trick, seed, budget, str(out / f"{slug(trick)}-seed{seed}"), subset)
+            for trick, seed in jobs
+        ]
+        records = []
+        for future in futures:
+            records.append(future.result())
+            r = records[-1]
+            print(f"  {r['trick']}, seed {r['seed']}: {r['test_accuracy']:.2%} ({r['epochs']:.2f} epochs)", flush=True)
+    return records
+
+
+def slug(trick: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in trick.lower()).strip("-")
+
+
+def summarise(records: list[dict], tricks) -> list[dict]:
+    """Per row: mean ± std of accuracy (as trained and with flips), epochs and images/s, and the verdict against
+    the baseline on accuracy."""
+    from cnnlab.repeats import Claim, Spread, format_spread, verdict
+
+    rows = []
+    for trick in tricks:
+        mine = [r for r in records if r["trick"] == trick]
+        rows.append(
+            {"trick": trick}
+            | {
+                key: Spread.of([r[key] for r in mine])
+                for key in ("test_accuracy", "flip_test_accuracy", "epochs", "images_per_second", "flip_seconds")
+            }
+        )
+    base = next(row for row in rows if row["trick"] == BASELINE)
+    for row in rows:
+        row["delta"] = row["test_accuracy"].mean - base["test_accuracy"].mean
+        row["flip_delta"] = row["flip_test_accuracy"].mean - row["test_accuracy"].mean
+        row["speed"] = row["images_per_second"].mean / base["images_per_second"].mean
+        if row["trick"] != BASELINE:
+            claim = Claim(
+                f"{row['trick']} beats the baseline", "test_accuracy", {"trick": row["trick"]}, {"trick": BASELINE}
+            )
+            row["verdict"] = verdict(claim, rows)[0]
+        row["shown"] = {k: format_spread(k, v) for k, v in row.items() if isinstance(v, Spread)}
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    header = [
+        "trick",
+        "test accuracy",
+        "Δ vs baseline",
+        "verdict",
+        "with test-time flips",
+        "flips Δ (s)",
+        "epochs in budget",
+        "images/s",
+        "speed vs baseline",
+    ]
+    body = [
+        [
+            row["trick"],
+            row["shown"]["test_accuracy"],
+            "-" if row["trick"] == BASELINE else f"{row['delta'] * 100:+.2f}",
+            row.get("verdict", "-"),
+            row["shown"]["flip_test_accuracy"],
+            f"{row['flip_delta'] * 100:+.2f} ({row['flip_seconds'].mean:.1f} s)",
+            f"{row['epochs'].mean:.2f} ± {row['epochs'].std:.2f}",
+            f"{row['images_per_second'].mean:,.0f} ± {row['images_per_second'].std:,.0f}",
+            f"{row['speed']:.2f}x",
+        ]
+        for row in rows
+    ]
+    return markdown(header, body)
+
+
+def main(quick: bool = False, tricks=None, seeds=None, budget: float | None = None, out: Path | None = None) -> dict:
+    tricks = tuple(tricks or (QUICK["tricks"] if quick else TRICKS))
+    seeds = tuple(seeds or (QUICK["seeds"] if quick else SEEDS))
+    budget = budget or (QUICK["budget"] if quick else BUDGET)
+    subset = QUICK["subset"] if quick else None
+    with tempfile.TemporaryDirectory(prefix="cnnlab-tricks-") as scratch:
+        records = run_all(tricks, seeds, budget, Path(out or scratch), subset)
+    rows = summarise(records, tricks)
+    text = table(rows)
+    print(text)
+    record = {
+        "quick": quick,
+        "model": MODEL,
+        "dataset": DATASET,
+        "budget_seconds": budget,
+        "threads_per_run": 1,
+        "runs_side_by_side": 2,
+        "seeds": list(seeds),
+        "tricks": {trick: TRICKS[trick] for trick in tricks},
+        "runs": records,
+        "table": text,
+    }
+    write("tricks-quick" if quick else "tricks", record)
+    return record
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.tricks", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--budget", type=float, help=f"seconds of training per run (default {BUDGET:g})")
+    parser.add_argument("--seeds", type=lambda s: tuple(int(x) for x in s.split(",")), help="default 0,1,2")
+    parser.add_argument("--tricks", nargs="+", choices=list(TRICKS), help="default: every row")
+    parser.add_argument("--out", type=Path, help="keep the run directories here (default: a temporary folder)")
+    args = parser.parse_args()
+    main(args.quick, args.tricks, args.seeds, args.budget, args.out)

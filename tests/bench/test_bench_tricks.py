@@ -1,0 +1,83 @@
+"""bench/tricks.py: each row changes exactly the options it names, the summary's arithmetic and verdicts, and a
+quick smoke run end to end (no timing asserted: a quick run's numbers mean nothing)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+
+import pytest
+
+from bench import tricks
+from cnnlab.training.config import validate
+
+
+def resolved(overrides: dict) -> dict:
+    return asdict(validate({"model": tricks.MODEL, "dataset": tricks.DATASET, "time_budget": 60.0, **overrides}))
+
+
+@pytest.mark.parametrize("trick", list(tricks.TRICKS))
+def test_each_trick_changes_only_its_own_options(trick):
+    base, mine = resolved({}), resolved(tricks.TRICKS[trick])
+    changed = {name for name in base if base[name] != mine[name]}
+    expected = {name for name, value in tricks.TRICKS[trick].items() if base[name] != value}
+    if "batch_size" in expected:  # the lr rule scales the default lr with the batch
+        expected.add("lr")
+        assert mine["lr"] == pytest.approx(base["lr"] * mine["batch_size"] / base["batch_size"])
+    assert changed == expected
+    assert (trick == tricks.BASELINE) == (not changed)
+
+
+def record(trick: str, seed: int, accuracy: float, flipped: float, speed: float) -> dict:
+    return {
+        "trick": trick,
+        "seed": seed,
+        "test_accuracy": accuracy,
+        "flip_test_accuracy": flipped,
+        "epochs": speed / 1000,
+        "images_per_second": speed,
+        "flip_seconds": 2.0,
+    }
+
+
+def test_summary_means_deltas_speeds_and_verdicts():
+    base, smooth, slow = tricks.BASELINE, "label smoothing 0.1", "fp32 (bf16 off)"
+    records = [
+        *(record(base, s, a, a + 0.002, 1000.0) for s, a in enumerate((0.90, 0.91, 0.92))),
+        *(record(smooth, s, a, a, 1000.0) for s, a in enumerate((0.95, 0.96, 0.97))),  # +5 points, spread 2
+        *(record(slow, s, a, a, 500.0) for s, a in enumerate((0.90, 0.92, 0.94))),  # +1 point, spread 3
+    ]
+    rows = {row["trick"]: row for row in tricks.summarise(records, (base, smooth, slow))}
+    assert rows[base]["test_accuracy"].mean == pytest.approx(0.91)
+    assert rows[base]["test_accuracy"].std == pytest.approx(0.01)
+    assert rows[base]["flip_delta"] == pytest.approx(0.002)
+    assert rows[smooth]["delta"] == pytest.approx(0.05)
+    assert rows[smooth]["verdict"] == "supports"
+    assert rows[slow]["delta"] == pytest.approx(0.01)
+    assert rows[slow]["verdict"] == "not resolved at n=3"
+    assert rows[slow]["speed"] == pytest.approx(0.5)
+    text = tricks.table(list(rows.values()))
+    assert "| label smoothing 0.1 | 96.00 ± 1.00% | +5.00 | supports |" in text
+    assert "0.50x" in text
+
+
+@pytest.mark.slow
+def test_quick_run_writes_every_row_and_seed(tmp_path, monkeypatch):
+    from bench import common
+
+    if not common.FASHION_MNIST_DIR.is_dir():
+        pytest.skip("dataset-fashion-mnist is not installed")
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    tricks.main(quick=True, out=tmp_path / "runs")
+    saved = json.loads((tmp_path / "tricks-quick.json").read_text())
+    assert saved["quick"] is True and saved["benchmark"] == "tricks-quick"
+    assert [(r["trick"], r["seed"]) for r in saved["runs"]] == [(t, 0) for t in tricks.QUICK["tricks"]]
+    for run in saved["runs"]:
+        assert run["epochs"] > 0 and 0.0 <= run["test_accuracy"] <= 1.0 and 0.0 <= run["flip_test_accuracy"] <= 1.0
+        assert (tmp_path / "runs" / f"{tricks.slug(run['trick'])}-seed0" / "results.json").is_file()
+    precisions = {r["trick"]: r["precision"] for r in saved["runs"]}
+    assert precisions["fp32 (bf16 off)"] == "fp32"
+    if len(os.sched_getaffinity(0)) >= 2:  # each worker pinned to its own core
+        assert {tuple(r["core"]) for r in saved["runs"]} <= {(c,) for c in sorted(os.sched_getaffinity(0))[:2]}
+    assert "| crops ±2 px + flips |" in saved["table"]
