@@ -42,8 +42,10 @@ TRICKS: dict[str, dict] = {
     "fp32 (bf16 off)": {"precision": "fp32"},
 }
 BASELINE = "baseline (defaults)"
-# A smoke run: three rows on a 2,000-image slice, a few seconds each; its numbers mean nothing.
-QUICK = dict(tricks=(BASELINE, "crops ±2 px + flips", "fp32 (bf16 off)"), budget=4.0, seeds=(0,), subset=2_000)
+# A smoke run: three rows of LeNet-5 on a 2,000-image slice, a few seconds each; its numbers mean nothing.
+QUICK = dict(
+    tricks=(BASELINE, "crops ±2 px + flips", "fp32 (bf16 off)"), budget=3.0, seeds=(0,), subset=2_000, model="lenet5"
+)
 
 
 def _pin(cores) -> None:
@@ -56,7 +58,7 @@ def _pin(cores) -> None:
     torch.set_num_threads(1)
 
 
-def train_one(trick: str, seed: int, budget: float, out: str, subset: int | None = None) -> dict:
+def train_one(trick: str, seed: int, budget: float, out: str, subset: int | None = None, model: str = MODEL) -> dict:
     """One run of one row: train inside `budget` seconds, then evaluate the saved weights with test-time flips."""
     from cnnlab.data import load_dataset
     from cnnlab.inference.evaluation import evaluate_arrays
@@ -67,7 +69,7 @@ def train_one(trick: str, seed: int, budget: float, out: str, subset: int | None
 
     data = load_dataset(DATASET)
     config = TrainConfig(
-        model=MODEL,
+        model=model,
         dataset=DATASET,
         seed=seed,
         time_budget=budget,
@@ -78,10 +80,10 @@ def train_one(trick: str, seed: int, budget: float, out: str, subset: int | None
         **TRICKS[trick],
     )
     results = run(config, quiet=True, data=data)
-    model = load_run(out).model
+    trained = load_run(out).model
     dtype = autocast_dtype(config.precision, "cpu")
     start = time.perf_counter()
-    flipped = evaluate_arrays(model, data.test_images, data.test_labels, data, dtype=dtype, flip_tta=True)[1]
+    flipped = evaluate_arrays(trained, data.test_images, data.test_labels, data, dtype=dtype, flip_tta=True)[1]
     return {
         "trick": trick,
         "seed": seed,
@@ -98,7 +100,7 @@ def train_one(trick: str, seed: int, budget: float, out: str, subset: int | None
     }
 
 
-def run_all(tricks, seeds, budget: float, out: Path, subset: int | None, workers: int = 2) -> list[dict]:
+def run_all(tricks, seeds, budget: float, out: Path, subset: int | None, model: str, workers: int = 2) -> list[dict]:
     """Every (seed, trick) run, `workers` at a time, each worker on its own core."""
     context = mp.get_context("spawn")  # fresh interpreters: no torch thread pool inherited from this one
     cores = context.Queue()
@@ -108,7 +110,7 @@ def run_all(tricks, seeds, budget: float, out: Path, subset: int | None, workers
     jobs = [(trick, seed) for seed in seeds for trick in tricks]
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_pin, initargs=(cores,)) as pool:
         futures = [
-            pool.submit(train_one, trick, seed, budget, str(out / f"{slug(trick)}-seed{seed}"), subset)
+            pool.submit(train_one, trick, seed, budget, str(out / f"{slug(trick)}-seed{seed}"), subset, model)
             for trick, seed in jobs
         ]
         records = []
@@ -185,15 +187,15 @@ def main(quick: bool = False, tricks=None, seeds=None, budget: float | None = No
     tricks = tuple(tricks or (QUICK["tricks"] if quick else TRICKS))
     seeds = tuple(seeds or (QUICK["seeds"] if quick else SEEDS))
     budget = budget or (QUICK["budget"] if quick else BUDGET)
-    subset = QUICK["subset"] if quick else None
+    subset, model = (QUICK["subset"], QUICK["model"]) if quick else (None, MODEL)
     with tempfile.TemporaryDirectory(prefix="cnnlab-tricks-") as scratch:
-        records = run_all(tricks, seeds, budget, Path(out or scratch), subset)
+        records = run_all(tricks, seeds, budget, Path(out or scratch), subset, model)
     rows = summarise(records, tricks)
     text = table(rows)
     print(text)
     record = {
         "quick": quick,
-        "model": MODEL,
+        "model": model,
         "dataset": DATASET,
         "budget_seconds": budget,
         "threads_per_run": 1,

@@ -71,7 +71,7 @@ def test_quick_run_writes_every_row_and_seed(tmp_path, monkeypatch):
     monkeypatch.setattr(common, "RESULTS", tmp_path)
     tricks.main(quick=True, out=tmp_path / "runs")
     saved = json.loads((tmp_path / "tricks-quick.json").read_text())
-    assert saved["quick"] is True and saved["benchmark"] == "tricks-quick"
+    assert saved["quick"] is True and saved["benchmark"] == "tricks-quick" and saved["model"] == tricks.QUICK["model"]
     assert [(r["trick"], r["seed"]) for r in saved["runs"]] == [(t, 0) for t in tricks.QUICK["tricks"]]
     for run in saved["runs"]:
         assert run["epochs"] > 0 and 0.0 <= run["test_accuracy"] <= 1.0 and 0.0 <= run["flip_test_accuracy"] <= 1.0
