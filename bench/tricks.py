@@ -61,10 +61,9 @@ def _pin(cores) -> None:
 def train_one(trick: str, seed: int, budget: float, out: str, subset: int | None = None, model: str = MODEL) -> dict:
     """One run of one row: train inside `budget` seconds, then evaluate the saved weights with test-time flips."""
     from cnnlab.data import load_dataset
-    from cnnlab.inference.evaluation import evaluate_arrays
     from cnnlab.inference.precision import autocast_dtype
-    from cnnlab.inference.prediction import load_run
     from cnnlab.training.config import TrainConfig
+    from cnnlab.training.speedrun import flip_test_accuracy
     from cnnlab.training.trainer import run
 
     data = load_dataset(DATASET)
@@ -80,10 +79,8 @@ def train_one(trick: str, seed: int, budget: float, out: str, subset: int | None
         **TRICKS[trick],
     )
     results = run(config, quiet=True, data=data)
-    trained = load_run(out).model
-    dtype = autocast_dtype(config.precision, "cpu")
     start = time.perf_counter()
-    flipped = evaluate_arrays(trained, data.test_images, data.test_labels, data, dtype=dtype, flip_tta=True)[1]
+    flipped = flip_test_accuracy(out, data, autocast_dtype(config.precision, "cpu"))
     return {
         "trick": trick,
         "seed": seed,

@@ -279,10 +279,7 @@ def train_seed(
         **choice.recipe,
     )
     results = run(config, overwrite=overwrite, quiet=quiet, data=data)
-    flipped = None
-    if data.hflip:  # the saved (evaluated) weights, each test image with its mirror
-        model = load_run(run_dir).model
-        flipped = evaluate_arrays(model, data.test_images, data.test_labels, data, dtype=dtype, flip_tta=True)[1]
+    flipped = flip_test_accuracy(run_dir, data, dtype) if data.hflip else None
     wall = time.perf_counter() - started
     return {
         "seed": seed,
@@ -294,6 +291,13 @@ def train_seed(
         "wall_seconds": round(wall, 2),
         "within_budget": wall <= budget,
     }
+
+
+def flip_test_accuracy(run_dir: Path | str, data, dtype) -> float:
+    """The test accuracy of a run's saved (evaluated) weights with test-time flips: each test image's logits
+    averaged with its mirror's."""
+    model = load_run(run_dir).model
+    return evaluate_arrays(model, data.test_images, data.test_labels, data, dtype=dtype, flip_tta=True)[1]
 
 
 def spread(values: list[float]) -> dict:
