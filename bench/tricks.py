@@ -28,10 +28,11 @@ MODEL = "resnet20"
 DATASET = "fashion-mnist"
 BUDGET = 180.0  # wall seconds of training per run (the trainer's --time-budget), on one core
 SEEDS = (0, 1, 2)
+BASELINE = "baseline (defaults)"
 # trick -> the TrainConfig options it changes from the Fashion-MNIST defaults (one-cycle Nesterov SGD to lr 0.05,
 # batch 64, weight decay 5e-4, bf16 autocast where the CPU has it, channels_last, no augmentation)
 TRICKS: dict[str, dict] = {
-    "baseline (defaults)": {},
+    BASELINE: {},
     "label smoothing 0.1": {"label_smoothing": 0.1},
     "flips": {"augment": True, "crop_padding": 0},
     "crops ±2 px + flips": {"augment": True, "crop_padding": 2},
@@ -40,8 +41,11 @@ TRICKS: dict[str, dict] = {
     "batch 256 (lr x4)": {"batch_size": 256},
     "NCHW (channels_last off)": {"channels_last": False},
     "fp32 (bf16 off)": {"precision": "fp32"},
+    # new tricks (cnnlab.training.lookahead, cnnlab.training.whitening), measured in their own run beside a baseline
+    "Lookahead k=5": {"lookahead": 5},  # the paper's k, with its alpha 0.5
+    "whitening init": {"whiten": True},
 }
-BASELINE = "baseline (defaults)"
+NEW_TRICKS = (BASELINE, "Lookahead k=5", "whitening init")
 # A smoke run: three rows of LeNet-5 on a 2,000-image slice, a few seconds each; its numbers mean nothing.
 QUICK = dict(
     tricks=(BASELINE, "crops ±2 px + flips", "fp32 (bf16 off)"), budget=3.0, seeds=(0,), subset=2_000, model="lenet5"
@@ -180,7 +184,16 @@ def table(rows: list[dict]) -> str:
     return markdown(header, body)
 
 
-def main(quick: bool = False, tricks=None, seeds=None, budget: float | None = None, out: Path | None = None) -> dict:
+def main(
+    quick: bool = False,
+    tricks=None,
+    seeds=None,
+    budget: float | None = None,
+    out: Path | None = None,
+    name: str = "tricks",
+) -> dict:
+    """Train every (row, seed), print the table, and record it as bench/results/NAME.json (`tricks-quick` when
+    `quick`)."""
     tricks = tuple(tricks or (QUICK["tricks"] if quick else TRICKS))
     seeds = tuple(seeds or (QUICK["seeds"] if quick else SEEDS))
     budget = budget or (QUICK["budget"] if quick else BUDGET)
@@ -202,7 +215,7 @@ def main(quick: bool = False, tricks=None, seeds=None, budget: float | None = No
         "runs": records,
         "table": text,
     }
-    write("tricks-quick" if quick else "tricks", record)
+    write(f"{name}-quick" if quick else name, record)
     return record
 
 
@@ -215,5 +228,7 @@ if __name__ == "__main__":
     parser.add_argument("--seeds", type=lambda s: tuple(int(x) for x in s.split(",")), help="default 0,1,2")
     parser.add_argument("--tricks", nargs="+", choices=list(TRICKS), help="default: every row")
     parser.add_argument("--out", type=Path, help="keep the run directories here (default: a temporary folder)")
+    parser.add_argument("--name", default="tricks", help="record as bench/results/NAME.json (default tricks)")
+    parser.add_argument("--new", action="store_true", help=f"only the new tricks' rows: {', '.join(NEW_TRICKS)}")
     args = parser.parse_args()
-    main(args.quick, args.tricks, args.seeds, args.budget, args.out)
+    main(args.quick, NEW_TRICKS if args.new else args.tricks, args.seeds, args.budget, args.out, args.name)

@@ -200,6 +200,16 @@ class TrainConfig:
             metavar="DECAY",
         ),
     )
+    lookahead: int = field(
+        default=0,
+        metadata=option(
+            "Lookahead (Zhang et al. 2019): every K optimizer steps a slow copy of the weights moves halfway to them "
+            "and they restart from it (0 = off)",
+            group="optimization",
+            check=non_negative_int,
+            metavar="K",
+        ),
+    )
     augment: bool | None = field(
         default=None, metadata=option("random crops and, where label-preserving, horizontal flips", group="data")
     )
@@ -306,6 +316,14 @@ class TrainConfig:
             "CIFAR-style stem (3x3 stride 1, no early pooling) for ImageNet-style models (default: when the model's "
             "input is 64 px or more and the images are smaller)",
             group="model",
+        ),
+    )
+    whiten: bool = field(
+        default=False,
+        metadata=option(
+            "start the first conv as a filter bank that whitens the training images' patches (airbench), not random",
+            group="model",
+            commands=("train", "compare"),
         ),
     )
     model_kwargs: dict = field(
@@ -523,6 +541,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
     filled = replace(filled, device=filled.device or "auto")
     for declared in options():
         declared.validate(getattr(filled, declared.name))
+    if filled.whiten and filled.weights:
+        raise CnnlabError("--whiten sets the first conv's initial filters; --weights already sets them: choose one")
     if filled.image_size is not None and base != "imagefolder":
         # Built-in datasets have one native size; resizing them is not what the flag is for.
         raise CnnlabError(

@@ -37,9 +37,10 @@ from cnnlab.inference.model import build_model, wants_small_input
 from cnnlab.inference.precision import autocast, autocast_dtype, check_precision, precision_name
 from cnnlab.measure import count_macs, count_params
 from cnnlab.models.weights import load_weights
-from cnnlab.training import budget, checkpoint, distributed, tensorboard_log
+from cnnlab.training import budget, checkpoint, distributed, tensorboard_log, whitening
 from cnnlab.training.config import TrainConfig, resolve, resume_config
 from cnnlab.training.device import resolve_device
+from cnnlab.training.lookahead import Lookahead
 from cnnlab.training.progress import Progress
 from cnnlab.training.rundir import data_metadata, default_run_dir, prepare_run_dir, versions, write_metrics
 from cnnlab.training.signals import TrainingInterrupted, stop_requests
@@ -192,6 +193,7 @@ class TrainState:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler | None  # fp16 only
     ema: torch.optim.swa_utils.AveragedModel | None  # --ema: evaluated and saved instead of `model`
+    lookahead: Lookahead | None  # --lookahead: the slow weights, synced after every k-th optimizer step
     aux_weight: float  # GoogLeNet's auxiliary heads' share of the loss
     epoch: int = 0  # the epoch in progress (0-based); == config.epochs once trained
     step: int = 0  # the next step of that epoch
@@ -310,6 +312,9 @@ def build_state(job: Job, model: nn.Module | None, param_groups: ParamGroups | N
     """The seeded model (with --weights on a new run), its optimizer, schedule, loss scaler and weight average."""
     config = job.config
     model = init_model(job, model, fresh)
+    if config.whiten and fresh:  # from the training images the run sees, before any step
+        sample = job.splits.train_images[: whitening.IMAGES]
+        whitening.whiten_first_conv(model, prepare_batch(sample, job.data, channels_last=False))
     scaler = torch.amp.GradScaler("cuda") if job.dtype == torch.float16 else None  # fp16 gradients need loss scaling
     # The weight average (--ema): updated after every optimizer step; evaluation and model.safetensors use it,
     # checkpoints hold both it and the raw weights (which the optimizer continues from on resume).
@@ -335,6 +340,7 @@ def build_state(job: Job, model: nn.Module | None, param_groups: ParamGroups | N
         scheduler=scheduler,
         scaler=scaler,
         ema=ema,
+        lookahead=Lookahead(model, config.lookahead) if config.lookahead else None,
         aux_weight=getattr(model, "aux_loss_weight", 0.3),
     )
 
@@ -392,6 +398,8 @@ def restore(job: Job, state: TrainState, run_dir: Path) -> None:
         state.scaler.load_state_dict(saved["scaler"])
     if state.ema is not None:  # the saved config has --ema, so every checkpoint of the run holds the average
         state.ema.load_state_dict(saved["ema"])
+    if state.lookahead is not None:
+        state.lookahead.load_state_dict(saved["lookahead"])
     if job.planner is not None and "time_budget" in saved:
         job.planner.load_state_dict(saved["time_budget"])
     if job.device.type == "cuda" and "cuda_rng" in saved:
@@ -515,6 +523,8 @@ def train_step(
         state.scaler.step(state.optimizer)
         state.scaler.update()
     state.scheduler.step()
+    if state.lookahead is not None:
+        state.lookahead.step()
     if state.ema is not None:
         state.ema.update_parameters(state.model)
     tally.loss_sum += loss.detach().float() * len(y)
@@ -601,6 +611,8 @@ def save(job: Job, state: TrainState, tally: EpochTally | None = None) -> None:
         saved["scaler"] = state.scaler.state_dict()
     if state.ema is not None:
         saved["ema"] = state.ema.state_dict()
+    if state.lookahead is not None:
+        saved["lookahead"] = state.lookahead.state_dict()
     if job.planner is not None:
         saved["time_budget"] = job.planner.state_dict()
     if job.device.type == "cuda":
