@@ -80,4 +80,10 @@ def test_quick_run_writes_every_row_and_seed(tmp_path, monkeypatch):
     assert precisions["fp32 (bf16 off)"] == "fp32"
     if len(os.sched_getaffinity(0)) >= 2:  # each worker pinned to its own core
         assert {tuple(r["core"]) for r in saved["runs"]} <= {(c,) for c in sorted(os.sched_getaffinity(0))[:2]}
-    assert "| crops ±2 px + flips |" in saved["table"]
+    assert "| crops ±2 px + flips |" in saved["table"] and "| whitening init |" in saved["table"]
+    assert json.loads((tmp_path / "runs" / "whitening-init-seed0" / "config.json").read_text())["whiten"] is True
+
+
+def test_the_new_tricks_run_beside_the_baseline():
+    assert tricks.NEW_TRICKS[0] == tricks.BASELINE and set(tricks.NEW_TRICKS) <= set(tricks.TRICKS)
+    assert {"lookahead", "whiten"} == {key for trick in tricks.NEW_TRICKS for key in tricks.TRICKS[trick]}

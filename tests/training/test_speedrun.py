@@ -33,8 +33,8 @@ def test_the_cpu_kind_comes_from_the_cpuinfo_flags(cpu, kind):
     [
         ("fashion-mnist", 60, ("resnet20", None)),
         ("fashion-mnist", 600, ("speednet_small", True)),
-        ("fashion-mnist", 1200, ("resnet20", True)),
-        ("fashion-mnist", 3600, ("resnet20", True)),
+        ("fashion-mnist", 1200, ("speednet", True)),
+        ("fashion-mnist", 3600, ("speednet", True)),
         ("mnist", 600, ("speednet_small", True)),
         ("digits", 30, ("lenet5", None)),
         ("imagefolder:/data/pets", 300, ("resnet20", True)),

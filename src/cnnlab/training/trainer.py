@@ -309,7 +309,8 @@ def setup(config: TrainConfig, data: ImageDataset | None, quiet: bool) -> Job:
 
 
 def build_state(job: Job, model: nn.Module | None, param_groups: ParamGroups | None, fresh: bool) -> TrainState:
-    """The seeded model (with --weights on a new run), its optimizer, schedule, loss scaler and weight average."""
+    """The seeded model (with --weights, or --whiten's first conv, on a new run), its optimizer, schedule, loss
+    scaler, weight average (--ema) and slow weights (--lookahead)."""
     config = job.config
     model = init_model(job, model, fresh)
     if config.whiten and fresh:  # from the training images the run sees, before any step
