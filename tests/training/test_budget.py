@@ -136,6 +136,14 @@ def test_a_budget_run_ends_inside_its_budget_at_the_schedules_final_lr(tmp_path)
     assert results["test_accuracy"] >= 0.9
 
 
+def test_a_budget_run_labels_its_epochs_with_the_planned_total_not_the_cap(tmp_path, capsys):
+    # The first epoch starts before the plan (the planner times its first steps): its line still says the plan.
+    results = cnnlab.train("lenet5", dataset="digits", time_budget=4.0, out=str(tmp_path / "run"))
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
+    assert lines[0].startswith("epoch 1/") and not any("/1000" in line for line in lines)
+    assert lines[-1].startswith(f"epoch {results['epochs']}/{results['epochs']}: ")
+
+
 @pytest.mark.slow
 def test_a_machine_that_slows_mid_run_still_ends_by_the_deadline_with_the_schedule_finished(tmp_path, monkeypatch):
     """After a third of the plan every step costs 25 ms more (several times a lenet5 step): the planner must

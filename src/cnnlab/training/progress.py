@@ -32,6 +32,7 @@ class Progress:
             self.console.print(header, highlight=False)
 
     def epoch(self, epoch: int, epochs: int, steps: int, start_step: int) -> None:
+        self.current, self.epochs = epoch, epochs
         self.label = f"epoch {epoch}/{epochs}"
         if self.log is not None:
             self.log.epoch(epoch, epochs, steps, start_step)
@@ -60,6 +61,15 @@ class Progress:
             self.bar.update(
                 self.task, advance=1, stats=f"loss {loss:.4f} acc {accuracy:.2%} {images_per_second:,.0f} img/s"
             )
+
+    def retotal(self, epochs: int) -> None:
+        """The run was resized mid-epoch (a --time-budget plan): the label, and the bar's, say the new total, so
+        the first epoch of a budget run does not end as "epoch 1/1000" (the cap before the plan)."""
+        if epochs == self.epochs:
+            return
+        self.epochs, self.label = epochs, f"epoch {self.current}/{epochs}"
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, description=self.label)
 
     def end_epoch(self, row: dict) -> None:
         if self.log is not None:

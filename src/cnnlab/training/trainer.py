@@ -483,8 +483,11 @@ def train_one_epoch(job: Job, state: TrainState, stop: list[str]) -> None:
                 f"resume with: cnnlab train {config.model} --resume {job.run_dir}"
             )
             fail(job, state, TrainingInterrupted(message, stopping[0]))
-        if job.planner is not None and job.planner.after_step(job, state):
-            break  # the budget's schedule ended mid-epoch
+        if job.planner is not None:
+            ended = job.planner.after_step(job, state)
+            job.progress.retotal(config.epochs)  # a plan or re-plan may have resized the run
+            if ended:
+                break  # the budget's schedule ended mid-epoch
     end_epoch(job, state, tally)
 
 
