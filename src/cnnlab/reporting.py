@@ -39,7 +39,7 @@ def format_metric(column: str, value) -> str:
         return value
     if value is None or (isinstance(value, float) and value != value):
         return "-"
-    if column.endswith("accuracy") or column.endswith("_error"):
+    if column.endswith(("accuracy", "_error", "accuracy_drop")):  # an accuracy drop is in accuracy's units
         return f"{value:.2%}"
     if column == "params":
         return f"{value:,}"
