@@ -34,7 +34,7 @@ class Lookahead:
             fast.copy_(slow)
 
     def state_dict(self) -> dict:
-        return {"k": self.k, "alpha": self.alpha, "steps": self.steps, "slow": [s.cpu() for s in self.slow]}
+        return {"steps": self.steps, "slow": [s.cpu() for s in self.slow]}  # k and alpha come from the config
 
     def load_state_dict(self, state: dict) -> None:
         self.steps = state["steps"]

@@ -48,9 +48,9 @@ def patch_covariance(images: torch.Tensor, kernel: tuple[int, int], batch: int =
 
 def whitening_filters(covariance: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """[2d, d] filters, strongest direction first, each as +v and then -v, scaled to unit output variance."""
-    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)  # ascending
-    order = eigenvalues.flip(0).clamp(min=0), eigenvectors.flip(1)
-    filters = order[1].T / torch.sqrt(order[0] + eps)[:, None]  # row i: direction i / sqrt(its variance)
+    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)  # ascending: flipped to strongest first
+    variances, directions = eigenvalues.flip(0).clamp(min=0), eigenvectors.flip(1).T  # row i: direction i
+    filters = directions / torch.sqrt(variances + eps)[:, None]
     return torch.stack([filters, -filters], dim=1).reshape(-1, filters.shape[1])
 
 
@@ -66,5 +66,5 @@ def whiten_first_conv(model: nn.Module, images: torch.Tensor) -> int:
     filters = whitening_filters(patch_covariance(images[:IMAGES].cpu(), conv.kernel_size))
     n = min(conv.out_channels, len(filters))
     shape = (n, conv.in_channels, *conv.kernel_size)
-    conv.weight[:n] = filters[:n].reshape(shape).to(conv.weight.dtype, copy=True).to(conv.weight.device)
+    conv.weight[:n] = filters[:n].reshape(shape).to(conv.weight)  # the weight's dtype and device
     return n
