@@ -1,5 +1,5 @@
 "use strict";
-const RUN = window.RUN;
+const RUN = $("run-name").dataset.run;  // from the page: the CSP allows no inline script
 
 function showEvaluation(result) {
   $("evaluation").hidden = false;
@@ -19,7 +19,7 @@ async function main() {
     ["test accuracy", fmt.pct(results.test_accuracy)], ["best val accuracy", fmt.pct(results.best_val_accuracy)],
     ["params", fmt.int(results.params)], ["train seconds", fmt.num(results.train_seconds, 1)], ["device", results.device]];
   $("results").replaceChildren(table([["", (f) => f[0]], ["", (f) => f[1] ?? "–"]], facts));
-  $("downloads").replaceChildren(...run.files.filter((f) => /\.(safetensors|onnx|pt|csv|json)$/.test(f)).map((f) => el("a", { href: `/files/${RUN}/${f}`, download: f, style: "margin-right:1rem" }, f)));
+  $("downloads").replaceChildren(...run.files.filter((f) => /\.(safetensors|onnx|pt|csv|json)$/.test(f)).map((f) => el("a", { href: `/files/${RUN}/${f}`, download: f }, f)));
   const m = run.metrics;
   Plotly.newPlot("curves", [
     { x: m.map((r) => r.epoch), y: m.map((r) => r.train_loss), name: "train loss" },
