@@ -122,6 +122,9 @@ def test_conv_sliding_window_matches_torch_and_the_formula():
         ("residual", {"weights": "1,2"}, "--weights takes four numbers"),
         ("batchnorm", {"batch": 99}, "--batch must be 0"),
         ("bottleneck", {"channels": 30}, "multiple of 4"),
+        ("conv", {"padding": 10**6, "kernel": 10**6}, "--kernel must be 1 to 32, got 1000000"),  # once: terabytes
+        ("conv", {"padding": 10**6}, "--padding must be 0 to 32, got 1000000"),
+        ("residual", {"depth": 5000}, "--depth must be 1 to 1000, got 5000"),
     ],
 )
 def test_bad_options_are_errors(name, options, message):

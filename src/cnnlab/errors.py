@@ -56,6 +56,16 @@ class ResumeConflictError(CnnlabError):
 # Callers branch on these types and read their attributes; none of them parses a message.
 
 
+class OptionValueError(CnnlabError):
+    """A bad value for one named option. The CLI says it with the flag ("--input must look like 3x224x224 ..."),
+    the lab with the field's label on its page ("Input size must look like ..."). `option` is the option's name,
+    `problem` the sentence after it."""
+
+    def __init__(self, option: str, problem: str) -> None:
+        self.option, self.problem = option, problem
+        super().__init__(f"--{option.replace('_', '-')} {problem}")
+
+
 class BatchNormBatchTooSmall(CnnlabError):
     """A batch-norm layer in training mode would get one value per channel (one image per process at a 1x1 map),
     too few for batch statistics; found before the first forward pass."""

@@ -20,19 +20,24 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, OptionValueError
 from cnnlab.lab import routes, views
 from cnnlab.lab.jobs import JobStore
+from cnnlab.lab.middleware import SECURITY_HEADERS, BodyLimit, SecurityHeaders
+from cnnlab.lab.options import field_label
+from cnnlab.lab.predict import MAX_UPLOAD_BYTES
 from cnnlab.lab.security import (
     TOKEN_COOKIE,
     LabRequestError,
     bearer_token,
+    check_fetch_site,
     check_host,
     check_origin,
     check_raw_path,
     check_token,
     is_loopback,
     safe_path,
+    same_server_location,
 )
 
 HERE = Path(__file__).parent
@@ -53,10 +58,16 @@ NAV = (
     ("/experiments", "Experiments"),
 )
 log = logging.getLogger("cnnlab.lab")
+JSON_BODY_LIMIT = 1024 * 1024  # bytes: a job's options or a form's fields; only uploads need more
+UPLOAD_LIMIT = MAX_UPLOAD_BYTES + 64 * 1024  # the image and the multipart framing around it
 
 
-def error(message: str, status: int) -> JSONResponse:
-    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
+def error(message: str, status: int, **extra) -> JSONResponse:
+    """The one shape of every refusal: {"error": one line, ...extra (e.g. "field": the form field at fault)}."""
+    response = JSONResponse({"error": " ".join(str(message).split()), **extra}, status_code=status)
+    # ServerErrorMiddleware sends a 500 from outside every other middleware: the headers go on here too.
+    response.headers.update({k.decode(): v.decode() for k, v in SECURITY_HEADERS})
+    return response
 
 
 def create_app(
@@ -72,7 +83,11 @@ def create_app(
     app.state.root, app.state.token, app.state.loopback = root, token, is_loopback(host)
     app.state.jobs = JobStore(root, max_running=max_jobs)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
+    # Inside the guard (added before it): a body's excess is raised from `receive` in the route, and must reach
+    # BodyLimit without crossing the guard's task group.
+    app.add_middleware(BodyLimit, default=JSON_BODY_LIMIT, limits={"/api/predict": UPLOAD_LIMIT})
     _add_security(app)
+    app.add_middleware(SecurityHeaders)  # added last: the outermost, so refusals above carry the headers too
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(routes.router)
@@ -103,13 +118,15 @@ def _add_security(app: FastAPI) -> None:
                     request.cookies.get(TOKEN_COOKIE),
                     request.query_params.get("token"),
                 )
-            if request.method not in ("GET", "HEAD", "OPTIONS"):
-                check_origin(request.headers.get("origin"), request.headers.get("host"))
+            check_origin(request.headers.get("origin"), request.headers.get("host"))
+            if request.url.path.startswith(("/api/", "/files/")):  # work and data: only for the lab's own pages
+                check_fetch_site(request.headers.get("sec-fetch-site"))
         except LabRequestError as refused:
             return error(str(refused), refused.status)
         if from_query and request.method == "GET":  # the token once in the URL, then in a cookie; drop it from the URL
-            query = "&".join(f"{k}={v}" for k, v in request.query_params.multi_items() if k != "token")
-            response = RedirectResponse(request.url.path + (f"?{query}" if query else ""), status_code=303)
+            kept = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+            location = same_server_location(request.scope.get("raw_path") or request.url.path.encode(), kept)
+            response = RedirectResponse(location, status_code=303)
             response.set_cookie(TOKEN_COOKIE, app.state.token, httponly=True, samesite="strict")
             return response
         return await call_next(request)
@@ -123,6 +140,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CnnlabError)
     async def user_error(request: Request, exc: CnnlabError):
         return error(str(exc), 400)
+
+    @app.exception_handler(OptionValueError)
+    async def bad_value(request: Request, exc: OptionValueError):  # the page's field, not the CLI's flag
+        return error(f"{field_label(exc.option)} {exc.problem}", 400, field=exc.option)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

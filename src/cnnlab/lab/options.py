@@ -97,8 +97,9 @@ def _flag_args(field: FormField, value) -> list[str]:
     return [field.flag, str(value)]
 
 
-def _dataset(value, runs_root: Path) -> str:
-    """An imagefolder path is taken relative to the runs root and must stay inside it."""
+def confined_dataset(value, runs_root: Path) -> str:
+    """A dataset named by a job of any kind: an imagefolder path is taken relative to the runs root and must stay
+    inside it, so no request reads images from elsewhere on the machine."""
     from cnnlab.lab.security import safe_path
 
     text = str(value)
@@ -128,7 +129,7 @@ def train_argv(options: dict, runs_root: Path, out: Path) -> list[str]:
         if name not in by_name:
             raise unknown_name_error("training option", name, by_name)
         if name == "dataset":
-            value = _dataset(value, runs_root)
+            value = confined_dataset(value, runs_root)
         if value is None or value == "":
             continue  # left empty on the form: the dataset's default
         argv += _flag_args(by_name[name], value)
@@ -146,3 +147,26 @@ def _check_dataset(name: str) -> None:
     key = ALIASES.get(name.strip().lower(), name.strip().lower())
     if not name.startswith(IMAGEFOLDER_PREFIX) and key not in list_datasets():
         raise unknown_name_error("dataset", name, list_datasets())
+
+
+# What the pages call the options that requests carry, for errors in the page's own words ("Stride must be ...",
+# not "--s must be ..."). Train form fields not listed here read as their names with spaces ("batch size").
+FIELD_LABELS = {
+    "input": "input size",
+    "spec": "layer spec",
+    "n": "input side",
+    "c": "input channels",
+    "k": "kernel",
+    "s": "stride",
+    "p": "padding",
+    "d": "dilation",
+    "out": "output channels",
+    "wide": "bottleneck width",
+    "size": "side",
+}
+
+
+def field_label(option: str) -> str:
+    """The label a page shows for `option`, capitalised to open a sentence."""
+    label = FIELD_LABELS.get(option, option.replace("_", " "))
+    return label[:1].upper() + label[1:]

@@ -149,7 +149,8 @@ def _experiment_args(root: Path, body: dict) -> tuple[list[str], Path]:
         argv.append("--quick")
     for key in ("dataset", "epochs", "seed", "seeds", "repeats"):  # seeds/repeats: mean ± std over seeds
         if body.get(key) not in (None, ""):
-            argv += [f"--{key}", str(body[key])]
+            value = options.confined_dataset(body[key], root) if key == "dataset" else str(body[key])
+            argv += [f"--{key}", value]
     from cnnlab.cli import build_parser
 
     build_parser().parse_args(argv)  # the CLI's flag checks
@@ -202,9 +203,7 @@ async def events(request: Request, job_id: str):
 # ----------------------------------------------------------------------------------------------------- inspect
 @router.post("/predict")
 async def predict_image(request: Request):
-    length = int(request.headers.get("content-length") or 0)
-    if length > predict.MAX_UPLOAD_BYTES + 64 * 1024:  # refused before the body is read
-        raise LabRequestError(f"the upload is {length:,} bytes; the limit is {predict.MAX_UPLOAD_BYTES:,}", 413)
+    # The body's size is capped while it streams in (middleware.BodyLimit), chunked or not.
     form = await request.form(max_files=1, max_fields=8)
     image = form.get("image")
     data = await image.read(predict.MAX_UPLOAD_BYTES + 1) if isinstance(image, UploadFile) else None

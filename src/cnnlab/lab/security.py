@@ -4,7 +4,10 @@
   rebound to 127.0.0.1 (DNS rebinding) gets nothing.
 - Bound to any other address, every request needs the token: `Authorization: Bearer T`, or `?token=T` once, after
   which a cookie carries it (as Jupyter does).
-- A state-changing request from another origin (a form posted by some other page) is refused.
+- A request from another origin (a form posted by some other page, a script's fetch) is refused, and so is any
+  request for the API or the run files that the browser marks as sent by another site (`Sec-Fetch-Site`), such
+  as an <img> on a foreign page pointing at an expensive endpoint.
+- The token's redirect goes only to a path on this server, re-encoded.
 - Every path a request names resolves inside the runs root: no `..`, no absolute path, no encoded slash, and no
   symlink that leads out.
 """
@@ -14,7 +17,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from pathlib import Path, PurePosixPath
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from cnnlab.errors import CnnlabError
 
@@ -73,12 +76,31 @@ def check_token(expected: str, bearer: str | None, cookie: str | None, query: st
 
 
 def check_origin(origin: str | None, host: str | None) -> None:
-    """Refuse a state-changing request sent by a page of another origin. Browsers always send Origin on
-    cross-origin POSTs; scripts and same-origin pages may omit it or send this host."""
+    """Refuse a request sent by a page of another origin. Browsers always send Origin on cross-origin POSTs and
+    fetches; scripts and same-origin pages may omit it or send this host."""
     if origin is None:
         return
     if urlsplit(origin).netloc != (host or ""):
         raise LabRequestError(f"cross-origin request from {origin} refused", 403)
+
+
+FOREIGN_FETCH_SITES = ("cross-site", "same-site")  # same-site: another port or subdomain is another program
+
+
+def check_fetch_site(site: str | None) -> None:
+    """Refuse a request the browser says another site's page made (Sec-Fetch-Site). An <img> or <script> tag
+    sends no Origin header, so this is what keeps a foreign page from making the lab compute. Requests from
+    the lab's pages say same-origin; a typed URL or a script (curl) says none or nothing."""
+    if site and site.lower() in FOREIGN_FETCH_SITES:
+        raise LabRequestError("the lab's API answers only its own pages (this request came from another site)", 403)
+
+
+def same_server_location(raw_path: bytes, query: list[tuple[str, str]]) -> str:
+    """A redirect target on this server: the request's path with exactly one leading slash (so "//evil.example/"
+    cannot become a scheme-relative URL to another host), percent-encoded, and the query re-encoded."""
+    path = "/" + raw_path.decode("latin-1").lstrip("/")
+    path = quote(path, safe="/%:@!$&'()*+,;=-._~")  # keeps what is already encoded, encodes the rest
+    return path + (f"?{urlencode(query)}" if query else "")
 
 
 def bearer_token(authorization: str | None) -> str | None:

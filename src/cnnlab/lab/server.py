@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import sys
 import webbrowser
 from pathlib import Path
@@ -12,11 +13,21 @@ from cnnlab.errors import CnnlabError
 from cnnlab.lab.security import is_loopback
 
 TOKEN_ENV = "CNNLAB_LAB_TOKEN"
+UNSPECIFIED = ("0.0.0.0", "::")
 
 
 def lab_url(host: str, port: int, token: str | None) -> str:
+    """The URL to open. 0.0.0.0 and :: are "every address", not one a browser can open: this machine's loopback
+    stands in for them."""
+    if host in UNSPECIFIED:
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+
+
+def other_machines_url(host: str, port: int, token: str | None) -> str | None:
+    """The URL for other machines, when the lab listens on every address: this machine's name."""
+    return lab_url(socket.gethostname(), port, token) if host in UNSPECIFIED else None
 
 
 def serve(runs: str | Path = "runs", host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False) -> None:
@@ -35,6 +46,8 @@ def serve(runs: str | Path = "runs", host: str = "127.0.0.1", port: int = 8000, 
     app = create_app(runs, token=token, host=host)
     url = lab_url(host, port, token)
     print(f"cnnlab lab: serving {Path(runs).resolve()} at {url}", file=sys.stderr, flush=True)
+    if (elsewhere := other_machines_url(host, port, token)) is not None:
+        print(f"cnnlab lab: from other machines: {elsewhere}", file=sys.stderr)
     if token:
         print("cnnlab lab: the token in that URL guards the lab; share it only with whom you trust", file=sys.stderr)
     if open_browser:

@@ -17,7 +17,7 @@ from collections import Counter, OrderedDict
 
 from torch import nn
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, OptionValueError
 
 GRAMMAR = (
     "conv OUT kK [sS] [pP] [gG] [dD] | maxpool kK [sS] [pP] [dD] | avgpool kK [sS] [pP] | relu | bn | flatten | fc OUT"
@@ -28,7 +28,7 @@ def parse_input_shape(text: str) -> tuple[int, int, int]:
     """ "1x28x28" -> (1, 28, 28). Anything else (a bare "28", "3x224", zeros) is a one-line CnnlabError."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if match is None or min(int(size) for size in match.groups()) < 1:
-        raise CnnlabError(f"--input must look like 3x224x224 (CxHxW, each at least 1), got '{text}'")
+        raise OptionValueError("input", f"must look like 3x224x224 (CxHxW, each at least 1), got '{text}'")
     channels, height, width = (int(size) for size in match.groups())
     return channels, height, width
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import OptionValueError
 from cnnlab.scratch import BatchNorm2dScratch, batch_norm_2d
 from cnnlab.traces.common import max_diff, result
 
@@ -37,9 +37,9 @@ def seeded_batch(index: int) -> np.ndarray:
 
 def batchnorm_trace(batch: int = 0, momentum: float = 0.1, gamma: float = 1.0, beta: float = 0.0) -> dict:
     if not 0 <= batch <= MAX_BATCH:
-        raise CnnlabError(f"--batch must be 0 (the tutorial's tensor) to {MAX_BATCH}, got {batch}")
+        raise OptionValueError("batch", f"must be 0 (the tutorial's tensor) to {MAX_BATCH}, got {batch}")
     if not 0 < momentum <= 1:
-        raise CnnlabError(f"momentum must be in (0, 1], got {momentum}")
+        raise OptionValueError("momentum", f"must be in (0, 1], got {momentum}")
     batches = [seeded_batch(k) for k in range(batch + 1)]
     scratch, layer = BatchNorm2dScratch(2, momentum=momentum), nn.BatchNorm2d(2, momentum=momentum)
     with torch.no_grad():

@@ -13,10 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import OptionValueError
 from cnnlab.scratch import relu
 from cnnlab.traces.common import max_diff, result
 
+MAX_DEPTH = 1000  # blocks in the stack the gradient flows back through
 SWEEP = np.round(np.linspace(-3, 3, 61), 2)  # the slider's range, for plots (data["sweep"])
 
 
@@ -26,8 +27,9 @@ def parse_weights(text: str) -> tuple[float, float, float, float]:
     except ValueError:
         values = ()
     if len(values) != 4 or not all(np.isfinite(values)):
-        raise CnnlabError(
-            f"--weights takes four numbers w1,b1,w2,b2 (F(x) = w2 * ReLU(w1 * x + b1) + b2), got '{text}'"
+        raise OptionValueError(
+            "weights",
+            f"takes four numbers w1,b1,w2,b2 (F(x) = w2 * ReLU(w1 * x + b1) + b2), got '{text}'",
         )
     return values
 
@@ -104,8 +106,10 @@ def _deep_by_hand(x: float, weights: tuple, depth: int, skip: bool) -> float:
 
 def residual_trace(x: float = 2.0, weights: str = "0.5,0.1,1.0,0.0", depth: int = 10) -> dict:
     w = parse_weights(weights)
-    if not np.isfinite(x) or not 1 <= depth <= 1000:
-        raise CnnlabError(f"--x must be a finite number and --depth 1 to 1000, got x={x}, depth={depth}")
+    if not np.isfinite(x):
+        raise OptionValueError("x", f"must be a finite number, got {x}")
+    if not 1 <= depth <= MAX_DEPTH:
+        raise OptionValueError("depth", f"must be 1 to {MAX_DEPTH}, got {depth}")
     hand, auto = by_hand(x, *w), _torch_values(x, w, depth)
     w1, b1, w2, b2 = w
     steps = [

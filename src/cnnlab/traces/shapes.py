@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, OptionValueError
 from cnnlab.models.blocks import BasicBlock, Bottleneck
 from cnnlab.scratch import conv2d, conv_output_size
 from cnnlab.traces.common import max_diff, result
@@ -88,10 +88,10 @@ def _block_rows(block: nn.Module, label: str, side: int) -> tuple[list[list], di
 
 
 def bottleneck_trace(channels: int = 256, size: int = 56) -> dict:
-    if not 4 <= channels <= 4096 or channels % 4 or not 1 <= size <= 512:
-        raise CnnlabError(
-            f"--channels must be a multiple of 4 from 4 to 4096 and --size 1 to 512, got {channels}, {size}"
-        )
+    if not 4 <= channels <= 4096 or channels % 4:
+        raise OptionValueError("channels", f"must be a multiple of 4 from 4 to 4096, got {channels}")
+    if not 1 <= size <= 512:
+        raise OptionValueError("size", f"must be 1 to 512, got {size}")
     with torch.device("meta"):
         bottleneck, basic = Bottleneck(channels, channels), BasicBlock(channels, channels)
     rows_b, b = _block_rows(bottleneck, "bottleneck", size)
@@ -136,10 +136,10 @@ def parse_side(text: str) -> tuple[int, int]:
     """ "5x5" or "5" -> (5, 5); "5x7" -> (5, 7)."""
     match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", str(text))
     if not match:
-        raise CnnlabError(f"--input takes HxW or a side, e.g. 5x5 or 7, got '{text}'")
+        raise OptionValueError("input", f"takes HxW or a side, e.g. 5x5 or 7, got '{text}'")
     height, width = int(match.group(1)), int(match.group(2) or match.group(1))
     if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
-        raise CnnlabError(f"--input sides must be 1 to {MAX_SIDE} (every window is listed), got {height}x{width}")
+        raise OptionValueError("input", f"sides must be 1 to {MAX_SIDE} (every window is listed), got {height}x{width}")
     return height, width
 
 
@@ -152,10 +152,11 @@ def _size_text(side: int, kernel: int, stride: int, padding: int) -> str:
 
 def conv_trace(input: str = "5x5", kernel: int = 3, stride: int = 1, padding: int = 0, seed: int = 0) -> dict:  # noqa: A002
     height, width = parse_side(input)
-    if kernel < 1 or stride < 1 or padding < 0:
-        raise CnnlabError(
-            f"--kernel and --stride must be at least 1 and --padding at least 0, got {kernel}, {stride}, {padding}"
-        )
+    # Capped at the input's side: a larger kernel, stride or padding shows nothing new, and a huge padding would
+    # allocate the padded image (a request for padding 10^6 asked for terabytes).
+    for option, value, low in (("kernel", kernel, 1), ("stride", stride, 1), ("padding", padding, 0)):
+        if not low <= value <= MAX_SIDE:
+            raise OptionValueError(option, f"must be {low} to {MAX_SIDE}, got {value}")
     out_h, out_w = conv_output_size(height, kernel, stride, padding), conv_output_size(width, kernel, stride, padding)
     if out_h < 1 or out_w < 1:
         raise CnnlabError(f"a {kernel}x{kernel} kernel does not fit a {height}x{width} input padded by {padding}")
