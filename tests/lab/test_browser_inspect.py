@@ -90,6 +90,20 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
+@pytest.fixture(scope="module")
+def shots():
+    folder = Path(os.environ.get("CNNLAB_LAB_SCREENSHOTS") or tempfile.mkdtemp(prefix="lab-shots-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def screenshot(driver, folder: Path, name: str) -> None:
+    """A PNG of the page, reduced to a 256-colour palette so the docs' copies stay small."""
+    path = folder / f"lab-{name}.png"
+    driver.save_screenshot(str(path))
+    Image.open(path).convert("RGB").quantize(colors=256).save(path, optimize=True)
+
+
 def console_errors(driver) -> list[str]:
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
@@ -159,7 +173,7 @@ def check_other_class(driver, url: str) -> None:
     assert Select(driver.find_element(By.ID, "target")).first_selected_option.text == top
 
 
-def check_lightbox(driver) -> None:
+def check_lightbox(driver, shots: Path) -> None:
     thumbnail = driver.find_element(By.CSS_SELECTOR, "#maps img.zoomable")
     wait(driver, lambda d: natural_width(d, "#maps img.zoomable") > 0, 60, "no feature map")
     thumbnail.click()
@@ -169,6 +183,7 @@ def check_lightbox(driver) -> None:
     assert enlarged.get_attribute("src") == thumbnail.get_attribute("src")
     assert enlarged.size["width"] > 1.5 * thumbnail.size["width"], (enlarged.size, thumbnail.size)
     assert text_of(driver, "lightbox-caption") == thumbnail.get_attribute("alt")
+    screenshot(driver, shots, "inspect-enlarged")
     ActionChains(driver).send_keys(Keys.ESCAPE).perform()
     wait(driver, lambda d: not box.is_displayed(), 10, "Escape did not close it")
     thumbnail.click()
@@ -177,14 +192,13 @@ def check_lightbox(driver) -> None:
     wait(driver, lambda d: not box.is_displayed(), 10, "a click did not close it")
 
 
-def test_inspect_previews_labels_the_gradcam_and_enlarges_feature_maps(server, browser, digits, tmp_path):
+def test_inspect_previews_labels_the_gradcam_and_enlarges_feature_maps(server, browser, shots, digits, tmp_path):
     url, run = server
     browser.get_log("browser")  # drop what earlier pages logged
     browser.get(url + f"/inspect?run={run}")
     wait(browser, lambda d: "lenet5 on digits" in text_of(d, "run-info"), 60)
     check_previews(browser, digits, tmp_path)
     check_other_class(browser, url)
-    check_lightbox(browser)
+    screenshot(browser, shots, "inspect-target")
+    check_lightbox(browser, shots)
     assert console_errors(browser) == []
-    folder = Path(os.environ.get("CNNLAB_LAB_SCREENSHOTS") or tempfile.mkdtemp(prefix="lab-shots-"))
-    browser.save_screenshot(str(folder / "lab-inspect-target.png"))
