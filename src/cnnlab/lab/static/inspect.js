@@ -8,7 +8,7 @@ function setupPad() {
   clear();
   let drawing = false;
   const at = (e) => { const r = pad.getBoundingClientRect(); return [e.clientX - r.left, e.clientY - r.top]; };
-  pad.addEventListener("pointerdown", (e) => { drawing = true; ctx.beginPath(); ctx.moveTo(...at(e)); document.querySelector("input[value=draw]").checked = true; });
+  pad.addEventListener("pointerdown", (e) => { drawing = true; ctx.beginPath(); ctx.moveTo(...at(e)); document.querySelector("input[value=draw]").checked = true; updatePreview(); });
   pad.addEventListener("pointermove", (e) => {
     if (!drawing) return;
     ctx.lineWidth = 16; ctx.lineCap = "round"; ctx.strokeStyle = "#fff";
