@@ -141,7 +141,7 @@ class Cache:
             old.unlink(missing_ok=True)
 
 
-def resolve_target(text, classes: list[str]) -> int | None:
+def resolve_target(text: object, classes: list[str]) -> int | None:
     """The class index the overlays explain: None (the top class) for no `target` field, else a class name or
     an index. A name wins over an index, so an image folder's class "10" means that class, not index 10."""
     if text is None or text == "":
@@ -166,7 +166,7 @@ def explained(probabilities: torch.Tensor, classes: list[str], index: int) -> di
 
 
 @serialized
-def predict(run, image: torch.Tensor, cache: Cache, top_k: int = 5, target=None) -> dict:
+def predict(run, image: torch.Tensor, cache: Cache, top_k: int = 5, target: object = None) -> dict:
     """Top-k classes, Grad-CAM and saliency overlays and per-stage feature maps of one uint8 image. `target` (a
     class name or index; None: the top class) is the class both overlays explain, echoed as result["target"]."""
     from cnnlab.data import normalize
