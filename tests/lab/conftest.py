@@ -26,3 +26,14 @@ def make_client():
 @pytest.fixture
 def client(tmp_path, make_client):
     return make_client(tmp_path / "runs")
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """(runs root, run name): a LeNet-5 trained in-process on 600 digits for 2 epochs (seconds), for Inspect."""
+    import cnnlab
+
+    root = tmp_path_factory.mktemp("inspect") / "runs"
+    name = "lenet5-digits"
+    cnnlab.train("lenet5", "digits", epochs=2, train_subset=600, seed=0, threads=1, out=str(root / name), quiet=True)
+    return root, name

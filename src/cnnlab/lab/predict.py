@@ -24,6 +24,7 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 CACHE_DIR = Path(".lab") / "cache"
 CACHE_KEEP = 300  # generated PNGs kept; older ones are deleted
 SHOW_SIDE = 168  # overlays are drawn this many pixels wide
+MAP_TILE = 64  # a feature map or filter is scaled up (by a whole factor) to at least this many pixels a side
 
 
 def decode_image(data: bytes, in_chans: int, image_size: int) -> torch.Tensor:
@@ -92,7 +93,7 @@ def png_bytes(image: torch.Tensor) -> bytes:
     return buffer.getvalue()
 
 
-def _overlay(image: torch.Tensor, heat: torch.Tensor) -> Image.Image:
+def overlay(image: torch.Tensor, heat: torch.Tensor) -> Image.Image:
     """A [H, W] map in [0, 1] drawn over the image with matplotlib's 'jet' colours, half transparent."""
     from matplotlib import colormaps
 
@@ -115,7 +116,7 @@ def _grid(maps: torch.Tensor, columns: int = 8) -> Image.Image:
     for i, single in enumerate(maps):
         r, c = divmod(i, columns)
         sheet[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = single
-    scale = max(1, 48 // max(h, w))
+    scale = -(-MAP_TILE // max(h, w))  # nearest-neighbour, so an 8x8 map stays 8x8 sharp squares, not a blur
     grid = Image.fromarray(sheet.numpy())
     return grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)
 
@@ -140,23 +141,53 @@ class Cache:
             old.unlink(missing_ok=True)
 
 
+def resolve_target(text: object, classes: list[str]) -> int | None:
+    """The class index the overlays explain: None (the top class) for no `target` field, else a class name or
+    an index. A name wins over an index, so an image folder's class "10" means that class, not index 10."""
+    if text is None or text == "":
+        return None
+    if not isinstance(text, str):
+        raise LabRequestError("'target' is a class name or index, not a file", 400)
+    if text in classes:
+        return classes.index(text)
+    if text.isdigit() and int(text) < len(classes):
+        return int(text)
+    names = ", ".join(classes[:12]) + (", ..." if len(classes) > 12 else "")
+    raise LabRequestError(
+        f"unknown target class {text[:40]!r}: give a class name ({names}) or an index 0 to {len(classes) - 1}", 400
+    )
+
+
+def explained(probabilities: torch.Tensor, classes: list[str], index: int) -> dict:
+    """The class an overlay explains, with its probability and rank (1 = the top class)."""
+    p = float(probabilities[index])
+    rank = 1 + int((probabilities > probabilities[index]).sum())
+    return {"index": index, "class": classes[index], "probability": p, "rank": rank}
+
+
 @serialized
-def predict(run, image: torch.Tensor, cache: Cache, top_k: int = 5) -> dict:
-    """Top-k classes, Grad-CAM and saliency overlays and per-stage feature maps of one uint8 image."""
+def predict(run, image: torch.Tensor, cache: Cache, top_k: int = 5, target: object = None) -> dict:
+    """Top-k classes, Grad-CAM and saliency overlays and per-stage feature maps of one uint8 image. `target` (a
+    class name or index; None: the top class) is the class both overlays explain, echoed as result["target"]."""
     from cnnlab.data import normalize
     from cnnlab.inference.prediction import top_classes
 
     data = run.data
+    index = resolve_target(target, data["classes"])  # a bad target costs no forward pass
     batch = normalize(image[None], data["mean"], data["std"])
     with torch.no_grad():
         logits = run.model(batch)
     top = top_classes(logits, data["classes"], ["image"], top_k)[0]["top"]
-    target = int(logits.argmax())
+    index = int(logits.argmax()) if index is None else index
     shown = Image.open(io.BytesIO(png_bytes(image))).resize((SHOW_SIDE, SHOW_SIDE), Image.NEAREST)
-    result = {"top": [{"class": name, "probability": p} for name, p in top], "input": cache.save(shown, "input")}
+    result = {
+        "top": [{"class": name, "probability": p} for name, p in top],
+        "target": explained(torch.softmax(logits[0].float(), 0), data["classes"], index),
+        "input": cache.save(shown, "input"),
+    }
     for method in ("gradcam", "saliency"):
-        heat = attribution_map(subject(run.run_dir), image, method, target)
-        result[method] = cache.save(_overlay(image, heat), method)
+        heat = attribution_map(subject(run.run_dir), image, method, index)
+        result[method] = cache.save(overlay(image, heat), method)
     result["feature_maps"] = [
         {"layer": name, "shape": list(maps.shape), "url": cache.save(_grid(maps), "maps")}
         for name, maps in stage_maps(subject(run.run_dir), image).items()

@@ -11,7 +11,8 @@ POST /api/jobs                   start (or queue) a job: {"model", "dataset", "e
 GET  /api/jobs                   every job          GET  /api/jobs/<id>         state and progress
 GET  /api/jobs/<id>/events       the same, as Server-Sent Events, until the job ends
 POST /api/jobs/<id>/stop         checkpoint and stop (SIGTERM)
-POST /api/predict                multipart: run, and image (a file) or test_index; top-k and overlay URLs
+POST /api/predict                multipart: run, and image (a file) or test_index, optional top_k and target (the
+                                 class the overlays explain); top-k, the target, and overlay URLs
 GET  /api/test-image?run=&index= a test image of the run's dataset, as PNG
 GET  /api/experiments            the experiments and past results
 GET  /api/experiments/results?name=   a results.md as HTML
@@ -207,10 +208,12 @@ async def predict_image(request: Request):
     form = await request.form(max_files=1, max_fields=8)
     image = form.get("image")
     data = await image.read(predict.MAX_UPLOAD_BYTES + 1) if isinstance(image, UploadFile) else None
-    return await run_in_threadpool(_predict, request, form.get("run"), data, form.get("test_index"), form.get("top_k"))
+    return await run_in_threadpool(
+        _predict, request, form.get("run"), data, form.get("test_index"), form.get("top_k"), form.get("target")
+    )
 
 
-def _predict(request: Request, run_name, data: bytes | None, test_index, top_k) -> dict:
+def _predict(request: Request, run_name, data: bytes | None, test_index, top_k, target) -> dict:
     if not isinstance(run_name, str) or not run_name:
         raise LabRequestError("choose a run ('run' field)", 400)
     root = _root(request)
@@ -224,7 +227,7 @@ def _predict(request: Request, run_name, data: bytes | None, test_index, top_k) 
     else:
         raise LabRequestError("send an image file ('image') or a test image number ('test_index')", 400)
     k = int(top_k) if isinstance(top_k, str) and top_k.isdigit() and int(top_k) > 0 else 5
-    return {"run": run_name, "truth": truth, **predict.predict(loaded, image, predict.Cache(root), k)}
+    return {"run": run_name, "truth": truth, **predict.predict(loaded, image, predict.Cache(root), k, target)}
 
 
 @router.get("/test-image")

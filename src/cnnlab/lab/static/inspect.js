@@ -8,7 +8,7 @@ function setupPad() {
   clear();
   let drawing = false;
   const at = (e) => { const r = pad.getBoundingClientRect(); return [e.clientX - r.left, e.clientY - r.top]; };
-  pad.addEventListener("pointerdown", (e) => { drawing = true; ctx.beginPath(); ctx.moveTo(...at(e)); document.querySelector("input[value=draw]").checked = true; });
+  pad.addEventListener("pointerdown", (e) => { drawing = true; ctx.beginPath(); ctx.moveTo(...at(e)); document.querySelector("input[value=draw]").checked = true; updatePreview(); });
   pad.addEventListener("pointermove", (e) => {
     if (!drawing) return;
     ctx.lineWidth = 16; ctx.lineCap = "round"; ctx.strokeStyle = "#fff";
@@ -18,12 +18,65 @@ function setupPad() {
   $("clear").addEventListener("click", clear);
 }
 
-function figure(url, caption) { return el("figure", {}, el("img", { src: url, alt: caption, class: "plot" }), el("figcaption", {}, caption)); }
+function figure(url, caption, alt, zoom) {
+  return el("figure", {}, el("img", { src: url, alt: alt || caption, class: zoom ? "plot zoomable" : "plot", tabindex: zoom ? "0" : null }),
+    el("figcaption", {}, caption));
+}
+
+// The chosen image before Predict: a test image (its class comes in the X-Class header) or the upload's file.
+let previewUrl = null;
+let previewTurn = 0;  // a slow answer for an old number must not replace a newer one
+
+async function previewSource() {
+  const source = document.querySelector("input[name=source]:checked").value;
+  const index = $("test-index").value;
+  if (source === "test" && $("run").value && /^\d+$/.test(index)) {
+    const response = await fetch(`/api/test-image?run=${encodeURIComponent($("run").value)}&index=${index}`);
+    if (!response.ok) throw new Error((await response.json()).error);
+    return [URL.createObjectURL(await response.blob()), `test image ${index}: class '${response.headers.get("X-Class")}'`];
+  }
+  if (source === "upload" && $("upload").files.length) {
+    const file = $("upload").files[0];
+    return [URL.createObjectURL(file), `upload: ${file.name}`];
+  }
+  return [null, ""];
+}
+
+async function updatePreview() {
+  const turn = ++previewTurn;
+  let url = null, caption = "";
+  try { [url, caption] = await previewSource(); } catch (error) { caption = String(error.message || error); }
+  if (turn !== previewTurn) { if (url) URL.revokeObjectURL(url); return; }
+  if (previewUrl) URL.revokeObjectURL(previewUrl);
+  previewUrl = url;
+  if (url) $("preview").src = url; else $("preview").removeAttribute("src");
+  $("preview").hidden = !url;
+  $("preview-caption").textContent = caption;
+  $("preview-box").hidden = !caption;
+}
+
+function openLightbox(image) {
+  $("lightbox-image").src = image.src;
+  $("lightbox-image").alt = image.alt;
+  $("lightbox-caption").textContent = image.alt;
+  $("lightbox").hidden = false;
+}
+
+function setupLightbox() {
+  const zoom = (event) => {
+    const image = event.target.closest("img.zoomable");
+    if (image && (event.type === "click" || event.key === "Enter")) openLightbox(image);
+  };
+  for (const id of ["maps", "filters"]) { $(id).addEventListener("click", zoom); $(id).addEventListener("keydown", zoom); }
+  $("lightbox").addEventListener("click", () => { $("lightbox").hidden = true; });
+  document.addEventListener("keydown", (event) => { if (event.key === "Escape") $("lightbox").hidden = true; });
+}
 
 async function imageForm() {
   const form = new FormData();
   form.append("run", $("run").value);
   const source = document.querySelector("input[name=source]:checked").value;
+  if ($("target").value) form.append("target", $("target").value);  // a class name: names are exact, indices shift
   if (source === "test") form.append("test_index", $("test-index").value);
   else if (source === "upload") {
     if (!$("upload").files.length) throw new Error("choose an image file first");
@@ -35,20 +88,46 @@ async function imageForm() {
   return form;
 }
 
+let barsWired = false;
+
+function drawBars(result) {
+  const top = result.top.slice().reverse();
+  const colour = (t) => (t.class === result.target.class ? "#2458c6" : "#98a2b3");  // the class the overlays explain
+  Plotly.react("bars", [{ type: "bar", orientation: "h", x: top.map((t) => t.probability), y: top.map((t) => t.class), marker: { color: top.map(colour) } }],
+    { margin: { t: 10, l: 90 }, xaxis: { range: [0, 1], title: { text: "probability" }, tickformat: ".0%" }, yaxis: { type: "category" } }, PLOT_CONFIG);
+  if (!barsWired) $("bars").on("plotly_click", (event) => chooseTarget(event.points[0].y));  // Plotly's own events, once drawn
+  barsWired = true;
+}
+
+function showResult(result) {
+  drawBars(result);
+  const t = result.target;
+  const rank = t.rank === 1 ? "top-1" : `rank ${t.rank}`;
+  $("cam-label").textContent = `Grad-CAM for class '${t.class}' (${rank}, p = ${t.probability.toFixed(2)})`;
+  $("truth").textContent = result.truth !== null ? `(true class: ${result.truth})` : "";
+  $("overlays").replaceChildren(figure(result.input, "input"), figure(result.gradcam, `Grad-CAM: '${t.class}'`, "Grad-CAM"),
+    figure(result.saliency, `saliency: '${t.class}'`, "saliency"));
+  $("maps").replaceChildren(...result.feature_maps.map((m) => figure(m.url, `${m.layer} ${fmt.shape(m.shape)}`, null, true)));
+  $("filters").replaceChildren(figure(result.filters.url, `${result.filters.layer}: ${fmt.shape(result.filters.shape)} kernels (mean over input channels)`, null, true));
+}
+
+let predicted = false;  // choosing another class recomputes the overlays once there is a prediction
+let predictTurn = 0;  // two quick class choices: only the last answer is shown
+
 async function predict() {
+  const turn = ++predictTurn;
   showError($("error"));
   $("predict").disabled = true;
   try {
     const result = await api("POST", "/api/predict", await imageForm());
-    const top = result.top.slice().reverse();
-    Plotly.react("bars", [{ type: "bar", orientation: "h", x: top.map((t) => t.probability), y: top.map((t) => t.class) }],
-      { margin: { t: 10, l: 90 }, xaxis: { range: [0, 1], title: { text: "probability" }, tickformat: ".0%" }, yaxis: { type: "category" } }, PLOT_CONFIG);
-    $("truth").textContent = result.truth !== null ? `(true class: ${result.truth})` : "";
-    $("overlays").replaceChildren(figure(result.input, "input"), figure(result.gradcam, "Grad-CAM"), figure(result.saliency, "saliency"));
-    $("maps").replaceChildren(...result.feature_maps.map((m) => figure(m.url, `${m.layer} ${fmt.shape(m.shape)}`)));
-    $("filters").replaceChildren(figure(result.filters.url, `${result.filters.layer}: ${fmt.shape(result.filters.shape)} kernels (mean over input channels)`));
-  } catch (error) { showError($("error"), error); }
-  $("predict").disabled = false;
+    if (turn === predictTurn) { showResult(result); predicted = true; }
+  } catch (error) { if (turn === predictTurn) showError($("error"), error); }
+  if (turn === predictTurn) $("predict").disabled = false;
+}
+
+function chooseTarget(name) {
+  $("target").value = name;
+  if (predicted) predict();
 }
 
 async function chooseRun() {
@@ -58,6 +137,18 @@ async function chooseRun() {
   const grey28 = run.in_chans === 1 && run.image === 28;
   $("draw-box").hidden = !grey28;
   $("run-info").textContent = `${run.config.model} on ${run.config.dataset}: ${run.in_chans} channel(s), ${run.image}px, classes ${(run.classes || []).join(", ")}`;
+  $("target").replaceChildren(el("option", { value: "" }, "the top class"), ...(run.classes || []).map((c) => el("option", { value: c }, c)));
+  predicted = false;
+  await updatePreview();
+}
+
+function wireInputs() {
+  $("run").addEventListener("change", chooseRun);
+  $("predict").addEventListener("click", predict);
+  $("target").addEventListener("change", () => chooseTarget($("target").value));
+  $("test-index").addEventListener("input", () => { document.querySelector("input[value=test]").checked = true; updatePreview(); });
+  $("upload").addEventListener("change", () => { document.querySelector("input[value=upload]").checked = true; updatePreview(); });
+  for (const radio of document.querySelectorAll("input[name=source]")) radio.addEventListener("change", updatePreview);
 }
 
 async function main() {
@@ -67,8 +158,8 @@ async function main() {
   const wanted = new URLSearchParams(location.search).get("run");
   if (wanted) $("run").value = wanted;
   if (!runs.length) showError($("error"), "no finished run yet: train one on the Train page");
-  $("run").addEventListener("change", chooseRun);
-  $("predict").addEventListener("click", predict);
+  wireInputs();
+  setupLightbox();
   await chooseRun();
 }
 main();
