@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -29,9 +30,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+TOKEN = secrets.token_urlsafe(16)  # the lab asks for one even on loopback; every request here carries it
+
+
 def request(base: str, path: str, body: dict | None = None) -> tuple[float, bytes]:
     data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"} if data else {}
+    headers = {"Authorization": f"Bearer {TOKEN}", **({"Content-Type": "application/json"} if data else {})}
     start = time.perf_counter()
     with urllib.request.urlopen(urllib.request.Request(base + path, data=data, headers=headers), timeout=120) as reply:
         content = reply.read()
@@ -71,6 +75,7 @@ def start_lab(root: Path, port: int) -> subprocess.Popen:
         [sys.executable, "-m", "cnnlab", "lab", "--runs", str(root), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "CNNLAB_LAB_TOKEN": TOKEN},
     )
     deadline = time.time() + 120
     while time.time() < deadline:

@@ -316,6 +316,13 @@ def add_lab_parser(commands) -> None:
     )
     lab.add_argument("--port", type=positive_int, default=8000)
     lab.add_argument("--open", action="store_true", help="open the lab in the default browser")
+    lab.add_argument(
+        "--no-token",
+        dest="token",
+        action="store_false",
+        help="serve without the token (loopback only): for a single-user machine, since on a shared one every "
+        "user can reach 127.0.0.1",
+    )
 
 
 def build_parser() -> ArgumentParser:
@@ -609,7 +616,7 @@ def cmd_visualize(args: argparse.Namespace, console: Console) -> None:
 def cmd_lab(args: argparse.Namespace, console: Console) -> None:
     from cnnlab.lab.server import serve
 
-    serve(args.runs, host=args.host, port=args.port, open_browser=args.open)
+    serve(args.runs, host=args.host, port=args.port, open_browser=args.open, token=args.token)
 
 
 # The commands torchrun may start several times: they train through the trainer, which splits each batch across

@@ -127,8 +127,36 @@ def test_cnnlab_lab_command_serves_with_its_flags(monkeypatch, tmp_path):
     seen = {}
     monkeypatch.setattr("cnnlab.lab.server.serve", lambda runs, **kw: seen.update(runs=runs, **kw))
     assert main(["lab", "--runs", str(tmp_path), "--port", "8123"]) == 0
-    assert seen == {"runs": str(tmp_path), "host": "127.0.0.1", "port": 8123, "open_browser": False}
+    assert seen == {"runs": str(tmp_path), "host": "127.0.0.1", "port": 8123, "open_browser": False, "token": True}
     assert main(["lab", "--port", "0"]) == 2
+    assert main(["lab", "--no-token"]) == 0 and seen["token"] is False
+
+
+def test_the_lab_needs_a_token_on_loopback_too(monkeypatch, tmp_path, capsys):
+    """As Jupyter: on a shared machine every user reaches 127.0.0.1. The printed URL and --open carry it."""
+    from cnnlab.lab import server
+
+    seen, opened = {}, []
+    monkeypatch.delenv(server.TOKEN_ENV, raising=False)
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: seen.update(app=app, **kw))
+    monkeypatch.setattr("webbrowser.open", opened.append)
+    server.serve(tmp_path, port=8123, open_browser=True)
+    token = seen["app"].state.token
+    assert token and len(token) >= 32 and seen["app"].state.loopback
+    assert opened == [f"http://127.0.0.1:8123/?token={token}"]
+    assert f"at http://127.0.0.1:8123/?token={token}" in capsys.readouterr().err
+    from fastapi.testclient import TestClient
+
+    client = TestClient(seen["app"], base_url="http://127.0.0.1:8123")
+    assert client.get("/api/runs").status_code == 401
+    assert client.get(f"/runs?token={token}").status_code == 200  # the redirect sets the cookie
+    assert client.get("/api/runs").json() == []
+
+    server.serve(tmp_path, port=8123, token=False)
+    assert seen["app"].state.token is None
+    assert TestClient(seen["app"], base_url="http://127.0.0.1:8123").get("/api/runs").status_code == 200
+    with pytest.raises(CnnlabError, match="--no-token is for loopback only"):
+        server.serve(tmp_path, host="0.0.0.0", token=False)
 
 
 # ------------------------------------------------------------------------------- issue #27: hostile pages and input

@@ -30,8 +30,16 @@ def other_machines_url(host: str, port: int, token: str | None) -> str | None:
     return lab_url(socket.gethostname(), port, token) if host in UNSPECIFIED else None
 
 
-def serve(runs: str | Path = "runs", host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False) -> None:
-    """Serve the lab until Ctrl-C. Off loopback, a token (CNNLAB_LAB_TOKEN, else a random one) guards it."""
+def serve(
+    runs: str | Path = "runs",
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    open_browser: bool = False,
+    token: bool = True,
+) -> None:
+    """Serve the lab until Ctrl-C, guarded by a token (CNNLAB_LAB_TOKEN, else a random one) carried by the printed
+    URL and by `open_browser`. Even on loopback, as Jupyter does: on a shared machine every user reaches
+    127.0.0.1. `token=False` (`--no-token`) opts out, on loopback only, for a single-user machine."""
     try:
         import uvicorn
 
@@ -40,15 +48,15 @@ def serve(runs: str | Path = "runs", host: str = "127.0.0.1", port: int = 8000, 
         raise CnnlabError(
             f"cnnlab lab needs the lab extra ({error.name} is missing): pip install 'cnnlab[lab]'"
         ) from None
-    token = None
-    if not is_loopback(host):
-        token = os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
-    app = create_app(runs, token=token, host=host)
-    url = lab_url(host, port, token)
+    if not token and not is_loopback(host):
+        raise CnnlabError(f"--no-token is for loopback only: serving on {host}, every request must carry the token")
+    secret = (os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)) if token else None
+    app = create_app(runs, token=secret, host=host)
+    url = lab_url(host, port, secret)
     print(f"cnnlab lab: serving {Path(runs).resolve()} at {url}", file=sys.stderr, flush=True)
-    if (elsewhere := other_machines_url(host, port, token)) is not None:
+    if (elsewhere := other_machines_url(host, port, secret)) is not None:
         print(f"cnnlab lab: from other machines: {elsewhere}", file=sys.stderr)
-    if token:
+    if secret:
         print("cnnlab lab: the token in that URL guards the lab; share it only with whom you trust", file=sys.stderr)
     if open_browser:
         webbrowser.open(url)
