@@ -291,8 +291,6 @@ def test_a_chunked_upload_is_cut_off_before_it_is_stored(tmp_path, monkeypatch):
         return real_write(self, data)
 
     monkeypatch.setattr(formparsers.SpooledTemporaryFile, "write", counting_write)
-    # The server's start computes the zoo table in a thread; torch still running in it at exit aborts the process.
-    monkeypatch.setattr("cnnlab.lab.views.models_table", lambda: [])
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -99,8 +99,14 @@ def create_app(
 async def _lifespan(app: FastAPI):
     app.state.jobs.advance()  # a queue left by a stopped server moves on
     # The zoo table counts every model's parameters (seconds): start now, so the first visit finds it ready.
-    threading.Thread(target=views.models_table, daemon=True).start()
+    stop = threading.Event()
+    warming = threading.Thread(target=views.warm_models_table, args=(stop,), daemon=True)
+    warming.start()
     yield
+    # Torch still running in a thread when the interpreter exits aborts the process ("terminate called without
+    # an active exception"): stop between two models and wait for the one being measured.
+    stop.set()
+    warming.join(timeout=60)
 
 
 def _add_security(app: FastAPI) -> None:

@@ -70,6 +70,20 @@ def _input_shape(text: str | None, default: tuple[int, int, int]) -> tuple[int, 
     return shape
 
 
+def warm_models_table(stop: threading.Event) -> None:
+    """Measure the zoo one model at a time (each row is cached), so that a server shutting down can `stop` it
+    between two models; then build the table from the cached rows."""
+    from cnnlab.models.zoo import catalog_row
+    from cnnlab.registry import list_models
+
+    for name in list_models():
+        if stop.is_set():
+            return
+        with TORCH_LOCK:
+            catalog_row(name)
+    models_table()
+
+
 @serialized
 def model_summary(model: str | None, spec: str | None, input_text: str | None) -> dict:
     """Per-layer rows (shape, params, MACs, receptive field) of a model at an input size, or of a layer spec (the
