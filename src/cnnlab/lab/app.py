@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cnnlab.errors import CnnlabError
 from cnnlab.lab import routes, views
 from cnnlab.lab.jobs import JobStore
+from cnnlab.lab.options import FieldError
 from cnnlab.lab.security import (
     TOKEN_COOKIE,
     LabRequestError,
@@ -55,8 +56,8 @@ NAV = (
 log = logging.getLogger("cnnlab.lab")
 
 
-def error(message: str, status: int) -> JSONResponse:
-    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
+def error(message: str, status: int, **extra) -> JSONResponse:
+    return JSONResponse({"error": " ".join(str(message).split()), **extra}, status_code=status)
 
 
 def create_app(
@@ -119,6 +120,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LabRequestError)
     async def refused(request: Request, exc: LabRequestError):
         return error(str(exc), exc.status)
+
+    @app.exception_handler(FieldError)
+    async def refused_field(request: Request, exc: FieldError):
+        return error(str(exc), exc.status, field=exc.field)  # the page shows it at that field
 
     @app.exception_handler(CnnlabError)
     async def user_error(request: Request, exc: CnnlabError):
