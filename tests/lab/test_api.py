@@ -9,7 +9,6 @@ import torch
 import torchvision
 from PIL import Image
 
-from cnnlab.cli import main as cli_main
 from cnnlab.measure import count_params, summarize
 from cnnlab.registry import create_model, list_models
 
@@ -111,27 +110,72 @@ def test_imagefolders_under_the_data_folder_are_offered(tmp_path, make_client):
     assert "imagefolder:data/shapes" in make_client(root).get("/api/options").json()["datasets"]
 
 
-def cli_error(capsys, *argv) -> str:
-    assert cli_main(list(argv)) == 2
-    return capsys.readouterr().err.strip().removeprefix("cnnlab: error: ")
-
-
 @pytest.mark.parametrize(
-    "options, argv",
+    "options, field, message",
     [
-        ({"epochs": 0}, ["--epochs", "0"]),
-        ({"lr": "fast"}, ["--lr", "fast"]),
-        ({"optimizer": "adam"}, ["--optimizer", "adam"]),
-        ({"label_smoothing": 1.5}, ["--label-smoothing", "1.5"]),
-        ({"dataset": "mnistt"}, ["--dataset", "mnistt"]),
-        ({"time_budget": "10 parsecs"}, ["--time-budget", "10 parsecs"]),
+        ({"epochs": 0}, "epochs", "Epochs must be a positive whole number, got '0'."),
+        ({"epochs": 2.5}, "epochs", "Epochs must be a positive whole number, got '2.5'."),
+        ({"epochs": 10**9}, "epochs", "Epochs 1,000,000,000 is more than the lab runs (1,000 at most)."),
+        ({"lr": "fast"}, "lr", "Learning rate must be a positive number, got 'fast'."),
+        ({"optimizer": "adam"}, "optimizer", "Optimizer must be one of sgd, adamw; got 'adam'."),
+        ({"label_smoothing": 1.5}, "label_smoothing", "Label smoothing must be in [0, 1), got '1.5'."),
+        ({"dataset": "mnistt"}, "dataset", "Dataset 'mnistt' is unknown; did you mean mnist, kmnist, fashion-mnist?"),
+        (
+            {"time_budget": "10 parsecs"},
+            "time_budget",
+            "Time budget: expected a positive duration such as 90s, 10m or 1.5h, got '10 parsecs'.",
+        ),
+        (
+            {"batch_size": 5000},
+            "batch_size",
+            "Batch size 5,000 is larger than the training split of digits (1,293 images: 1,437 less 144 held out "
+            "for validation).",
+        ),
+        (
+            {"train_subset": 50},
+            "train_subset",
+            "Train subset 50 leaves 45 training images (50 less 5 held out for validation), fewer than a batch (64).",
+        ),
+        ({"image_size": 64}, "image_size", "Image size applies to image-folder datasets only; digits has its own."),
     ],
 )
-def test_bad_job_options_get_the_clis_message(client, capsys, options, argv):
+def test_bad_job_options_are_refused_in_the_forms_words(client, options, field, message):
+    """Each refusal names the form's field and says what is wrong as the form labels it: no CLI flag."""
     response = client.post("/api/jobs", json={"model": "lenet5", **options})
     assert response.status_code == 400
-    assert response.json()["error"] == cli_error(capsys, "train", "lenet5", *argv)
+    assert response.json() == {"error": message, "field": field}
     assert client.get("/api/jobs").json() == []  # nothing was started or queued
+    assert [p.name for p in client.app.state.root.iterdir()] == [".lab"]  # and no run folder was left reserved
+
+
+def test_the_batch_limit_is_exactly_the_trainers(client):
+    """digits trains on 1,293 images (1,437 less 10% for validation): a batch of 1,293 passes, 1,294 does not."""
+    from cnnlab.data.catalog import load_digits
+    from cnnlab.data.dataset import split_validation
+
+    data = load_digits()
+    trained = len(split_validation(data.train_images, data.train_labels, 0.1, 0)[0])
+    assert trained == 1293
+    options = {"model": "lenet5", "epochs": 1}
+    too_big = client.post("/api/jobs", json={**options, "batch_size": trained + 1})
+    assert too_big.json()["field"] == "batch_size"
+    client.app.state.jobs.max_running = 0  # queued, never started
+    fits = client.post("/api/jobs", json={**options, "batch_size": trained})
+    assert fits.status_code == 200, fits.json()
+    assert client.get(f"/api/jobs/{fits.json()['id']}").json()["state"] == "queued"
+    client.post(f"/api/jobs/{fits.json()['id']}/stop")
+
+
+def test_a_dataset_whose_files_are_missing_is_refused(tmp_path, make_client, monkeypatch):
+    from cnnlab.lab import options
+
+    monkeypatch.setattr(options, "datasets", lambda root: ["digits"])  # as on a machine with no downloaded sets
+    response = make_client(tmp_path / "runs").post("/api/jobs", json={"model": "lenet5", "dataset": "cifar-10"})
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "Dataset cifar10 is not on this machine (its files were not found); choose one of digits.",
+        "field": "dataset",
+    }
 
 
 @pytest.mark.parametrize(

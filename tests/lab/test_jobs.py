@@ -11,7 +11,7 @@ import warnings
 import pytest
 from PIL import Image
 
-from cnnlab.lab.follow import summarize_events
+from cnnlab.lab.follow import read_events, summarize_events
 from cnnlab.lab.jobs import JobStore
 
 
@@ -287,3 +287,160 @@ def test_an_experiment_job_over_seeds_shows_the_mean_and_std_table(trained):
     html = client.get("/api/experiments/results", params={"name": created["run"]}).text
     assert "(2 seeds)" in html and " ± " in html and "n=2" in html
     assert f'src="/files/{created["run"]}/seeds_band.png"' in html
+
+
+# ------------------------------------------------------------------------------- names, cancel, clear, delete
+def test_fifty_identical_submissions_get_fifty_jobs(tmp_path, make_client):
+    """Fired at once from 50 threads, the same job gets 50 run folders (reserved by mkdir at submission), each job
+    queued; none is refused as 'already running' because its name collided with another's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = make_client(tmp_path / "runs", max_jobs=0)  # every job stays queued: no process starts
+    body = {"model": "lenet5", "dataset": "digits", "epochs": 1}
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        responses = list(pool.map(lambda _: client.post("/api/jobs", json=body), range(50)))
+    try:
+        assert [r.status_code for r in responses] == [200] * 50, [r.json() for r in responses if r.status_code != 200]
+        created = [r.json() for r in responses]
+        assert len({c["id"] for c in created}) == 50 and len({c["run"] for c in created}) == 50
+        jobs = client.get("/api/jobs").json()
+        assert sorted(j["id"] for j in jobs) == sorted(c["id"] for c in created)
+        assert {j["state"] for j in jobs} == {"queued"}
+        assert all((client.app.state.root / c["run"]).is_dir() for c in created)
+    finally:
+        for job in client.get("/api/jobs").json():
+            client.post(f"/api/jobs/{job['id']}/stop")
+    assert {(j["state"], j["cancelled"]) for j in client.get("/api/jobs").json()} == {("stopped", True)}
+    assert [p.name for p in client.app.state.root.iterdir()] == [".lab"]  # the cancelled jobs' empty folders went
+
+
+def test_record_changes_from_two_threads_are_both_kept(tmp_path, monkeypatch):
+    """The reaper's exit code and a stop request land on one record from two threads. Each thread pauses between
+    reading the record and writing it back (a barrier that times out when the lock keeps the other thread out):
+    without the lock both read the old record and the second write drops the first one's change."""
+    import threading
+
+    store = JobStore(tmp_path)
+    write_record(store, "j", tmp_path / "run", pid=1)
+    barrier = threading.Barrier(2, timeout=0.5)
+    read = store.record
+
+    def slow_record(job_id):
+        record = read(job_id)
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:  # the other thread waits for the lock: that is the point
+            pass
+        return record
+
+    monkeypatch.setattr(store, "record", slow_record)
+    threads = [
+        threading.Thread(target=store._update, args=("j",), kwargs={"returncode": 143}),
+        threading.Thread(target=store._update, args=("j",), kwargs={"stop_requested": True}),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    record = read("j")
+    assert (record.get("returncode"), record.get("stop_requested")) == (143, True)
+
+
+def test_cancel_a_queued_job_then_clear_the_finished_ones(tmp_path, make_client):
+    """Cancel: a queued job becomes stopped and cancelled. Clear: the records and logs of finished, failed and
+    stopped jobs go; queued ones stay; no run folder is touched."""
+    root = tmp_path / "runs"
+    client = make_client(root, max_jobs=0)
+    store = client.app.state.jobs
+    done_dir = root / "done"
+    done_dir.mkdir(parents=True)
+    (done_dir / "results.json").write_text(json.dumps({"status": "completed", "test_accuracy": 0.9}))
+    write_record(store, "1-done", done_dir, pid=999_999_999, returncode=0)
+    write_record(store, "2-failed", done_dir, pid=999_999_999, returncode=1)
+    (store.folder / "1-done.log").write_text("epoch 1/1\n")
+    queued = client.post("/api/jobs", json={"model": "lenet5", "epochs": 1}).json()
+    kept = client.post("/api/jobs", json={"model": "lenet5", "epochs": 1}).json()
+    cancelled = client.post(f"/api/jobs/{queued['id']}/stop").json()
+    assert (cancelled["state"], cancelled["cancelled"]) == ("stopped", True)
+    assert client.get("/api/jobs/1-done").json()["results"]["test_accuracy"] == 0.9
+
+    cleared = client.post("/api/jobs/clear").json()["cleared"]
+    assert sorted(cleared) == sorted(["1-done", "2-failed", queued["id"]])
+    assert [j["id"] for j in client.get("/api/jobs").json()] == [kept["id"]]
+    assert sorted(p.name for p in store.folder.iterdir() if p.name != ".lock") == [f"{kept['id']}.json"]
+    assert (done_dir / "results.json").is_file() and (root / kept["run"]).is_dir()
+    assert client.get("/api/jobs/1-done").status_code == 404
+    client.post(f"/api/jobs/{kept['id']}/stop")
+
+
+def make_run(folder):
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"model": "lenet5", "dataset": "digits"}))
+    (folder / "results.json").write_text(json.dumps({"status": "completed", "test_accuracy": 0.5}))
+
+
+def test_delete_a_run_and_what_cannot_be_deleted(tmp_path, make_client):
+    """Only a real run folder inside the root goes; symlinks (in or out), the root, the lab's folder, paths out and
+    runs a queued job writes (or writes inside) are refused, and nothing they point at is touched."""
+    from cnnlab.lab.security import LabRequestError
+    from cnnlab.lab.views import deletable_run_dir
+
+    root = tmp_path / "runs"
+    outside = tmp_path / "outside-run"
+    for folder in (root / "a", root / "b", root / "busy", root / "group", outside):
+        make_run(folder)
+    make_run(root / "group" / "inner")  # an experiment's folder holds runs
+    (root / "link-to-b").symlink_to(root / "b")
+    (root / "link-out").symlink_to(outside)
+    (root / "config.json").write_text("{}")  # a root that looks like a run is still the root
+    (root / ".lab").mkdir()
+    (root / ".lab" / "config.json").write_text("{}")
+    client = make_client(root, max_jobs=0)
+    busy = client.post("/api/jobs", json={"resume": "busy"})
+    assert busy.status_code == 409  # no checkpoint; record a queued job on it by hand instead
+    write_record(client.app.state.jobs, "q", root / "busy")
+    write_record(client.app.state.jobs, "q2", root / "group" / "inner")
+
+    assert client.delete("/api/runs/a").json() == {"deleted": "a"} and not (root / "a").exists()
+    refused = {
+        name: client.delete(f"/api/runs/{name}").status_code
+        for name in ("a", "no-such", ".lab", "../outside-run", "link-to-b", "link-out", "busy", "group")
+    }
+    assert refused == {
+        "a": 404,
+        "no-such": 404,
+        ".lab": 403,
+        "../outside-run": 404,  # the client normalises the URL; the server sees /api/outside-run
+        "link-to-b": 400,
+        "link-out": 403,
+        "busy": 409,
+        "group": 409,  # a job writes a run inside it
+    }
+    assert client.delete("/api/runs/%2E%2E/outside-run").status_code == 400
+    assert (root / "b" / "config.json").is_file() and (outside / "config.json").is_file()
+    assert (root / "busy" / "config.json").is_file() and (root / "group" / "inner" / "config.json").is_file()
+    with pytest.raises(LabRequestError) as root_itself:
+        deletable_run_dir(root, ".")  # a URL would normalise "." away
+    assert root_itself.value.status == 400 and root.is_dir()
+
+
+def test_a_short_run_logs_a_point_per_step(tmp_path, monkeypatch):
+    """Two epochs of 12 steps written in well under the 0.5 s interval: every step is a point, as the grid of
+    400 points covers a 24-step run one step each; a 10,000-step run keeps about 400."""
+    from cnnlab.training.progress import ProgressLog
+
+    short = ProgressLog(str(tmp_path / "short.jsonl"))
+    for epoch in (1, 2):
+        short.epoch(epoch, 2, 12, 0)
+        for _ in range(12):
+            short.step(1.0, 0.5, 100.0)
+    points = summarize_events(read_events(tmp_path / "short.jsonl"))["steps"]
+    assert [p[0] for p in points] == list(range(1, 25))
+
+    monkeypatch.setattr("cnnlab.training.progress.time.time", lambda: 1000.0)  # no time passes: only the grid
+    long = ProgressLog(str(tmp_path / "long.jsonl"))
+    long.epoch(1, 1, 10_000, 0)
+    for _ in range(10_000):
+        long.step(1.0, 0.5, 100.0)
+    steps = [e["global_step"] for e in read_events(tmp_path / "long.jsonl") if e["event"] == "step"]
+    assert steps == [1, *range(25, 10_001, 25)]  # the first step (nothing written yet), then the grid

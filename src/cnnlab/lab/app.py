@@ -24,7 +24,7 @@ from cnnlab.errors import CnnlabError, OptionValueError
 from cnnlab.lab import routes, views
 from cnnlab.lab.jobs import JobStore
 from cnnlab.lab.middleware import SECURITY_HEADERS, BodyLimit, SecurityHeaders
-from cnnlab.lab.options import field_label
+from cnnlab.lab.options import FieldError, label
 from cnnlab.lab.predict import MAX_UPLOAD_BYTES
 from cnnlab.lab.security import (
     TOKEN_COOKIE,
@@ -143,13 +143,17 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def refused(request: Request, exc: LabRequestError):
         return error(str(exc), exc.status)
 
+    @app.exception_handler(FieldError)
+    async def refused_field(request: Request, exc: FieldError):
+        return error(str(exc), exc.status, field=exc.field)  # the page shows it at that field
+
     @app.exception_handler(CnnlabError)
     async def user_error(request: Request, exc: CnnlabError):
         return error(str(exc), 400)
 
     @app.exception_handler(OptionValueError)
     async def bad_value(request: Request, exc: OptionValueError):  # the page's field, not the CLI's flag
-        return error(f"{field_label(exc.option)} {exc.problem}", 400, field=exc.option)
+        return error(f"{label(exc.option)} {exc.problem}", 400, field=exc.option)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

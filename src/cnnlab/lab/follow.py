@@ -114,8 +114,23 @@ def job_view(store: JobStore, job_id: str) -> dict:
         "progress": progress,
         "log": store.log_tail(job_id),
         "resumable": _resumable(record, state),
+        "cancelled": bool(record.get("cancelled")),
+        "results": _results(record, state),
     }
     return clean(view)
+
+
+def _results(record: dict, state: str) -> dict | None:
+    """A finished training run's headline numbers, from the results.json the trainer wrote as it ended."""
+    if record.get("kind") != "train" or state in ("queued", "running"):
+        return None
+    try:
+        results = json.loads((Path(record["run_dir"]) / "results.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(results, dict):
+        return None
+    return {k: results.get(k) for k in ("status", "test_accuracy", "best_val_accuracy", "train_seconds")}
 
 
 def _resumable(record: dict, state: str) -> bool:

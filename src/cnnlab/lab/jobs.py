@@ -21,6 +21,7 @@ import fcntl
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,8 +44,49 @@ def new_job_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
+class _FolderLock:
+    """The jobs folder's lock: re-entrant within a thread (an RLock) and exclusive across server processes (flock,
+    taken by the outermost holder only: a second flock on a new descriptor would block its own process)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.local, self.depth, self.handle = path, threading.RLock(), 0, None
+
+    def __enter__(self) -> None:
+        self.local.acquire()
+        if self.depth == 0:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.handle = open(self.path, "w")
+                fcntl.flock(self.handle, fcntl.LOCK_EX)
+            except BaseException:
+                self.local.release()
+                raise
+        self.depth += 1
+
+    def __exit__(self, *exc) -> None:
+        self.depth -= 1
+        if self.depth == 0:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None
+        self.local.release()
+
+
+_FOLDER_LOCKS: dict[Path, _FolderLock] = {}
+_FOLDER_LOCKS_GUARD = threading.Lock()
+
+
+def _folder_lock(folder: Path) -> _FolderLock:
+    """One lock object per jobs folder in this process, shared by every JobStore over it."""
+    with _FOLDER_LOCKS_GUARD:
+        key = folder.resolve()
+        if key not in _FOLDER_LOCKS:
+            _FOLDER_LOCKS[key] = _FolderLock(key / ".lock")
+        return _FOLDER_LOCKS[key]
+
+
 def _write_json(path: Path, data: dict) -> None:
-    temporary = path.with_suffix(f".tmp{os.getpid()}")
+    temporary = path.with_suffix(f".tmp{os.getpid()}-{threading.get_ident()}")
     temporary.write_text(json.dumps(data, indent=1))
     os.replace(temporary, path)  # whole or not at all: a reader never sees half a record
 
@@ -74,6 +116,7 @@ class JobStore:
         self.root = Path(runs_root)
         self.folder = self.root / LAB_DIR / "jobs"
         self.max_running = max_running
+        self._folder_lock = _folder_lock(self.folder)
 
     # ------------------------------------------------------------------------------------------------ records
     def _path(self, job_id: str) -> Path:
@@ -96,20 +139,16 @@ class JobStore:
         return sorted(found, key=lambda r: (r.get("created", 0), r.get("id", "")))
 
     def _update(self, job_id: str, **changes) -> dict:
-        record = {**self.record(job_id), **changes}
-        _write_json(self._path(job_id), record)
-        return record
+        # Read, change and write under the lock: the reaper's exit code and a stop request come from different
+        # threads, and without it one would overwrite the other's change.
+        with self._lock():
+            record = {**self.record(job_id), **changes}
+            _write_json(self._path(job_id), record)
+            return record
 
-    @contextlib.contextmanager
-    def _lock(self):
-        """One scheduler at a time, across threads and server processes."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / ".lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _lock(self) -> _FolderLock:
+        """One scheduler (or record change) at a time, across threads and server processes; re-entrant."""
+        return self._folder_lock
 
     # ------------------------------------------------------------------------------------------------- states
     def state(self, record: dict) -> tuple[str, bool]:
@@ -143,7 +182,6 @@ class JobStore:
     # --------------------------------------------------------------------------------------------- life cycle
     def submit(self, kind: str, cli_args: list[str], run_dir: Path, **extra) -> dict:
         """Record a job (`cnnlab` + cli_args) and start it now if nothing else runs."""
-        self.refuse_busy(run_dir)
         job_id = new_job_id()
         record = {
             "id": job_id,
@@ -154,17 +192,40 @@ class JobStore:
             "created": time.time(),
             **extra,
         }
-        self.folder.mkdir(parents=True, exist_ok=True)
-        _write_json(self._path(job_id), record)
+        with self._lock():  # the busy check and the record together: two resumes of one run cannot both pass
+            self.refuse_busy(run_dir)
+            _write_json(self._path(job_id), record)
         self.advance()
         return self.record(job_id)
 
     def refuse_busy(self, run_dir: Path) -> None:
-        """409 when a queued or running job already writes `run_dir`."""
+        """409 when a queued or running job writes `run_dir` or a folder inside it."""
         for other in self.records():
             state = self.state(other)[0]
-            if other["run_dir"] == str(run_dir) and state in ("queued", "running"):
+            if Path(other["run_dir"]).is_relative_to(run_dir) and state in ("queued", "running"):
                 raise LabRequestError(f"job {other['id']} is already {state} on run '{other['run']}'", 409)
+
+    def clear_finished(self) -> list[str]:
+        """Forget the finished, failed and stopped jobs: their records and logs go, their run directories stay.
+        Returns the ids removed."""
+        removed = []
+        with self._lock():
+            for record in self.records():
+                if self.state(record)[0] in ("queued", "running"):
+                    continue
+                for path in (self._path(record["id"]), self.folder / f"{record['id']}.log"):
+                    path.unlink(missing_ok=True)
+                if record.get("kind") == "experiment":
+                    self.progress_path(record).unlink(missing_ok=True)
+                removed.append(record["id"])
+        return removed
+
+    def delete_run(self, run_dir: Path) -> None:
+        """Delete a run directory (already confined to the runs root by the caller) unless a queued or running job
+        writes it; under the lock, so no job can be submitted on it meanwhile."""
+        with self._lock():
+            self.refuse_busy(run_dir)
+            shutil.rmtree(run_dir)
 
     def advance(self) -> None:
         """Start the oldest queued jobs while fewer than `max_running` run. Called after every change and by
@@ -213,17 +274,22 @@ class JobStore:
         return Path(record["run_dir"]) / PROGRESS_FILE
 
     def stop(self, job_id: str) -> dict:
-        """SIGTERM, which the trainer turns into a checkpoint and a clean exit; a queued job is cancelled."""
-        record = self.record(job_id)
-        state, _ = self.state(record)
-        if state == "queued":
-            return self._update(job_id, cancelled=True, ended=time.time())
-        if state != "running":
-            raise LabRequestError(f"job {job_id} is {state}, not running", 409)
-        self._update(job_id, stop_requested=True)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(record["pid"], signal.SIGTERM)
-        return self.record(job_id)
+        """SIGTERM, which the trainer turns into a checkpoint and a clean exit; a queued job is cancelled (and the
+        folder reserved for it removed while still empty). Under the lock: the queue cannot start a job between
+        the state check and the cancellation."""
+        with self._lock():
+            record = self.record(job_id)
+            state, _ = self.state(record)
+            if state == "queued":
+                with contextlib.suppress(OSError):  # not empty, or gone: leave it
+                    Path(record["run_dir"]).rmdir()
+                return self._update(job_id, cancelled=True, ended=time.time())
+            if state != "running":
+                raise LabRequestError(f"job {job_id} is {state}, not running", 409)
+            self._update(job_id, stop_requested=True)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(record["pid"], signal.SIGTERM)
+            return self.record(job_id)
 
     def log_tail(self, job_id: str, lines: int = 20) -> list[str]:
         path = self.folder / f"{job_id}.log"

@@ -1,16 +1,20 @@
-"""The Train form's fields and a job's options, checked by the CLI's own code.
+"""The Train form's fields and a job's options, checked before any process starts.
 
-A job's JSON options become a `cnnlab train` argv; that argv goes through the CLI's parser and then the trainer's
-`resolve`, so a bad option gets the CLI's message word for word, before any process starts.
+`check_form` checks each value against its option's declaration (type, choices, rule) and what the lab can know
+beforehand (the dataset's files are here, the batch fits the training split, the epochs are sane); a refusal is a
+`FieldError` naming the field and saying it in the form's words. The options then become a `cnnlab train` argv,
+which still goes through the CLI's parser and the trainer's `resolve`, so nothing the CLI would refuse starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnnlab.errors import CnnlabError, unknown_name_error
+from cnnlab.errors import CnnlabError, closest, unknown_name_error
+from cnnlab.lab.security import LabRequestError
 
 # Options the lab sets itself, or that would reach files outside the runs root.
 LAB_OWNED = ("out", "overwrite", "resume", "weights", "data_dir", "quiet", "help")
@@ -28,6 +32,53 @@ MAIN_OPTIONS = (
     "seed",
 )
 DATA_FOLDER = "data"  # imagefolder datasets live in RUNS/data/<name>/<class>/<image>
+# Published schedules top out at a few hundred epochs (ResNet's CIFAR runs ~180, DenseNet's 300); more than this
+# is a typo (10^9 once ran until stopped), not a plan.
+MAX_EPOCHS = 1000
+# The built-in sets' training splits, before the validation hold-out: the published sizes, known without reading
+# the files (CIFAR's take seconds to load). digits: 1,797 less its 20% test split (cnnlab.data.catalog).
+TRAIN_IMAGES = {
+    "digits": 1437,
+    "mnist": 60000,
+    "fashion-mnist": 60000,
+    "kmnist": 60000,
+    "cifar10": 50000,
+    "cifar100": 50000,
+}
+# How the pages label a field where its name alone would not say it (the rest: "batch_size" -> "Batch size"):
+# the Train form's options, and the query fields of the layer tables and the widgets, so that errors speak of
+# the field on the page ("Stride must be ...", not "--s must be ...").
+LABELS = {
+    "lr": "Learning rate",
+    "ema": "EMA decay",
+    "tta": "Test-time augmentation",
+    "keep_checkpoints": "Checkpoints kept",
+    "channels_last": "Channels-last memory",
+    "input": "Input size",
+    "spec": "Layer spec",
+    "n": "Input side",
+    "c": "Input channels",
+    "k": "Kernel",
+    "s": "Stride",
+    "p": "Padding",
+    "d": "Dilation",
+    "out": "Output channels",
+    "wide": "Bottleneck width",
+    "size": "Side",
+}
+
+
+class FieldError(LabRequestError):
+    """A form value the lab refuses: `field` is the option's name (the form's input), the message one sentence in
+    the form's words."""
+
+    def __init__(self, field: str, message: str, status: int = 400) -> None:
+        super().__init__(message, status)
+        self.field = field
+
+
+def label(name: str) -> str:
+    return LABELS.get(name, name.replace("_", " ").capitalize())
 
 
 @dataclass(frozen=True)
@@ -40,6 +91,7 @@ class FormField:
     group: str  # TrainConfig's option group, a fieldset on the form
     choices: tuple[str, ...] = ()
     main: bool = False
+    label: str = ""  # as the form shows it, e.g. "Batch size"
 
 
 def _train_parser() -> argparse.ArgumentParser:
@@ -64,6 +116,7 @@ def form_fields() -> list[FormField]:
             o.group,
             tuple(o.choices or ()),
             o.name in MAIN_OPTIONS,
+            label(o.name),
         )
         for o in options()
         if o.flag and "train" in o.commands and o.name not in LAB_OWNED and o.type in (int, float, str, bool)
@@ -147,26 +200,140 @@ def _check_dataset(name: str) -> None:
     key = ALIASES.get(name.strip().lower(), name.strip().lower())
     if not name.startswith(IMAGEFOLDER_PREFIX) and key not in list_datasets():
         raise unknown_name_error("dataset", name, list_datasets())
+# ------------------------------------------------------------------------------------------ the form's own checks
+def dataset_defaults() -> dict[str, dict]:
+    """The recipe values a dataset fills in when a field is left empty (the form's placeholders)."""
+    from cnnlab.training.config import DATASET_DEFAULTS, GENERIC_DEFAULTS
+
+    return {"*": dict(GENERIC_DEFAULTS), **{name: dict(values) for name, values in DATASET_DEFAULTS.items()}}
 
 
-# What the pages call the options that requests carry, for errors in the page's own words ("Stride must be ...",
-# not "--s must be ..."). Train form fields not listed here read as their names with spaces ("batch size").
-FIELD_LABELS = {
-    "input": "input size",
-    "spec": "layer spec",
-    "n": "input side",
-    "c": "input channels",
-    "k": "kernel",
-    "s": "stride",
-    "p": "padding",
-    "d": "dilation",
-    "out": "output channels",
-    "wide": "bottleneck width",
-    "size": "side",
-}
+def check_form(body: dict, runs_root: Path) -> None:
+    """FieldError for the first value the form should not send: a wrong type, choice or range, a dataset whose
+    files are not here, a batch larger than the training split, absurd epochs. Names the form does not show
+    (unknown or the lab's own options) are left to `train_argv`, whose messages are the CLI's."""
+    from cnnlab.training.config import options
+
+    _check_model(body.get("model"))
+    fields = {f.name: f for f in form_fields()}
+    declared = {o.name: o for o in options()}
+    values = {}
+    for name, value in body.items():
+        if name in fields and value is not None and value != "":
+            values[name] = _field_value(fields[name], declared[name], value)
+    dataset = str(values.get("dataset") or "digits")
+    if values.get("image_size") is not None and not dataset.startswith("imagefolder:"):
+        raise FieldError("image_size", f"Image size applies to image-folder datasets only; {dataset} has its own.")
+    _check_batch(values, dataset, _train_images(dataset, runs_root), declared["val_fraction"].default)
 
 
-def field_label(option: str) -> str:
-    """The label a page shows for `option`, capitalised to open a sentence."""
-    label = FIELD_LABELS.get(option, option.replace("_", " "))
-    return label[:1].upper() + label[1:]
+def _check_model(model) -> None:
+    from cnnlab.registry import list_models
+
+    if not isinstance(model, str) or not model:
+        raise FieldError("model", "Model is empty: choose a model from the zoo.")
+    if model not in list_models():
+        raise FieldError("model", f"Model '{model}' is not in the zoo{_hint(model, list_models())}")
+
+
+def _hint(name: str, candidates: list[str]) -> str:
+    hints = closest(name, candidates)
+    return f"; did you mean {', '.join(hints)}?" if hints else "."
+
+
+def _field_value(field: FormField, declared, value):
+    """`value` as the option's type, checked against its choices and rule."""
+    name, text = field.name, field.label
+    if isinstance(value, (dict, list)):
+        raise FieldError(name, f"{text} takes a single value, not a list or an object.")
+    if field.kind == "bool":
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if not isinstance(value, bool):
+            raise FieldError(name, f"{text} must be on or off (true or false), got '{value}'.")
+        return value
+    if field.choices:
+        if str(value) not in field.choices:
+            raise FieldError(name, f"{text} must be one of {', '.join(field.choices)}; got '{value}'.")
+        return str(value)
+    if declared.parser is not None:  # a value with units, such as a duration
+        try:
+            return declared.parse(str(value))
+        except CnnlabError as error:
+            raise FieldError(name, f"{text}: {error}.") from None
+    if field.kind == "str":
+        return str(value)
+    return _number(field, declared, value)
+
+
+def _number(field: FormField, declared, value) -> int | float:
+    whole = field.kind == "int"
+    requirement = declared.check.requirement if declared.check else ("a whole number" if whole else "a number")
+    refused = FieldError(field.name, f"{field.label} must be {requirement}, got '{value}'.")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise refused
+    try:
+        number = float(value) if not isinstance(value, int) else value
+    except ValueError:
+        raise refused from None
+    if whole and not (math.isfinite(number) and number == int(number)):
+        raise refused
+    number = int(number) if whole else number
+    if number != declared.default and declared.check is not None and not declared.check.test(number):
+        raise refused
+    if field.name == "epochs" and number > MAX_EPOCHS:
+        raise FieldError("epochs", f"Epochs {number:,} is more than the lab runs ({MAX_EPOCHS:,} at most).")
+    return number
+
+
+def _train_images(dataset: str, runs_root: Path) -> int:
+    """The dataset's training split size, before the validation hold-out; FieldError when it is unknown or its
+    files are not on this machine."""
+    from cnnlab.data.catalog import ALIASES, IMAGEFOLDER_PREFIX, list_datasets
+
+    if dataset.startswith(IMAGEFOLDER_PREFIX):
+        return _imagefolder_train_images(dataset, runs_root)
+    key = ALIASES.get(dataset.strip().lower(), dataset.strip().lower())
+    if key not in list_datasets():
+        raise FieldError("dataset", f"Dataset '{dataset}' is unknown{_hint(dataset, list_datasets())}")
+    here = datasets(runs_root)
+    if key not in here:
+        missing = f"Dataset {key} is not on this machine (its files were not found)"
+        raise FieldError("dataset", f"{missing}; choose one of {', '.join(here)}.")
+    return TRAIN_IMAGES[key]
+
+
+def _imagefolder_train_images(dataset: str, runs_root: Path) -> int:
+    from cnnlab.data.imagefolder import IMAGE_EXTENSIONS, TEST_FRACTION
+
+    relative = dataset.split(":", 1)[1]
+    try:
+        folder = Path(confined_dataset(dataset, runs_root).split(":", 1)[1])
+    except LabRequestError as error:
+        raise FieldError("dataset", f"Dataset folder: {error}.", error.status) from None
+    classes = [d for d in folder.iterdir() if d.is_dir()] if folder.is_dir() else []
+    count = sum(1 for c in classes for p in c.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not count:
+        raise FieldError("dataset", f"Dataset folder {relative} holds no class subfolders of images.")
+    return count - math.ceil(TEST_FRACTION * count - 1e-9)  # less its test split, as load_imagefolder splits
+
+
+def _check_batch(values: dict, dataset: str, images: int, default_val_fraction: float) -> None:
+    """The trainer refuses a batch larger than what it trains on: the training split (or its first
+    `train_subset` images) less the validation share (stratified_indices holds out ceil(fraction * n))."""
+    defaults = dataset_defaults()
+    batch = values.get("batch_size") or defaults.get(dataset, defaults["*"])["batch_size"]
+    subset = values.get("train_subset")
+    kept = min(images, subset) if subset else images
+    fraction = values.get("val_fraction", default_val_fraction)
+    trained = kept - min(kept, math.ceil(fraction * kept - 1e-9))
+    if batch <= trained:
+        return
+    held = f"{kept:,} less {kept - trained:,} held out for validation"
+    if subset and "batch_size" not in values:
+        raise FieldError(
+            "train_subset",
+            f"Train subset {subset:,} leaves {trained:,} training images ({held}), fewer than a batch ({batch:,}).",
+        )
+    split = f"the training split of {dataset} ({trained:,} images: {held})"
+    raise FieldError("batch_size", f"Batch size {batch:,} is larger than {split}.")

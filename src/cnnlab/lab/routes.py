@@ -2,15 +2,17 @@
 
 GET  /api/models                 the zoo            GET  /api/models/<name>?input=3x32x32   its layer table
 GET  /api/summary?spec=&input=   a layer spec's shape flow (the what-if box)
-GET  /api/options                the Train form's fields and the datasets on this machine
+GET  /api/options                the Train form's fields, the datasets on this machine, their defaults
 GET  /api/runs                   the leaderboard    GET  /api/runs/<name>       one run
+DELETE /api/runs/<name>          delete a run's folder (409 while a job writes it)
 POST /api/runs/<name>/evaluate   confusion matrix, per-class accuracy, misclassified test images
 POST /api/runs/<name>/export     model.onnx
 POST /api/jobs                   start (or queue) a job: {"model", "dataset", "epochs", ...},
                                  {"resume": RUN} or {"experiment": NAME, "quick": true}; returns {"id", "run"}
 GET  /api/jobs                   every job          GET  /api/jobs/<id>         state and progress
 GET  /api/jobs/<id>/events       the same, as Server-Sent Events, until the job ends
-POST /api/jobs/<id>/stop         checkpoint and stop (SIGTERM)
+POST /api/jobs/<id>/stop         checkpoint and stop (SIGTERM); a queued job is cancelled
+POST /api/jobs/clear             forget the finished, failed and stopped jobs (records and logs; runs stay)
 POST /api/predict                multipart: run, and image (a file) or test_index, optional top_k and target (the
                                  class the overlays explain); top-k, the target, and overlay URLs
 GET  /api/test-image?run=&index= a test image of the run's dataset, as PNG
@@ -22,6 +24,7 @@ GET  /api/widgets/<name>?...     a widget's numbers, computed by cnnlab
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from datetime import datetime
@@ -61,7 +64,11 @@ def summary(spec: str, input: str | None = None):
 
 @router.get("/options")
 def train_options(request: Request):
-    return {"fields": [vars(f) for f in options.form_fields()], "datasets": options.datasets(_root(request))}
+    return {
+        "fields": [vars(f) for f in options.form_fields()],
+        "datasets": options.datasets(_root(request)),
+        "defaults": options.dataset_defaults(),
+    }
 
 
 # -------------------------------------------------------------------------------------------------------- runs
@@ -91,6 +98,14 @@ def run(request: Request, name: str):
     return views.run_detail(_root(request), name)
 
 
+@router.delete("/runs/{name:path}")
+def delete_run(request: Request, name: str):
+    root = _root(request)
+    path = views.deletable_run_dir(root, name)
+    request.app.state.jobs.delete_run(path)
+    return {"deleted": name}
+
+
 # -------------------------------------------------------------------------------------------------------- jobs
 async def _json_body(request: Request) -> dict:
     try:
@@ -107,12 +122,30 @@ def _slug(text: str) -> str:
 
 
 def _new_run_dir(root: Path, *parts: str) -> Path:
+    """A new, empty run folder, reserved now: mkdir either creates it or fails, so two jobs submitted in the same
+    second (from two threads or two servers) never get one name. The trainer and the experiments take an empty
+    --out folder as a new run."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base = root / "-".join([*(_slug(p) for p in parts), stamp])
     path, n = base, 1
-    while path.exists():  # two jobs in one second
-        path, n = base.with_name(f"{base.name}-{n}"), n + 1
-    return path
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            path, n = base.with_name(f"{base.name}-{n}"), n + 1
+
+
+@contextlib.contextmanager
+def _reserved_run_dir(root: Path, *parts: str):
+    """_new_run_dir, removed again if the job is refused before it is recorded."""
+    path = _new_run_dir(root, *parts)
+    try:
+        yield path
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.rmdir()
+        raise
 
 
 @router.post("/jobs")
@@ -131,20 +164,23 @@ def _submit(request: Request, body: dict) -> dict:
             raise LabRequestError(f"run '{body['resume']}' has no checkpoint to resume from", 409)
         record = store.submit("train", ["train", model, "--resume", str(path)], path, label=f"resume {model}")
     elif "experiment" in body:
-        record = store.submit("experiment", *_experiment_args(root, body), label=f"experiment {body['experiment']}")
+        name = str(body["experiment"])
+        with _reserved_run_dir(root, "experiment", name) as out:
+            record = store.submit("experiment", _experiment_args(body, out), out, label=f"experiment {name}")
     else:
-        out = _new_run_dir(root, str(body.get("model", "")), str(body.get("dataset") or "digits"))
-        argv = options.train_argv(body, root, out)
-        record = store.submit("train", argv, out, label=f"{body['model']} on {body.get('dataset') or 'digits'}")
+        options.check_form(body, root)  # the form's own words, naming the field, before anything is reserved
+        dataset = str(body.get("dataset") or "digits")
+        with _reserved_run_dir(root, str(body.get("model", "")), dataset) as out:
+            argv = options.train_argv(body, root, out)
+            record = store.submit("train", argv, out, label=f"{body['model']} on {dataset}")
     return {"id": record["id"], "run": record["run"]}
 
 
-def _experiment_args(root: Path, body: dict) -> tuple[list[str], Path]:
+def _experiment_args(body: dict, out: Path) -> list[str]:
     from cnnlab.experiments import get_experiment
 
     name = str(body["experiment"])
     get_experiment(name)  # an unknown name: the closest ones, as the CLI says
-    out = _new_run_dir(root, "experiment", name)
     argv = ["experiment", name, "--out", str(out)]
     if body.get("quick", True):
         argv.append("--quick")
@@ -155,7 +191,7 @@ def _experiment_args(root: Path, body: dict) -> tuple[list[str], Path]:
     from cnnlab.cli import build_parser
 
     build_parser().parse_args(argv)  # the CLI's flag checks
-    return argv, out
+    return argv
 
 
 @router.get("/jobs")
@@ -163,6 +199,11 @@ def jobs(request: Request):
     store = request.app.state.jobs
     store.advance()
     return [follow.job_view(store, r["id"]) for r in store.records()]
+
+
+@router.post("/jobs/clear")
+def clear_jobs(request: Request):
+    return {"cleared": request.app.state.jobs.clear_finished()}
 
 
 @router.get("/jobs/{job_id}")

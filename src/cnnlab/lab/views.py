@@ -7,7 +7,7 @@ import html
 import json
 import re
 import threading
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from cnnlab.errors import CnnlabError, OptionValueError
 from cnnlab.lab.follow import clean, read_metrics
@@ -167,6 +167,24 @@ def run_dir(root: Path, name: str) -> Path:
     path = safe_path(root, name)
     if not (path / "config.json").is_file():
         raise LabRequestError(f"no run '{name}' under the runs folder", 404)
+    return path
+
+
+def deletable_run_dir(root: Path, name: str) -> Path:
+    """The run folder `name` names, if the lab may delete it: a real folder (no symlink on the way, so deleting
+    never reaches a link's target) holding a run, inside the runs root, and neither the root nor the lab's own
+    folder."""
+    path = run_dir(root, name)  # inside the root once resolved, and a run (config.json)
+    parts = PurePosixPath(name).parts
+    if path == root.resolve() or not parts or parts == (".",):
+        raise LabRequestError("the runs folder itself cannot be deleted", 400)
+    if LAB_PARTS.intersection(parts):
+        raise LabRequestError(f"'{name}' is the lab's own folder, not a run", 403)
+    lexical = root.resolve()
+    for part in parts:
+        lexical = lexical / part
+        if lexical.is_symlink():
+            raise LabRequestError(f"'{name}' goes through a symbolic link; the lab deletes only real folders", 400)
     return path
 
 

@@ -7,6 +7,7 @@ that file as JSON lines, so another process can follow the run without sharing m
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -99,12 +100,16 @@ PROGRESS_FILE_ENV = "CNNLAB_PROGRESS_FILE"
 
 
 class ProgressLog:
-    """Training events as JSON lines appended to a file: start, epoch_start, step (at most one per
-    `step_interval` seconds, plus each epoch's last), epoch (the metrics row) and finish. Each line carries the
-    wall time `t`; steps carry the run-wide step number and an ETA from this process's own pace."""
+    """Training events as JSON lines appended to a file: start, epoch_start, step, epoch (the metrics row) and
+    finish. Each line carries the wall time `t`; steps carry the run-wide step number and an ETA from this
+    process's own pace.
 
-    def __init__(self, path: str, step_interval: float = 0.5) -> None:
-        self.path, self.step_interval = path, step_interval
+    A step is written when it lands on the run's grid of `points` evenly spaced steps (every step of a run of at
+    most `points` steps, so a short run's curve has a point per step), at least every `step_interval` seconds
+    (live numbers on a long run), and at each epoch's end; the file stays small either way."""
+
+    def __init__(self, path: str, step_interval: float = 0.5, points: int = 400) -> None:
+        self.path, self.step_interval, self.points = path, step_interval, points
         self.began, self.last_write = time.time(), 0.0
         self.epoch_number = self.epochs = self.steps = self.step_number = self.steps_here = 0
 
@@ -127,10 +132,11 @@ class ProgressLog:
         self.step_number += 1
         self.steps_here += 1
         now = time.time()
-        if now - self.last_write < self.step_interval and self.step_number < self.steps:
+        done = (self.epoch_number - 1) * self.steps + self.step_number
+        every = max(1, math.ceil(self.epochs * self.steps / self.points))
+        if now - self.last_write < self.step_interval and self.step_number < self.steps and done % every:
             return
         self.last_write = now
-        done = (self.epoch_number - 1) * self.steps + self.step_number
         left = self.epochs * self.steps - done
         eta = (now - self.began) / self.steps_here * left
         self.write(

@@ -8,7 +8,11 @@ async function api(method, url, body) {
   const response = await fetch(url, init);
   const type = response.headers.get("Content-Type") || "";
   const data = type.includes("json") ? await response.json() : await response.text();
-  if (!response.ok) throw new Error((data && data.error) || `${response.status} ${response.statusText}`);
+  if (!response.ok) {
+    const error = new Error((data && data.error) || `${response.status} ${response.statusText}`);
+    error.field = data && data.field;  // the form field a refusal names, if any
+    throw error;
+  }
   return data;
 }
 

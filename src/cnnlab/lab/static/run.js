@@ -1,6 +1,24 @@
 "use strict";
 const RUN = $("run-name").dataset.run;  // from the page: the CSP allows no inline script
 
+// A config value as text: strings bare, lists "a, b", booleans yes/no, null "–", objects "key: value, ...".
+function shown(value) {
+  if (value === null || value === undefined) return "–";
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (Array.isArray(value)) return value.length ? value.map(shown).join(", ") : "–";
+  if (typeof value === "object") {
+    const entries = Object.entries(value);
+    return entries.length ? entries.map(([k, v]) => `${k}: ${shown(v)}`).join(", ") : "–";
+  }
+  return String(value);
+}
+
+// The downloads list shows each file once, however often Export is pressed.
+function addDownload(file, href) {
+  if ([...$("downloads").querySelectorAll("a")].some((a) => a.getAttribute("download") === file)) return;
+  $("downloads").append(el("a", { href, download: file }, file));
+}
+
 function showEvaluation(result) {
   $("evaluation").hidden = false;
   const names = Object.keys(result.per_class_accuracy);
@@ -19,7 +37,8 @@ async function main() {
     ["test accuracy", fmt.pct(results.test_accuracy)], ["best val accuracy", fmt.pct(results.best_val_accuracy)],
     ["params", fmt.int(results.params)], ["train seconds", fmt.num(results.train_seconds, 1)], ["device", results.device]];
   $("results").replaceChildren(table([["", (f) => f[0]], ["", (f) => f[1] ?? "–"]], facts));
-  $("downloads").replaceChildren(...run.files.filter((f) => /\.(safetensors|onnx|pt|csv|json)$/.test(f)).map((f) => el("a", { href: `/files/${RUN}/${f}`, download: f }, f)));
+  $("downloads").replaceChildren();
+  for (const f of run.files.filter((f) => /\.(safetensors|onnx|pt|csv|json)$/.test(f))) addDownload(f, `/files/${RUN}/${f}`);
   const m = run.metrics;
   Plotly.newPlot("curves", [
     { x: m.map((r) => r.epoch), y: m.map((r) => r.train_loss), name: "train loss" },
@@ -29,7 +48,7 @@ async function main() {
   ], { margin: { t: 40, r: 50 }, xaxis: { title: { text: "epoch" }, dtick: 1 }, yaxis: { title: { text: "loss" } },
        yaxis2: { title: { text: "accuracy" }, overlaying: "y", side: "right", range: [0, 1], tickformat: ".0%", dtick: 0.25, showgrid: false }, legend: { orientation: "h", y: 1.12 } }, PLOT_CONFIG);
   const config = Object.entries(run.config).filter(([k]) => !["data", "versions"].includes(k));
-  $("config").replaceChildren(table([["option", (c) => c[0]], ["value", (c) => JSON.stringify(c[1])]], config));
+  $("config").replaceChildren(table([["option", (c) => c[0]], ["value", (c) => shown(c[1]), "wrap"]], config));
   if (run.evaluation) showEvaluation({ ...run.evaluation, misclassified_png: run.files.includes("misclassified.png") });
   const done = results.status === "completed";
   $("evaluate").disabled = $("export").disabled = !done;
@@ -46,7 +65,7 @@ async function act(button, work) {
 $("evaluate").addEventListener("click", () => act($("evaluate"), async () => showEvaluation(await api("POST", `/api/runs/${RUN}/evaluate`))));
 $("export").addEventListener("click", () => act($("export"), async () => {
   const result = await api("POST", `/api/runs/${RUN}/export`);
-  $("downloads").append(el("a", { href: result.file, download: "model.onnx" }, "model.onnx"));
+  addDownload(result.file.split("/").pop(), result.file);
 }));
 $("resume").addEventListener("click", () => act($("resume"), async () => {
   const created = await api("POST", "/api/jobs", { resume: RUN });

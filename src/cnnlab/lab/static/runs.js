@@ -8,17 +8,41 @@ async function overlay() {
     { margin: { t: 40 }, xaxis: { title: { text: "epoch" }, dtick: 1 }, yaxis: { title: { text: "val accuracy" } }, legend: { orientation: "h", y: 1.12 } }, PLOT_CONFIG);
 }
 
-async function main() {
+// Deleting a run removes its folder for good: the page asks first.
+async function remove(event, name) {
+  showError($("error"));
+  if (!window.confirm(`Delete the run ${name} and all its files? This cannot be undone.`)) return;
+  event.target.disabled = true;
+  try {
+    await api("DELETE", `/api/runs/${name}`);
+    ticked.delete(name);
+    delete metrics[name];
+    await board();
+  } catch (error) {
+    showError($("error"), error);
+    event.target.disabled = false;
+  }
+}
+
+async function board() {
   const runs = await api("GET", "/api/runs");
-  for (const run of runs.slice(0, 3)) if (run.test_accuracy !== null && run.test_accuracy !== undefined) ticked.add(run.name);
   const tick = (run) => el("input", { type: "checkbox", checked: ticked.has(run.name), onchange: (e) => { e.target.checked ? ticked.add(run.name) : ticked.delete(run.name); overlay(); } });
+  const del = (run) => el("button", { class: "danger delete", "data-run": run.name, onclick: (e) => remove(e, run.name) }, "Delete");
   $("board").replaceChildren(runs.length ? table([
     ["", tick], ["run", (r) => el("a", { href: `/runs/${r.name}` }, r.name)], ["model", (r) => r.model], ["dataset", (r) => r.dataset],
     ["epochs", (r) => r.epochs ?? "–", "num"],
     ["test accuracy", (r) => (r.test_accuracy === null || r.test_accuracy === undefined ? r.status : fmt.pct(r.test_accuracy)), "num"],
     ["params", (r) => fmt.int(r.params), "num"], ["train s", (r) => fmt.num(r.train_seconds, 1), "num"],
     ["images/s", (r) => fmt.int(r.train_images_per_second && Math.round(r.train_images_per_second)), "num"],
+    ["", del],
   ], runs) : el("p", { class: "muted" }, "No runs yet: start one on the Train page."));
   overlay();
+  return runs;
 }
-main();
+
+async function main() {
+  const runs = await api("GET", "/api/runs");
+  for (const run of runs.slice(0, 3)) if (run.test_accuracy !== null && run.test_accuracy !== undefined) ticked.add(run.name);
+  await board();
+}
+main().catch((error) => showError($("error"), error));
