@@ -353,7 +353,7 @@ def test_experiment_jobs_read_data_only_inside_the_root(tmp_path, make_client):
         assert response.status_code in (400, 403) and "runs folder" in response.json()["error"], dataset
     assert client.get("/api/jobs").json() == []  # nothing was queued
     (root / "data" / "pets" / "cat").mkdir(parents=True)
-    argv, _ = _experiment_args(root, {"experiment": "activations", "dataset": "imagefolder:data/pets"})
+    argv = _experiment_args({"experiment": "activations", "dataset": "imagefolder:data/pets"}, root, root / "out")
     assert argv[argv.index("--dataset") + 1] == f"imagefolder:{(root / 'data' / 'pets').resolve()}"
 
 

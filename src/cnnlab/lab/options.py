@@ -200,6 +200,8 @@ def _check_dataset(name: str) -> None:
     key = ALIASES.get(name.strip().lower(), name.strip().lower())
     if not name.startswith(IMAGEFOLDER_PREFIX) and key not in list_datasets():
         raise unknown_name_error("dataset", name, list_datasets())
+
+
 # ------------------------------------------------------------------------------------------ the form's own checks
 def dataset_defaults() -> dict[str, dict]:
     """The recipe values a dataset fills in when a field is left empty (the form's placeholders)."""

@@ -166,7 +166,7 @@ def _submit(request: Request, body: dict) -> dict:
     elif "experiment" in body:
         name = str(body["experiment"])
         with _reserved_run_dir(root, "experiment", name) as out:
-            record = store.submit("experiment", _experiment_args(body, out), out, label=f"experiment {name}")
+            record = store.submit("experiment", _experiment_args(body, root, out), out, label=f"experiment {name}")
     else:
         options.check_form(body, root)  # the form's own words, naming the field, before anything is reserved
         dataset = str(body.get("dataset") or "digits")
@@ -176,7 +176,7 @@ def _submit(request: Request, body: dict) -> dict:
     return {"id": record["id"], "run": record["run"]}
 
 
-def _experiment_args(body: dict, out: Path) -> list[str]:
+def _experiment_args(body: dict, root: Path, out: Path) -> list[str]:
     from cnnlab.experiments import get_experiment
 
     name = str(body["experiment"])
