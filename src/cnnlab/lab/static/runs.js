@@ -7,7 +7,7 @@ async function overlay() {
   Plotly.react("overlay", [...ticked].map((name, i) => {
     const { color, symbol } = traceStyle(i);
     return { x: metrics[name].map((m) => m.epoch), y: metrics[name].map((m) => m.val_accuracy), name: plotText(name), mode: "lines+markers", line: { color }, marker: { color, symbol, size: 8 } };
-  }), { margin: { t: 10 }, xaxis: { title: { text: "epoch" }, dtick: 1, automargin: true }, yaxis: { title: { text: "val accuracy" } }, legend: LEGEND_BELOW }, PLOT_CONFIG);
+  }), { margin: { t: 10 }, xaxis: { title: { text: "epoch" }, dtick: 1, automargin: true }, yaxis: { title: { text: "val accuracy" } }, showlegend: true, legend: LEGEND_BELOW }, PLOT_CONFIG);
 }
 
 async function main() {

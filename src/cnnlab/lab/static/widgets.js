@@ -42,7 +42,7 @@ function traceTable(node, trace) {
 
 function histogram(target, values, title, range) {
   Plotly.react(target, [{ type: "histogram", x: values, nbinsx: 16 }],
-    { margin: { t: 30, b: 30 }, height: 260, title: { text: title, font: { size: 13 } }, xaxis: { range } }, PLOT_CONFIG);
+    { margin: { t: 30, b: 30 }, title: { text: title, font: { size: 13 } }, xaxis: { range } }, PLOT_CONFIG);
 }
 
 async function batchnorm() {
@@ -69,7 +69,7 @@ async function residual() {
   try {
     const r = await api("GET", `/api/widgets/residual?x=${x}&depth=${$("res-depth").value}`);
     const d = r.data, mark = { x: [Number(x), Number(x)], mode: "lines", line: { color: "#999", dash: "dot" }, showlegend: false };
-    const layout = (title) => ({ margin: { t: 30 }, height: 340, title: { text: title, font: { size: 13 } }, xaxis: { title: { text: "x" }, automargin: true }, legend: LEGEND_BELOW });
+    const layout = (title) => ({ margin: { t: 30 }, title: { text: title, font: { size: 13 } }, xaxis: { title: { text: "x" }, automargin: true }, legend: LEGEND_BELOW });
     // P(x) = F(x) wherever F(x) > 0: P is drawn dashed over a wider F so both stay visible where they meet.
     const line = [{ width: 5 }, { width: 2.5 }, { width: 2.5, dash: "dash" }];
     const curves = (names) => names.map(([k, name], i) => ({ x: d.x, y: d[k], name, mode: "lines", line: { ...line[i], color: PALETTE[i] } }));
