@@ -167,3 +167,29 @@ def test_class_names_read_as_written(lab, browser):
     assert browser.find_elements(By.CSS_SELECTOR, "#per-class .xtick text tspan") == []  # no bold or italic run
     escaped = browser.execute_script("return plotText('<b>a & b</b>')")
     assert escaped == "&lt;b&gt;a &amp; b&lt;/b&gt;"
+
+
+WIDGETS = """
+const visible = (e) => { const r = e.getBoundingClientRect(), c = e.closest(".card").getBoundingClientRect();
+                         return c.left <= r.left && r.right <= c.right; };
+const header = [...document.querySelectorAll("#kernels th")].find((th) => th.textContent === "B saves");
+return {values: document.getElementById("res-values").data.filter((t) => t.name).map((t) => [t.name, t.y]),
+        saves: header ? visible(header) : null,
+        note: document.querySelector("#kernels p").textContent,
+        cells: [...document.querySelectorAll("#res-table td")].map((td) => td.textContent)};
+"""
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_widgets_draw_three_blocks_and_read_as_numbers(lab, browser, size):
+    open_page(browser, lab, size, "widgets")
+    widgets = browser.execute_script(WIDGETS)
+    names = [name for name, _ in widgets["values"]]
+    assert names == ["F(x)", "H(x) = ReLU(F(x) + x)", "P(x) = ReLU(F(x))"]
+    f, h, p = (y for _, y in widgets["values"])
+    assert f != p and h != p and f != h  # F < 0 for x < 0.9, where the plain block's ReLU gives 0
+    assert min(f) == pytest.approx(-0.4) and min(p) == 0
+    assert widgets["saves"] is True  # the kernel table's saving column shows inside its card, not cut off
+    assert "102,464 here, 102,400" in widgets["note"]  # 64 channels: 64·64·25 weights and 64 biases
+    assert "1,024" in widgets["cells"]  # 10 residual blocks at x = 2: a gradient of 2 each
+    assert not [c for c in widgets["cells"] if any(len(part) > 4 for part in c.split(".")[1:])]  # ≤ 4 decimals
