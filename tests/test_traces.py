@@ -70,8 +70,9 @@ def test_residual_slider_at_two():
     result = trace("residual", x=2.0)
     values = [row[3] for row in result["rows"]]  # the torch column, in step order
     # x, z, ReLU(z), F(x), identity, F(x) + x, H, P, dF/dx, dH/dx, dP/dx, 10 residual blocks, 10 plain blocks
-    assert values[:11] == pytest.approx([2.0, 1.1, 1.1, 1.1, 2.0, 3.1, 3.1, 1.1, 0.5, 1.5, 0.5])
-    assert values[11] == pytest.approx(1.5**10, rel=1e-5) and values[12] == pytest.approx(0.5**10, rel=1e-3)
+    assert values[:11] == pytest.approx([2.0, 1.5, 1.5, 1.1, 2.0, 3.1, 3.1, 1.1, 1.0, 2.0, 1.0])
+    # the residual chain doubles the gradient per block; the plain one dies in its third block (input 0.2, z < 0)
+    assert values[11] == pytest.approx(2.0**10) and values[12] == 0.0
     assert_sides_agree(result)
     dead = trace("residual", x=-3.0, weights="0.5,0.1,1.0,0.0")
     # z < 0: the conv path is off, F = 0, and F(x) + x = -3 < 0: the final ReLU stops the skip's gradient too.
@@ -79,7 +80,20 @@ def test_residual_slider_at_two():
     slope = trace("residual", x=1.0, weights="-2,1,0.25,0")  # dF/dx = 0.25 * -2 = -0.5, F(1) = 0
     assert [row[2] for row in slope["rows"]][8:11] == pytest.approx([0.0, 1.0, 0.0])  # z = -1 < 0
     data = result["data"]
-    assert len(data["x"]) == len(data["dH"]) == 61 and data["dH"][data["x"].index(2.0)] == pytest.approx(1.5)
+    assert len(data["x"]) == len(data["dH"]) == 61 and data["dH"][data["x"].index(2.0)] == pytest.approx(2.0)
+
+
+def test_residual_sweep_separates_the_three_blocks():
+    """The widget's chart: F, H and P are three different curves (F >= 0 everywhere would make P = ReLU(F) = F)."""
+    data = trace("residual")["data"]
+    at = {x: i for i, x in enumerate(data["x"])}
+    # x = -1: F = ReLU(-1.5) - 0.4 = -0.4, P = ReLU(F) = 0, H = ReLU(-0.4 - 1) = 0
+    assert [data[k][at[-1.0]] for k in ("f", "plain", "h")] == pytest.approx([-0.4, 0.0, 0.0])
+    # x = 0.7: F = 0.2 - 0.4 = -0.2, P = 0, H = ReLU(-0.2 + 0.7) = 0.5
+    assert [data[k][at[0.7]] for k in ("f", "plain", "h")] == pytest.approx([-0.2, 0.0, 0.5])
+    assert [data[k][at[0.7]] for k in ("dF", "dP", "dH")] == [1.0, 0.0, 2.0]
+    assert sum(f != p for f, p in zip(data["f"], data["plain"])) == 39  # x = -3.0 ... 0.8, where F < 0
+    assert all(h != p for h, p in zip(data["h"], data["plain"]) if h > 0)
 
 
 def test_bottleneck_against_two_3x3_convs():

@@ -43,7 +43,7 @@ def list_traces() -> list[str]:
 
 
 def trace_options(name: str) -> dict[str, object]:
-    """The options of one trace and their defaults, e.g. {"x": 2.0, "weights": "0.5,0.1,1.0,0.0", "depth": 10}."""
+    """The options of one trace and their defaults, e.g. {"x": 2.0, "weights": "1,-0.5,1,-0.4", "depth": 10}."""
     parameters = inspect.signature(_lookup(name)).parameters.values()
     return {p.name: p.default for p in parameters}
 

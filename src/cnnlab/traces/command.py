@@ -14,7 +14,7 @@ FLAGS = {
     "gamma": (float, "batchnorm: the scale (default 1)"),
     "beta": (float, "batchnorm: the shift (default 0)"),
     "x": (float, "residual: the slider's input (default 2.0)"),
-    "weights": (str, "residual: w1,b1,w2,b2 of F(x) = w2 * ReLU(w1 * x + b1) + b2 (default 0.5,0.1,1.0,0.0)"),
+    "weights": (str, "residual: w1,b1,w2,b2 of F(x) = w2 * ReLU(w1 * x + b1) + b2 (default 1,-0.5,1,-0.4)"),
     "depth": (int, "residual: blocks stacked for the deep gradient (default 10)"),
     "channels": (int, "bottleneck: block width (default 256)"),
     "size": (int, "bottleneck: feature-map side for shapes and MACs (default 56)"),

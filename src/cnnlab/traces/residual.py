@@ -2,9 +2,11 @@
 
 The widget's block is Conv + BN + ReLU, then Conv + BN, on one number. For a scalar each conv + BN pair is an affine
 map, so the block is F(x) = w2 * ReLU(w1 * x + b1) + b2, the residual block H(x) = ReLU(F(x) + x) and the plain
-block (no skip) P(x) = ReLU(F(x)). The widget does not give its weights; the defaults w1 = 0.5, b1 = 0.1, w2 = 1,
-b2 = 0 reproduce its one reading, F(2.0) = 1.10. Everything else is computed: by hand (NumPy, the derivative by the
-chain rule) and by torch (nn.Linear layers, autograd).
+block (no skip) P(x) = ReLU(F(x)). The widget does not give its weights; the defaults w1 = 1, b1 = -0.5, w2 = 1,
+b2 = -0.4 reproduce its one reading, F(2.0) = 1.10. Their b2 < 0 lets F go negative: with w2 >= 0 and b2 >= 0 (as in
+0.5, 0.1, 1, 0, which also give 1.10) F(x) >= 0 everywhere, so P = ReLU(F) = F and the plain block shows nothing of its
+own. Everything else is computed: by hand (NumPy, the derivative by the chain rule) and by torch (nn.Linear layers,
+autograd).
 """
 
 from __future__ import annotations
@@ -104,7 +106,15 @@ def _deep_by_hand(x: float, weights: tuple, depth: int, skip: bool) -> float:
     return gradient
 
 
-def residual_trace(x: float = 2.0, weights: str = "0.5,0.1,1.0,0.0", depth: int = 10) -> dict:
+DEFAULT_WEIGHTS = "1,-0.5,1,-0.4"  # w1,b1,w2,b2: F(2.0) = 1.10 as in the tutorial, and F < 0 for x < 0.9
+
+
+def _plus(b: float) -> str:
+    """A bias as the formula reads it: "+ 0.1", "- 0.4" rather than "+ -0.4"."""
+    return f"- {-b:g}" if b < 0 else f"+ {b:g}"
+
+
+def residual_trace(x: float = 2.0, weights: str = DEFAULT_WEIGHTS, depth: int = 10) -> dict:
     w = parse_weights(weights)
     if not np.isfinite(x):
         raise OptionValueError("x", f"must be a finite number, got {x}")
@@ -114,9 +124,9 @@ def residual_trace(x: float = 2.0, weights: str = "0.5,0.1,1.0,0.0", depth: int 
     w1, b1, w2, b2 = w
     steps = [
         ("input x", x, x),
-        (f"first layer z = {w1:g} * x + {b1:g}", hand["z"], auto["z"]),
+        (f"first layer z = {w1:g} * x {_plus(b1)}", hand["z"], auto["z"]),
         ("ReLU(z)", hand["a"], auto["a"]),
-        (f"F(x) = {w2:g} * ReLU(z) + {b2:g}", hand["f"], auto["f"]),
+        (f"F(x) = {w2:g} * ReLU(z) {_plus(b2)}", hand["f"], auto["f"]),
         ("identity path: x", x, x),
         ("F(x) + x", hand["sum"], auto["sum"]),
         ("residual block H(x) = ReLU(F(x) + x)", hand["h"], auto["h"]),
@@ -135,7 +145,8 @@ def residual_trace(x: float = 2.0, weights: str = "0.5,0.1,1.0,0.0", depth: int 
         "The skip adds exactly 1 to the block's derivative before the final ReLU: where the conv path's dF/dx is "
         "near 0, the residual block still passes the gradient, the plain block does not.",
         "The slider's weights are not in the tutorial; the defaults reproduce its reading F(2.0) = 1.10, "
-        "1.10 + 2.0 = 3.10, ReLU -> 3.10. data holds F, H, P and their derivatives for x from -3 to 3.",
+        "1.10 + 2.0 = 3.10, ReLU -> 3.10, with b2 < 0 so that F(x) < 0 somewhere and P = ReLU(F) differs from F "
+        "there. data holds F, H, P and their derivatives for x from -3 to 3.",
     ]
-    title = f"Residual block at x = {x:g}: F(x) = {w2:g} * ReLU({w1:g} * x + {b1:g}) + {b2:g}"
+    title = f"Residual block at x = {x:g}: F(x) = {w2:g} * ReLU({w1:g} * x {_plus(b1)}) {_plus(b2)}"
     return result("residual", title, ["step", "quantity", "by hand", "torch", "max |diff|"], rows, notes, data)

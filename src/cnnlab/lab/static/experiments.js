@@ -29,7 +29,7 @@ async function run(name) {
 
 async function listPast() {
   const data = await api("GET", "/api/experiments");
-  $("past").replaceChildren(data.results.length ? table([["folder", (r) => r.name], ["title", (r) => r.title]], data.results, (r) => showResult(r.name))
+  $("past").replaceChildren(data.results.length ? table([["folder", (r) => r.name], ["title", (r) => r.title, "wrap"]], data.results, (r) => showResult(r.name))
     : el("p", { class: "muted" }, "none yet"));
   return data;
 }
@@ -37,7 +37,7 @@ async function listPast() {
 async function main() {
   const data = await listPast();
   $("list").replaceChildren(table([
-    ["experiment", (e) => e.name], ["what it shows", (e) => el("span", { class: "wrap" }, e.help)],
+    ["experiment", (e) => e.name], ["what it shows", (e) => e.help, "wrap"],
     ["", (e) => el("button", { class: "secondary", onclick: () => run(e.name) }, "run --quick")],
   ], data.experiments));
 }

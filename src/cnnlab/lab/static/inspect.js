@@ -93,9 +93,9 @@ let barsWired = false;
 function drawBars(result) {
   const top = result.top.slice().reverse();
   const colour = (t) => (t.class === result.target.class ? "#2458c6" : "#98a2b3");  // the class the overlays explain
-  Plotly.react("bars", [{ type: "bar", orientation: "h", x: top.map((t) => t.probability), y: top.map((t) => t.class), marker: { color: top.map(colour) } }],
+  Plotly.react("bars", [{ type: "bar", orientation: "h", x: top.map((t) => t.probability), y: top.map((t) => plotText(t.class)), customdata: top.map((t) => t.class), marker: { color: top.map(colour) } }],
     { margin: { t: 10, l: 90 }, xaxis: { range: [0, 1], title: { text: "probability" }, tickformat: ".0%" }, yaxis: { type: "category" } }, PLOT_CONFIG);
-  if (!barsWired) $("bars").on("plotly_click", (event) => chooseTarget(event.points[0].y));  // Plotly's own events, once drawn
+  if (!barsWired) $("bars").on("plotly_click", (event) => chooseTarget(event.points[0].customdata));  // Plotly's own events, once drawn
   barsWired = true;
 }
 

@@ -46,6 +46,16 @@ const fmt = {
     return v >= 60 ? `${Math.floor(v / 60)} min ${v % 60} s` : `${v} s`;
   },
   shape: (s) => (s && s.length ? s.join("×") : "–"),
+  // A number for reading: whole numbers with thousands separators, others to 4 decimals at most (so 0.1 + 0.2
+  // reads 0.3), and tiny or huge ones in exponent form, where fixed decimals would show 0 or a long row of digits.
+  read: (v) => {
+    if (v === null || v === undefined) return "–";
+    if (typeof v !== "number") return String(v);
+    if (v === 0) return "0";  // also -0
+    const size = Math.abs(v);
+    if (!Number.isInteger(v) && (size < 1e-3 || size >= 1e9)) return v.toExponential(2);
+    return v.toLocaleString("en-US", { maximumFractionDigits: 4 });
+  },
 };
 
 function table(columns, rows, onClick) {
@@ -68,4 +78,25 @@ function showError(node, error) { node.textContent = error ? String(error.messag
 
 function $(id) { return document.getElementById(id); }
 
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
+// No toolbar: Plotly floats it over the plot's top right corner, on the data and the titles. Drag still zooms and a
+// double click resets.
+const PLOT_CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
+
+// A horizontal legend under the plot, below the x axis title (the container's bottom edge, which Plotly keeps
+// clear of the axes), so it covers no data at any width. A layout's margin.b must leave it room.
+const LEGEND_BELOW = { orientation: "h", xref: "container", x: 0, xanchor: "left", yref: "container", y: 0, yanchor: "bottom" };
+
+// Tableau 20, its ten dark colours first, then their light twins; the twins get the next marker shape, so no two
+// traces share colour and shape (up to 60) and none shares a colour up to 20.
+const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#b07aa1", "#499894", "#b6992d", "#d37295", "#9d7660", "#79706e",
+  "#a0cbe8", "#ffbe7d", "#ff9d9a", "#8cd17d", "#d4a6c8", "#86bcb6", "#f1ce63", "#fabfd2", "#d7b5a6", "#bab0ac"];
+const SYMBOLS = ["circle", "diamond", "square", "triangle-up", "x", "star"];
+function traceStyle(i) {
+  return { color: PALETTE[i % PALETTE.length], symbol: SYMBOLS[Math.floor(i / 10) % SYMBOLS.length] };
+}
+
+// Text for Plotly labels, names and hover text: Plotly reads <b>, <i>, <br>... in them as markup, so a class or run
+// named "<b>x" would turn bold. Its entities it decodes back, so the name reads as written.
+function plotText(s) {
+  return String(s).replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+}

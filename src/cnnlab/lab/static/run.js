@@ -22,7 +22,7 @@ function addDownload(file, href) {
 function showEvaluation(result) {
   $("evaluation").hidden = false;
   const names = Object.keys(result.per_class_accuracy);
-  Plotly.react("per-class", [{ type: "bar", x: names, y: names.map((n) => result.per_class_accuracy[n]) }],
+  Plotly.react("per-class", [{ type: "bar", x: names.map(plotText), y: names.map((n) => result.per_class_accuracy[n]) }],
     { margin: { t: 10 }, xaxis: { type: "category", title: { text: "class" } }, yaxis: { range: [0, 1], title: { text: "test accuracy" }, tickformat: ".0%" } }, PLOT_CONFIG);
   const stamp = Date.now();
   $("confusion").src = `/files/${RUN}/confusion.png?${stamp}`;
@@ -45,8 +45,8 @@ async function main() {
     { x: m.map((r) => r.epoch), y: m.map((r) => r.val_loss), name: "val loss" },
     { x: m.map((r) => r.epoch), y: m.map((r) => r.train_accuracy), name: "train accuracy", yaxis: "y2", line: { dash: "dot" } },
     { x: m.map((r) => r.epoch), y: m.map((r) => r.val_accuracy), name: "val accuracy", yaxis: "y2", line: { dash: "dot" } },
-  ], { margin: { t: 40, r: 50 }, xaxis: { title: { text: "epoch" }, dtick: 1 }, yaxis: { title: { text: "loss" } },
-       yaxis2: { title: { text: "accuracy" }, overlaying: "y", side: "right", range: [0, 1], tickformat: ".0%", dtick: 0.25, showgrid: false }, legend: { orientation: "h", y: 1.12 } }, PLOT_CONFIG);
+  ], { margin: { t: 10, r: 50 }, xaxis: { title: { text: "epoch" }, dtick: 1, automargin: true }, yaxis: { title: { text: "loss" } },
+       yaxis2: { title: { text: "accuracy" }, overlaying: "y", side: "right", range: [0, 1], tickformat: ".0%", dtick: 0.25, showgrid: false, automargin: true }, legend: LEGEND_BELOW }, PLOT_CONFIG);
   const config = Object.entries(run.config).filter(([k]) => !["data", "versions"].includes(k));
   $("config").replaceChildren(table([["option", (c) => c[0]], ["value", (c) => shown(c[1]), "wrap"]], config));
   if (run.evaluation) showEvaluation({ ...run.evaluation, misclassified_png: run.files.includes("misclassified.png") });

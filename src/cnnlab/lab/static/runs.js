@@ -4,8 +4,10 @@ const metrics = {};
 
 async function overlay() {
   for (const name of ticked) if (!metrics[name]) metrics[name] = (await api("GET", `/api/runs/${name}`)).metrics;
-  Plotly.react("overlay", [...ticked].map((name) => ({ x: metrics[name].map((m) => m.epoch), y: metrics[name].map((m) => m.val_accuracy), name, mode: "lines+markers" })),
-    { margin: { t: 40 }, xaxis: { title: { text: "epoch" }, dtick: 1 }, yaxis: { title: { text: "val accuracy" } }, legend: { orientation: "h", y: 1.12 } }, PLOT_CONFIG);
+  Plotly.react("overlay", [...ticked].map((name, i) => {
+    const { color, symbol } = traceStyle(i);
+    return { x: metrics[name].map((m) => m.epoch), y: metrics[name].map((m) => m.val_accuracy), name: plotText(name), mode: "lines+markers", line: { color }, marker: { color, symbol, size: 8 } };
+  }), { margin: { t: 10 }, xaxis: { title: { text: "epoch" }, dtick: 1, automargin: true }, yaxis: { title: { text: "val accuracy" } }, showlegend: true, legend: LEGEND_BELOW }, PLOT_CONFIG);
 }
 
 // Deleting a run removes its folder for good: the page asks first.

@@ -90,8 +90,8 @@ function drawCurve(view) {
   ];
   const perEpoch = view.progress.latest.steps || (steps.length ? steps[steps.length - 1][0] / Math.max(1, epochs.length) : 1);
   if (epochs.length) traces.push({ x: epochs.map((e) => e.epoch * perEpoch), y: epochs.map((e) => e.val_accuracy), name: "val accuracy", yaxis: "y2", mode: "markers+lines", marker: { size: 9 } });
-  Plotly.react("curve", traces, { margin: { t: 40, r: 50 }, xaxis: { title: { text: "step" } }, yaxis: { title: { text: "loss" } },
-    yaxis2: { title: { text: "accuracy" }, overlaying: "y", side: "right", range: [0, 1], tickformat: ".0%", dtick: 0.25, showgrid: false }, legend: { orientation: "h", y: 1.12 } }, PLOT_CONFIG);
+  Plotly.react("curve", traces, { margin: { t: 10, r: 50 }, xaxis: { title: { text: "step" }, automargin: true }, yaxis: { title: { text: "loss" } },
+    yaxis2: { title: { text: "accuracy" }, overlaying: "y", side: "right", range: [0, 1], tickformat: ".0%", dtick: 0.25, showgrid: false }, legend: LEGEND_BELOW }, PLOT_CONFIG);
   $("curve").dataset.points = String(steps.length);
 }
 

@@ -11,29 +11,38 @@ async function conv() {
   } catch (error) { showError($("conv-error"), error); $("conv-result").textContent = ""; }
 }
 
+// The kernels experiment builds its convs without bias (c²k² weights each); summarize counts the layers built here,
+// biases included, so the two tables' parameter counts differ by the biases.
+function biasNote(c, pair) {
+  const weights = c * c * 25;
+  return el("p", { class: "muted" }, `Parameters here include each conv's ${fmt.int(c)} biases: the 5×5 conv is ${fmt.int(pair.a.params)} ` +
+    `here, ${fmt.int(weights)} (c²·k², weights only) in the kernels experiment, which builds its convs without bias.`);
+}
+
 async function kernels() {
   showError($("kernel-error"));
   try {
     const r = await api("GET", `/api/widgets/kernels?c=${$("k-c").value}&n=${$("k-n").value}`);
     $("kernels").replaceChildren(table([
-      ["comparison", (p) => p.name], ["params A", (p) => fmt.int(p.a.params), "num"], ["params B", (p) => fmt.int(p.b.params), "num"],
+      ["comparison", (p) => p.name, "wrap"], ["B saves", (p) => fmt.pct(p.saving), "num"],
+      ["params A", (p) => fmt.int(p.a.params), "num"], ["params B", (p) => fmt.int(p.b.params), "num"],
       ["MACs A", (p) => fmt.big(p.a.macs), "num"], ["MACs B", (p) => fmt.big(p.b.macs), "num"],
-      ["receptive field", (p) => `${p.a.receptive_field ?? "–"} / ${p.b.receptive_field ?? "–"}`, "num"], ["B saves", (p) => fmt.pct(p.saving), "num"],
-    ], r.pairs));
+      ["receptive field", (p) => `${p.a.receptive_field ?? "–"} / ${p.b.receptive_field ?? "–"}`, "num"],
+    ], r.pairs), biasNote(Number($("k-c").value), r.pairs[0]));
   } catch (error) { showError($("kernel-error"), error); }
 }
 
 function traceTable(node, trace) {
-  // A trace's rows as its own columns; list cells shown as rounded, comma-separated numbers.
-  const cell = (v) => (Array.isArray(v) ? v.flat(Infinity).map((x) => fmt.num(x, 3)).join(", ") : typeof v === "number" ? fmt.num(v, 6) : v ?? "–");
+  // A trace's rows as its own columns, wrapping in their cells; lists as comma-separated numbers.
+  const cell = (v) => (Array.isArray(v) ? v.flat(Infinity).map(fmt.read).join(", ") : fmt.read(v));
   node.replaceChildren(el("p", { class: "muted" }, trace.title),
-    table(trace.columns.map((c, i) => [c, (row) => el("span", { class: "wrap" }, cell(row[i]))]), trace.rows),
+    table(trace.columns.map((c, i) => [c, (row) => cell(row[i]), "wrap"]), trace.rows),
     ...(trace.notes || []).map((n) => el("p", { class: "muted" }, n)));
 }
 
 function histogram(target, values, title, range) {
   Plotly.react(target, [{ type: "histogram", x: values, nbinsx: 16 }],
-    { margin: { t: 30, b: 30 }, height: 260, title: { text: title, font: { size: 13 } }, xaxis: { range } }, PLOT_CONFIG);
+    { margin: { t: 30, b: 30 }, title: { text: title, font: { size: 13 } }, xaxis: { range } }, PLOT_CONFIG);
 }
 
 async function batchnorm() {
@@ -55,14 +64,17 @@ async function batchnorm() {
 
 async function residual() {
   const x = $("res-x").value;
-  $("res-x-label").textContent = x;
+  $("res-x-label").textContent = fmt.read(Number(x));
   showError($("res-error"));
   try {
     const r = await api("GET", `/api/widgets/residual?x=${x}&depth=${$("res-depth").value}`);
     const d = r.data, mark = { x: [Number(x), Number(x)], mode: "lines", line: { color: "#999", dash: "dot" }, showlegend: false };
-    const layout = (title) => ({ margin: { t: 30 }, height: 300, title: { text: title, font: { size: 13 } }, xaxis: { title: { text: "x" } }, legend: { orientation: "h" } });
-    const values = [["f", "F(x)"], ["h", "H(x) = ReLU(F(x) + x)"], ["plain", "P(x) = ReLU(F(x))"]].map(([k, name]) => ({ x: d.x, y: d[k], name }));
-    const grads = [["dF", "dF/dx"], ["dH", "dH/dx (through the skip)"], ["dP", "dP/dx (plain)"]].map(([k, name]) => ({ x: d.x, y: d[k], name }));
+    const layout = (title) => ({ margin: { t: 30 }, title: { text: title, font: { size: 13 } }, xaxis: { title: { text: "x" }, automargin: true }, legend: LEGEND_BELOW });
+    // P(x) = F(x) wherever F(x) > 0: P is drawn dashed over a wider F so both stay visible where they meet.
+    const line = [{ width: 5 }, { width: 2.5 }, { width: 2.5, dash: "dash" }];
+    const curves = (names) => names.map(([k, name], i) => ({ x: d.x, y: d[k], name, mode: "lines", line: { ...line[i], color: PALETTE[i] } }));
+    const values = curves([["f", "F(x)"], ["h", "H(x) = ReLU(F(x) + x)"], ["plain", "P(x) = ReLU(F(x))"]]);
+    const grads = curves([["dF", "dF/dx"], ["dH", "dH/dx (through the skip)"], ["dP", "dP/dx (plain)"]]);
     const span = (series) => { const ys = series.flatMap((s) => s.y); return [Math.min(...ys), Math.max(...ys)]; };
     Plotly.react("res-values", [...values, { ...mark, y: span(values) }], layout("outputs"), PLOT_CONFIG);
     Plotly.react("res-grads", [...grads, { ...mark, y: span(grads) }], layout("gradients"), PLOT_CONFIG);

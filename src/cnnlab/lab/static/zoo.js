@@ -50,17 +50,17 @@ async function main() {
     ["key idea", (m) => m.key_idea],
   ], models, showModel));
   const families = [...new Set(models.map((m) => m.family))];
-  Plotly.newPlot("timeline", families.map((family) => {
+  const narrow = $("timeline").clientWidth < 600;  // a phone: two legend entries a row, not eight
+  Plotly.newPlot("timeline", families.map((family, i) => {
     const members = models.filter((m) => m.family === family);
-    return { type: "scatter", mode: "markers", name: family, x: members.map((m) => m.year), y: members.map((m) => m.params),
-             text: members.map((m) => `${m.name}<br>${fmt.big(m.params)} params, depth ${m.depth}` + (m.top1 === null ? "" : `, ImageNet top-1 ${m.top1.toFixed(1)}%`) + `<br>${m.key_idea}`), hoverinfo: "text",
-             marker: { size: 10 } };
-  }), { margin: { t: 10, r: 10 }, xaxis: { title: { text: "year" } }, yaxis: { title: { text: "parameters" }, type: "log" }, legend: { font: { size: 10 } } },
+    return { type: "scatter", mode: "markers", name: plotText(family), x: members.map((m) => m.year), y: members.map((m) => m.params),
+             customdata: members.map((m) => m.name), hoverinfo: "text",
+             text: members.map((m) => [plotText(m.name), `${fmt.big(m.params)} params, depth ${m.depth}` + (m.top1 === null ? "" : `, ImageNet top-1 ${m.top1.toFixed(1)}%`), plotText(m.key_idea)].join("<br>")),
+             marker: { size: 10, ...traceStyle(i), line: { width: 0.5, color: "#fff" } } };
+  }), { margin: { t: 10, r: 10, b: 40 }, xaxis: { title: { text: "year" }, automargin: true }, yaxis: { title: { text: "parameters" }, type: "log" },
+        legend: { ...LEGEND_BELOW, font: { size: 11 }, entrywidthmode: "fraction", entrywidth: narrow ? 0.5 : 0.125 } },
   PLOT_CONFIG);
-  $("timeline").on("plotly_click", (event) => {
-    const name = event.points[0].text.split("<br>")[0];
-    showModel(models.find((m) => m.name === name));
-  });
+  $("timeline").on("plotly_click", (event) => showModel(models.find((m) => m.name === event.points[0].customdata)));
   $("detail-go").addEventListener("click", () => current && showModel(current));
   $("spec-go").addEventListener("click", showSpec);
   const first = models.find((m) => m.name === "lenet5") || models[0];
