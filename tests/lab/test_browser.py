@@ -95,6 +95,7 @@ def test_train_stop_resume_then_runs_and_inspect(server, browser, shots):
     browser.get(url + f"/inspect?run={run}")
     wait(browser, lambda d: "resnet20 on digits" in text_of(d, "run-info"), 60)
     pad = browser.find_element(By.ID, "pad")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", pad)  # the preview pushed it down
     assert pad.is_displayed(), "the canvas is not offered for a 28x28 grey run"
     # a "7": a stroke across the top, then down to the left
     ActionChains(browser).move_to_element_with_offset(pad, -50, -60).click_and_hold().move_by_offset(
