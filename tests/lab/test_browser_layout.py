@@ -193,3 +193,34 @@ def test_widgets_draw_three_blocks_and_read_as_numbers(lab, browser, size):
     assert "102,464 here, 102,400" in widgets["note"]  # 64 channels: 64·64·25 weights and 64 biases
     assert "1,024" in widgets["cells"]  # 10 residual blocks at x = 2: a gradient of 2 each
     assert not [c for c in widgets["cells"] if any(len(part) > 4 for part in c.split(".")[1:])]  # ≤ 4 decimals
+
+
+def _type(browser, element_id: str, text: str) -> None:
+    field = browser.find_element(By.ID, element_id)
+    field.clear()
+    field.send_keys(text)
+    browser.execute_script("arguments[0].dispatchEvent(new Event('input'))", field)
+
+
+def test_bad_input_gets_the_pages_words_and_clears_the_stale_result(lab, browser):
+    """Errors name the field as the page labels it (not a CLI flag), and the result of the last good input goes."""
+    open_page(browser, lab, "desktop", "widgets")
+    wait(browser, lambda d: "measured output" in d.find_element(By.ID, "conv-result").text, 60)
+    _type(browser, "conv-s", "5000")
+    wait(browser, lambda d: d.find_element(By.ID, "conv-error").text, 60, "no error for a stride of 5000")
+    assert browser.find_element(By.ID, "conv-error").text == "Stride must be a whole number from 1 to 4,096, got 5,000"
+    assert browser.find_element(By.ID, "conv-result").text == ""
+    _type(browser, "res-depth", "5000")
+    wait(browser, lambda d: d.find_element(By.ID, "res-error").text, 60, "no error for a depth of 5000")
+    assert browser.find_element(By.ID, "res-error").text == "Depth must be 1 to 1000, got 5000"
+    assert browser.find_elements(By.CSS_SELECTOR, "#res-table table, #res-grads .main-svg") == []
+
+    open_page(browser, lab, "desktop", "zoo")
+    _type(browser, "detail-input", "224")
+    browser.find_element(By.CSS_SELECTOR, "#models tr.clickable").click()
+    wait(browser, lambda d: d.find_element(By.ID, "detail-error").text, 60, "no error for input '224'")
+    assert browser.find_element(By.ID, "detail-error").text.startswith("Input size must look like 3x224x224")
+    assert "--" not in browser.find_element(By.ID, "detail-error").text
+    assert browser.find_elements(By.CSS_SELECTOR, "#layers table") == []
+    # Chromium logs each refused request; nothing else may be logged (no script error).
+    assert [e for e in console_errors(browser) if "status of 400 (Bad Request)" not in e] == []

@@ -16,6 +16,16 @@ async function api(method, url, body) {
   return data;
 }
 
+// Fields send a request per keystroke; an older answer arriving late must not overwrite a newer one (or its error).
+// latest(key, promise) settles only for the newest promise of its key: the superseded ones never settle.
+const latestTurns = {};
+function latest(key, promise) {
+  const turn = (latestTurns[key] = (latestTurns[key] || 0) + 1);
+  return new Promise((resolve, reject) => promise.then(
+    (value) => { if (turn === latestTurns[key]) resolve(value); },
+    (error) => { if (turn === latestTurns[key]) reject(error); }));
+}
+
 // el("td", {class: "num"}, "12"): an element with attributes and children (strings become text nodes).
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);

@@ -5,7 +5,7 @@ async function conv() {
   const query = CONV_FIELDS.map(([name]) => `${name}=${encodeURIComponent($(`conv-${name}`).value)}`).join("&");
   showError($("conv-error"));
   try {
-    const r = await api("GET", `/api/widgets/conv?${query}`);
+    const r = await latest("conv", api("GET", `/api/widgets/conv?${query}`));
     $("conv-result").textContent = `⌊(n + 2p − d(k−1) − 1)/s⌋ + 1 = ${r.formula_side}; measured output ${fmt.shape(r.output_shape)}, ` +
       `${fmt.int(r.params)} parameters, ${fmt.big(r.macs)} MACs, receptive field ${r.receptive_field}px`;
   } catch (error) { showError($("conv-error"), error); $("conv-result").textContent = ""; }
@@ -22,14 +22,14 @@ function biasNote(c, pair) {
 async function kernels() {
   showError($("kernel-error"));
   try {
-    const r = await api("GET", `/api/widgets/kernels?c=${$("k-c").value}&n=${$("k-n").value}`);
+    const r = await latest("kernels", api("GET", `/api/widgets/kernels?c=${$("k-c").value}&n=${$("k-n").value}`));
     $("kernels").replaceChildren(table([
       ["comparison", (p) => p.name, "wrap"], ["B saves", (p) => fmt.pct(p.saving), "num"],
       ["params A", (p) => fmt.int(p.a.params), "num"], ["params B", (p) => fmt.int(p.b.params), "num"],
       ["MACs A", (p) => fmt.big(p.a.macs), "num"], ["MACs B", (p) => fmt.big(p.b.macs), "num"],
       ["receptive field", (p) => `${p.a.receptive_field ?? "–"} / ${p.b.receptive_field ?? "–"}`, "num"],
     ], r.pairs), biasNote(Number($("k-c").value), r.pairs[0]));
-  } catch (error) { showError($("kernel-error"), error); }
+  } catch (error) { showError($("kernel-error"), error); $("kernels").replaceChildren(); }
 }
 
 function traceTable(node, trace) {
@@ -50,7 +50,7 @@ async function batchnorm() {
   $("bn-batch-label").textContent = batch;
   showError($("bn-error"));
   try {
-    const r = await api("GET", `/api/widgets/batchnorm?batch=${batch}`);
+    const r = await latest("batchnorm", api("GET", `/api/widgets/batchnorm?batch=${batch}`));
     const before = r.data.batches[r.data.batches.length - 1].flat(Infinity);
     const train = r.data.y_train.flat(Infinity), evaluated = r.data.y_eval.flat(Infinity);
     const all = before.concat(train, evaluated);
@@ -59,7 +59,11 @@ async function batchnorm() {
     histogram("bn-train", train, "y in train mode (batch statistics)", range);
     histogram("bn-eval", evaluated, "y in eval mode (running statistics)", range);
     traceTable($("bn-table"), r);
-  } catch (error) { showError($("bn-error"), error); }
+  } catch (error) {
+    showError($("bn-error"), error);
+    for (const id of ["bn-before", "bn-train", "bn-eval"]) Plotly.purge(id);
+    $("bn-table").replaceChildren();
+  }
 }
 
 async function residual() {
@@ -67,7 +71,7 @@ async function residual() {
   $("res-x-label").textContent = fmt.read(Number(x));
   showError($("res-error"));
   try {
-    const r = await api("GET", `/api/widgets/residual?x=${x}&depth=${$("res-depth").value}`);
+    const r = await latest("residual", api("GET", `/api/widgets/residual?x=${x}&depth=${$("res-depth").value}`));
     const d = r.data, mark = { x: [Number(x), Number(x)], mode: "lines", line: { color: "#999", dash: "dot" }, showlegend: false };
     const layout = (title) => ({ margin: { t: 30 }, title: { text: title, font: { size: 13 } }, xaxis: { title: { text: "x" }, automargin: true }, legend: LEGEND_BELOW });
     // P(x) = F(x) wherever F(x) > 0: P is drawn dashed over a wider F so both stay visible where they meet.
@@ -79,7 +83,11 @@ async function residual() {
     Plotly.react("res-values", [...values, { ...mark, y: span(values) }], layout("outputs"), PLOT_CONFIG);
     Plotly.react("res-grads", [...grads, { ...mark, y: span(grads) }], layout("gradients"), PLOT_CONFIG);
     traceTable($("res-table"), r);
-  } catch (error) { showError($("res-error"), error); }
+  } catch (error) {
+    showError($("res-error"), error);
+    for (const id of ["res-values", "res-grads"]) Plotly.purge(id);
+    $("res-table").replaceChildren();
+  }
 }
 
 function main() {

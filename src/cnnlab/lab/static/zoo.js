@@ -26,17 +26,21 @@ async function showModel(row) {
   const input = $("detail-input").value.trim();
   showError($("detail-error"));
   try {
-    const summary = await api("GET", `/api/models/${encodeURIComponent(row.name)}` + (input ? `?input=${encodeURIComponent(input)}` : ""));
+    const summary = await latest("model", api("GET", `/api/models/${encodeURIComponent(row.name)}` + (input ? `?input=${encodeURIComponent(input)}` : "")));
     $("stages").replaceChildren(...stageDiagram(summary));
     $("totals").textContent = `input ${fmt.shape(summary.input)}: ${fmt.int(summary.total_params)} parameters, ${fmt.big(summary.total_macs)} MACs per image`;
     $("layers").replaceChildren(layerTable(summary));
-  } catch (error) { showError($("detail-error"), error); }
+  } catch (error) {  // a stale table would read as the answer to the bad input
+    showError($("detail-error"), error);
+    for (const id of ["stages", "layers"]) $(id).replaceChildren();
+    $("totals").textContent = "";
+  }
 }
 
 async function showSpec() {
   showError($("spec-error"));
   try {
-    const summary = await api("GET", `/api/summary?spec=${encodeURIComponent($("spec").value)}&input=${encodeURIComponent($("spec-input").value)}`);
+    const summary = await latest("spec", api("GET", `/api/summary?spec=${encodeURIComponent($("spec").value)}&input=${encodeURIComponent($("spec-input").value)}`));
     $("spec-rows").replaceChildren(el("div", { class: "stages" }, ...stageDiagram(summary)), layerTable(summary));
   } catch (error) { showError($("spec-error"), error); $("spec-rows").replaceChildren(); }
 }
