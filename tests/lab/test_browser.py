@@ -108,4 +108,5 @@ def test_train_stop_resume_then_runs_and_inspect(server, browser, shots):
     bars = browser.find_elements(By.CSS_SELECTOR, "#bars .bars .point")
     assert len(bars) == 5  # the top-5 classes
     assert console_errors(browser) == []
+    browser.execute_script("window.scrollTo(0, 0)")
     screenshot(browser, shots, "inspect")

@@ -3,6 +3,8 @@ const ticked = new Set();
 const metrics = {};
 
 async function overlay() {
+  $("overlay-card").hidden = ticked.size === 0;  // no empty chart: it appears with the first ticked run
+  if (!ticked.size) return;
   for (const name of ticked) if (!metrics[name]) metrics[name] = (await api("GET", `/api/runs/${name}`)).metrics;
   Plotly.react("overlay", [...ticked].map((name, i) => {
     const { color, symbol } = traceStyle(i);
