@@ -305,3 +305,24 @@ def test_experiments_listed_and_results_rendered_escaped(tmp_path, make_client):
     assert "<h2>Kernels &lt;script&gt;</h2>" in html and "<td>&lt;b&gt;2&lt;/b&gt;</td>" in html
     assert '<img class="plot" alt="plot" src="/files/experiment-kernels-x/plot.png">' in html
     assert client.get("/api/experiments/results?name=../x").status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"repeats": 500}, "repeats", "Seeds per run must be a whole number from 1 to 10, got '500'."),
+        ({"repeats": 0}, "repeats", "Seeds per run must be a whole number from 1 to 10, got '0'."),
+        ({"repeats": 1.5}, "repeats", "Seeds per run must be a whole number from 1 to 10, got '1.5'."),
+        ({"epochs": 10**9}, "epochs", "Epochs must be a whole number from 1 to 1,000, got '1000000000'."),
+        ({"seed": "x"}, "seed", "Seed must be a whole number from 0, got 'x'."),
+        ({"seeds": "1,1"}, "seeds", "Seeds must be distinct whole numbers such as 0,1,2, got '1,1'."),
+        ({"seeds": ",".join(map(str, range(11)))}, "seeds", "Seeds: at most 10 per run, got 11."),
+        ({"quick": "yes"}, "quick", "Quick must be on or off (true or false), got 'yes'."),
+    ],
+)
+def test_experiment_jobs_are_refused_in_the_pages_words(tmp_path, make_client, body, field, message):
+    root = tmp_path / "runs"
+    client = make_client(root)
+    response = client.post("/api/jobs", json={"experiment": "kernels", **body})
+    assert response.status_code == 400 and response.json() == {"error": message, "field": field}
+    assert client.get("/api/jobs").json() == [] and not any(root.glob("experiment-*"))  # nothing reserved

@@ -35,6 +35,8 @@ DATA_FOLDER = "data"  # imagefolder datasets live in RUNS/data/<name>/<class>/<i
 # Published schedules top out at a few hundred epochs (ResNet's CIFAR runs ~180, DenseNet's 300); more than this
 # is a typo (10^9 once ran until stopped), not a plan.
 MAX_EPOCHS = 1000
+# An experiment job trains once per seed: 10 seeds give a spread; a hundred are a typo that would run for days.
+MAX_SEEDS = 10
 # The built-in sets' training splits, before the validation hold-out: the published sizes, known without reading
 # the files (CIFAR's take seconds to load). digits: 1,797 less its 20% test split (cnnlab.data.catalog).
 TRAIN_IMAGES = {
@@ -339,3 +341,36 @@ def _check_batch(values: dict, dataset: str, images: int, default_val_fraction: 
         )
     split = f"the training split of {dataset} ({trained:,} images: {held})"
     raise FieldError("batch_size", f"Batch size {batch:,} is larger than {split}.")
+
+
+# ------------------------------------------------------------------------------------------- experiment jobs
+def check_experiment(body: dict) -> None:
+    """FieldError for an experiment job's value the Experiments page should not send, in that page's words, before
+    the CLI's parser sees it: a seed count or list past MAX_SEEDS, epochs that are not a whole number from 1 to
+    MAX_EPOCHS, a seed that is not a whole number, `quick` that is not on or off."""
+    if not isinstance(body.get("quick", True), bool):
+        raise FieldError("quick", f"Quick must be on or off (true or false), got '{body['quick']}'.")
+    bounds = {
+        "repeats": ("Seeds per run", 1, MAX_SEEDS),
+        "epochs": ("Epochs", 1, MAX_EPOCHS),
+        "seed": ("Seed", 0, None),
+    }
+    for name, (text, low, high) in bounds.items():
+        value = body.get(name)
+        if value in (None, ""):
+            continue
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if not whole or value < low or (high is not None and value > high):
+            span = f"from {low:,} to {high:,}" if high is not None else f"from {low:,}"
+            raise FieldError(name, f"{text} must be a whole number {span}, got '{value}'.")
+    if body.get("seeds") not in (None, ""):
+        from cnnlab.repeats import parse_seeds
+
+        try:
+            seeds = parse_seeds(str(body["seeds"]))
+        except CnnlabError:
+            raise FieldError(
+                "seeds", f"Seeds must be distinct whole numbers such as 0,1,2, got '{body['seeds']}'."
+            ) from None
+        if len(seeds) > MAX_SEEDS:
+            raise FieldError("seeds", f"Seeds: at most {MAX_SEEDS} per run, got {len(seeds)}.")

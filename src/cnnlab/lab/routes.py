@@ -164,6 +164,7 @@ def _submit(request: Request, body: dict) -> dict:
             raise LabRequestError(f"run '{body['resume']}' has no checkpoint to resume from", 409)
         record = store.submit("train", ["train", model, "--resume", str(path)], path, label=f"resume {model}")
     elif "experiment" in body:
+        options.check_experiment(body)  # the Experiments page's words, before anything is reserved
         name = str(body["experiment"])
         with _reserved_run_dir(root, "experiment", name) as out:
             record = store.submit("experiment", _experiment_args(body, root, out), out, label=f"experiment {name}")
