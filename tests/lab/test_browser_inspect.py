@@ -5,115 +5,32 @@ enlarged and closes by click or Escape. Skipped, with the reason, where Chromium
 missing. The screenshot goes to $CNNLAB_LAB_SCREENSHOTS or a temporary folder.
 """
 
-import os
 import re
-import shutil
-import socket
-import tempfile
-import threading
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        CHROMIUM is None or CHROMEDRIVER is None,
-        reason="Chromium or chromedriver is not installed (Debian: apt-get install chromium chromium-driver)",
-    ),
-]
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: pip install -e '.[test]'")
+import browser_support  # noqa: E402
+from browser_support import BROWSER_MARKS, console_errors, live_server, screenshot, text_of, wait  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
 
+pytestmark = BROWSER_MARKS
+browser, shots = browser_support.browser, browser_support.shots  # the fixtures
 LABEL = re.compile(r"Grad-CAM for class '(\d)' \((top-1|rank \d+), p = (\d\.\d\d)\)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(digits_run):
     """A live server over the runs root that holds the trained digits run: (base URL, run name)."""
-    import uvicorn
-
-    from cnnlab.lab import create_app
-
     root, run = digits_run
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(root), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
-    )
-    uvicorn_server = uvicorn.Server(config)
-    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not uvicorn_server.started:
-        assert time.time() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", run
-    uvicorn_server.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,900",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
-
-
-@pytest.fixture(scope="module")
-def shots():
-    folder = Path(os.environ.get("CNNLAB_LAB_SCREENSHOTS") or tempfile.mkdtemp(prefix="lab-shots-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def screenshot(driver, folder: Path, name: str) -> None:
-    """A PNG of the page, reduced to a 256-colour palette so the docs' copies stay small."""
-    path = folder / f"lab-{name}.png"
-    driver.save_screenshot(str(path))
-    Image.open(path).convert("RGB").quantize(colors=256).save(path, optimize=True)
-
-
-def console_errors(driver) -> list[str]:
-    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-
-
-def wait(driver, condition, timeout=120, message=""):
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d), message)
-
-
-def text_of(driver, element_id: str) -> str:
-    return driver.find_element(By.ID, element_id).text
+    with live_server(root) as (url, _):
+        yield url, run
 
 
 def natural_width(driver, selector: str) -> int:

@@ -6,24 +6,17 @@ plot; a class folder named `<b>bold<i>` reads as written in the run page's per-c
 module, resized between sizes. Screenshots go to $CNNLAB_LAB_SCREENSHOTS or a temporary folder.
 """
 
-import os
-import tempfile
 from pathlib import Path
 
 import pytest
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: pip install -e '.[test]'")
-from browser_support import (  # noqa: E402
-    SKIP_WITHOUT_CHROMIUM,
-    chromium,
-    console_errors,
-    live_server,
-    screenshot,
-    wait,
-)
+import browser_support  # noqa: E402
+from browser_support import SKIP_WITHOUT_CHROMIUM, console_errors, live_server, screenshot, wait  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
 pytestmark = [pytest.mark.slow, SKIP_WITHOUT_CHROMIUM]
+browser, shots = browser_support.browser, browser_support.shots  # the fixtures
 
 SIZES = {"desktop": (1280, 900), "phone": (400, 850)}
 RUN = "classes-run"
@@ -80,19 +73,6 @@ def lab(tmp_path_factory):
     make_run(folder / "runs", folder / "data")
     with live_server(folder / "runs") as (url, _):
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    with chromium(tmp_path_factory.mktemp("chromium-profile")) as driver:
-        yield driver
-
-
-@pytest.fixture(scope="module")
-def shots():
-    folder = Path(os.environ.get("CNNLAB_LAB_SCREENSHOTS") or tempfile.mkdtemp(prefix="lab-layout-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def open_page(browser, url: str, size: str, page: str) -> None:
