@@ -52,7 +52,7 @@ def _resolve(model_or_spec: nn.Module | str, input_shape: tuple[int, int, int]) 
     if isinstance(model_or_spec, nn.Module):
         return model_or_spec, getattr(model_or_spec, "model_name", None) or type(model_or_spec).__name__
     text = model_or_spec.strip()
-    if any(ch in text for ch in " ;") or text.lower() in LAYER_KINDS:
+    if any(ch in text for ch in " ;(") or text.lower() in LAYER_KINDS:
         return build_layer_spec(text, input_shape[0]), f"spec '{text}'"
     model_info(text)  # an unknown name fails here, listing the closest ones
     try:
