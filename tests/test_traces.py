@@ -161,3 +161,31 @@ def test_cli_table_json_and_one_line_errors(capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
+
+
+def test_running_statistics_on_real_batches_follow_the_ema_to_the_dataset_statistic():
+    """[05] Running Statistics on digits: each running mean is (1 - a) m + a b of the recorded batch means, and
+    after 100 batches it sits near the dataset's own statistic of the same conv output."""
+    import torch
+
+    from cnnlab.data import load_dataset, normalize
+    from cnnlab.registry import create_model
+
+    result = trace("running_stats", model="lenet5", dataset="digits", batches=100, momentum=0.1, batch_size=64)
+    data = result["data"]
+    batch_means, running = torch.tensor(data["batch_mean"]), torch.tensor(data["running_mean"])
+    expected = torch.zeros(batch_means.shape[1])
+    for t in range(100):
+        expected = 0.9 * expected + 0.1 * batch_means[t]
+        torch.testing.assert_close(running[t], expected, atol=2e-6, rtol=0)
+    digits = load_dataset("digits")
+    torch.manual_seed(0)
+    conv = create_model("lenet5", in_chans=1, num_classes=10, input_size=28).conv1
+    with torch.no_grad():
+        true_mean = conv(normalize(digits.train_images, digits.mean, digits.std)).mean(dim=(0, 2, 3))
+    torch.testing.assert_close(torch.tensor(data["dataset_mean"]), true_mean, atol=2e-6, rtol=0)
+    gap = (running - true_mean).abs().max(dim=1).values
+    assert gap[-1] < 0.01 < gap[0]  # settled: from about a batch mean's size to a hundredth of it
+    assert [row[0] for row in result["rows"]] == [t for t in (1, 25, 50, 75, 100) for _ in range(3)]
+    with pytest.raises(CnnlabError, match="--batches must be 1 to 100"):
+        trace("running_stats", batches=500)

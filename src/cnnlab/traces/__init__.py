@@ -28,6 +28,7 @@ from cnnlab.errors import CnnlabError, closest
 def _registry() -> dict[str, Callable[..., dict]]:
     from cnnlab.traces.batchnorm import batchnorm_trace
     from cnnlab.traces.residual import residual_trace
+    from cnnlab.traces.running_stats import running_stats_trace
     from cnnlab.traces.shapes import bottleneck_trace, conv_trace
 
     return {
@@ -35,6 +36,7 @@ def _registry() -> dict[str, Callable[..., dict]]:
         "bottleneck": bottleneck_trace,
         "conv": conv_trace,
         "residual": residual_trace,
+        "running_stats": running_stats_trace,
     }
 
 
