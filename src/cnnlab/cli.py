@@ -11,6 +11,7 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -73,7 +74,7 @@ def add_command(commands, command: Command) -> None:
     """`command`'s subparser, generated from its declaration: the options without a group in the command's own
     section, the others (TrainConfig's) in one help section per group, in their declared order."""
     parser = commands.add_parser(command.name, help=command.help)
-    sections: dict[str, argparse._ArgumentGroup] = {}
+    sections: dict[str, Any] = {}  # group -> its help section (an argument group)
     for option in command.options:
         target = parser
         if option.group is not None:

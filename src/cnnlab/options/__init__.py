@@ -176,6 +176,23 @@ class Command:
     def defaults(self) -> dict[str, Any]:
         return {o.name: o.default for o in self.options}
 
+    def argv(self, values: dict[str, Any]) -> list[str]:
+        """The command line that gives these (already checked) values: `cnnlab` parses it back to them. None and
+        a switch left off are left out; a negatable bool is --x or --no-x."""
+        self.check_keywords(values)
+        argv = [self.name]
+        for option in self.options:
+            value = values.get(option.name)
+            if value is None or (option.type is bool and not option.negatable and value == option.default):
+                continue
+            if option.positional:
+                argv += [str(v) for v in value] if option.type is list else [str(value)]
+            elif option.type is bool:
+                argv.append(option.flag if value or not option.negatable else f"--no-{option.flag[2:]}")
+            else:
+                argv += [option.flag, *([str(v) for v in value] if option.type is list else [str(value)])]
+        return argv
+
 
 __all__ = [
     "Check",
