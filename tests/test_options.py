@@ -101,3 +101,9 @@ def test_api_defaults_are_the_declared_ones():
     assert predict["top_k"].default == command("predict").option("top_k").default == 5
     assert predict["runtime"].default == command("predict").option("runtime").default == "torch"
     assert inspect.signature(cnnlab.export).parameters["optimize"].default is False
+
+
+def test_every_declared_command_has_its_cli_function():
+    from cnnlab import cli
+
+    assert set(cli.COMMANDS) == set(commands())

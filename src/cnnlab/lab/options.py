@@ -211,7 +211,7 @@ def dataset_defaults() -> dict[str, dict]:
 def check_form(body: dict, runs_root: Path) -> None:
     """FieldError for the first value the form should not send: a wrong type, choice or range, a dataset whose
     files are not here, a batch larger than the training split, absurd epochs. Names the form does not show
-    (unknown or the lab's own options) are left to `train_argv`, whose messages are the CLI's."""
+    (unknown or the lab's own options) are left to `train_values`, whose messages are the CLI's."""
     from cnnlab.training.config import options
 
     _check_model(body.get("model"))
