@@ -1,6 +1,7 @@
-"""The codebase's own rules, checked on the source: short functions and no import cycles.
+"""The codebase's own rules, checked on the source: short functions, no import cycles (neither at import time nor
+through imports inside functions), the lab apart from the CLI, and no argparse internals.
 
-Both read the files with `ast` (nothing is imported), so they run in well under a second.
+They read the files with `ast` or as text (nothing is imported), so they run in well under a second.
 """
 
 from __future__ import annotations
@@ -42,6 +43,21 @@ def top_level_imports(name: str, path: Path, known: dict[str, Path]) -> set[str]
     return found
 
 
+def all_imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """The cnnlab modules `name` imports anywhere: module level, TYPE_CHECKING blocks and function bodies alike
+    (an import inside a function still ties the two modules together)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name in known}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cnnlab"):
+            for alias in node.names:  # `from pkg import sub` imports the submodule sub
+                target = f"{node.module}.{alias.name}"
+                found.add(target if target in known else node.module)
+    found.discard(name)
+    return found
+
+
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     """A cycle of the directed graph as a list of names, or None (iterative depth-first search)."""
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
@@ -74,6 +90,37 @@ def test_no_module_imports_another_at_top_level_in_a_cycle():
     graph = {name: top_level_imports(name, path, known) for name, path in known.items()}
     assert len(graph) > 50  # the walk found the package
     assert find_cycle(graph) is None
+
+
+def test_no_modules_import_each_other_in_a_cycle_even_inside_functions():
+    known = module_names()
+    graph = {name: all_imports(name, path, known) for name, path in known.items()}
+    assert "cnnlab.cli" in graph["cnnlab.__main__"] and "cnnlab.lab.server" in graph["cnnlab.cli"]  # function-level
+    assert find_cycle(graph) is None
+
+
+def test_all_imports_counts_imports_inside_functions(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("import cnnlab.a\n\ndef f():\n    from cnnlab.b import c\n    from cnnlab import d\n")
+    known = {name: module for name in ("cnnlab", "cnnlab.a", "cnnlab.b", "cnnlab.d")}
+    assert all_imports("m", module, known) == {"cnnlab.a", "cnnlab.b", "cnnlab.d"}
+    assert top_level_imports("m", module, known) == {"cnnlab.a"}
+
+
+def test_the_lab_does_not_import_the_cli():
+    """The lab reads the option declarations (cnnlab.options), never the CLI's parser built from them."""
+    known = module_names()
+    lab = {name: path for name, path in known.items() if name == "cnnlab.lab" or name.startswith("cnnlab.lab.")}
+    assert len(lab) > 10
+    importing = sorted(name for name, path in lab.items() if "cnnlab.cli" in all_imports(name, path, known))
+    assert importing == []
+
+
+def test_no_source_reads_argparse_internals():
+    """argparse's private attributes change between Python versions; the options layer is the source to read."""
+    private = ("_actions", "_SubParsersAction", "_option_string_actions", "argparse._")
+    found = [f"{p.relative_to(SRC)}: {word}" for p in SRC.rglob("*.py") for word in private if word in p.read_text()]
+    assert found == []
 
 
 def test_no_function_is_longer_than_the_limit():

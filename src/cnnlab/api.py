@@ -16,11 +16,15 @@ from cnnlab.errors import CnnlabError, unknown_name_error
 from cnnlab.files import read_json
 from cnnlab.inference import onnx_runtime, prediction
 from cnnlab.inference.prediction import evaluate
+from cnnlab.options.commands import command
 from cnnlab.training.comparison import compare
 from cnnlab.training.config import TrainConfig, make_config, resume_config
 from cnnlab.training.leaderboard import list_runs
 from cnnlab.training.seeds import pick_seeds, train_seeds
 from cnnlab.training.trainer import run
+
+# The defaults of the keywords below are the CLI's, read from the one declaration of each command's options.
+_PREDICT, _EXPORT = command("predict"), command("export")
 
 
 def train(
@@ -69,8 +73,11 @@ def experiment(name: str, **options):
     writes results.md, results.csv, config.json and its plots to `out` (default runs/experiment-NAME-<time>).
 
     `options`: dataset, epochs, quick, out, seed, data_dir, models, weights, seeds ("0,1,2" or a list) and repeats,
-    as the `cnnlab experiment` flags. With several seeds the result holds mean ± std `Spread`s (`cnnlab.repeats`).
+    as the `cnnlab experiment` flags (`cnnlab.options.commands` declares them). A misspelt option is a CnnlabError
+    naming the closest. With several seeds the result holds mean ± std `Spread`s (`cnnlab.repeats`).
     """
+    declared = [o.name for o in command("experiment").options if not o.positional]
+    command("experiment").check_keywords(options, declared)  # before matplotlib and the experiments load
     from cnnlab.experiments import run_experiment  # matplotlib and the experiments load only when one runs
 
     return run_experiment(name, **options)
@@ -79,11 +86,11 @@ def experiment(name: str, **options):
 def predict(
     run_dir: str | Path | None = None,
     images: Sequence[str | Path] = (),
-    top_k: int = 5,
+    top_k: int = _PREDICT.option("top_k").default,
     *,
     model: str | None = None,
     weights: str | Path | None = None,
-    runtime: str = "torch",
+    runtime: str = _PREDICT.option("runtime").default,
 ) -> list[dict]:
     """Top-k classes and probabilities of each image file: [{"image": path, "top": [(class, probability), ...]}].
 
@@ -122,7 +129,13 @@ def predict(
     return predict_imagenet(model, weights, images, top_k)
 
 
-def export(run_dir: str | Path, format: str = "onnx", *, optimize: bool = False, out: str | Path | None = None) -> dict:
+def export(
+    run_dir: str | Path,
+    format: str = "onnx",
+    *,
+    optimize: bool = _EXPORT.option("optimize").default,
+    out: str | Path | None = None,
+) -> dict:
     """Export a run's model as ONNX or TorchScript with a dynamic batch axis, to `out` (default
     RUN_DIR/model.onnx or RUN_DIR/model.torchscript.pt), and a sidecar OUT.json with the class names, input
     size and normalisation. `optimize` folds BatchNorm into the convs first (the outputs stay equal).

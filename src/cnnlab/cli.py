@@ -8,16 +8,17 @@ signal's number (130 or 143), as a shell expects of a program stopped by a signa
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from cnnlab.errors import CnnlabError
-from cnnlab.repeats import add_seed_flags
+from cnnlab.options import Command, Option
+from cnnlab.options.commands import commands as declared_commands
 from cnnlab.training import config as recipe
 
 EXIT_USAGE = 2
@@ -43,47 +44,44 @@ def flag_type(parse, name: str):
     return convert
 
 
-# Flag types for the commands' own numbers, with the rules TrainConfig's fields use.
-positive_int = flag_type(functools.partial(recipe.parse_number, kind=int, check=recipe.positive_int), "int")
-positive_float = flag_type(functools.partial(recipe.parse_number, kind=float, check=recipe.positive), "float")
-
-
-def option_help(option) -> str:
-    """The option's help with its default, read from the dataclass ('%' escaped for argparse)."""
-    if option.default is not None and option.type is bool:
-        default = f" (default: {'on' if option.default else 'off'})"
-    elif option.per_dataset and option.default is None:
-        default = " (default: the dataset's)"
-    elif option.default is not None and option.default != {}:
-        default = f" (default: {option.default})"
+def add_option(parser: argparse.ArgumentParser, option: Option) -> None:
+    """One declared option as an argument of `parser` (or of one of its help sections)."""
+    kind: dict = {"help": option.cli_help}
+    if option.positional:
+        names = [option.name]
+        kind |= {"nargs": option.nargs, "metavar": option.metavar}
+        if option.nargs == "?":
+            kind["default"] = option.default
     else:
-        default = ""
-    return (option.help + default).replace("%", "%%")
+        names = [option.flag, *option.aliases]
+        kind |= {"dest": option.name, "default": option.cli_default}
+        if option.required:
+            kind["required"] = True
+    if option.type is bool and option.negatable:
+        kind["action"] = argparse.BooleanOptionalAction
+    elif option.type is bool:  # a switch: --x turns it on, or --no-x (default on) turns it off
+        kind["action"] = "store_false" if option.default else "store_true"
+    elif option.type is list and not option.positional:
+        kind |= {"action": "extend", "nargs": option.nargs, "metavar": option.metavar}
+    elif option.type is not list:
+        choices = "{" + ",".join(option.choices) + "}" if option.choices else None
+        kind["type"] = flag_type(option.parse, option.type.__name__)
+        kind["metavar"] = option.metavar or choices
+    parser.add_argument(*names, **{k: v for k, v in kind.items() if v is not None or k == "default"})
 
 
-def add_config_flags(parser: argparse.ArgumentParser, command: str) -> None:
-    """The TrainConfig options `command` takes, generated from the field metadata in training/config.py, in one
-    help section per group. Every flag defaults to None, "not given", so only given flags reach the options."""
-    sections: dict[str, argparse._ArgumentGroup] = {}
-    for option in recipe.options():
-        if command not in option.commands:
-            continue
-        if option.group not in sections:
-            sections[option.group] = parser.add_argument_group(f"{option.group} options")
-        if option.type is bool:
-            kind = {"action": argparse.BooleanOptionalAction}
-        else:
-            choices = "{" + ",".join(option.choices) + "}" if option.choices else None
-            kind = {"type": flag_type(option.parse, option.type.__name__), "metavar": option.metavar or choices}
-        help = option_help(option)
-        sections[option.group].add_argument(option.flag, dest=option.name, default=None, help=help, **kind)
-
-
-def add_command_flags(parser: argparse.ArgumentParser, out_help: str) -> None:
-    """Flags of the command rather than of the recipe."""
-    parser.add_argument("--out", help=out_help)
-    parser.add_argument("--overwrite", action="store_true", help="replace what --out already holds")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+def add_command(commands, command: Command) -> None:
+    """`command`'s subparser, generated from its declaration: the options without a group in the command's own
+    section, the others (TrainConfig's) in one help section per group, in their declared order."""
+    parser = commands.add_parser(command.name, help=command.help)
+    sections: dict[str, Any] = {}  # group -> its help section (an argument group)
+    for option in command.options:
+        target = parser
+        if option.group is not None:
+            if option.group not in sections:
+                sections[option.group] = parser.add_argument_group(f"{option.group} options")
+            target = sections[option.group]
+        add_option(target, option)
 
 
 def recipe_options(args: argparse.Namespace) -> dict:
@@ -101,252 +99,14 @@ def seed_options(args: argparse.Namespace) -> dict:
     return {name: getattr(args, name) for name in ("seeds", "repeats") if getattr(args, name, None) is not None}
 
 
-def add_train_parser(commands) -> None:
-    train = commands.add_parser("train", help="train a model on a dataset")
-    train.add_argument("model", help=recipe.option_named("model").help)
-    add_config_flags(train, "train")
-    add_command_flags(train, recipe.option_named("out").help + "; not with --resume")
-    train.add_argument(
-        "--resume",
-        metavar="RUN_DIR",
-        help="continue a run from its last checkpoint; flags given with it must equal the run's own, "
-        "except those that may change (device, threads, data dir, checkpointing, compile) and a "
-        "larger --epochs with --schedule constant",
-    )
-    add_seed_flags(train)
-
-
-def add_compare_parser(commands) -> None:
-    compare = commands.add_parser("compare", help="train several models with one recipe and compare them")
-    compare.add_argument("models", nargs="+")
-    add_config_flags(compare, "compare")
-    add_command_flags(compare, "output folder, one run folder per model in it (default runs/compare-<dataset>-<time>)")
-    add_seed_flags(compare)
-
-
-def add_finetune_parser(commands) -> None:
-    finetune = commands.add_parser(
-        "finetune", help="fine-tune a trained run or a torchvision weights file on a dataset"
-    )
-    finetune.add_argument(
-        "source",
-        metavar="RUN_DIR_OR_WEIGHTS",
-        help="a cnnlab run directory, or a torchvision .pth/.pt (read weights-only) or .safetensors file",
-    )
-    add_config_flags(finetune, "finetune")
-    add_command_flags(finetune, recipe.option_named("out").help)
-    finetune.add_argument("--model", help="the architecture in a weights file (default: read from its file name)")
-    finetune.add_argument("--freeze", default="none", help="backbone (a linear probe, or LoRA only) or none")
-    finetune.add_argument("--head-lr", type=positive_float, help="peak lr of the new head (default: the dataset's lr)")
-    finetune.add_argument("--backbone-lr", type=positive_float, help="peak lr of the backbone (default: head lr / 10)")
-    finetune.add_argument(
-        "--lora-rank", type=positive_int, help="wrap the backbone's convs in LoRA adapters of this rank"
-    )
-    finetune.add_argument("--lora-alpha", type=positive_float, help="LoRA scale numerator (default: the rank, scale 1)")
-    finetune.add_argument(
-        "--keep-head",
-        action="store_true",
-        help="continue with the source's trained head (same class count) instead of a new one: "
-        "phase 2 of head-first, then-unfreeze fine-tuning",
-    )
-
-
-def add_speedrun_parser(commands) -> None:
-    speedrun = commands.add_parser(
-        "speedrun",
-        help="the best model we have measured for a dataset, a wall-time "
-        "budget and this CPU, trained inside the budget (docs/performance.md)",
-    )
-    speedrun.add_argument(
-        "--dataset", required=True, help="fashion-mnist, digits, mnist, kmnist, cifar10, cifar100 or imagefolder:PATH"
-    )
-    speedrun.add_argument(
-        "--budget",
-        required=True,
-        type=flag_type(recipe.parse_duration, "duration"),
-        metavar="DURATION",
-        help="wall time per seed, whole command included: 30s, 10m, 1.5h",
-    )
-    speedrun.add_argument("--seeds", default="0", help="comma-separated seeds, one run each (default 0)")
-    speedrun.add_argument("--data-dir", help="where to look for the dataset's files first")
-    add_command_flags(speedrun, "output folder, one run folder per seed in it (default runs/speedrun-<dataset>-<time>)")
-
-
-def add_runs_parser(commands) -> None:
-    runs = commands.add_parser("runs", help="list past runs (their results.json) as a table, best first")
-    runs.add_argument("root", nargs="?", default="runs", help="folder searched for results.json files (default runs)")
-    runs.add_argument("--dataset", help="only runs on this dataset")
-    runs.add_argument(
-        "--sort",
-        default="test_accuracy",
-        help="a results.json number (default test_accuracy); losses, times and sizes sort ascending",
-    )
-
-
-def add_experiment_parser(commands) -> None:
-    """`cnnlab experiment`: its options are the experiments' own (ExperimentOptions), not a training recipe."""
-    experiment = commands.add_parser(
-        "experiment", help="rerun one of the tutorials' claims: a table, plots and findings"
-    )
-    experiment.add_argument("name", help="compare, batchnorm, kernels, scaling, ... (a wrong name lists the closest)")
-    experiment.add_argument("--dataset", help="default: digits with --quick, else fashion-mnist")
-    experiment.add_argument("--data-dir", help="where to look for the dataset's files first")
-    experiment.add_argument("--epochs", type=positive_int, help="default: the experiment's own for the mode")
-    experiment.add_argument("--quick", action="store_true", help="the seconds-long variant: small subsets, 1-2 epochs")
-    experiment.add_argument("--out", help="output directory (default runs/experiment-NAME-<time>)")
-    experiment.add_argument("--seed", type=int, default=0)
-    add_seed_flags(experiment)
-    experiment.add_argument(
-        "--models",
-        "--model",
-        dest="models",
-        metavar="NAMES",
-        help="degradation: plain/residual twins, e.g. plain18,resnet18,plain34,resnet34; "
-        "drop-block: the pretrained ResNet (with --weights)",
-    )
-    experiment.add_argument(
-        "--weights", metavar="PATH", help="drop-block: a torchvision ImageNet checkpoint for --model"
-    )
-
-
-def add_eval_parser(commands) -> None:
-    """`cnnlab eval`: a run's test accuracy, or an ImageNet checkpoint on a labelled folder."""
-    evaluate = commands.add_parser(
-        "eval",
-        help="test accuracy, per-class accuracy and a confusion matrix of a run; "
-        "or top-1/top-5 of an ImageNet checkpoint on a labelled folder",
-    )
-    evaluate.add_argument("run_dir", nargs="?", help="a run directory (leave out with --model and --weights)")
-    evaluate.add_argument("--data-dir")
-    evaluate.add_argument(
-        "--tta",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="average each image's logits with its mirror's (default: as the run was trained)",
-    )
-    evaluate.add_argument("--model", help="with --weights: the architecture of a torchvision ImageNet checkpoint")
-    evaluate.add_argument("--weights", metavar="PATH", help="a torchvision ImageNet checkpoint (.pth or .safetensors)")
-    evaluate.add_argument(
-        "--dataset",
-        metavar="imagefolder:PATH",
-        help="with --model: class folders named by WordNet id (n01440764) or ImageNet class name",
-    )
-    evaluate.add_argument("--json", action="store_true", help="with --model: print the result as JSON")
-
-
-def add_predict_parser(commands) -> None:
-    """`cnnlab predict`: top-k classes of image files."""
-    predict = commands.add_parser("predict", help="top-k classes of image files, from a run or an ImageNet checkpoint")
-    predict.add_argument(
-        "run_dir", metavar="RUN_DIR", help="a run directory; with --model and --weights, the first image"
-    )
-    predict.add_argument("images", nargs="*", metavar="IMAGE")
-    predict.add_argument("--top-k", type=positive_int, default=5)
-    predict.add_argument(
-        "--model", help="with --weights: the architecture of a torchvision ImageNet checkpoint, e.g. resnet50"
-    )
-    predict.add_argument(
-        "--weights", metavar="PATH", help="a torchvision ImageNet checkpoint you downloaded (.pth or .safetensors)"
-    )
-    predict.add_argument(
-        "--runtime",
-        default="torch",
-        help="torch (default) or onnxruntime: run RUN_DIR/model.onnx, "
-        "exported first (BN folded) when missing or older than the weights",
-    )
-
-
-def add_export_parser(commands) -> None:
-    """`cnnlab export`: ONNX or TorchScript with a sidecar."""
-    export = commands.add_parser(
-        "export", help="write a run's model as ONNX or TorchScript (dynamic batch) plus a JSON sidecar"
-    )
-    export.add_argument("run_dir")
-    export.add_argument("--format", required=True, help="onnx or torchscript")
-    export.add_argument(
-        "--optimize", action="store_true", help="fold BatchNorm into the convs first (outputs stay equal)"
-    )
-    export.add_argument("--out", help="output file (default RUN_DIR/model.onnx or RUN_DIR/model.torchscript.pt)")
-
-
-def add_models_parser(commands) -> None:
-    """`cnnlab models`: the zoo as a table, JSON or CSV, and the evolution chart."""
-    models = commands.add_parser("models", help="list the model zoo")
-    models.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'resnet*'")
-    models.add_argument("--format", default="table", help="table (default), json or csv (every field, raw numbers)")
-    models.add_argument(
-        "--plot", metavar="PNG", help="also draw the evolution chart (year against ImageNet top-1) here"
-    )
-
-
-def add_trace_parser(commands) -> None:
-    """`cnnlab trace`: the tutorials' traces."""
-    from cnnlab.traces.command import add_arguments as add_trace_arguments  # plain argparse, no torch
-
-    add_trace_arguments(
-        commands.add_parser("trace", help="the tutorials' step-by-step traces: batchnorm, residual, bottleneck, conv")
-    )
-
-
-def add_summary_parser(commands) -> None:
-    """`cnnlab summary`: per-layer shapes, params, MACs and receptive fields."""
-    summary = commands.add_parser("summary", help="per-layer shapes, params and MACs of a model or a layer spec")
-    summary.add_argument("model", help='a model name, or a layer spec such as "conv 64 k7 s2 p3; maxpool k3 s2 p1"')
-    summary.add_argument("--input", help="input shape CxHxW (default: the model's own)")
-
-
-def add_visualize_parser(commands) -> None:
-    """`cnnlab visualize`: filters, feature maps, Grad-CAM and saliency PNGs."""
-    from cnnlab.visualization.command import add_arguments as add_visualize_arguments  # plain argparse, no torch
-
-    add_visualize_arguments(
-        commands.add_parser(
-            "visualize", help="PNGs of a run's filters, feature maps, Grad-CAM and saliency (or --model/--weights)"
-        ),
-        positive_int,
-    )
-
-
-def add_lab_parser(commands) -> None:
-    """`cnnlab lab`: the local web app."""
-    lab = commands.add_parser("lab", help="the local web app: zoo, training with live curves, runs, inspect, widgets")
-    lab.add_argument("--runs", default="runs", help="the runs folder it reads and trains into (default runs)")
-    lab.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (default loopback; any other needs the token)"
-    )
-    lab.add_argument("--port", type=positive_int, default=8000)
-    lab.add_argument("--open", action="store_true", help="open the lab in the default browser")
-    lab.add_argument(
-        "--no-token",
-        dest="token",
-        action="store_false",
-        help="serve without the token (loopback only): for a single-user machine, since on a shared one every "
-        "user can reach 127.0.0.1",
-    )
-
-
 def build_parser() -> ArgumentParser:
+    """`cnnlab` and one subparser per declared command (cnnlab.options.commands)."""
     parser = ArgumentParser(
         prog="cnnlab", description="Classic CNN architectures: a verified zoo, a fast trainer, the papers' experiments."
     )
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
-    for add in (
-        add_train_parser,
-        add_runs_parser,
-        add_eval_parser,
-        add_predict_parser,
-        add_export_parser,
-        add_compare_parser,
-        add_finetune_parser,
-        add_speedrun_parser,
-        add_models_parser,
-        add_experiment_parser,
-        add_trace_parser,
-        add_summary_parser,
-        add_visualize_parser,
-        add_lab_parser,
-    ):
-        add(commands)
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+    for command in declared_commands().values():
+        add_command(subparsers, command)
     return parser
 
 

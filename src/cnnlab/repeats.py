@@ -1,8 +1,9 @@
 """Repeated runs: one run per seed, then every measured number as mean ± std over the seeds, curves as a mean line
 in a min-max band, and verdicts that respect the spread.
 
-`cnnlab train`, `cnnlab compare` and `cnnlab experiment` take `--seeds 0,1,2` or `--repeats N` (seeds 0..N-1)
-through `add_seed_flags`; each seed's run keeps its own directory, `seed-N`, and the summary lands beside them.
+`cnnlab train`, `cnnlab compare` and `cnnlab experiment` take `--seeds 0,1,2` or `--repeats N` (seeds 0..N-1),
+declared in cnnlab.options.commands; each seed's run keeps its own directory, `seed-N`, and the summary lands
+beside them.
 
 The verdict rule (`verdict`): a claim "A's value is above B's" is *supported* when the means differ in the claimed
 direction by more than the spread, std(A) + std(B) (the two mean ± std intervals do not overlap); *contradicted*
@@ -53,36 +54,6 @@ def choose_seeds(seed: int | None = None, seeds: Sequence[int] | str | None = No
             raise CnnlabError(f"--repeats must be at least 1, got {repeats}")
         return tuple(range(seed or 0, (seed or 0) + repeats))
     return None
-
-
-def add_seed_flags(parser) -> None:
-    """`--seeds` and `--repeats` for a command that repeats its runs (train, compare, experiment)."""
-    parser.add_argument(
-        "--seeds",
-        type=_seeds_flag,
-        metavar="0,1,2",
-        help="one run per seed, each in OUT/seed-N; tables give mean ± std and n",
-    )
-    parser.add_argument(
-        "--repeats", type=_repeats_flag, metavar="N", help="N runs with seeds SEED..SEED+N-1 (like --seeds)"
-    )
-
-
-def _seeds_flag(text: str) -> tuple[int, ...]:
-    import argparse
-
-    try:
-        return parse_seeds(text)
-    except CnnlabError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _repeats_flag(text: str) -> int:
-    import argparse
-
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"--repeats takes a whole number from 1, got {text!r}")
-    return int(text)
 
 
 def seed_dir(out: str | Path, seed: int) -> Path:

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError, unknown_name_error
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, default_out, write_result
 from cnnlab.experiments.repeated import run_seeds, single_run_verdicts
+from cnnlab.options import Option
+from cnnlab.options.commands import EXPERIMENT_EXTRAS, command
+from cnnlab.options.commands import experiment_options as declared_options
 from cnnlab.repeats import choose_seeds
 
 
@@ -53,40 +56,44 @@ def get_experiment(name: str) -> Experiment:
     return _EXPERIMENTS[name]
 
 
-def run_experiment(
-    name: str,
-    *,
-    dataset: str | None = None,
-    epochs: int | None = None,
-    quick: bool = False,
-    out: str | Path | None = None,
-    seed: int = 0,
-    data_dir: str | None = None,
-    models: str | list[str] | None = None,
-    weights: str | None = None,
-    seeds: Sequence[int] | str | None = None,
-    repeats: int | None = None,
-) -> ExperimentResult:
+def experiment_options(name: str) -> tuple[Option, ...]:
+    """The keyword options experiment `name` takes: the common ones and the extras it accepts."""
+    return declared_options(get_experiment(name).accepts)
+
+
+def check_accepts(name: str, given: dict) -> None:
+    """CnnlabError for an extra option (models, weights) given to an experiment that does not read it."""
+    experiment = get_experiment(name)
+    for option in EXPERIMENT_EXTRAS:
+        if given.get(option) is not None and option not in experiment.accepts:
+            takers = [e.name for e in _EXPERIMENTS.values() if option in e.accepts]
+            raise CnnlabError(f"experiment {name} takes no --{option} (those that do: {', '.join(takers) or 'none'})")
+
+
+def run_experiment(name: str, **given) -> ExperimentResult:
     """Run experiment `name` and write its results.md, results.csv, config.json and plots into `out`
     (default runs/experiment-NAME-<time>); return the result. `result.config["out"]` holds the directory.
-    `models` (a list or "a,b") and `weights` go only to experiments that accept them (see `Experiment.accepts`).
+
+    `given`: the `cnnlab experiment` options (cnnlab.options.commands declares them, with their defaults): dataset,
+    epochs, quick, out, seed, data_dir, seeds, repeats, and `models` (a list or "a,b") and `weights` for the
+    experiments that accept them (see `Experiment.accepts`). A misspelt option names the closest.
     `seeds` ("0,1,2" or a list) or `repeats` (N seeds from `seed`) run it once per seed into OUT/seed-N and make
     OUT's table mean ± std over them (`cnnlab.experiments.repeated`)."""
     experiment = get_experiment(name)
-    chosen = choose_seeds(seed, seeds, repeats)
-    for option, value in (("models", models), ("weights", weights)):
-        if value is not None and option not in experiment.accepts:
-            takers = [e.name for e in _EXPERIMENTS.values() if option in e.accepts]
-            raise CnnlabError(f"experiment {name} takes no --{option} (those that do: {', '.join(takers) or 'none'})")
+    command("experiment").check_keywords(given, [o.name for o in declared_options()])
+    check_accepts(name, given)
+    values = {o.name: o.default for o in declared_options()} | given
+    seed, out = values["seed"], values["out"]
+    chosen = choose_seeds(seed, values["seeds"], values["repeats"])
     options = ExperimentOptions(
-        dataset=dataset,
-        epochs=epochs,
-        quick=quick,
+        dataset=values["dataset"],
+        epochs=values["epochs"],
+        quick=values["quick"],
         seed=seed,
-        data_dir=data_dir,
+        data_dir=values["data_dir"],
         out=Path(out) if out else default_out(name),
-        models=models,
-        weights=weights,
+        models=values["models"],
+        weights=values["weights"],
         seeds=chosen if experiment.own_seeds else None,
     )
     options.out.mkdir(parents=True, exist_ok=True)
@@ -107,6 +114,8 @@ for _module in pkgutil.iter_modules(__path__):
 __all__ = [
     "Experiment",
     "ExperimentOptions",
+    "check_accepts",
+    "experiment_options",
     "ExperimentResult",
     "get_experiment",
     "list_experiments",

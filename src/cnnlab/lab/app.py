@@ -20,8 +20,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cnnlab._version import __version__
 from cnnlab.errors import CnnlabError, OptionValueError
-from cnnlab.lab import routes, views
+from cnnlab.lab import apidocs, routes, views
 from cnnlab.lab.jobs import JobStore
 from cnnlab.lab.middleware import SECURITY_HEADERS, BodyLimit, SecurityHeaders
 from cnnlab.lab.options import FieldError, label
@@ -79,7 +80,16 @@ def create_app(
     root.mkdir(parents=True, exist_ok=True)
     if not is_loopback(host) and not token:
         raise CnnlabError(f"serving on {host} needs a token (every request must carry it)")
-    app = FastAPI(title="cnnlab lab", docs_url=None, redoc_url=None, openapi_url=None, lifespan=_lifespan)
+    # FastAPI's own docs pages load Swagger UI or ReDoc from a CDN, which the lab's CSP (script-src 'self') and an
+    # offline machine refuse: the lab serves the OpenAPI JSON and renders /api/docs from it itself (apidocs.py).
+    app = FastAPI(
+        title="cnnlab lab",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=apidocs.OPENAPI_URL,
+        lifespan=_lifespan,
+    )
     app.state.root, app.state.token, app.state.loopback = root, token, is_loopback(host)
     app.state.jobs = JobStore(root, max_running=max_jobs)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -91,6 +101,7 @@ def create_app(
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(routes.router)
+    apidocs.install(app)
     _add_pages(app)
     return app
 

@@ -2,13 +2,13 @@
 
 `check_form` checks each value against its option's declaration (type, choices, rule) and what the lab can know
 beforehand (the dataset's files are here, the batch fits the training split, the epochs are sane); a refusal is a
-`FieldError` naming the field and saying it in the form's words. The options then become a `cnnlab train` argv,
-which still goes through the CLI's parser and the trainer's `resolve`, so nothing the CLI would refuse starts.
+`FieldError` naming the field and saying it in the form's words. `train_values` then checks the job's options
+against their declarations (TrainConfig's, the CLI's own source) and the trainer's `resolve`, so nothing the CLI
+would refuse starts; the job's `cnnlab train` argv is built from those checked values.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,14 +96,6 @@ class FormField:
     label: str = ""  # as the form shows it, e.g. "Batch size"
 
 
-def _train_parser() -> argparse.ArgumentParser:
-    from cnnlab.cli import build_parser
-
-    parser = build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return commands.choices["train"]
-
-
 def form_fields() -> list[FormField]:
     """The `cnnlab train` options a lab job may set, from TrainConfig's declarations (the CLI's own source)."""
     from cnnlab.training.config import options
@@ -140,18 +132,6 @@ def datasets(runs_root: Path) -> list[str]:
     return found
 
 
-def _flag_args(field: FormField, value) -> list[str]:
-    if field.kind == "bool":
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            value = value.lower() == "true"
-        if not isinstance(value, bool):
-            raise CnnlabError(f"{field.flag} takes true or false, got {value!r}")
-        return [field.flag if value else f"--no-{field.flag[2:]}"]
-    if isinstance(value, (dict, list, bool)):
-        raise CnnlabError(f"{field.flag} takes a single {field.kind} value, got {value!r}")
-    return [field.flag, str(value)]
-
-
 def confined_dataset(value, runs_root: Path) -> str:
     """A dataset named by a job of any kind: an imagefolder path is taken relative to the runs root and must stay
     inside it, so no request reads images from elsewhere on the machine."""
@@ -163,37 +143,53 @@ def confined_dataset(value, runs_root: Path) -> str:
     return text
 
 
-def train_argv(options: dict, runs_root: Path, out: Path) -> list[str]:
-    """`cnnlab train` arguments for a job's options (without the interpreter), checked as the CLI checks them;
-    CnnlabError with the CLI's message otherwise."""
-    from cnnlab.cli import recipe_options
+def train_values(body: dict, runs_root: Path) -> dict:
+    """A training job's options, typed and checked from their declarations as `cnnlab train` checks them (the
+    model, then each option: the lab's own, unknown ones, values); CnnlabError with the CLI's message otherwise.
+    Run `check_form` first for the form's own words."""
     from cnnlab.registry import list_models, model_info
     from cnnlab.training.config import validate
 
-    options = dict(options)
+    options = dict(body)
     model = options.pop("model", None)
     if not isinstance(model, str) or not model:
         raise CnnlabError("choose a model (see cnnlab models)")
     if model not in list_models():
         model_info(model)  # raises with the closest names
-    by_name = {f.name: f for f in form_fields()}
-    argv = ["train", model]
+    fields = {f.name: f for f in form_fields()}
+    values = {}
     for name, value in options.items():
         if name in LAB_OWNED:
             raise CnnlabError(f"'{name}' is set by the lab, not by a job")
-        if name not in by_name:
-            raise unknown_name_error("training option", name, by_name)
-        if name == "dataset":
-            value = confined_dataset(value, runs_root)
+        if name not in fields:
+            raise unknown_name_error("training option", name, fields)
         if value is None or value == "":
             continue  # left empty on the form: the dataset's default
-        argv += _flag_args(by_name[name], value)
-    argv += ["--out", str(out)]
-    args = _train_parser().parse_args(argv[1:])  # the CLI's flag checks (CnnlabError from cnnlab's ArgumentParser)
-    given = {k: v for k, v in recipe_options(args).items() if k != "out"}
-    validate({"model": model, **given})  # the trainer's value checks, as `cnnlab train` makes them
-    _check_dataset(args.dataset or "digits")
-    return argv
+        values[name] = _option_value(fields[name], value)
+    if "dataset" in values:
+        values["dataset"] = confined_dataset(values["dataset"], runs_root)
+    validate({"model": model, **values})  # the trainer's value checks, as `cnnlab train` makes them
+    _check_dataset(values.get("dataset", "digits"))
+    return {"model": model, **values}
+
+
+def _option_value(field: FormField, value):
+    """A JSON value as the option's type, refused in the CLI's words (the flag) where it is not one."""
+    from cnnlab.training.config import option_named
+
+    declared = option_named(field.name)
+    if field.kind == "bool":
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if not isinstance(value, bool):
+            raise CnnlabError(f"{field.flag} takes true or false, got {value!r}")
+        return value
+    if isinstance(value, (dict, list, bool)):
+        raise CnnlabError(f"{field.flag} takes a single {field.kind} value, got {value!r}")
+    try:
+        return declared.parse(str(value))
+    except CnnlabError as error:
+        raise CnnlabError(f"{field.flag}: {error}") from None
 
 
 def _check_dataset(name: str) -> None:
@@ -215,7 +211,7 @@ def dataset_defaults() -> dict[str, dict]:
 def check_form(body: dict, runs_root: Path) -> None:
     """FieldError for the first value the form should not send: a wrong type, choice or range, a dataset whose
     files are not here, a batch larger than the training split, absurd epochs. Names the form does not show
-    (unknown or the lab's own options) are left to `train_argv`, whose messages are the CLI's."""
+    (unknown or the lab's own options) are left to `train_values`, whose messages are the CLI's."""
     from cnnlab.training.config import options
 
     _check_model(body.get("model"))

@@ -9,6 +9,7 @@ POST /api/runs/<name>/evaluate   confusion matrix, per-class accuracy, misclassi
 POST /api/runs/<name>/export     model.onnx
 POST /api/jobs                   start (or queue) a job: {"model", "dataset", "epochs", ...},
                                  {"resume": RUN} or {"experiment": NAME, "quick": true}; returns {"id", "run"}
+                                 (the bodies' schemas: lab/requests.py, served at /api/openapi.json and /api/docs)
 GET  /api/jobs                   every job          GET  /api/jobs/<id>         state and progress
 GET  /api/jobs/<id>/events       the same, as Server-Sent Events, until the job ends
 POST /api/jobs/<id>/stop         checkpoint and stop (SIGTERM); a queued job is cancelled
@@ -35,8 +36,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 
-from cnnlab.lab import follow, options, predict, views, widgets
+from cnnlab.errors import CnnlabError
+from cnnlab.lab import follow, options, predict, requests, views, widgets
 from cnnlab.lab.security import LabRequestError
+from cnnlab.options.commands import command
 
 router = APIRouter(prefix="/api")
 SSE_INTERVAL = 0.5  # seconds between checks of a job's files
@@ -148,8 +151,10 @@ def _reserved_run_dir(root: Path, *parts: str):
         raise
 
 
-@router.post("/jobs")
+@router.post("/jobs", openapi_extra=requests.openapi_body())
 async def submit(request: Request):
+    """Start (or queue) a job: a TrainJob, an ExperimentJob or a ResumeJob (their schemas list the options).
+    The body is read here rather than by FastAPI, so that a refusal names the form's field in its words."""
     body = await _json_body(request)
     return await run_in_threadpool(_submit, request, body)
 
@@ -170,29 +175,33 @@ def _submit(request: Request, body: dict) -> dict:
             record = store.submit("experiment", _experiment_args(body, root, out), out, label=f"experiment {name}")
     else:
         options.check_form(body, root)  # the form's own words, naming the field, before anything is reserved
+        values = requests.validated(requests.train_job(), options.train_values(body, root))  # the CLI's checks
         dataset = str(body.get("dataset") or "digits")
         with _reserved_run_dir(root, str(body.get("model", "")), dataset) as out:
-            argv = options.train_argv(body, root, out)
+            argv = command("train").argv({**values, "out": str(out)})
             record = store.submit("train", argv, out, label=f"{body['model']} on {dataset}")
     return {"id": record["id"], "run": record["run"]}
 
 
 def _experiment_args(body: dict, root: Path, out: Path) -> list[str]:
-    from cnnlab.experiments import get_experiment
+    """`cnnlab experiment` arguments for a job, from its options checked against their declarations (the
+    experiment's own: models only where it accepts them)."""
+    from cnnlab.experiments import check_accepts, get_experiment
 
     name = str(body["experiment"])
     get_experiment(name)  # an unknown name: the closest ones, as the CLI says
-    argv = ["experiment", name, "--out", str(out)]
-    if body.get("quick", True):
-        argv.append("--quick")
-    for key in ("dataset", "epochs", "seed", "seeds", "repeats"):  # seeds/repeats: mean ± std over seeds
-        if body.get(key) not in (None, ""):
-            value = options.confined_dataset(body[key], root) if key == "dataset" else str(body[key])
-            argv += [f"--{key}", value]
-    from cnnlab.cli import build_parser
-
-    build_parser().parse_args(argv)  # the CLI's flag checks
-    return argv
+    given = {key: value for key, value in body.items() if key != "experiment"}
+    for key in given:
+        if key in requests.EXPERIMENT_LAB_OWNED:
+            raise CnnlabError(f"'{key}' is set by the lab, not by a job")
+    command("experiment").check_keywords(given, [o.name for o in requests.experiment_fields()])
+    given = {key: value for key, value in given.items() if value not in (None, "")}
+    if "dataset" in given:
+        given["dataset"] = options.confined_dataset(given["dataset"], root)
+    values = requests.validated(requests.experiment_job(), {"experiment": name, **given})
+    del values["experiment"]
+    check_accepts(name, values)
+    return command("experiment").argv({"name": name, **values, "out": str(out)})
 
 
 @router.get("/jobs")

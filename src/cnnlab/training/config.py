@@ -22,7 +22,6 @@ unless it may change (`resumable`: where and how fast the run computes, and how 
 from __future__ import annotations
 
 import functools
-import json
 import math
 import typing
 from collections.abc import Callable
@@ -30,6 +29,20 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
 from cnnlab.errors import CnnlabError, ResumeConflictError, unknown_name_error
+from cnnlab.options import (  # noqa: F401 (the checks and parsers, long imported from here)
+    DURATION_UNITS,
+    Check,
+    Option,
+    decay,
+    fraction,
+    non_negative,
+    non_negative_int,
+    parse_duration,
+    parse_number,
+    positive,
+    positive_int,
+    whole,
+)
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine", "step", "constant")
@@ -39,33 +52,6 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 COMMANDS = ("train", "compare", "finetune")  # the commands whose flags are generated from TrainConfig
 GROUPS = ("data", "optimization", "evaluation", "model", "system", "run")  # for --help sections and form fieldsets
 
-
-# --------------------------------------------------------------------------------------------------- value checks
-@dataclass(frozen=True)
-class Check:
-    """A rule for a number: `requirement` completes both "--lr must be ..." (validation) and "expected ..." (the
-    CLI's parse error). `at_parse`: the CLI applies it while parsing the flag, so argparse names the flag."""
-
-    requirement: str
-    test: Callable[[Any], bool]
-    at_parse: bool = False
-
-    def validate(self, flag: str, value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not self.test(value):
-            raise CnnlabError(f"{flag} must be {self.requirement}, got {value!r}")
-
-
-def _finite(value) -> bool:
-    return isinstance(value, int) or math.isfinite(value)
-
-
-positive = Check("a positive number", lambda v: _finite(v) and v > 0, at_parse=True)
-positive_int = Check("a positive whole number", lambda v: _finite(v) and v > 0 and int(v) == v, at_parse=True)
-non_negative = Check("zero or positive", lambda v: _finite(v) and v >= 0)
-non_negative_int = Check("zero or a positive whole number", lambda v: _finite(v) and v >= 0 and int(v) == v)
-fraction = Check("in [0, 1)", lambda v: 0.0 <= v < 1.0)
-decay = Check("in [0, 1), a decay per step such as 0.999", lambda v: 0.0 <= v < 1.0)
-whole = Check("a whole number", lambda v: _finite(v) and int(v) == v)
 
 _KEY = "cnnlab"  # the field-metadata key holding an option's declaration
 
@@ -360,43 +346,37 @@ class TrainConfig:
 
 # ------------------------------------------------------------------------------------------------- the option list
 @dataclass(frozen=True)
-class ConfigOption:
-    """One TrainConfig field as the CLI, the Python API and the web lab see it."""
+class ConfigOption(Option):
+    """One TrainConfig field as the CLI, the Python API and the web lab see it: an `Option` (name: the field and
+    the Python API's keyword; flag None: set through the Python API only; default: the dataclass's, None =
+    resolved per dataset or at run time) with the recipe's own attributes."""
 
-    name: str  # the field, and the Python API's keyword
-    flag: str | None  # the CLI flag, e.g. "--batch-size"; None: no flag (Python API only)
-    type: type  # str, int, float, bool or dict: the value's type, None aside
-    default: Any  # the dataclass default; None = resolved per dataset or at run time (see help)
-    help: str  # one line, without the default
-    choices: tuple[str, ...] | None  # the allowed values, for a str option with a fixed set
-    resumable: bool  # may differ from the run's own value on resume
-    group: str  # one of GROUPS
-    commands: tuple[str, ...]  # the CLI commands with this flag
-    metavar: str | None  # the CLI's placeholder for the value
-    check: Check | None  # the rule a number must follow (None: any value of its type)
-    per_dataset: bool  # None is filled from DATASET_DEFAULTS
-    parser: Callable[[str], Any] | None = None  # text -> value where it is not plain int()/float() (a duration)
+    resumable: bool = False  # may differ from the run's own value on resume
+    commands: tuple[str, ...] = ()  # the CLI commands with this flag
+    per_dataset: bool = False  # None is filled from DATASET_DEFAULTS
+
+    @property
+    def cli_default(self) -> Any:
+        return None  # "not given": only given flags reach the options, the rest take the dataclass's defaults
+
+    @property
+    def cli_help(self) -> str:
+        """The help with its default, read from the dataclass ('%' escaped for argparse)."""
+        if self.default is not None and self.type is bool:
+            default = f" (default: {'on' if self.default else 'off'})"
+        elif self.per_dataset and self.default is None:
+            default = " (default: the dataset's)"
+        elif self.default is not None and self.default != {}:
+            default = f" (default: {self.default})"
+        else:
+            default = ""
+        return (self.help + default).replace("%", "%%")
 
     def parse(self, text: str) -> Any:
         """A value from text (a CLI argument, a form field): converted to `type`, checked with the rules the CLI
         applies while parsing. CnnlabError("expected ..., got 'text'") otherwise."""
-        if self.parser is not None:
-            return self.parser(text)
-        if self.type is bool:
-            lowered = text.strip().lower()
-            if lowered not in ("true", "false", "yes", "no", "on", "off", "1", "0"):
-                raise CnnlabError(f"expected true or false, got '{text}'")
-            return lowered in ("true", "yes", "on", "1")
-        if self.type is dict:
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError:
-                value = None
-            if not isinstance(value, dict):
-                raise CnnlabError(f"expected a JSON object such as {{\"drop_path_rate\": 0.1}}, got '{text}'")
-            return value
-        if self.type not in (int, float):
-            return text
+        if self.parser is not None or self.type not in (int, float):
+            return super().parse(text)
         return parse_number(text, self.type, self.check if self.check and self.check.at_parse else None)
 
     def validate(self, value: Any) -> None:
@@ -411,35 +391,6 @@ class ConfigOption:
             raise unknown_name_error(self.name.replace("_", " "), str(value), self.choices)
         if self.check is not None:
             self.check.validate(label, value)
-
-
-def parse_number(text: str, kind: type, check: Check | None = None) -> int | float:
-    """`text` as an int or float that passes `check`; CnnlabError("expected ..., got 'text'") otherwise."""
-    try:
-        value = kind(text)
-    except ValueError:
-        requirement = check.requirement if check else ("a whole number" if kind is int else "a number")
-        raise CnnlabError(f"expected {requirement}, got '{text}'") from None
-    if check is not None and not check.test(value):
-        raise CnnlabError(f"expected {check.requirement}, got {text}")
-    return value
-
-
-DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from "90s", "10m", "1.5h" or a bare number of seconds; CnnlabError("expected ...") otherwise."""
-    stripped = text.strip().lower()
-    unit = DURATION_UNITS.get(stripped[-1:], None) if stripped else None
-    number = stripped[:-1] if unit is not None else stripped
-    try:
-        seconds = float(number) * (unit or 1.0)
-    except ValueError:
-        seconds = float("nan")
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise CnnlabError(f"expected a positive duration such as 90s, 10m or 1.5h, got '{text}'")
-    return seconds
 
 
 def options() -> list[ConfigOption]:
@@ -461,19 +412,20 @@ def _options() -> tuple[ConfigOption, ...]:
         flag = "--" + f.name.replace("_", "-") if declared.flag is True else declared.flag
         found.append(
             ConfigOption(
-                f.name,
-                flag,
-                kind,
-                default,
-                declared.help,
-                declared.choices,
-                declared.resumable,
-                declared.group,
-                declared.commands if flag else (),
-                declared.metavar,
-                declared.check,
-                f.name in per_dataset,
-                declared.parser,
+                name=f.name,
+                flag=flag,
+                type=kind,
+                default=default,
+                help=declared.help,
+                choices=declared.choices,
+                resumable=declared.resumable,
+                group=declared.group,
+                commands=declared.commands if flag else (),
+                metavar=declared.metavar,
+                check=declared.check,
+                per_dataset=f.name in per_dataset,
+                parser=declared.parser,
+                negatable=kind is bool,
             )
         )
     return tuple(found)

@@ -1,4 +1,4 @@
-"""`cnnlab visualize`: its flags, and the call of `visualize` they make (cli.py holds only the hook-up)."""
+"""`cnnlab visualize`: the call of `visualize` its flags make (declared in cnnlab.options.commands)."""
 
 from __future__ import annotations
 
@@ -6,33 +6,6 @@ import argparse
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
-from cnnlab.visualization.options import SHOWS
-
-
-def add_arguments(parser: argparse.ArgumentParser, positive_int) -> None:
-    parser.add_argument(
-        "source", metavar="RUN_DIR", help="a run directory; with --model and --weights, the first image"
-    )
-    parser.add_argument("images", nargs="*", metavar="IMAGE")
-    parser.add_argument("--from-test", type=positive_int, metavar="N", help="N seeded test images of the run's dataset")
-    parser.add_argument("--misclassified", action="store_true", help="with --from-test: N images the model gets wrong")
-    parser.add_argument(
-        "--show",
-        help=f"comma-separated, from {','.join(SHOWS)} (default: all but erf with images, filters alone without)",
-    )
-    parser.add_argument(
-        "--layer",
-        action="extend",
-        nargs="+",
-        metavar="NAME",
-        help="feature maps (and filters, for a conv) of this layer instead of the stages; repeatable",
-    )
-    parser.add_argument(
-        "--target", type=int, metavar="CLASS", help="the class index the maps explain (default: the prediction)"
-    )
-    parser.add_argument("--out", help="output folder (default RUN_DIR/visualize)")
-    parser.add_argument("--model", help="with --weights: the architecture of a torchvision ImageNet checkpoint")
-    parser.add_argument("--weights", metavar="PATH", help="a torchvision ImageNet checkpoint (.pth or .safetensors)")
 
 
 def run(args: argparse.Namespace) -> list[Path]:

@@ -1,0 +1,514 @@
+"""Every `cnnlab` command's options, declared once: `COMMANDS` maps each command's name to its `Command`.
+
+cli.py builds one subparser per entry, in this order, with the options' flags in their order here; the Python API
+checks its keywords against the same entries (`command(name).check_keywords`), and the lab builds its forms and
+request models from `train` and `experiment`. `train`, `compare` and `finetune` take TrainConfig's options
+(declared with its fields in training/config.py) plus their own.
+
+Adding a command (the coming `sweep` and `lr-find` among them):
+1. declare it here: `Command("lr-find", "one line for cnnlab --help", (Option(...), ...))`, and add it to
+   `COMMANDS` where it should appear in `cnnlab --help`; reuse TrainConfig's options with `recipe_options(name)`
+   after adding the name to their `commands` (training/config.py: COMMANDS and each field's `commands=`);
+2. write `cmd_<name>(args, console)` in cli.py and add it to `cli.COMMANDS`;
+3. give its Python API function the same keywords, and call `command(name).check_keywords(kwargs)` where it
+   takes `**options`.
+Nothing else is edited by hand: the flags, --help, the keyword checks and (for a lab job) the request model follow.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import replace
+
+from cnnlab.errors import CnnlabError, unknown_name_error
+from cnnlab.options import Command, Option, parse_duration, positive, positive_int
+from cnnlab.repeats import parse_seeds
+from cnnlab.training import config as recipe
+from cnnlab.visualization.options import SHOWS
+
+
+def parse_repeats(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise CnnlabError(f"--repeats takes a whole number from 1, got {text!r}")
+    return int(text)
+
+
+# ------------------------------------------------------------------------------------------------ shared options
+SEEDS = Option(
+    "seeds",
+    flag="--seeds",
+    parser=parse_seeds,
+    metavar="0,1,2",
+    help="one run per seed, each in OUT/seed-N; tables give mean ± std and n",
+)
+REPEATS = Option(
+    "repeats",
+    int,
+    flag="--repeats",
+    parser=parse_repeats,
+    metavar="N",
+    help="N runs with seeds SEED..SEED+N-1 (like --seeds)",
+)
+OVERWRITE = Option("overwrite", bool, False, "replace what --out already holds", flag="--overwrite")
+QUIET = Option("quiet", bool, False, "no progress output", flag="--quiet")
+IMAGENET_MODEL = "with --weights: the architecture of a torchvision ImageNet checkpoint"
+IMAGENET_WEIGHTS = "a torchvision ImageNet checkpoint (.pth or .safetensors)"
+
+
+def out(help: str) -> Option:
+    return Option("out", help=help, flag="--out")
+
+
+def run_flags(out_help: str) -> tuple[Option, ...]:
+    """The flags of a command that trains, rather than of its recipe."""
+    return out(out_help), OVERWRITE, QUIET
+
+
+def recipe_options(command: str) -> tuple[Option, ...]:
+    """TrainConfig's options that `command` takes as flags (training/config.py declares them)."""
+    return tuple(o for o in recipe.options() if command in o.commands)
+
+
+# ------------------------------------------------------------------------------------------------------ training
+def _train() -> Command:
+    return Command(
+        "train",
+        "train a model on a dataset",
+        (
+            Option("model", help=recipe.option_named("model").help, positional=True),
+            *recipe_options("train"),
+            *run_flags(recipe.option_named("out").help + "; not with --resume"),
+            Option(
+                "resume",
+                flag="--resume",
+                metavar="RUN_DIR",
+                help="continue a run from its last checkpoint; flags given with it must equal the run's own, "
+                "except those that may change (device, threads, data dir, checkpointing, compile) and a "
+                "larger --epochs with --schedule constant",
+            ),
+            SEEDS,
+            REPEATS,
+        ),
+        kind="training option",
+    )
+
+
+def _compare() -> Command:
+    return Command(
+        "compare",
+        "train several models with one recipe and compare them",
+        (
+            Option("models", list, positional=True, nargs="+"),
+            *recipe_options("compare"),
+            *run_flags("output folder, one run folder per model in it (default runs/compare-<dataset>-<time>)"),
+            SEEDS,
+            REPEATS,
+        ),
+        kind="training option",
+    )
+
+
+def _finetune() -> Command:
+    own = (
+        Option("model", help="the architecture in a weights file (default: read from its file name)", flag="--model"),
+        Option("freeze", default="none", help="backbone (a linear probe, or LoRA only) or none", flag="--freeze"),
+        Option("head_lr", float, help="peak lr of the new head (default: the dataset's lr)", check=positive),
+        Option("backbone_lr", float, help="peak lr of the backbone (default: head lr / 10)", check=positive),
+        Option("lora_rank", int, help="wrap the backbone's convs in LoRA adapters of this rank", check=positive_int),
+        Option("lora_alpha", float, help="LoRA scale numerator (default: the rank, scale 1)", check=positive),
+        Option(
+            "keep_head",
+            bool,
+            False,
+            "continue with the source's trained head (same class count) instead of a new one: "
+            "phase 2 of head-first, then-unfreeze fine-tuning",
+        ),
+    )
+    return Command(
+        "finetune",
+        "fine-tune a trained run or a torchvision weights file on a dataset",
+        (
+            Option(
+                "source",
+                metavar="RUN_DIR_OR_WEIGHTS",
+                positional=True,
+                help="a cnnlab run directory, or a torchvision .pth/.pt (read weights-only) or .safetensors file",
+            ),
+            *recipe_options("finetune"),
+            *run_flags(recipe.option_named("out").help),
+            *(_flagged(o) for o in own),
+        ),
+        kind="training option",
+    )
+
+
+def _flagged(option: Option) -> Option:
+    """The option with its flag named after it (--head-lr for head_lr) where it declares none."""
+    return option if option.flag else replace(option, flag="--" + option.name.replace("_", "-"))
+
+
+def _speedrun() -> Command:
+    return Command(
+        "speedrun",
+        "the best model we have measured for a dataset, a wall-time budget and this CPU, trained inside the budget "
+        "(docs/performance.md)",
+        (
+            Option(
+                "dataset",
+                flag="--dataset",
+                required=True,
+                help="fashion-mnist, digits, mnist, kmnist, cifar10, cifar100 or imagefolder:PATH",
+            ),
+            Option(
+                "budget",
+                float,
+                flag="--budget",
+                required=True,
+                parser=parse_duration,
+                metavar="DURATION",
+                help="wall time per seed, whole command included: 30s, 10m, 1.5h",
+            ),
+            # text here, parsed by the command: its refusal is a plain error, not argparse's
+            Option("seeds", default="0", help="comma-separated seeds, one run each (default 0)", flag="--seeds"),
+            Option("data_dir", help="where to look for the dataset's files first", flag="--data-dir"),
+            *run_flags("output folder, one run folder per seed in it (default runs/speedrun-<dataset>-<time>)"),
+        ),
+    )
+
+
+# --------------------------------------------------------------------------------------------------- experiments
+# The options only some experiments read: an experiment names those it takes in `register_experiment(accepts=)`.
+EXPERIMENT_EXTRAS = ("models", "weights")
+
+
+def _experiment() -> Command:
+    return Command(
+        "experiment",
+        "rerun one of the tutorials' claims: a table, plots and findings",
+        (
+            Option(
+                "name",
+                help="compare, batchnorm, kernels, scaling, ... (a wrong name lists the closest)",
+                positional=True,
+            ),
+            Option("dataset", help="default: digits with --quick, else fashion-mnist", flag="--dataset"),
+            Option("data_dir", help="where to look for the dataset's files first", flag="--data-dir"),
+            Option(
+                "epochs", int, help="default: the experiment's own for the mode", flag="--epochs", check=positive_int
+            ),
+            Option("quick", bool, False, "the seconds-long variant: small subsets, 1-2 epochs", flag="--quick"),
+            out("output directory (default runs/experiment-NAME-<time>)"),
+            Option("seed", int, 0, flag="--seed"),
+            SEEDS,
+            REPEATS,
+            Option(
+                "models",
+                flag="--models",
+                aliases=("--model",),
+                metavar="NAMES",
+                help="degradation: plain/residual twins, e.g. plain18,resnet18,plain34,resnet34; "
+                "drop-block: the pretrained ResNet (with --weights)",
+            ),
+            Option(
+                "weights",
+                flag="--weights",
+                metavar="PATH",
+                help="drop-block: a torchvision ImageNet checkpoint for --model",
+            ),
+        ),
+        kind="experiment option",
+    )
+
+
+def experiment_options(accepts: tuple[str, ...] = EXPERIMENT_EXTRAS) -> tuple[Option, ...]:
+    """The keyword options of one experiment (its name aside): the common ones and the extras it `accepts`."""
+    return tuple(
+        o
+        for o in command("experiment").options
+        if not o.positional and (o.name not in EXPERIMENT_EXTRAS or o.name in accepts)
+    )
+
+
+# ----------------------------------------------------------------------------------------- using a trained model
+def _eval() -> Command:
+    return Command(
+        "eval",
+        "test accuracy, per-class accuracy and a confusion matrix of a run; "
+        "or top-1/top-5 of an ImageNet checkpoint on a labelled folder",
+        (
+            Option(
+                "run_dir", help="a run directory (leave out with --model and --weights)", positional=True, nargs="?"
+            ),
+            Option("data_dir", flag="--data-dir"),
+            Option(
+                "tta",
+                bool,
+                None,
+                "average each image's logits with its mirror's (default: as the run was trained)",
+                flag="--tta",
+                negatable=True,
+            ),
+            Option("model", help=IMAGENET_MODEL, flag="--model"),
+            Option("weights", help=IMAGENET_WEIGHTS, flag="--weights", metavar="PATH"),
+            Option(
+                "dataset",
+                help="with --model: class folders named by WordNet id (n01440764) or ImageNet class name",
+                flag="--dataset",
+                metavar="imagefolder:PATH",
+            ),
+            Option("json", bool, False, "with --model: print the result as JSON", flag="--json"),
+        ),
+    )
+
+
+def _predict() -> Command:
+    return Command(
+        "predict",
+        "top-k classes of image files, from a run or an ImageNet checkpoint",
+        (
+            Option(
+                "run_dir",
+                help="a run directory; with --model and --weights, the first image",
+                positional=True,
+                metavar="RUN_DIR",
+            ),
+            Option("images", list, positional=True, nargs="*", metavar="IMAGE"),
+            Option("top_k", int, 5, flag="--top-k", check=positive_int),
+            Option(
+                "model",
+                help="with --weights: the architecture of a torchvision ImageNet checkpoint, e.g. resnet50",
+                flag="--model",
+            ),
+            Option(
+                "weights",
+                help="a torchvision ImageNet checkpoint you downloaded (.pth or .safetensors)",
+                flag="--weights",
+                metavar="PATH",
+            ),
+            Option(
+                "runtime",
+                default="torch",
+                help="torch (default) or onnxruntime: run RUN_DIR/model.onnx, "
+                "exported first (BN folded) when missing or older than the weights",
+                flag="--runtime",
+            ),
+        ),
+    )
+
+
+def _export() -> Command:
+    return Command(
+        "export",
+        "write a run's model as ONNX or TorchScript (dynamic batch) plus a JSON sidecar",
+        (
+            Option("run_dir", positional=True),
+            Option("format", help="onnx or torchscript", flag="--format", required=True),
+            Option(
+                "optimize", bool, False, "fold BatchNorm into the convs first (outputs stay equal)", flag="--optimize"
+            ),
+            out("output file (default RUN_DIR/model.onnx or RUN_DIR/model.torchscript.pt)"),
+        ),
+    )
+
+
+def _visualize() -> Command:
+    return Command(
+        "visualize",
+        "PNGs of a run's filters, feature maps, Grad-CAM and saliency (or --model/--weights)",
+        (
+            Option(
+                "source",
+                help="a run directory; with --model and --weights, the first image",
+                positional=True,
+                metavar="RUN_DIR",
+            ),
+            Option("images", list, positional=True, nargs="*", metavar="IMAGE"),
+            Option(
+                "from_test",
+                int,
+                help="N seeded test images of the run's dataset",
+                flag="--from-test",
+                check=positive_int,
+                metavar="N",
+            ),
+            Option(
+                "misclassified", bool, False, "with --from-test: N images the model gets wrong", flag="--misclassified"
+            ),
+            Option(
+                "show",
+                help=f"comma-separated, from {','.join(SHOWS)} "
+                "(default: all but erf with images, filters alone without)",
+                flag="--show",
+            ),
+            Option(
+                "layer",
+                list,
+                help="feature maps (and filters, for a conv) of this layer instead of the stages; repeatable",
+                flag="--layer",
+                nargs="+",
+                metavar="NAME",
+            ),
+            Option(
+                "target",
+                int,
+                help="the class index the maps explain (default: the prediction)",
+                flag="--target",
+                metavar="CLASS",
+            ),
+            out("output folder (default RUN_DIR/visualize)"),
+            Option("model", help=IMAGENET_MODEL, flag="--model"),
+            Option("weights", help=IMAGENET_WEIGHTS, flag="--weights", metavar="PATH"),
+        ),
+    )
+
+
+# ------------------------------------------------------------------------------------------ looking things up
+def _runs() -> Command:
+    return Command(
+        "runs",
+        "list past runs (their results.json) as a table, best first",
+        (
+            Option(
+                "root",
+                default="runs",
+                help="folder searched for results.json files (default runs)",
+                positional=True,
+                nargs="?",
+            ),
+            Option("dataset", help="only runs on this dataset", flag="--dataset"),
+            Option(
+                "sort",
+                default="test_accuracy",
+                help="a results.json number (default test_accuracy); losses, times and sizes sort ascending",
+                flag="--sort",
+            ),
+        ),
+    )
+
+
+def _models() -> Command:
+    return Command(
+        "models",
+        "list the model zoo",
+        (
+            Option("pattern", default="*", help="fnmatch pattern, e.g. 'resnet*'", positional=True, nargs="?"),
+            Option(
+                "format",
+                default="table",
+                help="table (default), json or csv (every field, raw numbers)",
+                flag="--format",
+            ),
+            Option(
+                "plot",
+                help="also draw the evolution chart (year against ImageNet top-1) here",
+                flag="--plot",
+                metavar="PNG",
+            ),
+        ),
+    )
+
+
+# The trace flags: each is passed on only when given, and only to a trace that has that option.
+TRACE_FLAGS = (
+    Option("batch", int, help="batchnorm: trace batch K after training on batches 0..K (0: the tutorial's tensor)"),
+    Option("momentum", float, help="batchnorm: running-statistics momentum (default 0.1)"),
+    Option("gamma", float, help="batchnorm: the scale (default 1)"),
+    Option("beta", float, help="batchnorm: the shift (default 0)"),
+    Option("x", float, help="residual: the slider's input (default 2.0)"),
+    Option("weights", str, help="residual: w1,b1,w2,b2 of F(x) = w2 * ReLU(w1 * x + b1) + b2 (default 1,-0.5,1,-0.4)"),
+    Option("depth", int, help="residual: blocks stacked for the deep gradient (default 10)"),
+    Option("channels", int, help="bottleneck: block width (default 256)"),
+    Option("size", int, help="bottleneck: feature-map side for shapes and MACs (default 56)"),
+    Option("input", str, help="conv: input HxW, e.g. 5x5 (default)"),
+    Option("kernel", int, help="conv: kernel side (default 3)"),
+    Option("stride", int, help="conv: stride (default 1)"),
+    Option("padding", int, help="conv: zero padding (default 0)"),
+    Option("seed", int, help="conv: seed of the integer input and kernel (default 0)"),
+)
+
+
+def _trace() -> Command:
+    return Command(
+        "trace",
+        "the tutorials' step-by-step traces: batchnorm, residual, bottleneck, conv",
+        (
+            Option("name", help="batchnorm, residual, bottleneck or conv", positional=True),
+            *(_flagged(o) for o in TRACE_FLAGS),
+            Option("json", bool, False, "print the same data as JSON instead of a table", flag="--json"),
+        ),
+    )
+
+
+def _summary() -> Command:
+    return Command(
+        "summary",
+        "per-layer shapes, params and MACs of a model or a layer spec",
+        (
+            Option(
+                "model",
+                help='a model name, or a layer spec such as "conv 64 k7 s2 p3; maxpool k3 s2 p1"',
+                positional=True,
+            ),
+            Option("input", help="input shape CxHxW (default: the model's own)", flag="--input"),
+        ),
+    )
+
+
+def _lab() -> Command:
+    return Command(
+        "lab",
+        "the local web app: zoo, training with live curves, runs, inspect, widgets",
+        (
+            Option(
+                "runs", default="runs", help="the runs folder it reads and trains into (default runs)", flag="--runs"
+            ),
+            Option(
+                "host",
+                default="127.0.0.1",
+                help="address to bind (default loopback; any other needs the token)",
+                flag="--host",
+            ),
+            Option("port", int, 8000, flag="--port", check=positive_int),
+            Option("open", bool, False, "open the lab in the default browser", flag="--open"),
+            Option(
+                "token",
+                bool,
+                True,
+                "serve without the token (loopback only): for a single-user machine, since on a shared one every "
+                "user can reach 127.0.0.1",
+                flag="--no-token",
+            ),
+        ),
+    )
+
+
+# ------------------------------------------------------------------------------------------------- the registry
+_BUILDERS = (
+    _train,
+    _runs,
+    _eval,
+    _predict,
+    _export,
+    _compare,
+    _finetune,
+    _speedrun,
+    _models,
+    _experiment,
+    _trace,
+    _summary,
+    _visualize,
+    _lab,
+)
+
+
+@functools.cache
+def commands() -> dict[str, Command]:
+    """Every command by name, in `cnnlab --help` order (built on first use: TrainConfig's options are read then)."""
+    return {built.name: built for built in (build() for build in _BUILDERS)}
+
+
+def command(name: str) -> Command:
+    """The declaration of command `name`; an unknown name lists the closest."""
+    if name not in commands():
+        raise unknown_name_error("command", name, commands())
+    return commands()[name]
