@@ -24,7 +24,7 @@ def assert_sides_agree(result: dict, tolerance: float = 1e-5) -> None:
 
 
 def test_every_trace_is_json_data_with_one_cell_per_column():
-    assert list_traces() == ["batchnorm", "bottleneck", "conv", "residual"]
+    assert list_traces() == ["batchnorm", "bottleneck", "conv", "residual", "running_stats"]
     for name in list_traces():
         result = trace(name)
         assert json.loads(json.dumps(result)) == result

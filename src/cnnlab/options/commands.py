@@ -411,7 +411,7 @@ def _models() -> Command:
 # The trace flags: each is passed on only when given, and only to a trace that has that option.
 TRACE_FLAGS = (
     Option("batch", int, help="batchnorm: trace batch K after training on batches 0..K (0: the tutorial's tensor)"),
-    Option("momentum", float, help="batchnorm: running-statistics momentum (default 0.1)"),
+    Option("momentum", float, help="batchnorm, running_stats: running-statistics momentum (default 0.1)"),
     Option("gamma", float, help="batchnorm: the scale (default 1)"),
     Option("beta", float, help="batchnorm: the shift (default 0)"),
     Option("x", float, help="residual: the slider's input (default 2.0)"),
@@ -423,16 +423,22 @@ TRACE_FLAGS = (
     Option("kernel", int, help="conv: kernel side (default 3)"),
     Option("stride", int, help="conv: stride (default 1)"),
     Option("padding", int, help="conv: zero padding (default 0)"),
-    Option("seed", int, help="conv: seed of the integer input and kernel (default 0)"),
+    Option(
+        "seed", int, help="conv: seed of the integer input and kernel; running_stats: of the model and the batches (0)"
+    ),
+    Option("model", str, help="running_stats: the zoo model whose first conv feeds the BatchNorm (default lenet5)"),
+    Option("dataset", str, help="running_stats: digits or fashion-mnist (default digits)"),
+    Option("batches", int, help="running_stats: training batches fed, 1 to 100 (default 100)"),
+    Option("batch_size", int, help="running_stats: images per batch (default 64)"),
 )
 
 
 def _trace() -> Command:
     return Command(
         "trace",
-        "the tutorials' step-by-step traces: batchnorm, residual, bottleneck, conv",
+        "the tutorials' step-by-step traces: batchnorm, residual, bottleneck, conv, running_stats",
         (
-            Option("name", help="batchnorm, residual, bottleneck or conv", positional=True),
+            Option("name", help="batchnorm, residual, bottleneck, conv or running_stats", positional=True),
             *(_flagged(o) for o in TRACE_FLAGS),
             Option("json", bool, False, "print the same data as JSON instead of a table", flag="--json"),
         ),
