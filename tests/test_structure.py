@@ -132,3 +132,34 @@ def test_no_function_is_longer_than_the_limit():
                 if lines > MAX_FUNCTION_LINES:
                     long.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({lines} lines)")
     assert long == []
+
+
+# The run directory's files are read and written by cnnlab.rundir alone; a module that names one (a path
+# `run / "config.json"`, a glob) would be a second reader or writer of it.
+RUN_FILE_NAMES = {"config.json", "results.json", "metrics.csv", "progress.jsonl", "eval.json"}
+RUN_FILES_HOME = SRC / "cnnlab" / "rundir"
+
+
+def names_a_run_file(value: object) -> bool:
+    """A string constant that is one of the run files' names, or a path ending in one ("x/config.json")."""
+    return isinstance(value, str) and value.strip().rsplit("/", 1)[-1] in RUN_FILE_NAMES
+
+
+def run_file_names_outside_the_package() -> list[str]:
+    found = []
+    for path in SRC.rglob("*.py"):
+        if path.is_relative_to(RUN_FILES_HOME):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and names_a_run_file(node.value):
+                found.append(f"{path.relative_to(SRC)}:{node.lineno} {node.value!r}")
+    return found
+
+
+def test_names_a_run_file_matches_names_and_paths_not_prose():
+    assert names_a_run_file("config.json") and names_a_run_file("seed-0/metrics.csv")
+    assert not names_a_run_file("every past run's results.json as one table") and not names_a_run_file(3)
+
+
+def test_only_the_rundir_package_opens_run_files_by_name():
+    assert run_file_names_outside_the_package() == []

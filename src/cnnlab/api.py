@@ -13,12 +13,12 @@ from pathlib import Path
 
 from cnnlab.deploy import optimize_for_inference
 from cnnlab.errors import CnnlabError, unknown_name_error
-from cnnlab.files import read_json
 from cnnlab.inference import onnx_runtime, prediction
 from cnnlab.inference.prediction import evaluate
 from cnnlab.options.commands import command
+from cnnlab.rundir import RunDir
 from cnnlab.training.comparison import compare
-from cnnlab.training.config import TrainConfig, make_config, resume_config
+from cnnlab.training.config import make_config, resume_config
 from cnnlab.training.leaderboard import list_runs
 from cnnlab.training.seeds import pick_seeds, train_seeds
 from cnnlab.training.trainer import run
@@ -64,7 +64,7 @@ def train(
     if overwrite:
         raise CnnlabError("--overwrite replaces a run; --resume continues it: pass one of them")
     run_dir = Path(resume)
-    saved = TrainConfig.from_dict(read_json(run_dir / "config.json"))
+    saved = RunDir(run_dir).read_config().train_config()
     return run(resume_config(saved, model, dataset, options, run_dir=run_dir), resume=run_dir, quiet=quiet)
 
 

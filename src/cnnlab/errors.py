@@ -56,6 +56,31 @@ class ResumeConflictError(CnnlabError):
 # Callers branch on these types and read their attributes; none of them parses a message.
 
 
+class RunFileError(CnnlabError):
+    """A file of a run directory (config.json, results.json, metrics.csv, ...) that cannot be read as its schema
+    says: `path` is the file, `problem` the rest of the sentence ("does not exist", "has no 'model'")."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path, self.problem = path, problem
+        super().__init__(f"{path} {problem}")
+
+
+class RunFileMissing(RunFileError):
+    """The file is not there (a run that has not got that far, or no run at all)."""
+
+    def __init__(self, path: object) -> None:
+        super().__init__(path, "does not exist")
+
+
+class NotARunDirectory(CnnlabError):
+    """A folder that holds neither a training run nor an experiment where one was asked for: `path` is the folder,
+    `reason` why it is none ("does not exist", "holds no config.json", "is an experiment's folder, ...")."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"run directory {path} {reason}")
+
+
 class OptionValueError(CnnlabError):
     """A bad value for one named option. The CLI says it with the flag ("--input must look like 3x224x224 ..."),
     the lab with the field's label on its page ("Input size must look like ..."). `option` is the option's name,

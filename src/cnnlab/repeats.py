@@ -228,13 +228,15 @@ def _label(selector: dict) -> str:
 def read_curves(run_dirs: Sequence[Path], metric: str) -> list[tuple[list[float], list[float]]]:
     """(epochs, values) of `metric` from each run directory's metrics.csv; runs without the column are skipped.
     A metric named NAME_error that the file lacks is read as 1 - NAME_accuracy (P3 plots training error)."""
-    from cnnlab.training.rundir import read_metrics
+    from cnnlab.errors import RunFileMissing
+    from cnnlab.rundir import RunDir
 
     curves = []
     for run_dir in run_dirs:
-        if not (Path(run_dir) / "metrics.csv").is_file():
+        try:
+            rows = RunDir(run_dir).read_metrics()
+        except RunFileMissing:
             continue
-        rows = read_metrics(run_dir)
         column, flip = metric, False
         if rows and metric not in rows[0] and metric.endswith("_error"):
             column, flip = metric.removesuffix("_error") + "_accuracy", True

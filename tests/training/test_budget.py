@@ -207,7 +207,7 @@ def simulated_run(
     from types import SimpleNamespace
 
     clock = FakeClock()
-    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "config.json").write_text(json.dumps({"model": "lenet5", "dataset": "digits"}))  # a run budget re-plans
     config = SimpleNamespace(epochs=1000)
     job = SimpleNamespace(
         config=config,

@@ -25,8 +25,8 @@ from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, train
 from cnnlab.models.resnet import cifar_resnet
 from cnnlab.repeats import Claim
+from cnnlab.rundir import RunDir
 from cnnlab.scratch import BatchNorm2dScratch, batch_norm_2d
-from cnnlab.training.checkpoint import read_json
 from cnnlab.training.plots import save_epoch_figure
 
 # The tutorials' batch: 2 samples, 2 channels, 2x2 maps; channel 0 holds 1..8, channel 1 holds 10..17.
@@ -152,7 +152,7 @@ def train_twins(options: ExperimentOptions, depth: int) -> tuple[list[dict], dic
             metrics, outcome = results["metrics"], f"test accuracy {100 * results['test_accuracy']:.2f}%"
             test_accuracy = results["test_accuracy"]
         except CnnlabError as error:  # the trainer stops on a non-finite loss: a result, not a crash
-            metrics = read_json(options.out / run_name / "results.json").get("metrics", [])
+            metrics = RunDir(options.out / run_name).read_results().values.get("metrics", [])
             outcome, test_accuracy = f"diverged: {error}", None
         curves[label] = metrics
         final_loss = f"{metrics[-1]['train_loss']:.4f}" if metrics else "n/a"

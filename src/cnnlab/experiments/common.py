@@ -13,7 +13,7 @@ import matplotlib
 
 from cnnlab import reporting
 from cnnlab.repeats import Claim, csv_rows, format_spread
-from cnnlab.training.rundir import read_metrics  # noqa: F401 (the experiments read run curves from here)
+from cnnlab.rundir import ExperimentConfig, ExperimentFolder, RunDir
 
 matplotlib.use("Agg")  # files only; experiments run on machines without a screen
 
@@ -78,7 +78,7 @@ def train(options: ExperimentOptions, data, label: str, run_name: str, model=Non
     results = run(
         TrainConfig(model=label, out=str(run_dir), **settings), overwrite=True, quiet=True, data=data, model=model
     )
-    results["metrics"] = read_metrics(run_dir)
+    results["metrics"] = RunDir(run_dir).read_metrics()
     return results
 
 
@@ -110,16 +110,17 @@ def write_result(result: ExperimentResult, out: str | Path, options: ExperimentO
     lines = [f"# {result.title}", "", table, ""]
     lines += [" ".join(result.findings), ""] if result.findings else []
     lines += [f"![{name}]({name})" for name in result.plots]
-    reporting.write_text(out / "results.md", "\n".join(lines) + "\n")
+    folder = ExperimentFolder(out)
+    folder.write_results_md("\n".join(lines) + "\n")
     reporting.write_csv(out / "results.csv", *csv_rows(result.rows, result.columns))
     options_dict = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()} if options else {}
-    config = {
-        "title": result.title,
-        "options": options_dict,
-        "experiment": result.config,
-        "claims": [asdict(claim) for claim in result.claims],
-        "plots": result.plots,
-        "versions": reporting.versions(),
-    }
-    reporting.write_json(out / "config.json", config)
-    return out / "results.md"
+    config = ExperimentConfig(
+        title=result.title,
+        options=options_dict,
+        experiment=result.config,
+        claims=tuple(asdict(claim) for claim in result.claims),
+        plots=tuple(result.plots),
+        versions=reporting.versions(),
+    )
+    folder.write_config(config)
+    return folder.results_md

@@ -29,13 +29,14 @@ from torch import nn
 from cnnlab.data import ImageDataset, load_dataset
 from cnnlab.errors import CnnlabError
 from cnnlab.experiments import register_experiment
-from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, read_metrics
+from cnnlab.experiments.common import ExperimentOptions, ExperimentResult
 from cnnlab.inference.batches import prepare_batch
 from cnnlab.inference.model import wants_small_input
 from cnnlab.measure import count_params
 from cnnlab.models.resnet import cifar_resnet
 from cnnlab.registry import create_model, list_models, model_info
 from cnnlab.repeats import Claim
+from cnnlab.rundir import RunDir
 from cnnlab.training import trainer
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.plots import save_epoch_figure
@@ -280,7 +281,7 @@ def train_network(
         out=str(options.out / "runs" / net.name),
     )
     results = trainer.run(config, overwrite=True, quiet=True, data=data, model=model)
-    history = read_metrics(results["run_dir"])
+    history = RunDir(results["run_dir"]).read_metrics()
     final = history[-1]
     row = {
         "network": net.name,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, write_result
 from cnnlab.repeats import aggregate_rows, band_plot, seed_dir, verdict
+from cnnlab.rundir import METRICS
 
 CURVE_METRICS = ("train_loss", "train_error", "val_error", "test_error")  # errors: 1 - accuracy, as P3 plots
 BAND_PLOT = "seeds_band.png"
@@ -60,7 +61,7 @@ def curve_groups(out: Path, seeds: tuple[int, ...]) -> dict[str, list[Path]]:
     groups: dict[str, list[Path]] = {}
     for seed in seeds:
         root = seed_dir(out, seed)
-        for metrics in sorted(root.rglob("metrics.csv")):
+        for metrics in sorted(root.rglob(METRICS)):
             groups.setdefault(str(metrics.parent.relative_to(root)), []).append(metrics.parent)
     return groups
 

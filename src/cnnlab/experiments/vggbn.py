@@ -25,7 +25,7 @@ from cnnlab.data import load_dataset
 from cnnlab.errors import CnnlabError
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, train
-from cnnlab.training.checkpoint import read_json
+from cnnlab.rundir import RunDir, optional
 from cnnlab.training.plots import save_epoch_figure
 
 MODELS = ("vgg11", "vgg11_bn")
@@ -45,11 +45,11 @@ def train_one(options: ExperimentOptions, data, model: str, seed: int, epochs: i
         metrics, outcome, test = results["metrics"], "trained", results["test_accuracy"]
         seconds = results["train_seconds"]
     except CnnlabError:
-        saved = options.out / run_name / "results.json"
-        if not saved.is_file() or read_json(saved).get("status") != "failed":
+        saved = optional(RunDir(options.out / run_name).read_results)
+        if saved is None or saved.status != "failed":
             raise  # not a failed training (e.g. a bad option): an error, not a result
         # The trainer stops on a non-finite loss and records the epochs before it in results.json.
-        metrics, outcome, test, seconds = read_json(saved).get("metrics", []), "diverged", math.nan, math.nan
+        metrics, outcome, test, seconds = saved.values.get("metrics", []), "diverged", math.nan, math.nan
     last = metrics[-1] if metrics else {}
     row = {
         "model": model,

@@ -20,7 +20,7 @@ import torch
 
 from cnnlab.data import normalize
 from cnnlab.errors import CnnlabError
-from cnnlab.files import read_json
+from cnnlab.rundir import CONFIG, open_run
 
 RUNTIMES = ("torch", "onnxruntime")  # what `cnnlab predict --runtime` accepts
 
@@ -74,11 +74,10 @@ def predict(run_dir: str | Path, images: list[str | Path], top_k: int = 5) -> li
     result format as `cnnlab.inference.prediction.predict`."""
     from cnnlab.inference.prediction import load_image, top_classes
 
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CnnlabError(f"run directory {run_dir} does not exist")
-    import_onnxruntime()  # before exporting: a missing package fails fast, with nothing written
-    data = read_json(run_dir / "config.json")["data"]
+    import_onnxruntime()  # first: a missing package fails fast, with nothing read or written
+    folder = open_run(run_dir)
+    run_dir = folder.path
+    data = folder.read_config().require_data(folder.file(CONFIG)).to_dict()
     batch = torch.stack([load_image(p, data["in_chans"], data["image_size"]) for p in images])  # uint8 [B, C, H, W]
     logits = run(session(onnx_file(run_dir)), normalize(batch, data["mean"], data["std"]))
     return top_classes(logits, data["classes"], images, top_k)

@@ -16,6 +16,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.inference.evaluation import evaluate_arrays
 from cnnlab.inference.model import build_model
 from cnnlab.inference.precision import autocast_dtype
+from cnnlab.rundir import CONFIG, WEIGHTS, RunDir, open_run
 from cnnlab.training import checkpoint
 from cnnlab.training.config import TrainConfig
 
@@ -24,18 +25,18 @@ from cnnlab.training.config import TrainConfig
 class LoadedRun:
     run_dir: Path
     config: TrainConfig
-    data: dict  # classes, mean, std, in_chans, image_size (see training.rundir.data_metadata)
+    data: dict  # name, classes, mean, std, in_chans, image_size (cnnlab.rundir.DataInfo.to_dict())
     model: nn.Module  # in eval mode, with the run's final weights
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CnnlabError(f"run directory {run_dir} does not exist")
-    saved = checkpoint.read_json(run_dir / "config.json")
-    config, data = TrainConfig.from_dict(saved), saved["data"]
+    """A finished training run: its config, data description and model with the final weights. A folder that is
+    no training run is NotARunDirectory, with the reason."""
+    run = open_run(run_dir)
+    run_dir, saved = run.path, run.read_config()
+    config, data = saved.train_config(), saved.require_data(run.file(CONFIG)).to_dict()
     model = build_model(config, len(data["classes"]), data["in_chans"], data["image_size"])
-    weights = run_dir / "model.safetensors"
+    weights = run.file(WEIGHTS)
     if not weights.exists():
         raise CnnlabError(f"{run_dir} has no model.safetensors (did the run finish? resume it with --resume {run_dir})")
     checkpoint.load_model_weights(model, weights)
@@ -76,7 +77,7 @@ def evaluate(run_dir: str | Path, data_dir: str | None = None, tta: bool | None 
         "confusion_matrix": matrix.tolist(),
         "confusion_png": str(confusion_png),
     }
-    checkpoint.write_json(run.run_dir / "eval.json", result)
+    RunDir(run.run_dir).write_evaluation(result)
     return result
 
 

@@ -6,43 +6,13 @@ did not start.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from pathlib import Path
 
 from cnnlab.lab.jobs import JobStore
+from cnnlab.rundir import RunDir, optional, read_events
 
 MAX_POINTS = 400  # step points sent to a page; longer runs are thinned evenly
-
-
-def read_events(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    events = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:  # a line being written right now
-            continue
-    return events
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    """metrics.csv as a list of dicts of floats (the epoch column as int)."""
-    path = run_dir / "metrics.csv"
-    if not path.exists():
-        return []
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [{k: (int(float(v)) if k == "epoch" else _number(v)) for k, v in row.items()} for row in rows]
-
-
-def _number(text: str):
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return text
 
 
 def clean(value):
@@ -97,7 +67,7 @@ def job_view(store: JobStore, job_id: str) -> dict:
     state, interrupted = store.state(record)
     progress = summarize_events(read_events(store.progress_path(record)))
     if not progress["epochs"] and record.get("kind") == "train":
-        progress["epochs"] = read_metrics(Path(record["run_dir"]))
+        progress["epochs"] = optional(RunDir(record["run_dir"]).read_metrics, [])
     if state in ("finished", "failed", "stopped"):
         progress["latest"].pop("eta_seconds", None)
     view = {
@@ -124,13 +94,10 @@ def _results(record: dict, state: str) -> dict | None:
     """A finished training run's headline numbers, from the results.json the trainer wrote as it ended."""
     if record.get("kind") != "train" or state in ("queued", "running"):
         return None
-    try:
-        results = json.loads((Path(record["run_dir"]) / "results.json").read_text())
-    except (OSError, json.JSONDecodeError):
+    results = optional(RunDir(record["run_dir"]).read_results)
+    if results is None:
         return None
-    if not isinstance(results, dict):
-        return None
-    return {k: results.get(k) for k in ("status", "test_accuracy", "best_val_accuracy", "train_seconds")}
+    return {k: results.to_dict().get(k) for k in ("status", "test_accuracy", "best_val_accuracy", "train_seconds")}
 
 
 def _resumable(record: dict, state: str) -> bool:

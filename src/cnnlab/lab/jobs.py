@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import secrets
 import shutil
@@ -30,11 +29,12 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cnnlab.errors import RunFileMissing
 from cnnlab.lab.security import LabRequestError, relative_name
+from cnnlab.rundir import PROGRESS, ExperimentFolder, RunDir, optional, read_job, read_jobs, write_job
 from cnnlab.training.progress import PROGRESS_FILE_ENV
 
 LAB_DIR = ".lab"
-PROGRESS_FILE = "progress.jsonl"
 STATES = ("queued", "running", "finished", "failed", "stopped")
 SIGNAL_EXITS = (130, 143, -signal.SIGTERM, -signal.SIGINT)  # the trainer's "stopped by a signal" exits
 
@@ -85,12 +85,6 @@ def _folder_lock(folder: Path) -> _FolderLock:
         return _FOLDER_LOCKS[key]
 
 
-def _write_json(path: Path, data: dict) -> None:
-    temporary = path.with_suffix(f".tmp{os.getpid()}-{threading.get_ident()}")
-    temporary.write_text(json.dumps(data, indent=1))
-    os.replace(temporary, path)  # whole or not at all: a reader never sees half a record
-
-
 def process_alive(pid: int, marker: str) -> bool:
     """Whether `pid` runs and is the job's process (its command line holds `marker`, the run directory), so that
     a reused pid does not pass for the job. Zombies count as dead."""
@@ -126,16 +120,13 @@ class JobStore:
 
     def record(self, job_id: str) -> dict:
         try:
-            return json.loads(self._path(job_id).read_text())
-        except FileNotFoundError:
+            return read_job(self._path(job_id)).to_dict()
+        except RunFileMissing:
             raise LabRequestError(f"no job '{job_id}'", 404) from None
 
     def records(self) -> list[dict]:
         """Every job, oldest first (the queue's order)."""
-        found = []
-        for path in self.folder.glob("*.json"):
-            with contextlib.suppress(OSError, json.JSONDecodeError):
-                found.append(json.loads(path.read_text()))
+        found = [record.to_dict() for record in read_jobs(self.folder)]
         return sorted(found, key=lambda r: (r.get("created", 0), r.get("id", "")))
 
     def _update(self, job_id: str, **changes) -> dict:
@@ -143,7 +134,7 @@ class JobStore:
         # threads, and without it one would overwrite the other's change.
         with self._lock():
             record = {**self.record(job_id), **changes}
-            _write_json(self._path(job_id), record)
+            write_job(self._path(job_id), record)
             return record
 
     def _lock(self) -> _FolderLock:
@@ -173,11 +164,9 @@ class JobStore:
 
     def _results_status(self, record: dict) -> str | None:
         if record.get("kind") == "experiment":
-            return "completed" if (Path(record["run_dir"]) / "results.md").exists() else None
-        try:
-            return json.loads((Path(record["run_dir"]) / "results.json").read_text()).get("status")
-        except (OSError, json.JSONDecodeError, AttributeError):
-            return None
+            return "completed" if ExperimentFolder(record["run_dir"]).has_results() else None
+        results = optional(RunDir(record["run_dir"]).read_results)
+        return results.status if results is not None else None
 
     # --------------------------------------------------------------------------------------------- life cycle
     def submit(self, kind: str, cli_args: list[str], run_dir: Path, **extra) -> dict:
@@ -194,7 +183,7 @@ class JobStore:
         }
         with self._lock():  # the busy check and the record together: two resumes of one run cannot both pass
             self.refuse_busy(run_dir)
-            _write_json(self._path(job_id), record)
+            write_job(self._path(job_id), record)
         self.advance()
         return self.record(job_id)
 
@@ -271,7 +260,7 @@ class JobStore:
     def progress_path(self, record: dict) -> Path:
         if record.get("kind") == "experiment":  # the experiment's folder only appears once it writes
             return self.folder / f"{record['id']}.progress.jsonl"
-        return Path(record["run_dir"]) / PROGRESS_FILE
+        return Path(record["run_dir"]) / PROGRESS
 
     def stop(self, job_id: str) -> dict:
         """SIGTERM, which the trainer turns into a checkpoint and a clean exit; a queued job is cancelled (and the

@@ -84,14 +84,14 @@ def runs(request: Request):
 def evaluate(request: Request, name: str):
     from cnnlab.lab.evaluation import evaluate_run
 
-    return evaluate_run(views.run_dir(_root(request), name), predict.Cache(_root(request)))
+    return evaluate_run(views.training_run(_root(request), name).path, predict.Cache(_root(request)))
 
 
 @router.post("/runs/{name:path}/export")
 def export(request: Request, name: str):
     import cnnlab
 
-    path = views.run_dir(_root(request), name)
+    path = views.training_run(_root(request), name).path
     result = cnnlab.export(path, "onnx")
     return {"file": f"/files/{name}/{Path(result['path']).name}"}
 
@@ -162,8 +162,8 @@ async def submit(request: Request):
 def _submit(request: Request, body: dict) -> dict:
     root, store = _root(request), request.app.state.jobs
     if "resume" in body:
-        path = views.run_dir(root, str(body["resume"]))
-        model = json.loads((path / "config.json").read_text())["model"]
+        run = views.training_run(root, str(body["resume"]))
+        path, model = run.path, run.read_config().model
         store.refuse_busy(path)
         if not (path / "checkpoints").is_dir():
             raise LabRequestError(f"run '{body['resume']}' has no checkpoint to resume from", 409)
@@ -268,7 +268,7 @@ def _predict(request: Request, run_name, data: bytes | None, test_index, top_k, 
     if not isinstance(run_name, str) or not run_name:
         raise LabRequestError("choose a run ('run' field)", 400)
     root = _root(request)
-    loaded = predict.load(views.run_dir(root, run_name))
+    loaded = predict.load(views.training_run(root, run_name).path)
     size, chans = loaded.data["image_size"], loaded.data["in_chans"]
     truth = None
     if data is not None:
@@ -283,7 +283,7 @@ def _predict(request: Request, run_name, data: bytes | None, test_index, top_k, 
 
 @router.get("/test-image")
 def test_image(request: Request, run: str, index: int):
-    loaded = predict.load(views.run_dir(_root(request), run))
+    loaded = predict.load(views.training_run(_root(request), run).path)
     image, truth = predict.test_image(loaded, index)
     return Response(predict.png_bytes(image), media_type="image/png", headers={"X-Class": truth})
 

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import functools
 import html
-import json
 import re
 import threading
 from pathlib import Path, PurePosixPath
 
-from cnnlab.errors import CnnlabError, OptionValueError
-from cnnlab.lab.follow import clean, read_metrics
+from cnnlab.errors import CnnlabError, NotARunDirectory, OptionValueError
+from cnnlab.lab.follow import clean
 from cnnlab.lab.security import LabRequestError, relative_name, safe_path
+from cnnlab.rundir import (
+    CONFIG,
+    EVALUATION,
+    METRICS,
+    RESULTS,
+    WEIGHTS,
+    ExperimentFolder,
+    RunDir,
+    open_folder,
+    open_run,
+    optional,
+)
+from cnnlab.rundir.experiment import RESULTS_MD
 
 # torch's FlopCounterMode (in summarize) hooks every module's forward process-wide, so a trace or a prediction
 # running in another request's thread would run through those hooks too: the lab's computations take turns.
@@ -28,16 +40,16 @@ def serialized(function):
 
 
 RUN_FILES_SHOWN = (
-    "model.safetensors",
+    WEIGHTS,
     "model.onnx",
     "model.torchscript.pt",
     "curves.png",
     "confusion.png",
     "misclassified.png",
-    "config.json",
-    "results.json",
-    "metrics.csv",
-    "eval.json",
+    CONFIG,
+    RESULTS,
+    METRICS,
+    EVALUATION,
 )
 
 
@@ -164,22 +176,36 @@ LAB_PARTS = {".lab"}
 
 
 def run_dir(root: Path, name: str) -> Path:
-    path = safe_path(root, name)
-    if not (path / "config.json").is_file():
-        raise LabRequestError(f"no run '{name}' under the runs folder", 404)
-    return path
+    """The folder `name` names inside the root, if it holds a training run or an experiment; else a 404."""
+    return _open(root, name).path
+
+
+def training_run(root: Path, name: str) -> RunDir:
+    """The training run `name` names inside the root (an experiment's folder is none); else a 404."""
+    try:
+        return open_run(safe_path(root, name))
+    except NotARunDirectory:
+        raise LabRequestError(f"no run '{name}' under the runs folder", 404) from None
+
+
+def _open(root: Path, name: str) -> RunDir | ExperimentFolder:
+    try:
+        return open_folder(safe_path(root, name))
+    except NotARunDirectory:
+        raise LabRequestError(f"no run '{name}' under the runs folder", 404) from None
 
 
 def deletable_run_dir(root: Path, name: str) -> Path:
     """The run folder `name` names, if the lab may delete it: a real folder (no symlink on the way, so deleting
     never reaches a link's target) holding a run, inside the runs root, and neither the root nor the lab's own
     folder."""
-    path = run_dir(root, name)  # inside the root once resolved, and a run (config.json)
     parts = PurePosixPath(name).parts
-    if path == root.resolve() or not parts or parts == (".",):
+    # Refused for where they are, before what they hold is read: the root and the lab's folder are never runs.
+    if safe_path(root, name) == root.resolve() or not parts or parts == (".",):
         raise LabRequestError("the runs folder itself cannot be deleted", 400)
     if LAB_PARTS.intersection(parts):
         raise LabRequestError(f"'{name}' is the lab's own folder, not a run", 403)
+    path = run_dir(root, name)  # inside the root once resolved, and a run or an experiment
     lexical = root.resolve()
     for part in parts:
         lexical = lexical / part
@@ -188,26 +214,21 @@ def deletable_run_dir(root: Path, name: str) -> Path:
     return path
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
 def run_detail(root: Path, name: str) -> dict:
     """One run: config, results, per-epoch metrics, the evaluation (per-class accuracy, confusion matrix) when
     it has one, and its files."""
-    path = run_dir(root, name)
-    config = _read_json(path / "config.json") or {}
-    evaluation = _read_json(path / "eval.json")
+    folder = _open(root, name)
+    path, run = folder.path, RunDir(folder.path)
+    config = optional(lambda: folder.read_config().to_dict(), {})
+    evaluation = optional(lambda: run.read_evaluation().to_dict())
+    results = optional(lambda: run.read_results().to_dict())
     files = [f for f in RUN_FILES_SHOWN if (path / f).is_file()]
     return clean(
         {
             "name": name,
             "config": config,
-            "results": _read_json(path / "results.json"),
-            "metrics": read_metrics(path),
+            "results": results,
+            "metrics": optional(run.read_metrics, []),
             "evaluation": evaluation,
             "files": files,
             "image": (config.get("data") or {}).get("image_size"),
@@ -225,15 +246,15 @@ def experiments(root: Path) -> dict:
 
     available = [{"name": n, "help": get_experiment(n).help} for n in list_experiments()]
     past = []
-    for results in sorted(root.rglob("results.md")) if root.is_dir() else []:
+    for results in sorted(root.rglob(RESULTS_MD)) if root.is_dir() else []:
         if LAB_PARTS.intersection(results.relative_to(root).parts):
             continue
-        config = _read_json(results.parent / "config.json") or {}
+        config = optional(ExperimentFolder(results.parent).read_config)
         past.append(
             {
                 "name": relative_name(root, results.parent),
-                "title": config.get("title", results.parent.name),
-                "plots": config.get("plots", []),
+                "title": config.title if config else results.parent.name,
+                "plots": list(config.plots) if config else [],
             }
         )
     return {"experiments": available, "results": past}
@@ -246,11 +267,11 @@ def render_results_md(root: Path, name: str) -> str:
     """An experiment's results.md as HTML. It holds a title, a table, findings and images; each is rendered, and
     everything else is escaped text. Image links point at /files, inside the root."""
     folder = safe_path(root, name)
-    path = folder / "results.md"
-    if not path.is_file():
-        raise LabRequestError(f"no results.md in '{name}'", 404)
+    experiment = ExperimentFolder(folder)
+    if not experiment.has_results():
+        raise LabRequestError(f"no {RESULTS_MD} in '{name}'", 404)
     out, table = [], []
-    for line in path.read_text().splitlines() + [""]:
+    for line in experiment.read_results_md().splitlines() + [""]:
         if line.startswith("|"):
             table.append([html.escape(c.strip()) for c in line.strip().strip("|").split("|")])
             continue

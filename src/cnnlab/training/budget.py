@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 
 import torch
 
-from cnnlab.files import read_json, write_json
 from cnnlab.inference.evaluation import evaluate_arrays
+from cnnlab.rundir import RunDir
 
 CALIBRATION_STEPS = 10  # steps trained before the plan (or the first epoch's, if it has fewer)
 CALIBRATION_SHARE = 0.1  # of the budget: calibration ends here even before CALIBRATION_STEPS
@@ -320,9 +319,10 @@ class BudgetPlanner:
         }
 
     def finished(self, job, results: dict) -> None:
-        """Record the wall time used once every file is written, in `results` and results.json."""
+        """Record the wall time used once every file is written, in `results` and results.json (through the run
+        directory's one writer of it, as the trainer's)."""
         results["wall_seconds"] = round(self.used(), 3)
-        job.world.on_main(lambda: write_json(Path(job.run_dir) / "results.json", results))
+        job.world.on_main(lambda: RunDir(job.run_dir).update_results(wall_seconds=results["wall_seconds"]))
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -344,8 +344,7 @@ def set_end(job, state, next_step: int, end_step: int) -> None:
         group["lr"] = base * shape(next_step)  # the scheduler set it from the previous map
     scheduler._last_lr = [group["lr"] for group in state.optimizer.param_groups]
     job.config.epochs = math.ceil((end_step + 1) / job.steps_per_epoch)
-    path = Path(job.run_dir) / "config.json"
-    job.world.on_main(lambda: write_json(path, {**read_json(path), "epochs": job.config.epochs}))
+    job.world.on_main(lambda: RunDir(job.run_dir).update_config(epochs=job.config.epochs))
 
 
 def say(job, line: str) -> None:

@@ -15,10 +15,10 @@ from cnnlab.data import load_dataset
 from cnnlab.errors import CnnlabError
 from cnnlab.registry import model_info
 from cnnlab.repeats import Claim, aggregate_rows, csv_rows, format_spread, seed_dir, spread_of, verdict
+from cnnlab.rundir import ExperimentFolder, prepare_run_dir
 from cnnlab.training import distributed
 from cnnlab.training.config import TrainConfig, make_config, resolve
 from cnnlab.training.plots import plot_comparison
-from cnnlab.training.rundir import prepare_run_dir
 from cnnlab.training.seeds import check_free, pick_seeds
 from cnnlab.training.trainer import run
 
@@ -89,7 +89,7 @@ def write_outputs(rows: list[dict], out: Path, recipe_line: str) -> None:
         f"Best test accuracy: {best['model']} ({best['test_accuracy']:.2%}). "
         f"Fastest to train: {fastest['model']} ({fastest['train_images_per_second']:,.0f} images/s)."
     )
-    reporting.write_text(out / "results.md", f"# Comparison on {recipe_line}\n\n{table}\n\n{summary}\n")
+    ExperimentFolder(out).write_results_md(f"# Comparison on {recipe_line}\n\n{table}\n\n{summary}\n")
     plot_comparison(rows, out / "compare.png", title=recipe_line)
 
 
@@ -160,5 +160,5 @@ def write_seed_outputs(rows: list[dict], out: Path, recipe_line: str) -> None:
     reporting.write_csv(out / "results.csv", *csv_rows(rows, COLUMNS))
     table = reporting.markdown_table(SEED_HEADERS, [seed_row(row) for row in rows])
     summary = " ".join(seed_summary(rows))
-    reporting.write_text(out / "results.md", f"# Comparison on {recipe_line}\n\n{table}\n\n{summary}\n")
+    ExperimentFolder(out).write_results_md(f"# Comparison on {recipe_line}\n\n{table}\n\n{summary}\n")
     plot_comparison(rows, out / "compare.png", title=recipe_line)

@@ -25,6 +25,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.inference.model import build_model
 from cnnlab.measure import count_params
 from cnnlab.registry import create_model, list_models
+from cnnlab.rundir import WEIGHTS, RunDir, optional
 from cnnlab.training import checkpoint
 from cnnlab.training.config import DATASET_DEFAULTS, GENERIC_DEFAULTS, TrainConfig, option_named
 from cnnlab.training.trainer import run
@@ -225,10 +226,11 @@ def load_source(source: str | Path, data: ImageDataset, model_name: str | None =
     data's channels); the architecture is kept as trained (no small-input stem swap)."""
     source = Path(source)
     if source.is_dir():
-        saved = checkpoint.read_json(source / "config.json") if (source / "config.json").is_file() else None
-        if saved is None or not (source / "model.safetensors").is_file():
+        run = RunDir(source)
+        saved = optional(run.read_config)
+        if saved is None or saved.data is None or not run.has(WEIGHTS):
             raise CnnlabError(f"{source} is not a finished cnnlab run (it needs config.json and model.safetensors)")
-        config, meta = TrainConfig.from_dict(saved), saved["data"]
+        config, meta = saved.train_config(), saved.data.to_dict()
         if model_name not in (None, config.model):
             raise CnnlabError(f"{source} holds a {config.model}, not a {model_name}")
         if meta["in_chans"] != data.in_chans:

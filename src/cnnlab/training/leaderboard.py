@@ -4,11 +4,11 @@ many runs needs no notebook. It reads only those files: no model is built and no
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from cnnlab.errors import CnnlabError, unknown_name_error
+from cnnlab.errors import CnnlabError, RunFileError, unknown_name_error
 from cnnlab.reporting import format_metric
+from cnnlab.rundir import RESULTS, RunDir
 
 # What the table shows, in order; `--sort` may also name any other number a results.json holds.
 COLUMNS = (
@@ -38,13 +38,13 @@ def read_runs(root: Path) -> list[dict]:
     """Every results.json under `root` that records a training run (it names a model and a dataset), with
     `run_dir` set to the folder it is in now (runs get moved). Unreadable files are skipped: they are not runs."""
     runs = []
-    for path in sorted(root.rglob("results.json")):
+    for path in sorted(root.rglob(RESULTS)):
         try:
-            results = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            results = RunDir(path.parent).read_results()
+        except RunFileError:
             continue
-        if isinstance(results, dict) and "model" in results and "dataset" in results:
-            runs.append({**results, "run_dir": str(path.parent)})
+        if results.names_a_run:
+            runs.append({**results.to_dict(), "run_dir": str(path.parent)})
     return runs
 
 

@@ -6,7 +6,6 @@ that file as JSON lines, so another process can follow the run without sharing m
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -15,6 +14,8 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.progress import Progress as RichProgress
+
+from cnnlab.rundir.metrics import append_event
 
 
 class Progress:
@@ -120,9 +121,7 @@ class ProgressLog:
         return cls(path) if path and os.environ.get("RANK", "0") == "0" else None
 
     def write(self, event: str, **fields) -> None:
-        line = json.dumps({"event": event, "t": round(time.time(), 3), **fields}, allow_nan=True)
-        with open(self.path, "a", encoding="utf-8") as file:  # one short append per line: readers never see half
-            file.write(line + "\n")
+        append_event(self.path, {"event": event, "t": round(time.time(), 3), **fields})
 
     def epoch(self, epoch: int, epochs: int, steps: int, start_step: int) -> None:
         self.epoch_number, self.epochs, self.steps, self.step_number = epoch, epochs, steps, start_step

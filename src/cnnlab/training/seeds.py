@@ -36,7 +36,9 @@ def pick_seeds(options: dict, seeds: Sequence[int] | str | None, repeats: int | 
 def check_free(out: Path, seeds: Sequence[int], summary: str, run_file: str, overwrite: bool) -> None:
     """Refuse, before anything trains, an OUT that already holds a summary or a seed's run (without --overwrite),
     or that is itself a single run (its results.json would be listed by `cnnlab runs` beside the seeds')."""
-    if (out / "config.json").exists():
+    from cnnlab.rundir import holds_run
+
+    if holds_run(out):
         raise CnnlabError(f"{out} holds a single run; repeated runs need a folder of their own: pass another --out")
     taken = [p for p in [out / summary, *(seed_dir(out, s) / run_file for s in seeds)] if p.exists()]
     if taken and not overwrite:
@@ -55,14 +57,14 @@ def train_seeds(
     """Train `model` once per seed into OUT/seed-N (`options` are TrainConfig fields, `out` is OUT, by default
     named as a single run's folder), write seeds.md, seeds.json and seeds.png, and return seeds.json's contents."""
     from cnnlab.data import load_dataset
+    from cnnlab.rundir import CONFIG, default_run_dir
     from cnnlab.training import distributed
     from cnnlab.training.config import make_config, resolve
-    from cnnlab.training.rundir import default_run_dir
     from cnnlab.training.trainer import run
 
     recipe = resolve(make_config(model, dataset, **options))
     out = Path(options["out"]) if options.get("out") else default_run_dir(recipe)
-    check_free(out, seeds, "seeds.json", "config.json", overwrite)
+    check_free(out, seeds, "seeds.json", CONFIG, overwrite)
     data = load_dataset(recipe.dataset, recipe.data_dir, image_size=recipe.image_size)  # once, for every seed
     results = []
     for seed in seeds:
@@ -76,9 +78,9 @@ def train_seeds(
 
 def final_train_metrics(run_dir: str | Path) -> dict:
     """The last epoch's train loss and accuracy from a run's metrics.csv (results.json does not hold them)."""
-    from cnnlab.training.rundir import read_metrics
+    from cnnlab.rundir import RunDir, optional
 
-    rows = read_metrics(run_dir) if (Path(run_dir) / "metrics.csv").is_file() else []
+    rows = optional(RunDir(run_dir).read_metrics, [])
     if not rows:
         return {}
     return {f"final_{name}": rows[-1][name] for name in ("train_loss", "train_accuracy") if name in rows[-1]}

@@ -37,12 +37,12 @@ from cnnlab.inference.model import build_model, wants_small_input
 from cnnlab.inference.precision import autocast, autocast_dtype, check_precision, precision_name
 from cnnlab.measure import count_macs, count_params
 from cnnlab.models.weights import load_weights
+from cnnlab.rundir import Results, RunConfig, RunDir, data_metadata, default_run_dir, prepare_run_dir, versions
 from cnnlab.training import budget, checkpoint, distributed, tensorboard_log, whitening
 from cnnlab.training.config import TrainConfig, resolve, resume_config
 from cnnlab.training.device import resolve_device
 from cnnlab.training.lookahead import Lookahead
 from cnnlab.training.progress import Progress
-from cnnlab.training.rundir import data_metadata, default_run_dir, prepare_run_dir, versions, write_metrics
 from cnnlab.training.signals import TrainingInterrupted, stop_requests
 
 
@@ -267,7 +267,7 @@ def resumed_config(config: TrainConfig, run_dir: Path) -> TrainConfig:
     (its `epochs` set; `cnnlab.api.train` merges one from the run's own) is checked field by field against the
     run's config.json; one that leaves `epochs` None names only the model and dataset, and perhaps a device, and
     continues with the run's saved recipe."""
-    saved = TrainConfig.from_dict(checkpoint.read_json(run_dir / "config.json"))
+    saved = RunDir(run_dir).read_config().train_config()
     if config.epochs is None:
         given = {"device": config.device}
     else:
@@ -380,8 +380,7 @@ def create_run(job: Job, overwrite: bool) -> None:
     def create() -> str:
         path = prepare_run_dir(Path(config.out) if config.out else default_run_dir(config), overwrite)
         config.out = str(path)
-        record = {**config.to_dict(), "data": data_metadata(job.data), "versions": versions()}
-        checkpoint.write_json(path / "config.json", record)
+        RunDir(path).write_config(RunConfig.from_train_config(config, data_metadata(job.data), versions()))
         return str(path)
 
     job.run_dir = Path(job.world.broadcast_text(job.world.on_main(create)))
@@ -413,10 +412,8 @@ def restore(job: Job, state: TrainState, run_dir: Path) -> None:
     if so_far is not None and not job.world.is_main:  # the saved sums cover all processes: process 0 carries them
         so_far = {**so_far, "loss_sum": torch.zeros(()), "correct": torch.zeros((), dtype=torch.long), "seen": 0}
     state.epoch_so_far = so_far
-    recorded = checkpoint.read_json(run_dir / "config.json")
-    if recorded["epochs"] != job.config.epochs:  # extended: the record says how long the run now is
-        extended = {**recorded, "epochs": job.config.epochs}
-        job.world.on_main(lambda: checkpoint.write_json(run_dir / "config.json", extended))
+    if RunDir(run_dir).read_config().epochs != job.config.epochs:  # extended: the record says how long it now is
+        job.world.on_main(lambda: RunDir(run_dir).update_config(epochs=job.config.epochs))
 
 
 def start(job: Job, state: TrainState) -> None:
@@ -567,7 +564,7 @@ def end_epoch(job: Job, state: TrainState, tally: EpochTally) -> None:
         row["test_loss"], row["test_accuracy"], _ = state.last_test
     state.metrics.append(row)
     job.progress.end_epoch(row)
-    world.on_main(lambda: write_metrics(job.run_dir / "metrics.csv", state.metrics))
+    world.on_main(lambda: RunDir(job.run_dir).write_metrics(state.metrics))
     if job.board is not None:
         job.board.epoch((state.epoch + 1) * job.steps_per_epoch, row)
     state.epoch, state.step = state.epoch + 1, 0
@@ -640,17 +637,8 @@ def fail(job: Job, state: TrainState, error: CnnlabError) -> NoReturn:
     """Record the failure in results.json (the checkpoints stay as they were) and raise `error`."""
     status = "interrupted" if isinstance(error, TrainingInterrupted) else "failed"
     if job.world.is_main:
-        checkpoint.write_json(
-            job.run_dir / "results.json",
-            {
-                "model": job.config.model,
-                "dataset": job.data.name,
-                "status": status,
-                "error": str(error),
-                "metrics": state.metrics,
-                "run_dir": str(job.run_dir),
-            },
-        )
+        record = {"status": status, "error": str(error), "metrics": state.metrics, "run_dir": str(job.run_dir)}
+        RunDir(job.run_dir).write_results(Results(job.config.model, job.data.name, record))
     if job.board is not None:
         job.board.close()
     job.progress.finish("")
@@ -727,7 +715,7 @@ def write_results(job: Job, state: TrainState, results: dict, test_predicted: to
         run_dir / "model.safetensors",
         metadata={"model": config.model, "dataset": data.name},
     )
-    checkpoint.write_json(run_dir / "results.json", results)
+    RunDir(run_dir).write_results(results)
     plot_curves(state.metrics, run_dir / "curves.png", title=f"{config.model} on {data.name}")
     if job.board is not None:
         job.board.misclassified(
