@@ -117,6 +117,17 @@ class UnsafePickleError(CnnlabError):
         super().__init__(f"{label} holds pickled code{named}, which cnnlab refuses to unpickle for safety; {advice}")
 
 
+class PluginLoadWarning(UserWarning):
+    """A package's `cnnlab.models` entry point failed to import; its models are missing from the zoo."""
+
+    def __init__(self, name: str, target: str, error: BaseException) -> None:
+        self.name, self.target, self.error = name, target, error
+        super().__init__(
+            f"the cnnlab.models entry point '{name}' ({target}) failed to load, its models are left out: "
+            f"{type(error).__name__}: {error}"
+        )
+
+
 class HeadMismatchWarning(UserWarning):
     """A checkpoint's classifier has another number of classes than the model (`checkpoint_classes` vs
     `model_classes`): the model keeps its freshly initialised head (`keys`), the rest of the file loads."""

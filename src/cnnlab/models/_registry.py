@@ -75,9 +75,39 @@ def register_model(
     return decorator
 
 
+ENTRY_POINT_GROUP = "cnnlab.models"  # packages add models by naming a module here that runs @register_model
+_plugins_loaded = False
+
+
 def _ensure_loaded() -> None:
-    # Importing the models package runs every family file's @register_model decorators.
+    # Importing the models package runs every family file's @register_model decorators; then the packages that
+    # register models through the entry point group, once per process.
     import cnnlab.models  # noqa: F401
+
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        load_plugins()
+
+
+def load_plugins() -> list[str]:
+    """Import every module named in the `cnnlab.models` entry point group (their `@register_model` decorators
+    add the models); returns the entry points loaded. One that fails to load is skipped with a PluginLoadWarning
+    naming it, so a broken package cannot take the zoo down."""
+    import warnings
+    from importlib.metadata import entry_points
+
+    from cnnlab.errors import PluginLoadWarning
+
+    loaded = []
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            point.load()
+        except Exception as error:  # a third-party package's import: anything can go wrong in it
+            warnings.warn(PluginLoadWarning(point.name, point.value, error), stacklevel=2)
+            continue
+        loaded.append(point.name)
+    return loaded
 
 
 def list_models(pattern: str = "*") -> list[str]:
