@@ -20,13 +20,12 @@ import torch
 from torch import nn
 
 from cnnlab.data import load_dataset, normalize
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import NonFiniteLoss
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, train
 from cnnlab.models.resnet import cifar_resnet
 from cnnlab.repeats import Claim
 from cnnlab.scratch import BatchNorm2dScratch, batch_norm_2d
-from cnnlab.training.checkpoint import read_json
 from cnnlab.training.plots import save_epoch_figure
 
 # The tutorials' batch: 2 samples, 2 channels, 2x2 maps; channel 0 holds 1..8, channel 1 holds 10..17.
@@ -151,8 +150,8 @@ def train_twins(options: ExperimentOptions, depth: int) -> tuple[list[dict], dic
             )
             metrics, outcome = results["metrics"], f"test accuracy {100 * results['test_accuracy']:.2f}%"
             test_accuracy = results["test_accuracy"]
-        except CnnlabError as error:  # the trainer stops on a non-finite loss: a result, not a crash
-            metrics = read_json(options.out / run_name / "results.json").get("metrics", [])
+        except NonFiniteLoss as error:  # a diverged twin is a result; any other error propagates
+            metrics = error.metrics
             outcome, test_accuracy = f"diverged: {error}", None
         curves[label] = metrics
         final_loss = f"{metrics[-1]['train_loss']:.4f}" if metrics else "n/a"
