@@ -106,6 +106,21 @@ class BatchNormBatchTooSmall(CnnlabError):
         )
 
 
+class NonFiniteLoss(CnnlabError):
+    """Training diverged: the loss (`quantity` "loss"), or with a finite loss a gradient ("gradient"), became inf
+    or NaN at 1-based `epoch` and `step` (the step within the epoch). `loss` is that step's loss value (inf/NaN, or
+    the finite loss whose gradient overflowed), `lr` the run's peak lr, `metrics` the epoch rows completed before
+    it. The run's results.json says "failed"; its checkpoints are kept as they were."""
+
+    def __init__(
+        self, quantity: str, epoch: int, step: int, loss: float, lr: float, kept: str, metrics: list[dict]
+    ) -> None:
+        self.quantity, self.epoch, self.step, self.loss, self.lr = quantity, epoch, step, loss, lr
+        self.metrics = list(metrics)
+        what = f"the loss became {loss}" if quantity == "loss" else "a gradient became non-finite"
+        super().__init__(f"{what} at epoch {epoch}, step {step}; {kept}; try a lower --lr (now {lr:g})")
+
+
 class UnsafePickleError(CnnlabError):
     """A pickle that would run code if fully unpickled: torch's weights-only loader refuses it. `globals` names
     the callables it holds (e.g. ["posix.system"]) where they were read from its opcodes before anything was

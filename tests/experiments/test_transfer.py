@@ -164,6 +164,19 @@ def test_finetune_cli_from_a_run_dir_gives_an_evaluable_run(source_run, tmp_path
     assert evaluate(out)["test_accuracy"] == pytest.approx(results["test_accuracy"], abs=1e-9)
 
 
+def test_finetune_with_ema_saves_the_averaged_weights_it_reports(source_run, tmp_path, capsys):
+    """--ema: results.json reports the weight average's accuracy, so model.safetensors must hold the average
+    (not the raw weights): `cnnlab eval` of the run gives exactly results.json's test accuracy."""
+    out = tmp_path / "ema"
+    args = ["finetune", str(source_run), "--dataset", "digits", "--head-lr", "0.05", "--ema", "0.5"]
+    args += ["--epochs", "2", "--train-subset", "600", "--precision", "fp32", "--out", str(out), "--quiet"]
+    assert main(args) == 0, capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text())
+    assert evaluate(out)["test_accuracy"] == pytest.approx(results["test_accuracy"], abs=1e-9)
+    assert main(["eval", str(out)]) == 0
+    assert f"{results['test_accuracy']:.2%}" in capsys.readouterr().out
+
+
 def test_finetune_from_a_torchvision_format_weights_file(tmp_path):
     torch.manual_seed(1)
     trained = create_model("lenet5", input_size=28, num_classes=7)  # another head: replaced, with a warning

@@ -307,6 +307,29 @@ def test_experiments_listed_and_results_rendered_escaped(tmp_path, make_client):
     assert client.get("/api/experiments/results?name=../x").status_code == 400
 
 
+def test_results_md_is_rendered_by_markdown_it_with_no_raw_html_and_images_kept_in_their_folder(tmp_path, make_client):
+    root = tmp_path / "runs"
+    folder = root / "experiment-x"
+    (folder / "plots").mkdir(parents=True)
+    text = (
+        "## Cells <i>here</i>\n\n| model | formula | acc |\n|---|:-:|---:|\n| a \\| b | `x<y` | 0.5 |\n\n"
+        "A *finding* <img src=x onerror=alert(1)>.\n\n![curves](plots/curves.png)\n"
+    )
+    (folder / "results.md").write_text(text)
+    client = make_client(root)
+    html = client.get("/api/experiments/results?name=experiment-x").text
+    assert "<h3>Cells &lt;i&gt;here&lt;/i&gt;</h3>" in html  # "#" is the page's h2, so "##" an h3
+    # An escaped "|" stays inside its cell; alignment is a class of lab.css, never a style attribute.
+    assert '<td>a | b</td>\n<td class="center"><code>x&lt;y</code></td>\n<td class="num">0.5</td>' in html
+    assert "<p>A <em>finding</em> &lt;img src=x onerror=alert(1)&gt;.</p>" in html
+    assert '<img class="plot" alt="curves" src="/files/experiment-x/plots/curves.png">' in html
+    assert "style=" not in html and "<img src" not in html
+    for target in ("../../secret.png", "/etc/passwd"):
+        (folder / "results.md").write_text(f"# Title\n\n![leak]({target})\n")
+        response = client.get("/api/experiments/results?name=experiment-x")
+        assert response.status_code == 400 and "leaves the runs folder" in response.json()["error"], target
+
+
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [

@@ -110,3 +110,33 @@ def test_train_stop_resume_then_runs_and_inspect(server, browser, shots):
     assert console_errors(browser) == []
     browser.execute_script("window.scrollTo(0, 0)")
     screenshot(browser, shots, "inspect")
+
+
+def test_an_experiments_results_md_renders_on_its_page(server, browser):
+    """A past experiment's results.md, rendered by the server (markdown-it) and placed by the page's module: its
+    title, table, emphasis and plot, with the file's raw HTML shown as text and nothing logged."""
+    from PIL import Image
+
+    url, root = server
+    folder = root / "experiment-kernels-browser"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (40, 20), "#4e79a7").save(folder / "plot.png")
+    (folder / "results.md").write_text(
+        "# Kernels <script>\n\n| design | params |\n|---|---:|\n| two 3x3 | 73,728 |\n\n"
+        "A *finding* <b>here</b>.\n\n![the plot](plot.png)\n"
+    )
+    browser.get_log("browser")
+    browser.get(url + PAGES["experiments"])
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#past tr.clickable"), 60, "no past experiment listed")
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#past tr.clickable") if folder.name in r.text)
+    row.click()
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#result img.plot"), 60, "results.md not shown")
+    result = browser.find_element(By.ID, "result")
+    assert result.find_element(By.TAG_NAME, "h2").text == "Kernels <script>"
+    assert [td.text for td in result.find_elements(By.CSS_SELECTOR, "td")] == ["two 3x3", "73,728"]
+    assert result.find_element(By.CSS_SELECTOR, "td.num").text == "73,728"  # "---:" as lab.css's class
+    assert result.find_element(By.TAG_NAME, "em").text == "finding" and "<b>here</b>" in result.text
+    image = result.find_element(By.CSS_SELECTOR, "img.plot")
+    assert image.get_attribute("src") == f"{url}/files/{folder.name}/plot.png"
+    wait(browser, lambda d: d.execute_script("return document.querySelector('#result img').naturalWidth") == 40)
+    assert console_errors(browser) == []

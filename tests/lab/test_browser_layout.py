@@ -145,7 +145,10 @@ def test_class_names_read_as_written(lab, browser):
     )
     assert ticks == CLASSES
     assert browser.find_elements(By.CSS_SELECTOR, "#per-class .xtick text tspan") == []  # no bold or italic run
-    escaped = browser.execute_script("return plotText('<b>a & b</b>')")
+    # plotText is an export of the plots module (the pages share no globals): imported as the page scripts do.
+    escaped = browser.execute_async_script(
+        "import('/static/plots.js').then((m) => arguments[0](m.plotText('<b>a & b</b>')))"
+    )
     assert escaped == "&lt;b&gt;a &amp; b&lt;/b&gt;"
 
 

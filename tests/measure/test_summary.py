@@ -154,6 +154,41 @@ def test_unfit_inputs_are_one_line_errors(target, shape, message):
     assert "\n" not in str(error.value)
 
 
+class FailsWithTooSmallInItsMessage(nn.Module):
+    """A layer whose failure has nothing to do with the map's size, though its message says "too small"."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("the tile budget is too small for this batch")
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        # 1x6x6 -> conv k5 -> 2x2 -> flattened to length 4 -> a 1-D max pool of 8: torch says only "Invalid
+        # computed output size: 0", yet the map has become smaller than the kernel.
+        (
+            nn.Sequential(nn.Conv2d(1, 2, 5), nn.Flatten(2), nn.MaxPool1d(8)),
+            "input 1x6x6 is too small for Sequential: max_pool1d() Invalid computed output size: 0",
+        ),
+        # The wording comes from the traced shapes, not from the words of the error.
+        (
+            nn.Sequential(nn.Conv2d(1, 2, 3), FailsWithTooSmallInItsMessage()),
+            "input 1x6x6 does not fit Sequential: the tile budget is too small for this batch",
+        ),
+        # A ceil_mode pool may take a map smaller than its window (2x2 pooled by 4 gives 1x1): not the cause of
+        # the linear layer's failure after it.
+        (
+            nn.Sequential(nn.Conv2d(1, 2, 5), nn.MaxPool2d(4, ceil_mode=True), nn.Flatten(), nn.Linear(3, 2)),
+            "input 1x6x6 does not fit Sequential: mat1 and mat2 shapes cannot be multiplied (1x2 and 3x2)",
+        ),
+    ],
+)
+def test_too_small_is_told_from_the_shapes_the_layers_saw(model, message):
+    with pytest.raises(CnnlabError) as error:
+        summarize(model, (1, 6, 6))
+    assert str(error.value) == message
+
+
 def test_summary_table_prints_every_row_and_the_totals(lenet_summary):
     table = summary_table(lenet_summary)
     assert table.row_count == len(lenet_summary.rows) + 1

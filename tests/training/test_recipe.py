@@ -14,7 +14,7 @@ from torch import nn
 
 import cnnlab
 from cnnlab import create_model
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, NonFiniteLoss
 from cnnlab.training import checkpoint
 from cnnlab.training.config import TrainConfig, resolve
 from cnnlab.training.trainer import build_optimizer, build_scheduler, classification_loss, run
@@ -207,3 +207,29 @@ def test_a_nan_output_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path,
     weights = checkpoint.read_weights(folder / "step-00000002.safetensors")
     assert all(torch.isfinite(tensor).all() for tensor in weights.values())
     assert json.loads((tmp_path / "run" / "results.json").read_text())["status"] == "failed"
+
+
+def test_a_huge_learning_rate_raises_non_finite_loss_with_where_and_what(tmp_path, digits):
+    """lr 1e12 on plain SGD: the loss overflows within the first epoch. The error is its own type (experiments
+    catch exactly it), with the place, the loss value and the lr as attributes, and its message as before."""
+    config = TrainConfig(
+        model="simple_cnn",
+        dataset="digits",
+        epochs=2,
+        train_subset=600,
+        optimizer="sgd",
+        lr=1e12,
+        precision="fp32",
+        threads=1,
+        out=str(tmp_path / "run"),
+    )
+    with pytest.raises(NonFiniteLoss) as caught:
+        run(config, quiet=True, data=digits)
+    error = caught.value
+    assert isinstance(error, CnnlabError) and error.quantity == "loss" and math.isnan(error.loss)
+    assert (error.epoch, error.step, error.lr, error.metrics) == (1, 2, 1e12, [])
+    assert str(error) == (
+        f"the loss became {error.loss} at epoch 1, step {error.step}; no checkpoint had been written yet; "
+        "try a lower --lr (now 1e+12)"
+    )
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["error"] == str(error)

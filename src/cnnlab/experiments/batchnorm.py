@@ -20,12 +20,11 @@ import torch
 from torch import nn
 
 from cnnlab.data import load_dataset, normalize
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import NonFiniteLoss
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, train
 from cnnlab.models.resnet import cifar_resnet
 from cnnlab.repeats import Claim
-from cnnlab.rundir import RunDir
 from cnnlab.scratch import BatchNorm2dScratch, batch_norm_2d
 from cnnlab.training.plots import save_epoch_figure
 
@@ -151,8 +150,8 @@ def train_twins(options: ExperimentOptions, depth: int) -> tuple[list[dict], dic
             )
             metrics, outcome = results["metrics"], f"test accuracy {100 * results['test_accuracy']:.2f}%"
             test_accuracy = results["test_accuracy"]
-        except CnnlabError as error:  # the trainer stops on a non-finite loss: a result, not a crash
-            metrics = RunDir(options.out / run_name).read_results().values.get("metrics", [])
+        except NonFiniteLoss as error:  # a diverged twin is a result; any other error propagates
+            metrics = error.metrics
             outcome, test_accuracy = f"diverged: {error}", None
         curves[label] = metrics
         final_loss = f"{metrics[-1]['train_loss']:.4f}" if metrics else "n/a"

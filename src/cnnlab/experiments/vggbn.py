@@ -22,10 +22,9 @@ import statistics
 import matplotlib.pyplot as plt
 
 from cnnlab.data import load_dataset
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import NonFiniteLoss
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, train
-from cnnlab.rundir import RunDir, optional
 from cnnlab.training.plots import save_epoch_figure
 
 MODELS = ("vgg11", "vgg11_bn")
@@ -44,12 +43,8 @@ def train_one(options: ExperimentOptions, data, model: str, seed: int, epochs: i
         results = train(options, data, model, run_name, **recipe)
         metrics, outcome, test = results["metrics"], "trained", results["test_accuracy"]
         seconds = results["train_seconds"]
-    except CnnlabError:
-        saved = optional(RunDir(options.out / run_name).read_results)
-        if saved is None or saved.status != "failed":
-            raise  # not a failed training (e.g. a bad option): an error, not a result
-        # The trainer stops on a non-finite loss and records the epochs before it in results.json.
-        metrics, outcome, test, seconds = saved.values.get("metrics", []), "diverged", math.nan, math.nan
+    except NonFiniteLoss as error:  # any other error (a bad option, a full disk) is an error, not a result
+        metrics, outcome, test, seconds = error.metrics, "diverged", math.nan, math.nan
     last = metrics[-1] if metrics else {}
     row = {
         "model": model,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import functools
-import html
-import re
 import threading
 from pathlib import Path, PurePosixPath
 
 from cnnlab.errors import CnnlabError, NotARunDirectory, OptionValueError
+from cnnlab.lab import results_md
 from cnnlab.lab.follow import clean
 from cnnlab.lab.security import LabRequestError, relative_name, safe_path
 from cnnlab.rundir import (
@@ -260,41 +259,11 @@ def experiments(root: Path) -> dict:
     return {"experiments": available, "results": past}
 
 
-_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
-
-
 def render_results_md(root: Path, name: str) -> str:
-    """An experiment's results.md as HTML. It holds a title, a table, findings and images; each is rendered, and
-    everything else is escaped text. Image links point at /files, inside the root."""
+    """An experiment's results.md as HTML (markdown-it, raw HTML escaped). Image links point at /files, inside
+    the experiment's folder; one that leaves it is refused."""
     folder = safe_path(root, name)
     experiment = ExperimentFolder(folder)
     if not experiment.has_results():
         raise LabRequestError(f"no {RESULTS_MD} in '{name}'", 404)
-    out, table = [], []
-    for line in experiment.read_results_md().splitlines() + [""]:
-        if line.startswith("|"):
-            table.append([html.escape(c.strip()) for c in line.strip().strip("|").split("|")])
-            continue
-        if table:
-            out.append(_html_table(table))
-            table = []
-        if line.startswith("#"):
-            level = min(len(line) - len(line.lstrip("#")) + 1, 4)
-            out.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
-        elif (image := _IMAGE.fullmatch(line.strip())) is not None:
-            target = image.group(2)
-            safe_path(folder, target)  # a link that leaves the folder is refused
-            out.append(
-                f'<img class="plot" alt="{html.escape(image.group(1))}" '
-                f'src="/files/{html.escape(name)}/{html.escape(target)}">'
-            )
-        elif line.strip():
-            out.append(f"<p>{html.escape(line)}</p>")
-    return "\n".join(out)
-
-
-def _html_table(rows: list[list[str]]) -> str:
-    body = [r for r in rows[1:] if not all(set(c) <= set(":-") for c in r)]  # drop the |---| separator row
-    head = "".join(f"<th>{c}</th>" for c in rows[0])
-    cells = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in body)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>"
+    return results_md.render(folder, name, experiment.read_results_md())

@@ -63,21 +63,84 @@ def blank_image(model: nn.Module, input_shape: tuple[int, int, int]) -> torch.Te
     return torch.zeros(1, *input_shape, device=device, dtype=dtype)
 
 
-# Substrings of torch's messages that mean a kernel no longer fits the feature map.
-_TOO_SMALL_HINTS = ("too small", "can't be greater than", "should be greater", "cannot be smaller", "must be greater")
+# The layers whose kernel must fit their (padded) input, with their number of spatial dimensions. A forward
+# pre-hook compares each call's input with the layer's geometry, so a failed pass is worded from the shapes the
+# layers saw, never from the text of torch's message (which changes between layers and releases).
+_KERNEL_LAYERS: dict[type[nn.Module], int] = {
+    nn.Conv1d: 1,
+    nn.Conv2d: 2,
+    nn.Conv3d: 3,
+    nn.MaxPool1d: 1,
+    nn.MaxPool2d: 2,
+    nn.MaxPool3d: 3,
+    nn.AvgPool1d: 1,
+    nn.AvgPool2d: 2,
+    nn.AvgPool3d: 3,
+    nn.LPPool1d: 1,
+    nn.LPPool2d: 2,
+}
+
+
+def _per_dim(value, dims: int) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * dims
+
+
+def _kernel_dims(module: nn.Module) -> int | None:
+    return next((dims for kind, dims in _KERNEL_LAYERS.items() if isinstance(module, kind)), None)
+
+
+def kernel_overhangs(module: nn.Module, x: torch.Tensor) -> bool:
+    """Whether conv or pooling layer `module` gives an empty output for input `x`: some spatial side, padded, is
+    smaller than the dilated kernel (for a ceil_mode pool, by torch's own output-size rule). False for any other
+    module, for a conv with padding="same", and for an input with too few dimensions to tell."""
+    dims = _kernel_dims(module)
+    padding = getattr(module, "padding", 0)
+    if dims is None or x.dim() <= dims or padding == "same":
+        return False
+    kernel = _per_dim(module.kernel_size, dims)
+    stride = _per_dim(getattr(module, "stride", None) or kernel, dims)
+    padding = _per_dim(0 if padding == "valid" else padding, dims)
+    dilation = _per_dim(getattr(module, "dilation", 1), dims)
+    ceil = getattr(module, "ceil_mode", False)
+    for size, k, s, p, d in zip(x.shape[-dims:], kernel, stride, padding, dilation, strict=True):
+        out = (size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil else 0)) // s + 1  # floor, as torch rounds
+        if ceil and (out - 1) * s >= size + p:  # a ceil_mode window must start inside the input or its left pad
+            out -= 1
+        if out < 1:
+            return True
+    return False
+
+
+@contextmanager
+def input_errors(model: nn.Module, input_shape: tuple[int, ...], label: str) -> Iterator[None]:
+    """Run a forward pass of `model` inside: a RuntimeError or ValueError it raises becomes `input_error`'s
+    one-line CnnlabError, "too small" when some conv or pooling layer got a map smaller than its kernel."""
+    overhanging: list[nn.Module] = []
+
+    def check(module: nn.Module, args: tuple) -> None:
+        if args and isinstance(args[0], torch.Tensor) and kernel_overhangs(module, args[0]):
+            overhanging.append(module)
+
+    handles = [module.register_forward_pre_hook(check) for module in model.modules() if _kernel_dims(module)]
+    try:
+        yield
+    except (RuntimeError, ValueError) as error:
+        raise input_error(tuple(input_shape), label, error, too_small=bool(overhanging)) from error
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def run_forward(model: nn.Module, image: torch.Tensor, label: str) -> torch.Tensor:
     """`model(image)`, with a shape failure turned into a one-line CnnlabError naming the input and the model."""
-    try:
+    with input_errors(model, tuple(image.shape[1:]), label):
         return model(image)
-    except (RuntimeError, ValueError) as error:
-        raise input_error(tuple(image.shape[1:]), label, error) from error
 
 
-def input_error(input_shape: tuple[int, ...], label: str, error: Exception) -> CnnlabError:
-    """ "input 1x8x8 is too small for lenet5: <torch's first line>" (or "does not fit" for other mismatches)."""
+def input_error(input_shape: tuple[int, ...], label: str, error: Exception, too_small: bool) -> CnnlabError:
+    """ "input 1x8x8 is too small for lenet5: <torch's first line>" when `too_small` (a kernel outgrew the feature
+    map, see `input_errors`), else "input ... does not fit lenet5: ..." """
     text = str(error).strip()
     first_line = text.splitlines()[0] if text else type(error).__name__
-    problem = "is too small for" if any(hint in first_line for hint in _TOO_SMALL_HINTS) else "does not fit"
+    problem = "is too small for" if too_small else "does not fit"
     return CnnlabError(f"input {shape_text(input_shape)} {problem} {label}: {first_line}")

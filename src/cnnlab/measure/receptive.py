@@ -282,19 +282,17 @@ def trace_features(model: nn.Module, input_shape: tuple[int, int, int], label: s
 def trace_network(model: nn.Module, input_shape: tuple[int, int, int], label: str = "") -> tuple[Field | None, int]:
     """One eval-mode forward pass: the Field of `forward_features`' output and the depth of the logits (weight
     layers on the longest path, see `main_path_depth`). A model without `forward_features` is one chain."""
-    from cnnlab.measure.counting import blank_image, eval_mode, input_error
+    from cnnlab.measure.counting import blank_image, eval_mode, input_errors
 
     image = blank_image(model, input_shape)
     tracer = ForwardTracer(image)
-    try:
+    with input_errors(model, input_shape, label or type(model).__name__):
         with eval_mode(model), torch.no_grad(), tracer:
             if hasattr(model, "forward_features") and hasattr(model, "forward_head"):
                 features = model.forward_features(image)
                 output = model.forward_head(features)
             else:
                 features = output = model(image)
-    except (RuntimeError, ValueError) as error:
-        raise input_error(tuple(input_shape), label or type(model).__name__, error) from error
     logits = next(t for t in tree_leaves(output) if isinstance(t, torch.Tensor))
     return tracer.field_of(features), tracer.depth_of(logits)
 
@@ -350,16 +348,14 @@ def _resolve_real(network, input_size, seed: int) -> tuple[nn.Module, tuple[int,
 
 
 def _centre_gradient(model: nn.Module, image: torch.Tensor, label: str) -> torch.Tensor:
-    from cnnlab.measure.counting import eval_mode, input_error
+    from cnnlab.measure.counting import eval_mode, input_errors
 
     param = next(model.parameters(), None)
     image = image.to(param.device if param is not None else "cpu").requires_grad_(True)
     forward = getattr(model, "forward_features", model)
     with eval_mode(model), torch.enable_grad():
-        try:
+        with input_errors(model, tuple(image.shape[1:]), label):
             output = forward(image)
-        except (RuntimeError, ValueError) as error:
-            raise input_error(tuple(image.shape[1:]), label, error) from error
         if output.dim() != 4:
             raise CnnlabError(f"{label}: forward_features gives shape {list(output.shape)}, not a [B, C, H, W] map")
         output[0, :, output.shape[2] // 2, output.shape[3] // 2].sum().backward()

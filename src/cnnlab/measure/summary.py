@@ -58,7 +58,7 @@ def _resolve(model_or_spec: nn.Module | str, input_shape: tuple[int, int, int]) 
     try:
         return create_model(text, in_chans=input_shape[0], input_size=input_shape[1]), text
     except ValueError as error:  # a sized head that cannot fit the input (LeNet-5 at 8x8)
-        raise input_error(input_shape, text, error) from error
+        raise input_error(input_shape, text, error, too_small=False) from error  # no pass ran: no map to blame
 
 
 def _per_image_shape(output) -> tuple[int, ...]:

@@ -341,6 +341,9 @@ def learning_rates(dataset: str, head_lr: float | None, backbone_lr: float | Non
 
 def save_finetuned(model: nn.Module, arch: str, dataset: str, run_dir: Path, extra: dict) -> None:
     """Overwrite the run's weights with the plain architecture and record how it was fine-tuned."""
+    # The trainer saved the weights it evaluated for results.json: the weight average's with --ema, which `model`
+    # (the raw weights) is not. Load them back into the still-wrapped model so the saved run reports the same.
+    checkpoint.load_model_weights(model, run_dir / "model.safetensors")
     # The trainer saved the wrapped model; the run keeps the registered architecture so `cnnlab eval` rebuilds it.
     finalize(model)
     checkpoint.save_weights(

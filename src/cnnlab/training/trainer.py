@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.data import ImageDataset, load_dataset, split_validation
-from cnnlab.errors import BatchNormBatchTooSmall, CnnlabError
+from cnnlab.errors import BatchNormBatchTooSmall, CnnlabError, NonFiniteLoss
 from cnnlab.inference.batches import prepare_batch
 from cnnlab.inference.evaluation import check_flip_tta, evaluate_arrays
 from cnnlab.inference.model import build_model, wants_small_input
@@ -510,14 +510,14 @@ def train_step(
     # these are `loss` and `stop` themselves.
     agreed_loss, stopping = job.world.agree(loss, stop)
     if not torch.isfinite(agreed_loss):
-        stop_non_finite(job, state, f"the loss became {agreed_loss.item()}")
+        stop_non_finite(job, state, "loss", agreed_loss.item())
     state.optimizer.zero_grad(set_to_none=True)
     if state.scaler is None:
         loss.backward()
         # One fused norm over all gradients; an inf/NaN must not reach the weights (the step is skipped).
         grads = [p.grad for p in state.model.parameters() if p.grad is not None]
         if grads and not torch.isfinite(torch.stack(torch._foreach_norm(grads)).sum()):
-            stop_non_finite(job, state, "a gradient became non-finite")
+            stop_non_finite(job, state, "gradient", agreed_loss.item())
         state.optimizer.step()
     else:  # fp16: the scaler skips a step whose gradients overflowed and lowers its scale
         state.scaler.scale(loss).backward()
@@ -645,7 +645,7 @@ def fail(job: Job, state: TrainState, error: CnnlabError) -> NoReturn:
     raise error
 
 
-def stop_non_finite(job: Job, state: TrainState, what: str) -> NoReturn:
+def stop_non_finite(job: Job, state: TrainState, quantity: str, loss: float) -> NoReturn:
     checkpoints = job.run_dir / "checkpoints"
     kept = (
         f"the last good checkpoint is kept in {checkpoints}"
@@ -655,10 +655,7 @@ def stop_non_finite(job: Job, state: TrainState, what: str) -> NoReturn:
     fail(
         job,
         state,
-        CnnlabError(
-            f"{what} at epoch {state.epoch + 1}, step {state.step + 1}; {kept}; try a lower "
-            f"--lr (now {job.config.lr:g})"
-        ),
+        NonFiniteLoss(quantity, state.epoch + 1, state.step + 1, loss, job.config.lr, kept, state.metrics),
     )
 
 

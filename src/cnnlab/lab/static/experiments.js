@@ -1,17 +1,17 @@
-"use strict";
+import { $, api, attempt, el, followJob, table } from "/static/lab.js";
+
 let source = null;
 
 async function showResult(name) {
   const html = await api("GET", `/api/experiments/results?name=${encodeURIComponent(name)}`);
-  // The server renders results.md with every piece of its text escaped; the HTML holds only h*, p, table and img.
+  // The server renders results.md with markdown-it, raw HTML escaped and images confined to the experiment's folder.
   const doc = new DOMParser().parseFromString(html, "text/html");
   $("result").replaceChildren(...doc.body.childNodes);
   $("result-card").hidden = false;
 }
 
 async function run(name) {
-  showError($("error"));
-  try {
+  await attempt($("error"), async () => {
     const repeats = Number($("repeats").value);
     const body = { experiment: name, quick: true };
     if (repeats !== 1) body.repeats = repeats;  // 0, 1.5 or 500 go to the lab, which says what is wrong
@@ -24,7 +24,7 @@ async function run(name) {
       $("log").textContent = view.log.join("\n");
       if (view.state === "finished") { listPast(); showResult(view.run); }
     });
-  } catch (error) { showError($("error"), error); }
+  });
 }
 
 async function listPast() {

@@ -1,4 +1,6 @@
-"use strict";
+import { $, api, el, fmt, showError } from "/static/lab.js";
+import { PLOT_CONFIG, plotText } from "/static/plots.js";
+
 let runs = [];
 
 function setupPad() {

@@ -1,7 +1,7 @@
-// Shared helpers of the lab's pages: the JSON API, DOM building without innerHTML, number formats, job streams.
-"use strict";
+// Shared helpers of the lab's pages, an ES module each page script imports from: the JSON API and its errors, DOM
+// building without innerHTML, number formats, job streams. (Plot helpers are in plots.js.)
 
-async function api(method, url, body) {
+export async function api(method, url, body) {
   const init = { method, headers: {} };
   if (body instanceof FormData) init.body = body;
   else if (body !== undefined) { init.body = JSON.stringify(body); init.headers["Content-Type"] = "application/json"; }
@@ -19,7 +19,7 @@ async function api(method, url, body) {
 // Fields send a request per keystroke; an older answer arriving late must not overwrite a newer one (or its error).
 // latest(key, promise) settles only for the newest promise of its key: the superseded ones never settle.
 const latestTurns = {};
-function latest(key, promise) {
+export function latest(key, promise) {
   const turn = (latestTurns[key] = (latestTurns[key] || 0) + 1);
   return new Promise((resolve, reject) => promise.then(
     (value) => { if (turn === latestTurns[key]) resolve(value); },
@@ -27,7 +27,7 @@ function latest(key, promise) {
 }
 
 // el("td", {class: "num"}, "12"): an element with attributes and children (strings become text nodes).
-function el(tag, attrs, ...children) {
+export function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === undefined || value === null || value === false) continue;
@@ -41,7 +41,7 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-const fmt = {
+export const fmt = {
   int: (v) => (v === null || v === undefined ? "–" : Number(v).toLocaleString("en-US")),
   pct: (v) => (v === null || v === undefined ? "–" : (100 * v).toFixed(2) + "%"),
   num: (v, digits = 4) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits)),
@@ -68,7 +68,7 @@ const fmt = {
   },
 };
 
-function table(columns, rows, onClick) {
+export function table(columns, rows, onClick) {
   // columns: [[header, (row) => cell, "num"?], ...]
   const head = el("tr", {}, columns.map(([h, , cls]) => el("th", { class: cls }, h)));
   const body = rows.map((row) => el("tr", { class: onClick ? "clickable" : null, onclick: onClick ? () => onClick(row) : null },
@@ -77,36 +77,27 @@ function table(columns, rows, onClick) {
 }
 
 // Follow a job through its Server-Sent Events; onUpdate(view) on each change. Returns the EventSource.
-function followJob(id, onUpdate) {
+export function followJob(id, onUpdate) {
   const source = new EventSource(`/api/jobs/${encodeURIComponent(id)}/events`);
   source.onmessage = (event) => onUpdate(JSON.parse(event.data));
   source.addEventListener("end", () => source.close());  // else the browser reconnects (it does after a dropped line)
   return source;
 }
 
-function showError(node, error) { node.textContent = error ? String(error.message || error) : ""; }
+export function showError(node, error) { node.textContent = error ? String(error.message || error) : ""; }
 
-function $(id) { return document.getElementById(id); }
-
-// No toolbar: Plotly floats it over the plot's top right corner, on the data and the titles. Drag still zooms and a
-// double click resets.
-const PLOT_CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
-
-// A horizontal legend under the plot, below the x axis title (the container's bottom edge, which Plotly keeps
-// clear of the axes), so it covers no data at any width. A layout's margin.b must leave it room.
-const LEGEND_BELOW = { orientation: "h", xref: "container", x: 0, xanchor: "left", yref: "container", y: 0, yanchor: "bottom" };
-
-// Tableau 20, its ten dark colours first, then their light twins; the twins get the next marker shape, so no two
-// traces share colour and shape (up to 60) and none shares a colour up to 20.
-const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#b07aa1", "#499894", "#b6992d", "#d37295", "#9d7660", "#79706e",
-  "#a0cbe8", "#ffbe7d", "#ff9d9a", "#8cd17d", "#d4a6c8", "#86bcb6", "#f1ce63", "#fabfd2", "#d7b5a6", "#bab0ac"];
-const SYMBOLS = ["circle", "diamond", "square", "triangle-up", "x", "star"];
-function traceStyle(i) {
-  return { color: PALETTE[i % PALETTE.length], symbol: SYMBOLS[Math.floor(i / 10) % SYMBOLS.length] };
+// The one way the pages call the API and report a failure: `work` (its api calls) runs with `errorNode` cleared
+// first, and a failure is shown there rather than thrown. Resolves to work's value, or to undefined after a failure,
+// once `onError` (if given) has tidied what would read as a stale answer.
+export async function attempt(errorNode, work, onError) {
+  showError(errorNode);
+  try {
+    return await work();
+  } catch (error) {
+    showError(errorNode, error);
+    if (onError) onError(error);
+    return undefined;
+  }
 }
 
-// Text for Plotly labels, names and hover text: Plotly reads <b>, <i>, <br>... in them as markup, so a class or run
-// named "<b>x" would turn bold. Its entities it decodes back, so the name reads as written.
-function plotText(s) {
-  return String(s).replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
-}
+export function $(id) { return document.getElementById(id); }

@@ -1,4 +1,6 @@
-"use strict";
+import { $, api, attempt, el, fmt, table } from "/static/lab.js";
+import { PLOT_CONFIG, plotLossAccuracy, plotText } from "/static/plots.js";
+
 const RUN = $("run-name").dataset.run;  // from the page: the CSP allows no inline script
 
 // A config value as text: strings bare, lists "a, b", booleans yes/no, null "–", objects "key: value, ...".
@@ -40,13 +42,12 @@ async function main() {
   $("downloads").replaceChildren();
   for (const f of run.files.filter((f) => /\.(safetensors|onnx|pt|csv|json)$/.test(f))) addDownload(f, `/files/${RUN}/${f}`);
   const m = run.metrics;
-  Plotly.newPlot("curves", [
+  plotLossAccuracy("curves", [
     { x: m.map((r) => r.epoch), y: m.map((r) => r.train_loss), name: "train loss" },
     { x: m.map((r) => r.epoch), y: m.map((r) => r.val_loss), name: "val loss" },
     { x: m.map((r) => r.epoch), y: m.map((r) => r.train_accuracy), name: "train accuracy", yaxis: "y2", line: { dash: "dot" } },
     { x: m.map((r) => r.epoch), y: m.map((r) => r.val_accuracy), name: "val accuracy", yaxis: "y2", line: { dash: "dot" } },
-  ], { margin: { t: 10, r: 50 }, xaxis: { title: { text: "epoch" }, dtick: 1, automargin: true }, yaxis: { title: { text: "loss" } },
-       yaxis2: { title: { text: "accuracy" }, overlaying: "y", side: "right", range: [0, 1], tickformat: ".0%", dtick: 0.25, showgrid: false, automargin: true }, legend: LEGEND_BELOW }, PLOT_CONFIG);
+  ], { title: { text: "epoch" }, dtick: 1 });
   const config = Object.entries(run.config).filter(([k]) => !["data", "versions"].includes(k));
   $("config").replaceChildren(table([["option", (c) => c[0]], ["value", (c) => shown(c[1]), "wrap"]], config));
   if (run.evaluation) showEvaluation({ ...run.evaluation, misclassified_png: run.files.includes("misclassified.png") });
@@ -56,9 +57,8 @@ async function main() {
 }
 
 async function act(button, work) {
-  showError($("error"));
   button.disabled = true;
-  try { await work(); } catch (error) { showError($("error"), error); }
+  await attempt($("error"), work);
   button.disabled = false;
 }
 
@@ -71,4 +71,4 @@ $("resume").addEventListener("click", () => act($("resume"), async () => {
   const created = await api("POST", "/api/jobs", { resume: RUN });
   location.href = `/train?job=${encodeURIComponent(created.id)}`;
 }));
-main().catch((error) => showError($("error"), error));
+attempt($("error"), main);

@@ -1,4 +1,6 @@
-"use strict";
+import { $, api, attempt, el, fmt, showError, table } from "/static/lab.js";
+import { LEGEND_BELOW, PLOT_CONFIG, plotText, traceStyle } from "/static/plots.js";
+
 const ticked = new Set();
 const metrics = {};
 
@@ -17,15 +19,12 @@ async function remove(event, name) {
   showError($("error"));
   if (!window.confirm(`Delete the run ${name} and all its files? This cannot be undone.`)) return;
   event.target.disabled = true;
-  try {
+  await attempt($("error"), async () => {
     await api("DELETE", `/api/runs/${name}`);
     ticked.delete(name);
     delete metrics[name];
     await board();
-  } catch (error) {
-    showError($("error"), error);
-    event.target.disabled = false;
-  }
+  }, () => { event.target.disabled = false; });
 }
 
 async function board() {
@@ -49,4 +48,4 @@ async function main() {
   for (const run of runs.slice(0, 3)) if (run.test_accuracy !== null && run.test_accuracy !== undefined) ticked.add(run.name);
   await board();
 }
-main().catch((error) => showError($("error"), error));
+attempt($("error"), main);

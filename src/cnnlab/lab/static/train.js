@@ -1,12 +1,15 @@
-"use strict";
+import { $, api, attempt, el, fmt, followJob, showError, table } from "/static/lab.js";
+import { plotLossAccuracy } from "/static/plots.js";
+
 let source = null;
 let job = null;
 const ENDED = ["finished", "failed", "stopped"];
+const options = { fields: [], datasets: [], defaults: {} };  // the form's fields and recipes, from /api/options
 
 // What an empty field means for the chosen dataset: its recipe value, the option's default, or "auto".
 function defaultOf(field) {
   const dataset = $("f-dataset") ? $("f-dataset").value : "digits";
-  const recipe = window.defaults[dataset] || window.defaults["*"];
+  const recipe = options.defaults[dataset] || options.defaults["*"];
   if (field.name in recipe) return recipe[field.name];
   return field.default;
 }
@@ -23,7 +26,7 @@ function fieldInput(field) {
   const attrs = { name, id: `f-${name}`, oninput: () => clearFieldError(name) };
   let input;
   if (name === "dataset") {
-    input = el("select", attrs, window.datasets.map((d) => el("option", { value: d }, d)));
+    input = el("select", attrs, options.datasets.map((d) => el("option", { value: d }, d)));
   } else if (field.kind === "bool") {
     input = el("select", attrs, el("option", { value: "" }, ""), el("option", { value: "true" }, "on"), el("option", { value: "false" }, "off"));
   } else if (field.choices.length) {
@@ -36,7 +39,7 @@ function fieldInput(field) {
 
 // Placeholders (and the empty choice of a select) say the default that applies to the dataset now chosen.
 function showDefaults() {
-  for (const field of window.fields) {
+  for (const field of options.fields) {
     if (field.name === "dataset") continue;
     const input = $(`f-${field.name}`);
     if (input.tagName === "SELECT") input.options[0].textContent = `default (${shownDefault(field)})`;
@@ -45,13 +48,13 @@ function showDefaults() {
 }
 
 function formOptions(form) {
-  const options = { model: form.model.value };
-  for (const field of window.fields) {
+  const chosen = { model: form.model.value };
+  for (const field of options.fields) {
     const value = form.elements[field.name].value.trim();
     if (value === "") continue;
-    options[field.name] = field.kind === "bool" ? value === "true" : field.kind === "str" ? value : Number(value);
+    chosen[field.name] = field.kind === "bool" ? value === "true" : field.kind === "str" ? value : Number(value);
   }
-  return options;
+  return chosen;
 }
 
 function clearFieldError(name) {
@@ -76,7 +79,7 @@ function showFormError(error) {
 
 function clearFormErrors() {
   showError($("form-error"));
-  for (const field of [{ name: "model" }, ...window.fields]) clearFieldError(field.name);
+  for (const field of [{ name: "model" }, ...options.fields]) clearFieldError(field.name);
 }
 
 function drawCurve(view) {
@@ -90,8 +93,7 @@ function drawCurve(view) {
   ];
   const perEpoch = view.progress.latest.steps || (steps.length ? steps[steps.length - 1][0] / Math.max(1, epochs.length) : 1);
   if (epochs.length) traces.push({ x: epochs.map((e) => e.epoch * perEpoch), y: epochs.map((e) => e.val_accuracy), name: "val accuracy", yaxis: "y2", mode: "markers+lines", marker: { size: 9 } });
-  Plotly.react("curve", traces, { margin: { t: 10, r: 50 }, xaxis: { title: { text: "step" }, automargin: true }, yaxis: { title: { text: "loss" } },
-    yaxis2: { title: { text: "accuracy" }, overlaying: "y", side: "right", range: [0, 1], tickformat: ".0%", dtick: 0.25, showgrid: false }, legend: LEGEND_BELOW }, PLOT_CONFIG);
+  plotLossAccuracy("curve", traces, { title: { text: "step" } });
   $("curve").dataset.points = String(steps.length);
 }
 
@@ -141,7 +143,7 @@ function follow(id) {
 async function cancel(event, id) {
   event.stopPropagation();  // the row's click would follow the job
   event.target.disabled = true;
-  try { await api("POST", `/api/jobs/${encodeURIComponent(id)}/stop`); } catch (error) { showError($("jobs-error"), error); }
+  await attempt($("jobs-error"), () => api("POST", `/api/jobs/${encodeURIComponent(id)}/stop`));
   listJobs();
 }
 
@@ -158,8 +160,7 @@ async function listJobs() {
 }
 
 async function clearFinished() {
-  showError($("jobs-error"));
-  try { await api("POST", "/api/jobs/clear"); } catch (error) { showError($("jobs-error"), error); }
+  await attempt($("jobs-error"), () => api("POST", "/api/jobs/clear"));
   if (job && ENDED.includes(job.state)) resetJob();
   listJobs();
 }
@@ -175,10 +176,8 @@ async function start(event) {
 }
 
 async function main() {
-  const [models, options] = await Promise.all([api("GET", "/api/models"), api("GET", "/api/options")]);
-  window.fields = options.fields;
-  window.datasets = options.datasets;
-  window.defaults = options.defaults;
+  const [models, given] = await Promise.all([api("GET", "/api/models"), api("GET", "/api/options")]);
+  Object.assign(options, { fields: given.fields, datasets: given.datasets, defaults: given.defaults });
   $("model").replaceChildren(...models.map((m) => el("option", { value: m.name, selected: m.name === "lenet5" }, m.name)));
   $("model").addEventListener("change", () => clearFieldError("model"));
   $("main-fields").replaceChildren(...options.fields.filter((f) => f.main).map(fieldInput));
@@ -186,10 +185,12 @@ async function main() {
   $("f-dataset").addEventListener("change", showDefaults);
   showDefaults();
   $("train-form").addEventListener("submit", start);
-  $("stop").addEventListener("click", async () => { try { await api("POST", `/api/jobs/${job.id}/stop`); } catch (error) { showError($("form-error"), error); } });
-  $("resume").addEventListener("click", async () => {
-    try { const created = await api("POST", "/api/jobs", { resume: job.run }); follow(created.id); listJobs(); } catch (error) { showError($("form-error"), error); }
-  });
+  $("stop").addEventListener("click", () => attempt($("form-error"), () => api("POST", `/api/jobs/${job.id}/stop`)));
+  $("resume").addEventListener("click", () => attempt($("form-error"), async () => {
+    const created = await api("POST", "/api/jobs", { resume: job.run });
+    follow(created.id);
+    listJobs();
+  }));
   $("clear").addEventListener("click", clearFinished);
   const wanted = new URLSearchParams(location.search).get("job");
   if (wanted) follow(wanted);

@@ -1,14 +1,15 @@
-"use strict";
+import { $, api, attempt, el, fmt, latest, table } from "/static/lab.js";
+import { LEGEND_BELOW, PALETTE, PLOT_CONFIG } from "/static/plots.js";
+
 const CONV_FIELDS = [["n", "input side", 32], ["c", "input channels", 3], ["k", "kernel", 3], ["s", "stride", 1], ["p", "padding", 1], ["d", "dilation", 1], ["out", "output channels", 16]];
 
 async function conv() {
   const query = CONV_FIELDS.map(([name]) => `${name}=${encodeURIComponent($(`conv-${name}`).value)}`).join("&");
-  showError($("conv-error"));
-  try {
+  await attempt($("conv-error"), async () => {
     const r = await latest("conv", api("GET", `/api/widgets/conv?${query}`));
     $("conv-result").textContent = `⌊(n + 2p − d(k−1) − 1)/s⌋ + 1 = ${r.formula_side}; measured output ${fmt.shape(r.output_shape)}, ` +
       `${fmt.int(r.params)} parameters, ${fmt.big(r.macs)} MACs, receptive field ${r.receptive_field}px`;
-  } catch (error) { showError($("conv-error"), error); $("conv-result").textContent = ""; }
+  }, () => { $("conv-result").textContent = ""; });
 }
 
 // The kernels experiment builds its convs without bias (c²k² weights each); summarize counts the layers built here,
@@ -20,8 +21,7 @@ function biasNote(c, pair) {
 }
 
 async function kernels() {
-  showError($("kernel-error"));
-  try {
+  await attempt($("kernel-error"), async () => {
     const r = await latest("kernels", api("GET", `/api/widgets/kernels?c=${$("k-c").value}&n=${$("k-n").value}`));
     $("kernels").replaceChildren(table([
       ["comparison", (p) => p.name, "wrap"], ["B saves", (p) => fmt.pct(p.saving), "num"],
@@ -29,7 +29,7 @@ async function kernels() {
       ["MACs A", (p) => fmt.big(p.a.macs), "num"], ["MACs B", (p) => fmt.big(p.b.macs), "num"],
       ["receptive field", (p) => `${p.a.receptive_field ?? "–"} / ${p.b.receptive_field ?? "–"}`, "num"],
     ], r.pairs), biasNote(Number($("k-c").value), r.pairs[0]));
-  } catch (error) { showError($("kernel-error"), error); $("kernels").replaceChildren(); }
+  }, () => $("kernels").replaceChildren());
 }
 
 function traceTable(node, trace) {
@@ -48,8 +48,7 @@ function histogram(target, values, title, range) {
 async function batchnorm() {
   const batch = $("bn-batch").value;
   $("bn-batch-label").textContent = batch;
-  showError($("bn-error"));
-  try {
+  await attempt($("bn-error"), async () => {
     const r = await latest("batchnorm", api("GET", `/api/widgets/batchnorm?batch=${batch}`));
     const before = r.data.batches[r.data.batches.length - 1].flat(Infinity);
     const train = r.data.y_train.flat(Infinity), evaluated = r.data.y_eval.flat(Infinity);
@@ -59,18 +58,16 @@ async function batchnorm() {
     histogram("bn-train", train, "y in train mode (batch statistics)", range);
     histogram("bn-eval", evaluated, "y in eval mode (running statistics)", range);
     traceTable($("bn-table"), r);
-  } catch (error) {
-    showError($("bn-error"), error);
+  }, () => {
     for (const id of ["bn-before", "bn-train", "bn-eval"]) Plotly.purge(id);
     $("bn-table").replaceChildren();
-  }
+  });
 }
 
 async function residual() {
   const x = $("res-x").value;
   $("res-x-label").textContent = fmt.read(Number(x));
-  showError($("res-error"));
-  try {
+  await attempt($("res-error"), async () => {
     const r = await latest("residual", api("GET", `/api/widgets/residual?x=${x}&depth=${$("res-depth").value}`));
     const d = r.data, mark = { x: [Number(x), Number(x)], mode: "lines", line: { color: "#999", dash: "dot" }, showlegend: false };
     const layout = (title) => ({ margin: { t: 30 }, title: { text: title, font: { size: 13 } }, xaxis: { title: { text: "x" }, automargin: true }, legend: LEGEND_BELOW });
@@ -83,11 +80,10 @@ async function residual() {
     Plotly.react("res-values", [...values, { ...mark, y: span(values) }], layout("outputs"), PLOT_CONFIG);
     Plotly.react("res-grads", [...grads, { ...mark, y: span(grads) }], layout("gradients"), PLOT_CONFIG);
     traceTable($("res-table"), r);
-  } catch (error) {
-    showError($("res-error"), error);
+  }, () => {
     for (const id of ["res-values", "res-grads"]) Plotly.purge(id);
     $("res-table").replaceChildren();
-  }
+  });
 }
 
 function main() {

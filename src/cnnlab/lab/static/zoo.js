@@ -1,4 +1,6 @@
-"use strict";
+import { $, api, attempt, el, fmt, latest, table } from "/static/lab.js";
+import { LEGEND_BELOW, PLOT_CONFIG, plotText, traceStyle } from "/static/plots.js";
+
 let current = null;
 
 function layerTable(summary) {
@@ -24,25 +26,22 @@ async function showModel(row) {
   $("detail-title").textContent = `${row.name} (${row.family}, ${row.year})`;
   $("detail-paper").textContent = `${row.paper}. ${row.key_idea}`;
   const input = $("detail-input").value.trim();
-  showError($("detail-error"));
-  try {
+  await attempt($("detail-error"), async () => {
     const summary = await latest("model", api("GET", `/api/models/${encodeURIComponent(row.name)}` + (input ? `?input=${encodeURIComponent(input)}` : "")));
     $("stages").replaceChildren(...stageDiagram(summary));
     $("totals").textContent = `input ${fmt.shape(summary.input)}: ${fmt.int(summary.total_params)} parameters, ${fmt.big(summary.total_macs)} MACs per image`;
     $("layers").replaceChildren(layerTable(summary));
-  } catch (error) {  // a stale table would read as the answer to the bad input
-    showError($("detail-error"), error);
+  }, () => {  // a stale table would read as the answer to the bad input
     for (const id of ["stages", "layers"]) $(id).replaceChildren();
     $("totals").textContent = "";
-  }
+  });
 }
 
 async function showSpec() {
-  showError($("spec-error"));
-  try {
+  await attempt($("spec-error"), async () => {
     const summary = await latest("spec", api("GET", `/api/summary?spec=${encodeURIComponent($("spec").value)}&input=${encodeURIComponent($("spec-input").value)}`));
     $("spec-rows").replaceChildren(el("div", { class: "stages" }, ...stageDiagram(summary)), layerTable(summary));
-  } catch (error) { showError($("spec-error"), error); $("spec-rows").replaceChildren(); }
+  }, () => $("spec-rows").replaceChildren());
 }
 
 async function main() {
