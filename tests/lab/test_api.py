@@ -14,6 +14,7 @@ from cnnlab.registry import create_model, list_models
 
 PAGES = {
     "/": "Model zoo",
+    "/design": "Design",
     "/train": "Train",
     "/runs": "Leaderboard",
     "/inspect": "Inspect",
@@ -349,3 +350,12 @@ def test_experiment_jobs_are_refused_in_the_pages_words(tmp_path, make_client, b
     response = client.post("/api/jobs", json={"experiment": "kernels", **body})
     assert response.status_code == 400 and response.json() == {"error": message, "field": field}
     assert client.get("/api/jobs").json() == [] and not any(root.glob("experiment-*"))  # nothing reserved
+
+
+def test_a_bad_spec_names_its_layer_for_the_design_page(client):
+    response = client.get("/api/summary", params={"spec": "conv 8 k3; res(conv 8 k3 q1); fc 10", "input": "1x28x28"})
+    body = response.json()
+    assert response.status_code == 400 and body["field"] == "spec" and body["layer"] == "conv 8 k3 q1"
+    assert body["error"] == "bad layer 'conv 8 k3 q1': unknown option 'q1' for conv"
+    good = client.get("/api/summary", params={"spec": "conv 8 k3 p1; gap; fc 10", "input": "1x28x28"}).json()
+    assert good["total_params"] == 80 + 90 and good["rows"][-1]["output_shape"] == [10]

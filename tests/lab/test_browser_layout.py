@@ -23,6 +23,7 @@ RUN = "classes-run"
 CLASSES = ["<b>bold<i>", "plain & simple"]  # Plotly would read the first as markup
 PAGES = {
     "zoo": ("/", "#layers table", "#timeline .main-svg"),
+    "design": ("/design", "#layers table"),
     "train": ("/train", "#f-epochs", "#curve"),
     "runs": ("/runs", f"#board a[href='/runs/{RUN}']", "#overlay .scatterlayer .trace"),
     "inspect": ("/inspect", "#run option", "#pad"),
@@ -91,7 +92,15 @@ def test_page_fits_the_window(lab, browser, shots, size, page):
     layout = browser.execute_script(LAYOUT)
     screenshot(browser, shots, f"{page}-{size}")
     assert layout["scrollWidth"] <= layout["clientWidth"], f"{page} scrolls sideways at {size} size"
-    assert [link["text"] for link in layout["nav"]] == ["Zoo", "Train", "Runs", "Inspect", "Widgets", "Experiments"]
+    assert [link["text"] for link in layout["nav"]] == [
+        "Zoo",
+        "Design",
+        "Train",
+        "Runs",
+        "Inspect",
+        "Widgets",
+        "Experiments",
+    ]
     for link in layout["nav"]:
         assert link["width"] > 0 and 0 <= link["left"] and link["right"] <= layout["clientWidth"], link
     assert console_errors(browser) == []
@@ -206,4 +215,25 @@ def test_bad_input_gets_the_pages_words_and_clears_the_stale_result(lab, browser
     assert "--" not in browser.find_element(By.ID, "detail-error").text
     assert browser.find_elements(By.CSS_SELECTOR, "#layers table") == []
     # Chromium logs each refused request; nothing else may be logged (no script error).
+    assert [e for e in console_errors(browser) if "status of 400 (Bad Request)" not in e] == []
+
+
+def test_the_design_page_updates_as_you_type_and_marks_a_bad_layer(lab, browser, shots):
+    open_page(browser, lab, "desktop", "design")
+    script = (
+        "return [...document.querySelectorAll('#layers tbody tr')].map((r) => r.innerText.split(/\\s+/).slice(0, 2))"
+    )
+    rows = lambda d: d.execute_script(script)  # noqa: E731  (one read: the table is replaced on every keystroke)
+    wait(browser, lambda d: rows(d) and rows(d)[0] == ["conv1", "Conv2d"], 60, "no layer table for the preset")
+    assert "61,706 parameters" in browser.find_element(By.ID, "totals").text  # LeNet-5 at 32x32
+    _type(browser, "spec", "conv 8 k3 p1; relu; res(conv 8 k3 p1; bn; relu; conv 8 k3 p1; bn); gap; fc 10")
+    _type(browser, "input", "1x28x28")
+    wait(browser, lambda d: any(r[0].startswith("res1.body") for r in rows(d)), 60, "the table did not follow")
+    assert "1,370 parameters" in browser.find_element(By.ID, "totals").text  # 80 + 2 * (584 + 16) + 90
+    _type(browser, "spec", "conv 8 k3 p1; relu; convv 8 k3; fc 10")
+    wait(browser, lambda d: d.find_element(By.ID, "error").text, 60, "no error for a misspelt layer")
+    assert "unknown layer 'convv'" in browser.find_element(By.ID, "error").text
+    assert browser.find_element(By.CSS_SELECTOR, "#marked mark").text == "convv 8 k3"
+    assert browser.find_elements(By.CSS_SELECTOR, "#layers table") == []
+    screenshot(browser, shots, "design-error")
     assert [e for e in console_errors(browser) if "status of 400 (Bad Request)" not in e] == []

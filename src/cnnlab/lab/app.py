@@ -40,10 +40,12 @@ from cnnlab.lab.security import (
     safe_path,
     same_server_location,
 )
+from cnnlab.measure.spec import LayerSpecError
 
 HERE = Path(__file__).parent
 PAGES = {
     "/": "zoo.html",
+    "/design": "design.html",
     "/train": "train.html",
     "/runs": "runs.html",
     "/inspect": "inspect.html",
@@ -52,6 +54,7 @@ PAGES = {
 }
 NAV = (
     ("/", "Zoo"),
+    ("/design", "Design"),
     ("/train", "Train"),
     ("/runs", "Runs"),
     ("/inspect", "Inspect"),
@@ -161,6 +164,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CnnlabError)
     async def user_error(request: Request, exc: CnnlabError):
         return error(str(exc), 400)
+
+    @app.exception_handler(LayerSpecError)
+    async def bad_spec(request: Request, exc: LayerSpecError):  # the Design page marks the layer
+        # The page shows the grammar beside the box: the line names the layer and its problem only.
+        return error(f"bad layer '{exc.layer}': {exc.problem}", 400, field="spec", layer=exc.layer)
 
     @app.exception_handler(OptionValueError)
     async def bad_value(request: Request, exc: OptionValueError):  # the page's field, not the CLI's flag

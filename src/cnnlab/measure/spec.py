@@ -59,8 +59,17 @@ LAYER_KINDS = ("conv", "maxpool", "avgpool", "fc", "lrn", "dropout", *_NO_ARGS, 
 MAX_REPEATS = 64  # N*(...): deeper than any network the tutorials write, and a cap on what one line can build
 
 
-def _spec_error(layer: str, problem: str) -> CnnlabError:
-    return CnnlabError(f"bad layer '{layer}' in spec: {problem}; layers are: {GRAMMAR}, separated by ';'")
+class LayerSpecError(CnnlabError):
+    """A spec that cannot be built: `layer` is the offending layer as typed (the lab marks it), `problem` what is
+    wrong with it."""
+
+    def __init__(self, layer: str, problem: str) -> None:
+        self.layer, self.problem = layer, problem
+        super().__init__(f"bad layer '{layer}' in spec: {problem}; layers are: {GRAMMAR}, separated by ';'")
+
+
+def _spec_error(layer: str, problem: str) -> LayerSpecError:
+    return LayerSpecError(layer, problem)
 
 
 def _positive(layer: str, text: str, what: str, minimum: int = 1) -> int:

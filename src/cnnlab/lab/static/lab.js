@@ -11,6 +11,7 @@ export async function api(method, url, body) {
   if (!response.ok) {
     const error = new Error((data && data.error) || `${response.status} ${response.statusText}`);
     error.field = data && data.field;  // the form field a refusal names, if any
+    error.layer = data && data.layer;  // a layer spec's offending layer, as typed
     throw error;
   }
   return data;

@@ -1,25 +1,8 @@
 import { $, api, attempt, el, fmt, latest, table } from "/static/lab.js";
+import { layerTable, stageDiagram } from "/static/layers.js";
 import { LEGEND_BELOW, PLOT_CONFIG, plotText, traceStyle } from "/static/plots.js";
 
 let current = null;
-
-function layerTable(summary) {
-  return table([
-    ["layer", (r) => r.name], ["kind", (r) => r.kind], ["output", (r) => fmt.shape(r.output_shape), "num"],
-    ["params", (r) => fmt.int(r.params), "num"], ["MACs", (r) => fmt.big(r.macs), "num"],
-    ["receptive field", (r) => (r.receptive_field === null ? "–" : `${r.receptive_field}px`), "num"],
-  ], summary.rows);
-}
-
-function stageDiagram(summary) {
-  const parts = [el("div", { class: "stage" }, el("b", {}, "input"), fmt.shape(summary.input))];
-  for (const stage of summary.stages) {
-    parts.push(el("span", { class: "arrow" }, "→"));
-    parts.push(el("div", { class: "stage", title: `${stage.layers} layers, ${fmt.int(stage.params)} params` },
-      el("b", {}, stage.name), fmt.shape(stage.output_shape), el("br"), `${fmt.big(stage.params)} params`));
-  }
-  return parts;
-}
 
 async function showModel(row) {
   current = row;
