@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import warnings
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
@@ -47,7 +48,11 @@ def open_storage(url: str):
             path.parent.mkdir(parents=True, exist_ok=True)
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
         kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}  # workers share the file
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT, grace_period=GRACE)
+        with warnings.catch_warnings():  # the heartbeat, stable since Optuna 2.9, still flagged experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT, grace_period=GRACE
+            )
     except ImportError as error:
         raise CnnlabError(f"--storage {url}: its database driver is not installed ({error.name})") from None
     except Exception as error:  # SQLAlchemy's and the drivers' errors differ; the URL is the user's
@@ -97,7 +102,9 @@ def fail_dead_trials(study) -> list[int]:
     import optuna
     from optuna.trial import TrialState
 
-    optuna.storages.fail_stale_trials(study)
+    with warnings.catch_warnings():  # stable since Optuna 2.9, still flagged experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
     # Optuna has no public call to end another process's trial; fail_stale_trials itself goes through the storage.
     host, failed = socket.gethostname(), []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
