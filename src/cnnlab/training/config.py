@@ -146,7 +146,7 @@ class TrainConfig:
         default=None,
         metadata=option(
             "peak learning rate (the schedule's maximum); the dataset's default is scaled with the batch size; "
-            "train --lr find: the lr range test's suggestion (cnnlab lr-find)",
+            "find: the lr range test's suggestion (train only, see docs/sweeps.md)",
             group="optimization",
             check=positive,
             commands=("train", "compare", "finetune", "sweep"),  # lr-find sets the lr itself
