@@ -47,6 +47,7 @@ def open_storage(url: str):
             path = Path(url[len(JOURNAL) :])
             path.parent.mkdir(parents=True, exist_ok=True)
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        url = _with_driver(url)
         kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}  # workers share the file
         with warnings.catch_warnings():  # the heartbeat, stable since Optuna 2.9, still flagged experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -54,10 +55,21 @@ def open_storage(url: str):
                 url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT, grace_period=GRACE
             )
     except ImportError as error:
-        raise CnnlabError(f"--storage {url}: its database driver is not installed ({error.name})") from None
+        raise CnnlabError(f"--storage {url}: its database driver is not installed ({error.name or error})") from None
     except Exception as error:  # SQLAlchemy's and the drivers' errors differ; the URL is the user's
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CnnlabError(f"cannot open --storage {url}: {first}") from None
+
+
+def _with_driver(url: str) -> str:
+    """postgresql:// with the psycopg2 driver where psycopg (3), SQLAlchemy 2.1's default for it, is missing: the
+    sweep extra installs psycopg2-binary."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None:
+        if importlib.util.find_spec("psycopg2") is not None:
+            return "postgresql+psycopg2://" + url[len("postgresql://") :]
+    return url
 
 
 def make_pruner(name: str, trials: int):
@@ -111,9 +123,12 @@ def fail_dead_trials(study) -> list[int]:
         worker = str(trial.user_attrs.get("worker", ""))
         where, _, pid = worker.rpartition(":")
         if where == host and pid.isdigit() and not _alive(int(pid)):
-            if study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            try:  # the reason first: a finished trial takes no attrs; another worker may fail it first
                 study._storage.set_trial_user_attr(trial._trial_id, "failed_because", "its worker died")
+                study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
                 failed.append(trial.number)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass
     return failed
 
 
