@@ -15,10 +15,11 @@ from cnnlab.deploy import optimize_for_inference
 from cnnlab.errors import CnnlabError, unknown_name_error
 from cnnlab.inference import onnx_runtime, prediction
 from cnnlab.inference.prediction import evaluate
+from cnnlab.lrfind import lr_find, with_found_lr  # noqa: F401 (lr_find: the API of cnnlab lr-find)
 from cnnlab.options.commands import command
 from cnnlab.rundir import RunDir
 from cnnlab.training.comparison import compare
-from cnnlab.training.config import make_config, resume_config
+from cnnlab.training.config import LR_FIND, make_config, resume_config
 from cnnlab.training.leaderboard import list_runs
 from cnnlab.training.seeds import pick_seeds, train_seeds
 from cnnlab.training.trainer import run
@@ -54,6 +55,10 @@ def train(
     seeds.png with each measured number as mean ± std and n; returns seeds.json's contents (see
     `cnnlab.training.seeds`).
     """
+    if options.get("lr") == LR_FIND:  # the range test's suggestion, found once for every seed
+        if resume is not None:
+            raise CnnlabError("--lr find starts a new run; --resume continues at the run's own lr: drop --lr find")
+        options = with_found_lr(model, dataset, options, quiet)
     chosen = pick_seeds(options, seeds, repeats)
     if chosen is not None:
         if resume is not None:

@@ -184,6 +184,53 @@ def cmd_finetune(args: argparse.Namespace, console: Console) -> None:
     )
 
 
+def cmd_lr_find(args: argparse.Namespace, console: Console) -> None:
+    from cnnlab.lrfind import lr_find
+
+    options = recipe_options(args)
+    found = lr_find(
+        args.model,
+        start_lr=args.start_lr,
+        end_lr=args.end_lr,
+        steps=args.steps,
+        overwrite=args.overwrite,
+        quiet=args.quiet,
+        **options,
+    )
+    ended = "diverged" if found["diverged"] else "reached the end of the range"
+    console.print(
+        f"suggested lr {found['suggestion']:.3g} ({found['rule']}: {found['rule_text']}); the loss {ended} after "
+        f"{found['steps_run']} steps; wrote {found['out']}/lr-find.json and lr-find.png",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def cmd_sweep(args: argparse.Namespace, console: Console) -> None:
+    from cnnlab.sweeps import sweep
+
+    options = recipe_options(args)
+    result = sweep(
+        args.model,
+        param=args.param,
+        trials=args.trials,
+        pruner=args.pruner,
+        study=args.study,
+        storage=args.storage,
+        seeds=args.seeds,
+        quiet=args.quiet,
+        **options,
+    )
+    console.print(
+        f"study {result['study']}: {result['complete']} complete, {result['pruned']} pruned, {result['failed']} "
+        f"failed; wrote {result['out']}/sweep.md and sweep.csv",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if result["best_command"]:
+        console.print(f"best (val accuracy {result['best_value']:.4f}): {result['best_command']}", soft_wrap=True)
+
+
 def cmd_speedrun(args: argparse.Namespace, console: Console) -> None:
     from cnnlab.repeats import parse_seeds
     from cnnlab.training.speedrun import speedrun, summary_lines
@@ -405,6 +452,8 @@ COMMANDS = {
     "summary": cmd_summary,
     "experiment": cmd_experiment,
     "finetune": cmd_finetune,
+    "lr-find": cmd_lr_find,
+    "sweep": cmd_sweep,
     "runs": cmd_runs,
     "speedrun": cmd_speedrun,
     "export": cmd_export,

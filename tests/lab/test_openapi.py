@@ -28,7 +28,10 @@ def test_openapi_lists_the_train_job_with_every_train_option_and_its_type(client
         expected = {JSON_TYPES[option.type]} | ({"string"} if option.parser else set())  # "10m"
         assert types_of(train["properties"][name]) == expected, name
         assert train["properties"][name]["description"] == option.help
-    assert types_of(train["properties"]["epochs"]) == {"integer"} and types_of(train["properties"]["lr"]) == {"number"}
+    assert types_of(train["properties"]["epochs"]) == {"integer"} and types_of(train["properties"]["lr"]) == {
+        "number",
+        "string",
+    }  # "find"
     assert train["properties"]["optimizer"]["title"] == "Optimizer"
 
 

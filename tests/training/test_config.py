@@ -48,8 +48,9 @@ def test_every_field_is_declared_once_with_its_dataclass_default():
     for option in declared:
         assert option.default == dataclass_default(option.name), option.name
         assert option.group in GROUPS and option.help and "\n" not in option.help
-    # Only these are set from Python alone: the positional model, the command's --out and a dict of builder args.
-    assert {o.name for o in declared if o.flag is None} == {"model", "out", "model_kwargs"}
+    # Only these are set from Python alone: the positional model, the command's --out, a dict of builder args and
+    # the record --lr find writes.
+    assert {o.name for o in declared if o.flag is None} == {"model", "out", "model_kwargs", "lr_find"}
     assert {o.name for o in declared if o.resumable} == {
         "device",
         "threads",

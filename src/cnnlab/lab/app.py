@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cnnlab._version import __version__
 from cnnlab.errors import CnnlabError, OptionValueError
-from cnnlab.lab import apidocs, routes, views
+from cnnlab.lab import apidocs, routes, sweeps, views
 from cnnlab.lab.jobs import JobStore
 from cnnlab.lab.middleware import SECURITY_HEADERS, BodyLimit, SecurityHeaders
 from cnnlab.lab.options import FieldError, label
@@ -104,6 +104,7 @@ def create_app(
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(routes.router)
+    app.include_router(sweeps.router)
     apidocs.install(app)
     _add_pages(app)
     return app

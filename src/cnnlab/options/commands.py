@@ -488,6 +488,81 @@ def _lab() -> Command:
     )
 
 
+# ------------------------------------------------------------------------------------- choosing hyperparameters
+def _lr_find() -> Command:
+    return Command(
+        "lr-find",
+        "Smith's lr range test: the loss over an exponentially rising lr, and a suggested lr (docs/sweeps.md)",
+        (
+            Option("model", help=recipe.option_named("model").help, positional=True),
+            *recipe_options("lr-find"),
+            Option("start_lr", float, 1e-7, "the first step's lr (default 1e-7)", flag="--start-lr", check=positive),
+            Option("end_lr", float, 10.0, "the last step's lr (default 10)", flag="--end-lr", check=positive),
+            Option(
+                "steps",
+                int,
+                100,
+                "optimizer steps, if the loss does not diverge first (default 100)",
+                flag="--steps",
+                check=positive_int,
+            ),
+            *run_flags("output folder for lr-find.json and lr-find.png (default runs/lr-find-MODEL-DATASET-<time>)"),
+        ),
+        kind="lr-find option",
+    )
+
+
+PRUNERS = ("median", "hyperband", "none")
+
+
+def _sweep() -> Command:
+    return Command(
+        "sweep",
+        "search training options with Optuna (TPE): each trial a cnnlab train run; many machines share a study "
+        "through --storage (docs/sweeps.md)",
+        (
+            Option("model", help=recipe.option_named("model").help, positional=True),
+            *recipe_options("sweep"),
+            Option(
+                "param",
+                list,
+                flag="--param",
+                nargs="+",
+                metavar="NAME=SPEC",
+                help="a training option to search: lr=1e-4:1e-1:log (log-uniform), weight_decay=0:1e-3 (uniform), "
+                "batch_size=64,128,256 (choices); repeatable",
+            ),
+            Option(
+                "trials",
+                int,
+                30,
+                "finished or pruned trials in the study, all workers together (default 30)",
+                flag="--trials",
+                check=positive_int,
+            ),
+            Option(
+                "pruner",
+                default="median",
+                choices=PRUNERS,
+                flag="--pruner",
+                help="stop trials whose validation accuracy lags: median (default), hyperband or none",
+            ),
+            Option("study", flag="--study", help="the study's name (default: the --out folder's name)"),
+            Option(
+                "storage",
+                flag="--storage",
+                metavar="URL",
+                help="sqlite:///PATH, postgresql://..., mysql://... or journal:PATH (default sqlite:///OUT/study.db); "
+                "workers given the same --storage and --study share one study",
+            ),
+            out("sweep folder, one run folder per trial in it (default runs/sweep-MODEL-DATASET-<time>)"),
+            SEEDS,
+            QUIET,
+        ),
+        kind="sweep option",
+    )
+
+
 # ------------------------------------------------------------------------------------------------- the registry
 _BUILDERS = (
     _train,
@@ -497,6 +572,8 @@ _BUILDERS = (
     _export,
     _compare,
     _finetune,
+    _lr_find,
+    _sweep,
     _speedrun,
     _models,
     _experiment,

@@ -4,13 +4,15 @@ here; no other module opens these files by name (tests/test_structure.py checks)
 
     run.py         RunDir: config.json, results.json, metrics.csv, eval.json, progress.jsonl; open_run, creation
     metrics.py     metrics.csv rows and progress.jsonl events
-    experiment.py  ExperimentFolder (config.json, results.md) and SweepFolder (sweep.json)
+    experiment.py  ExperimentFolder (config.json, results.md) and SweepFolder (sweep.json, sweep.csv, sweep.md)
     jobs.py        RUNS/.lab/jobs/<id>.json
+    lrfind.py      LrFindFolder: an lr range test's lr-find.json and lr-find.png
     storage.py     the JSON reader and atomic writer the others use
 """
 
-from cnnlab.rundir.experiment import ExperimentFolder, SweepFolder
+from cnnlab.rundir.experiment import ExperimentFolder, SweepFolder, find_sweeps
 from cnnlab.rundir.jobs import read_job, read_jobs, write_job
+from cnnlab.rundir.lrfind import LrFindFolder
 from cnnlab.rundir.metrics import METRIC_COLUMNS, TEST_COLUMNS, append_event, read_events
 from cnnlab.rundir.run import (
     CONFIG,
@@ -47,6 +49,7 @@ __all__ = [
     "ExperimentConfig",
     "ExperimentFolder",
     "JobRecord",
+    "LrFindFolder",
     "Results",
     "RunConfig",
     "RunDir",
@@ -54,6 +57,7 @@ __all__ = [
     "SweepSpec",
     "append_event",
     "data_metadata",
+    "find_sweeps",
     "default_run_dir",
     "holds_run",
     "open_folder",

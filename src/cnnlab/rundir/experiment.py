@@ -5,14 +5,19 @@ OUT/config.json    ExperimentConfig: title, options, what the experiment chose, 
 OUT/results.csv, OUT/*.png, and the runs it trained in subfolders (each a RunDir)
 
 SWEEP/sweep.json   SweepSpec: the study, its storage, the search space and the trials table's path
+SWEEP/sweep.csv    the trials table (each trial's parameters, accuracy, epochs, time and state)
+SWEEP/sweep.md     the report: the best configuration as a `cnnlab train` line, the table, the plots
+SWEEP/*.html|png   Optuna's plots; SWEEP/trial-NNNN/ each trial's run (a RunDir; seed-N/ in it with --seeds)
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnnlab.errors import RunFileError
+from cnnlab.errors import RunFileError, RunFileMissing
 from cnnlab.files import write_text
 from cnnlab.rundir import storage
 from cnnlab.rundir.schemas import ExperimentConfig, SweepSpec
@@ -20,6 +25,7 @@ from cnnlab.rundir.schemas import ExperimentConfig, SweepSpec
 CONFIG = "config.json"
 RESULTS_MD = "results.md"
 SWEEP = "sweep.json"
+SWEEP_MD = "sweep.md"
 
 
 @dataclass(frozen=True)
@@ -81,3 +87,37 @@ class SweepFolder:
     @property
     def trials_table(self) -> Path:
         return self.path / self.read_spec().trials
+
+    @staticmethod
+    def holds(path: Path) -> bool:
+        return (Path(path) / SWEEP).is_file()
+
+    @property
+    def report(self) -> Path:
+        return self.path / SWEEP_MD
+
+    def write_report(self, text: str) -> None:
+        write_text(self.report, text)
+
+    def write_table(self, columns: list[str], rows: list[dict]) -> None:
+        """The trials table (CSV, atomically: workers rewrite it after each trial)."""
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text(self.trials_table, buffer.getvalue())
+
+    def read_table(self) -> list[dict]:
+        """The trials table's rows, cells as text (empty for none); RunFileMissing before the first trial ends."""
+        try:
+            text = self.trials_table.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RunFileMissing(self.trials_table) from None
+        except OSError as error:
+            raise RunFileError(self.trials_table, f"cannot be read: {error}") from None
+        return list(csv.DictReader(io.StringIO(text)))
+
+
+def find_sweeps(root: Path) -> list[SweepFolder]:
+    """The sweep folders under `root` (those holding a sweep.json), by path."""
+    return [SweepFolder(path.parent) for path in sorted(Path(root).rglob(SWEEP))]

@@ -49,7 +49,7 @@ SCHEDULES = ("onecycle", "cosine", "step", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
-COMMANDS = ("train", "compare", "finetune")  # the commands whose flags are generated from TrainConfig
+COMMANDS = ("train", "compare", "finetune", "sweep", "lr-find")  # the commands whose flags come from TrainConfig
 GROUPS = ("data", "optimization", "evaluation", "model", "system", "run")  # for --help sections and form fieldsets
 
 
@@ -145,10 +145,17 @@ class TrainConfig:
     lr: float | None = field(
         default=None,
         metadata=option(
-            "peak learning rate (the schedule's maximum); the dataset's default is scaled with the batch size",
+            "peak learning rate (the schedule's maximum); the dataset's default is scaled with the batch size; "
+            "find: the lr range test's suggestion (train only, see docs/sweeps.md)",
             group="optimization",
             check=positive,
+            commands=("train", "compare", "finetune", "sweep"),  # lr-find sets the lr itself
+            parser=lambda text: parse_lr(text),
         ),
+    )
+    # `--lr find`: how the lr was found (cnnlab.lrfind.summary: the suggestion, its rule, the range); None = given
+    lr_find: dict | None = field(
+        default=None, metadata=option("how --lr find chose the lr", group="optimization", flag=None)
     )
     optimizer: str | None = field(
         default=None, metadata=option("sgd (Nesterov momentum) or adamw", group="optimization", choices=OPTIMIZERS)
@@ -391,6 +398,16 @@ class ConfigOption(Option):
             raise unknown_name_error(self.name.replace("_", " "), str(value), self.choices)
         if self.check is not None:
             self.check.validate(label, value)
+
+
+LR_FIND = "find"  # --lr find: run the lr range test first and train at its suggestion
+
+
+def parse_lr(text: str) -> float | str:
+    """--lr: a positive number, or "find" (the range test's suggestion, cnnlab.lrfind)."""
+    if text.strip().lower() == LR_FIND:
+        return LR_FIND
+    return parse_number(text, float, positive)
 
 
 def options() -> list[ConfigOption]:
