@@ -34,11 +34,11 @@ LAYERS = (
     (
         (
             "cnnlab.workflows",
-            "cnnlab.training.finetune",
-            "cnnlab.training.speedrun",
-            "cnnlab.training.seeds",
-            "cnnlab.training.comparison",
-            "cnnlab.training.leaderboard",
+            "cnnlab.workflows.finetune",
+            "cnnlab.workflows.speedrun",
+            "cnnlab.workflows.seeds",
+            "cnnlab.workflows.comparison",
+            "cnnlab.workflows.leaderboard",
             "cnnlab.experiments",
         ),
         1,

@@ -15,14 +15,14 @@ from claim_checks import assert_claims_select_one_row_each
 from PIL import Image
 from torch import nn
 
+from cnnlab.checkpoint import load_model_weights
 from cnnlab.errors import CnnlabError
 from cnnlab.experiments import run_experiment
 from cnnlab.experiments.degradation import QUICK_SIDE, downsampled
-from cnnlab.experiments.dropblock import remove_block, same_shape_blocks
+from cnnlab.experiments.lesion import remove_block, same_shape_blocks
 from cnnlab.imagenet_eval import evaluate_imagenet_folder, imagenet_wnids, labelled_images
 from cnnlab.inference.evaluation import evaluate_arrays
 from cnnlab.models.resnet import cifar_resnet, droppable_blocks
-from cnnlab.training.checkpoint import load_model_weights
 
 # Depth 14 = 2 blocks per stage; the first block of stages 2 and 3 halves the side and doubles the width.
 BLOCKS = ["layer1.0", "layer1.1", "layer2.1", "layer3.1"]

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import cnnlab
+from cnnlab.checkpoint import read_state
 from cnnlab.cli import main
+from cnnlab.engine import budget, trainer  # imported up front: the budget's clock starts inside train()
+from cnnlab.engine.config import TrainConfig, option_named, parse_duration, resume_config
 from cnnlab.errors import CnnlabError, ResumeConflictError
-from cnnlab.training import budget, trainer  # imported up front: the budget's clock starts inside train()
-from cnnlab.training.checkpoint import read_state
-from cnnlab.training.config import TrainConfig, option_named, parse_duration, resume_config
 
 DIGITS_LR = 3e-3  # digits' default peak lr (adamw)
 

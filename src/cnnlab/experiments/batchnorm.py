@@ -24,10 +24,10 @@ from cnnlab.errors import CnnlabError
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, train
 from cnnlab.models.resnet import cifar_resnet
+from cnnlab.plots import save_epoch_figure
 from cnnlab.repeats import Claim
 from cnnlab.rundir import RunDir
 from cnnlab.scratch import BatchNorm2dScratch, batch_norm_2d
-from cnnlab.training.plots import save_epoch_figure
 
 # The tutorials' batch: 2 samples, 2 channels, 2x2 maps; channel 0 holds 1..8, channel 1 holds 10..17.
 EXAMPLE = [

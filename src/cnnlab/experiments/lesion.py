@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnlab.engine import trainer
+from cnnlab.engine.config import TrainConfig
 from cnnlab.errors import CnnlabError
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult
@@ -29,8 +31,6 @@ from cnnlab.inference.evaluation import evaluate_arrays
 from cnnlab.models.blocks import BasicBlock
 from cnnlab.models.resnet import ResNet, drop_block, droppable_blocks, has_skip
 from cnnlab.repeats import Claim
-from cnnlab.training import trainer
-from cnnlab.training.config import TrainConfig
 
 FULL_DEPTH = 20
 QUICK_DEPTH = 14
