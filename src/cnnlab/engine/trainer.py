@@ -34,6 +34,7 @@ from torch import nn
 
 from cnnlab import checkpoint
 from cnnlab.batches import prepare_batch
+from cnnlab.building import build_new_model
 from cnnlab.data import ImageDataset, load_dataset, split_validation
 from cnnlab.engine import budget, distributed, tensorboard_log, whitening
 from cnnlab.engine.config import TrainConfig, resolve, resume_config
@@ -398,11 +399,9 @@ def init_model(job: Job, model: nn.Module | None, fresh: bool) -> nn.Module:
     from its own checkpoint instead), on the device."""
     config, data = job.config, job.data
     given_model = model is not None  # then config.model is only its label, perhaps not a registered name
-    if config.small_input is None and not given_model:
-        config.small_input = wants_small_input(config.model, data.image_size)
     torch.manual_seed(config.seed)  # the initial weights depend on the seed only
-    if not given_model:
-        model = build_model(config, data.num_classes, data.in_chans, data.image_size)
+    if not given_model:  # build_new_model also decides the stem (config.small_input) when the recipe leaves it
+        model = build_new_model(config, data.num_classes, data.in_chans, data.image_size)
     if fresh and config.weights and not given_model:
         try:
             load_weights(model, config.weights, model_name=config.model)
