@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
@@ -49,10 +49,6 @@ REPLANS = 50  # re-plan points over a plan
 MIN_INTERVAL = 5  # steps: fewer make the recent pace too noisy to act on
 STRETCH = 1.05  # the rest of the schedule is stretched only when this many times its steps fit
 STRETCH_UNTIL = 0.5  # progress: later, more steps would only lengthen the low-lr tail
-
-
-if TYPE_CHECKING:
-    from cnnlab.engine.trainer import Engine
 
 
 def build_schedule(optimizer: torch.optim.Optimizer, kind: str, total_steps: int) -> ProgressSchedule:
@@ -72,9 +68,11 @@ class BudgetPlanner(Hook):
 
     key = "time_budget"
 
-    def __init__(self, budget: float, started: float, engine: Engine | None = None, clock=time.perf_counter) -> None:
+    def __init__(self, budget: float, started: float, engine: Any = None, clock=time.perf_counter) -> None:
         self.budget, self.started, self.clock = budget, started, clock
-        self.engine = engine  # set before the first step: what the plan reads and changes
+        self.engine = (
+            engine  # cnnlab.engine.trainer.Engine (which imports this module): what the plan reads and changes
+        )
         self.used_before = 0.0  # seconds earlier sessions of a resumed run used
         self.planned_steps: int | None = None  # the first plan's step count, once planned
         self.interval = 1  # steps between re-plans
