@@ -177,3 +177,19 @@ def test_pretrained_mode_needs_one_resnet_weights_and_a_folder(pretrained, tmp_p
         run_experiment("drop-block", models="resnet50", dataset=f"imagefolder:{val}", out=tmp_path)
     with pytest.raises(CnnlabError, match="imagefolder:PATH"):
         run_experiment("drop-block", models="resnet50", weights=str(weights), dataset="digits", out=tmp_path)
+
+
+def test_the_old_name_drop_block_still_names_the_lesion_experiment_and_says_so_once():
+    import warnings
+
+    from cnnlab import experiments
+    from cnnlab.experiments import get_experiment
+
+    experiments._warned.discard("drop-block")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert get_experiment("drop-block") is get_experiment("lesion")
+        get_experiment("drop-block")
+    assert [str(w.message) for w in caught] == [
+        "experiment drop-block is now called lesion; the old name still works for now"
+    ]

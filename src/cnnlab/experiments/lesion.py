@@ -1,4 +1,5 @@
-"""Lesion study (Veit, Wilber & Belongie 2016, "Residual Networks Behave Like Ensembles of Relatively Shallow
+"""The lesion experiment (`lesion`; `drop-block` before, a name it keeps as a deprecated alias: it is not
+DropBlock). Lesion study (Veit, Wilber & Belongie 2016, "Residual Networks Behave Like Ensembles of Relatively Shallow
 Networks", arXiv:1605.06431, Fig. 3): delete one block of a trained network at test time and measure the damage.
 
 A ResNet keeps working when one residual block is replaced by the identity, because every block only adds to a
@@ -232,7 +233,7 @@ def claims(res: str, plain: str) -> list[Claim]:
 
 
 @register_experiment(
-    "drop-block",
+    "lesion",
     accepts=("models", "weights"),
     help="delete one block at test time: ResNet vs plain net (Veit et al. 2016); with --model "
     "and --weights, a pretrained ImageNet ResNet on a labelled folder (exercise 20.3.3)",

@@ -207,13 +207,13 @@ def _experiment() -> Command:
                 aliases=("--model",),
                 metavar="NAMES",
                 help="degradation: plain/residual twins, e.g. plain18,resnet18,plain34,resnet34; "
-                "drop-block: the pretrained ResNet (with --weights)",
+                "lesion: the pretrained ResNet (with --weights)",
             ),
             Option(
                 "weights",
                 flag="--weights",
                 metavar="PATH",
-                help="drop-block: a torchvision ImageNet checkpoint for --model",
+                help="lesion: a torchvision ImageNet checkpoint for --model",
             ),
         ),
         kind="experiment option",
