@@ -151,7 +151,7 @@ def test_a_machine_that_slows_mid_run_still_ends_by_the_deadline_with_the_schedu
     real_step, slowed = trainer.train_step, {}
 
     def slow_step(job, state, *args):
-        planner = job.planner
+        planner = next(hook for hook in state.hooks if isinstance(hook, budget.BudgetPlanner))
         if planner.planned_steps is not None and planner.steps_done >= planner.planned_steps / 3:
             slowed.setdefault("from", planner.steps_done)
             time.sleep(0.025)
