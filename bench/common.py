@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from cnnlab import reporting
-from cnnlab.inference.precision import cpu_has_native_bf16
+from cnnlab.precision import cpu_has_native_bf16
 from cnnlab.reporting import markdown_table as markdown  # noqa: F401 (the benchmarks' tables)
 
 RESULTS = Path(__file__).parent / "results"

@@ -13,13 +13,13 @@ from pathlib import Path
 import torch
 
 from bench.common import interleaved, markdown, median, timed, write
+from cnnlab.batches import prepare_batch
 from cnnlab.data import load_dataset
 from cnnlab.deploy import optimize_for_inference, quantize_int8
-from cnnlab.inference.batches import prepare_batch
+from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.trainer import run
 from cnnlab.inference.evaluation import evaluate_arrays
 from cnnlab.inference.prediction import load_run
-from cnnlab.training.config import TrainConfig
-from cnnlab.training.trainer import run
 
 MODEL = "resnet20"
 EPOCHS = 5  # full mode; --quick trains 1 epoch on 4,000 images

@@ -31,13 +31,13 @@ from torch.utils.data import DataLoader
 
 from bench.common import markdown, torchvision_fashion_mnist_root, write
 from bench.train_throughput import TUTORIAL_BATCH, TUTORIAL_LR, model_for
+from cnnlab import checkpoint
 from cnnlab.data import load_dataset
+from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.trainer import run
 from cnnlab.inference.evaluation import evaluate_arrays
-from cnnlab.inference.precision import autocast_dtype
 from cnnlab.inference.prediction import evaluate, load_run
-from cnnlab.training import checkpoint
-from cnnlab.training.config import TrainConfig
-from cnnlab.training.trainer import run
+from cnnlab.precision import autocast_dtype
 
 # He et al.'s CIFAR ResNet, 269k parameters at one channel: small enough for 2 cores, deep enough for 93%
 MODEL = "resnet20"

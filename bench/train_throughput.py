@@ -23,10 +23,10 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.common import gemm_peak, interleaved, markdown, median, timed, torchvision_fashion_mnist_root, write
+from cnnlab.building import build_model, wants_small_input
 from cnnlab.data import load_dataset
-from cnnlab.inference.model import build_model, wants_small_input
-from cnnlab.training.config import TrainConfig, resolve
-from cnnlab.training.trainer import run
+from cnnlab.engine.config import TrainConfig, resolve
+from cnnlab.engine.trainer import run
 
 # model -> training images per round (full mode); sized so one round of (b) takes roughly 5-20 s here.
 MODELS = {"lenet5": 16_000, "simple_resnet": 2_000, "resnet20": 2_000, "mini_vgg": 2_000, "resnet18": 1_000}

@@ -41,7 +41,7 @@ TRICKS: dict[str, dict] = {
     "batch 256 (lr x4)": {"batch_size": 256},
     "NCHW (channels_last off)": {"channels_last": False},
     "fp32 (bf16 off)": {"precision": "fp32"},
-    # new tricks (cnnlab.training.lookahead, cnnlab.training.whitening), measured in their own run beside a baseline
+    # new tricks (cnnlab.engine.lookahead, cnnlab.engine.whitening), measured in their own run beside a baseline
     "Lookahead k=5": {"lookahead": 5},  # the paper's k, with its alpha 0.5
     "whitening init": {"whiten": True},
 }
@@ -69,10 +69,10 @@ def _pin(cores) -> None:
 def train_one(trick: str, seed: int, budget: float, out: str, subset: int | None = None, model: str = MODEL) -> dict:
     """One run of one row: train inside `budget` seconds, then evaluate the saved weights with test-time flips."""
     from cnnlab.data import load_dataset
-    from cnnlab.inference.precision import autocast_dtype
-    from cnnlab.training.config import TrainConfig
-    from cnnlab.training.speedrun import flip_test_accuracy
-    from cnnlab.training.trainer import run
+    from cnnlab.engine.config import TrainConfig
+    from cnnlab.engine.trainer import run
+    from cnnlab.precision import autocast_dtype
+    from cnnlab.workflows.speedrun import flip_test_accuracy
 
     data = load_dataset(DATASET)
     config = TrainConfig(

@@ -31,21 +31,10 @@ MODEL = "lenet5"
 # First match wins: module-name prefixes and their layer.
 LAYERS = (
     (("cnnlab.api", "cnnlab.cli", "cnnlab.lab"), 0),
-    (
-        (
-            "cnnlab.workflows",
-            "cnnlab.training.finetune",
-            "cnnlab.training.speedrun",
-            "cnnlab.training.seeds",
-            "cnnlab.training.comparison",
-            "cnnlab.training.leaderboard",
-            "cnnlab.experiments",
-        ),
-        1,
-    ),
-    (("cnnlab.engine", "cnnlab.training"), 2),
+    (("cnnlab.workflows", "cnnlab.experiments"), 1),
+    (("cnnlab.engine",), 2),
     (("cnnlab.models", "cnnlab.registry"), 4),
-    (("cnnlab",), 3),
+    (("cnnlab",), 3),  # shared: checkpoint, plots, batches, precision, building, data, measure, inference, rundir
 )
 
 

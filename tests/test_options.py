@@ -7,10 +7,10 @@ import pytest
 
 import cnnlab
 from cnnlab.cli import build_parser, recipe_options
+from cnnlab.engine.config import ConfigOption
 from cnnlab.errors import CnnlabError
 from cnnlab.options import Command, Option, positive_int
 from cnnlab.options.commands import command, commands, experiment_options
-from cnnlab.training.config import ConfigOption
 
 REQUIRED_SAMPLES = {"budget": "10s", "format": "onnx", "dataset": "digits"}  # valid values of the required flags
 

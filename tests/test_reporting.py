@@ -16,7 +16,7 @@ import cnnlab
 from cnnlab import files, reporting
 from cnnlab.errors import CnnlabError
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, write_result
-from cnnlab.training.comparison import format_row, write_outputs
+from cnnlab.workflows.comparison import format_row, write_outputs
 
 RESULT = {
     "model": "lenet5",

@@ -12,10 +12,10 @@ import torch
 from safetensors.torch import load_file
 
 from cnnlab.cli import main
+from cnnlab.plots import plot_comparison
 from cnnlab.repeats import Spread, aggregate_rows, format_spread
-from cnnlab.training.comparison import COLUMNS, MEASURED, seed_row, seed_summary
-from cnnlab.training.leaderboard import list_runs
-from cnnlab.training.plots import plot_comparison
+from cnnlab.workflows.comparison import COLUMNS, MEASURED, seed_row, seed_summary
+from cnnlab.workflows.leaderboard import list_runs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = ["--dataset", "digits", "--epochs", "1", "--train-subset", "200", "--threads", "1", "--quiet"]

@@ -163,3 +163,21 @@ def test_names_a_run_file_matches_names_and_paths_not_prose():
 
 def test_only_the_rundir_package_opens_run_files_by_name():
     assert run_file_names_outside_the_package() == []
+
+
+UPPER_ROOMS = ("cnnlab.training", "cnnlab.engine", "cnnlab.workflows")  # above inference: it must never reach up
+
+
+def test_inference_does_not_import_the_engine_or_the_workflows():
+    """Inference stands below training: no import of the engine, the workflows or the old training package, at
+    module level or inside a function (shared pieces live in cnnlab.precision, .batches, .building, .checkpoint)."""
+    known = module_names()
+    inference = {n: p for n, p in known.items() if n == "cnnlab.inference" or n.startswith("cnnlab.inference.")}
+    assert len(inference) >= 4
+    upward = sorted(
+        f"{name} -> {target}"
+        for name, path in inference.items()
+        for target in all_imports(name, path, known)
+        if target.startswith(UPPER_ROOMS)
+    )
+    assert upward == []

@@ -12,17 +12,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cnnlab.deploy import optimize_for_inference
+from cnnlab.engine.config import LR_FIND, make_config, resume_config
+from cnnlab.engine.trainer import run
 from cnnlab.errors import CnnlabError, unknown_name_error
 from cnnlab.inference import onnx_runtime, prediction
 from cnnlab.inference.prediction import evaluate
 from cnnlab.lrfind import lr_find, with_found_lr  # noqa: F401 (lr_find: the API of cnnlab lr-find)
 from cnnlab.options.commands import command
 from cnnlab.rundir import RunDir
-from cnnlab.training.comparison import compare
-from cnnlab.training.config import LR_FIND, make_config, resume_config
-from cnnlab.training.leaderboard import list_runs
-from cnnlab.training.seeds import pick_seeds, train_seeds
-from cnnlab.training.trainer import run
+from cnnlab.workflows.comparison import compare
+from cnnlab.workflows.leaderboard import list_runs
+from cnnlab.workflows.seeds import pick_seeds, train_seeds
 
 # The defaults of the keywords below are the CLI's, read from the one declaration of each command's options.
 _PREDICT, _EXPORT = command("predict"), command("export")
@@ -41,7 +41,7 @@ def train(
 ) -> dict:
     """Train `model` on `dataset` (default digits) and return the results dict (also written to RUN_DIR/results.json).
 
-    `options` are `TrainConfig` fields (`cnnlab.training.config.options()` lists them: epochs, batch_size, lr,
+    `options` are `TrainConfig` fields (`cnnlab.engine.config.options()` lists them: epochs, batch_size, lr,
     optimizer, schedule, weight_decay, augment, train_subset, seed, precision, out, data_dir, model_kwargs, ...);
     those left out take the dataset's defaults. A misspelt option is a CnnlabError naming the closest.
 
@@ -53,7 +53,7 @@ def train(
     `seeds` ([0, 1, 2] or "0,1,2") or `repeats` (N seeds counting up from `seed`, default 0): one run per seed in
     OUT/seed-N (OUT is `out`, by default named as a single run's folder), and OUT/seeds.md, seeds.json and
     seeds.png with each measured number as mean ± std and n; returns seeds.json's contents (see
-    `cnnlab.training.seeds`).
+    `cnnlab.workflows.seeds`).
     """
     if options.get("lr") == LR_FIND:  # the range test's suggestion, found once for every seed
         if resume is not None:

@@ -16,10 +16,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from cnnlab.engine import config as recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.options import Command, Option
 from cnnlab.options.commands import commands as declared_commands
-from cnnlab.training import config as recipe
 
 EXIT_USAGE = 2
 
@@ -112,9 +112,9 @@ def build_parser() -> ArgumentParser:
 
 def cmd_train(args: argparse.Namespace, console: Console) -> None:
     from cnnlab.api import train
+    from cnnlab.engine.distributed import rank
     from cnnlab.reporting import rich_table
-    from cnnlab.training import seeds
-    from cnnlab.training.distributed import rank
+    from cnnlab.workflows import seeds
 
     # Every given flag reaches the API, which refuses what cannot apply (see resume_config); none is dropped here.
     result = train(
@@ -132,9 +132,9 @@ def cmd_train(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> None:
+    from cnnlab.engine.distributed import rank
     from cnnlab.reporting import rich_table
-    from cnnlab.training.comparison import HEADERS, SEED_HEADERS, compare, format_row, seed_row, seed_summary
-    from cnnlab.training.distributed import rank
+    from cnnlab.workflows.comparison import HEADERS, SEED_HEADERS, compare, format_row, seed_row, seed_summary
 
     rows = compare(
         args.models, overwrite=args.overwrite, quiet=args.quiet, **seed_options(args), **recipe_options(args)
@@ -158,7 +158,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace, console: Console) -> None:
-    from cnnlab.training.finetune import finetune
+    from cnnlab.workflows.finetune import finetune
 
     options = recipe_options(args)  # finetune refuses those that cannot apply to it (e.g. --small-input)
     lr = options.pop("lr", None)  # on finetune, --lr is the new head's
@@ -233,7 +233,7 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> None:
 
 def cmd_speedrun(args: argparse.Namespace, console: Console) -> None:
     from cnnlab.repeats import parse_seeds
-    from cnnlab.training.speedrun import speedrun, summary_lines
+    from cnnlab.workflows.speedrun import speedrun, summary_lines
 
     record = speedrun(
         args.dataset,
@@ -281,7 +281,7 @@ def cmd_runs(args: argparse.Namespace, console: Console) -> None:
     from pathlib import Path
 
     from cnnlab.reporting import rich_table
-    from cnnlab.training.leaderboard import HEADERS, list_runs, table_columns, table_row
+    from cnnlab.workflows.leaderboard import HEADERS, list_runs, table_columns, table_row
 
     found = list_runs(args.root, dataset=args.dataset, sort=args.sort)
     columns = table_columns(args.sort)
@@ -432,7 +432,7 @@ DISTRIBUTED_COMMANDS = ("train", "compare")
 
 
 def check_single_process(command: str) -> None:
-    from cnnlab.training.distributed import environment
+    from cnnlab.engine.distributed import environment
 
     size = environment()[1]
     if size > 1 and command not in DISTRIBUTED_COMMANDS:

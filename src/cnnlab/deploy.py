@@ -135,8 +135,8 @@ def optimize_for_inference(model: nn.Module, precision: str = "auto", channels_l
     The result takes and returns what the eager model does (fp32 in, fp32 logits out). The fp32 path equals the
     eager model within float rounding; bf16 keeps top-1 on all but near-tied inputs (see tests/models/test_deploy.py).
     """
-    from cnnlab.inference.precision import autocast_dtype
-    from cnnlab.training.config import PRECISIONS
+    from cnnlab.engine.config import PRECISIONS
+    from cnnlab.precision import autocast_dtype
 
     if precision not in PRECISIONS:
         raise unknown_name_error("precision", precision, PRECISIONS)

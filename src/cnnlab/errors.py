@@ -36,7 +36,7 @@ def unknown_name_error(kind: str, name: str, candidates: Iterable[str]) -> Cnnla
 
 class ResumeConflictError(CnnlabError):
     """An option given with --resume that differs from the run's own value and cannot change mid-run (see
-    `cnnlab.training.config.resume_config`). `option` is the TrainConfig field; `saved` the run's value."""
+    `cnnlab.engine.config.resume_config`). `option` is the TrainConfig field; `saved` the run's value."""
 
     def __init__(self, option: str, saved: object, given: object, reason: str | None = None) -> None:
         self.option, self.saved, self.given = option, saved, given

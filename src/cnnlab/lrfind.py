@@ -148,7 +148,7 @@ def find_lr(
     optimizer. Returns the record lr-find.json holds (the suggestion, its rule, the curve)."""
     from cnnlab.inference.batches import prepare_batch
     from cnnlab.inference.precision import autocast
-    from cnnlab.training.trainer import build_optimizer, classification_loss, init_model, setup
+    from cnnlab.engine.trainer import build_optimizer, classification_loss, init_model, setup
 
     lrs = schedule(start, end, steps)
     began = time.perf_counter()
@@ -250,7 +250,7 @@ def lr_find(
     fields); writes OUT/lr-find.json and OUT/lr-find.png and returns the record, with `out`."""
     from cnnlab import reporting
     from cnnlab.rundir import LrFindFolder
-    from cnnlab.training.config import make_config
+    from cnnlab.engine.config import make_config
 
     config = make_config(model, dataset, **options)
     folder = LrFindFolder(Path(out) if out else reporting.timestamped_dir("lr-find", model, config.dataset))
@@ -264,7 +264,7 @@ def lr_find(
 def with_found_lr(model: str, dataset: str | None, options: dict, quiet: bool = True) -> dict:
     """`options` with `lr="find"` replaced by the range test's suggestion, and `lr_find` recording how it was
     found (config.json keeps it). The test runs with the run's own recipe, the default lr range and steps."""
-    from cnnlab.training.config import make_config
+    from cnnlab.engine.config import make_config
 
     found = find_lr(make_config(model, dataset, **{**options, "lr": None}), quiet=quiet)
     if not quiet:

@@ -10,7 +10,7 @@ from dataclasses import asdict
 import pytest
 
 from bench import tricks
-from cnnlab.training.config import validate
+from cnnlab.engine.config import validate
 
 
 def resolved(overrides: dict) -> dict:

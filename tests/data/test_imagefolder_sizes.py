@@ -14,8 +14,8 @@ from torchvision import transforms
 
 import cnnlab
 from cnnlab.data import load_dataset
+from cnnlab.engine.config import option_named
 from cnnlab.inference.prediction import evaluate
-from cnnlab.training.config import option_named
 
 
 def photo_folder(root: Path, per_class: int = 6, size: tuple[int, int] = (120, 90)) -> list[tuple[Path, int]]:

@@ -27,7 +27,7 @@ CLAIM_TESTS = {
     "batchnorm": ("test_quick_experiments.py", "assert_claims_select_one_row_each(result, 2)"),
     "compare": ("test_quick_experiments.py", "assert_claims_select_one_row_each(result, 4)"),
     "degradation": ("test_degradation.py", "def test_claims_select_one_row_each("),
-    "drop-block": ("test_dropblock.py", "def test_claims_select_one_row_each("),
+    "lesion": ("test_lesion.py", "def test_claims_select_one_row_each("),
     "transfer": ("test_transfer.py", "def test_claims_select_one_row_each("),
     "kernels": ("test_seeds.py", "def test_untrained_quick_tables_make_no_claims("),
     "scaling": ("test_seeds.py", "def test_untrained_quick_tables_make_no_claims("),

@@ -20,7 +20,7 @@ from cnnlab.experiments.transfer import class_subset, few_labels
 from cnnlab.inference.prediction import evaluate
 from cnnlab.models.resnet import cifar_resnet
 from cnnlab.registry import create_model
-from cnnlab.training.finetune import (
+from cnnlab.workflows.finetune import (
     FrozenStatsNorm,
     LoRAConv2d,
     finalize,
@@ -66,7 +66,7 @@ def test_table_of_accuracy_against_trainable_parameters(result):
 @pytest.mark.slow
 def test_the_linear_probe_leaves_the_pretrained_backbone_unchanged(result):
     """The probe's saved conv weights are the pretrained run's, bit for bit; fine-tuning moved them."""
-    from cnnlab.training.checkpoint import read_weights
+    from cnnlab.checkpoint import read_weights
 
     runs = result[1] / "runs"
     pretrained = read_weights(runs / "pretrain" / "model.safetensors")

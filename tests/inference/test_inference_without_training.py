@@ -7,21 +7,22 @@ import sys
 import pytest
 import torch
 
-from cnnlab.inference.precision import autocast, autocast_dtype, precision_name
+from cnnlab.precision import autocast, autocast_dtype, precision_name
 
 
 @pytest.mark.parametrize(
     "modules",
     [
         "cnnlab.deploy, cnnlab.imagenet",
-        "cnnlab.inference.prediction, cnnlab.inference.evaluation, cnnlab.inference.batches",
+        "cnnlab.inference.prediction, cnnlab.inference.evaluation, cnnlab.batches",
     ],
 )
 def test_inference_modules_do_not_import_the_trainer(modules):
     code = (
         f"import sys, {modules}\n"
-        "print(sorted(m for m in sys.modules if m.startswith('cnnlab.training.') and m not in "
-        "('cnnlab.training.config', 'cnnlab.training.checkpoint')))"
+        "print(sorted(m for m in sys.modules if m.startswith(('cnnlab.training', 'cnnlab.engine', 'cnnlab.workflows'))"
+        " and m not in "
+        "('cnnlab.engine.config', 'cnnlab.checkpoint')))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

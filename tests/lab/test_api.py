@@ -92,7 +92,7 @@ def test_what_if_spec_shape_flow(client):
 
 
 def test_options_come_from_the_training_config(client):
-    from cnnlab.training.config import options
+    from cnnlab.engine.config import options
 
     body = client.get("/api/options").json()
     names = {f["name"] for f in body["fields"]}

@@ -427,7 +427,7 @@ def test_delete_a_run_and_what_cannot_be_deleted(tmp_path, make_client):
 def test_a_short_run_logs_a_point_per_step(tmp_path, monkeypatch):
     """Two epochs of 12 steps written in well under the 0.5 s interval: every step is a point, as the grid of
     400 points covers a 24-step run one step each; a 10,000-step run keeps about 400."""
-    from cnnlab.training.progress import ProgressLog
+    from cnnlab.engine.progress import ProgressLog
 
     short = ProgressLog(str(tmp_path / "short.jsonl"))
     for epoch in (1, 2):
@@ -437,7 +437,7 @@ def test_a_short_run_logs_a_point_per_step(tmp_path, monkeypatch):
     points = summarize_events(read_events(tmp_path / "short.jsonl"))["steps"]
     assert [p[0] for p in points] == list(range(1, 25))
 
-    monkeypatch.setattr("cnnlab.training.progress.time.time", lambda: 1000.0)  # no time passes: only the grid
+    monkeypatch.setattr("cnnlab.engine.progress.time.time", lambda: 1000.0)  # no time passes: only the grid
     long = ProgressLog(str(tmp_path / "long.jsonl"))
     long.epoch(1, 1, 10_000, 0)
     for _ in range(10_000):

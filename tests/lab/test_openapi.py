@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from cnnlab.engine.config import options
 from cnnlab.options.commands import command
-from cnnlab.training.config import options
 
 JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
 

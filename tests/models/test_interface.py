@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from torch import nn
 from twins import n_params
 
+from cnnlab.engine.trainer import classification_loss
 from cnnlab.errors import CnnlabError
 from cnnlab.models.base import ImageClassifier
 from cnnlab.registry import create_model, list_models, min_input_size, model_info
-from cnnlab.training.trainer import classification_loss
 
 MODELS = list_models()
 BATCH = 2

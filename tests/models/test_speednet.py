@@ -7,9 +7,9 @@ from torch import nn
 from twins import images, n_params
 
 from cnnlab import create_model, model_info
+from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.trainer import run
 from cnnlab.models.speednet import SpeedNet
-from cnnlab.training.config import TrainConfig
-from cnnlab.training.trainer import run
 
 # (stem, block widths) of each builder
 LAYOUTS = {"speednet": (32, (64, 128, 256)), "speednet_small": (24, (32, 64, 128))}

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import cnnlab
+from cnnlab.checkpoint import read_state
 from cnnlab.cli import main
+from cnnlab.engine import budget, trainer  # imported up front: the budget's clock starts inside train()
+from cnnlab.engine.config import TrainConfig, option_named, parse_duration, resume_config
 from cnnlab.errors import CnnlabError, ResumeConflictError
-from cnnlab.training import budget, trainer  # imported up front: the budget's clock starts inside train()
-from cnnlab.training.checkpoint import read_state
-from cnnlab.training.config import TrainConfig, option_named, parse_duration, resume_config
 
 DIGITS_LR = 3e-3  # digits' default peak lr (adamw)
 
@@ -151,7 +151,7 @@ def test_a_machine_that_slows_mid_run_still_ends_by_the_deadline_with_the_schedu
     real_step, slowed = trainer.train_step, {}
 
     def slow_step(job, state, *args):
-        planner = job.planner
+        planner = next(hook for hook in state.hooks if isinstance(hook, budget.BudgetPlanner))
         if planner.planned_steps is not None and planner.steps_done >= planner.planned_steps / 3:
             slowed.setdefault("from", planner.steps_done)
             time.sleep(0.025)
@@ -206,42 +206,48 @@ def simulated_run(
     would end."""
     from types import SimpleNamespace
 
-    clock = FakeClock()
-    (tmp_path / "config.json").write_text(json.dumps({"model": "lenet5", "dataset": "digits"}))  # a run budget re-plans
-    config = SimpleNamespace(epochs=1000)
-    job = SimpleNamespace(
-        config=config,
-        steps_per_epoch=steps_per_epoch,
-        run_dir=tmp_path,
-        world=SimpleNamespace(broadcast_text=lambda text: text, on_main=lambda action: action()),
-        progress=SimpleNamespace(quiet=True),
-    )
-    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    state = SimpleNamespace(
-        epoch=0,
-        step=0,
-        optimizer=optimizer,
-        scheduler=budget.build_schedule(optimizer, "onecycle", 1000 * steps_per_epoch),
-    )
-    planner = budget.BudgetPlanner(budget_seconds, started=0.0, clock=clock)
+    from cnnlab.engine.hooks import StepEvent
 
-    def priced(job, state):  # what price_evaluation would measure: a known epoch end, a final pass of 1 s
+    clock = FakeClock()
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    scheduler = budget.build_schedule(optimizer, "onecycle", 1000 * steps_per_epoch)
+    config = SimpleNamespace(epochs=1000)
+
+    def remap_plan(next_step, end_step):  # what Engine.replan does, without a run directory
+        scheduler.remap(next_step, end_step)
+        config.epochs = math.ceil((end_step + 1) / steps_per_epoch)
+
+    class FakeEngine:  # the part of the engine a planner reads and calls
+        world = SimpleNamespace(broadcast_text=lambda text: text, size=1)
+        last_planned_step = staticmethod(lambda: scheduler.end_step)
+        progress_at = staticmethod(lambda step: scheduler.shape.progress(step))
+        replan = staticmethod(remap_plan)
+        say = staticmethod(lambda line: None)
+        epochs = property(lambda self: config.epochs)  # read live, as Engine.epochs
+
+    engine = FakeEngine()
+    engine.steps_per_epoch = steps_per_epoch
+    planner = budget.BudgetPlanner(budget_seconds, started=0.0, engine=engine, clock=clock)
+
+    def priced():  # what price_evaluation would measure: a known epoch end, a final pass of 1 s
         planner.epoch_end, planner.final = epoch_end_seconds, 1.0
 
     planner.price_evaluation = priced
     clock.now = 0.5  # setting up and loading the data
-    lrs, done = [], 0
-    while state.epoch < config.epochs:
-        while state.step < steps_per_epoch:
+    lrs, done, epoch = [], 0, 0
+    while epoch < config.epochs:
+        step = 0
+        while step < steps_per_epoch:
             lrs.append(optimizer.param_groups[0]["lr"])
             clock.now += step_seconds(done)
             optimizer.step()
-            state.scheduler.step()
-            state.step, done = state.step + 1, done + 1
-            if planner.after_step(job, state):
+            scheduler.step()
+            step, done = step + 1, done + 1
+            planner.after_step(StepEvent(epoch, step, done, steps_per_epoch, config.epochs, None, optimizer))
+            if done > engine.last_planned_step():  # the plan's last step: the engine ends the epoch here
                 break
         clock.now += epoch_end_seconds
-        state.epoch, state.step = state.epoch + 1, 0
+        epoch += 1
     return planner, lrs, clock.now + 1.0
 
 

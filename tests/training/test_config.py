@@ -10,8 +10,7 @@ import pytest
 
 import cnnlab.api
 from cnnlab.cli import build_parser, main
-from cnnlab.errors import CnnlabError
-from cnnlab.training.config import (
+from cnnlab.engine.config import (
     DATASET_DEFAULTS,
     GROUPS,
     ConfigOption,
@@ -22,6 +21,7 @@ from cnnlab.training.config import (
     resolve,
     validate,
 )
+from cnnlab.errors import CnnlabError
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
@@ -127,7 +127,7 @@ def test_no_flag_means_the_dataclass_defaults(monkeypatch):
 
 
 def test_compare_passes_every_given_flag_on(monkeypatch):
-    import cnnlab.training.comparison as comparison
+    import cnnlab.workflows.comparison as comparison
 
     seen = {}
 

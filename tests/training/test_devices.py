@@ -7,9 +7,9 @@ import pytest
 import torch
 from train_errors import one_line_error
 
-from cnnlab.inference.precision import autocast_dtype, check_precision, precision_name
-from cnnlab.training.config import TrainConfig, resolve, scaled_lr
-from cnnlab.training.device import mps_available, resolve_device
+from cnnlab.engine.config import TrainConfig, resolve, scaled_lr
+from cnnlab.engine.device import mps_available, resolve_device
+from cnnlab.precision import autocast_dtype, check_precision, precision_name
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -85,7 +85,7 @@ def test_the_default_lr_follows_the_global_batch():
 
 def test_auto_precision_takes_bf16_only_on_cpus_that_compute_it_natively():
     """torch's mkldnn check says yes on any AVX-512 CPU, where bf16 is emulated and trains slower than fp32."""
-    from cnnlab.inference.precision import cpuinfo_has_bf16
+    from cnnlab.precision import cpuinfo_has_bf16
 
     xeon = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512vl avx512_vnni avx512_bitalg\n"
     zen4 = "flags\t\t: fpu avx2 avx512f avx512bw avx512vl avx512_bf16 avx512_vnni\n"

@@ -13,10 +13,10 @@ import pytest
 import torch
 from train_errors import one_line_error
 
+from cnnlab.batches import prepare_batch
+from cnnlab.checkpoint import read_weights
 from cnnlab.cli import main
-from cnnlab.inference.batches import prepare_batch
-from cnnlab.training.checkpoint import read_weights
-from cnnlab.training.distributed import World
+from cnnlab.engine.distributed import World
 
 # 600 digits: 540 train / 60 val, global batch 32 -> 16 steps per epoch; random crops on, so the shards must also
 # get the crops one process draws. A checkpoint every 4 steps, all kept, so a test can rewind to a mid-epoch one.

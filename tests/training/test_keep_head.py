@@ -9,11 +9,11 @@ import pytest
 import torch
 
 import cnnlab
+from cnnlab.checkpoint import load_model_weights
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
 from cnnlab.registry import create_model
-from cnnlab.training.checkpoint import load_model_weights
-from cnnlab.training.finetune import prepare_for_finetuning
+from cnnlab.workflows.finetune import prepare_for_finetuning
 
 
 def test_keep_head_leaves_the_trained_head_in_place():

@@ -8,10 +8,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import cnnlab
+from cnnlab.checkpoint import read_weights
+from cnnlab.engine.lookahead import Lookahead
+from cnnlab.engine.whitening import EPS, first_conv, patch_covariance, whiten_first_conv, whitening_filters
 from cnnlab.errors import CnnlabError
-from cnnlab.training.checkpoint import read_weights
-from cnnlab.training.lookahead import Lookahead
-from cnnlab.training.whitening import EPS, first_conv, patch_covariance, whiten_first_conv, whitening_filters
 
 
 def sgd_steps(model: nn.Module, batches, lookahead: Lookahead | None = None) -> None:
@@ -84,7 +84,7 @@ def test_whitening_filters_make_every_direction_unit_variance_and_uncorrelated()
 
 
 def test_the_whitened_stem_decorrelates_real_digit_patches(digits):
-    from cnnlab.inference.batches import prepare_batch
+    from cnnlab.batches import prepare_batch
     from cnnlab.models._registry import create_model
 
     images = prepare_batch(digits.train_images[:1000], digits, channels_last=False)  # [N, 1, 28, 28]

@@ -13,11 +13,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import cnnlab
-from cnnlab import create_model
+from cnnlab import checkpoint, create_model
+from cnnlab.engine.config import TrainConfig, resolve
+from cnnlab.engine.trainer import build_optimizer, build_scheduler, classification_loss, run
 from cnnlab.errors import CnnlabError, NonFiniteLoss
-from cnnlab.training import checkpoint
-from cnnlab.training.config import TrainConfig, resolve
-from cnnlab.training.trainer import build_optimizer, build_scheduler, classification_loss, run
 
 LR = 0.1
 STEPS = 20
@@ -143,7 +142,7 @@ def test_the_fp16_path_skips_each_overflowed_step_and_halves_the_scale(tmp_path,
     """The trainer's fp16 branch (CUDA only: refused on a CPU) run on the CPU, whose autocast computes fp16 too.
     A loss scale of 2^24 overflows fp16 gradients: each such step is skipped (the optimizer does not count it)
     and halves the scale; the others train."""
-    from cnnlab.training import trainer
+    from cnnlab.engine import trainer
 
     cpu_scaler = torch.amp.GradScaler
     monkeypatch.setattr(trainer, "check_precision", lambda precision, device: None)

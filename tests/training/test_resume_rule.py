@@ -14,10 +14,10 @@ import pytest
 import torch
 
 import cnnlab.api
+from cnnlab.checkpoint import read_weights
 from cnnlab.cli import main
+from cnnlab.engine.config import TrainConfig, options, resolve, resume_config
 from cnnlab.errors import CnnlabError, ResumeConflictError
-from cnnlab.training.checkpoint import read_weights
-from cnnlab.training.config import TrainConfig, options, resolve, resume_config
 
 RECIPE = dict(dataset="digits", epochs=10, train_subset=200, schedule="constant", threads=1, seed=3)
 WALL_TIME_COLUMNS = ("epoch_seconds", "images_per_second")
@@ -143,7 +143,7 @@ def test_a_conflicting_flag_is_refused_and_changes_nothing(capsys, finished_run)
 
 
 def test_equal_flags_device_and_threads_are_honoured(capsys, finished_run, tmp_path, monkeypatch):
-    import cnnlab.training.trainer as trainer
+    import cnnlab.engine.trainer as trainer
 
     run_dir = shutil.copytree(finished_run, tmp_path / "run")
     devices, threads = [], []
@@ -226,7 +226,7 @@ def test_finetune_refuses_flags_that_cannot_apply(capsys, tmp_path, flag):
 
 
 def test_finetune_api_refuses_options_that_cannot_apply(tmp_path):
-    from cnnlab.training.finetune import finetune
+    from cnnlab.workflows.finetune import finetune
 
     for name, value in (("weights", "w.pth"), ("model_kwargs", {}), ("lr", 0.1)):
         with pytest.raises(CnnlabError, match=f"^--{name.replace('_', '-')} does not apply to finetune: "):

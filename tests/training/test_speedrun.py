@@ -8,7 +8,7 @@ import pytest
 
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
-from cnnlab.training import speedrun
+from cnnlab.workflows import speedrun
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "performance.md"
 FLAGS = {

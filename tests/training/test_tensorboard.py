@@ -10,7 +10,7 @@ import torch
 
 import cnnlab
 from cnnlab.cli import main
-from cnnlab.training.tensorboard_log import GRID_COLUMNS, GRID_PADDING
+from cnnlab.engine.tensorboard_log import GRID_COLUMNS, GRID_PADDING
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 STEPS = 8  # 540 train images in batches of 64

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import cnnlab
-from cnnlab.training import tensorboard_log
+from cnnlab.engine import tensorboard_log
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import cnnlab
-from cnnlab.training.checkpoint import read_state, read_weights
+from cnnlab.checkpoint import read_state, read_weights
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -181,7 +181,7 @@ def test_compile_trains_the_same_network(tmp_path):
 def test_flip_tta_classifies_by_the_mean_logits_of_each_image_and_its_mirror(lenet_run, digits):
     from dataclasses import replace
 
-    from cnnlab.inference.batches import prepare_batch
+    from cnnlab.batches import prepare_batch
     from cnnlab.inference.evaluation import evaluate_arrays
     from cnnlab.inference.prediction import load_run
 
@@ -297,7 +297,7 @@ def test_an_ema_longer_than_the_run_is_warned_about(tmp_path):
 
 def test_with_test_every_epoch_the_last_epoch_s_test_pass_is_the_final_one(tmp_path, digits, monkeypatch):
     """The final evaluation reuses the last epoch's test pass (same weights): one test pass per epoch, none more."""
-    from cnnlab.training import trainer
+    from cnnlab.engine import trainer
 
     test_passes = []
     evaluate_arrays = trainer.evaluate_arrays
@@ -321,8 +321,8 @@ def test_resume_with_more_epochs_extends_a_constant_schedule_run_exactly(tmp_pat
     and ends where an uninterrupted 3-epoch run ends; config.json then records 3 epochs."""
     from dataclasses import replace
 
-    from cnnlab.training.config import TrainConfig
-    from cnnlab.training.trainer import run
+    from cnnlab.engine.config import TrainConfig
+    from cnnlab.engine.trainer import run
 
     kwargs = dict(dataset="digits", train_subset=300, schedule="constant", lr=0.01, quiet=True, seed=2, augment=True)
     full = cnnlab.train("simple_cnn", out=str(tmp_path / "full"), epochs=3, **kwargs)
@@ -344,8 +344,8 @@ def test_resume_with_more_epochs_extends_a_constant_schedule_run_exactly(tmp_pat
 def test_more_epochs_on_resume_is_refused_where_the_schedule_depends_on_the_length(tmp_path, digits):
     from dataclasses import replace
 
-    from cnnlab.training.config import TrainConfig
-    from cnnlab.training.trainer import run
+    from cnnlab.engine.config import TrainConfig
+    from cnnlab.engine.trainer import run
 
     cnnlab.train("simple_cnn", dataset="digits", train_subset=300, epochs=1, quiet=True, out=str(tmp_path / "run"))
     saved = TrainConfig.from_dict(json.loads((tmp_path / "run" / "config.json").read_text()))
@@ -359,8 +359,8 @@ def test_more_epochs_on_resume_is_refused_where_the_schedule_depends_on_the_leng
 def test_a_batch_norm_layer_with_one_value_per_channel_is_found_before_the_first_step(tmp_path, digits):
     """resnet18 without its small-input stem shrinks 28x28 digits to 1x1 in its last stage: with one image per
     batch the run stops with a typed error naming the first batch norm there, before any step (no checkpoint)."""
+    from cnnlab.engine.trainer import fewest_batch_norm_values
     from cnnlab.errors import BatchNormBatchTooSmall
-    from cnnlab.training.trainer import fewest_batch_norm_values
 
     with pytest.raises(BatchNormBatchTooSmall) as caught:
         cnnlab.train(

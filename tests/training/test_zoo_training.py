@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from cnnlab import create_model, list_models, model_info
+from cnnlab.checkpoint import read_weights
 from cnnlab.data import ImageDataset
+from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.trainer import run
 from cnnlab.inference.prediction import load_run
 from cnnlab.measure import count_params
-from cnnlab.training.checkpoint import read_weights
-from cnnlab.training.config import TrainConfig
-from cnnlab.training.trainer import run
 
 
 def smallest_per_family() -> list[str]:

@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 from trust_helpers import assert_one_line_error, run_cli
 
-from cnnlab.training import checkpoint
-from cnnlab.training.checkpoint import STATE_SHA256, read_state, read_weights_and_metadata
+from cnnlab import checkpoint
+from cnnlab.checkpoint import STATE_SHA256, read_state, read_weights_and_metadata
 
 SMALL = ["--dataset", "digits", "--train-subset", "400", "--epochs", "1", "--threads", "1", "--quiet"]  # 5 steps of 64
 
@@ -296,8 +296,8 @@ def test_a_non_finite_gradient_stops_before_the_weights_change(tmp_path, monkeyp
 
 
 def test_atomic_write_into_a_file_instead_of_a_folder_is_one_clear_error(tmp_path):
+    from cnnlab.checkpoint import write_json
     from cnnlab.errors import CnnlabError
-    from cnnlab.training.checkpoint import write_json
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from trust_helpers import RECIPE, STEPS_PER_EPOCH, metrics_rows, run_cli, spawn, wait_for
 
-from cnnlab.training.checkpoint import STATE_SHA256, read_state, read_weights, read_weights_and_metadata
+from cnnlab.checkpoint import STATE_SHA256, read_state, read_weights, read_weights_and_metadata
 
 pytestmark = pytest.mark.slow  # every test here trains in a child process and signals it (SIGKILL, SIGINT, SIGTERM)
 
@@ -50,7 +50,7 @@ def test_sigkill_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path, ca
 # and `latest` still names step 30.
 KILL_WHILE_SAVING = """
 import os, signal
-from cnnlab.training import checkpoint
+from cnnlab import checkpoint
 real_atomic_write = checkpoint.atomic_write
 def atomic_write(path, write):
     if path.name != "step-00000060.state.pt":

@@ -14,9 +14,7 @@ from safetensors.torch import save_file
 from trust_helpers import assert_one_line_error, run_cli, write_malicious_pickle
 
 import cnnlab
-from cnnlab.errors import CnnlabError
-from cnnlab.registry import create_model
-from cnnlab.training.checkpoint import (
+from cnnlab.checkpoint import (
     STATE_SHA256,
     WEIGHTS_SHA256,
     load_checkpoint,
@@ -25,6 +23,8 @@ from cnnlab.training.checkpoint import (
     read_weights,
     read_weights_and_metadata,
 )
+from cnnlab.errors import CnnlabError
+from cnnlab.registry import create_model
 
 SRC = Path(cnnlab.__file__).parent
 

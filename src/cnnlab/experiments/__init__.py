@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,20 @@ def list_experiments() -> list[str]:
     return sorted(_EXPERIMENTS)
 
 
+# Old name -> new: still runs, and says so once. "drop-block" was Veit et al.'s lesion study (one block removed at
+# test time), not DropBlock (Ghiasi et al. 2018, a regulariser that drops regions of feature maps).
+DEPRECATED_NAMES = {"drop-block": "lesion"}
+_warned: set[str] = set()
+
+
 def get_experiment(name: str) -> Experiment:
+    if name in DEPRECATED_NAMES:
+        new = DEPRECATED_NAMES[name]
+        if name not in _warned:
+            _warned.add(name)
+            message = f"experiment {name} is now called {new}; the old name still works for now"
+            warnings.warn(message, FutureWarning, stacklevel=2)
+        name = new
     if name not in _EXPERIMENTS:
         raise unknown_name_error("experiment", name, _EXPERIMENTS)
     return _EXPERIMENTS[name]

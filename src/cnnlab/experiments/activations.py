@@ -28,7 +28,7 @@ from cnnlab.data import ImageDataset, normalize
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult
 from cnnlab.experiments.degradation import experiment_data
-from cnnlab.training.plots import save_epoch_figure
+from cnnlab.plots import save_epoch_figure
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 THRESHOLDS = {"cifar10": 0.25, "fashion-mnist": 0.15, "digits": 0.10}  # training error to reach

@@ -24,9 +24,9 @@ from cnnlab.errors import NonFiniteLoss
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, train
 from cnnlab.models.resnet import cifar_resnet
+from cnnlab.plots import save_epoch_figure
 from cnnlab.repeats import Claim
 from cnnlab.scratch import BatchNorm2dScratch, batch_norm_2d
-from cnnlab.training.plots import save_epoch_figure
 
 # The tutorials' batch: 2 samples, 2 channels, 2x2 maps; channel 0 holds 1..8, channel 1 holds 10..17.
 EXAMPLE = [

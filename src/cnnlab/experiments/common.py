@@ -70,8 +70,8 @@ def train(options: ExperimentOptions, data, label: str, run_name: str, model=Non
     `data` is a loaded `ImageDataset` (load it once per experiment); `label` is a registered model name, or just
     the run's label when `model` (a module, trained in place) is given; `config` holds other TrainConfig fields.
     """
-    from cnnlab.training.config import TrainConfig
-    from cnnlab.training.trainer import run
+    from cnnlab.engine.config import TrainConfig
+    from cnnlab.engine.trainer import run
 
     settings = dict(dataset=options.dataset_or_default(), data_dir=options.data_dir, seed=options.seed) | config
     run_dir = options.out / run_name

@@ -4,7 +4,7 @@
 [L2R] "Build It", step 5: LeNet-5, MiniVGG and TinyResNet ("three eras", CIFAR-10 claims).
 
 Each distinct model trains once through the project's trainer (LeNet-5 is in both tables); each table is then
-written by `cnnlab.training.comparison.write_outputs` into its own folder (results.md, results.csv, compare.png), the
+written by `cnnlab.workflows.comparison.write_outputs` into its own folder (results.md, results.csv, compare.png), the
 same files `cnnlab compare` writes, and the experiment's table puts both side by side with the tutorial's numbers.
 """
 
@@ -14,7 +14,7 @@ from cnnlab.data import load_dataset
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, train
 from cnnlab.repeats import Claim
-from cnnlab.training.comparison import write_outputs
+from cnnlab.workflows.comparison import write_outputs
 
 QUICK_TRAIN_SUBSET = 512  # digits images for --quick: one epoch of 7 steps per model
 

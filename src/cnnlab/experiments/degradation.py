@@ -26,20 +26,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.batches import prepare_batch
+from cnnlab.building import wants_small_input
 from cnnlab.data import ImageDataset, load_dataset
+from cnnlab.engine import trainer
+from cnnlab.engine.config import TrainConfig
 from cnnlab.errors import CnnlabError
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult
-from cnnlab.inference.batches import prepare_batch
-from cnnlab.inference.model import wants_small_input
 from cnnlab.measure import count_params
 from cnnlab.models.resnet import cifar_resnet
+from cnnlab.plots import save_epoch_figure
 from cnnlab.registry import create_model, list_models, model_info
 from cnnlab.repeats import Claim
 from cnnlab.rundir import RunDir
-from cnnlab.training import trainer
-from cnnlab.training.config import TrainConfig
-from cnnlab.training.plots import save_epoch_figure
 
 FULL_DEPTHS = (20, 56)  # He et al. Fig. 1
 QUICK_DEPTHS = (8, 20)

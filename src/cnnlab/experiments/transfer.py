@@ -22,14 +22,14 @@ from torch import nn
 
 from cnnlab.data import ImageDataset, load_dataset
 from cnnlab.data.dataset import stratified_indices
+from cnnlab.engine import trainer
+from cnnlab.engine.config import TrainConfig, resolve
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult
 from cnnlab.measure import count_params
 from cnnlab.registry import create_model
 from cnnlab.repeats import Claim
-from cnnlab.training import trainer
-from cnnlab.training.config import TrainConfig, resolve
-from cnnlab.training.finetune import head_and_backbone, prepare_for_finetuning
+from cnnlab.workflows.finetune import head_and_backbone, prepare_for_finetuning
 
 BACKBONE = "simple_cnn"
 SOURCE_CLASSES, TARGET_CLASSES = tuple(range(5)), tuple(range(5, 10))

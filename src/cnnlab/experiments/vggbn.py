@@ -25,7 +25,7 @@ from cnnlab.data import load_dataset
 from cnnlab.errors import NonFiniteLoss
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, train
-from cnnlab.training.plots import save_epoch_figure
+from cnnlab.plots import save_epoch_figure
 
 MODELS = ("vgg11", "vgg11_bn")
 FULL_SUBSET = 10_000

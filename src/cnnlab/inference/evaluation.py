@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.batches import prepare_batch
 from cnnlab.data import ImageDataset
 from cnnlab.errors import CnnlabError
-from cnnlab.inference.batches import prepare_batch
-from cnnlab.inference.precision import autocast
+from cnnlab.precision import autocast
 
 
 def check_flip_tta(data: ImageDataset) -> None:

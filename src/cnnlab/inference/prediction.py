@@ -4,27 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
+from cnnlab import checkpoint
+from cnnlab.building import build_model
 from cnnlab.data import ImageDataset, load_dataset, normalize
 from cnnlab.data.imagefolder import fit_image
 from cnnlab.errors import CnnlabError
 from cnnlab.inference.evaluation import evaluate_arrays
-from cnnlab.inference.model import build_model
-from cnnlab.inference.precision import autocast_dtype
+from cnnlab.precision import autocast_dtype
 from cnnlab.rundir import CONFIG, WEIGHTS, RunDir, open_run
-from cnnlab.training import checkpoint
-from cnnlab.training.config import TrainConfig
 
 
 @dataclass
 class LoadedRun:
     run_dir: Path
-    config: TrainConfig
+    config: Any  # the run's TrainConfig (RunConfig.train_config(); its home, the engine, is above inference)
     data: dict  # name, classes, mean, std, in_chans, image_size (cnnlab.rundir.DataInfo.to_dict())
     model: nn.Module  # in eval mode, with the run's final weights
 
@@ -59,7 +59,7 @@ def evaluate(run_dir: str | Path, data_dir: str | None = None, tta: bool | None 
         dtype=autocast_dtype(run.config.precision),
         flip_tta=tta,
     )
-    from cnnlab.training.plots import plot_confusion  # matplotlib loads only for evaluate, not predict
+    from cnnlab.plots import plot_confusion  # matplotlib loads only for evaluate, not predict
 
     classes = list(dataset.classes)
     matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)

@@ -11,7 +11,7 @@ each time it is asked for, so a restarted server (or a second one) sees the same
   `interrupted`; its checkpoint lets it resume.
 
 The process writes its progress as JSON lines to RUN/progress.jsonl (CNNLAB_PROGRESS_FILE, see
-cnnlab.training.progress) and its output to RUNS/.lab/jobs/<id>.log.
+cnnlab.engine.progress) and its output to RUNS/.lab/jobs/<id>.log.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cnnlab.engine.progress import PROGRESS_FILE_ENV
 from cnnlab.errors import RunFileMissing
 from cnnlab.lab.security import LabRequestError, relative_name
 from cnnlab.rundir import PROGRESS, ExperimentFolder, RunDir, optional, read_job, read_jobs, write_job
-from cnnlab.training.progress import PROGRESS_FILE_ENV
 
 LAB_DIR = ".lab"
 STATES = ("queued", "running", "finished", "failed", "stopped")

@@ -98,7 +98,7 @@ class FormField:
 
 def form_fields() -> list[FormField]:
     """The `cnnlab train` options a lab job may set, from TrainConfig's declarations (the CLI's own source)."""
-    from cnnlab.training.config import options
+    from cnnlab.engine.config import options
 
     return [
         FormField(
@@ -147,8 +147,8 @@ def train_values(body: dict, runs_root: Path) -> dict:
     """A training job's options, typed and checked from their declarations as `cnnlab train` checks them (the
     model, then each option: the lab's own, unknown ones, values); CnnlabError with the CLI's message otherwise.
     Run `check_form` first for the form's own words."""
+    from cnnlab.engine.config import validate
     from cnnlab.registry import list_models, model_info
-    from cnnlab.training.config import validate
 
     options = dict(body)
     model = options.pop("model", None)
@@ -175,7 +175,7 @@ def train_values(body: dict, runs_root: Path) -> dict:
 
 def _option_value(field: FormField, value):
     """A JSON value as the option's type, refused in the CLI's words (the flag) where it is not one."""
-    from cnnlab.training.config import option_named
+    from cnnlab.engine.config import option_named
 
     declared = option_named(field.name)
     if field.kind == "bool":
@@ -203,7 +203,7 @@ def _check_dataset(name: str) -> None:
 # ------------------------------------------------------------------------------------------ the form's own checks
 def dataset_defaults() -> dict[str, dict]:
     """The recipe values a dataset fills in when a field is left empty (the form's placeholders)."""
-    from cnnlab.training.config import DATASET_DEFAULTS, GENERIC_DEFAULTS
+    from cnnlab.engine.config import DATASET_DEFAULTS, GENERIC_DEFAULTS
 
     return {"*": dict(GENERIC_DEFAULTS), **{name: dict(values) for name, values in DATASET_DEFAULTS.items()}}
 
@@ -212,7 +212,7 @@ def check_form(body: dict, runs_root: Path) -> None:
     """FieldError for the first value the form should not send: a wrong type, choice or range, a dataset whose
     files are not here, a batch larger than the training split, absurd epochs. Names the form does not show
     (unknown or the lab's own options) are left to `train_values`, whose messages are the CLI's."""
-    from cnnlab.training.config import options
+    from cnnlab.engine.config import options
 
     _check_model(body.get("model"))
     fields = {f.name: f for f in form_fields()}

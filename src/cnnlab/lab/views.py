@@ -157,7 +157,7 @@ def _stages(rows: list[dict]) -> list[dict]:
 # -------------------------------------------------------------------------------------------------------- runs
 def runs_table(root: Path) -> list[dict]:
     """The leaderboard: every run under the root, best test accuracy first, with its name relative to the root."""
-    from cnnlab.training.leaderboard import COLUMNS, list_runs
+    from cnnlab.workflows.leaderboard import COLUMNS, list_runs
 
     if not root.is_dir():
         return []

@@ -7,7 +7,7 @@ value typed as text (`Option.parse`, shared by the CLI and the lab's forms).
 
 An `Option` holds the name (the Python keyword, the argparse dest, the JSON field), the value's type, its default,
 its help, its CLI flag (or that it is positional), its choices, the `Check` a number must pass and the parser of a
-value written with units. TrainConfig's fields declare theirs in training/config.py (`ConfigOption` adds the
+value written with units. TrainConfig's fields declare theirs in engine/config.py (`ConfigOption` adds the
 recipe's own attributes); the other commands' are in `cnnlab.options.commands`, which also says how to add one.
 
 Plain Python, no torch: the CLI's parser and the lab's forms import it.

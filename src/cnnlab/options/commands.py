@@ -3,12 +3,12 @@
 cli.py builds one subparser per entry, in this order, with the options' flags in their order here; the Python API
 checks its keywords against the same entries (`command(name).check_keywords`), and the lab builds its forms and
 request models from `train` and `experiment`. `train`, `compare` and `finetune` take TrainConfig's options
-(declared with its fields in training/config.py) plus their own.
+(declared with its fields in engine/config.py) plus their own.
 
 Adding a command (the coming `sweep` and `lr-find` among them):
 1. declare it here: `Command("lr-find", "one line for cnnlab --help", (Option(...), ...))`, and add it to
    `COMMANDS` where it should appear in `cnnlab --help`; reuse TrainConfig's options with `recipe_options(name)`
-   after adding the name to their `commands` (training/config.py: COMMANDS and each field's `commands=`);
+   after adding the name to their `commands` (engine/config.py: COMMANDS and each field's `commands=`);
 2. write `cmd_<name>(args, console)` in cli.py and add it to `cli.COMMANDS`;
 3. give its Python API function the same keywords, and call `command(name).check_keywords(kwargs)` where it
    takes `**options`.
@@ -20,10 +20,10 @@ from __future__ import annotations
 import functools
 from dataclasses import replace
 
+from cnnlab.engine import config as recipe
 from cnnlab.errors import CnnlabError, unknown_name_error
 from cnnlab.options import Command, Option, parse_duration, positive, positive_int
 from cnnlab.repeats import parse_seeds
-from cnnlab.training import config as recipe
 from cnnlab.visualization.options import SHOWS
 
 
@@ -65,7 +65,7 @@ def run_flags(out_help: str) -> tuple[Option, ...]:
 
 
 def recipe_options(command: str) -> tuple[Option, ...]:
-    """TrainConfig's options that `command` takes as flags (training/config.py declares them)."""
+    """TrainConfig's options that `command` takes as flags (engine/config.py declares them)."""
     return tuple(o for o in recipe.options() if command in o.commands)
 
 
@@ -207,13 +207,13 @@ def _experiment() -> Command:
                 aliases=("--model",),
                 metavar="NAMES",
                 help="degradation: plain/residual twins, e.g. plain18,resnet18,plain34,resnet34; "
-                "drop-block: the pretrained ResNet (with --weights)",
+                "lesion: the pretrained ResNet (with --weights)",
             ),
             Option(
                 "weights",
                 flag="--weights",
                 metavar="PATH",
-                help="drop-block: a torchvision ImageNet checkpoint for --model",
+                help="lesion: a torchvision ImageNet checkpoint for --model",
             ),
         ),
         kind="experiment option",

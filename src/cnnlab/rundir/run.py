@@ -6,7 +6,7 @@ read and written here alone.
     RUN_DIR/results.json      Results: how the run ended (written at the end, or when it fails or is stopped)
     RUN_DIR/eval.json         Evaluation: `cnnlab eval`'s numbers (with confusion.png)
     RUN_DIR/progress.jsonl    the trainer's events, for the lab (CNNLAB_PROGRESS_FILE)
-    RUN_DIR/checkpoints/      see training/checkpoint.py; model.safetensors and curves.png at the end
+    RUN_DIR/checkpoints/      see cnnlab/checkpoint.py; model.safetensors and curves.png at the end
 """
 
 from __future__ import annotations

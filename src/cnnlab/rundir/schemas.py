@@ -8,6 +8,7 @@ named keys come first in the order cnnlab has always written them, so a rewritte
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,8 +100,11 @@ class RunConfig:
 
     @classmethod
     def from_train_config(cls, config, data: DataInfo | None, versions: Mapping[str, str] | None) -> RunConfig:
-        """The record of a new run: a TrainConfig (`cnnlab.training.config`) and what the run adds to it."""
-        return cls.from_dict({**config.to_dict(), "data": data.to_dict() if data else None, "versions": versions})
+        """The record of a new run: a TrainConfig (`cnnlab.engine.config`, a dataclass: read as one, so that this
+        layer does not call back up into the engine) and what the run adds to it."""
+        return cls.from_dict(
+            {**dataclasses.asdict(config), "data": data.to_dict() if data else None, "versions": versions}
+        )
 
     def to_dict(self) -> dict:
         out = {"model": self.model, "dataset": self.dataset, **self.recipe}
@@ -118,8 +122,8 @@ class RunConfig:
         return RunConfig(self.model, self.dataset, {**self.recipe, **changes}, self.data, self.versions)
 
     def train_config(self):
-        """The run's TrainConfig (`cnnlab.training.config.TrainConfig.from_dict`, which checks every field)."""
-        from cnnlab.training.config import TrainConfig  # the training package imports this one
+        """The run's TrainConfig (`cnnlab.engine.config.TrainConfig.from_dict`, which checks every field)."""
+        from cnnlab.engine.config import TrainConfig  # the training package imports this one
 
         return TrainConfig.from_dict({"model": self.model, "dataset": self.dataset, **self.recipe})
 

@@ -60,7 +60,7 @@ def _prepare(model, dataset, param, pruner, out, seeds, options) -> tuple[Recipe
     from cnnlab import reporting
     from cnnlab.registry import model_info
     from cnnlab.repeats import choose_seeds
-    from cnnlab.training.config import LR_FIND, validate
+    from cnnlab.engine.config import LR_FIND, validate
 
     fixed = {name: value for name, value in options.items() if value is not None}
     if fixed.get("lr") == LR_FIND:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnlab.errors import CnnlabError, unknown_name_error
-from cnnlab.training import config as recipe
+from cnnlab.engine import config as recipe
 
 
 @dataclass(frozen=True)

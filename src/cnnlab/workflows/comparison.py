@@ -12,15 +12,15 @@ from pathlib import Path
 
 from cnnlab import reporting
 from cnnlab.data import load_dataset
+from cnnlab.engine import distributed
+from cnnlab.engine.config import TrainConfig, make_config, resolve
+from cnnlab.engine.trainer import run
 from cnnlab.errors import CnnlabError
+from cnnlab.plots import plot_comparison
 from cnnlab.registry import model_info
 from cnnlab.repeats import Claim, aggregate_rows, csv_rows, format_spread, seed_dir, spread_of, verdict
 from cnnlab.rundir import ExperimentFolder, prepare_run_dir
-from cnnlab.training import distributed
-from cnnlab.training.config import TrainConfig, make_config, resolve
-from cnnlab.training.plots import plot_comparison
-from cnnlab.training.seeds import check_free, pick_seeds
-from cnnlab.training.trainer import run
+from cnnlab.workflows.seeds import check_free, pick_seeds
 
 COLUMNS = ("model", "params", "macs", "test_accuracy", "train_seconds", "train_images_per_second")
 HEADERS = ["model", "params", "MACs/image", "test accuracy", "train time", "train images/s"]

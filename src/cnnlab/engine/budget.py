@@ -9,8 +9,8 @@
 3. The plan: the most steps whose projected cost fits the budget less a margin: steps x seconds per step, one
    validation pass and checkpoint per epoch end, the final test pass and the last files. The run's epochs are
    those steps rounded up (the last epoch may stop part-way); `--epochs` caps them.
-4. The learning-rate schedule is a function of progress p in [0, 1] (`lr_factor`). Step i trains at p(i), a
-   piecewise-linear map from step index to progress (`ProgressShape`) whose last planned step is at p = 1, the
+4. The learning-rate schedule is a function of progress p in [0, 1] (`optim.lr_factor`). Step i trains at p(i), a
+   piecewise-linear map from step index to progress (`optim.ProgressShape`) whose last planned step is at p = 1, the
    schedule's final value.
 5. Re-plans, every `interval` steps (about 2% of the plan) and after each epoch end: the projection uses the seconds
    per step of the steps since the last re-plan and the measured cost of an epoch end. When it passes the deadline,
@@ -18,6 +18,10 @@
    and still ends at its final lr, never cut off high. The rest is stretched the same way when more than
    `STRETCH` times the steps fit at the slower of the recent and the average pace, before half the progress (the
    first plan guesses what a checkpoint costs; the first epoch end measures it).
+
+The planner is an engine hook (`after_step`): it changes the plan only through `Engine.replan`, which re-maps the
+schedule (`ProgressSchedule.remap`) and records the epochs; its figures reach results.json through
+`Engine.add_results`.
 
 Under torchrun every process re-plans at the same steps and takes process 0's decision (`World.broadcast_text`).
 The plan's state is saved in each checkpoint (`state_dict`), the schedule's in the scheduler's own state: a
@@ -28,11 +32,12 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import torch
 
-from cnnlab.inference.evaluation import evaluate_arrays
-from cnnlab.rundir import RunDir
+from cnnlab.engine.hooks import Hook, RunEvent, StepEvent
+from cnnlab.engine.optim import ProgressSchedule, ProgressShape, lr_factor  # noqa: F401 (the schedule's pieces)
 
 CALIBRATION_STEPS = 10  # steps trained before the plan (or the first epoch's, if it has fewer)
 CALIBRATION_SHARE = 0.1  # of the budget: calibration ends here even before CALIBRATION_STEPS
@@ -44,8 +49,11 @@ REPLANS = 50  # re-plan points over a plan
 MIN_INTERVAL = 5  # steps: fewer make the recent pace too noisy to act on
 STRETCH = 1.05  # the rest of the schedule is stretched only when this many times its steps fit
 STRETCH_UNTIL = 0.5  # progress: later, more steps would only lengthen the low-lr tail
-ONECYCLE_FINAL = 1 / 25 / 1e4  # OneCycleLR's defaults: start at peak/25, end at that /1e4
-ONECYCLE_WARMUP = 0.25  # the share of progress spent warming up, as trainer.build_scheduler
+
+
+def build_schedule(optimizer: torch.optim.Optimizer, kind: str, total_steps: int) -> ProgressSchedule:
+    """A schedule of `kind` over `total_steps` (each group's peak is its lr now) that a plan can re-map."""
+    return ProgressSchedule(optimizer, kind, total_steps)
 
 
 def margin(budget: float) -> float:
@@ -53,63 +61,18 @@ def margin(budget: float) -> float:
     return max(0.5, 0.02 * budget)
 
 
-# ------------------------------------------------------------------------------------------------ the lr schedule
-def cosine_between(start: float, end: float, fraction: float) -> float:
-    return end + (start - end) * (1 + math.cos(math.pi * fraction)) / 2
-
-
-def lr_factor(kind: str, progress: float) -> float:
-    """The schedule `kind` (TrainConfig.schedule) at `progress` in [0, 1], as a multiple of the peak lr. The
-    shapes of trainer.build_scheduler's torch schedulers, written over progress instead of step counts."""
-    p = min(max(progress, 0.0), 1.0)
-    if kind == "onecycle":
-        if p < ONECYCLE_WARMUP:
-            return cosine_between(1 / 25, 1.0, p / ONECYCLE_WARMUP)
-        return cosine_between(1.0, ONECYCLE_FINAL, (p - ONECYCLE_WARMUP) / (1 - ONECYCLE_WARMUP))
-    if kind == "cosine":
-        return cosine_between(1.0, 0.0, p)
-    if kind == "step":
-        return 1.0 if p < 0.5 else 0.1 if p < 0.75 else 0.01
-    return 1.0
-
-
-class ProgressShape:
-    """Step index -> lr factor, for `LambdaLR`. Progress runs linearly from (anchor_step, anchor_progress) to 1 at
-    end_step. A plain object, so LambdaLR's state_dict saves its fields and a resumed run gets them back."""
-
-    def __init__(self, kind: str, end_step: int) -> None:
-        self.kind = kind
-        self.anchor_step, self.anchor_progress, self.end_step = 0, 0.0, end_step
-
-    def progress(self, step: int) -> float:
-        if step >= self.end_step:
-            return 1.0
-        span = self.end_step - self.anchor_step
-        return self.anchor_progress + (1 - self.anchor_progress) * (step - self.anchor_step) / span
-
-    def __call__(self, step: int) -> float:
-        return lr_factor(self.kind, self.progress(step))
-
-    def remap(self, next_step: int, end_step: int) -> None:
-        """Steps next_step..end_step carry the rest of the schedule, from where step next_step - 1 was to p = 1."""
-        if next_step > 0:
-            self.anchor_step, self.anchor_progress = next_step - 1, self.progress(next_step - 1)
-        self.end_step = max(end_step, next_step)
-
-
-def build_schedule(optimizer: torch.optim.Optimizer, kind: str, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """A schedule of `kind` over `total_steps` (each group's peak is its lr now) that a plan can re-map."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, ProgressShape(kind, total_steps - 1))
-
-
 # ------------------------------------------------------------------------------------------------------ the plan
-class BudgetPlanner:
-    """A run's budget: the plan, its re-plans and the wall time used. The trainer calls `after_step` after every
-    optimizer step (True: the schedule is done, end the epoch here), `state_dict`/`load_state_dict` with each
-    checkpoint, and `results`/`finished` at the end."""
+class BudgetPlanner(Hook):
+    """A run's budget: the plan, its re-plans and the wall time used. An engine hook: `after_step` after every
+    optimizer step, its state in each checkpoint (`key`), its figures added to the results at the end."""
 
-    def __init__(self, budget: float, started: float, clock=time.perf_counter) -> None:
+    key = "time_budget"
+
+    def __init__(self, budget: float, started: float, engine: Any = None, clock=time.perf_counter) -> None:
         self.budget, self.started, self.clock = budget, started, clock
+        self.engine = (
+            engine  # cnnlab.engine.trainer.Engine (which imports this module): what the plan reads and changes
+        )
         self.used_before = 0.0  # seconds earlier sessions of a resumed run used
         self.planned_steps: int | None = None  # the first plan's step count, once planned
         self.interval = 1  # steps between re-plans
@@ -134,24 +97,23 @@ class BudgetPlanner:
         return self.used_before + self.clock() - self.started
 
     # -------------------------------------------------------------------------------------------- per step
-    def after_step(self, job, state) -> bool:
-        """Time the step just taken; plan or re-plan where due. True when the schedule's last step was this one."""
+    def after_step(self, event: StepEvent) -> None:
+        """Time the step just taken; plan or re-plan where due."""
         now = self.clock()
-        done = self.steps_done = state.epoch * job.steps_per_epoch + state.step  # steps trained so far
-        self.time_step(now, done, first_of_epoch=state.step == 1)
+        done = self.steps_done = event.global_step  # steps trained so far
+        self.time_step(now, done, first_of_epoch=event.step == 1)
         if self.planned_steps is None:
-            if self.calibrated(job, done):
-                self.plan(job, state, done)
-        elif done % self.interval == 0 or state.step == 1:  # every process alike: same steps, same decisions
-            self.replan(job, state, done)
-        return self.planned_steps is not None and done > shape_of(state).end_step
+            if self.calibrated(done):
+                self.plan(event.step, done)
+        elif done % self.interval == 0 or event.step == 1:  # every process alike: same steps, same decisions
+            self.replan(event.step, done)
 
-    def calibrated(self, job, done: int) -> bool:
+    def calibrated(self, done: int) -> bool:
         """Enough steps timed, or the calibration's share of the budget spent (a slow model on a busy CPU): process
         0's answer, so that every process plans at the same step."""
         stepping = self.clock() - self.first_step if self.first_step is not None else 0.0
-        due = done >= min(CALIBRATION_STEPS, job.steps_per_epoch) or stepping > CALIBRATION_SHARE * self.budget
-        return job.world.broadcast_text("1" if due else "") == "1"
+        due = done >= min(CALIBRATION_STEPS, self.engine.steps_per_epoch) or stepping > CALIBRATION_SHARE * self.budget
+        return self.engine.world.broadcast_text("1" if due else "") == "1"
 
     def time_step(self, now: float, done: int, first_of_epoch: bool) -> None:
         if self.first_step is None:
@@ -176,40 +138,41 @@ class BudgetPlanner:
         return max(self.rate, self.since_plan[0] / max(self.since_plan[1], 1))
 
     # -------------------------------------------------------------------------------------------- planning
-    def plan(self, job, state, done: int) -> None:
+    def plan(self, step_in_epoch: int, done: int) -> None:
         """The first plan: price the evaluation, then the most steps that fit (capped by --epochs)."""
+        engine = self.engine
         self.take_rate()
         if self.rate == 0.0:  # too few steps to time past the warm-up: the average after the first one
             steps = done - self.first_done
             self.rate = (self.clock() - self.first_step) / steps if steps else self.used() / max(done, 1)
-        self.price_evaluation(job, state)
-        self.max_steps = job.config.epochs * job.steps_per_epoch
-        fit = self.steps_that_fit(state.step, job.steps_per_epoch, self.rate)
-        steps = agreed(job, min(fit, self.max_steps - done))
+        self.price_evaluation()
+        self.max_steps = engine.epochs * engine.steps_per_epoch
+        fit = self.steps_that_fit(step_in_epoch, engine.steps_per_epoch, self.rate)
+        steps = self.agreed(min(fit, self.max_steps - done))
         self.planned_steps = done + steps
         self.interval = max(MIN_INTERVAL, self.planned_steps // REPLANS)
         self.previous = [0.0, 0]  # calibration's steps are not the recent pace of later re-plans
-        set_end(job, state, done, done + steps - 1)
+        engine.replan(done, done + steps - 1)
         self.last_time = self.clock()  # the evaluation just timed is not a step
-        say(
-            job,
+        engine.say(
             f"time budget {self.budget:.0f} s: {self.rate * 1e3:.1f} ms/step measured over the first {done} "
-            f"steps; planned {self.planned_steps} steps = {self.planned_steps / job.steps_per_epoch:.2f} epochs "
-            f"({job.config.epochs} rounded up), {self.used():.1f} s used",
+            f"steps; planned {self.planned_steps} steps = {self.planned_steps / engine.steps_per_epoch:.2f} epochs "
+            f"({engine.epochs} rounded up), {self.used():.1f} s used",
         )
 
-    def replan(self, job, state, done: int) -> None:
+    def replan(self, step_in_epoch: int, done: int) -> None:
         """Compress the rest of the schedule when, at the recent pace, it would end past the deadline; stretch it
         when, before half the progress and at the slower of the recent and the average pace, clearly more fit."""
+        engine, spe = self.engine, self.engine.steps_per_epoch
         cautious = self.take_rate()
-        remaining = shape_of(state).end_step + 1 - done
+        remaining = engine.last_planned_step() + 1 - done
         if remaining <= 0:
             return
-        steps = min(remaining, self.steps_that_fit(state.step, job.steps_per_epoch, self.rate))
-        if steps == remaining and shape_of(state).progress(done) < STRETCH_UNTIL:
-            more = min(self.steps_that_fit(state.step, job.steps_per_epoch, cautious), self.max_steps - done)
+        steps = min(remaining, self.steps_that_fit(step_in_epoch, spe, self.rate))
+        if steps == remaining and engine.progress_at(done) < STRETCH_UNTIL:
+            more = min(self.steps_that_fit(step_in_epoch, spe, cautious), self.max_steps - done)
             steps = more if more > STRETCH * remaining else remaining
-        steps = agreed(job, steps)
+        steps = self.agreed(steps)
         if steps == remaining:
             return
         self.replans.append(
@@ -220,13 +183,16 @@ class BudgetPlanner:
                 "seconds_used": round(self.used(), 2),
             }
         )
-        set_end(job, state, done, done + steps - 1)
+        engine.replan(done, done + steps - 1)
         if steps < 0.9 * remaining:
-            say(
-                job,
+            engine.say(
                 f"time budget: at {self.rate * 1e3:.1f} ms/step the schedule's last {remaining} steps would end "
                 f"past the deadline; compressed into {steps}",
             )
+
+    def agreed(self, steps: int) -> int:
+        """Process 0's step count on every process (the same on one process)."""
+        return int(self.engine.world.broadcast_text(str(max(1, steps))))
 
     def steps_that_fit(self, step_in_epoch: int, steps_per_epoch: int, rate: float) -> int:
         """The most steps (at least 1: the schedule must reach its end) whose projected cost at `rate` seconds per
@@ -245,10 +211,11 @@ class BudgetPlanner:
             low, high = (middle, high) if cost(middle) <= left else (low, middle)
         return low
 
-    def price_evaluation(self, job, state) -> None:
+    def price_evaluation(self) -> None:
         """Seconds per image of an evaluation pass, timed on a slice of the validation split (or of the test split
         when there is no validation split): the epoch ends' and the final pass's estimates."""
-        splits, config = job.splits, job.config
+        engine = self.engine
+        splits, config = engine.splits, engine.config
         images, labels = (
             (splits.val_images, splits.val_labels)
             if len(splits.val_images)
@@ -256,16 +223,8 @@ class BudgetPlanner:
         )
         images, labels = images[:EVAL_SLICE], labels[:EVAL_SLICE]
         start = self.clock()
-        evaluate_arrays(
-            state.evaluated,
-            images,
-            labels,
-            job.data,
-            dtype=job.dtype,
-            channels_last=config.channels_last,
-            flip_tta=config.tta,
-        )
-        per_image = (self.clock() - start) / max(len(images), 1) / job.world.size
+        engine.evaluate_sample(images, labels)
+        per_image = (self.clock() - start) / max(len(images), 1) / engine.world.size
         test_pass = per_image * len(splits.test_images)
         self.epoch_end = SAVE_SECONDS + per_image * len(splits.val_images)
         self.epoch_end += test_pass if config.test_every_epoch else 0.0
@@ -294,11 +253,10 @@ class BudgetPlanner:
         self.since_plan, self.max_steps = list(saved["since_plan"]), saved["max_steps"]
 
     # -------------------------------------------------------------------------------------------- the record
-    def results(self, job, state) -> dict:
-        """results.json's budget fields: the budget, the first plan, what ran, and the wall time used so far (the
-        trainer's `finish` calls `finished` once its files are written, which records the final figure)."""
-        shape, spe, steps = shape_of(state), job.steps_per_epoch, self.steps_done
-        last_step = shape.end_step
+    def results(self) -> dict:
+        """results.json's budget fields: the budget, the first plan, what ran, and the wall time used so far."""
+        engine, spe, steps = self.engine, self.engine.steps_per_epoch, self.steps_done
+        last_step = engine.last_planned_step()
         return {
             "time_budget": self.budget,
             "planned_epochs": round((self.planned_steps or 0) / spe, 3),
@@ -313,41 +271,11 @@ class BudgetPlanner:
                 "final_seconds": self.final,
                 "margin_seconds": margin(self.budget),
                 "replans": self.replans,
-                "last_step_progress": shape.progress(last_step),
-                "last_step_lr": state.scheduler.base_lrs[0] * shape(last_step),
+                "last_step_progress": engine.progress_at(last_step),
+                "last_step_lr": engine.lr_at(last_step),
             },
         }
 
-    def finished(self, job, results: dict) -> None:
-        """Record the wall time used once every file is written, in `results` and results.json (through the run
-        directory's one writer of it, as the trainer's)."""
-        results["wall_seconds"] = round(self.used(), 3)
-        job.world.on_main(lambda: RunDir(job.run_dir).update_results(wall_seconds=results["wall_seconds"]))
-
-
-# ---------------------------------------------------------------------------------------------------- helpers
-def shape_of(state) -> ProgressShape:
-    return state.scheduler.lr_lambdas[0]
-
-
-def agreed(job, steps: int) -> int:
-    """Process 0's step count on every process (the same on one process)."""
-    return int(job.world.broadcast_text(str(max(1, steps))))
-
-
-def set_end(job, state, next_step: int, end_step: int) -> None:
-    """Map the rest of the schedule onto steps next_step..end_step, set the next step's lr, and size the epochs
-    (config.json records them)."""
-    shape, scheduler = shape_of(state), state.scheduler
-    shape.remap(next_step, end_step)
-    for group, base in zip(state.optimizer.param_groups, scheduler.base_lrs):
-        group["lr"] = base * shape(next_step)  # the scheduler set it from the previous map
-    scheduler._last_lr = [group["lr"] for group in state.optimizer.param_groups]
-    job.config.epochs = math.ceil((end_step + 1) / job.steps_per_epoch)
-    job.world.on_main(lambda: RunDir(job.run_dir).update_config(epochs=job.config.epochs))
-
-
-def say(job, line: str) -> None:
-    progress = job.progress
-    if not progress.quiet:
-        (progress.bar.console if progress.bar else progress.console).print(line, highlight=False)
+    def end_of_run(self, event: RunEvent) -> None:
+        """The budget's figures, with the wall time used once every file is written, added to the results."""
+        self.engine.add_results(**self.results())

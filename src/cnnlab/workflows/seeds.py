@@ -57,10 +57,10 @@ def train_seeds(
     """Train `model` once per seed into OUT/seed-N (`options` are TrainConfig fields, `out` is OUT, by default
     named as a single run's folder), write seeds.md, seeds.json and seeds.png, and return seeds.json's contents."""
     from cnnlab.data import load_dataset
+    from cnnlab.engine import distributed
+    from cnnlab.engine.config import make_config, resolve
+    from cnnlab.engine.trainer import run
     from cnnlab.rundir import CONFIG, default_run_dir
-    from cnnlab.training import distributed
-    from cnnlab.training.config import make_config, resolve
-    from cnnlab.training.trainer import run
 
     recipe = resolve(make_config(model, dataset, **options))
     out = Path(options["out"]) if options.get("out") else default_run_dir(recipe)

@@ -1,10 +1,14 @@
 """The training loop: data in memory as uint8, per-batch normalisation and augmentation, one code path for
 every model in the zoo.
 
-`run()` reads top to bottom: `setup` (recipe, devices, data), `build_state` (model, optimizer, schedule), then
-`create_run` or `restore`, `start`, and a plain loop of `train_one_epoch` (whose end, `end_epoch`, evaluates,
+`run()` reads top to bottom: `setup` (recipe, devices, data), `build_state` (model, optimizer, schedule, hooks),
+then `create_run` or `restore`, `start`, and a plain loop of `train_one_epoch` (whose end, `end_epoch`, evaluates,
 logs and checkpoints with `save`), then `finish`. Two dataclasses carry what those steps share: `Job`, fixed
 before the first step, and `TrainState`, everything that changes from step to step (a checkpoint holds it).
+
+What is not the loop is a hook (`cnnlab.engine.hooks`): the weight average, Lookahead, the time budget,
+TensorBoard and the progress display are called before and after each step, at each epoch's end and at the run's.
+They see the run through `Engine`, whose typed methods are the only way they change it (`Engine.replan`).
 
 Randomness is derived, not carried: epoch e shuffles with a generator seeded from (seed, e), and step s of that
 epoch augments with one seeded from (seed, e, s). A run resumed mid-epoch therefore sees exactly the batches and
@@ -18,7 +22,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from functools import partial
@@ -29,21 +32,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab import checkpoint
+from cnnlab.batches import prepare_batch
+from cnnlab.building import build_new_model
 from cnnlab.data import ImageDataset, load_dataset, split_validation
+from cnnlab.engine import budget, distributed, tensorboard_log, whitening
+from cnnlab.engine.config import TrainConfig, resolve, resume_config
+from cnnlab.engine.device import resolve_device
+from cnnlab.engine.ema import EmaHook, warn_short_horizon
+from cnnlab.engine.hooks import EpochEvent, Hook, RunEvent, StepEvent
+from cnnlab.engine.lookahead import LookaheadHook
+from cnnlab.engine.optim import ParamGroups, ProgressSchedule, create_optimizer, create_scheduler
+from cnnlab.engine.progress import Progress, ProgressHook
+from cnnlab.engine.signals import TrainingInterrupted, stop_requests
 from cnnlab.errors import BatchNormBatchTooSmall, CnnlabError, NonFiniteLoss
-from cnnlab.inference.batches import prepare_batch
 from cnnlab.inference.evaluation import check_flip_tta, evaluate_arrays
-from cnnlab.inference.model import build_model, wants_small_input
-from cnnlab.inference.precision import autocast, autocast_dtype, check_precision, precision_name
 from cnnlab.measure import count_macs, count_params
 from cnnlab.models.weights import load_weights
+from cnnlab.precision import autocast, autocast_dtype, check_precision, precision_name
 from cnnlab.rundir import Results, RunConfig, RunDir, data_metadata, default_run_dir, prepare_run_dir, versions
-from cnnlab.training import budget, checkpoint, distributed, tensorboard_log, whitening
-from cnnlab.training.config import TrainConfig, resolve, resume_config
-from cnnlab.training.device import resolve_device
-from cnnlab.training.lookahead import Lookahead
-from cnnlab.training.progress import Progress
-from cnnlab.training.signals import TrainingInterrupted, stop_requests
 
 
 # --------------------------------------------------------------------------------------------- data on the device
@@ -71,52 +78,16 @@ def make_splits(data: ImageDataset, config: TrainConfig) -> Splits:
 
 
 # ---------------------------------------------------------------------------------------------- model and optimiser
-ParamGroups = Callable[[nn.Module], list[dict]]  # model -> [{"params": [...], "lr": peak lr}, ...]
-
-
 def build_optimizer(
     model: nn.Module, config: TrainConfig, param_groups: ParamGroups | None = None
 ) -> torch.optim.Optimizer:
-    """`param_groups(model)` gives parameter sets with their own peak "lr" (e.g. a backbone at a tenth of the
-    head's); by default one set, every parameter, at `config.lr`. Frozen parameters (requires_grad=False) are
-    left out."""
-    groups = []
-    for group in param_groups(model) if param_groups else [{"params": model.parameters()}]:
-        params = [p for p in group["params"] if p.requires_grad]
-        lr = group.get("lr", config.lr)
-        # Weight decay on conv/linear weights only: decaying BN scales and biases only fights the normalisation.
-        groups += [
-            {"params": [p for p in params if p.ndim > 1], "weight_decay": config.weight_decay, "lr": lr},
-            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "lr": lr},
-        ]
-    if not any(group["params"] for group in groups):
-        raise CnnlabError("nothing to train: every parameter of the model is frozen")
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True, foreach=True)
-    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.momentum, 0.999), foreach=True)
+    """`create_optimizer` with the recipe's optimizer, lr, weight decay and momentum."""
+    return create_optimizer(model, config.optimizer, config.lr, config.weight_decay, config.momentum, param_groups)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
-    """A per-step schedule. onecycle: warm up for 25% of the steps, then cosine down to lr/1e4 (Smith 2018).
-
-    OneCycleLR's warm-up ends at step pct_start * total_steps - 1, and it divides by that: a run of 4 steps or
-    fewer warms up for 1.5 steps instead (a 1-step run keeps its lr constant)."""
-    if config.time_budget is not None:  # the same shapes over progress, which the budget's plan can re-map
-        return budget.build_schedule(optimizer, config.schedule, total_steps)
-    if config.schedule == "onecycle" and total_steps > 1:
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=[group["lr"] for group in optimizer.param_groups],
-            total_steps=total_steps,
-            pct_start=max(0.25, 1.5 / total_steps),
-            cycle_momentum=False,
-        )
-    if config.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-    if config.schedule == "step":
-        milestones = [int(total_steps * 0.5), int(total_steps * 0.75)]
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
-    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    """`create_scheduler` with the recipe's schedule; a --time-budget run's can be re-planned."""
+    return create_scheduler(optimizer, config.schedule, total_steps, replannable=config.time_budget is not None)
 
 
 def classification_loss(
@@ -172,8 +143,6 @@ class Job:
     rows: slice | None  # this process's share of each global batch (None: all of it)
     progress: Progress  # one process speaks for all
     run_dir: Path | None = None
-    board: tensorboard_log.TensorBoardLog | None = None  # TensorBoard, on process 0 with --tensorboard
-    planner: budget.BudgetPlanner | None = None  # --time-budget's plan
     params: int = 0
     macs: int = 0
 
@@ -192,9 +161,8 @@ class TrainState:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler | None  # fp16 only
-    ema: torch.optim.swa_utils.AveragedModel | None  # --ema: evaluated and saved instead of `model`
-    lookahead: Lookahead | None  # --lookahead: the slow weights, synced after every k-th optimizer step
     aux_weight: float  # GoogLeNet's auxiliary heads' share of the loss
+    hooks: list[Hook] = field(default_factory=list)  # called in order; those with a `key` are checkpointed
     epoch: int = 0  # the epoch in progress (0-based); == config.epochs once trained
     step: int = 0  # the next step of that epoch
     metrics: list[dict] = field(default_factory=list)  # metrics.csv's rows so far
@@ -205,7 +173,8 @@ class TrainState:
 
     @property
     def evaluated(self) -> nn.Module:
-        return self.ema.module if self.ema is not None else self.model
+        """The weights evaluated and saved: a hook's own (the EMA's, with --ema), else the trained ones."""
+        return next((m for m in (h.evaluated() for h in self.hooks) if m is not None), self.model)
 
 
 @dataclass
@@ -222,6 +191,90 @@ class EpochTally:
         return self.seconds_before + time.perf_counter() - self.started
 
 
+class Engine:
+    """The engine as its hooks see it: the run's facts, to read, and the typed ways to change what it owns."""
+
+    def __init__(self, job: Job, state: TrainState) -> None:
+        self._job, self._state = job, state
+        self.results: dict | None = None  # the run's results, once `finish` has them
+
+    @property
+    def config(self) -> TrainConfig:
+        return self._job.config  # read only: the resolved recipe
+
+    @property
+    def world(self) -> distributed.World:
+        return self._job.world
+
+    @property
+    def splits(self) -> Splits:
+        return self._job.splits
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self._job.steps_per_epoch
+
+    @property
+    def epochs(self) -> int:
+        return self._job.config.epochs
+
+    def last_planned_step(self) -> int:
+        """The run's last step (0-based, run-wide) as planned now."""
+        return planned_steps(self._job, self._state) - 1
+
+    def progress_at(self, step: int) -> float:
+        return self._schedule().shape.progress(step)
+
+    def lr_at(self, step: int) -> float:
+        return self._schedule().lr_at(step)
+
+    def replan(self, next_step: int, end_step: int) -> None:
+        """Train steps next_step..end_step (run-wide, 0-based) to the schedule's end: the schedule's rest is
+        re-mapped onto them (the next step's lr set), and the epochs become those steps rounded up (config.json
+        records them). The epoch in progress ends at `end_step` when it falls inside it."""
+        job = self._job
+        self._schedule().remap(next_step, end_step)
+        job.config.epochs = math.ceil((end_step + 1) / job.steps_per_epoch)
+        job.world.on_main(lambda: RunDir(job.run_dir).update_config(epochs=job.config.epochs))
+
+    def evaluate_sample(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float, torch.Tensor]:
+        """The evaluated weights on these images, in this process alone (no collective)."""
+        job = self._job
+        return evaluate_arrays(
+            self._state.evaluated,
+            images,
+            labels,
+            job.data,
+            dtype=job.dtype,
+            channels_last=job.config.channels_last,
+            flip_tta=job.config.tta,
+        )
+
+    def say(self, line: str) -> None:
+        """A line on the run's console (beside the progress bar), unless quiet."""
+        job = self._job
+        if not job.progress.quiet:
+            (job.progress.bar.console if job.progress.bar else job.progress.console).print(line, highlight=False)
+
+    def add_results(self, **fields) -> None:
+        """Fields for results.json, once `finish` has written it: in the returned results and the file."""
+        job = self._job
+        self.results.update(fields)
+        job.world.on_main(lambda: RunDir(job.run_dir).update_results(**fields))
+
+    def _schedule(self) -> ProgressSchedule:
+        if not isinstance(self._state.scheduler, ProgressSchedule):
+            raise CnnlabError(f"the {self.config.schedule} schedule is fixed for the run; only --time-budget re-plans")
+        return self._state.scheduler
+
+
+def planned_steps(job: Job, state: TrainState) -> int:
+    """The run's steps as planned now: a re-plannable schedule's end, else every epoch's steps."""
+    if isinstance(state.scheduler, ProgressSchedule):
+        return state.scheduler.end_step + 1
+    return job.total_steps
+
+
 # ------------------------------------------------------------------------------------------------------- training
 def run(
     config: TrainConfig,
@@ -232,6 +285,7 @@ def run(
     data: ImageDataset | None = None,
     model: nn.Module | None = None,
     param_groups: ParamGroups | None = None,
+    hooks: list[Hook] | None = None,
 ) -> dict:
     """Train `config.model` on `config.dataset`, write the run directory, and return the results dict.
 
@@ -239,7 +293,7 @@ def run(
     `config` may change). `model`: train this module (trained in place) instead of building `config.model`;
     `config.model` still names its architecture in the run files, and `config.weights` is not applied. For
     experiments and fine-tuning (a pretrained backbone, adapters, a depth the registry has no name for).
-    `param_groups`: see `build_optimizer`.
+    `param_groups`: see `optim.create_optimizer`. `hooks`: more hooks, called after the recipe's own.
     """
     started = time.perf_counter()  # a --time-budget counts from here: loading the data is part of the run
     if resume is not None and model is not None:
@@ -248,17 +302,18 @@ def run(
         config = resumed_config(config, Path(resume))
     job = setup(config, data, quiet)
     state = build_state(job, model, param_groups, fresh=resume is None)
-    if job.config.time_budget is not None:
-        job.planner = budget.BudgetPlanner(job.config.time_budget, started)
+    engine = Engine(job, state)
+    if job.config.time_budget is not None:  # before `restore`, which gives it its earlier sessions' plan
+        state.hooks.append(budget.BudgetPlanner(job.config.time_budget, started, engine))
     if resume is None:
         create_run(job, overwrite)
     else:
         restore(job, state, Path(resume))
-    start(job, state)
+    start(job, state, list(hooks or []))
     with stop_requests() as stop:
         while state.epoch < job.config.epochs:
             train_one_epoch(job, state, stop)
-    return finish(job, state)
+    return finish(job, state, engine)
 
 
 def resumed_config(config: TrainConfig, run_dir: Path) -> TrainConfig:
@@ -309,40 +364,33 @@ def setup(config: TrainConfig, data: ImageDataset | None, quiet: bool) -> Job:
 
 
 def build_state(job: Job, model: nn.Module | None, param_groups: ParamGroups | None, fresh: bool) -> TrainState:
-    """The seeded model (with --weights, or --whiten's first conv, on a new run), its optimizer, schedule, loss
-    scaler, weight average (--ema) and slow weights (--lookahead)."""
+    """The seeded model (with --weights, or --whiten's first conv, on a new run), its optimizer, schedule and
+    loss scaler, and the hooks that keep weights of their own: Lookahead's slow weights, then the EMA's average
+    (evaluated and saved instead of the trained weights)."""
     config = job.config
     model = init_model(job, model, fresh)
     if config.whiten and fresh:  # from the training images the run sees, before any step
         sample = job.splits.train_images[: whitening.IMAGES]
         whitening.whiten_first_conv(model, prepare_batch(sample, job.data, channels_last=False))
     scaler = torch.amp.GradScaler("cuda") if job.dtype == torch.float16 else None  # fp16 gradients need loss scaling
-    # The weight average (--ema): updated after every optimizer step; evaluation and model.safetensors use it,
-    # checkpoints hold both it and the raw weights (which the optimizer continues from on resume).
-    ema = None
+    hooks: list[Hook] = []
+    if config.lookahead:
+        hooks.append(LookaheadHook(model, config.lookahead))
     if config.ema:
-        average = torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema)
-        ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=average, use_buffers=True)
-    if config.ema and fresh and job.total_steps < 1 / (1 - config.ema):
-        # The average weighs the initial weights by ema**steps: past its horizon it mostly holds the random init.
-        shorter = 1 - 10 / max(job.total_steps, 1)  # a horizon of a tenth of the run
-        advice = f"use a decay of at most {shorter:.3g}" if shorter > 0 else "drop --ema"
-        warnings.warn(
-            f"--ema {config.ema:g} averages over about {1 / (1 - config.ema):,.0f} steps, but this run has "
-            f"{job.total_steps}: its average stays close to the initial weights; {advice}",
-            stacklevel=3,
-        )
-    optimizer = build_optimizer(model, config, param_groups)
-    scheduler = build_scheduler(optimizer, config, job.total_steps)
+        hooks.append(EmaHook(model, config.ema))
+        if fresh:
+            warn_short_horizon(config.ema, job.total_steps)
+    optimizer = create_optimizer(model, config.optimizer, config.lr, config.weight_decay, config.momentum, param_groups)
+    replannable = config.time_budget is not None  # the budget's plan re-maps the schedule
+    scheduler = create_scheduler(optimizer, config.schedule, job.total_steps, replannable)
     return TrainState(
         model=model,
         net=model,
         optimizer=optimizer,
         scheduler=scheduler,
         scaler=scaler,
-        ema=ema,
-        lookahead=Lookahead(model, config.lookahead) if config.lookahead else None,
         aux_weight=getattr(model, "aux_loss_weight", 0.3),
+        hooks=hooks,
     )
 
 
@@ -351,11 +399,9 @@ def init_model(job: Job, model: nn.Module | None, fresh: bool) -> nn.Module:
     from its own checkpoint instead), on the device."""
     config, data = job.config, job.data
     given_model = model is not None  # then config.model is only its label, perhaps not a registered name
-    if config.small_input is None and not given_model:
-        config.small_input = wants_small_input(config.model, data.image_size)
     torch.manual_seed(config.seed)  # the initial weights depend on the seed only
-    if not given_model:
-        model = build_model(config, data.num_classes, data.in_chans, data.image_size)
+    if not given_model:  # build_new_model also decides the stem (config.small_input) when the recipe leaves it
+        model = build_new_model(config, data.num_classes, data.in_chans, data.image_size)
     if fresh and config.weights and not given_model:
         try:
             load_weights(model, config.weights, model_name=config.model)
@@ -396,12 +442,9 @@ def restore(job: Job, state: TrainState, run_dir: Path) -> None:
     torch.set_rng_state(saved["torch_rng"])
     if state.scaler is not None and "scaler" in saved:
         state.scaler.load_state_dict(saved["scaler"])
-    if state.ema is not None:  # the saved config has --ema, so every checkpoint of the run holds the average
-        state.ema.load_state_dict(saved["ema"])
-    if state.lookahead is not None:
-        state.lookahead.load_state_dict(saved["lookahead"])
-    if job.planner is not None and "time_budget" in saved:
-        job.planner.load_state_dict(saved["time_budget"])
+    for hook in state.hooks:  # the saved config asked for the same hooks, so the checkpoint holds their states
+        if hook.key is not None and hook.key in saved:
+            hook.load_state_dict(saved[hook.key])
     if job.device.type == "cuda" and "cuda_rng" in saved:
         torch.cuda.set_rng_state(saved["cuda_rng"], job.device)
     state.epoch, state.step = saved["epoch"], saved["step_in_epoch"]
@@ -416,8 +459,9 @@ def restore(job: Job, state: TrainState, run_dir: Path) -> None:
         job.world.on_main(lambda: RunDir(run_dir).update_config(epochs=job.config.epochs))
 
 
-def start(job: Job, state: TrainState) -> None:
-    """Announce the run, open TensorBoard, check the batch against batch norm, wrap the model for the steps."""
+def start(job: Job, state: TrainState, hooks: list[Hook]) -> None:
+    """Announce the run, add the display hooks (TensorBoard, progress) and `hooks`, check the batch against batch
+    norm, wrap the model for the steps."""
     config, world, data, splits = job.config, job.world, job.data, job.splits
     job.params = count_params(state.model)
     job.macs = count_macs(state.model, (data.in_chans, data.image_size, data.image_size))
@@ -428,10 +472,11 @@ def start(job: Job, state: TrainState) -> None:
         f"{config.epochs} epochs x {job.steps_per_epoch} steps, batch {config.batch_size}, "
         f"{config.optimizer} lr {config.lr:g}, {precision_name(job.dtype)} on {job.device}{processes} -> {job.run_dir}"
     )
-    if config.tensorboard:  # a resumed run drops the events its predecessor logged past the checkpoint
-        steps_done = state.epoch * job.steps_per_epoch + state.step
-        log_dir = job.run_dir / tensorboard_log.LOG_DIR
-        job.board = world.on_main(lambda: tensorboard_log.TensorBoardLog(log_dir, steps_done))
+    if config.tensorboard and world.is_main:  # a resumed run drops the events logged past its checkpoint
+        log = tensorboard_log.TensorBoardLog(job.run_dir / tensorboard_log.LOG_DIR, steps_done(job, state))
+        test = splits.test_images, splits.test_labels
+        state.hooks.append(tensorboard_log.TensorBoardHook(log, config, *test, list(data.classes)))
+    state.hooks += [ProgressHook(job.progress), *hooks]
     check_batch_norm_batch(job, state)
     state.net = world.wrap(state.model, config.sync_bn)  # DDP under torchrun, else the model itself
     if config.compile:  # the steps call the compiled graph; `model` (eval, checkpoints) stays the eager module
@@ -449,29 +494,26 @@ def check_batch_norm_batch(job: Job, state: TrainState) -> None:
 
 
 def train_one_epoch(job: Job, state: TrainState, stop: list[str]) -> None:
-    """The steps of epoch `state.epoch` from `state.step` on (a checkpoint every `checkpoint_every` steps and
-    on a stop signal, which then ends the run), then `end_epoch`."""
+    """The steps of epoch `state.epoch` from `state.step` on, each between the hooks' `before_step` and
+    `after_step` (a checkpoint every `checkpoint_every` steps and on a stop signal, which then ends the run), up
+    to the plan's last step; then `end_epoch`."""
     config = job.config
     seed = config.seed * 100_003 + state.epoch
     order = torch.randperm(len(job.splits.train_images), generator=torch.Generator().manual_seed(seed))
-    tally = EpochTally(torch.zeros((), device=job.device), torch.zeros((), dtype=torch.long, device=job.device))
-    if state.epoch_so_far is not None:  # resumed mid-epoch
-        so_far, state.epoch_so_far = state.epoch_so_far, None
-        tally = EpochTally(
-            so_far["loss_sum"].to(job.device),
-            so_far["correct"].to(job.device),
-            so_far["seen"],
-            seconds_before=so_far["seconds"],
-        )
-    job.progress.epoch(state.epoch + 1, config.epochs, job.steps_per_epoch, state.step)
+    tally = epoch_tally(job, state)
     while state.step < job.steps_per_epoch:
+        call_hooks(state, "before_step", partial(step_event, job, state))
         index = order[state.step * config.batch_size : (state.step + 1) * config.batch_size]
         generator = torch.Generator().manual_seed(seed * 1_000_003 + state.step)
         loss, stopping = train_step(job, state, index, generator, tally, stop)
         state.step += 1
-        global_step = state.epoch * job.steps_per_epoch + state.step
-        if job.board is not None:
-            job.board.step(global_step, loss.item(), state.optimizer.param_groups[0]["lr"])
+        running = {
+            "loss": tally.loss_sum.item() / tally.seen,
+            "accuracy": tally.correct.item() / tally.seen,
+            "images_per_second": tally.seen * job.world.size / tally.elapsed(),
+        }
+        call_hooks(state, "after_step", partial(step_event, job, state, loss.item(), running))
+        global_step = steps_done(job, state)
         if stopping or (config.checkpoint_every and global_step % config.checkpoint_every == 0):
             save(job, state, tally)
         if stopping:
@@ -480,12 +522,44 @@ def train_one_epoch(job: Job, state: TrainState, stop: list[str]) -> None:
                 f"resume with: cnnlab train {config.model} --resume {job.run_dir}"
             )
             fail(job, state, TrainingInterrupted(message, stopping[0]))
-        if job.planner is not None:
-            ended = job.planner.after_step(job, state)
-            job.progress.retotal(config.epochs)  # a plan or re-plan may have resized the run
-            if ended:
-                break  # the budget's schedule ended mid-epoch
+        if global_step >= planned_steps(job, state):
+            break  # a time budget's plan ended mid-epoch
     end_epoch(job, state, tally)
+
+
+def epoch_tally(job: Job, state: TrainState) -> EpochTally:
+    """Zero running sums, or a mid-epoch checkpoint's (once: the epoch it was saved in resumes)."""
+    if state.epoch_so_far is None:
+        return EpochTally(torch.zeros((), device=job.device), torch.zeros((), dtype=torch.long, device=job.device))
+    so_far, state.epoch_so_far = state.epoch_so_far, None
+    return EpochTally(
+        so_far["loss_sum"].to(job.device), so_far["correct"].to(job.device), so_far["seen"], so_far["seconds"]
+    )
+
+
+def steps_done(job: Job, state: TrainState) -> int:
+    return state.epoch * job.steps_per_epoch + state.step
+
+
+def step_event(job: Job, state: TrainState, loss: float | None = None, running: dict | None = None) -> StepEvent:
+    return StepEvent(
+        epoch=state.epoch,
+        step=state.step,
+        global_step=steps_done(job, state),
+        steps_per_epoch=job.steps_per_epoch,
+        epochs=job.config.epochs,
+        model=state.model,
+        optimizer=state.optimizer,
+        loss=loss,
+        lr=state.optimizer.param_groups[0]["lr"],
+        metrics=running or {},
+    )
+
+
+def call_hooks(state: TrainState, call: str, event: Callable[[], object]) -> None:
+    """`call` on every hook in order, each with an event made fresh: a hook before it may have changed the plan."""
+    for hook in state.hooks:
+        getattr(hook, call)(event())
 
 
 def train_step(
@@ -524,18 +598,9 @@ def train_step(
         state.scaler.step(state.optimizer)
         state.scaler.update()
     state.scheduler.step()
-    if state.lookahead is not None:
-        state.lookahead.step()
-    if state.ema is not None:
-        state.ema.update_parameters(state.model)
     tally.loss_sum += loss.detach().float() * len(y)
     tally.correct += (logits.argmax(dim=1) == y).sum()
     tally.seen += len(y)
-    job.progress.step(
-        tally.loss_sum.item() / tally.seen,
-        tally.correct.item() / tally.seen,
-        tally.seen * job.world.size / tally.elapsed(),
-    )
     return loss, stopping
 
 
@@ -563,10 +628,9 @@ def end_epoch(job: Job, state: TrainState, tally: EpochTally) -> None:
         state.last_test = evaluate_split(job, state, splits.test_images, splits.test_labels)
         row["test_loss"], row["test_accuracy"], _ = state.last_test
     state.metrics.append(row)
-    job.progress.end_epoch(row)
     world.on_main(lambda: RunDir(job.run_dir).write_metrics(state.metrics))
-    if job.board is not None:
-        job.board.epoch((state.epoch + 1) * job.steps_per_epoch, row)
+    ended = EpochEvent(state.epoch + 1, (state.epoch + 1) * job.steps_per_epoch, row, state.model, state.optimizer)
+    call_hooks(state, "end_of_epoch", lambda: ended)
     state.epoch, state.step = state.epoch + 1, 0
     save(job, state)
 
@@ -610,12 +674,9 @@ def save(job: Job, state: TrainState, tally: EpochTally | None = None) -> None:
     }
     if state.scaler is not None:
         saved["scaler"] = state.scaler.state_dict()
-    if state.ema is not None:
-        saved["ema"] = state.ema.state_dict()
-    if state.lookahead is not None:
-        saved["lookahead"] = state.lookahead.state_dict()
-    if job.planner is not None:
-        saved["time_budget"] = job.planner.state_dict()
+    for hook in state.hooks:
+        if hook.key is not None:
+            saved[hook.key] = hook.state_dict()
     if job.device.type == "cuda":
         saved["cuda_rng"] = torch.cuda.get_rng_state(job.device)
     step = state.epoch * job.steps_per_epoch + state.step
@@ -639,9 +700,10 @@ def fail(job: Job, state: TrainState, error: CnnlabError) -> NoReturn:
     if job.world.is_main:
         record = {"status": status, "error": str(error), "metrics": state.metrics, "run_dir": str(job.run_dir)}
         RunDir(job.run_dir).write_results(Results(job.config.model, job.data.name, record))
-    if job.board is not None:
-        job.board.close()
-    job.progress.finish("")
+    for hook in state.hooks:
+        hook.close()
+    if not any(isinstance(hook, ProgressHook) for hook in state.hooks):  # failed before the display hook came
+        job.progress.finish("")
     raise error
 
 
@@ -659,16 +721,16 @@ def stop_non_finite(job: Job, state: TrainState, quantity: str, loss: float) -> 
     )
 
 
-def finish(job: Job, state: TrainState) -> dict:
+def finish(job: Job, state: TrainState, engine: Engine) -> dict:
     """The final test pass (or, with test_every_epoch, the last epoch's, which evaluated these same weights),
-    results.json, model.safetensors, curves.png and TensorBoard's last records; returns the results."""
+    results.json, model.safetensors and curves.png, then the hooks' `end_of_run`; returns the results."""
     config, world, data, splits = job.config, job.world, job.data, job.splits
     test = state.last_test
     if test is None:  # same on every process: all ran the same epochs, so all call world.evaluate here or none
         test = evaluate_split(job, state, splits.test_images, splits.test_labels)
     test_loss, test_acc, test_predicted = test
     images_trained = sum(r["images_per_second"] * r["epoch_seconds"] for r in state.metrics)
-    results = {
+    engine.results = {
         "model": config.model,
         "dataset": data.name,
         "params": job.params,
@@ -690,21 +752,15 @@ def finish(job: Job, state: TrainState) -> dict:
         "device": str(job.device),
         "processes": world.size,
     }
-    if job.planner is not None:
-        results |= job.planner.results(job, state)
-    world.on_main(lambda: write_results(job, state, results, test_predicted))
-    if job.planner is not None:  # the wall time used, now that the files are written
-        job.planner.finished(job, results)
-    job.progress.finish(
-        f"test accuracy {test_acc:.2%} (loss {test_loss:.4f}) in {state.train_seconds:.1f}s of "
-        f"training -> {job.run_dir}"
-    )
-    return results
+    world.on_main(lambda: write_files(job, state, engine))
+    ended = RunEvent(engine.results, state.metrics, state.evaluated, test_predicted, steps_done(job, state))
+    call_hooks(state, "end_of_run", lambda: ended)
+    return engine.results
 
 
-def write_results(job: Job, state: TrainState, results: dict, test_predicted: torch.Tensor) -> None:
-    """Process 0's files at the end of a run."""
-    from cnnlab.training.plots import plot_curves  # matplotlib loads only when a run finishes
+def write_files(job: Job, state: TrainState, engine: Engine) -> None:
+    """Process 0's files at the end of a run: the weights, results.json and the curves."""
+    from cnnlab.plots import plot_curves  # matplotlib loads only when a run finishes
 
     config, data, run_dir = job.config, job.data, job.run_dir
     checkpoint.save_weights(
@@ -712,11 +768,5 @@ def write_results(job: Job, state: TrainState, results: dict, test_predicted: to
         run_dir / "model.safetensors",
         metadata={"model": config.model, "dataset": data.name},
     )
-    RunDir(run_dir).write_results(results)
+    RunDir(run_dir).write_results(engine.results)
     plot_curves(state.metrics, run_dir / "curves.png", title=f"{config.model} on {data.name}")
-    if job.board is not None:
-        job.board.misclassified(
-            job.splits.test_images, job.splits.test_labels, test_predicted, list(data.classes), job.total_steps
-        )
-        job.board.hparams(config.to_dict(), results)
-        job.board.close()

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnlab.engine.hooks import Hook, StepEvent
+
 ALPHA = 0.5  # the slow weights' step toward the fast ones; the paper's default, robust across its tasks
 
 
@@ -40,3 +42,22 @@ class Lookahead:
         self.steps = state["steps"]
         for slow, saved in zip(self.slow, state["slow"]):
             slow.copy_(saved)
+
+
+class LookaheadHook(Hook):
+    """--lookahead as an engine hook: `Lookahead.step()` after every optimizer step; its slow weights are saved in
+    each checkpoint."""
+
+    key = "lookahead"
+
+    def __init__(self, model: nn.Module, k: int) -> None:
+        self.lookahead = Lookahead(model, k)
+
+    def after_step(self, event: StepEvent) -> None:
+        self.lookahead.step()
+
+    def state_dict(self) -> dict:
+        return self.lookahead.state_dict()
+
+    def load_state_dict(self, saved: dict) -> None:
+        self.lookahead.load_state_dict(saved)

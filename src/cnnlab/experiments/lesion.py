@@ -1,4 +1,5 @@
-"""Lesion study (Veit, Wilber & Belongie 2016, "Residual Networks Behave Like Ensembles of Relatively Shallow
+"""The lesion experiment (`lesion`; `drop-block` before, a name it keeps as a deprecated alias: it is not
+DropBlock). Lesion study (Veit, Wilber & Belongie 2016, "Residual Networks Behave Like Ensembles of Relatively Shallow
 Networks", arXiv:1605.06431, Fig. 3): delete one block of a trained network at test time and measure the damage.
 
 A ResNet keeps working when one residual block is replaced by the identity, because every block only adds to a
@@ -21,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnlab.engine import trainer
+from cnnlab.engine.config import TrainConfig
 from cnnlab.errors import CnnlabError
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult
@@ -29,8 +32,6 @@ from cnnlab.inference.evaluation import evaluate_arrays
 from cnnlab.models.blocks import BasicBlock
 from cnnlab.models.resnet import ResNet, drop_block, droppable_blocks, has_skip
 from cnnlab.repeats import Claim
-from cnnlab.training import trainer
-from cnnlab.training.config import TrainConfig
 
 FULL_DEPTH = 20
 QUICK_DEPTH = 14
@@ -232,7 +233,7 @@ def claims(res: str, plain: str) -> list[Claim]:
 
 
 @register_experiment(
-    "drop-block",
+    "lesion",
     accepts=("models", "weights"),
     help="delete one block at test time: ResNet vs plain net (Veit et al. 2016); with --model "
     "and --weights, a pretrained ImageNet ResNet on a labelled folder (exercise 20.3.3)",

@@ -1,5 +1,5 @@
 """A batch of uint8 images as the model takes it: normalised float32, optionally shifted and flipped (training's
-augmentation), in channels_last where asked."""
+augmentation), in channels_last where asked. Below training and inference, which both prepare batches with it."""
 
 from __future__ import annotations
 

@@ -15,14 +15,14 @@ from claim_checks import assert_claims_select_one_row_each
 from PIL import Image
 from torch import nn
 
+from cnnlab.checkpoint import load_model_weights
 from cnnlab.errors import CnnlabError
 from cnnlab.experiments import run_experiment
 from cnnlab.experiments.degradation import QUICK_SIDE, downsampled
-from cnnlab.experiments.dropblock import remove_block, same_shape_blocks
+from cnnlab.experiments.lesion import remove_block, same_shape_blocks
 from cnnlab.imagenet_eval import evaluate_imagenet_folder, imagenet_wnids, labelled_images
 from cnnlab.inference.evaluation import evaluate_arrays
 from cnnlab.models.resnet import cifar_resnet, droppable_blocks
-from cnnlab.training.checkpoint import load_model_weights
 
 # Depth 14 = 2 blocks per stage; the first block of stages 2 and 3 halves the side and doubles the width.
 BLOCKS = ["layer1.0", "layer1.1", "layer2.1", "layer3.1"]
@@ -177,3 +177,19 @@ def test_pretrained_mode_needs_one_resnet_weights_and_a_folder(pretrained, tmp_p
         run_experiment("drop-block", models="resnet50", dataset=f"imagefolder:{val}", out=tmp_path)
     with pytest.raises(CnnlabError, match="imagefolder:PATH"):
         run_experiment("drop-block", models="resnet50", weights=str(weights), dataset="digits", out=tmp_path)
+
+
+def test_the_old_name_drop_block_still_names_the_lesion_experiment_and_says_so_once():
+    import warnings
+
+    from cnnlab import experiments
+    from cnnlab.experiments import get_experiment
+
+    experiments._warned.discard("drop-block")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert get_experiment("drop-block") is get_experiment("lesion")
+        get_experiment("drop-block")
+    assert [str(w.message) for w in caught] == [
+        "experiment drop-block is now called lesion; the old name still works for now"
+    ]

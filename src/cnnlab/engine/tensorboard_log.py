@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from cnnlab.engine.hooks import EpochEvent, Hook, RunEvent, StepEvent
 from cnnlab.errors import CnnlabError
 
 LOG_DIR = "tensorboard"  # inside the run directory
@@ -99,3 +100,27 @@ class TensorBoardLog:
 
     def close(self) -> None:
         self.writer.close()
+
+
+class TensorBoardHook(Hook):
+    """--tensorboard as an engine hook (process 0 only): batch loss and lr per step, the metrics rows per epoch, and
+    at the end the misclassified test images and the hyperparameters."""
+
+    def __init__(self, log: TensorBoardLog, config, images: torch.Tensor, labels: torch.Tensor, classes: list[str]):
+        self.log = log
+        self.config = config  # the run's TrainConfig, read at the end (a time budget may have set its epochs)
+        self.images, self.labels, self.classes = images, labels, classes  # the test split, for the misclassified grid
+
+    def after_step(self, event: StepEvent) -> None:
+        self.log.step(event.global_step, event.loss, event.lr)
+
+    def end_of_epoch(self, event: EpochEvent) -> None:
+        self.log.epoch(event.global_step, event.metrics)
+
+    def end_of_run(self, event: RunEvent) -> None:
+        self.log.misclassified(self.images, self.labels, event.test_predicted, self.classes, event.global_step)
+        self.log.hparams(self.config.to_dict(), event.results)
+        self.log.close()
+
+    def close(self) -> None:
+        self.log.close()

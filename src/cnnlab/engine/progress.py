@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.progress import Progress as RichProgress
 
+from cnnlab.engine.hooks import EpochEvent, Hook, RunEvent, StepEvent
 from cnnlab.rundir.metrics import append_event
 
 
@@ -151,3 +152,36 @@ class ProgressLog:
             images_per_second=images_per_second,
             eta_seconds=round(eta, 1),
         )
+
+
+class ProgressHook(Hook):
+    """The progress display (and, through `Progress`, the lab's progress stream) as an engine hook: an epoch's bar
+    or line when its first step comes, the running numbers after each step, the metrics row at its end and the
+    test accuracy at the run's."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.shown: int | None = None  # the epoch announced last
+
+    def before_step(self, event: StepEvent) -> None:
+        if self.shown != event.epoch:
+            self.shown = event.epoch
+            self.progress.epoch(event.epoch + 1, event.epochs, event.steps_per_epoch, event.step)
+
+    def after_step(self, event: StepEvent) -> None:
+        m = event.metrics
+        self.progress.step(m["loss"], m["accuracy"], m["images_per_second"])
+        self.progress.retotal(event.epochs)  # a time budget's plan may have resized the run
+
+    def end_of_epoch(self, event: EpochEvent) -> None:
+        self.progress.end_epoch(event.metrics)
+
+    def end_of_run(self, event: RunEvent) -> None:
+        r = event.results
+        self.progress.finish(
+            f"test accuracy {r['test_accuracy']:.2%} (loss {r['test_loss']:.4f}) in {r['train_seconds']:.1f}s of "
+            f"training -> {r['run_dir']}"
+        )
+
+    def close(self) -> None:
+        self.progress.finish("")

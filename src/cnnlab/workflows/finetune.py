@@ -20,15 +20,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab import checkpoint
+from cnnlab.building import build_model
 from cnnlab.data import ImageDataset, load_dataset
+from cnnlab.engine.config import DATASET_DEFAULTS, GENERIC_DEFAULTS, TrainConfig, option_named
+from cnnlab.engine.trainer import run
 from cnnlab.errors import CnnlabError
-from cnnlab.inference.model import build_model
 from cnnlab.measure import count_params
 from cnnlab.registry import create_model, list_models
 from cnnlab.rundir import WEIGHTS, RunDir, optional
-from cnnlab.training import checkpoint
-from cnnlab.training.config import DATASET_DEFAULTS, GENERIC_DEFAULTS, TrainConfig, option_named
-from cnnlab.training.trainer import run
 
 FREEZE_CHOICES = ("none", "backbone")
 BACKBONE_LR_FACTOR = 0.1  # default backbone lr = head lr / 10: move the pretrained features less than the new head

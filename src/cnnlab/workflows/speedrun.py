@@ -21,15 +21,15 @@ from pathlib import Path
 import torch
 
 from cnnlab.data import load_dataset
+from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.trainer import run
 from cnnlab.errors import CnnlabError
 from cnnlab.files import write_json
 from cnnlab.inference.evaluation import evaluate_arrays
-from cnnlab.inference.precision import autocast_dtype
 from cnnlab.inference.prediction import load_run
+from cnnlab.precision import autocast_dtype
 from cnnlab.repeats import parse_seeds  # noqa: F401 (kept importable here, where the speedrun API was)
 from cnnlab.reporting import timestamped_dir
-from cnnlab.training.config import TrainConfig
-from cnnlab.training.trainer import run
 
 CPU_KINDS = ("amx-bf16", "avx512-bf16", "arm-bf16", "no-native-bf16")
 FLIP_SLICE = 256  # test images timed to price the test-time-flips pass
@@ -40,7 +40,7 @@ SAPPHIRE = "Xeon Sapphire Rapids (AMX-BF16), 2 vCPU"
 def cpu_kind(cpuinfo: str | None = None) -> str:
     """amx-bf16 (Sapphire Rapids and later Xeons), avx512-bf16 without AMX (AMD Zen 4, Cooper Lake), arm-bf16 (Arm's
     BF16 extension) or no-native-bf16, from /proc/cpuinfo's flags (no-native-bf16 where it cannot be read): the
-    kinds `--precision auto` tells apart (cnnlab.inference.precision)."""
+    kinds `--precision auto` tells apart (cnnlab.precision)."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
@@ -177,7 +177,7 @@ def process_started() -> float:
 
 def flip_pass_seconds(choice: Choice, data, dtype) -> float:
     """The price of one test-time-flips pass over the test split: a fresh model of the choice, timed on a slice."""
-    from cnnlab.inference.model import build_model
+    from cnnlab.building import build_model
 
     config = TrainConfig(model=choice.model, dataset=data.name)
     model = build_model(config, data.num_classes, data.in_chans, data.image_size).to(memory_format=torch.channels_last)
