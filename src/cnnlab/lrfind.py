@@ -146,9 +146,9 @@ def find_lr(
 ) -> dict:
     """The range test for `config` (a TrainConfig): the trainer's data splits, batches, model (or `model`) and
     optimizer. Returns the record lr-find.json holds (the suggestion, its rule, the curve)."""
-    from cnnlab.inference.batches import prepare_batch
-    from cnnlab.inference.precision import autocast
+    from cnnlab.batches import prepare_batch
     from cnnlab.engine.trainer import build_optimizer, classification_loss, init_model, setup
+    from cnnlab.precision import autocast
 
     lrs = schedule(start, end, steps)
     began = time.perf_counter()
@@ -249,8 +249,8 @@ def lr_find(
     """`cnnlab lr-find`: the range test for `model` on `dataset` with the training options `options` (TrainConfig
     fields); writes OUT/lr-find.json and OUT/lr-find.png and returns the record, with `out`."""
     from cnnlab import reporting
-    from cnnlab.rundir import LrFindFolder
     from cnnlab.engine.config import make_config
+    from cnnlab.rundir import LrFindFolder
 
     config = make_config(model, dataset, **options)
     folder = LrFindFolder(Path(out) if out else reporting.timestamped_dir("lr-find", model, config.dataset))

@@ -58,9 +58,9 @@ def sweep(
 
 def _prepare(model, dataset, param, pruner, out, seeds, options) -> tuple[Recipe, dict, Path]:
     from cnnlab import reporting
+    from cnnlab.engine.config import LR_FIND, validate
     from cnnlab.registry import model_info
     from cnnlab.repeats import choose_seeds
-    from cnnlab.engine.config import LR_FIND, validate
 
     fixed = {name: value for name, value in options.items() if value is not None}
     if fixed.get("lr") == LR_FIND:

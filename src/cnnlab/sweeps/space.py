@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cnnlab.errors import CnnlabError, unknown_name_error
 from cnnlab.engine import config as recipe
+from cnnlab.errors import CnnlabError, unknown_name_error
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cnnlab.engine.progress import PROGRESS_FILE_ENV
 from cnnlab.errors import CnnlabError
 from cnnlab.options.commands import command
 from cnnlab.repeats import Spread
 from cnnlab.rundir import RunDir, open_run, read_events
-from cnnlab.engine.progress import PROGRESS_FILE_ENV
 
 POLL = 0.2  # seconds between reads of a running trial's progress.jsonl
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when its parent dies
