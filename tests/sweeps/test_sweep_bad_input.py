@@ -65,3 +65,13 @@ def test_params_parse_to_optuna_ranges_and_choices():
     assert batch.choices == (64, 128, 256) and batch.spec() == "64,128,256"
     assert parse_param("epochs=1:5").kind is int
     assert parse_param("augment=true,false").choices == (True, False)
+
+
+@pytest.mark.parametrize("flag", ["--epochs", "--time-budget", "--ema", "--schedule", "--checkpoint-every"])
+def test_lr_find_offers_no_flag_it_would_ignore(flag, capsys):
+    """The range test runs its own steps at its own lrs: a training-length or averaging flag is refused, not dropped."""
+    from cnnlab.cli import main
+
+    assert main(["lr-find", "lenet5", flag, "3"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert f"unrecognized arguments: {flag} 3" in error and len(error.splitlines()) == 1

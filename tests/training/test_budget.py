@@ -40,7 +40,7 @@ def test_bad_durations_are_one_line_errors(text):
 
 def test_every_training_command_has_the_flag_and_a_bad_value_is_exit_2(capsys):
     declared = option_named("time_budget")
-    assert set(declared.commands) == {"train", "compare", "finetune"} and not declared.resumable
+    assert set(declared.commands) == {"train", "compare", "finetune", "sweep"} and not declared.resumable
     assert main(["train", "lenet5", "--time-budget", "10x"]) == 2
     error = capsys.readouterr().err.strip()
     assert "--time-budget" in error and "10x" in error and len(error.splitlines()) == 1

@@ -50,6 +50,21 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 COMMANDS = ("train", "compare", "finetune", "sweep", "lr-find")  # the commands whose flags come from TrainConfig
+# What the LR range test does not use (it runs its own ~100 steps at its own lrs, and keeps nothing): offering these
+# flags to `cnnlab lr-find` would ignore them silently.
+NOT_FOR_LR_FIND = (
+    "epochs",
+    "time_budget",
+    "schedule",
+    "ema",
+    "lookahead",
+    "tta",
+    "test_every_epoch",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "tensorboard",
+    "sync_bn",
+)
 GROUPS = ("data", "optimization", "evaluation", "model", "system", "run")  # for --help sections and form fieldsets
 
 
@@ -87,6 +102,12 @@ def option(
     if group not in GROUPS:
         raise ValueError(f"unknown option group {group!r}")
     return {_KEY: _Declared(help, group, flag, choices, check, resumable, commands, metavar, parser)}
+
+
+def _for_lr_find(name: str, declared: _Declared) -> _Declared:
+    if name in NOT_FOR_LR_FIND and "lr-find" in declared.commands:
+        return replace(declared, commands=tuple(c for c in declared.commands if c != "lr-find"))
+    return declared
 
 
 # ---------------------------------------------------------------------------------------------------- the dataclass
@@ -421,7 +442,7 @@ def _options() -> tuple[ConfigOption, ...]:
     per_dataset = set(GENERIC_DEFAULTS).union(*DATASET_DEFAULTS.values())
     found = []
     for f in fields(TrainConfig):
-        declared: _Declared = f.metadata[_KEY]
+        declared: _Declared = _for_lr_find(f.name, f.metadata[_KEY])
         kind = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
         default = f.default if f.default is not MISSING else None  # None: required (model)
         if f.default_factory is not MISSING:
