@@ -19,10 +19,11 @@ from cnnlab.inference import onnx_runtime, prediction
 from cnnlab.inference.prediction import evaluate
 from cnnlab.lrfind import lr_find, with_found_lr  # noqa: F401 (lr_find: the API of cnnlab lr-find)
 from cnnlab.options.commands import command
+from cnnlab.repeats import pick_seeds
 from cnnlab.rundir import RunDir
 from cnnlab.workflows.comparison import compare
 from cnnlab.workflows.leaderboard import list_runs
-from cnnlab.workflows.seeds import pick_seeds, train_seeds
+from cnnlab.workflows.seeds import train_seeds
 
 # The defaults of the keywords below are the CLI's, read from the one declaration of each command's options.
 _PREDICT, _EXPORT = command("predict"), command("export")

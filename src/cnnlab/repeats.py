@@ -1,5 +1,8 @@
 """Repeated runs: one run per seed, then every measured number as mean ± std over the seeds, curves as a mean line
-in a min-max band, and verdicts that respect the spread.
+in a min-max band, and verdicts that respect the spread. This is the one home of seed logic: which seeds run
+(`choose_seeds`, `pick_seeds`), where each goes (`seed_dir`), whether that place is free (`check_free`), and how
+their numbers combine; `workflows.seeds`, `workflows.comparison`, `workflows.speedrun` and `experiments.repeated`
+are workflows that call it.
 
 `cnnlab train`, `cnnlab compare` and `cnnlab experiment` take `--seeds 0,1,2` or `--repeats N` (seeds 0..N-1),
 declared in cnnlab.options.commands; each seed's run keeps its own directory, `seed-N`, and the summary lands
@@ -58,6 +61,26 @@ def choose_seeds(seed: int | None = None, seeds: Sequence[int] | str | None = No
 
 def seed_dir(out: str | Path, seed: int) -> Path:
     return Path(out) / f"seed-{seed}"
+
+
+def pick_seeds(options: dict, seeds: Sequence[int] | str | None, repeats: int | None) -> tuple[int, ...] | None:
+    """The seeds of a repeated train or compare, or None for one plain run. `repeats` counts up from the `seed`
+    option (default 0); a `seed` option with `seeds` is refused rather than one of them ignored."""
+    if seeds is not None and options.get("seed") is not None:
+        raise CnnlabError("--seed and --seeds both choose the seed: pass --seeds alone, or --seed with --repeats")
+    return choose_seeds(options.get("seed"), seeds, repeats)
+
+
+def check_free(out: Path, seeds: Sequence[int], summary: str, run_file: str, overwrite: bool) -> None:
+    """Refuse, before anything trains, an OUT that already holds a summary or a seed's run (without --overwrite),
+    or that is itself a single run (its results.json would be listed by `cnnlab runs` beside the seeds')."""
+    from cnnlab.rundir import holds_run
+
+    if holds_run(out):
+        raise CnnlabError(f"{out} holds a single run; repeated runs need a folder of their own: pass another --out")
+    taken = [p for p in [out / summary, *(seed_dir(out, s) / run_file for s in seeds)] if p.exists()]
+    if taken and not overwrite:
+        raise CnnlabError(f"{taken[0]} already exists; pass --overwrite to replace the runs in {out}")
 
 
 # ------------------------------------------------------------------------------------------------------ spread

@@ -18,9 +18,18 @@ from cnnlab.engine.trainer import run
 from cnnlab.errors import CnnlabError
 from cnnlab.plots import plot_comparison
 from cnnlab.registry import model_info
-from cnnlab.repeats import Claim, aggregate_rows, csv_rows, format_spread, seed_dir, spread_of, verdict
+from cnnlab.repeats import (
+    Claim,
+    aggregate_rows,
+    check_free,
+    csv_rows,
+    format_spread,
+    pick_seeds,
+    seed_dir,
+    spread_of,
+    verdict,
+)
 from cnnlab.rundir import ExperimentFolder, prepare_run_dir
-from cnnlab.workflows.seeds import check_free, pick_seeds
 
 COLUMNS = ("model", "params", "macs", "test_accuracy", "train_seconds", "train_images_per_second")
 HEADERS = ["model", "params", "MACs/image", "test accuracy", "train time", "train images/s"]

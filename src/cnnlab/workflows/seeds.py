@@ -16,33 +16,12 @@ from math import isnan
 from pathlib import Path
 
 from cnnlab import reporting
-from cnnlab.errors import CnnlabError
-from cnnlab.repeats import Spread, band_plot, choose_seeds, format_spread, seed_dir
+from cnnlab.repeats import Spread, band_plot, check_free, format_spread, seed_dir
 
 # Numbers in results.json that the recipe sets rather than the run measures; every other number is measured.
 RECIPE_NUMBERS = ("params", "macs", "epochs", "batch_size", "lr", "seed", "processes", "time_budget")
 CURVE_METRICS = ("train_loss", "train_accuracy", "val_accuracy")
 SUMMARY_FILES = ("seeds.md", "seeds.json", "seeds.png")
-
-
-def pick_seeds(options: dict, seeds: Sequence[int] | str | None, repeats: int | None) -> tuple[int, ...] | None:
-    """The seeds of a repeated train or compare, or None for one plain run. `repeats` counts up from the `seed`
-    option (default 0); a `seed` option with `seeds` is refused rather than one of them ignored."""
-    if seeds is not None and options.get("seed") is not None:
-        raise CnnlabError("--seed and --seeds both choose the seed: pass --seeds alone, or --seed with --repeats")
-    return choose_seeds(options.get("seed"), seeds, repeats)
-
-
-def check_free(out: Path, seeds: Sequence[int], summary: str, run_file: str, overwrite: bool) -> None:
-    """Refuse, before anything trains, an OUT that already holds a summary or a seed's run (without --overwrite),
-    or that is itself a single run (its results.json would be listed by `cnnlab runs` beside the seeds')."""
-    from cnnlab.rundir import holds_run
-
-    if holds_run(out):
-        raise CnnlabError(f"{out} holds a single run; repeated runs need a folder of their own: pass another --out")
-    taken = [p for p in [out / summary, *(seed_dir(out, s) / run_file for s in seeds)] if p.exists()]
-    if taken and not overwrite:
-        raise CnnlabError(f"{taken[0]} already exists; pass --overwrite to replace the runs in {out}")
 
 
 def train_seeds(

@@ -13,7 +13,6 @@ test-time-flips pass that follows training, priced before training on a slice of
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from cnnlab.files import write_json
 from cnnlab.inference.evaluation import evaluate_arrays
 from cnnlab.inference.prediction import load_run
 from cnnlab.precision import autocast_dtype
-from cnnlab.repeats import parse_seeds  # noqa: F401 (kept importable here, where the speedrun API was)
+from cnnlab.repeats import Spread, parse_seeds  # noqa: F401 (parse_seeds kept importable here, where the speedrun API was)
 from cnnlab.reporting import timestamped_dir
 
 CPU_KINDS = ("amx-bf16", "avx512-bf16", "arm-bf16", "no-native-bf16")
@@ -301,12 +300,9 @@ def flip_test_accuracy(run_dir: Path | str, data, dtype) -> float:
 
 
 def spread(values: list[float]) -> dict:
-    """Mean and sample standard deviation (0 for one value) and n."""
-    return {
-        "mean": statistics.fmean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-        "n": len(values),
-    }
+    """Mean, sample standard deviation (0 for one value) and n, as speedrun.json records them (cnnlab.repeats)."""
+    measured = Spread.of(values)
+    return {"mean": measured.mean, "std": measured.std, "n": measured.n}
 
 
 def summary_lines(record: dict) -> list[str]:
