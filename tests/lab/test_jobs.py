@@ -213,13 +213,24 @@ def test_predict_on_a_test_image_and_an_upload(trained):
 
 
 @pytest.mark.slow
-def test_evaluate_writes_the_confusion_matrix_and_misclassified_grid(trained):
+def test_evaluate_writes_the_confusion_matrix_and_misclassified_grid(trained, monkeypatch):
+    from cnnlab.inference import evaluation, prediction
+
     client, created, _ = trained
+    passes = []
+    counted = lambda *a, **k: passes.append(1) or evaluation.evaluate_arrays(*a, **k)  # noqa: E731
+    monkeypatch.setattr(prediction, "evaluate_arrays", counted)
     body = client.post(f"/api/runs/{created['run']}/evaluate").json()
+    assert len(passes) == 1  # one pass over the test set: the grid reuses evaluate's predictions
     assert len(body["per_class_accuracy"]) == 10
     assert sum(map(sum, body["confusion_matrix"])) == 360  # the digits test split
     wrong = 360 - sum(body["confusion_matrix"][i][i] for i in range(10))
     assert body["misclassified"] == min(wrong, 24)
+    from cnnlab.data import load_dataset
+
+    listed = client.get(f"/api/runs/{created['run']}").json()["evaluation"]["misclassified"]  # eval.json's list
+    labels = load_dataset("digits").test_labels
+    assert len(listed) == wrong and all(guess != int(labels[index]) for index, guess in listed)
     assert client.get(f"/files/{created['run']}/confusion.png").content[:4] == b"\x89PNG"
     assert set(client.get(f"/api/runs/{created['run']}").json()["files"]) >= {"eval.json", "confusion.png"}
 

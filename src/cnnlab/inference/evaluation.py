@@ -52,3 +52,9 @@ def evaluate_arrays(
         return float("nan"), float("nan"), torch.empty(0, dtype=torch.long)
     predicted = torch.cat(predictions)
     return total_loss / len(images), (predicted == labels).float().mean().item(), predicted
+
+
+def misclassified(predicted: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The positions, in order, of the images whose predicted class is not their label: the one definition that
+    eval.json's list, the lab's grid and `visualize --misclassified` share."""
+    return (predicted != labels).nonzero().flatten()

@@ -16,7 +16,7 @@ from cnnlab.building import build_model
 from cnnlab.data import ImageDataset, load_dataset, normalize
 from cnnlab.data.imagefolder import fit_image
 from cnnlab.errors import CnnlabError
-from cnnlab.inference.evaluation import evaluate_arrays
+from cnnlab.inference.evaluation import evaluate_arrays, misclassified
 from cnnlab.precision import autocast_dtype
 from cnnlab.rundir import CONFIG, WEIGHTS, RunDir, open_run
 
@@ -76,6 +76,8 @@ def evaluate(run_dir: str | Path, data_dir: str | None = None, tta: bool | None 
         "per_class_accuracy": per_class,
         "confusion_matrix": matrix.tolist(),
         "confusion_png": str(confusion_png),
+        # [test image index, predicted class] of every test image it gets wrong, in order
+        "misclassified": [[i, int(predicted[i])] for i in misclassified(predicted, dataset.test_labels).tolist()],
     }
     RunDir(run.run_dir).write_evaluation(result)
     return result

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from cnnlab.lab import predict
 from cnnlab.lab.views import serialized
 
@@ -16,40 +14,25 @@ GRID = 24  # misclassified images shown
 
 @serialized
 def evaluate_run(run_dir: Path, cache: predict.Cache) -> dict:
+    """`evaluate` once (autocast and test-time flips as the run trained): its predictions give the per-class
+    numbers, the confusion matrix and the list of misclassified test images, whose first GRID the grid shows."""
     from cnnlab.inference.prediction import evaluate
     from cnnlab.lab.follow import clean
 
     loaded = predict.load(run_dir)  # refuses a run without final weights (409) before evaluate would
     result = evaluate(run_dir)
-    data = predict._dataset(loaded.config.dataset, loaded.config.data_dir)
-    wrong = misclassified(loaded, data)
+    data = predict.run_dataset(loaded.config.dataset, loaded.config.data_dir)
+    wrong = [(data.test_images[i], int(data.test_labels[i]), guess) for i, guess in result["misclassified"][:GRID]]
     if wrong:
         draw_grid(wrong, data.classes, run_dir / "misclassified.png")
     return clean(
         {
             **result,
             "confusion_png": "confusion.png",
-            "misclassified": len(wrong),
+            "misclassified": len(wrong),  # how many the grid shows (at most GRID); eval.json lists them all
             "misclassified_png": "misclassified.png" if wrong else None,
         }
     )
-
-
-@torch.no_grad()
-def misclassified(loaded, data, limit: int = GRID) -> list[tuple[torch.Tensor, int, int]]:
-    """The first `limit` test images the model gets wrong: (image, true class, predicted class)."""
-    from cnnlab.data import normalize
-
-    found = []
-    for start in range(0, len(data.test_images), 256):
-        images = data.test_images[start : start + 256]
-        predicted = loaded.model(normalize(images, loaded.data["mean"], loaded.data["std"])).argmax(dim=1)
-        labels = data.test_labels[start : start + 256]
-        for i in (predicted != labels).nonzero().flatten().tolist():
-            found.append((images[i], int(labels[i]), int(predicted[i])))
-            if len(found) == limit:
-                return found
-    return found
 
 
 def draw_grid(wrong: list, classes, path: Path) -> None:

@@ -19,6 +19,8 @@ from PIL import Image, UnidentifiedImageError
 
 from cnnlab.lab.security import LabRequestError, relative_name
 from cnnlab.lab.views import serialized
+from cnnlab.visualization.images import JET_ALPHA, heat_colours, image_array, scale_each, tile_sheet
+from cnnlab.visualization.kernels import filter_tiles
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 CACHE_DIR = Path(".lab") / "cache"
@@ -70,7 +72,8 @@ def load(run_dir: Path):
 
 
 @functools.lru_cache(maxsize=2)
-def _dataset(name: str, data_dir: str | None):
+def run_dataset(name: str, data_dir: str | None):
+    """A run's dataset (its test split is what Inspect and the evaluation grid show), kept for the next request."""
     from cnnlab.data import load_dataset
 
     return load_dataset(name, data_dir, download=False)
@@ -78,7 +81,7 @@ def _dataset(name: str, data_dir: str | None):
 
 def test_image(run, index: int) -> tuple[torch.Tensor, str]:
     """Test image `index` of the run's dataset (uint8 [C, H, W]) and its true class."""
-    data = _dataset(run.config.dataset, run.config.data_dir)
+    data = run_dataset(run.config.dataset, run.config.data_dir)
     if not 0 <= index < len(data.test_images):
         raise LabRequestError(f"test image {index} does not exist: the test split has {len(data.test_images)}", 404)
     return data.test_images[index], data.classes[int(data.test_labels[index])]
@@ -86,38 +89,24 @@ def test_image(run, index: int) -> tuple[torch.Tensor, str]:
 
 def png_bytes(image: torch.Tensor) -> bytes:
     """uint8 [C, H, W] as PNG bytes."""
-    array = image.numpy()
-    array = array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
     buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
+    Image.fromarray(image_array(image)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
 def overlay(image: torch.Tensor, heat: torch.Tensor) -> Image.Image:
     """A [H, W] map in [0, 1] drawn over the image with matplotlib's 'jet' colours, half transparent."""
-    from matplotlib import colormaps
-
-    base = Image.fromarray(image.numpy()[0] if image.shape[0] == 1 else image.numpy().transpose(1, 2, 0)).convert("RGB")
-    base = base.resize((SHOW_SIDE, SHOW_SIDE), Image.NEAREST)
-    coloured = (colormaps["jet"](heat.clamp(0, 1).numpy())[..., :3] * 255).astype(np.uint8)
-    coloured = Image.fromarray(coloured).resize((SHOW_SIDE, SHOW_SIDE), Image.BILINEAR)
-    return Image.blend(base, coloured, 0.5)
+    base = Image.fromarray(image_array(image)).convert("RGB").resize((SHOW_SIDE, SHOW_SIDE), Image.NEAREST)
+    coloured = Image.fromarray(heat_colours(heat)).resize((SHOW_SIDE, SHOW_SIDE), Image.BILINEAR)
+    return Image.blend(base, coloured, JET_ALPHA)
 
 
-def _grid(maps: torch.Tensor, columns: int = 8) -> Image.Image:
-    """Up to 32 [H, W] maps, each scaled to [0, 255] on its own, tiled into one grey image."""
-    maps = maps[:32].float()
-    low = maps.flatten(1).min(dim=1).values[:, None, None]
-    high = maps.flatten(1).max(dim=1).values[:, None, None]
-    maps = ((maps - low) / (high - low).clamp_min(1e-8) * 255).to(torch.uint8)
-    rows, columns = -(-len(maps) // columns), min(columns, len(maps))
-    h, w = maps.shape[-2:]
-    sheet = torch.full((rows * (h + 1), columns * (w + 1)), 40, dtype=torch.uint8)  # 1-pixel dark gaps
-    for i, single in enumerate(maps):
-        r, c = divmod(i, columns)
-        sheet[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = single
-    scale = -(-MAP_TILE // max(h, w))  # nearest-neighbour, so an 8x8 map stays 8x8 sharp squares, not a blur
-    grid = Image.fromarray(sheet.numpy())
+def _grid(tiles: torch.Tensor) -> Image.Image:
+    """Up to 32 tiles in [0, 1] (grey [n, h, w] or RGB [n, h, w, 3]) as one sheet, scaled up by a whole factor
+    with nearest-neighbour pixels, so an 8x8 map stays 8x8 sharp squares, not a blur."""
+    tiles = tiles[:32]
+    grid = Image.fromarray(tile_sheet(tiles))
+    scale = -(-MAP_TILE // max(tiles.shape[1:3]))
     return grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)
 
 
@@ -189,14 +178,14 @@ def predict(run, image: torch.Tensor, cache: Cache, top_k: int = 5, target: obje
         heat = attribution_map(subject(run.run_dir), image, method, index)
         result[method] = cache.save(overlay(image, heat), method)
     result["feature_maps"] = [
-        {"layer": name, "shape": list(maps.shape), "url": cache.save(_grid(maps), "maps")}
+        {"layer": name, "shape": list(maps.shape), "url": cache.save(_grid(scale_each(maps)), "maps")}
         for name, maps in stage_maps(subject(run.run_dir), image).items()
     ]
     layer, weights = first_filters(subject(run.run_dir))
     result["filters"] = {
         "layer": layer,
         "shape": list(weights.shape),
-        "url": cache.save(_grid(weights.mean(1)), "filters"),
+        "url": cache.save(_grid(filter_tiles(weights)), "filters"),  # as `cnnlab visualize` draws them: RGB or grey
     }
     return result
 

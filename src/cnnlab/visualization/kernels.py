@@ -41,11 +41,7 @@ def filters(source: str | nn.Module | Subject, layer: str | None = None) -> tupl
 def filter_tiles(weights: torch.Tensor) -> torch.Tensor:
     """One display tile per output channel, each min-max scaled to [0, 1] on its own: RGB [out, kh, kw, 3] for
     3 input channels, else grey [out, kh, kw] (the mean over the input channels when there are several)."""
-    if weights.shape[1] == 3:
-        tiles = weights.permute(0, 2, 3, 1)  # [out, kh, kw, 3]
-    else:
-        tiles = weights.mean(dim=1)  # [out, kh, kw]
-    flat = tiles.reshape(len(tiles), -1)
-    low, high = flat.min(dim=1).values, flat.max(dim=1).values
-    shape = (-1,) + (1,) * (tiles.ndim - 1)
-    return (tiles - low.view(shape)) / (high - low).clamp_min(1e-12).view(shape)
+    from cnnlab.visualization.images import scale_each
+
+    tiles = weights.permute(0, 2, 3, 1) if weights.shape[1] == 3 else weights.mean(dim=1)  # RGB or grey tiles
+    return scale_each(tiles)

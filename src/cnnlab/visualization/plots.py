@@ -9,10 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; works without a screen
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from cnnlab.visualization.activations import strongest_channels  # noqa: E402
+from cnnlab.visualization.images import image_array  # noqa: E402
 
 DPI = 100
 MAX_FILTERS = 64  # a wider layer's first 64 kernels; a grid of 512 tiny squares shows nothing
@@ -22,12 +22,6 @@ TOP_CHANNELS = 8  # feature-map panels per stage
 def shape_label(shape: tuple[int, ...]) -> str:
     """(16, 14, 14) -> "16×14×14", as the tutorials' dimension-flow tables write it."""
     return "×".join(str(size) for size in shape)
-
-
-def image_array(pixels: torch.Tensor) -> np.ndarray:
-    """uint8 [C, H, W] -> [H, W] grey or [H, W, 3] RGB for imshow."""
-    array = pixels.cpu().numpy()
-    return array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
 
 
 def _show_image(ax, pixels: torch.Tensor) -> None:

@@ -48,25 +48,24 @@ def pick_test_images(subject: Subject, count: int, misclassified: bool = False, 
         ) from error
     order = torch.randperm(len(data.test_labels), generator=torch.Generator().manual_seed(seed))
     if misclassified:
-        order = _wrong_ones(subject, data.test_images, data.test_labels, order, count)
+        order = _wrong_ones(subject, data, order, count)
     chosen = order[:count]
     pixels = data.test_images[chosen]
     names = [f"test{int(i)}" for i in chosen]
     return Batch(pixels, to_inputs(subject, pixels), names, data.test_labels[chosen].tolist())
 
 
-def _wrong_ones(subject: Subject, images, labels, order: torch.Tensor, count: int, chunk: int = 512) -> torch.Tensor:
-    """The first `count` indices of `order` whose images the model misclassifies (predicting chunk by chunk)."""
-    wrong: list[torch.Tensor] = []
-    found = 0
-    for start in range(0, len(order), chunk):
-        part = order[start : start + chunk]
-        predicted = probabilities(subject.model, to_inputs(subject, images[part])).argmax(dim=1)
-        wrong.append(part[predicted != labels[part]])
-        found += len(wrong[-1])
-        if found >= count:
-            break
-    result = torch.cat(wrong)
+def _wrong_ones(subject: Subject, data, order: torch.Tensor, count: int) -> torch.Tensor:
+    """The first `count` indices of `order` whose images the model misclassifies, predicted as `cnnlab eval`
+    predicts them (`evaluate_arrays`, the run's precision) and picked by the same rule (`misclassified`)."""
+    from cnnlab.inference.evaluation import evaluate_arrays
+    from cnnlab.inference.evaluation import misclassified as wrong_positions
+    from cnnlab.precision import autocast_dtype
+
+    labels = data.test_labels[order]
+    dtype = autocast_dtype(subject.run.config.precision)
+    predicted = evaluate_arrays(subject.model, data.test_images[order], labels, data, dtype=dtype)[2]
+    result = order[wrong_positions(predicted, labels)][:count]
     if len(result) == 0:
         raise CnnlabError(f"{subject.name} classifies every test image correctly: --misclassified finds none")
     if len(result) < count:
