@@ -22,8 +22,11 @@ something to fold). Against the eager fp32 model on a fixed batch of 8: the fp32
 their logits within 1e-4 relative (asserted); bf16 and int8 agreement is recorded. Random nets give most images
 the same top-1, so those rates say little about a trained model's loss: bench/int8.py measures that on
 Fashion-MNIST. Reported per model and batch: images/s of each path and cnnlab's best ÷ onnxruntime's best, over
-all paths and over the float paths only. `main(quick=True)` shrinks the 224² inputs to 64² and the rounds to a few
-calls: a smoke run, whose timings mean nothing.
+all paths and over the float paths only. The `auto` column is what `--runtime auto` picks between cnnlab fp32 and
+onnxruntime fp32 (`cnnlab.inference.runtime.choose`, its own short measurement in a fresh cache) and the picked
+path's images/s ÷ onnxruntime's best float path, as this benchmark measured both: 1.00x or more when auto picks
+right against onnxruntime, and "auto right" says whether it picked the faster of the two. `main(quick=True)`
+shrinks the 224² inputs to 64² and the rounds to a few calls: a smoke run, whose timings mean nothing.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import torchvision
 from bench.common import interleaved, markdown, median, write
 from cnnlab import create_model
 from cnnlab.deploy import INPUT_NAME, export_bytes, fold_batchnorm, optimize_for_inference, quantize_int8
-from cnnlab.inference import onnx_runtime
+from cnnlab.inference import onnx_runtime, runtime
 
 BATCHES = (1, 8)
 # The onnxruntime comparison: (model, input channels, side, classes); --quick shrinks 224² to QUICK_SIDE.
@@ -214,6 +217,34 @@ def randomize_statistics_(model: torch.nn.Module, seed: int = 0) -> None:
                 module.weight.normal_(0.0, module.in_features**-0.5, generator=generator)
 
 
+def auto_choice(name: str, paths: dict[str, Callable], shape: tuple[int, ...], batch: int, speeds: dict) -> dict:
+    """What `--runtime auto` picks between cnnlab fp32 and onnxruntime fp32, measured by auto itself in an empty
+    cache, and how that pick fares in this benchmark's own measurement."""
+    import os
+
+    with tempfile.TemporaryDirectory() as state:
+        previous = os.environ.get("CNNLAB_STATE_DIR")
+        os.environ["CNNLAB_STATE_DIR"] = state  # a fresh measurement, not the user's cached one
+        try:
+            candidates = {"torch": lambda: paths["cnnlab fp32"], "onnxruntime": lambda: paths["onnxruntime fp32"]}
+            key = lambda: runtime.cache_key(f"model:{name}", shape, batch)  # noqa: E731
+            choice = runtime.choose("auto", key, shape, batch, candidates)
+        finally:
+            if previous is None:
+                os.environ.pop("CNNLAB_STATE_DIR")
+            else:
+                os.environ["CNNLAB_STATE_DIR"] = previous
+    picked = "cnnlab fp32" if choice.runtime == "torch" else "onnxruntime fp32"
+    best = max(speeds[p] for p in ("cnnlab fp32", "onnxruntime fp32"))
+    ort_best = max(v for p, v in speeds.items() if p in FLOAT_PATHS and p.startswith("onnxruntime"))
+    return {
+        "runtime": choice.runtime,
+        "reason": choice.reason,
+        "ratio_to_onnxruntime_best": speeds[picked] / ort_best,
+        "right": speeds[picked] == best,
+    }
+
+
 def compare_model(name: str, in_chans: int, side: int, classes: int, repeats: int, calls: int) -> dict:
     """One model's paths: agreement with the eager fp32 model on a fixed batch of 8, then images/s per batch."""
     torch.manual_seed(0)
@@ -242,6 +273,7 @@ def compare_model(name: str, in_chans: int, side: int, classes: int, repeats: in
             },
             "best": best_ratio(speeds),
             "best_float": best_ratio(speeds, FLOAT_PATHS),
+            "auto": auto_choice(name, paths, (in_chans, side, side), batch, speeds),
         }
     return result
 
@@ -284,6 +316,8 @@ def onnxruntime_table(record: dict) -> str:
                     *(f"{measured['paths'][p]['images_per_s']:,.1f}" for p in paths),
                     f"{measured['best']['ratio']:.2f}x",
                     f"{measured['best_float']['ratio']:.2f}x",
+                    f"{measured['auto']['runtime']} {measured['auto']['ratio_to_onnxruntime_best']:.2f}x",
+                    "yes" if measured["auto"]["right"] else "no",
                 ]
             )
         checks = result["agreement"]
@@ -291,7 +325,16 @@ def onnxruntime_table(record: dict) -> str:
         agreements.append([name, checks[paths[0]]["reference_top1_classes"], *cells])
     names = [p.replace("auto", f"auto ({record['auto_dtype']})") for p in paths]
     speed = markdown(
-        ["model", "batch", *(f"{n} img/s" for n in names), "cnnlab best ÷ ORT best", "same, float paths only"], rows
+        [
+            "model",
+            "batch",
+            *(f"{n} img/s" for n in names),
+            "cnnlab best ÷ ORT best",
+            "same, float paths only",
+            "auto: pick, ÷ ORT best float",
+            "auto right",
+        ],
+        rows,
     )
     agree = markdown(
         ["top-1 agreement with eager fp32 (max relative logit diff)", "distinct top-1 in the batch of 8", *names],

@@ -6,6 +6,16 @@ import torch
 torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def state_dir(tmp_path_factory):
+    """cnnlab's state directory (code trust, `--runtime auto`'s cache) in a temporary folder: the tests write
+    nothing into the user's own, and inherit nothing from it."""
+    with pytest.MonkeyPatch.context() as patch:
+        folder = tmp_path_factory.mktemp("cnnlab-state")
+        patch.setenv("CNNLAB_STATE_DIR", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def digits():
     from cnnlab.data import load_dataset

@@ -99,7 +99,9 @@ def test_api_defaults_are_the_declared_ones():
 
     predict = inspect.signature(cnnlab.predict).parameters
     assert predict["top_k"].default == command("predict").option("top_k").default == 5
-    assert predict["runtime"].default == command("predict").option("runtime").default == "torch"
+    assert predict["runtime"].default == command("predict").option("runtime").default == "auto"
+    evaluate = inspect.signature(cnnlab.evaluate).parameters
+    assert evaluate["runtime"].default == command("eval").option("runtime").default == "auto"
     assert inspect.signature(cnnlab.export).parameters["optimize"].default is False
 
 

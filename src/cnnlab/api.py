@@ -15,8 +15,7 @@ from cnnlab.deploy import optimize_for_inference
 from cnnlab.engine.config import LR_FIND, make_config, resume_config
 from cnnlab.engine.trainer import run
 from cnnlab.errors import CnnlabError, unknown_name_error
-from cnnlab.inference import onnx_runtime, prediction
-from cnnlab.inference.prediction import evaluate
+from cnnlab.inference import runtime as runtimes
 from cnnlab.lrfind import lr_find, with_found_lr  # noqa: F401 (lr_find: the API of cnnlab lr-find)
 from cnnlab.options.commands import command
 from cnnlab.repeats import pick_seeds
@@ -26,7 +25,24 @@ from cnnlab.workflows.leaderboard import list_runs
 from cnnlab.workflows.seeds import train_seeds
 
 # The defaults of the keywords below are the CLI's, read from the one declaration of each command's options.
-_PREDICT, _EXPORT = command("predict"), command("export")
+_PREDICT, _EXPORT, _EVAL = command("predict"), command("export"), command("eval")
+
+
+def evaluate(
+    run_dir: str | Path,
+    data_dir: str | None = None,
+    tta: bool | None = None,
+    *,
+    runtime: str = _EVAL.option("runtime").default,
+) -> dict:
+    """Test accuracy and per-class accuracy of a run; writes eval.json and confusion.png into the run directory.
+    tta: average each image's logits with its mirror's (None: as the run was trained).
+
+    runtime="auto" (the default) runs the model in whichever of torch and onnxruntime is faster for it on this CPU
+    at evaluation's batch size, measured once and cached; the result's "runtime" and "runtime_reason" say which
+    and why. See `cnnlab.inference.runtime`.
+    """
+    return runtimes.evaluate(run_dir, data_dir, tta, runtime)
 
 
 def train(
@@ -104,21 +120,22 @@ def predict(
     ImageNet checkpoint you downloaded (.pth state dict or .safetensors) with torchvision's preprocessing for
     those weights and the 1000 ImageNet class names; see `cnnlab.imagenet`.
 
-    runtime="onnxruntime": a run directory's model runs in onnxruntime from RUN_DIR/model.onnx, exported first
-    (BN folded) when missing or older than the weights; see `cnnlab.inference.onnx_runtime`.
+    runtime="auto" (the default): a run directory's model runs in whichever of torch and onnxruntime is faster for
+    it, this batch size and this CPU, measured once and cached (`cnnlab.inference.runtime`); each result's
+    "runtime" and "runtime_reason" say which and why. runtime="onnxruntime": RUN_DIR/model.onnx, exported first
+    (BN folded) when missing or older than the weights; see `cnnlab.inference.onnx_runtime`. An ImageNet
+    checkpoint runs in torch.
     """
     images = list(images)
     if not images:
         raise CnnlabError("predict needs at least one image file")
-    if runtime not in onnx_runtime.RUNTIMES:
-        raise unknown_name_error("runtime", runtime, onnx_runtime.RUNTIMES)
+    if runtime not in runtimes.RUNTIMES:
+        raise unknown_name_error("runtime", runtime, runtimes.RUNTIMES)
     if model is None and weights is None:
         if run_dir is None:
             raise CnnlabError("predict needs a run directory, or model= and weights= for an ImageNet checkpoint")
-        if runtime == "onnxruntime":
-            return onnx_runtime.predict(run_dir, images, top_k)
-        return prediction.predict(run_dir, images, top_k)
-    if runtime != "torch":
+        return runtimes.predict(run_dir, images, top_k, runtime)
+    if runtime == "onnxruntime":
         raise CnnlabError(
             f"--runtime {runtime} runs a run directory's exported model; an ImageNet checkpoint runs in torch"
         )
@@ -132,7 +149,9 @@ def predict(
         raise CnnlabError("pass either a run directory or model= and weights=, not both")
     from cnnlab.imagenet import predict_imagenet  # torchvision's weight tables load only when used
 
-    return predict_imagenet(model, weights, images, top_k)
+    why = "asked for with --runtime torch" if runtime == "torch" else "an ImageNet checkpoint runs in torch"
+    results = predict_imagenet(model, weights, images, top_k)
+    return [{**item, "runtime": "torch", "runtime_reason": why} for item in results]
 
 
 def export(

@@ -318,15 +318,26 @@ def cmd_eval_imagenet(args: argparse.Namespace, console: Console) -> None:
     )
 
 
-def cmd_eval(args: argparse.Namespace, console: Console) -> None:
-    from cnnlab.inference.prediction import evaluate
+def say_runtime(result: dict) -> None:
+    """The runtime `--runtime` chose, one line on stderr: stdout stays the result (and valid JSON with --json)."""
+    print(f"runtime: {result['runtime']} ({result['runtime_reason']})", file=sys.stderr)
 
-    if args.model or args.weights or args.dataset or args.json:
+
+def cmd_eval(args: argparse.Namespace, console: Console) -> None:
+    import json
+
+    from cnnlab.api import evaluate
+
+    if args.model or args.weights or args.dataset or (args.json and not args.run_dir):
         cmd_eval_imagenet(args, console)
         return
     if not args.run_dir:
         raise CnnlabError("give a run directory, or --model, --weights and --dataset for an ImageNet checkpoint")
-    result = evaluate(args.run_dir, args.data_dir, tta=args.tta)
+    result = evaluate(args.run_dir, args.data_dir, tta=args.tta, runtime=args.runtime)
+    say_runtime(result)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
     flips = " with test-time flips" if result["tta"] else ""
     table = Table(
         "class",
@@ -340,9 +351,12 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_predict(args: argparse.Namespace, console: Console) -> None:
+    import json
+
     from cnnlab.api import predict
 
-    if args.model or args.weights:  # an ImageNet checkpoint: every positional argument is an image
+    imagenet = bool(args.model or args.weights)  # an ImageNet checkpoint: every positional argument is an image
+    if imagenet:
         results = predict(
             images=[args.run_dir, *args.images],
             top_k=args.top_k,
@@ -350,6 +364,13 @@ def cmd_predict(args: argparse.Namespace, console: Console) -> None:
             weights=args.weights,
             runtime=args.runtime,
         )
+    else:
+        results = predict(args.run_dir, args.images, args.top_k, runtime=args.runtime)
+        say_runtime(results[0])  # an ImageNet checkpoint has no choice: it runs in torch
+    if args.json:
+        print(json.dumps({**{k: results[0][k] for k in ("runtime", "runtime_reason")}, "predictions": results}))
+        return
+    if imagenet:
         used = results[0]["preprocessing"]
         console.print(
             f"{args.model} with {args.weights}, preprocessed as torchvision's {used['weights']}: resize "
@@ -357,8 +378,6 @@ def cmd_predict(args: argparse.Namespace, console: Console) -> None:
             highlight=False,
             soft_wrap=True,
         )
-    else:
-        results = predict(args.run_dir, args.images, args.top_k, runtime=args.runtime)
     for item in results:
         console.print(item["image"], highlight=False)
         for rank, (name, probability) in enumerate(item["top"], start=1):

@@ -35,6 +35,26 @@ def cpuinfo_has_bf16(cpuinfo: str) -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
+def cpu_kind(cpuinfo: str | None = None) -> str:
+    """amx-bf16 (Sapphire Rapids and later Xeons), avx512-bf16 without AMX (AMD Zen 4, Cooper Lake), arm-bf16 (Arm's
+    BF16 extension) or no-native-bf16, from /proc/cpuinfo's flags (no-native-bf16 where it cannot be read): the
+    kinds `--precision auto` tells apart, and a key of `--runtime auto`'s cache (cnnlab.inference.runtime)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return "no-native-bf16"
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags |= set(line.split(":", 1)[1].split())
+    if "amx_bf16" in flags:
+        return "amx-bf16"
+    if "avx512_bf16" in flags:
+        return "avx512-bf16"
+    return "arm-bf16" if "bf16" in flags else "no-native-bf16"
+
+
 def autocast_dtype(precision: str, device_type: str = "cpu") -> torch.dtype | None:
     """bf16 when asked for, or for "auto" when the CPU computes bf16 natively (AVX512-BF16/AMX); else fp32 (None).
     On CUDA "auto" is bf16 where the GPU has it (Ampere on), else fp16; "fp16" is CUDA's only (`check_precision`),

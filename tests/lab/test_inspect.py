@@ -105,3 +105,29 @@ def test_feature_maps_are_scaled_up_with_sharp_pixels(inspect_client):
         assert h * scale >= MAP_TILE and (h * scale < 2 * MAP_TILE or scale == 1)
         small = sheet[::scale, ::scale]  # every scale x scale block is one source pixel
         assert np.array_equal(np.repeat(np.repeat(small, scale, 0), scale, 1), sheet), entry
+
+
+def test_inspect_names_its_runtime_and_both_give_the_same_top_classes(inspect_client, monkeypatch, tmp_path):
+    """Inspect's runtime is `cnnlab predict`'s (auto by default); torch and onnxruntime agree on the top classes."""
+    pytest.importorskip("onnxruntime")
+    from cnnlab.inference import runtime
+
+    monkeypatch.setenv("CNNLAB_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setattr(runtime, "measure", lambda forwards, x: {"torch": 1.0, "onnxruntime": 0.25})
+    client, run = inspect_client
+    auto = client.post("/api/predict", data={"run": run, "test_index": "3"}).json()
+    assert auto["runtime"] == "onnxruntime"
+    assert auto["runtime_reason"] == "4.0x faster than torch here, measured once and cached"
+    torch_top = client.post("/api/predict", data={"run": run, "test_index": "3", "runtime": "torch"}).json()
+    assert torch_top["runtime"] == "torch"
+    assert [t["class"] for t in auto["top"]] == [t["class"] for t in torch_top["top"]]
+    for ours, theirs in zip(auto["top"], torch_top["top"]):
+        assert ours["probability"] == pytest.approx(theirs["probability"], abs=1e-4)
+    response = client.post("/api/predict", data={"run": run, "test_index": "3", "runtime": "fast"})
+    assert response.status_code == 400 and response.json()["error"].startswith("unknown runtime 'fast'")
+
+
+def test_the_inspect_page_offers_the_declared_runtimes(inspect_client):
+    client, _ = inspect_client
+    page = client.get("/inspect").text
+    assert '<option value="auto">auto</option><option value="torch">torch</option>' in page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from cnnlab.errors import CnnlabError
 from cnnlab.inference.evaluation import evaluate_arrays, misclassified
 from cnnlab.precision import autocast_dtype
 from cnnlab.rundir import CONFIG, WEIGHTS, RunDir, open_run
+
+EVAL_BATCH = 512  # images per forward pass while evaluating
 
 
 @dataclass
@@ -43,21 +46,25 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     return LoadedRun(run_dir, config, data, model.eval())
 
 
-def evaluate(run_dir: str | Path, data_dir: str | None = None, tta: bool | None = None) -> dict:
+def evaluate(
+    run_dir: str | Path,
+    data_dir: str | None = None,
+    tta: bool | None = None,
+    model_for: Callable[[LoadedRun, torch.dtype | None, int], tuple[nn.Module, dict]] | None = None,
+) -> dict:
     """Test accuracy and per-class accuracy of a run; writes eval.json and confusion.png into the run directory.
-    tta: average each image's logits with its mirror's (None: as the run was trained, its config's `tta`)."""
+    tta: average each image's logits with its mirror's (None: as the run was trained, its config's `tta`).
+    model_for(run, autocast dtype, batch size): the module that runs it and fields added to the result (the runtime
+    `cnnlab.inference.runtime` chose; None: the run's torch model)."""
     run = load_run(run_dir)
     tta = run.config.tta if tta is None else tta
     dataset: ImageDataset = load_dataset(
         run.config.dataset, data_dir or run.config.data_dir, image_size=run.data["image_size"]
     )  # an imagefolder's, as trained
+    dtype, batch = autocast_dtype(run.config.precision), min(EVAL_BATCH, max(len(dataset.test_images), 1))
+    model, extra = model_for(run, dtype, batch) if model_for else (run.model, {})
     loss, accuracy, predicted = evaluate_arrays(
-        run.model,
-        dataset.test_images,
-        dataset.test_labels,
-        dataset,
-        dtype=autocast_dtype(run.config.precision),
-        flip_tta=tta,
+        model, dataset.test_images, dataset.test_labels, dataset, batch_size=EVAL_BATCH, dtype=dtype, flip_tta=tta
     )
     from cnnlab.plots import plot_confusion  # matplotlib loads only for evaluate, not predict
 
@@ -78,6 +85,7 @@ def evaluate(run_dir: str | Path, data_dir: str | None = None, tta: bool | None 
         "confusion_png": str(confusion_png),
         # [test image index, predicted class] of every test image it gets wrong, in order
         "misclassified": [[i, int(predicted[i])] for i in misclassified(predicted, dataset.test_labels).tolist()],
+        **extra,
     }
     RunDir(run.run_dir).write_evaluation(result)
     return result

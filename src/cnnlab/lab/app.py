@@ -41,6 +41,7 @@ from cnnlab.lab.security import (
     same_server_location,
 )
 from cnnlab.measure.spec import LayerSpecError
+from cnnlab.options.commands import command
 
 HERE = Path(__file__).parent
 PAGES = {
@@ -96,6 +97,8 @@ def create_app(
     app.state.root, app.state.token, app.state.loopback = root, token, is_loopback(host)
     app.state.jobs = JobStore(root, max_running=max_jobs)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
+    # Inspect's runtime menu, from the one declaration of `cnnlab predict --runtime` (default first).
+    app.state.templates.env.globals["runtimes"] = command("predict").option("runtime").choices
     # Inside the guard (added before it): a body's excess is raised from `receive` in the route, and must reach
     # BodyLimit without crossing the guard's task group.
     app.add_middleware(BodyLimit, default=JSON_BODY_LIMIT, limits={"/api/predict": UPLOAD_LIMIT})

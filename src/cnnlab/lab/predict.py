@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from cnnlab.errors import CnnlabError
 from cnnlab.lab.security import LabRequestError, relative_name
 from cnnlab.lab.views import serialized
 from cnnlab.visualization.images import JET_ALPHA, heat_colours, image_array, scale_each, tile_sheet
@@ -155,17 +156,28 @@ def explained(probabilities: torch.Tensor, classes: list[str], index: int) -> di
 
 
 @serialized
-def predict(run, image: torch.Tensor, cache: Cache, top_k: int = 5, target: object = None) -> dict:
+def predict(
+    run, image: torch.Tensor, cache: Cache, top_k: int = 5, target: object = None, runtime: str | None = None
+) -> dict:
     """Top-k classes, Grad-CAM and saliency overlays and per-stage feature maps of one uint8 image. `target` (a
-    class name or index; None: the top class) is the class both overlays explain, echoed as result["target"]."""
+    class name or index; None: the top class) is the class both overlays explain, echoed as result["target"].
+    `runtime` (None: `cnnlab predict`'s default, auto) computes the top classes, as `cnnlab predict --runtime`;
+    the overlays need gradients, so they stay in torch."""
     from cnnlab.data import normalize
+    from cnnlab.inference import runtime as runtimes
     from cnnlab.inference.prediction import top_classes
+    from cnnlab.options.commands import command
 
     data = run.data
     index = resolve_target(target, data["classes"])  # a bad target costs no forward pass
+    requested = runtime or command("predict").option("runtime").default
+    try:
+        choice = runtimes.choose_for_run(requested, run.run_dir, 1, lambda: run.model)
+    except CnnlabError as error:  # an unknown runtime, or onnxruntime asked for and not installed
+        raise LabRequestError(str(error), 400) from None
     batch = normalize(image[None], data["mean"], data["std"])
     with torch.no_grad():
-        logits = run.model(batch)
+        logits = runtimes.onnx_forward(run.run_dir)(batch) if choice.runtime == "onnxruntime" else run.model(batch)
     top = top_classes(logits, data["classes"], ["image"], top_k)[0]["top"]
     index = int(logits.argmax()) if index is None else index
     shown = Image.open(io.BytesIO(png_bytes(image))).resize((SHOW_SIDE, SHOW_SIDE), Image.NEAREST)
@@ -173,6 +185,7 @@ def predict(run, image: torch.Tensor, cache: Cache, top_k: int = 5, target: obje
         "top": [{"class": name, "probability": p} for name, p in top],
         "target": explained(torch.softmax(logits[0].float(), 0), data["classes"], index),
         "input": cache.save(shown, "input"),
+        **choice.fields(),
     }
     for method in ("gradcam", "saliency"):
         heat = attribution_map(subject(run.run_dir), image, method, index)

@@ -14,8 +14,8 @@ GET  /api/jobs                   every job          GET  /api/jobs/<id>         
 GET  /api/jobs/<id>/events       the same, as Server-Sent Events, until the job ends
 POST /api/jobs/<id>/stop         checkpoint and stop (SIGTERM); a queued job is cancelled
 POST /api/jobs/clear             forget the finished, failed and stopped jobs (records and logs; runs stay)
-POST /api/predict                multipart: run, and image (a file) or test_index, optional top_k and target (the
-                                 class the overlays explain); top-k, the target, and overlay URLs
+POST /api/predict                multipart: run, and image (a file) or test_index, optional top_k, target (the class
+                                 the overlays explain) and runtime; top-k, the target, the runtime, overlay URLs
 GET  /api/test-image?run=&index= a test image of the run's dataset, as PNG
 GET  /api/experiments            the experiments and past results
 GET  /api/experiments/results?name=   a results.md as HTML
@@ -259,12 +259,11 @@ async def predict_image(request: Request):
     form = await request.form(max_files=1, max_fields=8)
     image = form.get("image")
     data = await image.read(predict.MAX_UPLOAD_BYTES + 1) if isinstance(image, UploadFile) else None
-    return await run_in_threadpool(
-        _predict, request, form.get("run"), data, form.get("test_index"), form.get("top_k"), form.get("target")
-    )
+    fields = (form.get(name) for name in ("test_index", "top_k", "target", "runtime"))
+    return await run_in_threadpool(_predict, request, form.get("run"), data, *fields)
 
 
-def _predict(request: Request, run_name, data: bytes | None, test_index, top_k, target) -> dict:
+def _predict(request: Request, run_name, data: bytes | None, test_index, top_k, target, runtime=None) -> dict:
     if not isinstance(run_name, str) or not run_name:
         raise LabRequestError("choose a run ('run' field)", 400)
     root = _root(request)
@@ -278,7 +277,12 @@ def _predict(request: Request, run_name, data: bytes | None, test_index, top_k, 
     else:
         raise LabRequestError("send an image file ('image') or a test image number ('test_index')", 400)
     k = int(top_k) if isinstance(top_k, str) and top_k.isdigit() and int(top_k) > 0 else 5
-    return {"run": run_name, "truth": truth, **predict.predict(loaded, image, predict.Cache(root), k, target)}
+    runtime = runtime if isinstance(runtime, str) and runtime else None  # None: the declared default (auto)
+    return {
+        "run": run_name,
+        "truth": truth,
+        **predict.predict(loaded, image, predict.Cache(root), k, target, runtime=runtime),
+    }
 
 
 @router.get("/test-image")

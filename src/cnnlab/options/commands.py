@@ -22,6 +22,7 @@ from dataclasses import replace
 
 from cnnlab.engine import config as recipe
 from cnnlab.errors import CnnlabError, unknown_name_error
+from cnnlab.inference.runtime import RUNTIMES
 from cnnlab.options import Command, Option, parse_duration, positive, positive_int
 from cnnlab.repeats import parse_seeds
 from cnnlab.visualization.options import SHOWS
@@ -51,6 +52,14 @@ REPEATS = Option(
 )
 OVERWRITE = Option("overwrite", bool, False, "replace what --out already holds", flag="--overwrite")
 QUIET = Option("quiet", bool, False, "no progress output", flag="--quiet")
+RUNTIME = Option(
+    "runtime",
+    default=RUNTIMES[0],
+    choices=RUNTIMES,
+    flag="--runtime",
+    help="auto (default): whichever of torch and onnxruntime is faster for this model, batch and CPU, measured "
+    "once and cached; torch; or onnxruntime (RUN_DIR/model.onnx, exported first when missing or stale)",
+)
 IMAGENET_MODEL = "with --weights: the architecture of a torchvision ImageNet checkpoint"
 IMAGENET_WEIGHTS = "a torchvision ImageNet checkpoint (.pth or .safetensors)"
 
@@ -256,7 +265,8 @@ def _eval() -> Command:
                 flag="--dataset",
                 metavar="imagefolder:PATH",
             ),
-            Option("json", bool, False, "with --model: print the result as JSON", flag="--json"),
+            RUNTIME,
+            Option("json", bool, False, "print the result as JSON", flag="--json"),
         ),
     )
 
@@ -285,13 +295,8 @@ def _predict() -> Command:
                 flag="--weights",
                 metavar="PATH",
             ),
-            Option(
-                "runtime",
-                default="torch",
-                help="torch (default) or onnxruntime: run RUN_DIR/model.onnx, "
-                "exported first (BN folded) when missing or older than the weights",
-                flag="--runtime",
-            ),
+            RUNTIME,
+            Option("json", bool, False, "print the predictions and the runtime as JSON", flag="--json"),
         ),
     )
 

@@ -26,7 +26,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.files import write_json
 from cnnlab.inference.evaluation import evaluate_arrays
 from cnnlab.inference.prediction import load_run
-from cnnlab.precision import autocast_dtype
+from cnnlab.precision import autocast_dtype, cpu_kind  # noqa: F401 (cpu_kind: kept importable here)
 from cnnlab.repeats import Spread, parse_seeds  # noqa: F401 (parse_seeds kept importable here, where the speedrun API was)
 from cnnlab.reporting import timestamped_dir
 
@@ -34,26 +34,6 @@ CPU_KINDS = ("amx-bf16", "avx512-bf16", "arm-bf16", "no-native-bf16")
 FLIP_SLICE = 256  # test images timed to price the test-time-flips pass
 FLIP_RESERVE = 1.5  # safety factor on that price
 SAPPHIRE = "Xeon Sapphire Rapids (AMX-BF16), 2 vCPU"
-
-
-def cpu_kind(cpuinfo: str | None = None) -> str:
-    """amx-bf16 (Sapphire Rapids and later Xeons), avx512-bf16 without AMX (AMD Zen 4, Cooper Lake), arm-bf16 (Arm's
-    BF16 extension) or no-native-bf16, from /proc/cpuinfo's flags (no-native-bf16 where it cannot be read): the
-    kinds `--precision auto` tells apart (cnnlab.precision)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return "no-native-bf16"
-    flags = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith(("flags", "Features")):
-            flags |= set(line.split(":", 1)[1].split())
-    if "amx_bf16" in flags:
-        return "amx-bf16"
-    if "avx512_bf16" in flags:
-        return "avx512-bf16"
-    return "arm-bf16" if "bf16" in flags else "no-native-bf16"
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ function setupLightbox() {
 async function imageForm() {
   const form = new FormData();
   form.append("run", $("run").value);
+  form.append("runtime", $("runtime").value);
   const source = document.querySelector("input[name=source]:checked").value;
   if ($("target").value) form.append("target", $("target").value);  // a class name: names are exact, indices shift
   if (source === "test") form.append("test_index", $("test-index").value);
@@ -107,6 +108,7 @@ function showResult(result) {
   const rank = t.rank === 1 ? "top-1" : `rank ${t.rank}`;
   $("cam-label").textContent = `Grad-CAM for class '${t.class}' (${rank}, p = ${t.probability.toFixed(2)})`;
   $("truth").textContent = result.truth !== null ? `(true class: ${result.truth})` : "";
+  $("runtime-used").textContent = `top classes computed in ${result.runtime} (${result.runtime_reason})`;
   $("overlays").replaceChildren(figure(result.input, "input"), figure(result.gradcam, `Grad-CAM: '${t.class}'`, "Grad-CAM"),
     figure(result.saliency, `saliency: '${t.class}'`, "saliency"));
   $("maps").replaceChildren(...result.feature_maps.map((m) => figure(m.url, `${m.layer} ${fmt.shape(m.shape)}`, null, true)));
