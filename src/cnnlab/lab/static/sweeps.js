@@ -40,7 +40,7 @@ function drawHistory(node, sweep) {
   let best = -Infinity;
   const running = complete.map((t) => (best = Math.max(best, number(t.val_accuracy))));
   if (complete.length) traces.push({ x: complete.map((t) => Number(t.number)), y: running, mode: "lines", line: { shape: "hv", color: traceStyle(2).color }, name: "best so far" });
-  const layout = { margin: { t: 10, r: 20 }, xaxis: { title: { text: "trial" }, dtick: 1, automargin: true }, yaxis: { title: { text: "val accuracy" }, tickformat: ".0%", automargin: true }, legend: LEGEND_BELOW };
+  const layout = { margin: { t: 10, r: 20 }, xaxis: { title: { text: "trial" }, dtick: 1, automargin: true }, yaxis: { title: { text: "val accuracy" }, range: [0, 1.02], tickformat: ".0%", dtick: 0.25, automargin: true }, legend: LEGEND_BELOW };
   Plotly.react(node, traces, layout, PLOT_CONFIG);
   node.dataset.points = String(scored.length);
 }
