@@ -95,6 +95,9 @@ def test_a_sweep_from_the_train_page_shows_on_the_sweeps_page(lab, browser, shot
     line = browser.find_element(By.CSS_SELECTOR, ".sweep pre.command").text
     assert line.startswith("cnnlab train lenet5 --dataset digits --epochs 1 --lr ") and "--train-subset 200" in line
     assert sweep["best"]["val_accuracy"] == best
+    # the job ends once it has written sweep.md and the plots (and leaves no process behind this module)
+    wait(browser, lambda d: call(url + "/api/sweeps")[0]["job"]["state"] == "finished", 120, "the job never ended")
+    assert call(url + "/api/sweeps")[0]["report"] is True
     screenshot(browser, shots, "sweeps")
     errors = console_errors(browser)  # only the refused start (a 400) may be logged
     assert all("/api/sweeps - Failed to load resource" in e and "400" in e for e in errors), errors
