@@ -20,6 +20,7 @@ PAGES = {
     "/inspect": "Inspect",
     "/widgets": "Widgets",
     "/experiments": "Experiments",
+    "/sweeps": "Sweeps",
     "/runs/some-run": "some-run",
 }
 
@@ -48,6 +49,8 @@ def test_assets_are_served_from_the_packages(client):
         "inspect.js",
         "widgets.js",
         "experiments.js",
+        "sweeps.js",
+        "choosing.js",
     ):
         assert client.get(f"/static/{name}").status_code == 200, name
 

@@ -29,6 +29,7 @@ PAGES = {
     "inspect": ("/inspect", "#run option", "#pad"),
     "widgets": ("/widgets", "#kernels table", "#res-grads .main-svg", "#bn-eval .main-svg", "#res-table table"),
     "experiments": ("/experiments", "#list table"),
+    "sweeps": ("/sweeps", "#sweeps p"),
     "run": (f"/runs/{RUN}", "#curves .main-svg", "#per-class .xtick"),
 }
 
@@ -100,6 +101,7 @@ def test_page_fits_the_window(lab, browser, shots, size, page):
         "Inspect",
         "Widgets",
         "Experiments",
+        "Sweeps",
     ]
     for link in layout["nav"]:
         assert link["width"] > 0 and 0 <= link["left"] and link["right"] <= layout["clientWidth"], link

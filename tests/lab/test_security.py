@@ -186,7 +186,17 @@ def test_pages_need_no_inline_script_under_the_policy(client):
     """The CSP allows scripts from the lab's own files only: no page may carry an inline script or handler."""
     import re
 
-    for page in ("/", "/design", "/train", "/runs", "/inspect", "/widgets", "/experiments", "/runs/some-run"):
+    for page in (
+        "/",
+        "/design",
+        "/train",
+        "/runs",
+        "/inspect",
+        "/widgets",
+        "/experiments",
+        "/sweeps",
+        "/runs/some-run",
+    ):
         html = client.get(page).text
         assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html) is None, page
         assert re.search(r"\son[a-z]+=", html) is None and "javascript:" not in html, page

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cnnlab._version import __version__
 from cnnlab.errors import CnnlabError, OptionValueError
-from cnnlab.lab import apidocs, routes, sweeps, views
+from cnnlab.lab import apidocs, lrfind, routes, sweeps, views
 from cnnlab.lab.jobs import JobStore
 from cnnlab.lab.middleware import SECURITY_HEADERS, BodyLimit, SecurityHeaders
 from cnnlab.lab.options import FieldError, label
@@ -52,6 +52,7 @@ PAGES = {
     "/inspect": "inspect.html",
     "/widgets": "widgets.html",
     "/experiments": "experiments.html",
+    "/sweeps": "sweeps.html",
 }
 NAV = (
     ("/", "Zoo"),
@@ -61,6 +62,7 @@ NAV = (
     ("/inspect", "Inspect"),
     ("/widgets", "Widgets"),
     ("/experiments", "Experiments"),
+    ("/sweeps", "Sweeps"),
 )
 log = logging.getLogger("cnnlab.lab")
 JSON_BODY_LIMIT = 1024 * 1024  # bytes: a job's options or a form's fields; only uploads need more
@@ -108,6 +110,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(routes.router)
     app.include_router(sweeps.router)
+    app.include_router(lrfind.router)
     apidocs.install(app)
     _add_pages(app)
     return app

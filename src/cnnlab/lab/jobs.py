@@ -1,4 +1,5 @@
-"""Jobs: `cnnlab train` or `cnnlab experiment` processes the lab starts, recorded on disk, never held in memory.
+"""Jobs: `cnnlab train`, `experiment`, `lr-find` or `sweep` processes the lab starts, recorded on disk, never held
+in memory.
 
 A job is a JSON file, RUNS/.lab/jobs/<id>.json: the argv, the run directory, the pid once started, and the exit
 status once the lab saw it end. Its state is worked out from that file, the process table and the run directory
@@ -32,7 +33,17 @@ from pathlib import Path
 from cnnlab.engine.progress import PROGRESS_FILE_ENV
 from cnnlab.errors import RunFileMissing
 from cnnlab.lab.security import LabRequestError, relative_name
-from cnnlab.rundir import PROGRESS, ExperimentFolder, RunDir, optional, read_job, read_jobs, write_job
+from cnnlab.rundir import (
+    PROGRESS,
+    ExperimentFolder,
+    LrFindFolder,
+    RunDir,
+    SweepFolder,
+    optional,
+    read_job,
+    read_jobs,
+    write_job,
+)
 
 LAB_DIR = ".lab"
 STATES = ("queued", "running", "finished", "failed", "stopped")
@@ -165,6 +176,10 @@ class JobStore:
     def _results_status(self, record: dict) -> str | None:
         if record.get("kind") == "experiment":
             return "completed" if ExperimentFolder(record["run_dir"]).has_results() else None
+        if record.get("kind") == "sweep":  # sweep.md is written once the study has its trials
+            return "completed" if SweepFolder(record["run_dir"]).report.is_file() else None
+        if record.get("kind") == "lr-find":
+            return "completed" if optional(LrFindFolder(record["run_dir"]).read_record) is not None else None
         results = optional(RunDir(record["run_dir"]).read_results)
         return results.status if results is not None else None
 

@@ -51,7 +51,9 @@ def sweep(
     handle = studies.open_study(
         spec.study, studies.open_storage(url), studies.make_pruner(pruner, trials), spec.space, _plain(shared)
     )
-    folder.write_spec(SweepSpec(spec.study, spec.storage, spec.space, SWEEP_TABLE, {"trials_wanted": trials}))
+    # The model and fixed options too: a reader (the lab) can then write the best trial's `cnnlab train` line.
+    described = {"trials_wanted": trials, "model": model, "dataset": dataset, "fixed": _plain(recipe.fixed)}
+    folder.write_spec(SweepSpec(spec.study, spec.storage, spec.space, SWEEP_TABLE, described))
     storage_seconds = _work(handle, recipe, space, out, trials, folder, quiet)
     return _finish(handle, recipe, spec, folder, {"pruner": pruner, "trials": trials}, storage_seconds)
 

@@ -1,5 +1,6 @@
 import { $, api, attempt, el, fmt, followJob, showError, table } from "/static/lab.js";
 import { plotLossAccuracy } from "/static/plots.js";
+import { setupChoosing } from "/static/choosing.js";
 
 let source = null;
 let job = null;
@@ -192,6 +193,7 @@ async function main() {
     listJobs();
   }));
   $("clear").addEventListener("click", clearFinished);
+  setupChoosing({ form: $("train-form"), fields: options.fields, formOptions, showFormError, clearFormErrors, clearFieldError, listJobs });
   const wanted = new URLSearchParams(location.search).get("job");
   if (wanted) follow(wanted);
   listJobs();
