@@ -113,7 +113,14 @@ def _for_lr_find(name: str, declared: _Declared) -> _Declared:
 # ---------------------------------------------------------------------------------------------------- the dataclass
 @dataclass
 class TrainConfig:
-    model: str = field(metadata=option("a registered model name (cnnlab models)", group="model", flag=None))
+    model: str = field(
+        metadata=option(
+            "a registered model name (cnnlab models), your network in code (path/to/file.py:Name or "
+            'package.module:Name) or a layer spec ("conv 8 k3 p1; relu; maxpool 2; flatten; fc 10")',
+            group="model",
+            flag=None,
+        )
+    )
     dataset: str = field(
         default="digits",
         metadata=option(
@@ -344,6 +351,11 @@ class TrainConfig:
         default_factory=dict,
         metadata=option('extra builder arguments, e.g. {"drop_path_rate": 0.1}', group="model", flag=None),
     )
+    # set by the trainer for a network in code (cnnlab.building.code_record), so the run rebuilds from its copy
+    model_code: dict | None = field(
+        default=None,
+        metadata=option("the record of a network in code: reference, sha256, arguments", group="model", flag=None),
+    )
     device: str | None = field(
         default=None,
         metadata=option(
@@ -531,6 +543,9 @@ def resolve(config: TrainConfig) -> TrainConfig:
     filled = replace(filled, device=filled.device or "auto")
     for declared in options():
         declared.validate(getattr(filled, declared.name))
+    from cnnlab.building import check_model_name  # torch loads on resolving, not for the options (--help)
+
+    check_model_name(filled)
     if filled.whiten and filled.weights:
         raise CnnlabError("--whiten sets the first conv's initial filters; --weights already sets them: choose one")
     if filled.image_size is not None and base != "imagefolder":
