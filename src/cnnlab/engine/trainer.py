@@ -438,7 +438,8 @@ def create_run(job: Job, overwrite: bool) -> None:
 def keep_model_code(config: TrainConfig, data: ImageDataset, run: RunDir) -> None:
     """A network in code: its record in `config.model_code` (for config.json), a copy of its source in the run,
     and its hash remembered as this user's, so that the run later loads without --trust-code."""
-    config.model_code = code_record(config.model, data.num_classes, data.in_chans)
+    if config.model_code is None:  # else given, with its origin (finetune: the source run's copy)
+        config.model_code = code_record(config.model, data.num_classes, data.in_chans)
     if config.model_code is not None:
         run.write_model_source(Path(config.model_code["origin"]))
         trust.remember(config.model_code["sha256"])

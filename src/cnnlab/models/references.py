@@ -149,10 +149,12 @@ def resolve(reference: ModelReference):
     return found
 
 
-def build_from_reference(reference: ModelReference, num_classes: int, in_chans: int) -> nn.Module:
-    """Call the class or function with the arguments its signature takes; the result must be an nn.Module."""
+def build_from_reference(reference: ModelReference, num_classes: int | None, in_chans: int) -> nn.Module:
+    """Call the class or function with the arguments its signature takes; the result must be an nn.Module.
+    `num_classes` None: the factory's own default (a summary, with no dataset to count classes)."""
     factory = resolve(reference)
-    kwargs = _arguments(factory, num_classes=num_classes, in_chans=in_chans)
+    offered = {"in_chans": in_chans} if num_classes is None else {"num_classes": num_classes, "in_chans": in_chans}
+    kwargs = _arguments(factory, **offered)
     try:
         model = factory(**kwargs)
     except Exception as error:  # the user's constructor

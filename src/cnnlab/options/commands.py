@@ -51,6 +51,13 @@ REPEATS = Option(
 )
 OVERWRITE = Option("overwrite", bool, False, "replace what --out already holds", flag="--overwrite")
 QUIET = Option("quiet", bool, False, "no progress output", flag="--quiet")
+TRUST_CODE = Option(
+    "trust_code",
+    bool,
+    False,
+    "run the network code a run holds (RUN/model_source.py) though you did not train it on this machine",
+    flag="--trust-code",
+)
 IMAGENET_MODEL = "with --weights: the architecture of a torchvision ImageNet checkpoint"
 IMAGENET_WEIGHTS = "a torchvision ImageNet checkpoint (.pth or .safetensors)"
 
@@ -88,6 +95,7 @@ def _train() -> Command:
             ),
             SEEDS,
             REPEATS,
+            TRUST_CODE,
         ),
         kind="training option",
     )
@@ -136,6 +144,7 @@ def _finetune() -> Command:
             ),
             *recipe_options("finetune"),
             *run_flags(recipe.option_named("out").help),
+            TRUST_CODE,
             *(_flagged(o) for o in own),
         ),
         kind="training option",
@@ -257,6 +266,7 @@ def _eval() -> Command:
                 metavar="imagefolder:PATH",
             ),
             Option("json", bool, False, "with --model: print the result as JSON", flag="--json"),
+            TRUST_CODE,
         ),
     )
 
@@ -292,6 +302,7 @@ def _predict() -> Command:
                 "exported first (BN folded) when missing or older than the weights",
                 flag="--runtime",
             ),
+            TRUST_CODE,
         ),
     )
 
@@ -307,6 +318,7 @@ def _export() -> Command:
                 "optimize", bool, False, "fold BatchNorm into the convs first (outputs stay equal)", flag="--optimize"
             ),
             out("output file (default RUN_DIR/model.onnx or RUN_DIR/model.torchscript.pt)"),
+            TRUST_CODE,
         ),
     )
 
@@ -358,6 +370,7 @@ def _visualize() -> Command:
             out("output folder (default RUN_DIR/visualize)"),
             Option("model", help=IMAGENET_MODEL, flag="--model"),
             Option("weights", help=IMAGENET_WEIGHTS, flag="--weights", metavar="PATH"),
+            TRUST_CODE,
         ),
     )
 
