@@ -543,9 +543,6 @@ def resolve(config: TrainConfig) -> TrainConfig:
     filled = replace(filled, device=filled.device or "auto")
     for declared in options():
         declared.validate(getattr(filled, declared.name))
-    from cnnlab.building import check_model_name  # torch loads on resolving, not for the options (--help)
-
-    check_model_name(filled)
     if filled.whiten and filled.weights:
         raise CnnlabError("--whiten sets the first conv's initial filters; --weights already sets them: choose one")
     if filled.image_size is not None and base != "imagefolder":

@@ -34,7 +34,7 @@ from torch import nn
 
 from cnnlab import checkpoint
 from cnnlab.batches import prepare_batch
-from cnnlab.building import build_new_model, code_record
+from cnnlab.building import build_new_model, check_model_name, code_record
 from cnnlab.data import ImageDataset, load_dataset, split_validation
 from cnnlab.engine import budget, distributed, tensorboard_log, whitening
 from cnnlab.engine.config import TrainConfig, resolve, resume_config
@@ -338,6 +338,7 @@ def resumed_config(config: TrainConfig, run_dir: Path) -> TrainConfig:
 def setup(config: TrainConfig, data: ImageDataset | None, quiet: bool) -> Job:
     """Resolve the recipe, check the device, join the process group (under torchrun), load and split the data."""
     config = resolve(config)
+    check_model_name(config)  # a bad spec, a missing file, a zoo-only option: before the data loads
     if config.threads:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device, distributed.local_rank())

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnnlab import reporting
-from cnnlab.building import ZOO, model_kind
+from cnnlab.building import ZOO, check_model_name, model_kind
 from cnnlab.data import load_dataset
 from cnnlab.engine import distributed
 from cnnlab.engine.config import TrainConfig, make_config, resolve
@@ -59,7 +59,7 @@ def compare(
         if model_kind(name) == ZOO:
             model_info(name)
         else:
-            resolve(make_config(name, dataset, **options))
+            check_model_name(resolve(make_config(name, dataset, **options)))
     recipe = resolve(make_config(models[0], dataset, **options))  # None: TrainConfig's default dataset
     dataset = recipe.dataset
     out = Path(out) if out else reporting.timestamped_dir("compare", dataset)
