@@ -106,14 +106,34 @@ def build_model(
 
 def build_new_model(config: ModelRecipe, num_classes: int, in_chans: int, image_size: int) -> nn.Module:
     """A new run's model: `config.small_input` None is decided here (`wants_small_input`) and recorded in
-    `config`, so that the run's config.json saves the stem it trains with. One call, so that the model's name goes
-    down to the registry once (scripts/model_name_path.py counts the climbs back). A resumed run of a network in
-    code (its record in `config.model_code`, its folder in `config.out`) is rebuilt from the run's copy."""
-    if config.small_input is None:
-        config.small_input = wants_small_input(config.model, image_size)
+    `config`, so that the run's config.json saves the stem it trains with. One registry look-up for a zoo model, so
+    that its name goes down to the registry once (scripts/model_name_path.py counts the climbs back). A network in
+    code is checked (`check_model_name`) and its code recorded in `config.model_code`; a resumed one (its record
+    saved, its folder in `config.out`) is rebuilt from the run's copy."""
+    info = _zoo_info(config.model)
+    if info is not None:
+        if config.small_input is None:
+            config.small_input = info.input_size[1] >= 64 and image_size < 64  # wants_small_input's rule
+        kwargs = builder_kwargs(config.model_kwargs, config.small_input)
+        return create_model(config.model, num_classes=num_classes, in_chans=in_chans, input_size=image_size, **kwargs)
+    check_model_name(config)
+    if model_kind(config.model) == ZOO:
+        model_info(config.model)  # not registered: fails here, with the closest names
+    config.small_input = False
     if getattr(config, "model_code", None) and config.out and RunDir(config.out).model_source.is_file():
         return build_model(config, num_classes, in_chans, image_size, run_dir=config.out)
-    return build_model(config, num_classes, in_chans, image_size)
+    model = build_own(config.model, num_classes, (in_chans, image_size, image_size))
+    if model_kind(config.model) == REFERENCE and not getattr(config, "model_code", None):
+        config.model_code = code_record(config.model, num_classes, in_chans)
+    return model
+
+
+def _zoo_info(model: str):
+    """The registry's entry for a registered name; None for anything else (a reference, a spec, a typo)."""
+    try:
+        return model_info(model)
+    except CnnlabError:
+        return None
 
 
 def build_own(model: str, num_classes: int, input_shape: tuple[int, int, int]) -> nn.Module:

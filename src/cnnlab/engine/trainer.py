@@ -34,7 +34,7 @@ from torch import nn
 
 from cnnlab import checkpoint
 from cnnlab.batches import prepare_batch
-from cnnlab.building import build_new_model, check_model_name, code_record
+from cnnlab.building import build_new_model, code_record
 from cnnlab.data import ImageDataset, load_dataset, split_validation
 from cnnlab.engine import budget, distributed, tensorboard_log, whitening
 from cnnlab.engine.config import TrainConfig, resolve, resume_config
@@ -338,7 +338,6 @@ def resumed_config(config: TrainConfig, run_dir: Path) -> TrainConfig:
 def setup(config: TrainConfig, data: ImageDataset | None, quiet: bool) -> Job:
     """Resolve the recipe, check the device, join the process group (under torchrun), load and split the data."""
     config = resolve(config)
-    check_model_name(config)  # a bad spec, a missing file, a zoo-only option: before the data loads
     if config.threads:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device, distributed.local_rank())
@@ -402,8 +401,10 @@ def init_model(job: Job, model: nn.Module | None, fresh: bool) -> nn.Module:
     config, data = job.config, job.data
     given_model = model is not None  # then config.model is only its label, perhaps not a registered name
     torch.manual_seed(config.seed)  # the initial weights depend on the seed only
-    if not given_model:  # build_new_model also decides the stem (config.small_input) when the recipe leaves it
+    if not given_model:  # build_new_model also decides the stem and records a network's code (config.model_code)
         model = build_new_model(config, data.num_classes, data.in_chans, data.image_size)
+    elif fresh and config.model_code is None:  # a module given through the API, named by its file
+        config.model_code = code_record(config.model, data.num_classes, data.in_chans)
     if fresh and config.weights and not given_model:
         try:
             load_weights(model, config.weights, model_name=config.model)
@@ -437,10 +438,8 @@ def create_run(job: Job, overwrite: bool) -> None:
 
 
 def keep_model_code(config: TrainConfig, data: ImageDataset, run: RunDir) -> None:
-    """A network in code: its record in `config.model_code` (for config.json), a copy of its source in the run,
-    and its hash remembered as this user's, so that the run later loads without --trust-code."""
-    if config.model_code is None:  # else given, with its origin (finetune: the source run's copy)
-        config.model_code = code_record(config.model, data.num_classes, data.in_chans)
+    """A network in code (its record in `config.model_code`, made when it was built): a copy of its source in
+    the run, and its hash remembered as this user's, so that the run later loads without --trust-code."""
     if config.model_code is not None:
         run.write_model_source(Path(config.model_code["origin"]))
         trust.remember(config.model_code["sha256"])
