@@ -8,8 +8,12 @@ cnnlab.predict(results["run_dir"], ["digit.png"])
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import inspect
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from torch import nn
 
 from cnnlab.deploy import optimize_for_inference
 from cnnlab.engine.config import LR_FIND, make_config, resume_config
@@ -17,6 +21,7 @@ from cnnlab.engine.trainer import run
 from cnnlab.errors import CnnlabError, unknown_name_error
 from cnnlab.inference import runtime as runtimes
 from cnnlab.lrfind import lr_find, with_found_lr  # noqa: F401 (lr_find: the API of cnnlab lr-find)
+from cnnlab.models import trust
 from cnnlab.options.commands import command
 from cnnlab.repeats import pick_seeds
 from cnnlab.rundir import RunDir
@@ -28,6 +33,18 @@ from cnnlab.workflows.seeds import train_seeds
 _PREDICT, _EXPORT, _EVAL = command("predict"), command("export"), command("eval")
 
 
+def _trusting(function: Callable) -> Callable:
+    """`trust_code=True`: the runs the call loads may run the network code they hold (the CLI's --trust-code)."""
+
+    @functools.wraps(function)
+    def call(*args, trust_code: bool = False, **kwargs):
+        with trust.trusting(trust_code):
+            return function(*args, **kwargs)
+
+    return call
+
+
+@_trusting
 def evaluate(
     run_dir: str | Path,
     data_dir: str | None = None,
@@ -45,8 +62,33 @@ def evaluate(
     return runtimes.evaluate(run_dir, data_dir, tta, runtime)
 
 
+def own_model(model) -> tuple[str, nn.Module | None]:
+    """What `train` was given, as the recipe's model text and perhaps a module to train: a string as it is; a
+    module, a class or a function defined in a .py file as the reference "that/file.py:Name" (so the run keeps a
+    copy of that file and rebuilds from it: a module trains as given, and is rebuilt by calling its class with the
+    arguments cnnlab passes)."""
+    if isinstance(model, str):
+        return model, None
+    given = model if isinstance(model, nn.Module) else None
+    factory = type(model) if given is not None else model
+    if not callable(factory):
+        raise CnnlabError(f"train takes a model name, a spec, 'file.py:Name', an nn.Module or a class; got {model!r}")
+    try:
+        source = inspect.getsourcefile(factory)
+    except TypeError:
+        source = None
+    name = factory.__qualname__
+    if source is None or not source.endswith(".py") or "<" in name or not Path(source).is_file():
+        raise CnnlabError(
+            f"{name} is not defined at the top of a .py file, so a run could not rebuild it: move it into a file "
+            "and pass 'file.py:Name' (a notebook's cells are not a file)"
+        )
+    return f"{source}:{name}", given
+
+
+@_trusting
 def train(
-    model: str,
+    model: str | nn.Module | Callable,
     dataset: str | None = None,
     *,
     resume: str | Path | None = None,
@@ -57,6 +99,10 @@ def train(
     **options,
 ) -> dict:
     """Train `model` on `dataset` (default digits) and return the results dict (also written to RUN_DIR/results.json).
+
+    `model`: a registered name, your network in code ("my_cnn.py:MyCNN", "mypkg.nets:MyCNN"), a layer spec, or
+    the module itself (an instance, or its class or builder function, from a .py file: see `own_model`).
+    `trust_code=True` lets `resume` run the network code of a run you did not train here.
 
     `options` are `TrainConfig` fields (`cnnlab.engine.config.options()` lists them: epochs, batch_size, lr,
     optimizer, schedule, weight_decay, augment, train_subset, seed, precision, out, data_dir, model_kwargs, ...);
@@ -72,6 +118,11 @@ def train(
     seeds.png with each measured number as mean ± std and n; returns seeds.json's contents (see
     `cnnlab.workflows.seeds`).
     """
+    model, given = own_model(model)
+    if given is not None:
+        if resume is not None or seeds is not None or repeats is not None:
+            raise CnnlabError("a module instance trains once: pass its class or 'file.py:Name' to resume or repeat")
+        return run(make_config(model, dataset, **options), overwrite=overwrite, quiet=quiet, model=given)
     if options.get("lr") == LR_FIND:  # the range test's suggestion, found once for every seed
         if resume is not None:
             raise CnnlabError("--lr find starts a new run; --resume continues at the run's own lr: drop --lr find")
@@ -105,6 +156,7 @@ def experiment(name: str, **options):
     return run_experiment(name, **options)
 
 
+@_trusting
 def predict(
     run_dir: str | Path | None = None,
     images: Sequence[str | Path] = (),
@@ -154,6 +206,7 @@ def predict(
     return [{**item, "runtime": "torch", "runtime_reason": why} for item in results]
 
 
+@_trusting
 def export(
     run_dir: str | Path,
     format: str = "onnx",

@@ -413,10 +413,12 @@ def cmd_models(args: argparse.Namespace, console: Console) -> None:
 
 def cmd_summary(args: argparse.Namespace, console: Console) -> None:
     from cnnlab.measure import parse_input_shape, summarize, summary_table
+    from cnnlab.models.references import is_reference
     from cnnlab.registry import list_models, model_info
 
     spec = args.model
-    if spec in list_models() or not any(ch in spec for ch in " ;"):
+    own = is_reference(spec) or any(ch in spec for ch in " ;")  # a network in code or a layer spec
+    if spec in list_models() or not own:
         info = model_info(spec)  # an unknown name fails here with the closest names
         shape = parse_input_shape(args.input) if args.input else info.input_size
         target = spec  # summarize builds it for this input and turns a size mismatch into a one-line error
@@ -494,7 +496,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_single_process(args.command)
         with warnings.catch_warnings():  # restores the hook and the filters when the command returns
             warnings.showwarning = print_warning
-            COMMANDS[args.command](args, console)
+            from cnnlab.models import trust  # loads the models (torch): after parsing, so --help stays quick
+
+            with trust.trusting(bool(getattr(args, "trust_code", False))):  # --trust-code, for all the command loads
+                COMMANDS[args.command](args, console)
     except CnnlabError as error:
         code = getattr(error, "exit_code", EXIT_USAGE)  # a stopped training run: 128 + the signal's number
         message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())  # one line, always

@@ -50,7 +50,7 @@ def test_every_field_is_declared_once_with_its_dataclass_default():
         assert option.group in GROUPS and option.help and "\n" not in option.help
     # Only these are set from Python alone: the positional model, the command's --out, a dict of builder args and
     # the record --lr find writes.
-    assert {o.name for o in declared if o.flag is None} == {"model", "out", "model_kwargs", "lr_find"}
+    assert {o.name for o in declared if o.flag is None} == {"model", "out", "model_kwargs", "lr_find", "model_code"}
     assert {o.name for o in declared if o.resumable} == {
         "device",
         "threads",

@@ -113,7 +113,14 @@ def _for_lr_find(name: str, declared: _Declared) -> _Declared:
 # ---------------------------------------------------------------------------------------------------- the dataclass
 @dataclass
 class TrainConfig:
-    model: str = field(metadata=option("a registered model name (cnnlab models)", group="model", flag=None))
+    model: str = field(
+        metadata=option(
+            "a registered model name (cnnlab models), your network in code (path/to/file.py:Name or "
+            'package.module:Name) or a layer spec ("conv 8 k3 p1; relu; maxpool 2; flatten; fc 10")',
+            group="model",
+            flag=None,
+        )
+    )
     dataset: str = field(
         default="digits",
         metadata=option(
@@ -343,6 +350,11 @@ class TrainConfig:
     model_kwargs: dict = field(
         default_factory=dict,
         metadata=option('extra builder arguments, e.g. {"drop_path_rate": 0.1}', group="model", flag=None),
+    )
+    # set by the trainer for a network in code (cnnlab.building.code_record), so the run rebuilds from its copy
+    model_code: dict | None = field(
+        default=None,
+        metadata=option("the record of a network in code: reference, sha256, arguments", group="model", flag=None),
     )
     device: str | None = field(
         default=None,

@@ -34,7 +34,7 @@ from torch import nn
 
 from cnnlab import checkpoint
 from cnnlab.batches import prepare_batch
-from cnnlab.building import build_new_model
+from cnnlab.building import build_new_model, code_record
 from cnnlab.data import ImageDataset, load_dataset, split_validation
 from cnnlab.engine import budget, distributed, tensorboard_log, whitening
 from cnnlab.engine.config import TrainConfig, resolve, resume_config
@@ -48,6 +48,7 @@ from cnnlab.engine.signals import TrainingInterrupted, stop_requests
 from cnnlab.errors import BatchNormBatchTooSmall, CnnlabError, NonFiniteLoss
 from cnnlab.inference.evaluation import check_flip_tta, evaluate_arrays
 from cnnlab.measure import count_macs, count_params
+from cnnlab.models import trust
 from cnnlab.models.weights import load_weights
 from cnnlab.precision import autocast, autocast_dtype, check_precision, precision_name
 from cnnlab.rundir import Results, RunConfig, RunDir, data_metadata, default_run_dir, prepare_run_dir, versions
@@ -400,8 +401,10 @@ def init_model(job: Job, model: nn.Module | None, fresh: bool) -> nn.Module:
     config, data = job.config, job.data
     given_model = model is not None  # then config.model is only its label, perhaps not a registered name
     torch.manual_seed(config.seed)  # the initial weights depend on the seed only
-    if not given_model:  # build_new_model also decides the stem (config.small_input) when the recipe leaves it
+    if not given_model:  # build_new_model also decides the stem and records a network's code (config.model_code)
         model = build_new_model(config, data.num_classes, data.in_chans, data.image_size)
+    elif fresh and config.model_code is None:  # a module given through the API, named by its file
+        config.model_code = code_record(config.model, data.num_classes, data.in_chans)
     if fresh and config.weights and not given_model:
         try:
             load_weights(model, config.weights, model_name=config.model)
@@ -426,11 +429,20 @@ def create_run(job: Job, overwrite: bool) -> None:
     def create() -> str:
         path = prepare_run_dir(Path(config.out) if config.out else default_run_dir(config), overwrite)
         config.out = str(path)
+        keep_model_code(config, job.data, RunDir(path))
         RunDir(path).write_config(RunConfig.from_train_config(config, data_metadata(job.data), versions()))
         return str(path)
 
     job.run_dir = Path(job.world.broadcast_text(job.world.on_main(create)))
     config.out = str(job.run_dir)
+
+
+def keep_model_code(config: TrainConfig, data: ImageDataset, run: RunDir) -> None:
+    """A network in code (its record in `config.model_code`, made when it was built): a copy of its source in
+    the run, and its hash remembered as this user's, so that the run later loads without --trust-code."""
+    if config.model_code is not None:
+        run.write_model_source(Path(config.model_code["origin"]))
+        trust.remember(config.model_code["sha256"])
 
 
 def restore(job: Job, state: TrainState, run_dir: Path) -> None:

@@ -38,7 +38,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     run = open_run(run_dir)
     run_dir, saved = run.path, run.read_config()
     config, data = saved.train_config(), saved.require_data(run.file(CONFIG)).to_dict()
-    model = build_model(config, len(data["classes"]), data["in_chans"], data["image_size"])
+    model = build_model(config, len(data["classes"]), data["in_chans"], data["image_size"], run_dir=run_dir)
     weights = run.file(WEIGHTS)
     if not weights.exists():
         raise CnnlabError(f"{run_dir} has no model.safetensors (did the run finish? resume it with --resume {run_dir})")

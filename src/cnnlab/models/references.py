@@ -34,6 +34,7 @@ from cnnlab.errors import CnnlabError
 _REFERENCE = re.compile(r"^(?P<target>.+):(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _PACKAGE = str(Path(__file__).resolve().parents[1])  # cnnlab's own frames are not where the user's error is
+_TORCH = str(Path(torch.__file__).resolve().parent)  # nor torch's: the user's call into it is
 
 
 class ModelReferenceError(CnnlabError):
@@ -117,7 +118,7 @@ def _first_line(error: BaseException) -> str:
     if isinstance(error, SyntaxError) and error.filename:
         where = f"{error.filename}:{error.lineno}: "
     else:
-        user = [f for f in frames if "importlib" not in f.filename and not f.filename.startswith(_PACKAGE)]
+        user = [f for f in frames if "importlib" not in f.filename and not f.filename.startswith((_PACKAGE, _TORCH))]
         where = f"{user[-1].filename}:{user[-1].lineno}: " if user else ""
     message = str(error).splitlines()[0] if str(error) else ""
     return f"{where}{type(error).__name__}: {message}".rstrip(": ")
@@ -149,10 +150,12 @@ def resolve(reference: ModelReference):
     return found
 
 
-def build_from_reference(reference: ModelReference, num_classes: int, in_chans: int) -> nn.Module:
-    """Call the class or function with the arguments its signature takes; the result must be an nn.Module."""
+def build_from_reference(reference: ModelReference, num_classes: int | None, in_chans: int) -> nn.Module:
+    """Call the class or function with the arguments its signature takes; the result must be an nn.Module.
+    `num_classes` None: the factory's own default (a summary, with no dataset to count classes)."""
     factory = resolve(reference)
-    kwargs = _arguments(factory, num_classes=num_classes, in_chans=in_chans)
+    offered = {"in_chans": in_chans} if num_classes is None else {"num_classes": num_classes, "in_chans": in_chans}
+    kwargs = _arguments(factory, **offered)
     try:
         model = factory(**kwargs)
     except Exception as error:  # the user's constructor

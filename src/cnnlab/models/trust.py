@@ -8,14 +8,20 @@ SHA-256 in cnnlab's state directory (`$CNNLAB_STATE_DIR`, else `$XDG_STATE_HOME/
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write
 
 TRUSTED_FILE = "trusted-code.json"
+# --trust-code for one command: set around it (`trusting`), so that every run it loads, however deep the call that
+# rebuilds the model, sees the user's answer without each layer passing a flag down.
+_GRANTED: contextvars.ContextVar[bool] = contextvars.ContextVar("trust_code", default=False)
 
 
 class UntrustedCode(CnnlabError):
@@ -59,7 +65,17 @@ def is_trusted(sha256: str) -> bool:
     return sha256 in _trusted()
 
 
+@contextmanager
+def trusting(trust_code: bool = True) -> Iterator[None]:
+    """Within the block, runs' code may run (`trust_code` False changes nothing): --trust-code, trust_code=True."""
+    token = _GRANTED.set(bool(trust_code) or _GRANTED.get())
+    try:
+        yield
+    finally:
+        _GRANTED.reset(token)
+
+
 def require_trust(where: str, sha256: str, trust_code: bool = False) -> None:
     """Return if the code may run; UntrustedCode otherwise."""
-    if not (trust_code or is_trusted(sha256)):
+    if not (trust_code or _GRANTED.get() or is_trusted(sha256)):
         raise UntrustedCode(where, sha256)

@@ -60,6 +60,13 @@ RUNTIME = Option(
     help="auto (default): whichever of torch and onnxruntime is faster for this model, batch and CPU, measured "
     "once and cached; torch; or onnxruntime (RUN_DIR/model.onnx, exported first when missing or stale)",
 )
+TRUST_CODE = Option(
+    "trust_code",
+    bool,
+    False,
+    "run the network code a run holds (RUN/model_source.py) though you did not train it on this machine",
+    flag="--trust-code",
+)
 IMAGENET_MODEL = "with --weights: the architecture of a torchvision ImageNet checkpoint"
 IMAGENET_WEIGHTS = "a torchvision ImageNet checkpoint (.pth or .safetensors)"
 
@@ -97,6 +104,7 @@ def _train() -> Command:
             ),
             SEEDS,
             REPEATS,
+            TRUST_CODE,
         ),
         kind="training option",
     )
@@ -145,6 +153,7 @@ def _finetune() -> Command:
             ),
             *recipe_options("finetune"),
             *run_flags(recipe.option_named("out").help),
+            TRUST_CODE,
             *(_flagged(o) for o in own),
         ),
         kind="training option",
@@ -267,6 +276,7 @@ def _eval() -> Command:
             ),
             RUNTIME,
             Option("json", bool, False, "print the result as JSON", flag="--json"),
+            TRUST_CODE,
         ),
     )
 
@@ -297,6 +307,7 @@ def _predict() -> Command:
             ),
             RUNTIME,
             Option("json", bool, False, "print the predictions and the runtime as JSON", flag="--json"),
+            TRUST_CODE,
         ),
     )
 
@@ -312,6 +323,7 @@ def _export() -> Command:
                 "optimize", bool, False, "fold BatchNorm into the convs first (outputs stay equal)", flag="--optimize"
             ),
             out("output file (default RUN_DIR/model.onnx or RUN_DIR/model.torchscript.pt)"),
+            TRUST_CODE,
         ),
     )
 
@@ -363,6 +375,7 @@ def _visualize() -> Command:
             out("output folder (default RUN_DIR/visualize)"),
             Option("model", help=IMAGENET_MODEL, flag="--model"),
             Option("weights", help=IMAGENET_WEIGHTS, flag="--weights", metavar="PATH"),
+            TRUST_CODE,
         ),
     )
 

@@ -6,6 +6,7 @@ read and written here alone.
     RUN_DIR/results.json      Results: how the run ended (written at the end, or when it fails or is stopped)
     RUN_DIR/eval.json         Evaluation: `cnnlab eval`'s numbers (with confusion.png)
     RUN_DIR/progress.jsonl    the trainer's events, for the lab (CNNLAB_PROGRESS_FILE)
+    RUN_DIR/model_source.py   a network in code: a copy of its source, which eval, predict, export... rebuild from
     RUN_DIR/checkpoints/      see cnnlab/checkpoint.py; model.safetensors and curves.png at the end
 """
 
@@ -28,7 +29,8 @@ METRICS = "metrics.csv"
 PROGRESS = "progress.jsonl"
 EVALUATION = "eval.json"
 WEIGHTS = "model.safetensors"
-RUN_FILES = (CONFIG, METRICS, RESULTS, WEIGHTS, "curves.png", EVALUATION, "confusion.png")
+MODEL_SOURCE = "model_source.py"
+RUN_FILES = (CONFIG, METRICS, RESULTS, WEIGHTS, "curves.png", EVALUATION, "confusion.png", MODEL_SOURCE)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,16 @@ class RunDir:
         config = self.read_config().with_recipe(**recipe)
         self.write_config(config)
         return config
+
+    # ------------------------------------------------------------------------------------- model_source.py
+    @property
+    def model_source(self) -> Path:
+        """The run's copy of its network's source (a run trained from a file or module; see RunConfig.model_code)."""
+        return self.path / MODEL_SOURCE
+
+    def write_model_source(self, source: Path) -> None:
+        """Copy the network's source in, so that moving or editing the original changes nothing about the run."""
+        shutil.copyfile(source, self.path / MODEL_SOURCE)
 
     # ----------------------------------------------------------------------------------------- results.json
     def read_results(self) -> Results:
@@ -165,7 +177,14 @@ def data_metadata(data) -> DataInfo:
 
 
 def default_run_dir(config) -> Path:
-    return reporting.timestamped_dir(config.model, config.dataset)
+    return reporting.timestamped_dir(folder_label(config.model), config.dataset)
+
+
+def folder_label(model: str) -> str:
+    """A model as a folder name: "my_cnn.py:MyCNN" -> "MyCNN", a layer spec -> "spec", a zoo name as it is."""
+    if any(ch in model for ch in " ;("):
+        return "spec"
+    return model.rsplit(":", 1)[-1].replace("/", "-")
 
 
 def prepare_run_dir(path: Path, overwrite: bool) -> Path:

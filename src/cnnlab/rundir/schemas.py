@@ -118,6 +118,13 @@ class RunConfig:
     def epochs(self) -> int | None:
         return self.recipe.get("epochs")
 
+    @property
+    def model_code(self) -> Mapping[str, Any] | None:
+        """A network from a file or module: its `reference`, the `sha256` of its source, the constructor
+        `arguments` and the `origin` file (RUN_DIR/model_source.py holds the copy). None for zoo models and specs
+        (a spec is the `model` itself: data, no code) and for runs from before cnnlab recorded code."""
+        return _get(self.recipe, "model_code", dict, "config.json", optional=True)
+
     def with_recipe(self, **changes: Any) -> RunConfig:
         return RunConfig(self.model, self.dataset, {**self.recipe, **changes}, self.data, self.versions)
 

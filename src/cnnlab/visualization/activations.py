@@ -23,10 +23,13 @@ MAX_LISTED = 40  # a longer list of valid layer names would not fit one readable
 
 
 def stage_names(model: nn.Module) -> list[str]:
-    """The dotted names of the model's stages, shallow to deep."""
+    """The dotted names of the model's stages, shallow to deep. A network that names none (your own, a spec)
+    gets its conv layers instead, so feature maps and Grad-CAM (the last one) work on any CNN."""
     names = list(getattr(model, "stage_names", ()))
     if not names:
-        raise UnknownLayerError(f"{type(model).__name__} names no stages (stage_names); pass layers by name")
+        names = [name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
+    if not names:
+        raise UnknownLayerError(f"{type(model).__name__} has no stages and no conv layer; pass layers by name")
     return names
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnnlab import reporting
+from cnnlab.building import ZOO, check_model_name, model_kind
 from cnnlab.data import load_dataset
 from cnnlab.engine import distributed
 from cnnlab.engine.config import TrainConfig, make_config, resolve
@@ -29,7 +30,7 @@ from cnnlab.repeats import (
     spread_of,
     verdict,
 )
-from cnnlab.rundir import ExperimentFolder, prepare_run_dir
+from cnnlab.rundir import ExperimentFolder, folder_label, prepare_run_dir
 
 COLUMNS = ("model", "params", "macs", "test_accuracy", "train_seconds", "train_images_per_second")
 HEADERS = ["model", "params", "MACs/image", "test accuracy", "train time", "train images/s"]
@@ -63,8 +64,11 @@ def compare(
         return compare_seeds(models, dataset, out, chosen, overwrite=overwrite, quiet=quiet, **options)
     if not models:
         raise CnnlabError("compare needs at least one model name")
-    for name in models:
-        model_info(name)  # fail on a typo before any training starts
+    for name in models:  # fail on a typo, a bad spec or a missing file before any training starts
+        if model_kind(name) == ZOO:
+            model_info(name)
+        else:
+            check_model_name(resolve(make_config(name, dataset, **options)))
     recipe = resolve(make_config(models[0], dataset, **options))  # None: TrainConfig's default dataset
     dataset = recipe.dataset
     out = Path(out) if out else reporting.timestamped_dir("compare", dataset)
@@ -76,8 +80,8 @@ def compare(
         prepare_run_dir(out, overwrite=True)
     data = load_dataset(dataset, recipe.data_dir, image_size=recipe.image_size)
     rows = []
-    for name in models:
-        config = TrainConfig(**{**recipe.to_dict(), "model": name, "out": str(out / name)})
+    for name, folder in zip(models, run_folders(models), strict=True):
+        config = TrainConfig(**{**recipe.to_dict(), "model": name, "out": str(out / folder)})
         rows.append(run(config, overwrite=True, quiet=quiet, data=data))
     if is_main:
         recipe_line = (
@@ -86,6 +90,13 @@ def compare(
         )
         write_outputs(rows, out, recipe_line)
     return rows
+
+
+def run_folders(models: list[str]) -> list[str]:
+    """Each model's run folder in the comparison: its name ("MyCNN" for a file's, "spec" for a spec), numbered
+    when two would share one."""
+    labels = [folder_label(name) for name in models]
+    return [f"{label}-{i + 1}" if labels.count(label) > 1 else label for i, label in enumerate(labels)]
 
 
 def write_outputs(rows: list[dict], out: Path, recipe_line: str) -> None:

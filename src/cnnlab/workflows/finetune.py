@@ -237,9 +237,12 @@ def load_source(source: str | Path, data: ImageDataset, model_name: str | None =
             raise CnnlabError(
                 f"{source} was trained on {meta['in_chans']}-channel images; {data.name} has {data.in_chans}"
             )
-        model = build_model(config, len(meta["classes"]), meta["in_chans"], meta["image_size"])
+        model = build_model(config, len(meta["classes"]), meta["in_chans"], meta["image_size"], run_dir=source)
         checkpoint.load_model_weights(model, source / "model.safetensors")
-        return model, TrainConfig(model=config.model, small_input=config.small_input, model_kwargs=config.model_kwargs)
+        code = config.model_code and {**config.model_code, "origin": str(run.model_source)}  # the new run copies it
+        return model, TrainConfig(
+            model=config.model, small_input=config.small_input, model_kwargs=config.model_kwargs, model_code=code
+        )
     if not source.is_file():
         raise CnnlabError(f"{source} is neither a run directory nor a weights file")
     name = model_name or model_name_from_file(source)
