@@ -93,8 +93,9 @@ def test_findings_state_the_verdict_the_numbers_give(result):
 @pytest.mark.slow
 def test_curves_track_the_test_set_each_epoch(result):
     """The plot's right panel is test error per epoch (He et al. Fig. 6); its last point is the table's test error."""
-    from cnnlab.experiments.common import read_metrics
+    from cnnlab.rundir import RunDir
 
+    read_metrics = lambda run_dir: RunDir(run_dir).read_metrics()  # noqa: E731
     res, out = result
     for row in res.rows:
         metrics = read_metrics(out / "runs" / row["network"])
