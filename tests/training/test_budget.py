@@ -165,7 +165,11 @@ def test_a_machine_that_slows_mid_run_still_ends_by_the_deadline_with_the_schedu
         r for r in plan["replans"] if r["at_step"] > slowed["from"] and r["steps_left_after"] < r["steps_left_before"]
     ]
     assert compressed, plan["replans"]
-    assert plan["steps_trained"] < plan["planned_steps"]  # fewer steps than the first plan ...
+    # Fewer steps than were planned when the slowdown began (the first plan can be lower still when the machine
+    # was busy while it was measured, as under a parallel test run) ...
+    before = [r for r in plan["replans"] if r["at_step"] <= slowed["from"]]
+    planned = before[-1]["at_step"] + before[-1]["steps_left_after"] if before else plan["planned_steps"]
+    assert plan["steps_trained"] < planned
     assert plan["last_step_progress"] == 1.0  # ... and the schedule still finished
     assert plan["last_step_lr"] == pytest.approx(DIGITS_LR / 25 / 1e4)
 

@@ -47,18 +47,35 @@ def open_storage(url: str):
             path = Path(url[len(JOURNAL) :])
             path.parent.mkdir(parents=True, exist_ok=True)
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-        url = _with_driver(url)
-        kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}  # workers share the file
-        with warnings.catch_warnings():  # the heartbeat, stable since Optuna 2.9, still flagged experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT, grace_period=GRACE
-            )
+        return _rdb_storage(_with_driver(url))
     except ImportError as error:
         raise CnnlabError(f"--storage {url}: its database driver is not installed ({error.name or error})") from None
     except Exception as error:  # SQLAlchemy's and the drivers' errors differ; the URL is the user's
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CnnlabError(f"cannot open --storage {url}: {first}") from None
+
+
+def _rdb_storage(url: str, tries: int = 5):
+    """RDBStorage, tried again when another worker is creating the same new database's tables at this moment: both
+    insert Alembic's version row, and the second gets an IntegrityError (or a lock error) it can simply retry, since
+    by then the schema exists."""
+    import time
+
+    import optuna
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}  # workers share the file
+    for attempt in range(tries):
+        try:
+            with warnings.catch_warnings():  # the heartbeat, stable since Optuna 2.9, still flagged experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT, grace_period=GRACE
+                )
+        except (IntegrityError, OperationalError):
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 def _with_driver(url: str) -> str:
