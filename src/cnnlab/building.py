@@ -48,7 +48,7 @@ def model_kind(model: str) -> str:
         return REFERENCE
     if text in list_models():
         return ZOO
-    if any(ch in text for ch in " ;(") or text.lower() in LAYER_KINDS:  # summary's rule for a spec
+    if any(ch in text for ch in " ;(") or text.lower() in LAYER_KINDS:
         return SPEC
     return ZOO
 

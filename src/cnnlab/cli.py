@@ -412,20 +412,16 @@ def cmd_models(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_summary(args: argparse.Namespace, console: Console) -> None:
+    from cnnlab.building import ZOO, model_kind
     from cnnlab.measure import parse_input_shape, summarize, summary_table
-    from cnnlab.models.references import is_reference
-    from cnnlab.registry import list_models, model_info
+    from cnnlab.registry import model_info
 
-    spec = args.model
-    own = is_reference(spec) or any(ch in spec for ch in " ;")  # a network in code or a layer spec
-    if spec in list_models() or not own:
-        info = model_info(spec)  # an unknown name fails here with the closest names
-        shape = parse_input_shape(args.input) if args.input else info.input_size
-        target = spec  # summarize builds it for this input and turns a size mismatch into a one-line error
-    else:
+    if model_kind(args.model) == ZOO:  # an unknown name fails here with the closest names
+        shape = parse_input_shape(args.input) if args.input else model_info(args.model).input_size
+    else:  # a layer spec or a network in code: no size of its own
         shape = parse_input_shape(args.input or "3x32x32")
-        target = spec
-    console.print(summary_table(summarize(target, shape)))
+    # summarize builds the model for this input and turns a size mismatch into a one-line error
+    console.print(summary_table(summarize(args.model, shape)))
 
 
 def cmd_trace(args: argparse.Namespace, console: Console) -> None:

@@ -18,7 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cnnlab.measure.counting import blank_image, count_params, eval_mode, input_error, run_forward, shape_text
 from cnnlab.measure.receptive import ForwardTracer
-from cnnlab.measure.spec import LAYER_KINDS, build_layer_spec
+from cnnlab.measure.spec import build_layer_spec
 from cnnlab.models import references
 from cnnlab.registry import create_model, model_info
 
@@ -52,10 +52,13 @@ def _resolve(model_or_spec: nn.Module | str, input_shape: tuple[int, int, int]) 
     this input's channels and, for a sized head, its side) or else a layer spec."""
     if isinstance(model_or_spec, nn.Module):
         return model_or_spec, getattr(model_or_spec, "model_name", None) or type(model_or_spec).__name__
+    from cnnlab.building import REFERENCE, SPEC, model_kind  # the one rule for what a model's text names
+
     text = model_or_spec.strip()
-    if references.is_reference(text):  # the user's code: the CLI and the API name it, a request never does
+    kind = model_kind(text)
+    if kind == REFERENCE:  # the user's code: the CLI and the API name it, a request never does
         return references.build_from_reference(references.parse_reference(text), None, input_shape[0]), text
-    if any(ch in text for ch in " ;(") or text.lower() in LAYER_KINDS:
+    if kind == SPEC:
         return build_layer_spec(text, input_shape[0]), f"spec '{text}'"
     model_info(text)  # an unknown name fails here, listing the closest ones
     try:
