@@ -4,6 +4,10 @@ import cnnlab
 results = cnnlab.train("lenet5", dataset="digits", epochs=5)
 cnnlab.evaluate(results["run_dir"])
 cnnlab.predict(results["run_dir"], ["digit.png"])
+cnnlab.summary("my_cnn.py:MyCNN", "1x28x28")
+
+In a notebook the results show themselves: a run as its numbers, curves and epochs (`cnnlab.display.RunResult`,
+still the results dict), a comparison as its table and plot, a summary as its layer table.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 from torch import nn
 
 from cnnlab.deploy import optimize_for_inference
+from cnnlab.display import Comparison, RunResult, comparison_out
 from cnnlab.engine.config import LR_FIND, make_config, resume_config
 from cnnlab.engine.trainer import run
 from cnnlab.errors import CnnlabError, unknown_name_error
@@ -25,12 +30,12 @@ from cnnlab.models import trust
 from cnnlab.options.commands import command
 from cnnlab.repeats import pick_seeds
 from cnnlab.rundir import RunDir
-from cnnlab.workflows.comparison import compare
+from cnnlab.workflows import comparison
 from cnnlab.workflows.leaderboard import list_runs
 from cnnlab.workflows.seeds import train_seeds
 
 # The defaults of the keywords below are the CLI's, read from the one declaration of each command's options.
-_PREDICT, _EXPORT, _EVAL = command("predict"), command("export"), command("eval")
+_PREDICT, _EXPORT, _EVAL, _SUMMARY = command("predict"), command("export"), command("eval"), command("summary")
 
 
 def _trusting(function: Callable) -> Callable:
@@ -98,7 +103,8 @@ def train(
     repeats: int | None = None,
     **options,
 ) -> dict:
-    """Train `model` on `dataset` (default digits) and return the results dict (also written to RUN_DIR/results.json).
+    """Train `model` on `dataset` (default digits) and return the results dict (also written to RUN_DIR/results.json)
+    as a `RunResult`, which a notebook shows as the run's numbers, curves and epochs.
 
     `model`: a registered name, your network in code ("my_cnn.py:MyCNN", "mypkg.nets:MyCNN"), a layer spec, or
     the module itself (an instance, or its class or builder function, from a .py file: see `own_model`).
@@ -122,7 +128,7 @@ def train(
     if given is not None:
         if resume is not None or seeds is not None or repeats is not None:
             raise CnnlabError("a module instance trains once: pass its class or 'file.py:Name' to resume or repeat")
-        return run(make_config(model, dataset, **options), overwrite=overwrite, quiet=quiet, model=given)
+        return RunResult(run(make_config(model, dataset, **options), overwrite=overwrite, quiet=quiet, model=given))
     if options.get("lr") == LR_FIND:  # the range test's suggestion, found once for every seed
         if resume is not None:
             raise CnnlabError("--lr find starts a new run; --resume continues at the run's own lr: drop --lr find")
@@ -133,12 +139,37 @@ def train(
             raise CnnlabError("--resume continues one run; --seeds and --repeats start new ones: pass one of them")
         return train_seeds(model, dataset, chosen, overwrite=overwrite, quiet=quiet, **options)
     if resume is None:
-        return run(make_config(model, dataset, **options), overwrite=overwrite, quiet=quiet)
+        return RunResult(run(make_config(model, dataset, **options), overwrite=overwrite, quiet=quiet))
     if overwrite:
         raise CnnlabError("--overwrite replaces a run; --resume continues it: pass one of them")
     run_dir = Path(resume)
     saved = RunDir(run_dir).read_config().train_config()
-    return run(resume_config(saved, model, dataset, options, run_dir=run_dir), resume=run_dir, quiet=quiet)
+    return RunResult(run(resume_config(saved, model, dataset, options, run_dir=run_dir), resume=run_dir, quiet=quiet))
+
+
+@functools.wraps(comparison.compare)
+def compare(*args, **kwargs) -> Comparison:
+    return Comparison(rows := comparison.compare(*args, **kwargs), comparison_out(rows))
+
+
+def summary(model: str | nn.Module, input: str | Sequence[int] | None = _SUMMARY.option("input").default):
+    """Per layer: output shape, params, MACs and receptive field of `model` (a registered name, a layer spec,
+    "file.py:Name" or an nn.Module) on one `input` image ("CxHxW" or (C, H, W)); by default a registered model's
+    own size, else 3x32x32. Returns a `cnnlab.measure.Summary`, which prints (and shows in a notebook) as its
+    table; `cnnlab summary` prints the same."""
+    from cnnlab.building import ZOO, model_kind
+    from cnnlab.measure import parse_input_shape, summarize
+    from cnnlab.registry import model_info
+
+    if isinstance(input, str):
+        shape = parse_input_shape(input)
+    elif input is not None:
+        shape = parse_input_shape("x".join(map(str, input)))
+    elif isinstance(model, str) and model_kind(model) == ZOO:  # an unknown name fails here with the closest names
+        shape = model_info(model).input_size
+    else:  # a layer spec or a network in code: no size of its own
+        shape = parse_input_shape("3x32x32")
+    return summarize(model, shape)  # builds the model for this input; a size mismatch is a one-line error
 
 
 def experiment(name: str, **options):
@@ -224,4 +255,14 @@ def export(
     return export_run(run_dir, format, optimize=optimize, out=out)
 
 
-__all__ = ["train", "evaluate", "predict", "compare", "experiment", "list_runs", "export", "optimize_for_inference"]
+__all__ = [
+    "train",
+    "evaluate",
+    "predict",
+    "compare",
+    "experiment",
+    "list_runs",
+    "export",
+    "optimize_for_inference",
+    "summary",
+]

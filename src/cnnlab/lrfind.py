@@ -210,9 +210,9 @@ def summary(found: dict) -> dict:
 
 def plot(found: dict, path: Path) -> Path:
     """lr-find.png: raw and smoothed loss against lr (log axis), the suggestion marked."""
-    import matplotlib
+    from cnnlab.notebook import use_file_backend
 
-    matplotlib.use("Agg")
+    use_file_backend()
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(7, 4.5))

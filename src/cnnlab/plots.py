@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from cnnlab.notebook import use_file_backend
 
-matplotlib.use("Agg")  # files only; works without a screen
+use_file_backend()  # files only; works without a screen
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 

@@ -288,9 +288,9 @@ def band_plot(
 ) -> bool:
     """One panel per metric; in each, one line per group (the mean over its seeds' run directories) with a shaded
     min-max band. Returns False (and writes nothing) when no run directory has any of the metrics."""
-    import matplotlib
+    from cnnlab.notebook import use_file_backend
 
-    matplotlib.use("Agg")
+    use_file_backend()
     import matplotlib.pyplot as plt
 
     panels = [(m, {g: read_curves(dirs, m) for g, dirs in groups.items()}) for m in metrics]

@@ -85,6 +85,34 @@ def rich_table(headers: Sequence[str], rows: Iterable[Sequence[str]], title: str
     return table
 
 
+def html_table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence],
+    *,
+    caption: str | None = None,
+    right_from: int | None = None,
+    footer: Sequence | None = None,
+) -> str:
+    """The same table for a notebook (`_repr_html_`): cells as `markdown_table` formats them, HTML-escaped; the
+    columns from `right_from` on right-aligned (numbers), `footer` a bold last row (totals)."""
+    from html import escape
+
+    def line(cells: Sequence, tag: str) -> str:
+        parts = []
+        for index, value in enumerate(cells):
+            text = escape(value if isinstance(value, str) else format_number(value))
+            right = right_from is not None and index >= right_from
+            parts.append(f'<{tag} style="text-align:{"right" if right else "left"}">{text}</{tag}>')
+        return "<tr>" + "".join(parts) + "</tr>"
+
+    body = [line(row, "td") for row in rows]
+    if footer is not None:
+        body.append(line(footer, "th"))
+    title = f"<caption>{escape(caption)}</caption>" if caption else ""
+    head = line(headers, "th")
+    return f"<table>{title}<thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
+
+
 # ------------------------------------------------------------------------------------------------------ files
 def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict]) -> None:
     """results.csv, written atomically like every results file (`write_text`, `write_json`)."""

@@ -1,4 +1,5 @@
-"""Progress display: a live bar (loss, accuracy, images/s) in a terminal, one line per epoch elsewhere (logs, CI).
+"""Progress display: a live bar (loss, accuracy, images/s) in a terminal or a Jupyter notebook, one line per epoch
+elsewhere (logs, CI). The notebook's bar is one HTML output rewritten in place (no widgets, nothing to install).
 
 With CNNLAB_PROGRESS_FILE set (`cnnlab lab` sets it for the jobs it starts), the same events are also appended to
 that file as JSON lines, so another process can follow the run without sharing memory with it.
@@ -16,7 +17,27 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as RichProgress
 
 from cnnlab.engine.hooks import EpochEvent, Hook, RunEvent, StepEvent
+from cnnlab.notebook import in_notebook, notebook_output
 from cnnlab.rundir.metrics import append_event
+
+
+class NotebookBar:
+    """An epoch's bar in a notebook: `<progress>` and the running numbers, redrawn at most every `interval` s
+    (each redraw is a message to the browser) and always at an epoch's end."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.show, self.interval, self.drawn_at = notebook_output(), interval, 0.0
+        self.began = time.monotonic()
+
+    def draw(self, label: str, done: int, total: int, stats: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.drawn_at < self.interval:
+            return
+        self.drawn_at = now
+        self.show(
+            f'<div style="font-family:monospace"><progress value="{done}" max="{total}" style="width:40%">'
+            f"</progress> {label} {done}/{total} {stats} {now - self.began:,.1f}s</div>"
+        )
 
 
 class Progress:
@@ -24,6 +45,9 @@ class Progress:
         self.quiet = quiet
         self.console = Console(stderr=True)
         self.live = not quiet and self.console.is_terminal
+        self.notebook: NotebookBar | None = None  # made at the first epoch, when not live and inside a kernel
+        self.done = self.steps = 0
+        self.stats = ""
         self.bar: RichProgress | None = None
         self.task = None
         self.log = ProgressLog.from_environment()
@@ -39,6 +63,10 @@ class Progress:
         self.label = f"epoch {epoch}/{epochs}"
         if self.log is not None:
             self.log.epoch(epoch, epochs, steps, start_step)
+        self.done, self.steps = start_step, steps
+        if not self.quiet and not self.live and (self.notebook is not None or in_notebook()):
+            self.notebook = self.notebook or NotebookBar()
+            self.notebook.draw(self.label, self.done, self.steps, self.stats, force=True)
         if not self.live:
             return
         if self.bar is None:
@@ -60,10 +88,12 @@ class Progress:
     def step(self, loss: float, accuracy: float, images_per_second: float) -> None:
         if self.log is not None:
             self.log.step(loss, accuracy, images_per_second)
+        self.done += 1
+        self.stats = f"loss {loss:.4f} acc {accuracy:.2%} {images_per_second:,.0f} img/s"
         if self.bar is not None:
-            self.bar.update(
-                self.task, advance=1, stats=f"loss {loss:.4f} acc {accuracy:.2%} {images_per_second:,.0f} img/s"
-            )
+            self.bar.update(self.task, advance=1, stats=self.stats)
+        if self.notebook is not None:
+            self.notebook.draw(self.label, self.done, self.steps, self.stats, force=self.done == self.steps)
 
     def retotal(self, epochs: int) -> None:
         """The run was resized mid-epoch (a --time-budget plan): the label, and the bar's, say the new total, so

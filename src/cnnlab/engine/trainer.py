@@ -51,7 +51,16 @@ from cnnlab.measure import count_macs, count_params
 from cnnlab.models import trust
 from cnnlab.models.weights import load_weights
 from cnnlab.precision import autocast, autocast_dtype, check_precision, precision_name
-from cnnlab.rundir import Results, RunConfig, RunDir, data_metadata, default_run_dir, prepare_run_dir, versions
+from cnnlab.rundir import (
+    CURVES,
+    Results,
+    RunConfig,
+    RunDir,
+    data_metadata,
+    default_run_dir,
+    prepare_run_dir,
+    versions,
+)
 
 
 # --------------------------------------------------------------------------------------------- data on the device
@@ -781,4 +790,4 @@ def write_files(job: Job, state: TrainState, engine: Engine) -> None:
         metadata={"model": config.model, "dataset": data.name},
     )
     RunDir(run_dir).write_results(engine.results)
-    plot_curves(state.metrics, run_dir / "curves.png", title=f"{config.model} on {data.name}")
+    plot_curves(state.metrics, RunDir(run_dir).file(CURVES), title=f"{config.model} on {data.name}")

@@ -9,13 +9,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import matplotlib
-
 from cnnlab import reporting
+from cnnlab.notebook import use_file_backend
 from cnnlab.repeats import Claim, csv_rows, format_spread
 from cnnlab.rundir import ExperimentConfig, ExperimentFolder, RunDir
 
-matplotlib.use("Agg")  # files only; experiments run on machines without a screen
+use_file_backend()  # files only; experiments run on machines without a screen
 
 QUICK_DATASET = "digits"  # offline and tiny: quick runs and tests need no files
 FULL_DATASET = "fashion-mnist"

@@ -36,9 +36,9 @@ def evaluate_run(run_dir: Path, cache: predict.Cache) -> dict:
 
 
 def draw_grid(wrong: list, classes, path: Path) -> None:
-    import matplotlib
+    from cnnlab.notebook import use_file_backend
 
-    matplotlib.use("Agg")
+    use_file_backend()
     import matplotlib.pyplot as plt
 
     columns = 8

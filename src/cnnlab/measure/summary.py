@@ -37,14 +37,22 @@ class LayerRow:
     receptive_field: int | None  # input pixels per side seen by one output pixel (widest path); None once flattened
 
 
-@dataclass
+@dataclass(repr=False)
 class Summary:
+    """`summarize`'s result; it prints as its table (`repr`) and shows as an HTML table in a notebook."""
+
     rows: list[LayerRow]
     input_shape: tuple[int, int, int]
     total_params: int
     trainable_params: int
     total_macs: int
     model_name: str = ""
+
+    def __repr__(self) -> str:
+        return summary_text(self)
+
+    def _repr_html_(self) -> str:
+        return summary_html(self)
 
 
 def _resolve(model_or_spec: nn.Module | str, input_shape: tuple[int, int, int]) -> tuple[nn.Module, str]:
@@ -134,39 +142,66 @@ def summarize(model_or_spec: nn.Module | str, input_shape: tuple[int, int, int])
     return Summary(rows, tuple(input_shape), total_params, count_params(model, trainable_only=True), total_macs, label)
 
 
-def summary_table(summary: Summary) -> Table:
-    """The summary as a rich table: one line per row, then the totals."""
-    title = f"{summary.model_name} at {shape_text(summary.input_shape)}" if summary.model_name else None
-    table = Table(
-        "layer",
-        "type",
-        "output shape",
-        "params",
-        "MACs",
-        "receptive field",
-        title=title,
-        caption="MACs for one image; receptive field in input pixels per side",
-    )
-    for column in table.columns[3:]:
-        column.justify = "right"
-    for index, row in enumerate(summary.rows):
-        table.add_row(
+HEADERS = ("layer", "type", "output shape", "params", "MACs", "receptive field")
+CAPTION = "MACs for one image; receptive field in input pixels per side"
+
+
+def summary_cells(summary: Summary) -> tuple[list[list[str]], list[str]]:
+    """The table's cells, one row per layer, and the totals row: what the terminal and the notebook both show."""
+    rows = [
+        [
             row.name,
             row.kind,
             shape_text(row.output_shape) if row.output_shape else "-",
             f"{row.params:,}",
             f"{row.macs:,}",
             "-" if row.receptive_field is None else str(row.receptive_field),
-            end_section=index == len(summary.rows) - 1,
-        )
+        ]
+        for row in summary.rows
+    ]
     trainable = "" if summary.trainable_params == summary.total_params else f" ({summary.trainable_params:,} trainable)"
-    table.add_row(
+    total = [
         "total",
         "",
         f"input {shape_text(summary.input_shape)}",
         f"{summary.total_params:,}{trainable}",
         f"{summary.total_macs:,}",
         "",
-        style="bold",
-    )
+    ]
+    return rows, total
+
+
+def summary_title(summary: Summary) -> str | None:
+    return f"{summary.model_name} at {shape_text(summary.input_shape)}" if summary.model_name else None
+
+
+def summary_table(summary: Summary) -> Table:
+    """The summary as a rich table: one line per row, then the totals."""
+    table = Table(*HEADERS, title=summary_title(summary), caption=CAPTION)
+    for column in table.columns[3:]:
+        column.justify = "right"
+    rows, total = summary_cells(summary)
+    for index, row in enumerate(rows):
+        table.add_row(*row, end_section=index == len(rows) - 1)
+    table.add_row(*total, style="bold")
     return table
+
+
+def summary_html(summary: Summary) -> str:
+    """The summary as an HTML table, for a notebook."""
+    from cnnlab.reporting import html_table
+
+    rows, total = summary_cells(summary)
+    caption = "; ".join(part for part in (summary_title(summary), CAPTION) if part)
+    return html_table(HEADERS, rows, caption=caption, right_from=3, footer=total)
+
+
+def summary_text(summary: Summary, width: int = 110) -> str:
+    """The rich table as plain text (`repr` of a Summary in a terminal)."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    buffer = StringIO()
+    Console(file=buffer, width=width, color_system=None, force_terminal=False).print(summary_table(summary))
+    return buffer.getvalue().rstrip()

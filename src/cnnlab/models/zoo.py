@@ -127,9 +127,9 @@ def timeline_plot(rows: list[dict], path: str | os.PathLike, dpi: int = 80) -> s
     """The evolution chart: ImageNet top-1 against year (torchvision's first ImageNet weights of each model with a
     twin; marker area proportional to parameters), and parameters against year for every model; one colour per
     family, whose key idea the legend gives. Returns the path written."""
-    import matplotlib
+    from cnnlab.notebook import use_file_backend
 
-    matplotlib.use("Agg")
+    use_file_backend()
     import matplotlib.pyplot as plt
 
     rows = sorted(rows, key=lambda r: (r["year"], r["family"], r["params"]))

@@ -16,6 +16,7 @@ from cnnlab.rundir.lrfind import LrFindFolder
 from cnnlab.rundir.metrics import METRIC_COLUMNS, TEST_COLUMNS, append_event, read_events
 from cnnlab.rundir.run import (
     CONFIG,
+    CURVES,
     EVALUATION,
     METRICS,
     MODEL_SOURCE,
@@ -38,6 +39,7 @@ from cnnlab.rundir.schemas import DataInfo, Evaluation, ExperimentConfig, JobRec
 
 __all__ = [
     "CONFIG",
+    "CURVES",
     "EVALUATION",
     "METRICS",
     "METRIC_COLUMNS",

@@ -30,7 +30,8 @@ PROGRESS = "progress.jsonl"
 EVALUATION = "eval.json"
 WEIGHTS = "model.safetensors"
 MODEL_SOURCE = "model_source.py"
-RUN_FILES = (CONFIG, METRICS, RESULTS, WEIGHTS, "curves.png", EVALUATION, "confusion.png", MODEL_SOURCE)
+CURVES = "curves.png"
+RUN_FILES = (CONFIG, METRICS, RESULTS, WEIGHTS, CURVES, EVALUATION, "confusion.png", MODEL_SOURCE)
 
 
 @dataclass(frozen=True)

@@ -54,26 +54,37 @@ def scale_per_image(maps: torch.Tensor) -> torch.Tensor:
     return (maps / peak[:, None, None]).clamp(0.0, 1.0)
 
 
+def captum_attr():
+    """captum.attr, loaded without tqdm's warning: captum imports tqdm.auto, which in a notebook without ipywidgets
+    warns that it falls back to the text bar (no captum bar is ever shown here)."""
+    import warnings
+
+    from tqdm import TqdmWarning  # a dependency of captum's
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TqdmWarning)
+        import captum.attr
+    return captum.attr
+
+
 def gradcam(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Grad-CAM of the last stage, upsampled bilinearly to the input's size: [N, H, W] in [0, 1]."""
-    from captum.attr import LayerAttribution, LayerGradCam
+    attr = captum_attr()
 
     layer = model.get_submodule(stage_names(model)[-1])
     with eval_mode(model):
-        cam = LayerGradCam(model, layer).attribute(inputs, target=targets, relu_attributions=True)
+        cam = attr.LayerGradCam(model, layer).attribute(inputs, target=targets, relu_attributions=True)
     if cam.ndim != 4:
         raise CnnlabError(f"the last stage of {type(model).__name__} outputs {cam.ndim - 1}-d features, not maps")
     size = tuple(inputs.shape[-2:])
-    upsampled = LayerAttribution.interpolate(cam.detach().float(), size, interpolate_mode="bilinear")
+    upsampled = attr.LayerAttribution.interpolate(cam.detach().float(), size, interpolate_mode="bilinear")
     return scale_per_image(upsampled[:, 0].clamp_min(0.0))  # bilinear keeps it >= 0 up to rounding
 
 
 def saliency(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """|d logit / d pixel|, the largest over the channels: [N, H, W] in [0, 1]."""
-    from captum.attr import Saliency
-
     with eval_mode(model):
-        grads = Saliency(model).attribute(inputs, target=targets, abs=True)
+        grads = captum_attr().Saliency(model).attribute(inputs, target=targets, abs=True)
     return scale_per_image(grads.detach().float().amax(dim=1))
 
 

@@ -37,6 +37,7 @@ HEADERS = ["model", "params", "MACs/image", "test accuracy", "train time", "trai
 MEASURED = ("test_accuracy", "train_seconds", "train_images_per_second")  # mean ± std over seeds; the rest is fixed
 RECIPE_COLUMNS = ("dataset", "epochs", "batch_size", "optimizer", "lr")  # equal for every seed, kept in merged rows
 SEED_HEADERS = [HEADERS[0], "n", *HEADERS[1:]]
+PLOT = "compare.png"
 
 
 def format_row(result: dict) -> list[str]:
@@ -110,7 +111,7 @@ def write_outputs(rows: list[dict], out: Path, recipe_line: str) -> None:
         f"Fastest to train: {fastest['model']} ({fastest['train_images_per_second']:,.0f} images/s)."
     )
     ExperimentFolder(out).write_results_md(f"# Comparison on {recipe_line}\n\n{table}\n\n{summary}\n")
-    plot_comparison(rows, out / "compare.png", title=recipe_line)
+    plot_comparison(rows, out / PLOT, title=recipe_line)
 
 
 def compare_seeds(
@@ -181,4 +182,4 @@ def write_seed_outputs(rows: list[dict], out: Path, recipe_line: str) -> None:
     table = reporting.markdown_table(SEED_HEADERS, [seed_row(row) for row in rows])
     summary = " ".join(seed_summary(rows))
     ExperimentFolder(out).write_results_md(f"# Comparison on {recipe_line}\n\n{table}\n\n{summary}\n")
-    plot_comparison(rows, out / "compare.png", title=recipe_line)
+    plot_comparison(rows, out / PLOT, title=recipe_line)
