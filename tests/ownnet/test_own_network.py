@@ -8,43 +8,16 @@ import json
 import shutil
 
 import numpy as np
+import ownnet_support
 import pytest
 import torch
-from PIL import Image
+from ownnet_support import NET, SPEC, one_line_error
 
 import cnnlab
 from cnnlab.cli import main
 
-NET = """from torch import nn
-
-
-class MyCNN(nn.Module):
-    def __init__(self, num_classes=10, in_chans=1):
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(in_chans, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(8 * 14 * 14, num_classes))
-
-    def forward(self, x):
-        return self.head(self.features(x))
-"""
-SPEC = "conv 8 k3 p1; relu; maxpool k2; flatten; fc 10"
 RECIPE = ["--dataset", "digits", "--epochs", "1", "--train-subset", "200", "--schedule", "constant", "--quiet"]
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CNNLAB_STATE_DIR", str(tmp_path / "state"))
-    (tmp_path / "my_cnn.py").write_text(NET)
-    Image.fromarray(np.full((8, 8), 200, dtype=np.uint8)).save(tmp_path / "digit.png")
-    return tmp_path
-
-
-def one_line_error(capsys, argv) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    return err
+workdir = ownnet_support.workdir
 
 
 @pytest.mark.slow

@@ -81,6 +81,22 @@ def train(options: ExperimentOptions, data, label: str, run_name: str, model=Non
     return results
 
 
+def zoo_networks_only(names: list[str], takes: str) -> None:
+    """A one-line OptionValueError for a network of your own (a file, a module, a layer spec) in `--models` of an
+    experiment whose measurement needs a zoo architecture (`takes` says which); `cnnlab compare` is where your
+    network meets the zoo's."""
+    from cnnlab.building import ZOO, model_kind
+    from cnnlab.errors import OptionValueError
+
+    for name in names:
+        if model_kind(name) != ZOO:
+            raise OptionValueError(
+                "models",
+                f"takes {takes}; '{name}' is your own network: cnnlab compare trains it against zoo models with "
+                "one recipe",
+            )
+
+
 def default_out(name: str) -> Path:
     return reporting.timestamped_dir("experiment", name)
 

@@ -33,7 +33,7 @@ from cnnlab.engine import trainer
 from cnnlab.engine.config import TrainConfig
 from cnnlab.errors import CnnlabError
 from cnnlab.experiments import register_experiment
-from cnnlab.experiments.common import ExperimentOptions, ExperimentResult
+from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, zoo_networks_only
 from cnnlab.measure import count_params
 from cnnlab.models.resnet import cifar_resnet
 from cnnlab.plots import save_epoch_figure
@@ -117,6 +117,7 @@ def network(name: str) -> Network:
 def parse_networks(names: list[str]) -> list[Network]:
     """The networks `--models` names, checked to come in twin pairs of one layout, ordered by layout (CIFAR
     first), depth, plain before residual."""
+    zoo_networks_only(names, "plain/residual twins of one depth (plain20,resnet20), built with and without skips")
     networks = {name: network(name) for name in names}
     for net in networks.values():
         twin = network_name(net.depth, not net.residual)
@@ -304,8 +305,8 @@ def train_network(
     help="plain vs residual twins at several depths: training loss and error, init gradients (He et al. Fig. 1)",
 )
 def run(options: ExperimentOptions) -> ExperimentResult:
-    data = experiment_data(options)
     networks = parse_networks(options.models) if options.models else default_networks(options.quick)
+    data = experiment_data(options)  # after the names are checked: a typo costs no data loading
     epochs = options.epochs_or(quick=2, full=10)
     # One fixed batch for the gradient probe: the first GRAD_BATCH training images, normalised as the trainer does.
     probe = (prepare_batch(data.train_images[:GRAD_BATCH], data, channels_last=False), data.train_labels[:GRAD_BATCH])

@@ -26,7 +26,7 @@ from cnnlab.engine import trainer
 from cnnlab.engine.config import TrainConfig
 from cnnlab.errors import CnnlabError
 from cnnlab.experiments import register_experiment
-from cnnlab.experiments.common import ExperimentOptions, ExperimentResult
+from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, zoo_networks_only
 from cnnlab.experiments.degradation import build_network, experiment_data, network, network_name
 from cnnlab.inference.evaluation import evaluate_arrays
 from cnnlab.models.blocks import BasicBlock
@@ -104,6 +104,7 @@ def pretrained_lesions(options: ExperimentOptions) -> tuple[str, list[dict], dic
     from cnnlab.imagenet import imagenet_weights_entry, load_imagenet_model
     from cnnlab.imagenet_eval import accuracies, labelled_images, preprocess, topk_correct
 
+    zoo_networks_only(options.models or [], "a pretrained torchvision ResNet, whose residual blocks it drops")
     if not options.models or len(options.models) != 1 or not options.weights:
         raise CnnlabError("drop-block on a pretrained network takes one --model and its --weights")
     dataset = options.dataset or ""
