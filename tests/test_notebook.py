@@ -47,6 +47,20 @@ def test_run_result_is_the_dict_and_shows_its_run(tmp_path):
     assert epochs_table.count("<tr>") == 1 + 2  # header and the two epochs
 
 
+def test_seeds_result_is_the_dict_and_shows_its_table(tmp_path):
+    from cnnlab.repeats import Spread, format_spread
+
+    result = cnnlab.train(SPEC, "digits", epochs=1, train_subset=200, seeds=[0, 1], out=str(tmp_path), quiet=True)
+    assert isinstance(result, dict)
+    assert json.loads(json.dumps(result)) == json.loads((tmp_path / "seeds.json").read_text())
+    accuracies = [run["test_accuracy"] for run in result["runs"]]
+    mean = format_spread("test_accuracy", Spread.of(accuracies))
+    html = result._repr_html_()
+    assert mean in html and mean in repr(result)
+    assert "seed 0" in html and "seed 1" in html and f"{accuracies[1]:.2%}" in html
+    assert html.count("data:image/png;base64,") == 1  # seeds.png
+
+
 def test_notebook_bar_redraws_one_output(monkeypatch):
     drawn: list[str] = []
     monkeypatch.setattr(progress, "in_notebook", lambda: True)

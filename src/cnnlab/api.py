@@ -20,7 +20,7 @@ from pathlib import Path
 from torch import nn
 
 from cnnlab.deploy import optimize_for_inference
-from cnnlab.display import Comparison, RunResult, comparison_out
+from cnnlab.display import Comparison, RunResult, SeedsResult, comparison_out
 from cnnlab.engine.config import LR_FIND, make_config, resume_config
 from cnnlab.engine.trainer import run
 from cnnlab.errors import CnnlabError, unknown_name_error
@@ -137,7 +137,7 @@ def train(
     if chosen is not None:
         if resume is not None:
             raise CnnlabError("--resume continues one run; --seeds and --repeats start new ones: pass one of them")
-        return train_seeds(model, dataset, chosen, overwrite=overwrite, quiet=quiet, **options)
+        return SeedsResult(train_seeds(model, dataset, chosen, overwrite=overwrite, quiet=quiet, **options))
     if resume is None:
         return RunResult(run(make_config(model, dataset, **options), overwrite=overwrite, quiet=quiet))
     if overwrite:

@@ -1,5 +1,6 @@
-"""What the Python API returns, made to show itself in a notebook: a run's results (its curves and metrics) and a
-comparison's table, each still the plain value it was (a dict, a list of dicts) for code, JSON and the tests.
+"""What the Python API returns, made to show itself in a notebook: a run's results (its curves and metrics), a
+run over seeds and a comparison (their tables and plots), each still the plain value it was (a dict, a list of
+dicts) for code, JSON and the tests.
 
     result = cnnlab.train("lenet5", "digits", epochs=1)   # a RunResult: result["test_accuracy"] as before
     result                                                # in Jupyter: headline numbers, curves.png, epochs
@@ -58,6 +59,24 @@ class RunResult(dict):
         curves = image_html(run.file(CURVES)) if run else ""
         where = f"<p><code>{escape(str(self.get('run_dir')))}</code></p>"
         return f"<div><h4>{title}</h4>{headline}{curves}{table if epochs else ''}{where}</div>"
+
+
+class SeedsResult(dict):
+    """`cnnlab.train(..., seeds=...)`'s summary (seeds.json's contents). A dict in every way; in a notebook it shows
+    seeds.md's table (each measured number as mean ± std, n and per seed) and seeds.png."""
+
+    def __repr__(self) -> str:
+        from cnnlab.workflows import seeds
+
+        accuracy = seeds.format_spread("test_accuracy", seeds.spread_of_column(self, "test_accuracy"))
+        return f"<SeedsResult {seeds.title(self)}: test accuracy {accuracy} in {self.get('out')}>"
+
+    def _repr_html_(self) -> str:
+        from cnnlab.workflows import seeds  # the table's one definition
+
+        headers, rows = seeds.table(self)
+        table = reporting.html_table(headers, rows, caption=seeds.title(self), right_from=1)
+        return f"<div>{table}{image_html(Path(self['out']) / seeds.PLOT)}</div>"
 
 
 class Comparison(list):

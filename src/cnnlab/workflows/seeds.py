@@ -21,7 +21,8 @@ from cnnlab.repeats import Spread, band_plot, check_free, format_spread, seed_di
 # Numbers in results.json that the recipe sets rather than the run measures; every other number is measured.
 RECIPE_NUMBERS = ("params", "macs", "epochs", "batch_size", "lr", "seed", "processes", "time_budget")
 CURVE_METRICS = ("train_loss", "train_accuracy", "val_accuracy")
-SUMMARY_FILES = ("seeds.md", "seeds.json", "seeds.png")
+PLOT = "seeds.png"
+SUMMARY_FILES = ("seeds.md", "seeds.json", PLOT)
 
 
 def train_seeds(
@@ -139,11 +140,11 @@ def write_summary(summary: dict, out: Path) -> None:
     plotted = band_plot(
         {summary["model"]: [Path(run["run_dir"]) for run in summary["runs"]]},
         CURVE_METRICS,
-        out / "seeds.png",
+        out / PLOT,
         title(summary),
     )
     if not plotted:
-        (out / "seeds.png").unlink(missing_ok=True)
+        (out / PLOT).unlink(missing_ok=True)
     notes = ["Each seed's full run is in seed-N/. The std is the sample standard deviation (n - 1)."]
     if plotted:
         notes.append("seeds.png: the mean curve over the seeds, shaded from the lowest to the highest seed.")
