@@ -73,6 +73,10 @@ def test_notebook_bar_redraws_one_output(monkeypatch):
     assert drawn[0].count('value="0" max="5"') == 1
     assert 'value="5" max="5"' in drawn[-1] and "epoch 1/2" in drawn[-1] and "loss 0.5000 acc 75.00%" in drawn[-1]
     assert len(drawn) < 7  # the start, perhaps one step within the interval, and the epoch's end
+    bar.epoch(2, 2, 5, 0)
+    bar.step(0.25, 0.9, 1000.0)
+    bar.finish("stopped")  # a run may end mid-epoch (a time budget): the bar shows where
+    assert 'value="1" max="5"' in drawn[-1] and "epoch 2/2" in drawn[-1] and bar.notebook is None
     quiet = progress.Progress(quiet=True)
     quiet.epoch(1, 1, 5, 0)
     assert quiet.notebook is None

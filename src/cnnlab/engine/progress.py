@@ -123,6 +123,9 @@ class Progress:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
+        if self.notebook is not None:  # where the run stopped (a budget's last epoch may end before its steps)
+            self.notebook.draw(self.label, self.done, self.steps, self.stats, force=True)
+            self.notebook = None
         if not self.quiet:
             self.console.print(message, highlight=False)
         sys.stderr.flush()
