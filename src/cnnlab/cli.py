@@ -412,16 +412,10 @@ def cmd_models(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_summary(args: argparse.Namespace, console: Console) -> None:
-    from cnnlab.building import ZOO, model_kind
-    from cnnlab.measure import parse_input_shape, summarize, summary_table
-    from cnnlab.registry import model_info
+    from cnnlab.measure import summarize, summary_table
 
-    if model_kind(args.model) == ZOO:  # an unknown name fails here with the closest names
-        shape = parse_input_shape(args.input) if args.input else model_info(args.model).input_size
-    else:  # a layer spec or a network in code: no size of its own
-        shape = parse_input_shape(args.input or "3x32x32")
     # summarize builds the model for this input and turns a size mismatch into a one-line error
-    console.print(summary_table(summarize(args.model, shape)))
+    console.print(summary_table(summarize(args.model, args.input, args.num_classes, args.small_input)))
 
 
 def cmd_trace(args: argparse.Namespace, console: Console) -> None:

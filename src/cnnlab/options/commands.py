@@ -474,6 +474,21 @@ def _summary() -> Command:
                 positional=True,
             ),
             Option("input", help="input shape CxHxW (default: the model's own)", flag="--input"),
+            Option(
+                "num_classes",
+                int,
+                help="a zoo model's classifier width, as train builds it (default: the model's own)",
+                flag="--num-classes",
+                check=positive_int,
+                metavar="N",
+            ),
+            Option(
+                "small_input",
+                bool,
+                False,
+                "a zoo model with the CIFAR-style stem train gives it on small images (3x3 stride 1, no early pool)",
+                flag="--small-input",
+            ),
         ),
     )
 
