@@ -38,7 +38,7 @@ from starlette.datastructures import UploadFile
 
 from cnnlab.errors import CnnlabError
 from cnnlab.lab import follow, options, predict, requests, views, widgets
-from cnnlab.lab.security import LabRequestError
+from cnnlab.lab.security import LabRequestError, safe_path
 from cnnlab.options.commands import command
 
 router = APIRouter(prefix="/api")
@@ -198,6 +198,8 @@ def _experiment_args(body: dict, root: Path, out: Path) -> list[str]:
     given = {key: value for key, value in given.items() if value not in (None, "")}
     if "dataset" in given:
         given["dataset"] = options.confined_dataset(given["dataset"], root)
+    if "weights" in given:  # a checkpoint put under the runs root, never a file elsewhere on the machine
+        given["weights"] = str(safe_path(root, str(given["weights"])))
     values = requests.validated(requests.experiment_job(), {"experiment": name, **given})
     del values["experiment"]
     check_accepts(name, values)
