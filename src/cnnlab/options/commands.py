@@ -459,6 +459,12 @@ def _trace() -> Command:
             Option("name", help="batchnorm, residual, bottleneck, conv or running_stats", positional=True),
             *(_flagged(o) for o in TRACE_FLAGS),
             Option("json", bool, False, "print the same data as JSON instead of a table", flag="--json"),
+            Option(
+                "plot",
+                help="running_stats: also draw the running estimates against the dataset's statistics here",
+                flag="--plot",
+                metavar="PNG",
+            ),
         ),
     )
 
