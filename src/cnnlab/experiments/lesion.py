@@ -86,11 +86,12 @@ def vgg_layers(model: nn.Module) -> dict[str, str | None]:
             conv = layer[0] if isinstance(layer, nn.Sequential) and isinstance(layer[0], nn.Conv2d) else None
             if conv is None:
                 continue  # the block's max-pool, or a layer already removed
-            if conv.stride != (1, 1) or conv.in_channels != conv.out_channels:
-                why = f"{conv.in_channels} -> {conv.out_channels} channels, stride {conv.stride[0]}"
-                layers[f"{stage_name}.{index}"] = why
-            else:
-                layers[f"{stage_name}.{index}"] = None
+            problems = []
+            if conv.in_channels != conv.out_channels:
+                problems.append(f"{conv.in_channels} -> {conv.out_channels} channels")
+            if conv.stride != (1, 1):
+                problems.append(f"stride {conv.stride[0]}")
+            layers[f"{stage_name}.{index}"] = ", ".join(problems) or None
     return layers
 
 
