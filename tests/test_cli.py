@@ -33,6 +33,27 @@ def test_summary_of_a_layer_spec(capsys):
     assert code == 0 and "64x112x112" in out and "64x56x56" in out and "9,472" in out
 
 
+def test_summary_counts_the_cifar_resnet50_as_torchvision_with_the_small_input_stem(capsys):
+    """Learning-to-Read exercise 2 in one command: resnet50 for 10 classes with the stem `cnnlab train` gives it on
+    32 px images (3x3 stride 1, max-pool removed), counted against torchvision's resnet50 altered the same way."""
+    import torchvision
+    from torch import nn
+
+    import cnnlab
+    from cnnlab.measure import summarize
+
+    reference = torchvision.models.resnet50(num_classes=10)
+    reference.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
+    reference.maxpool = nn.Identity()
+    expected = summarize(reference, (3, 32, 32))
+    assert expected.total_params == 23_520_842
+    ours = cnnlab.summary("resnet50", "3x32x32", num_classes=10, small_input=True)
+    assert (ours.total_params, ours.total_macs) == (expected.total_params, expected.total_macs)
+    assert cnnlab.summary("resnet50", (3, 32, 32), num_classes=10).total_params == 23_528_522  # the 7x7 stem
+    code, out, _ = run_cli(capsys, "summary", "resnet50", "--num-classes", "10", "--small-input", "--input", "3x32x32")
+    assert code == 0 and "23,520,842" in out and f"{expected.total_macs:,}"[:9] in out
+
+
 @pytest.mark.parametrize(
     "argv, expected",
     [
@@ -50,6 +71,10 @@ def test_summary_of_a_layer_spec(capsys):
         (["summary", "lenet5", "--input", "3x224"], "CxHxW"),
         (["summary", "lenet5", "--input", "1x8x8"], "at least 16x16"),
         (["summary", "nosuchnet"], "unknown model"),
+        (["summary", "resnet50", "--num-classes", "0"], "--num-classes"),
+        (["summary", "resnet50", "--num-classes", "ten"], "--num-classes"),
+        (["summary", "conv 8 k3", "--small-input"], "your own network"),
+        (["summary", "conv 8 k3; flatten; fc 10", "--num-classes", "10"], "its last fc layer"),
         (["models", "zzz*"], "no model matches"),
         (["eval", "/nonexistent/run"], "does not exist"),
         (["frobnicate"], "invalid choice"),

@@ -194,6 +194,23 @@ def test_s44_updates_per_epoch():
 
 
 @pytest.mark.torch_only
+def test_s24_running_statistics_on_digits():
+    """S24 needs CIFAR-10; the row states the same loop on digits (LeNet-5's first conv, seed 0, batch 64, momentum
+    0.1), and those numbers must be the trace's."""
+    from cnnlab.traces import trace
+
+    row = ROWS["S24"]
+    here = row["Value here"]
+    assert row["Status"].startswith("needs data we do not have")
+    data = trace("running_stats", model="lenet5", dataset="digits", batches=100, momentum=0.1, batch_size=64)["data"]
+    means = " / ".join(f"{data['running_mean'][t - 1][0]:.4f}" for t in (1, 25, 50, 75, 100))
+    assert f"running mean {means} (channel 0)" in here
+    assert f"against the dataset's {data['dataset_mean'][0]:.4f}" in here
+    assert f"within {data['mean_gap'][-1]:.4f} of the dataset mean on every channel" in here
+    assert f"running variance within {data['var_gap'][-1]:.4f} of the dataset's" in here
+    assert f"({data['dataset_var'][0]:.4f} on channel 0), from {data['var_gap'][0]:.4f} after batch 1" in here
+
+
 def test_s45_running_mean_converges_geometrically():
     bn = nn.BatchNorm2d(1)  # momentum 0.1, running mean starts at 0
     batch = torch.full((4, 1, 2, 2), 2.0)

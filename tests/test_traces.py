@@ -186,6 +186,38 @@ def test_running_statistics_on_real_batches_follow_the_ema_to_the_dataset_statis
     torch.testing.assert_close(torch.tensor(data["dataset_mean"]), true_mean, atol=2e-6, rtol=0)
     gap = (running - true_mean).abs().max(dim=1).values
     assert gap[-1] < 0.01 < gap[0]  # settled: from about a batch mean's size to a hundredth of it
+    torch.testing.assert_close(torch.tensor(data["mean_gap"]), gap, atol=2e-6, rtol=0)
+    with torch.no_grad():
+        true_var = conv(normalize(digits.train_images, digits.mean, digits.std)).var(dim=(0, 2, 3), unbiased=False)
+    torch.testing.assert_close(torch.tensor(data["dataset_var"]), true_var, atol=2e-5, rtol=0)
+    var_gap = (torch.tensor(data["running_var"]) - true_var).abs().max(dim=1).values
+    # measured: 0.0019 (mean) and 0.0020 (variance) after 100 batches, from 0.25 and 0.83 after the first
+    assert var_gap[-1] < 0.01 < 0.5 < var_gap[0]
     assert [row[0] for row in result["rows"]] == [t for t in (1, 25, 50, 75, 100) for _ in range(3)]
     with pytest.raises(CnnlabError, match="--batches must be 1 to 100"):
         trace("running_stats", batches=500)
+
+
+def test_running_statistics_at_momentum_one_are_the_last_batchs():
+    """Momentum 1.0 forgets everything before the current batch: the running mean is that batch's mean and the
+    running variance its unbiased variance (PyTorch's buffer, errata E15)."""
+    import torch
+
+    data = trace("running_stats", dataset="digits", batches=5, momentum=1.0, batch_size=32)["data"]
+    torch.testing.assert_close(torch.tensor(data["running_mean"]), torch.tensor(data["batch_mean"]), atol=2e-6, rtol=0)
+    torch.testing.assert_close(torch.tensor(data["running_var"]), torch.tensor(data["batch_var"]), atol=2e-6, rtol=0)
+    assert len(data["batch"]) == 5 and len(data["mean_gap"]) == 5
+
+
+def test_trace_plot_writes_the_running_statistics_png_and_only_for_that_trace(tmp_path, capsys):
+    png = tmp_path / "running.png"
+    assert main(["trace", "running_stats", "--batches", "10", "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {png}" in capsys.readouterr().out
+    for argv, message in [
+        (["trace", "residual", "--plot", str(png)], "--plot draws trace running_stats only, not residual"),
+        (["trace", "running_stats", "--plot", str(tmp_path / "no" / "x.png")], "its folder does not exist"),
+        (["trace", "running_stats", "--dataset", "imagefolder:/etc"], "--dataset must be a built-in dataset"),
+    ]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1

@@ -13,12 +13,12 @@ _API = (
     "list_runs",
     "export",
     "optimize_for_inference",
-    "summary",
 )
 
 # Not `cnnlab.visualize` as a package: importing it would replace the function of that name on this module.
 _VISUAL = ("load_model", "feature_maps", "attribution", "visualize")
 _FIELDS = ("receptive_field", "effective_receptive_field")  # of a model or a registered name
+_SUMMARY = {"summary": "summarize"}  # cnnlab.summary("resnet50", "3x32x32", num_classes=10, small_input=True)
 
 
 def __getattr__(name: str):
@@ -35,6 +35,10 @@ def __getattr__(name: str):
         from cnnlab.measure import receptive
 
         return getattr(receptive, name)
+    if name in _SUMMARY:
+        from cnnlab.measure import summary
+
+        return getattr(summary, _SUMMARY[name])
     raise AttributeError(f"module 'cnnlab' has no attribute '{name}'")
 
 
@@ -48,5 +52,6 @@ __all__ = [
     *_API,
     *_VISUAL,
     *_FIELDS,
+    *_SUMMARY,
     "__version__",
 ]

@@ -4,7 +4,7 @@ import cnnlab
 results = cnnlab.train("lenet5", dataset="digits", epochs=5)
 cnnlab.evaluate(results["run_dir"])
 cnnlab.predict(results["run_dir"], ["digit.png"])
-cnnlab.summary("my_cnn.py:MyCNN", "1x28x28")
+cnnlab.summary("my_cnn.py:MyCNN", "1x28x28")  # cnnlab.measure.summarize
 
 In a notebook the results show themselves: a run as its numbers, curves and epochs (`cnnlab.display.RunResult`,
 still the results dict), a comparison as its table and plot, a summary as its layer table.
@@ -35,7 +35,7 @@ from cnnlab.workflows.leaderboard import list_runs
 from cnnlab.workflows.seeds import train_seeds
 
 # The defaults of the keywords below are the CLI's, read from the one declaration of each command's options.
-_PREDICT, _EXPORT, _EVAL, _SUMMARY = command("predict"), command("export"), command("eval"), command("summary")
+_PREDICT, _EXPORT, _EVAL = command("predict"), command("export"), command("eval")
 
 
 def _trusting(function: Callable) -> Callable:
@@ -152,26 +152,6 @@ def compare(*args, **kwargs) -> Comparison:
     return Comparison(rows := comparison.compare(*args, **kwargs), comparison_out(rows))
 
 
-def summary(model: str | nn.Module, input: str | Sequence[int] | None = _SUMMARY.option("input").default):
-    """Per layer: output shape, params, MACs and receptive field of `model` (a registered name, a layer spec,
-    "file.py:Name" or an nn.Module) on one `input` image ("CxHxW" or (C, H, W)); by default a registered model's
-    own size, else 3x32x32. Returns a `cnnlab.measure.Summary`, which prints (and shows in a notebook) as its
-    table; `cnnlab summary` prints the same."""
-    from cnnlab.building import ZOO, model_kind
-    from cnnlab.measure import parse_input_shape, summarize
-    from cnnlab.registry import model_info
-
-    if isinstance(input, str):
-        shape = parse_input_shape(input)
-    elif input is not None:
-        shape = parse_input_shape("x".join(map(str, input)))
-    elif isinstance(model, str) and model_kind(model) == ZOO:  # an unknown name fails here with the closest names
-        shape = model_info(model).input_size
-    else:  # a layer spec or a network in code: no size of its own
-        shape = parse_input_shape("3x32x32")
-    return summarize(model, shape)  # builds the model for this input; a size mismatch is a one-line error
-
-
 def experiment(name: str, **options):
     """Run the experiment `name` (`cnnlab.experiments.list_experiments()`) and return its ExperimentResult; it
     writes results.md, results.csv, config.json and its plots to `out` (default runs/experiment-NAME-<time>).
@@ -264,5 +244,4 @@ __all__ = [
     "list_runs",
     "export",
     "optimize_for_inference",
-    "summary",
 ]

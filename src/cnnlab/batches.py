@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from cnnlab.data import ImageDataset, normalize, random_crop, random_hflip
+from cnnlab.data import ImageDataset, PixelPCA, normalize, pca_color, random_crop, random_hflip
 
 
 def prepare_batch(
@@ -16,12 +16,15 @@ def prepare_batch(
     flip: bool = False,
     generator: torch.Generator | None = None,
     keep: slice | None = None,
+    color: tuple[PixelPCA, float] | None = None,
 ) -> torch.Tensor:
     """uint8 images -> normalised float32, randomly shifted by up to `crop_padding` px and flipped if `flip`.
 
     `keep`: only these rows of the batch (one process's share of a global batch). Augmentation still draws its
-    random numbers for the whole batch, so each kept image gets the crop and flip it gets in one process."""
-    augmenting = bool(crop_padding) or (flip and data.hflip)
+    random numbers for the whole batch, so each kept image gets the crop and flip it gets in one process.
+    `color`: (the training pixels' PCA, sigma) for AlexNet's colour noise (`cnnlab.data.pca_color`), drawn after
+    the crop's and flip's numbers."""
+    augmenting = bool(crop_padding) or (flip and data.hflip) or color is not None
     if keep is not None and not augmenting:
         images = images[keep]
     x = normalize(images, data.mean, data.std)  # uint8 [B, C, H, W] -> float32
@@ -29,6 +32,8 @@ def prepare_batch(
         x = random_crop(x, crop_padding, generator)
     if flip and data.hflip:
         x = random_hflip(x, generator)
+    if color is not None:
+        x = pca_color(x, color[0], data.std, color[1], generator)
     if keep is not None and augmenting:
         x = x[keep]
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x

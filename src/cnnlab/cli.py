@@ -412,10 +412,10 @@ def cmd_models(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_summary(args: argparse.Namespace, console: Console) -> None:
-    from cnnlab.api import summary
-    from cnnlab.measure import summary_table
+    from cnnlab.measure import summarize, summary_table
 
-    console.print(summary_table(summary(args.model, args.input)))
+    # summarize builds the model for this input and turns a size mismatch into a one-line error
+    console.print(summary_table(summarize(args.model, args.input, args.num_classes, args.small_input)))
 
 
 def cmd_trace(args: argparse.Namespace, console: Console) -> None:

@@ -166,7 +166,9 @@ def find_lr(
                 index = order[step * config.batch_size : (step + 1) * config.batch_size]
                 generator = torch.Generator().manual_seed(epoch * 1_000_003 + step)
                 padding = config.crop_padding if config.augment else 0
-                x = prepare_batch(images[index], job.data, config.channels_last, padding, config.augment, generator)
+                x = prepare_batch(
+                    images[index], job.data, config.channels_last, padding, config.augment, generator, color=job.color
+                )
                 yield x, labels[index]
 
     def loss_fn(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

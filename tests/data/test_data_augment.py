@@ -79,3 +79,74 @@ def test_random_hflip_per_sample_and_its_own_inverse():
     assert torch.equal(random_hflip(batch, seeded(3)), out)
     assert torch.equal(random_hflip(batch, seeded(0), p=0.0), batch)
     assert torch.equal(random_hflip(batch, seeded(0), p=1.0), batch.flip(3))
+
+
+# ------------------------------------------------------------------------------------ AlexNet's PCA colour noise
+@pytest.fixture(scope="module")
+def rgb_folder(tmp_path_factory):
+    """imagefolder of 24 small RGB PNGs in two classes, colours correlated across channels as photos are."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("rgb") / "pets"
+    rng = np.random.default_rng(3)
+    for label, name in enumerate(["cat", "dog"]):
+        (root / name).mkdir(parents=True)
+        for i in range(12):
+            grey = rng.integers(0, 200, (8, 8, 1))
+            tint = rng.integers(0, 56, (8, 8, 3)) + np.array([40 * label, 0, 20])
+            Image.fromarray(np.clip(grey + tint, 0, 255).astype(np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_pixel_pca_is_numpys_eigendecomposition_of_the_rgb_covariance(rgb_folder):
+    import numpy as np
+
+    from cnnlab.data import load_dataset, pixel_pca
+
+    images = load_dataset(f"imagefolder:{rgb_folder}", image_size=8).train_images
+    pca = pixel_pca(images, chunk=5)  # several chunks: the float64 sums must add up as one pass
+    pixels = images.permute(0, 2, 3, 1).reshape(-1, 3).double().numpy() / 255
+    values, vectors = np.linalg.eigh(np.cov(pixels, rowvar=False, bias=True))
+    np.testing.assert_allclose(pca.eigvals.numpy(), values[::-1], rtol=1e-5, atol=1e-8)
+    for i in range(3):  # an eigenvector's sign is arbitrary
+        ours, theirs = pca.eigvecs[:, i].double().numpy(), vectors[:, 2 - i]
+        np.testing.assert_allclose(ours * np.sign(ours @ theirs), theirs, atol=1e-5)
+    assert pca.eigvals[0] > pca.eigvals[1] > pca.eigvals[2] > 0
+
+
+def test_pca_colour_noise_shifts_every_pixel_by_eigvecs_times_alpha_eigvals(rgb_folder):
+    """Through prepare_batch, as training draws it: alpha from the batch's generator, one per image and component;
+    each image keeps its row (its label's), every pixel of it shifted alike by eigvecs @ (alpha * eigvals)."""
+    from cnnlab.batches import prepare_batch
+    from cnnlab.data import load_dataset, normalize, pixel_pca
+    from cnnlab.data.augment import pca_shift
+
+    data = load_dataset(f"imagefolder:{rgb_folder}", image_size=8)
+    pca, images = pixel_pca(data.train_images), data.train_images[:6]
+    x = prepare_batch(images, data, False, generator=seeded(5), color=(pca, 0.1))
+    alpha = torch.randn(6, 3, generator=seeded(5)) * 0.1
+    expected = torch.stack([pca.eigvecs @ (alpha[b] * pca.eigvals) for b in range(6)])  # [6, 3], the paper's form
+    torch.testing.assert_close(pca_shift(pca, alpha), expected)
+    shift = (x - normalize(images, data.mean, data.std)) * torch.tensor(data.std).view(1, 3, 1, 1)
+    torch.testing.assert_close(shift, expected.view(6, 3, 1, 1).expand_as(shift), rtol=0, atol=1e-5)
+    assert expected.abs().max() > 1e-3  # a shift there is to see
+    alpha = torch.tensor([[1.0, 0.0, 0.0]])  # the first component alone: sqrt-free, its eigenvalue times its vector
+    torch.testing.assert_close(pca_shift(pca, alpha)[0], pca.eigvals[0] * pca.eigvecs[:, 0])
+
+
+def test_training_with_pca_colour_noise_on_rgb_and_its_refusal_on_grayscale(rgb_folder, tmp_path, capsys):
+    import cnnlab
+    from cnnlab.cli import main
+    from cnnlab.rundir import RunDir
+
+    out = tmp_path / "run"
+    results = cnnlab.train(
+        "lenet5", f"imagefolder:{rgb_folder}", epochs=1, batch_size=8, pca_color=0.1, out=str(out), quiet=True
+    )
+    assert 0.0 <= results["test_accuracy"] <= 1.0
+    assert RunDir(out).read_config().train_config().pca_color == 0.1
+    assert main(["train", "lenet5", "--dataset", "digits", "--pca-color", "0.1", "--out", str(tmp_path / "g")]) == 2
+    err = capsys.readouterr().err
+    assert "--pca-color shifts RGB colours; digits has 1 channel(s)" in err and err.count("\n") == 1
+    assert not (tmp_path / "g").exists()

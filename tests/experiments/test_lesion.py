@@ -1,5 +1,5 @@
-"""The drop-block (lesion) experiment in quick mode: resnet-14 and plain-14 on 14 px digits, 2 epochs; and its
-pretrained mode (exercise 20.3.3) on a random-weights ResNet-50 and a generated labelled folder."""
+"""The drop-block (lesion) experiment in quick mode: resnet-14, plain-14 and mini_vgg on 14 px digits, 2 epochs;
+and its pretrained mode (exercise 20.3.3) on a random-weights ResNet-50 and a generated labelled folder."""
 
 from __future__ import annotations
 
@@ -19,13 +19,17 @@ from cnnlab.checkpoint import load_model_weights
 from cnnlab.errors import CnnlabError
 from cnnlab.experiments import run_experiment
 from cnnlab.experiments.degradation import QUICK_SIDE, downsampled
-from cnnlab.experiments.lesion import remove_block, same_shape_blocks
+from cnnlab.experiments.lesion import removable, remove_block, remove_layer, same_shape_blocks, vgg_layers
 from cnnlab.imagenet_eval import evaluate_imagenet_folder, imagenet_wnids, labelled_images
 from cnnlab.inference.evaluation import evaluate_arrays
 from cnnlab.models.resnet import cifar_resnet, droppable_blocks
+from cnnlab.registry import create_model
 
 # Depth 14 = 2 blocks per stage; the first block of stages 2 and 3 halves the side and doubles the width.
 BLOCKS = ["layer1.0", "layer1.1", "layer2.1", "layer3.1"]
+# mini_vgg: each block's second conv keeps the width; its first widens it (1 -> 32, 32 -> 64, 64 -> 128).
+VGG_LAYERS = ["block1.1", "block2.1", "block3.1"]
+UNITS = {"resnet14": BLOCKS, "plain14": BLOCKS, "mini_vgg": VGG_LAYERS}
 
 
 @pytest.fixture(scope="module")
@@ -44,23 +48,32 @@ def test_claims_select_one_row_each(result):
 @pytest.mark.slow
 def test_one_row_per_removable_block_of_each_network(result):
     res, out = result
-    expected = [(net, block) for net in ("resnet14", "plain14") for block in ["none", *BLOCKS, "mean over blocks"]]
+    expected = [(net, unit) for net, units in UNITS.items() for unit in ["none", *units, "mean over blocks"]]
     assert [(row["network"], row["removed_block"]) for row in res.rows] == expected
     with open(out / "results.csv") as handle:
-        assert len(list(csv.DictReader(handle))) == 12
-    for net in ("resnet14", "plain14"):
+        assert len(list(csv.DictReader(handle))) == 17
+    for net, units in UNITS.items():
         lesions = [row["test_accuracy"] for row in res.rows if row["network"] == net and "." in row["removed_block"]]
+        assert len(lesions) == len(units) and all(0.0 <= a <= 1.0 for a in lesions)
         mean_row = next(r for r in res.rows if r["network"] == net and r["removed_block"] == "mean over blocks")
-        assert mean_row["test_accuracy"] == pytest.approx(sum(lesions) / 4, abs=1e-12)
+        assert mean_row["test_accuracy"] == pytest.approx(sum(lesions) / len(units), abs=1e-12)
     assert (out / "drop_block.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    blocks = json.loads((out / "config.json").read_text())["experiment"]["blocks"]
-    assert blocks == {"resnet14": BLOCKS, "plain14": BLOCKS}
+    experiment = json.loads((out / "config.json").read_text())["experiment"]
+    assert experiment["blocks"] == UNITS
+    assert experiment["not_removable"] == {
+        "mini_vgg": {
+            "block1.0": "1 -> 32 channels",
+            "block2.0": "32 -> 64 channels",
+            "block3.0": "64 -> 128 channels",
+        }
+    }
+    assert any("block1.0 (1 -> 32 channels)" in finding for finding in res.findings)
 
 
 @pytest.mark.slow
 def test_drops_are_measured_against_the_trained_networks_test_accuracy(result):
     res, out = result
-    for net in ("resnet14", "plain14"):
+    for net in UNITS:
         run_results = json.loads((out / "runs" / net / "results.json").read_text())
         rows = [row for row in res.rows if row["network"] == net]
         assert rows[0]["test_accuracy"] == run_results["test_accuracy"] > 0.5  # trained well past chance (10%)
@@ -82,6 +95,26 @@ def test_lesioned_accuracy_is_reproduced_from_the_saved_weights(result, digits):
         row = next(r for r in res.rows if r["network"] == net and r["removed_block"] == "layer3.1")
         assert row["test_accuracy"] == pytest.approx(accuracy, abs=1e-9)
         assert round(accuracy * 360) == pytest.approx(accuracy * 360, abs=1e-4)
+    vgg = create_model("mini_vgg", in_chans=1)
+    load_model_weights(vgg, out / "runs" / "mini_vgg" / "model.safetensors")
+    vgg.block2[1] = nn.Identity()  # the second conv-BN-ReLU of block 2 (64 -> 64)
+    accuracy = evaluate_arrays(vgg, data.test_images, data.test_labels, data, channels_last=False)[1]
+    row = next(r for r in res.rows if r["network"] == "mini_vgg" and r["removed_block"] == "block2.1")
+    assert row["test_accuracy"] == pytest.approx(accuracy, abs=1e-9)
+
+
+def test_vgg_layer_removal_rules():
+    """A VGG layer goes only where its conv keeps the shape: each block's second; a removed one leaves a working
+    network, the first of a block (it widens) is refused, naming the removable ones."""
+    vgg = create_model("mini_vgg", in_chans=1)
+    assert removable(vgg) == VGG_LAYERS
+    assert vgg_layers(vgg)["block3.0"] == "64 -> 128 channels"
+    remove_layer(vgg, "block2.1")
+    assert isinstance(vgg.block2[1], nn.Identity) and vgg.eval()(torch.randn(2, 1, 14, 14)).shape == (2, 10)
+    assert removable(vgg) == ["block1.1", "block3.1"]
+    with pytest.raises(CnnlabError, match=r"block2.0 cannot be removed \(32 -> 64 channels"):
+        remove_layer(vgg, "block2.0")
+    assert removable(cifar_resnet(14, in_chans=1)) == BLOCKS
 
 
 def test_block_removal_rules():

@@ -291,6 +291,26 @@ def test_widgets(client):
         assert response.status_code == 400 and response.json()["error"], url
 
 
+def test_the_running_statistics_widget_returns_the_real_batch_series(client):
+    """The Widgets page's real-data mode: lenet5's first conv on digits, the running estimate after each batch
+    against the dataset's statistic, as `cnnlab trace running_stats` computes it."""
+    from cnnlab.traces import trace
+
+    r = client.get("/api/widgets/running_stats?model=lenet5&dataset=digits&batches=12&momentum=0.3").json()
+    assert r["options"] | {"batches": 12, "momentum": 0.3, "dataset": "digits"} == r["options"]
+    assert r["data"]["batch"] == list(range(1, 13)) and len(r["data"]["running_mean"]) == 12
+    assert len(r["data"]["mean_gap"]) == len(r["data"]["var_gap"]) == 12 and len(r["data"]["dataset_mean"]) == 6
+    direct = trace("running_stats", model="lenet5", dataset="digits", batches=12, momentum=0.3)
+    assert r["data"] == direct["data"]
+    for url in (
+        "/api/widgets/running_stats?batches=500",
+        "/api/widgets/running_stats?momentum=0",
+        "/api/widgets/running_stats?dataset=imagefolder:/etc",
+    ):
+        response = client.get(url)
+        assert response.status_code == 400 and "\n" not in response.json()["error"], url
+
+
 def test_experiments_listed_and_results_rendered_escaped(tmp_path, make_client):
     from cnnlab.experiments import list_experiments
 

@@ -140,3 +140,30 @@ def test_an_experiments_results_md_renders_on_its_page(server, browser):
     assert image.get_attribute("src") == f"{url}/files/{folder.name}/plot.png"
     wait(browser, lambda d: d.execute_script("return document.querySelector('#result img').naturalWidth") == 40)
     assert console_errors(browser) == []
+
+
+def test_experiment_form_fields_and_the_running_statistics_widget(server, browser):
+    """The Experiments page's form has a field per declared option and shows the lab's refusal of a bad value
+    (no job starts); the Widgets page's real-data card plots the running mean of 10 digits batches and lists them."""
+    from cnnlab.lab.requests import experiment_fields
+
+    url, root = server
+    browser.get_log("browser")
+    browser.get(url + PAGES["experiments"])
+    wait(browser, lambda d: d.find_elements(By.ID, "f-seeds") and d.find_elements(By.CSS_SELECTOR, "#list table"), 120)
+    assert all(browser.find_elements(By.ID, f"f-{o.name}") for o in experiment_fields())
+    browser.find_element(By.ID, "f-seeds").send_keys("0,x")
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#list tr") if r.text.startswith("kernels"))
+    row.find_element(By.TAG_NAME, "button").click()
+    wait(browser, lambda d: "Seeds must be distinct whole numbers" in text_of(d, "error"), 30)
+    assert not list(root.glob("experiment-kernels*"))
+    assert [e for e in console_errors(browser) if "/api/jobs" not in e] == []  # the refusal's 400 is logged
+    browser.get(url + PAGES["widgets"])
+    wait(browser, lambda d: d.find_elements(By.ID, "rs-run"), 120)
+    batches = browser.find_element(By.ID, "rs-batches")
+    batches.clear()
+    batches.send_keys("10")
+    browser.find_element(By.ID, "rs-run").click()
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#rs-mean .main-svg, #rs-gap .main-svg"), 120)
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#rs-table tbody tr")) == 10, 30)
+    assert console_errors(browser) == []

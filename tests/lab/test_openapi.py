@@ -40,7 +40,7 @@ def test_openapi_lists_the_experiment_job_from_the_experiment_options(client):
     declared = [o.name for o in command("experiment").options if not o.positional]
     assert list(experiment["properties"]) == [
         "experiment",
-        *(n for n in declared if n not in ("out", "data_dir", "weights")),
+        *(n for n in declared if n not in ("out", "data_dir")),
     ]
     assert experiment["properties"]["quick"]["default"] is True  # the page runs the quick variant
     assert experiment["properties"]["seed"]["default"] == command("experiment").option("seed").default == 0
@@ -62,7 +62,7 @@ def test_docs_page_is_rendered_by_the_lab_without_scripts(client):
     [
         ({"epoch": 2}, "unknown experiment option 'epoch'; did you mean: epochs?"),
         ({"out": "/tmp/x"}, "'out' is set by the lab, not by a job"),
-        ({"weights": "/etc/passwd"}, "'weights' is set by the lab, not by a job"),
+        ({"weights": "/etc/passwd"}, "path '/etc/passwd' leaves the runs folder"),
         ({"models": "resnet18"}, "experiment kernels takes no --models (those that do: "),
     ],
 )

@@ -6,17 +6,20 @@ x = normalize(train_x[:256], data.mean, data.std)  # float32 [256, 1, 28, 28]
 x = random_hflip(random_crop(x, 4, generator), generator)
 """
 
-from cnnlab.data.augment import normalize, random_crop, random_hflip
+from cnnlab.data.augment import PixelPCA, normalize, pca_color, pixel_pca, random_crop, random_hflip
 from cnnlab.data.catalog import list_datasets, load_dataset
 from cnnlab.data.dataset import ImageDataset, channel_stats, default_cache_dir, split_validation
 
 __all__ = [
     "ImageDataset",
+    "PixelPCA",
     "channel_stats",
     "default_cache_dir",
     "list_datasets",
     "load_dataset",
     "normalize",
+    "pca_color",
+    "pixel_pca",
     "random_crop",
     "random_hflip",
     "split_validation",

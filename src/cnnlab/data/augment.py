@@ -8,6 +8,7 @@ from the caller's generator, so a seeded generator reproduces a batch exactly.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -51,3 +52,44 @@ def random_hflip(batch: Tensor, generator: torch.Generator, p: float = 0.5) -> T
     """Mirror each [B, C, H, W] sample left-right with probability `p`."""
     flip = torch.rand(batch.shape[0], generator=generator, device=generator.device) < p
     return torch.where(flip.to(batch.device).view(-1, 1, 1, 1), batch.flip(3), batch)
+
+
+# ------------------------------------------------------------------------------------------ AlexNet's colour noise
+@dataclass(frozen=True)
+class PixelPCA:
+    """Principal components of the training pixels' RGB values (on the 0-1 scale): Krizhevsky et al. 2012, §4.1."""
+
+    eigvals: Tensor  # float32 [3], largest first: the variance along each component
+    eigvecs: Tensor  # float32 [3, 3], column i the component of eigvals[i]
+
+
+def pixel_pca(images: Tensor, chunk: int = 4096) -> PixelPCA:
+    """Eigen-decomposition of the 3x3 covariance of every pixel's RGB value in uint8 [N, 3, H, W] `images`,
+    (population covariance, /count), accumulated in float64 chunks so a 50,000-image split needs no float copy."""
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"pixel_pca needs RGB images [N, 3, H, W], got {list(images.shape)}")
+    total, outer, count = torch.zeros(3, dtype=torch.float64), torch.zeros(3, 3, dtype=torch.float64), 0
+    for start in range(0, len(images), chunk):
+        pixels = images[start : start + chunk].cpu().double().div_(255).transpose(0, 1).reshape(3, -1)  # [3, P]
+        total += pixels.sum(dim=1)
+        outer += pixels @ pixels.T
+        count += pixels.shape[1]
+    mean = total / count
+    eigvals, eigvecs = torch.linalg.eigh(outer / count - torch.outer(mean, mean))  # ascending
+    order = eigvals.argsort(descending=True)
+    return PixelPCA(eigvals[order].float(), eigvecs[:, order].float())
+
+
+def pca_shift(pca: PixelPCA, alpha: Tensor) -> Tensor:
+    """[B, 3]: the RGB shift of each image, eigvecs @ (alpha_b * eigvals) for its row alpha_b of `alpha` [B, 3]."""
+    return (alpha * pca.eigvals.to(alpha.device)) @ pca.eigvecs.to(alpha.device).T
+
+
+def pca_color(batch: Tensor, pca: PixelPCA, std: Sequence[float], sigma: float, generator: torch.Generator) -> Tensor:
+    """AlexNet's colour augmentation on a normalised [B, 3, H, W] batch: every pixel of image b shifted by
+    eigvecs @ (alpha_b * eigvals), alpha_b ~ N(0, sigma^2) per component (0.1 in the paper), drawn once per image.
+    The shift is on the 0-1 pixel scale, so it is divided by the normalisation's per-channel `std`."""
+    b = batch.shape[0]
+    alpha = torch.randn(b, 3, generator=generator, device=generator.device).to(batch.device) * sigma
+    std_t = torch.tensor(std, dtype=batch.dtype, device=batch.device)
+    return batch + (pca_shift(pca, alpha).to(batch.dtype) / std_t).view(b, 3, 1, 1)

@@ -243,6 +243,17 @@ class TrainConfig:
             metavar="PIXELS",
         ),
     )
+    pca_color: float = field(
+        default=0.0,
+        metadata=option(
+            "AlexNet's colour augmentation (Krizhevsky et al. 2012, sec. 4.1): each training image's pixels shifted by "
+            "eigvecs @ (alpha * eigvals) of the training pixels' RGB covariance, alpha ~ N(0, SIGMA) per image "
+            "(the paper: 0.1; 0 = off); RGB datasets only",
+            group="data",
+            check=non_negative,
+            metavar="SIGMA",
+        ),
+    )
     tta: bool = field(
         default=False,
         metadata=option(

@@ -35,7 +35,7 @@ from torch import nn
 from cnnlab import checkpoint
 from cnnlab.batches import prepare_batch
 from cnnlab.building import build_new_model, code_record
-from cnnlab.data import ImageDataset, load_dataset, split_validation
+from cnnlab.data import ImageDataset, PixelPCA, load_dataset, pixel_pca, split_validation
 from cnnlab.engine import budget, distributed, tensorboard_log, whitening
 from cnnlab.engine.config import TrainConfig, resolve, resume_config
 from cnnlab.engine.device import resolve_device
@@ -45,7 +45,7 @@ from cnnlab.engine.lookahead import LookaheadHook
 from cnnlab.engine.optim import ParamGroups, ProgressSchedule, create_optimizer, create_scheduler
 from cnnlab.engine.progress import Progress, ProgressHook
 from cnnlab.engine.signals import TrainingInterrupted, stop_requests
-from cnnlab.errors import BatchNormBatchTooSmall, CnnlabError, NonFiniteLoss
+from cnnlab.errors import BatchNormBatchTooSmall, CnnlabError, NonFiniteLoss, OptionValueError
 from cnnlab.inference.evaluation import check_flip_tta, evaluate_arrays
 from cnnlab.measure import count_macs, count_params
 from cnnlab.models import trust
@@ -155,6 +155,7 @@ class Job:
     run_dir: Path | None = None
     params: int = 0
     macs: int = 0
+    color: tuple[PixelPCA, float] | None = None  # --pca-color: the training pixels' PCA and its sigma
 
     @property
     def total_steps(self) -> int:
@@ -357,7 +358,10 @@ def setup(config: TrainConfig, data: ImageDataset | None, quiet: bool) -> Job:
     data = data if data is not None else load_dataset(config.dataset, config.data_dir, image_size=config.image_size)
     if config.tta:  # refused before training, not after it
         check_flip_tta(data)
+    if config.pca_color and data.in_chans != 3:
+        raise OptionValueError("pca_color", f"shifts RGB colours; {data.name} has {data.in_chans} channel(s)")
     splits = make_splits(data, config)
+    color = (pixel_pca(splits.train_images), config.pca_color) if config.pca_color else None
     if device.type != "cpu":  # uploaded once, still uint8; batches are normalised and augmented on the device
         splits = Splits(*(getattr(splits, f.name).to(device) for f in fields(Splits)))
     return Job(
@@ -370,6 +374,7 @@ def setup(config: TrainConfig, data: ImageDataset | None, quiet: bool) -> Job:
         steps_per_epoch=len(splits.train_images) // config.batch_size,
         rows=world.rows(config.batch_size),
         progress=Progress(quiet=quiet or not world.is_main),
+        color=color,
     )
 
 
@@ -597,6 +602,7 @@ def train_step(
         config.augment,
         generator,
         rows,
+        job.color,
     )
     y = job.splits.train_labels[index if rows is None else index[rows]]
     with autocast(job.dtype, job.device.type):

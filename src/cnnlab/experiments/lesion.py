@@ -8,6 +8,11 @@ networks are He et al.'s CIFAR designs of one depth (resnet-20 and its plain twi
 trained with one recipe by the trainer. Only blocks that keep the shape (stride 1, same width) can go: the
 ResNet's `droppable_blocks`, and the plain twin's blocks at the same positions.
 
+Beside them, the plain network the tutorials' exercise 20.3.3 names: a VGG (`mini_vgg`, three blocks of two 3x3
+conv-BN-ReLU layers) trained with the same recipe, one conv layer removed at a time. Only a layer whose conv keeps
+the shape (same channels in and out, stride 1) can be replaced by the identity: each block's second; the first
+changes the width (in_chans -> 32, 32 -> 64, 64 -> 128), so no identity can stand in for it (`vgg_layers`).
+
 With `--model resnet50 --weights FILE --dataset imagefolder:PATH` it is the tutorials' exercise 20.3.3 instead: a
 pretrained ImageNet ResNet, each droppable block removed in turn (stage 1's and stage 3's among them), top-1 and
 top-5 on a labelled folder of photos (see `cnnlab.imagenet_eval`), nothing trained.
@@ -31,6 +36,7 @@ from cnnlab.experiments.degradation import build_network, experiment_data, netwo
 from cnnlab.inference.evaluation import evaluate_arrays
 from cnnlab.models.blocks import BasicBlock
 from cnnlab.models.resnet import ResNet, drop_block, droppable_blocks, has_skip
+from cnnlab.registry import create_model
 from cnnlab.repeats import Claim
 
 FULL_DEPTH = 20
@@ -68,15 +74,53 @@ def remove_block(model: ResNet, stage_name: str, index: int) -> None:
         stage[index] = nn.Identity()
 
 
-def lesion_accuracies(model: ResNet, data, blocks: list[tuple[str, int]]) -> dict[str, float]:
-    """Test accuracy of `model` with each block in turn replaced by the identity (the model itself untouched)."""
+VGG_NETWORK = "mini_vgg"  # a registered plain VGG; its conv-BN-ReLU layers are the units removed
+
+
+def vgg_layers(model: nn.Module) -> dict[str, str | None]:
+    """Every conv-BN-ReLU layer of a VGG's blocks by dotted name ("block1.1"), with why it cannot be removed
+    (None: it can, its conv keeps the shape)."""
+    layers = {}
+    for stage_name in model.stage_names:
+        for index, layer in enumerate(model.get_submodule(stage_name)):
+            conv = layer[0] if isinstance(layer, nn.Sequential) and isinstance(layer[0], nn.Conv2d) else None
+            if conv is None:
+                continue  # the block's max-pool, or a layer already removed
+            problems = []
+            if conv.in_channels != conv.out_channels:
+                problems.append(f"{conv.in_channels} -> {conv.out_channels} channels")
+            if conv.stride != (1, 1):
+                problems.append(f"stride {conv.stride[0]}")
+            layers[f"{stage_name}.{index}"] = ", ".join(problems) or None
+    return layers
+
+
+def remove_layer(model: nn.Module, name: str) -> None:
+    """Replace the unit `name` ("layer2.1" of a ResNet, "block1.1" of a VGG) by nn.Identity() in place."""
+    stage_name, index = name.rsplit(".", 1)
+    if isinstance(model, ResNet):
+        remove_block(model, stage_name, int(index))
+        return
+    why = vgg_layers(model).get(name, "not a conv layer of its blocks")
+    if why is not None:
+        raise CnnlabError(f"layer {name} cannot be removed ({why}); removable: {removable(model)}")
+    model.get_submodule(stage_name)[int(index)] = nn.Identity()
+
+
+def removable(model: nn.Module) -> list[str]:
+    """The units that can go: a ResNet's same-shape blocks (with or without a skip), a VGG's same-shape layers."""
+    if isinstance(model, ResNet):
+        return [f"{stage}.{index}" for stage, index in same_shape_blocks(model)]
+    return [name for name, why in vgg_layers(model).items() if why is None]
+
+
+def lesion_accuracies(model: nn.Module, data, units: list[str]) -> dict[str, float]:
+    """Test accuracy of `model` with each unit in turn replaced by the identity (the model itself untouched)."""
     accuracies = {}
-    for stage_name, index in blocks:
+    for name in units:
         lesioned = copy.deepcopy(model)
-        remove_block(lesioned, stage_name, index)
-        accuracies[f"{stage_name}.{index}"] = evaluate_arrays(
-            lesioned, data.test_images, data.test_labels, data, channels_last=False
-        )[1]
+        remove_layer(lesioned, name)
+        accuracies[name] = evaluate_arrays(lesioned, data.test_images, data.test_labels, data, channels_last=False)[1]
     return accuracies
 
 
@@ -171,13 +215,16 @@ def run_pretrained(options: ExperimentOptions) -> ExperimentResult:
 
 
 def train_and_lesion(options: ExperimentOptions, data, depth: int, epochs: int) -> tuple[list[dict], dict, dict]:
-    """Train the residual and the plain twin, then remove each block in turn: the table rows, the curves
-    ({name: (intact accuracy, {block: accuracy})}) and a summary ({name: (intact, mean drop, max drop)})."""
+    """Train the residual net, its plain twin and the VGG, then remove each removable unit in turn: the table
+    rows, the curves ({name: (intact accuracy, {unit: accuracy})}) and a summary ({name: (intact, mean drop,
+    max drop)})."""
     rows, curves, summary = [], {}, {}
-    for residual in (True, False):
-        name = network_name(depth, residual)
+    for name in (network_name(depth, True), network_name(depth, False), VGG_NETWORK):
         torch.manual_seed(options.seed)
-        model = build_network(network(name), data.num_classes, data.in_chans)
+        if name == VGG_NETWORK:
+            model = create_model(name, num_classes=data.num_classes, in_chans=data.in_chans)
+        else:
+            model = build_network(network(name), data.num_classes, data.in_chans)
         config = TrainConfig(
             model=name,
             dataset=options.dataset_or_default(),
@@ -186,28 +233,32 @@ def train_and_lesion(options: ExperimentOptions, data, depth: int, epochs: int) 
             data_dir=options.data_dir,
             out=str(options.out / "runs" / name),
         )
-        results = trainer.run(config, overwrite=True, quiet=True, data=data, model=model)
-        blocks = droppable_blocks(model) if residual else same_shape_blocks(model)
-        baseline = results["test_accuracy"]
-        accuracies = lesion_accuracies(model, data, blocks)
-        rows.append({"network": name, "removed_block": "none", "test_accuracy": baseline, "accuracy_drop": 0.0})
-        rows += [
-            {"network": name, "removed_block": block, "test_accuracy": accuracy, "accuracy_drop": baseline - accuracy}
-            for block, accuracy in accuracies.items()
-        ]
-        mean_accuracy = float(np.mean(list(accuracies.values())))
-        rows.append(
-            {
-                "network": name,
-                "removed_block": MEAN_ROW,
-                "test_accuracy": mean_accuracy,
-                "accuracy_drop": baseline - mean_accuracy,
-            }
-        )
+        baseline = trainer.run(config, overwrite=True, quiet=True, data=data, model=model)["test_accuracy"]
+        accuracies = lesion_accuracies(model, data, removable(model))
+        rows += network_rows(name, baseline, accuracies)
         curves[name] = (baseline, accuracies)
         drops = [baseline - a for a in accuracies.values()]
         summary[name] = (baseline, float(np.mean(drops)), max(drops))
     return rows, curves, summary
+
+
+def network_rows(name: str, baseline: float, accuracies: dict[str, float]) -> list[dict]:
+    """One network's rows: intact, each unit removed, and the mean over the units."""
+    rows = [{"network": name, "removed_block": "none", "test_accuracy": baseline, "accuracy_drop": 0.0}]
+    rows += [
+        {"network": name, "removed_block": unit, "test_accuracy": accuracy, "accuracy_drop": baseline - accuracy}
+        for unit, accuracy in accuracies.items()
+    ]
+    mean_accuracy = float(np.mean(list(accuracies.values())))
+    rows.append(
+        {
+            "network": name,
+            "removed_block": MEAN_ROW,
+            "test_accuracy": mean_accuracy,
+            "accuracy_drop": baseline - mean_accuracy,
+        }
+    )
+    return rows
 
 
 def claims(res: str, plain: str) -> list[Claim]:
@@ -247,7 +298,8 @@ def run(options: ExperimentOptions) -> ExperimentResult:
     epochs = options.epochs_or(quick=2, full=10)
 
     rows, curves, summary = train_and_lesion(options, data, depth, epochs)
-    plot_lesions(curves, options.out / "drop_block.png", f"{data.name}: one block removed at test time, depth {depth}")
+    title = f"{data.name}: one block (VGG: one layer) removed at test time, depth {depth}"
+    plot_lesions(curves, options.out / "drop_block.png", title)
     res, plain = network_name(depth, True), network_name(depth, False)
 
     def described(name: str) -> str:
@@ -258,8 +310,10 @@ def run(options: ExperimentOptions) -> ExperimentResult:
         )
 
     robust = summary[res][1] < summary[plain][1]
+    kept = {n: why for n, why in vgg_layers(create_model(VGG_NETWORK, in_chans=data.in_chans)).items() if why}
     return ExperimentResult(
-        title=f"Drop-block: test accuracy with one block removed, {res} vs {plain} on {data.name}",
+        title=f"Lesion: test accuracy with one block removed, {res} vs {plain}, and one layer of {VGG_NETWORK}, "
+        f"on {data.name}",
         columns=COLUMNS,
         rows=rows,
         findings=[
@@ -267,6 +321,9 @@ def run(options: ExperimentOptions) -> ExperimentResult:
             f"This run {'agrees' if robust else 'does not agree'} with Veit et al.: the ResNet "
             f"{'degrades more gracefully than' if robust else 'is not more robust than'} its plain twin, whose every "
             "same-shape block is on the only path from input to output.",
+            f"Removing one conv layer of the VGG (exercise 20.3.3), {described(VGG_NETWORK)}. Its layers "
+            + ", ".join(f"{n} ({why})" for n, why in kept.items())
+            + " change the shape: no identity can stand in for them, so they are not removed.",
         ],
         claims=claims(res, plain),
         plots=["drop_block.png"],
@@ -276,6 +333,7 @@ def run(options: ExperimentOptions) -> ExperimentResult:
             "dataset": data.name,
             "image_size": data.image_size,
             "blocks": {name: list(accuracies) for name, (_, accuracies) in curves.items()},
+            "not_removable": {VGG_NETWORK: kept},
             "seed": options.seed,
             "note": "lesioned networks keep the BN statistics of the intact one, as in Veit et al.",
         },

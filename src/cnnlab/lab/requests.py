@@ -18,8 +18,9 @@ from cnnlab.lab import options as lab_options
 from cnnlab.options import Option
 from cnnlab.options.commands import EXPERIMENT_EXTRAS, command
 
-# The experiment options the lab sets itself, or that would reach files outside the runs root.
-EXPERIMENT_LAB_OWNED = ("out", "data_dir", "weights")
+# The experiment options the lab sets itself, or that would reach files outside the runs root (--weights is
+# taken, like an imagefolder dataset, as a path inside the runs root: `lab.routes._experiment_args`).
+EXPERIMENT_LAB_OWNED = ("out", "data_dir")
 QUICK_BY_DEFAULT = True  # the Experiments page runs the seconds-long variant unless told otherwise
 
 
@@ -51,6 +52,24 @@ def train_job() -> type[BaseModel]:
 def experiment_fields() -> list[Option]:
     """The experiment options a job may set: all but those the lab owns (their names, in declared order)."""
     return [o for o in command("experiment").options if not o.positional and o.name not in EXPERIMENT_LAB_OWNED]
+
+
+def experiment_form() -> list[dict]:
+    """The Experiments page's fields, one per option a job may set, from the same declarations as
+    `experiment_job` (so the page, the request model and `cnnlab experiment` cannot disagree)."""
+    return [
+        {
+            "name": o.name,
+            "flag": o.flag,
+            "kind": "str" if o.parser is not None or o.type is list else o.type.__name__,  # "0,1,2" is text
+            "default": QUICK_BY_DEFAULT if o.name == "quick" else o.default,
+            "help": o.help or "",
+            "label": lab_options.label(o.name),
+            "choices": list(o.choices or ()),
+            "extra": o.name in EXPERIMENT_EXTRAS,  # only for the experiments that accept it
+        }
+        for o in experiment_fields()
+    ]
 
 
 @functools.cache

@@ -38,7 +38,7 @@ from starlette.datastructures import UploadFile
 
 from cnnlab.errors import CnnlabError
 from cnnlab.lab import follow, options, predict, requests, views, widgets
-from cnnlab.lab.security import LabRequestError
+from cnnlab.lab.security import LabRequestError, safe_path
 from cnnlab.options.commands import command
 
 router = APIRouter(prefix="/api")
@@ -190,7 +190,7 @@ def _experiment_args(body: dict, root: Path, out: Path) -> list[str]:
 
     name = str(body["experiment"])
     get_experiment(name)  # an unknown name: the closest ones, as the CLI says
-    given = {key: value for key, value in body.items() if key != "experiment"}
+    given = _aliases_resolved({key: value for key, value in body.items() if key != "experiment"})
     for key in given:
         if key in requests.EXPERIMENT_LAB_OWNED:
             raise CnnlabError(f"'{key}' is set by the lab, not by a job")
@@ -198,10 +198,24 @@ def _experiment_args(body: dict, root: Path, out: Path) -> list[str]:
     given = {key: value for key, value in given.items() if value not in (None, "")}
     if "dataset" in given:
         given["dataset"] = options.confined_dataset(given["dataset"], root)
+    if "weights" in given:  # a checkpoint put under the runs root, never a file elsewhere on the machine
+        given["weights"] = str(safe_path(root, str(given["weights"])))
     values = requests.validated(requests.experiment_job(), {"experiment": name, **given})
     del values["experiment"]
     check_accepts(name, values)
     return command("experiment").argv({"name": name, **values, "out": str(out)})
+
+
+def _aliases_resolved(given: dict) -> dict:
+    """A job's options with each declared alias named as its option: {"model": X} is {"models": X}, as the CLI
+    takes --model for --models. Both at once is refused."""
+    for option in requests.experiment_fields():
+        for alias in (a.removeprefix("--").replace("-", "_") for a in option.aliases):
+            if alias in given:
+                if option.name in given:
+                    raise CnnlabError(f"'{alias}' and '{option.name}' name one option; give one")
+                given[option.name] = given.pop(alias)
+    return given
 
 
 @router.get("/jobs")

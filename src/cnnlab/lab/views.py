@@ -242,8 +242,12 @@ def run_detail(root: Path, name: str) -> dict:
 def experiments(root: Path) -> dict:
     """The registered experiments and the past results under the root (folders with results.md)."""
     from cnnlab.experiments import get_experiment, list_experiments
+    from cnnlab.lab.requests import experiment_form
 
-    available = [{"name": n, "help": get_experiment(n).help} for n in list_experiments()]
+    available = [
+        {"name": n, "help": get_experiment(n).help, "accepts": list(get_experiment(n).accepts)}
+        for n in list_experiments()
+    ]
     past = []
     for results in sorted(root.rglob(RESULTS_MD)) if root.is_dir() else []:
         if LAB_PARTS.intersection(results.relative_to(root).parts):
@@ -256,7 +260,7 @@ def experiments(root: Path) -> dict:
                 "plots": list(config.plots) if config else [],
             }
         )
-    return {"experiments": available, "results": past}
+    return {"experiments": available, "results": past, "fields": experiment_form()}
 
 
 def render_results_md(root: Path, name: str) -> str:

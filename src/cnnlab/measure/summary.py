@@ -16,15 +16,17 @@ from torch import nn
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
+from cnnlab.errors import CnnlabError, OptionValueError
 from cnnlab.measure.counting import blank_image, count_params, eval_mode, input_error, run_forward, shape_text
 from cnnlab.measure.receptive import ForwardTracer
-from cnnlab.measure.spec import build_layer_spec
+from cnnlab.measure.spec import build_layer_spec, parse_input_shape
 from cnnlab.models import references
 from cnnlab.registry import create_model, model_info
 
 # The last row, when needed: params of layers the forward never calls (GoogLeNet's aux heads in eval), params held
 # by a parent module (ConvNeXt's layer scale), and MACs of functional ops in a parent's forward.
 REST_NAME, REST_KIND = "(other)", "outside leaf calls"
+DEFAULT_INPUT = (3, 32, 32)  # a layer spec's or a network's in code: they have no size of their own
 
 
 @dataclass
@@ -55,24 +57,52 @@ class Summary:
         return summary_html(self)
 
 
-def _resolve(model_or_spec: nn.Module | str, input_shape: tuple[int, int, int]) -> tuple[nn.Module, str]:
+def _resolve(
+    model_or_spec: nn.Module | str, input_shape: tuple[int, int, int], num_classes: int | None, small_input: bool
+) -> tuple[nn.Module, str]:
     """The module to summarise and the name its errors use. A string is a registered model's name (built for
-    this input's channels and, for a sized head, its side) or else a layer spec."""
+    this input's channels and, for a sized head, its side; `num_classes` and `small_input` as `cnnlab train` builds
+    it) or else a layer spec. Both options are refused where they cannot apply: a spec writes its own head, and
+    only a zoo model has a stem to swap."""
+    whole = isinstance(num_classes, int) and not isinstance(num_classes, bool)
+    if num_classes is not None and not (whole and num_classes >= 1):
+        raise OptionValueError("num_classes", f"must be a positive whole number, got {num_classes!r}")
     if isinstance(model_or_spec, nn.Module):
-        return model_or_spec, getattr(model_or_spec, "model_name", None) or type(model_or_spec).__name__
-    from cnnlab.building import REFERENCE, SPEC, model_kind  # the one rule for what a model's text names
+        label = getattr(model_or_spec, "model_name", None) or type(model_or_spec).__name__
+        if num_classes is not None or small_input:
+            raise CnnlabError(f"--num-classes and --small-input build a zoo model; {label} is already built")
+        return model_or_spec, label
+    from cnnlab.building import REFERENCE, SPEC, ZOO, builder_kwargs, model_kind  # one rule for what text names
 
     text = model_or_spec.strip()
     kind = model_kind(text)
+    if kind != ZOO and small_input:  # the words `cnnlab train` uses (building.check_model_name)
+        raise CnnlabError(f"--small-input swaps a zoo model's stem; '{text}' is your own network: change its layers")
     if kind == REFERENCE:  # the user's code: the CLI and the API name it, a request never does
-        return references.build_from_reference(references.parse_reference(text), None, input_shape[0]), text
+        reference = references.parse_reference(text)
+        return references.build_from_reference(reference, num_classes, input_shape[0]), text
     if kind == SPEC:
+        if num_classes is not None:
+            raise CnnlabError(f"--num-classes does not apply to spec '{text}': its last fc layer sets the classes")
         return build_layer_spec(text, input_shape[0]), f"spec '{text}'"
     model_info(text)  # an unknown name fails here, listing the closest ones
+    kwargs = builder_kwargs({} if num_classes is None else {"num_classes": num_classes}, small_input)
     try:
-        return create_model(text, in_chans=input_shape[0], input_size=input_shape[1]), text
+        return create_model(text, in_chans=input_shape[0], input_size=input_shape[1], **kwargs), text
     except ValueError as error:  # a sized head that cannot fit the input (LeNet-5 at 8x8)
         raise input_error(input_shape, text, error, too_small=False) from error  # no pass ran: no map to blame
+
+
+def _input_shape(model_or_spec, given) -> tuple[int, int, int]:
+    from cnnlab.building import ZOO, model_kind
+
+    if isinstance(given, str):
+        return parse_input_shape(given)
+    if given is not None:
+        return tuple(given)
+    if isinstance(model_or_spec, str) and model_kind(model_or_spec) == ZOO:
+        return model_info(model_or_spec.strip()).input_size  # an unknown name fails here with the closest names
+    return DEFAULT_INPUT
 
 
 def _per_image_shape(output) -> tuple[int, ...]:
@@ -88,16 +118,24 @@ def _field_size(tracer: ForwardTracer, output) -> int | None:
     return field.size if field is not None else None
 
 
-def summarize(model_or_spec: nn.Module | str, input_shape: tuple[int, int, int]) -> Summary:
+def summarize(
+    model_or_spec: nn.Module | str,
+    input_shape: tuple[int, int, int] | str | None = None,
+    num_classes: int | None = None,
+    small_input: bool = False,
+) -> Summary:
     """Per leaf layer, in execution order (one row per call): output shape for one image, params, MACs and
-    receptive field, then the totals, which equal `count_params` and `count_macs`.
+    receptive field, then the totals, which equal `count_params` and `count_macs`. `input_shape`: (C, H, W) or
+    "CxHxW"; None: a registered model's own input size, else 3x32x32. A registered model is built
+    with `num_classes` (default: its own) and, with `small_input`, the CIFAR-style stem `cnnlab train` gives it.
 
     Runs in eval mode and restores the model's flags. Receptive fields follow the widest path through residual
     adds and concats (see `ForwardTracer`); a row whose output is not a 4-D map (after a flatten) gets None. If
     some parameters or MACs
     are outside every leaf layer's call, a last row named "(other)" holds them, so the rows add up to the totals.
     """
-    model, label = _resolve(model_or_spec, input_shape)
+    input_shape = _input_shape(model_or_spec, input_shape)
+    model, label = _resolve(model_or_spec, input_shape, num_classes, small_input)
     image = blank_image(model, input_shape)
     counter = FlopCounterMode(display=False)
     tracer = ForwardTracer(image)

@@ -459,6 +459,12 @@ def _trace() -> Command:
             Option("name", help="batchnorm, residual, bottleneck, conv or running_stats", positional=True),
             *(_flagged(o) for o in TRACE_FLAGS),
             Option("json", bool, False, "print the same data as JSON instead of a table", flag="--json"),
+            Option(
+                "plot",
+                help="running_stats: also draw the running estimates against the dataset's statistics here",
+                flag="--plot",
+                metavar="PNG",
+            ),
         ),
     )
 
@@ -474,6 +480,21 @@ def _summary() -> Command:
                 positional=True,
             ),
             Option("input", help="input shape CxHxW (default: the model's own)", flag="--input"),
+            Option(
+                "num_classes",
+                int,
+                help="a zoo model's classifier width, as train builds it (default: the model's own)",
+                flag="--num-classes",
+                check=positive_int,
+                metavar="N",
+            ),
+            Option(
+                "small_input",
+                bool,
+                False,
+                "a zoo model with the CIFAR-style stem train gives it on small images (3x3 stride 1, no early pool)",
+                flag="--small-input",
+            ),
         ),
     )
 

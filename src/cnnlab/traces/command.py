@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from cnnlab.errors import CnnlabError
+from cnnlab.traces.running_stats import plot_running_stats
+
+PLOTS = {"running_stats": plot_running_stats}  # the traces that draw a PNG with --plot
 
 
 def run(args: argparse.Namespace, console) -> None:
@@ -22,7 +26,13 @@ def run(args: argparse.Namespace, console) -> None:
         if dest not in valid:
             flags = ", ".join(f"--{option}" for option in valid)
             raise CnnlabError(f"--{dest} does not apply to trace {args.name}; its options: {flags}")
+    if args.plot and args.name not in PLOTS:
+        raise CnnlabError(f"--plot draws trace {', '.join(PLOTS)} only, not {args.name}")
+    if args.plot and not Path(args.plot).resolve().parent.is_dir():
+        raise CnnlabError(f"--plot {args.plot}: its folder does not exist")
     result = trace(args.name, **given)
+    if args.plot:
+        PLOTS[args.name](result, args.plot)
     if args.json:
         print(json.dumps(result, indent=1))
         return
@@ -34,3 +44,5 @@ def run(args: argparse.Namespace, console) -> None:
     console.print(table)
     for note in result["notes"]:
         console.print(f"- {note}", highlight=False)
+    if args.plot:
+        console.print(f"wrote {args.plot}", highlight=False, soft_wrap=True)

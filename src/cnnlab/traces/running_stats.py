@@ -51,7 +51,11 @@ def _batch_order(size: int, batches: int, batch_size: int, seed: int) -> list[to
     return [order[i * batch_size : (i + 1) * batch_size] for i in range(batches)]
 
 
-def _check(batches: int, momentum: float, batch_size: int) -> None:
+def _check(dataset: str, batches: int, momentum: float, batch_size: int) -> None:
+    from cnnlab.data import list_datasets
+
+    if dataset not in list_datasets():  # a built-in set: no folder path reaches this trace (the lab serves it)
+        raise OptionValueError("dataset", f"must be a built-in dataset (digits, fashion-mnist, ...), got '{dataset}'")
     if not 1 <= batches <= MAX_BATCHES:
         raise OptionValueError("batches", f"must be 1 to {MAX_BATCHES}, got {batches}")
     if not 0 < momentum <= 1:
@@ -71,18 +75,19 @@ def running_stats_trace(
     from cnnlab.data import load_dataset, normalize
     from cnnlab.registry import create_model
 
-    _check(batches, momentum, batch_size)
+    _check(dataset, batches, momentum, batch_size)
     data = load_dataset(dataset, download=False)
     torch.manual_seed(seed)
     network = create_model(model, in_chans=data.in_chans, num_classes=len(data.classes), input_size=data.image_size)
     conv = _first_conv(network, model).eval()
     true_mean, true_var = _dataset_statistics(conv, data.train_images, data)
     bn = nn.BatchNorm2d(conv.out_channels, momentum=momentum).train()
-    series = {"batch_mean": [], "running_mean": [], "running_var": []}
+    series = {"batch_mean": [], "batch_var": [], "running_mean": [], "running_var": []}
     with torch.no_grad():
         for index in _batch_order(len(data.train_images), batches, batch_size, seed):
             out = conv(normalize(data.train_images[index], data.mean, data.std))
             series["batch_mean"].append(out.mean(dim=(0, 2, 3)))
+            series["batch_var"].append(out.var(dim=(0, 2, 3)))  # unbiased (/(N-1)): what feeds running_var
             bn(out)
             series["running_mean"].append(bn.running_mean.clone())
             series["running_var"].append(bn.running_var.clone())
@@ -112,5 +117,37 @@ def _result(model, dataset, momentum, batch_size, series, true_mean, true_var) -
     ]
     data = {key: cell(torch.stack(values)) for key, values in series.items()}
     data.update(dataset_mean=cell(true_mean), dataset_var=cell(true_var), batch=list(range(1, steps + 1)))
+    # one number per batch: the running estimate's worst channel against the dataset's statistic
+    data["mean_gap"] = cell((torch.stack(series["running_mean"]) - true_mean).abs().amax(dim=1))
+    data["var_gap"] = cell((torch.stack(series["running_var"]) - true_var).abs().amax(dim=1))
     title = f"BatchNorm running statistics after {model}'s first conv on {dataset} (batch {batch_size})"
     return result("running_stats", title, columns, [[cell(v) for v in row] for row in rows], notes, data)
+
+
+def plot_running_stats(result: dict, path) -> None:
+    """The trace's curves as a PNG: per shown channel the running mean and variance after each batch against the
+    dataset's (dashed), and below, the worst channel's gap to the dataset statistic on a log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = result["data"]
+    batches = data["batch"]
+    fig, (mean_ax, var_ax, gap_ax) = plt.subplots(1, 3, figsize=(13, 3.8))
+    for c, color in zip(range(min(SHOWN_CHANNELS, len(data["dataset_mean"]))), plt.cm.tab10.colors):
+        for ax, key, true in ((mean_ax, "running_mean", "dataset_mean"), (var_ax, "running_var", "dataset_var")):
+            ax.plot(batches, [row[c] for row in data[key]], color=color, label=f"channel {c}")
+            ax.axhline(data[true][c], color=color, linestyle="--", linewidth=0.8)
+    gap_ax.semilogy(batches, data["mean_gap"], label="mean")
+    gap_ax.semilogy(batches, data["var_gap"], label="variance")
+    mean_ax.set(title="running mean (dashed: dataset)", xlabel="batch")
+    var_ax.set(title="running variance (dashed: dataset)", xlabel="batch")
+    gap_ax.set(title="|running - dataset|, worst channel", xlabel="batch")
+    for ax in (mean_ax, var_ax, gap_ax):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(result["title"], fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

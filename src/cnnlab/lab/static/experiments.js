@@ -10,11 +10,41 @@ async function showResult(name) {
   $("result-card").hidden = false;
 }
 
+// The form's fields: one per option of `cnnlab experiment` a job may set, as /api/experiments declares them.
+function fieldInput(field, experiments) {
+  const attrs = { name: field.name, id: `f-${field.name}` };
+  let input;
+  if (field.kind === "bool") {
+    input = el("select", attrs, el("option", { value: "" }, `default (${field.default ? "on" : "off"})`),
+      el("option", { value: "true" }, "on"), el("option", { value: "false" }, "off"));
+  } else if (field.choices.length) {
+    input = el("select", attrs, el("option", { value: "" }, ""), field.choices.map((c) => el("option", { value: c }, c)));
+  } else {
+    const placeholder = field.default === null || field.default === undefined ? "" : String(field.default);
+    input = el("input", { ...attrs, placeholder, type: field.kind === "str" ? "text" : "number", step: field.kind === "float" ? "any" : "1" });
+  }
+  const takers = experiments.filter((e) => e.accepts.includes(field.name)).map((e) => e.name);
+  const note = field.extra ? el("span", { class: "muted" }, ` (${takers.join(", ")} only)`) : null;
+  return el("label", { title: `${field.flag}: ${field.help}` }, el("span", {}, field.label), input, note);
+}
+
+// The body of a job: the experiment and each field given (an empty one keeps the option's default). Values go to
+// the lab as typed; a wrong one (0 seeds, "x" epochs) comes back as the lab's one-line refusal.
+function jobBody(name) {
+  const body = { experiment: name };
+  for (const field of fields) {
+    const value = $(`f-${field.name}`).value.trim();
+    if (value === "") continue;
+    body[field.name] = field.kind === "bool" ? value === "true" : field.kind === "str" ? value : Number(value);
+  }
+  return body;
+}
+
+let fields = [];
+
 async function run(name) {
   await attempt($("error"), async () => {
-    const repeats = Number($("repeats").value);
-    const body = { experiment: name, quick: true };
-    if (repeats !== 1) body.repeats = repeats;  // 0, 1.5 or 500 go to the lab, which says what is wrong
+    const body = jobBody(name);
     const created = await api("POST", "/api/jobs", body);
     if (source) source.close();
     source = followJob(created.id, (view) => {
@@ -38,7 +68,9 @@ async function main() {
   const data = await listPast();
   $("list").replaceChildren(table([
     ["experiment", (e) => e.name], ["what it shows", (e) => e.help, "wrap"],
-    ["", (e) => el("button", { class: "secondary", onclick: () => run(e.name) }, "run --quick")],
+    ["", (e) => el("button", { class: "secondary", onclick: () => run(e.name) }, "run")],
   ], data.experiments));
+  fields = data.fields;
+  $("experiment-form").replaceChildren(...fields.map((f) => fieldInput(f, data.experiments)));
 }
 main();

@@ -64,6 +64,38 @@ async function batchnorm() {
   });
 }
 
+// The running mean of the first channels after each real batch, against the dataset's own (dotted), and the worst
+// channel's gap per batch; the same numbers per batch in a table. One request per click: it loads a dataset.
+async function runningStats() {
+  const query = ["model", "dataset", "momentum", "batches"].map((k) => `${k}=${encodeURIComponent($(`rs-${k}`).value)}`).join("&");
+  $("rs-state").textContent = "computing…";
+  await attempt($("rs-error"), async () => {
+    const r = await latest("running_stats", api("GET", `/api/widgets/running_stats?${query}`));
+    const d = r.data, channels = Math.min(3, d.dataset_mean.length);
+    const curves = [];
+    for (let c = 0; c < channels; c++) {
+      const color = PALETTE[c % PALETTE.length];
+      curves.push({ x: d.batch, y: d.running_mean.map((row) => row[c]), name: `running mean, channel ${c}`, mode: "lines", line: { color } });
+      curves.push({ x: [1, d.batch.length], y: [d.dataset_mean[c], d.dataset_mean[c]], name: `dataset mean, channel ${c}`, mode: "lines", line: { color, dash: "dot" } });
+    }
+    const layout = (title, type) => ({ margin: { t: 30 }, title: { text: title, font: { size: 13 } }, xaxis: { title: { text: "batch" } }, yaxis: { type }, legend: LEGEND_BELOW });
+    Plotly.react("rs-mean", curves, layout(r.title), PLOT_CONFIG);
+    Plotly.react("rs-gap", [{ x: d.batch, y: d.mean_gap, name: "mean", mode: "lines" }, { x: d.batch, y: d.var_gap, name: "variance", mode: "lines" }],
+      layout("|running − dataset|, worst channel", "log"), PLOT_CONFIG);
+    const rows = d.batch.map((b, i) => ({ b, mean: d.running_mean[i][0], var: d.running_var[i][0], gap: d.mean_gap[i], vgap: d.var_gap[i] }));
+    $("rs-table").replaceChildren(table([
+      ["batch", (x) => x.b, "num"], ["running mean, ch 0", (x) => fmt.read(x.mean), "num"], ["dataset mean, ch 0", () => fmt.read(d.dataset_mean[0]), "num"],
+      ["running var, ch 0", (x) => fmt.read(x.var), "num"], ["dataset var, ch 0", () => fmt.read(d.dataset_var[0]), "num"],
+      ["|mean gap|, worst ch", (x) => fmt.read(x.gap), "num"], ["|var gap|, worst ch", (x) => fmt.read(x.vgap), "num"],
+    ], rows), ...r.notes.map((n) => el("p", { class: "muted" }, n)));
+    $("rs-state").textContent = "";
+  }, () => {
+    for (const id of ["rs-mean", "rs-gap"]) Plotly.purge(id);
+    $("rs-table").replaceChildren();
+    $("rs-state").textContent = "";
+  });
+}
+
 async function residual() {
   const x = $("res-x").value;
   $("res-x-label").textContent = fmt.read(Number(x));
@@ -92,6 +124,7 @@ function main() {
   for (const id of ["k-c", "k-n"]) $(id).addEventListener("input", kernels);
   $("bn-batch").addEventListener("input", batchnorm);
   $("res-x").addEventListener("input", residual);
+  $("rs-run").addEventListener("click", runningStats);
   $("res-depth").addEventListener("input", residual);
   conv(); kernels(); batchnorm(); residual();
 }
