@@ -41,8 +41,10 @@ TWOCONV_PARAMS = (4 * 9 + 4) + (4 * 9 + 4) + (4 * 10 + 10)
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("design")
     (folder / "my_models.py").write_text(NETS)
-    with live_server(folder / "runs", models=[str(folder / "my_models.py")]) as running:
-        yield running
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)  # `cnnlab lab --models my_models.py` where the file is
+        with live_server(folder / "runs", models=["my_models.py"]) as running:
+            yield running
 
 
 def type_into(driver, element_id: str, text: str) -> None:
@@ -61,10 +63,11 @@ def loaded(driver, selector: str) -> bool:
 def check_design(driver, url: str, shots) -> None:
     driver.get(url + "/design")
     wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#layers table"), 60, "no table for the preset")
-    entries = [o.text for o in Select(driver.find_element(By.ID, "network")).options]
-    assert entries[1:] == [f"{url_file(driver)}:TwoConv"], entries
-    Select(driver.find_element(By.ID, "network")).select_by_index(1)
+    picker = Select(driver.find_element(By.ID, "network"))
+    assert [o.text for o in picker.options] == ["choose one", "my_models.py:TwoConv"]
+    picker.select_by_index(1)
     wait(driver, lambda d: f"{TWOCONV_PARAMS:,} parameters" in text_of(d, "totals"), 60, "no table for TwoConv")
+    assert driver.find_element(By.ID, "spec").get_attribute("value") == "my_models.py:TwoConv"
 
     type_into(driver, "input", "1x28x28")
     assert console_errors(driver) == []
@@ -82,14 +85,10 @@ def check_design(driver, url: str, shots) -> None:
     assert text_of(driver, "error") == "" and not driver.find_element(By.ID, "marked").is_displayed()
     names = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "#layers tbody tr td:first-child")]
     assert names == ["conv1", "relu1", "maxpool1", "conv2", "relu2", "maxpool2", "flatten1", "fc1"], names
+    assert picker.first_selected_option.text == "choose one"  # the box holds a spec now, not the network
     screenshot(driver, shots, "design")
     wait(driver, lambda d: d.find_element(By.ID, "train-this").is_enabled(), 10)
     driver.find_element(By.ID, "train-this").click()
-
-
-def url_file(driver) -> str:
-    """The --models file as the lab lists it (the path it was started with)."""
-    return driver.execute_script("return fetch('/api/networks').then(r => r.json())")["files"][0]["file"]
 
 
 def train_one_epoch(driver, url: str) -> str:

@@ -67,6 +67,7 @@ async function listNetworks() {
 $("preset").replaceChildren(...Object.keys(PRESETS).map((name) => el("option", { value: name }, name)));
 $("preset").addEventListener("change", usePreset);
 $("network").addEventListener("change", useNetwork);
+$("spec").addEventListener("input", () => { if ($("network").value !== $("spec").value.trim()) $("network").value = ""; });
 for (const id of ["spec", "input"]) $(id).addEventListener("input", show);
 $("train-this").addEventListener("click", () => { location.href = `/train?model=${encodeURIComponent($("spec").value.trim())}`; });
 attempt($("network-note"), listNetworks);
