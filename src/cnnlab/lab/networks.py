@@ -16,7 +16,7 @@ import hashlib
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
-from cnnlab.lab.options import FieldError
+from cnnlab.lab.security import FieldError
 
 
 class CodeNotOffered(FieldError):

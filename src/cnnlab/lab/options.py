@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError, closest, unknown_name_error
-from cnnlab.lab.security import LabRequestError
+from cnnlab.lab.networks import Networks
+from cnnlab.lab.security import FieldError, LabRequestError
 
 # Options the lab sets itself, or that would reach files outside the runs root.
 LAB_OWNED = ("out", "overwrite", "resume", "weights", "data_dir", "quiet", "help")
@@ -68,15 +69,6 @@ LABELS = {
     "wide": "Bottleneck width",
     "size": "Side",
 }
-
-
-class FieldError(LabRequestError):
-    """A form value the lab refuses: `field` is the option's name (the form's input), the message one sentence in
-    the form's words."""
-
-    def __init__(self, field: str, message: str, status: int = 400) -> None:
-        super().__init__(message, status)
-        self.field = field
 
 
 def label(name: str) -> str:
@@ -150,7 +142,6 @@ def train_values(body: dict, runs_root: Path, networks=None) -> dict:
     as its absolute reference. Run `check_form` first for the form's own words."""
     from cnnlab.building import ZOO, check_model_name, model_kind
     from cnnlab.engine.config import TrainConfig, validate
-    from cnnlab.lab.networks import Networks
     from cnnlab.registry import model_info
 
     options = dict(body)
@@ -236,12 +227,13 @@ def check_form(body: dict, runs_root: Path, networks=None) -> None:
 def _check_model(model, networks) -> None:
     """A zoo name, a layer spec that builds, or code in a --models file (`lab.networks`), in the form's words."""
     from cnnlab.building import SPEC, ZOO, model_kind
-    from cnnlab.lab.networks import Networks
     from cnnlab.measure.spec import LayerSpecError, build_layer_spec
     from cnnlab.registry import list_models
 
     if not isinstance(model, str) or not model.strip():
-        raise FieldError("model", "Model is empty: choose a zoo model, type a layer spec or pick your network.")
+        raise FieldError(
+            "model", "Model is empty: choose a model from the zoo, type a layer spec or pick one of your networks."
+        )
     model = (networks or Networks()).model(model.strip())  # CodeNotOffered names the field
     kind = model_kind(model)
     if kind == ZOO and model not in list_models():

@@ -204,9 +204,9 @@ def _submit(request: Request, body: dict) -> dict:
     return {"id": record["id"], "run": record["run"]}
 
 
-def _experiment_args(body: dict, root: Path, out: Path, offered: networks.Networks) -> list[str]:
+def _experiment_args(body: dict, root: Path, out: Path, offered: networks.Networks | None = None) -> list[str]:
     """`cnnlab experiment` arguments for a job, from its options checked against their declarations (the
-    experiment's own: models only where it accepts them)."""
+    experiment's own: models only where it accepts them, code only from `offered`, the --models files)."""
     from cnnlab.experiments import check_accepts, get_experiment
 
     name = str(body["experiment"])
@@ -220,6 +220,7 @@ def _experiment_args(body: dict, root: Path, out: Path, offered: networks.Networ
     if "dataset" in given:
         given["dataset"] = options.confined_dataset(given["dataset"], root)
     if isinstance(given.get("models"), str):  # "a,b": code only from a --models file, as a training job's model
+        offered = offered or networks.Networks()
         given["models"] = ",".join(offered.model(m, "models") for m in given["models"].split(","))
     values = requests.validated(requests.experiment_job(), {"experiment": name, **given})
     del values["experiment"]
