@@ -89,6 +89,7 @@ def create_app(
     """The lab over `runs_root`. `host` is the address the server binds: loopback turns on the Host check; any
     other address requires `token`. `models`: the Python files whose networks it offers (`--models`); it runs
     no other code of the user's."""
+    networks = Networks(models)  # a missing --models file stops the lab before it touches anything
     root = Path(runs_root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     if not is_loopback(host) and not token:
@@ -105,7 +106,7 @@ def create_app(
     )
     app.state.root, app.state.token, app.state.loopback = root, token, is_loopback(host)
     app.state.jobs = JobStore(root, max_running=max_jobs)
-    app.state.networks = Networks(models)
+    app.state.networks = networks
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     # Inspect's runtime menu, from the one declaration of `cnnlab predict --runtime` (default first).
     app.state.templates.env.globals["runtimes"] = command("predict").option("runtime").choices
