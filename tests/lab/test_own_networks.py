@@ -3,9 +3,11 @@ offered, any other file reference is refused in one line and nothing is read or 
 from the form, and a finished run of a network in code opens in Inspect layer by layer, while a foreign run's code
 is refused with the --trust-code hint and never runs. One code run, trained once for the module."""
 
+import io
 import shutil
 
 import pytest
+from PIL import Image
 
 NETS = """from torch import nn
 
@@ -158,6 +160,8 @@ def test_a_code_run_opens_in_inspect_layer_by_layer(code_run, make_client):
     head = client.post("/api/layer", data={"run": run, "test_index": "3", "layer": "head", "target": "7"}).json()
     assert head["shape"] == [10] and "filters" not in head and "gradcam" not in head
     assert head["filters_note"] == "a Linear has no kernels to draw" and "not maps" in head["gradcam_note"]
+    width, height = Image.open(io.BytesIO(client.get(head["maps"]).content)).size
+    assert width > 2 * height > 0  # its 10 values as one strip, tall enough to see
     missing = client.post("/api/layer", data={"run": run, "test_index": "3", "layer": "nope"})
     assert missing.status_code == 400 and "has no layer 'nope'" in missing.json()["error"]
 

@@ -225,7 +225,11 @@ def layer_view(run, image: torch.Tensor, layer: str, cache: Cache, target: objec
     model = subject(run.run_dir).model
     module = resolve_layers(model, [layer])[layer]  # UnknownLayerError lists the layers
     output = cnnlab.feature_maps(subject(run.run_dir), image[None], [layer])[layer][0]
-    maps = output if output.dim() == 3 else output.reshape(1, 1, -1)  # a vector: one strip of its values
+    if output.dim() == 3:
+        maps = output
+    else:  # a vector: its values as one strip, repeated down to an eighth of its length so it can be seen
+        values = output.reshape(1, 1, -1)
+        maps = values.expand(1, max(1, -(-values.shape[-1] // 8)), values.shape[-1])
     result = {
         "layer": layer,
         "kind": type(module).__name__,
