@@ -104,7 +104,7 @@ def train_one_epoch(driver, url: str) -> str:
     return driver.find_element(By.ID, "run-link").get_attribute("href").split("/runs/", 1)[1]
 
 
-def check_inspect(driver, url: str, run: str) -> None:
+def check_inspect(driver, url: str, run: str, shots) -> None:
     driver.get(url + f"/inspect?run={run}")
     wait(driver, lambda d: text_of(d, "run-info").startswith(SPEC), 60, "no run info")
     wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#run-layers tbody tr"), 60, "no layer table")
@@ -118,6 +118,8 @@ def check_inspect(driver, url: str, run: str) -> None:
     )
     assert "conv2 (Conv2d) output 16×14×14" in text_of(driver, "layer-view")
     assert "kernels 16×8×3×3" in text_of(driver, "layer-view")
+    driver.execute_script("document.getElementById('run-layers').scrollIntoView()")
+    screenshot(driver, shots, "inspect-layer")
     rows["fc1"].click()
     wait(driver, lambda d: "a Linear has no kernels to draw" in text_of(d, "layer-notes"), 60, "no notes for fc1")
     assert "fc1 (Linear) output 10" in text_of(driver, "layer-view")
@@ -132,5 +134,5 @@ def test_design_train_this_then_inspect_any_layer(server, browser, shots):
     check_design(browser, url, shots)
     run = train_one_epoch(browser, url)
     assert (root / run / "results.json").is_file() and not (root / run / "model_source.py").exists()
-    check_inspect(browser, url, run)
+    check_inspect(browser, url, run, shots)
     assert console_errors(browser) == []

@@ -168,7 +168,7 @@ async function listLayers(name) {
   $("layer-notes").textContent = "";
   await attempt($("layers-error"), async () => {
     const summary = await api("GET", `/api/layers?run=${encodeURIComponent(name)}`);
-    $("run-layers").replaceChildren(layerTable(summary, (row) => showLayer(row.name)));
+    $("run-layers").replaceChildren(layerTable(summary, (row) => showLayer(row.name), true));
   });
 }
 
