@@ -70,9 +70,10 @@ class Networks:
 
 
 def check_run_code(run) -> None:
-    """A run of a network in code may load (Inspect, evaluate, resume) by the CLI's rule: it holds its own copy
-    of the source, whose hash this user trained here (`cnnlab.models.trust`); UntrustedCode (403) otherwise.
-    A run naming code without a copy is refused: the lab never imports a file a run's config points at."""
+    """Before a Resume job starts: a run of a network in code continues only by the CLI's rule, that it holds its
+    own copy of the source, whose hash this user trained here (`cnnlab.models.trust`); UntrustedCode (403)
+    otherwise, and a run naming code without a copy is refused. (Loading one for Inspect goes through
+    `building.build_model`, which applies the same rule.)"""
     from cnnlab.building import REFERENCE, model_kind
     from cnnlab.models import trust
 
