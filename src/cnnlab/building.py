@@ -93,13 +93,13 @@ def build_model(
     trust_code: bool = False,
 ) -> nn.Module:
     """A saved run's model, as its recipe says (`config.small_input` None: the default stem). A network in code
-    is rebuilt from RUN_DIR/model_source.py when `run_dir` is given and the run recorded its code; that code runs
-    only when trusted (`trust.require_trust`: trained here by this user, or `trust_code`)."""
+    is rebuilt from RUN_DIR/model_source.py when `run_dir` is given (a run without that copy is refused); that code
+    runs only when trusted (`trust.require_trust`: trained here by this user, or `trust_code`)."""
     kind = model_kind(config.model)
     if kind == ZOO:
         kwargs = builder_kwargs(config.model_kwargs, bool(config.small_input))
         return create_model(config.model, num_classes=num_classes, in_chans=in_chans, input_size=image_size, **kwargs)
-    if kind == REFERENCE and run_dir is not None and getattr(config, "model_code", None):
+    if kind == REFERENCE and run_dir is not None:  # only the run's own copy: never the file its config names
         return _from_run_copy(config.model, Path(run_dir), num_classes, (in_chans, image_size, image_size), trust_code)
     return build_own(config.model, num_classes, (in_chans, image_size, image_size))
 

@@ -434,7 +434,7 @@ def cmd_visualize(args: argparse.Namespace, console: Console) -> None:
 def cmd_lab(args: argparse.Namespace, console: Console) -> None:
     from cnnlab.lab.server import serve
 
-    serve(args.runs, host=args.host, port=args.port, open_browser=args.open, token=args.token)
+    serve(args.runs, host=args.host, port=args.port, open_browser=args.open, token=args.token, models=args.models)
 
 
 # The commands torchrun may start several times: they train through the trainer, which splits each batch across

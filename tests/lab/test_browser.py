@@ -51,7 +51,8 @@ def test_train_stop_resume_then_runs_and_inspect(server, browser, shots):
     url, root = server
     browser.get(url + "/train")
     wait(browser, lambda d: d.find_elements(By.ID, "f-epochs"), 120)
-    Select(browser.find_element(By.ID, "model")).select_by_value("resnet20")
+    browser.find_element(By.ID, "model").clear()
+    browser.find_element(By.ID, "model").send_keys("resnet20")
     Select(browser.find_element(By.ID, "f-dataset")).select_by_value("digits")
     browser.find_element(By.ID, "f-epochs").send_keys("2")
     browser.find_element(By.ID, "f-train_subset").send_keys("500")

@@ -33,7 +33,7 @@ def test_find_lr_is_refused_at_the_forms_field_like_a_training_job(tmp_path, mak
     assert refused.json() == client.post("/api/jobs", json=form).json()
     assert refused.json()["field"] == "batch_size" and refused.json()["error"].startswith("Batch size 5,000 is larger")
     assert client.post("/api/lr-find", json={"model": ""}).json() == {
-        "error": "Model is empty: choose a model from the zoo.",
+        "error": "Model is empty: choose a model from the zoo, type a layer spec or pick one of your networks.",
         "field": "model",
     }
     assert client.post("/api/lr-find", json={"model": "lenet5", "out": "/tmp/x"}).json() == {

@@ -127,7 +127,19 @@ def test_cnnlab_lab_command_serves_with_its_flags(monkeypatch, tmp_path):
     seen = {}
     monkeypatch.setattr("cnnlab.lab.server.serve", lambda runs, **kw: seen.update(runs=runs, **kw))
     assert main(["lab", "--runs", str(tmp_path), "--port", "8123"]) == 0
-    assert seen == {"runs": str(tmp_path), "host": "127.0.0.1", "port": 8123, "open_browser": False, "token": True}
+    assert seen == {
+        "runs": str(tmp_path),
+        "host": "127.0.0.1",
+        "port": 8123,
+        "open_browser": False,
+        "token": True,
+        "models": None,
+    }
+    assert main(["lab", "--models", "a.py", "--models", "b.py", "c.py"]) == 0 and seen["models"] == [
+        "a.py",
+        "b.py",
+        "c.py",
+    ]
     assert main(["lab", "--port", "0"]) == 2
     assert main(["lab", "--no-token"]) == 0 and seen["token"] is False
 

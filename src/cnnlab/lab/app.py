@@ -25,6 +25,7 @@ from cnnlab.errors import CnnlabError, OptionValueError
 from cnnlab.lab import apidocs, lrfind, routes, sweeps, views
 from cnnlab.lab.jobs import JobStore
 from cnnlab.lab.middleware import SECURITY_HEADERS, BodyLimit, SecurityHeaders
+from cnnlab.lab.networks import Networks
 from cnnlab.lab.options import FieldError, label
 from cnnlab.lab.predict import MAX_UPLOAD_BYTES
 from cnnlab.lab.security import (
@@ -41,6 +42,7 @@ from cnnlab.lab.security import (
     same_server_location,
 )
 from cnnlab.measure.spec import LayerSpecError
+from cnnlab.models.trust import UntrustedCode
 from cnnlab.options.commands import command
 
 HERE = Path(__file__).parent
@@ -78,10 +80,16 @@ def error(message: str, status: int, **extra) -> JSONResponse:
 
 
 def create_app(
-    runs_root: str | Path = "runs", token: str | None = None, host: str = "127.0.0.1", max_jobs: int = 1
+    runs_root: str | Path = "runs",
+    token: str | None = None,
+    host: str = "127.0.0.1",
+    max_jobs: int = 1,
+    models: list[str] | tuple[str, ...] = (),
 ) -> FastAPI:
     """The lab over `runs_root`. `host` is the address the server binds: loopback turns on the Host check; any
-    other address requires `token`."""
+    other address requires `token`. `models`: the Python files whose networks it offers (`--models`); it runs
+    no other code of the user's."""
+    networks = Networks(models)  # a missing --models file stops the lab before it touches anything
     root = Path(runs_root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     if not is_loopback(host) and not token:
@@ -98,6 +106,7 @@ def create_app(
     )
     app.state.root, app.state.token, app.state.loopback = root, token, is_loopback(host)
     app.state.jobs = JobStore(root, max_running=max_jobs)
+    app.state.networks = networks
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     # Inspect's runtime menu, from the one declaration of `cnnlab predict --runtime` (default first).
     app.state.templates.env.globals["runtimes"] = command("predict").option("runtime").choices
@@ -167,6 +176,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FieldError)
     async def refused_field(request: Request, exc: FieldError):
         return error(str(exc), exc.status, field=exc.field)  # the page shows it at that field
+
+    @app.exception_handler(UntrustedCode)
+    async def untrusted(request: Request, exc: UntrustedCode):  # refused, nothing run: the reason and the way
+        return error(str(exc), 403, refused="untrusted-code")
 
     @app.exception_handler(CnnlabError)
     async def user_error(request: Request, exc: CnnlabError):

@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from cnnlab.errors import RunFileError, RunFileMissing
 from cnnlab.lab import options, requests
 from cnnlab.lab.follow import clean
-from cnnlab.lab.routes import _json_body, _reserved_run_dir
+from cnnlab.lab.routes import _json_body, _reserved_run_dir, _run_label
 from cnnlab.lab.security import LabRequestError, safe_path
 from cnnlab.options.commands import command
 from cnnlab.rundir import LrFindFolder
@@ -25,10 +25,10 @@ router = APIRouter(prefix="/api")
 KIND = "lr-find"
 
 
-def checked_recipe(body: dict, root, name: str) -> dict:
+def checked_recipe(body: dict, root, name: str, networks) -> dict:
     """The Train form's options checked as a training job's are, then kept to those `cnnlab NAME` takes."""
-    options.check_form(body, root)  # the form's own words, naming the field
-    values = requests.validated(requests.train_job(), options.train_values(body, root))  # the CLI's checks
+    options.check_form(body, root, networks)  # the form's own words, naming the field
+    values = requests.validated(requests.train_job(), options.train_values(body, root, networks))  # the CLI's
     taken = set(command(name).names())
     return {key: value for key, value in values.items() if key in taken}
 
@@ -41,9 +41,9 @@ async def start_lr_find(request: Request):
 
 def _start(request: Request, body: dict) -> dict:
     root, store = request.app.state.root, request.app.state.jobs
-    values = checked_recipe(body, root, KIND)
+    values = checked_recipe(body, root, KIND, request.app.state.networks)
     dataset = str(values.get("dataset") or "digits")
-    with _reserved_run_dir(root, "lr-find", values["model"], dataset) as out:
+    with _reserved_run_dir(root, "lr-find", _run_label(values["model"]), dataset) as out:
         argv = command(KIND).argv({**values, "out": str(out)})
         record = store.submit(KIND, argv, out, label=f"lr find {values['model']} on {dataset}")
     return {"id": record["id"], "run": record["run"]}

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError, closest, unknown_name_error
-from cnnlab.lab.security import LabRequestError
+from cnnlab.lab.networks import Networks
+from cnnlab.lab.security import FieldError, LabRequestError
 
 # Options the lab sets itself, or that would reach files outside the runs root.
 LAB_OWNED = ("out", "overwrite", "resume", "weights", "data_dir", "quiet", "help")
@@ -68,15 +69,6 @@ LABELS = {
     "wide": "Bottleneck width",
     "size": "Side",
 }
-
-
-class FieldError(LabRequestError):
-    """A form value the lab refuses: `field` is the option's name (the form's input), the message one sentence in
-    the form's words."""
-
-    def __init__(self, field: str, message: str, status: int = 400) -> None:
-        super().__init__(message, status)
-        self.field = field
 
 
 def label(name: str) -> str:
@@ -143,19 +135,24 @@ def confined_dataset(value, runs_root: Path) -> str:
     return text
 
 
-def train_values(body: dict, runs_root: Path) -> dict:
+def train_values(body: dict, runs_root: Path, networks=None) -> dict:
     """A training job's options, typed and checked from their declarations as `cnnlab train` checks them (the
     model, then each option: the lab's own, unknown ones, values); CnnlabError with the CLI's message otherwise.
-    Run `check_form` first for the form's own words."""
-    from cnnlab.engine.config import validate
-    from cnnlab.registry import list_models, model_info
+    The model is a zoo name, a layer spec, or code in one of `networks`' files (`lab.networks.Networks`), given
+    as its absolute reference. Run `check_form` first for the form's own words."""
+    from cnnlab.building import ZOO, check_model_name, model_kind
+    from cnnlab.engine.config import TrainConfig, validate
+    from cnnlab.registry import model_info
 
     options = dict(body)
     model = options.pop("model", None)
-    if not isinstance(model, str) or not model:
+    if not isinstance(model, str) or not model.strip():
         raise CnnlabError("choose a model (see cnnlab models)")
-    if model not in list_models():
+    model = (networks or Networks()).model(model.strip())  # code only from a --models file, before any is read
+    if model_kind(model) == ZOO:
         model_info(model)  # raises with the closest names
+    else:
+        check_model_name(TrainConfig(model=model))  # a spec parses; the file is there
     fields = {f.name: f for f in form_fields()}
     values = {}
     for name, value in options.items():
@@ -208,13 +205,13 @@ def dataset_defaults() -> dict[str, dict]:
     return {"*": dict(GENERIC_DEFAULTS), **{name: dict(values) for name, values in DATASET_DEFAULTS.items()}}
 
 
-def check_form(body: dict, runs_root: Path) -> None:
+def check_form(body: dict, runs_root: Path, networks=None) -> None:
     """FieldError for the first value the form should not send: a wrong type, choice or range, a dataset whose
     files are not here, a batch larger than the training split, absurd epochs. Names the form does not show
     (unknown or the lab's own options) are left to `train_values`, whose messages are the CLI's."""
     from cnnlab.engine.config import options
 
-    _check_model(body.get("model"))
+    _check_model(body.get("model"), networks)
     fields = {f.name: f for f in form_fields()}
     declared = {o.name: o for o in options()}
     values = {}
@@ -227,13 +224,28 @@ def check_form(body: dict, runs_root: Path) -> None:
     _check_batch(values, dataset, _train_images(dataset, runs_root), declared["val_fraction"].default)
 
 
-def _check_model(model) -> None:
+def _check_model(model, networks) -> None:
+    """A zoo name, a layer spec that builds, or code in a --models file (`lab.networks`), in the form's words."""
+    from cnnlab.building import SPEC, ZOO, model_kind
+    from cnnlab.measure.spec import LayerSpecError, build_layer_spec
     from cnnlab.registry import list_models
 
-    if not isinstance(model, str) or not model:
-        raise FieldError("model", "Model is empty: choose a model from the zoo.")
-    if model not in list_models():
+    if not isinstance(model, str) or not model.strip():
+        raise FieldError(
+            "model", "Model is empty: choose a model from the zoo, type a layer spec or pick one of your networks."
+        )
+    model = (networks or Networks()).model(model.strip())  # CodeNotOffered names the field
+    kind = model_kind(model)
+    if kind == ZOO and model not in list_models():
         raise FieldError("model", f"Model '{model}' is not in the zoo{_hint(model, list_models())}")
+    if kind == SPEC:
+        import torch
+
+        try:
+            with torch.device("meta"):
+                build_layer_spec(model, 3)
+        except LayerSpecError as error:
+            raise FieldError("model", f"Bad layer '{error.layer}': {error.problem}.") from None
 
 
 def _hint(name: str, candidates: list[str]) -> str:

@@ -163,7 +163,6 @@ def predict(
     class name or index; None: the top class) is the class both overlays explain, echoed as result["target"].
     `runtime` (None: `cnnlab predict`'s default, auto) computes the top classes, as `cnnlab predict --runtime`;
     the overlays need gradients, so they stay in torch."""
-    from cnnlab.data import normalize
     from cnnlab.inference import runtime as runtimes
     from cnnlab.inference.prediction import top_classes
     from cnnlab.options.commands import command
@@ -175,7 +174,7 @@ def predict(
         choice = runtimes.choose_for_run(requested, run.run_dir, 1, lambda: run.model)
     except CnnlabError as error:  # an unknown runtime, or onnxruntime asked for and not installed
         raise LabRequestError(str(error), 400) from None
-    batch = normalize(image[None], data["mean"], data["std"])
+    batch = _inputs(run, image)
     with torch.no_grad():
         logits = runtimes.onnx_forward(run.run_dir)(batch) if choice.runtime == "onnxruntime" else run.model(batch)
     top = top_classes(logits, data["classes"], ["image"], top_k)[0]["top"]
@@ -203,6 +202,64 @@ def predict(
     return result
 
 
+@serialized
+def run_layers(run) -> dict:
+    """The run's layer table (as the Design page and the zoo show one), measured on its model at its input size:
+    the layers Inspect can show one by one."""
+    from cnnlab.lab.views import summary_view
+    from cnnlab.measure import summarize
+
+    data = run.data
+    return summary_view(summarize(run.model, (data["in_chans"], data["image_size"], data["image_size"])))
+
+
+@serialized
+def layer_view(run, image: torch.Tensor, layer: str, cache: Cache, target: object = None) -> dict:
+    """One layer of the run's model for one uint8 image: its output (maps, or a vector drawn as a strip), its
+    kernels when it is a convolution, and Grad-CAM weighed at it when its output is maps. A layer that has no
+    kernels or no maps says so in `filters_note` / `gradcam_note` rather than failing."""
+    import cnnlab
+    from cnnlab.visualization.activations import resolve_layers
+    from cnnlab.visualization.kernels import conv_weights
+
+    model = subject(run.run_dir).model
+    module = resolve_layers(model, [layer])[layer]  # UnknownLayerError lists the layers
+    output = cnnlab.feature_maps(subject(run.run_dir), image[None], [layer])[layer][0]
+    if output.dim() == 3:
+        maps = output
+    else:  # a vector: its values as one strip, repeated down to an eighth of its length so it can be seen
+        values = output.reshape(1, 1, -1)
+        maps = values.expand(1, max(1, -(-values.shape[-1] // 8)), values.shape[-1])
+    result = {
+        "layer": layer,
+        "kind": type(module).__name__,
+        "shape": list(output.shape),
+        "maps": cache.save(_grid(scale_each(maps)), "layer"),
+    }
+    if isinstance(module, torch.nn.Conv2d):
+        _, weights = conv_weights(model, layer)
+        result["filters"] = {"shape": list(weights.shape), "url": cache.save(_grid(filter_tiles(weights)), "kernels")}
+    else:
+        result["filters_note"] = f"a {type(module).__name__} has no kernels to draw"
+    if output.dim() == 3:
+        index = resolve_target(target, run.data["classes"])
+        if index is None:
+            with torch.no_grad():
+                index = int(model(_inputs(run, image)).argmax())
+        heat = attribution_map(subject(run.run_dir), image, "gradcam", index, layer)
+        result["gradcam"] = cache.save(overlay(image, heat), "gradcam")
+        result["target"] = run.data["classes"][index]
+    else:
+        result["gradcam_note"] = f"its output is {len(output):,} numbers, not maps: Grad-CAM weighs maps"
+    return result
+
+
+def _inputs(run, image: torch.Tensor) -> torch.Tensor:
+    from cnnlab.data import normalize
+
+    return normalize(image[None], run.data["mean"], run.data["std"])
+
+
 def first_filters(source) -> tuple[str, torch.Tensor]:
     """The first conv layer's kernels [out, in, kh, kw], through cnnlab.visualization.filters; shown averaged over
     the input channels."""
@@ -212,11 +269,12 @@ def first_filters(source) -> tuple[str, torch.Tensor]:
     return name, weights.detach().float()
 
 
-def attribution_map(source, image: torch.Tensor, method: str, target: int) -> torch.Tensor:
-    """[H, W] in [0, 1] for one uint8 image, through cnnlab.attribution (the visualisation package)."""
+def attribution_map(source, image: torch.Tensor, method: str, target: int, layer: str | None = None) -> torch.Tensor:
+    """[H, W] in [0, 1] for one uint8 image, through cnnlab.attribution (the visualisation package); `layer`:
+    Grad-CAM's (None: the last stage)."""
     import cnnlab
 
-    return cnnlab.attribution(source, image[None], method=method, target=target)[0].detach().float()
+    return cnnlab.attribution(source, image[None], method=method, target=target, layer=layer)[0].detach().float()
 
 
 def stage_maps(source, image: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -1,7 +1,8 @@
 """The JSON API under /api. The pages use it, and so can scripts:
 
 GET  /api/models                 the zoo            GET  /api/models/<name>?input=3x32x32   its layer table
-GET  /api/summary?spec=&input=   a layer spec's shape flow (the what-if box)
+GET  /api/summary?spec=&input=   a layer spec's (or a --models network's) shape flow (the Design page)
+GET  /api/networks               the --models files and the networks each defines (the Design page's picker)
 GET  /api/options                the Train form's fields, the datasets on this machine, their defaults
 GET  /api/runs                   the leaderboard    GET  /api/runs/<name>       one run
 DELETE /api/runs/<name>          delete a run's folder (409 while a job writes it)
@@ -16,6 +17,9 @@ POST /api/jobs/<id>/stop         checkpoint and stop (SIGTERM); a queued job is 
 POST /api/jobs/clear             forget the finished, failed and stopped jobs (records and logs; runs stay)
 POST /api/predict                multipart: run, and image (a file) or test_index, optional top_k, target (the class
                                  the overlays explain) and runtime; top-k, the target, the runtime, overlay URLs
+GET  /api/layers?run=            the run's layer table (every layer Inspect can show)
+POST /api/layer                  multipart: run, image or test_index, layer, optional target; that layer's output,
+                                 kernels (a conv) and Grad-CAM weighed at it (maps)
 GET  /api/test-image?run=&index= a test image of the run's dataset, as PNG
 GET  /api/experiments            the experiments and past results
 GET  /api/experiments/results?name=   a results.md as HTML
@@ -37,7 +41,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 
 from cnnlab.errors import CnnlabError
-from cnnlab.lab import follow, options, predict, requests, views, widgets
+from cnnlab.lab import follow, networks, options, predict, requests, views, widgets
 from cnnlab.lab.security import LabRequestError, safe_path
 from cnnlab.options.commands import command
 
@@ -61,8 +65,14 @@ def model(name: str, input: str | None = None):
 
 
 @router.get("/summary")
-def summary(spec: str, input: str | None = None):
-    return views.model_summary(None, spec, input)
+def summary(request: Request, spec: str, input: str | None = None):
+    # `spec` may name a --models network; any other code is refused before a file is read
+    return views.model_summary(None, request.app.state.networks.model(spec, "spec"), input)
+
+
+@router.get("/networks")
+def own_networks(request: Request):
+    return {"files": request.app.state.networks.offered()}
 
 
 @router.get("/options")
@@ -120,6 +130,14 @@ async def _json_body(request: Request) -> dict:
     return body
 
 
+def _run_label(model: str) -> str:
+    """What a run's folder is named after: a zoo name, a network's class name, or "spec" for a layer spec."""
+    from cnnlab.building import REFERENCE, SPEC, model_kind
+
+    kind = model_kind(model)
+    return model.rsplit(":", 1)[1] if kind == REFERENCE else "spec" if kind == SPEC else model
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[-40:] or "data"
 
@@ -164,6 +182,7 @@ def _submit(request: Request, body: dict) -> dict:
     if "resume" in body:
         run = views.training_run(root, str(body["resume"]))
         path, model = run.path, run.read_config().model
+        networks.check_run_code(run)  # a foreign run's code is refused here, not in the job
         store.refuse_busy(path)
         if not (path / "checkpoints").is_dir():
             raise LabRequestError(f"run '{body['resume']}' has no checkpoint to resume from", 409)
@@ -172,20 +191,22 @@ def _submit(request: Request, body: dict) -> dict:
         options.check_experiment(body)  # the Experiments page's words, before anything is reserved
         name = str(body["experiment"])
         with _reserved_run_dir(root, "experiment", name) as out:
-            record = store.submit("experiment", _experiment_args(body, root, out), out, label=f"experiment {name}")
+            argv = _experiment_args(body, root, out, request.app.state.networks)
+            record = store.submit("experiment", argv, out, label=f"experiment {name}")
     else:
-        options.check_form(body, root)  # the form's own words, naming the field, before anything is reserved
-        values = requests.validated(requests.train_job(), options.train_values(body, root))  # the CLI's checks
+        offered = request.app.state.networks
+        options.check_form(body, root, offered)  # the form's own words, naming the field, before anything is reserved
+        values = requests.validated(requests.train_job(), options.train_values(body, root, offered))  # the CLI's
         dataset = str(body.get("dataset") or "digits")
-        with _reserved_run_dir(root, str(body.get("model", "")), dataset) as out:
+        with _reserved_run_dir(root, _run_label(values["model"]), dataset) as out:
             argv = command("train").argv({**values, "out": str(out)})
             record = store.submit("train", argv, out, label=f"{body['model']} on {dataset}")
     return {"id": record["id"], "run": record["run"]}
 
 
-def _experiment_args(body: dict, root: Path, out: Path) -> list[str]:
+def _experiment_args(body: dict, root: Path, out: Path, offered: networks.Networks | None = None) -> list[str]:
     """`cnnlab experiment` arguments for a job, from its options checked against their declarations (the
-    experiment's own: models only where it accepts them)."""
+    experiment's own: models only where it accepts them, code only from `offered`, the --models files)."""
     from cnnlab.experiments import check_accepts, get_experiment
 
     name = str(body["experiment"])
@@ -200,6 +221,9 @@ def _experiment_args(body: dict, root: Path, out: Path) -> list[str]:
         given["dataset"] = options.confined_dataset(given["dataset"], root)
     if "weights" in given:  # a checkpoint put under the runs root, never a file elsewhere on the machine
         given["weights"] = str(safe_path(root, str(given["weights"])))
+    if isinstance(given.get("models"), str):  # "a,b": code only from a --models file, as a training job's model
+        offered = offered or networks.Networks()
+        given["models"] = ",".join(offered.model(m, "models") for m in given["models"].split(","))
     values = requests.validated(requests.experiment_job(), {"experiment": name, **given})
     del values["experiment"]
     check_accepts(name, values)
@@ -277,19 +301,25 @@ async def predict_image(request: Request):
     return await run_in_threadpool(_predict, request, form.get("run"), data, *fields)
 
 
-def _predict(request: Request, run_name, data: bytes | None, test_index, top_k, target, runtime=None) -> dict:
+def _loaded_run(request: Request, run_name):
     if not isinstance(run_name, str) or not run_name:
         raise LabRequestError("choose a run ('run' field)", 400)
-    root = _root(request)
-    loaded = predict.load(views.training_run(root, run_name).path)
-    size, chans = loaded.data["image_size"], loaded.data["in_chans"]
-    truth = None
+    return predict.load(views.training_run(_root(request), run_name).path)
+
+
+def _image(loaded, data: bytes | None, test_index):
+    """(uint8 image at the run's size, its true class or None): the upload, else the test image by number."""
     if data is not None:
-        image = predict.decode_image(data, chans, size)
-    elif isinstance(test_index, str) and test_index.isdigit():
-        image, truth = predict.test_image(loaded, int(test_index))
-    else:
-        raise LabRequestError("send an image file ('image') or a test image number ('test_index')", 400)
+        return predict.decode_image(data, loaded.data["in_chans"], loaded.data["image_size"]), None
+    if isinstance(test_index, str) and test_index.isdigit():
+        return predict.test_image(loaded, int(test_index))
+    raise LabRequestError("send an image file ('image') or a test image number ('test_index')", 400)
+
+
+def _predict(request: Request, run_name, data: bytes | None, test_index, top_k, target, runtime=None) -> dict:
+    root = _root(request)
+    loaded = _loaded_run(request, run_name)
+    image, truth = _image(loaded, data, test_index)
     k = int(top_k) if isinstance(top_k, str) and top_k.isdigit() and int(top_k) > 0 else 5
     runtime = runtime if isinstance(runtime, str) and runtime else None  # None: the declared default (auto)
     return {
@@ -297,6 +327,29 @@ def _predict(request: Request, run_name, data: bytes | None, test_index, top_k, 
         "truth": truth,
         **predict.predict(loaded, image, predict.Cache(root), k, target, runtime=runtime),
     }
+
+
+@router.get("/layers")
+def run_layers(request: Request, run: str):
+    return predict.run_layers(_loaded_run(request, run))
+
+
+@router.post("/layer")
+async def layer(request: Request):
+    form = await request.form(max_files=1, max_fields=8)
+    image = form.get("image")
+    data = await image.read(predict.MAX_UPLOAD_BYTES + 1) if isinstance(image, UploadFile) else None
+    fields = (form.get(name) for name in ("test_index", "layer", "target"))
+    return await run_in_threadpool(_layer, request, form.get("run"), data, *fields)
+
+
+def _layer(request: Request, run_name, data: bytes | None, test_index, layer, target) -> dict:
+    if not isinstance(layer, str) or not layer:
+        raise LabRequestError("choose a layer ('layer' field)", 400)
+    loaded = _loaded_run(request, run_name)
+    image, truth = _image(loaded, data, test_index)
+    shown = predict.layer_view(loaded, image, layer, predict.Cache(_root(request)), target)
+    return {"run": run_name, "truth": truth, **shown}
 
 
 @router.get("/test-image")

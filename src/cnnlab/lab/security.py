@@ -33,6 +33,15 @@ class LabRequestError(CnnlabError):
         self.status = status
 
 
+class FieldError(LabRequestError):
+    """A form value the lab refuses: `field` is the option's name (the form's input), the message one sentence in
+    the form's words."""
+
+    def __init__(self, field: str, message: str, status: int = 400) -> None:
+        super().__init__(message, status)
+        self.field = field
+
+
 def is_loopback(host: str) -> bool:
     host = host.strip("[]")
     if host == "localhost":

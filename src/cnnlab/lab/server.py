@@ -36,10 +36,12 @@ def serve(
     port: int = 8000,
     open_browser: bool = False,
     token: bool = True,
+    models: list[str] | tuple[str, ...] | None = None,
 ) -> None:
     """Serve the lab until Ctrl-C, guarded by a token (CNNLAB_LAB_TOKEN, else a random one) carried by the printed
     URL and by `open_browser`. Even on loopback, as Jupyter does: on a shared machine every user reaches
-    127.0.0.1. `token=False` (`--no-token`) opts out, on loopback only, for a single-user machine."""
+    127.0.0.1. `token=False` (`--no-token`) opts out, on loopback only, for a single-user machine. `models`
+    (`--models`): the Python files whose networks the lab offers, the only code of yours it runs."""
     try:
         import uvicorn
 
@@ -51,7 +53,7 @@ def serve(
     if not token and not is_loopback(host):
         raise CnnlabError(f"--no-token is for loopback only: serving on {host}, every request must carry the token")
     secret = (os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)) if token else None
-    app = create_app(runs, token=secret, host=host)
+    app = create_app(runs, token=secret, host=host, models=models or ())
     url = lab_url(host, port, secret)
     print(f"cnnlab lab: serving {Path(runs).resolve()} at {url}", file=sys.stderr, flush=True)
     if (elsewhere := other_machines_url(host, port, secret)) is not None:

@@ -23,7 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from cnnlab.errors import CnnlabError, RunFileError
 from cnnlab.lab.lrfind import checked_recipe
 from cnnlab.lab.options import FieldError, form_fields, label
-from cnnlab.lab.routes import _json_body, _reserved_run_dir
+from cnnlab.lab.routes import _json_body, _reserved_run_dir, _run_label
 from cnnlab.lab.security import LabRequestError, relative_name
 from cnnlab.options.commands import PRUNERS, command
 from cnnlab.rundir import find_sweeps
@@ -203,10 +203,10 @@ def _start(request: Request, body: dict) -> dict:
     given = body.get("options", {})
     if not isinstance(given, dict):
         raise LabRequestError("'options' must be a JSON object: the Train form's fields", 400)
-    fixed = checked_recipe(given, root, KIND)
+    fixed = checked_recipe(given, root, KIND, request.app.state.networks)
     search = sweep_args(body, {k: v for k, v in fixed.items() if k != "model"})
     dataset = str(fixed.get("dataset") or "digits")
-    with _reserved_run_dir(root, "sweep", fixed["model"], dataset) as out:
+    with _reserved_run_dir(root, "sweep", _run_label(fixed["model"]), dataset) as out:
         argv = command(KIND).argv({**fixed, **search, "out": str(out)})
         record = store.submit(KIND, argv, out, label=f"sweep {fixed['model']} on {dataset}")
     return {"id": record["id"], "run": record["run"], "trials": search["trials"]}

@@ -97,8 +97,9 @@ def warm_models_table(stop: threading.Event) -> None:
 
 @serialized
 def model_summary(model: str | None, spec: str | None, input_text: str | None) -> dict:
-    """Per-layer rows (shape, params, MACs, receptive field) of a model at an input size, or of a layer spec (the
-    what-if box), and the stages: consecutive rows grouped by their top-level module.
+    """Per-layer rows (shape, params, MACs, receptive field) of a model at an input size, or of a layer spec or a
+    --models network (the Design page; `spec` is checked by `lab.networks` first), and the stages: consecutive
+    rows grouped by their top-level module.
 
     Built and run on the meta device: shapes, counts and receptive fields come out the same, and no request can
     make the lab allocate activations or weights (VGG-16 at 3x1024x1024 took 6.5 s and 2 GB on real tensors)."""
@@ -117,6 +118,11 @@ def model_summary(model: str | None, spec: str | None, input_text: str | None) -
             summary = summarize(spec, _input_shape(input_text, (3, 32, 32)))
         else:
             raise CnnlabError("give a model or a layer spec")
+    return summary_view(summary)
+
+
+def summary_view(summary) -> dict:
+    """A `cnnlab.measure.Summary` as the pages' layer tables take it: rows, totals and stages."""
     rows = [
         {
             "name": r.name,

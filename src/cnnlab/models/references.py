@@ -134,6 +134,11 @@ def _candidates(module) -> list[str]:
     return sorted(n for n in own if inspect.isfunction(vars(module)[n]) or _is_module_class(vars(module)[n]))
 
 
+def network_names(path: str | Path) -> list[str]:
+    """The nn.Module classes and the functions a Python file defines (imports it: this runs its code)."""
+    return _candidates(_import(parse_reference(f"{path}:_")))
+
+
 def _is_module_class(value) -> bool:
     return inspect.isclass(value) and issubclass(value, nn.Module)
 

@@ -516,6 +516,16 @@ def _lab() -> Command:
             Option("port", int, 8000, flag="--port", check=positive_int),
             Option("open", bool, False, "open the lab in the default browser", flag="--open"),
             Option(
+                "models",
+                list,
+                None,
+                "Python files whose nn.Module classes and factories the lab offers as your own networks (Design "
+                "and Train); the lab imports no other code",
+                flag="--models",
+                nargs="+",
+                metavar="FILE.py",
+            ),
+            Option(
                 "token",
                 bool,
                 True,

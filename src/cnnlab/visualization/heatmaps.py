@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.visualization.activations import eval_mode, stage_names
+from cnnlab.visualization.activations import eval_mode, resolve_layers, stage_names
 from cnnlab.visualization.errors import TargetOutOfRangeError
 from cnnlab.visualization.loading import Subject, as_subject, prepare_images
 
@@ -67,15 +67,16 @@ def captum_attr():
     return captum.attr
 
 
-def gradcam(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Grad-CAM of the last stage, upsampled bilinearly to the input's size: [N, H, W] in [0, 1]."""
+def gradcam(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, layer: str | None = None) -> torch.Tensor:
+    """Grad-CAM of `layer` (None: the last stage), upsampled bilinearly to the input's size: [N, H, W] in [0, 1]."""
     attr = captum_attr()
 
-    layer = model.get_submodule(stage_names(model)[-1])
+    name = layer or stage_names(model)[-1]
+    module = resolve_layers(model, [name])[name]
     with eval_mode(model):
-        cam = attr.LayerGradCam(model, layer).attribute(inputs, target=targets, relu_attributions=True)
+        cam = attr.LayerGradCam(model, module).attribute(inputs, target=targets, relu_attributions=True)
     if cam.ndim != 4:
-        raise CnnlabError(f"the last stage of {type(model).__name__} outputs {cam.ndim - 1}-d features, not maps")
+        raise CnnlabError(f"layer '{name}' of {type(model).__name__} outputs {cam.ndim - 1}-d features, not maps")
     size = tuple(inputs.shape[-2:])
     upsampled = attr.LayerAttribution.interpolate(cam.detach().float(), size, interpolate_mode="bilinear")
     return scale_per_image(upsampled[:, 0].clamp_min(0.0))  # bilinear keeps it >= 0 up to rounding
@@ -88,24 +89,30 @@ def saliency(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> t
     return scale_per_image(grads.detach().float().amax(dim=1))
 
 
-def attribute(model: nn.Module, inputs: torch.Tensor, method: str, targets: torch.Tensor) -> torch.Tensor:
-    """The array core of `attribution`, on an already preprocessed batch."""
+def attribute(
+    model: nn.Module, inputs: torch.Tensor, method: str, targets: torch.Tensor, layer: str | None = None
+) -> torch.Tensor:
+    """The array core of `attribution`, on an already preprocessed batch (`layer`: Grad-CAM's, None the last stage)."""
     if method not in METHODS:
         raise CnnlabError(f"unknown attribution method '{method}'; choose one of: {', '.join(METHODS)}")
     inputs = inputs.detach().clone().requires_grad_(True)
-    return (gradcam if method == "gradcam" else saliency)(model, inputs, targets)
+    if method == "gradcam":
+        return gradcam(model, inputs, targets, layer)
+    return saliency(model, inputs, targets)
 
 
 def attribution(
-    source: str | nn.Module | Subject, images, method: str = "gradcam", target: Target = None
+    source: str | nn.Module | Subject, images, method: str = "gradcam", target: Target = None, layer: str | None = None
 ) -> torch.Tensor:
     """Grad-CAM or saliency maps [N, H, W] at the input's resolution, each scaled to [0, 1].
 
     `images`: files, PIL images or a uint8 tensor [N, C, H, W], preprocessed as the run's data was. `target`: the
-    class to explain (one index, or one per image); None explains each image's predicted class."""
+    class to explain (one index, or one per image); None explains each image's predicted class. `layer`: the layer
+    Grad-CAM weighs (its output must be maps); None, the last stage."""
     if method not in METHODS:
         raise CnnlabError(f"unknown attribution method '{method}'; choose one of: {', '.join(METHODS)}")
     subject = as_subject(source)
     inputs = prepare_images(subject, images).inputs
     probs = probabilities(subject.model, inputs)
-    return attribute(subject.model, inputs, method, resolve_targets(target, probs.argmax(dim=1), probs.shape[1]))
+    targets = resolve_targets(target, probs.argmax(dim=1), probs.shape[1])
+    return attribute(subject.model, inputs, method, targets, layer)

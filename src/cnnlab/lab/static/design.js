@@ -1,5 +1,6 @@
-// The Design page: a layer spec typed in, its layer table (shapes, parameters, MACs, receptive fields) after each
-// keystroke from GET /api/summary, and a refused spec's offending layer marked where it was typed.
+// The Design page: a layer spec typed in (or a network picked from the lab's --models files), its layer table
+// (shapes, parameters, MACs, receptive fields) after each keystroke from GET /api/summary, a refused spec's
+// offending layer marked where it was typed, and "Train this": the Train form with this network as its model.
 import { $, api, attempt, el, fmt, latest } from "/static/lab.js";
 import { layerTable, stageDiagram } from "/static/layers.js";
 
@@ -22,6 +23,7 @@ function markLayer(spec, layer) {
 async function show() {
   const spec = $("spec").value;
   const query = `spec=${encodeURIComponent(spec)}&input=${encodeURIComponent($("input").value.trim())}`;
+  $("train-this").disabled = true;  // until this text has a table: Train gets what the table shows
   await attempt($("error"), async () => {
     const summary = await latest("design", api("GET", `/api/summary?${query}`));
     markLayer(spec, null);
@@ -29,6 +31,7 @@ async function show() {
     $("totals").textContent = `input ${fmt.shape(summary.input)}: ${fmt.int(summary.total_params)} parameters, ` +
       `${fmt.big(summary.total_macs)} MACs per image`;
     $("layers").replaceChildren(layerTable(summary));
+    $("train-this").disabled = false;
   }, (error) => {  // the last good table would read as this spec's
     markLayer(spec, error.layer);
     for (const id of ["stages", "layers"]) $(id).replaceChildren();
@@ -40,10 +43,32 @@ function usePreset() {
   const [spec, input] = PRESETS[$("preset").value];
   $("spec").value = spec;
   $("input").value = input;
+  $("network").value = "";
   show();
+}
+
+function useNetwork() {
+  if (!$("network").value) return;
+  $("spec").value = $("network").value;
+  show();
+}
+
+// The networks of the files the lab was started with (cnnlab lab --models FILE.py); a file that cannot be
+// imported says why beside the picker.
+async function listNetworks() {
+  const { files } = await api("GET", "/api/networks");
+  const entries = files.flatMap((f) => f.entries);
+  $("network-box").hidden = !files.length;
+  $("network").replaceChildren(el("option", { value: "" }, entries.length ? "choose one" : "none found"),
+    ...entries.map((entry) => el("option", { value: entry }, entry)));
+  $("network-note").textContent = files.filter((f) => f.error).map((f) => f.error).join("; ");
 }
 
 $("preset").replaceChildren(...Object.keys(PRESETS).map((name) => el("option", { value: name }, name)));
 $("preset").addEventListener("change", usePreset);
+$("network").addEventListener("change", useNetwork);
+$("spec").addEventListener("input", () => { if ($("network").value !== $("spec").value.trim()) $("network").value = ""; });
 for (const id of ["spec", "input"]) $(id).addEventListener("input", show);
+$("train-this").addEventListener("click", () => { location.href = `/train?model=${encodeURIComponent($("spec").value.trim())}`; });
+attempt($("network-note"), listNetworks);
 usePreset();

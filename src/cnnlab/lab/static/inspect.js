@@ -1,5 +1,6 @@
-import { $, api, el, fmt, showError } from "/static/lab.js";
+import { $, api, attempt, el, fmt, showError } from "/static/lab.js";
 import { PLOT_CONFIG, plotText } from "/static/plots.js";
+import { layerTable } from "/static/layers.js";
 
 let runs = [];
 
@@ -69,7 +70,7 @@ function setupLightbox() {
     const image = event.target.closest("img.zoomable");
     if (image && (event.type === "click" || event.key === "Enter")) openLightbox(image);
   };
-  for (const id of ["maps", "filters"]) { $(id).addEventListener("click", zoom); $(id).addEventListener("keydown", zoom); }
+  for (const id of ["maps", "filters", "layer-view"]) { $(id).addEventListener("click", zoom); $(id).addEventListener("keydown", zoom); }
   $("lightbox").addEventListener("click", () => { $("lightbox").hidden = true; });
   document.addEventListener("keydown", (event) => { if (event.key === "Escape") $("lightbox").hidden = true; });
 }
@@ -124,7 +125,7 @@ async function predict() {
   $("predict").disabled = true;
   try {
     const result = await api("POST", "/api/predict", await imageForm());
-    if (turn === predictTurn) { showResult(result); predicted = true; }
+    if (turn === predictTurn) { showResult(result); predicted = true; if (chosenLayer) showLayer(chosenLayer); }
   } catch (error) { if (turn === predictTurn) showError($("error"), error); }
   if (turn === predictTurn) $("predict").disabled = false;
 }
@@ -132,6 +133,43 @@ async function predict() {
 function chooseTarget(name) {
   $("target").value = name;
   if (predicted) predict();
+  else if (chosenLayer) showLayer(chosenLayer);
+}
+
+// One layer of the run for the chosen image (POST /api/layer): its output, its kernels when it is a convolution,
+// and Grad-CAM weighed at it when its output is maps; what a layer cannot show is said, not left blank.
+let chosenLayer = null;
+let layerTurn = 0;
+
+async function showLayer(name) {
+  const turn = ++layerTurn;
+  chosenLayer = name;
+  for (const row of document.querySelectorAll("#run-layers tbody tr")) row.classList.toggle("chosen", row.firstChild.textContent === name);
+  $("layer-title").textContent = name;
+  await attempt($("layer-error"), async () => {
+    const form = await imageForm();
+    form.append("layer", name);
+    const shown = await api("POST", "/api/layer", form);
+    if (turn !== layerTurn) return;
+    const views = [figure(shown.maps, `${shown.layer} (${shown.kind}) output ${fmt.shape(shown.shape)}`, `output of ${shown.layer}`, true)];
+    if (shown.filters) views.push(figure(shown.filters.url, `kernels ${fmt.shape(shown.filters.shape)} (mean over input channels)`, `kernels of ${shown.layer}`, true));
+    if (shown.gradcam) views.push(figure(shown.gradcam, `Grad-CAM at ${shown.layer}: '${shown.target}'`, `Grad-CAM at ${shown.layer}`));
+    $("layer-view").replaceChildren(...views);
+    $("layer-notes").textContent = [shown.filters_note, shown.gradcam_note].filter(Boolean).join("; ");
+  }, () => { if (turn === layerTurn) { $("layer-view").replaceChildren(); $("layer-notes").textContent = ""; } });
+}
+
+// The run's layer table (GET /api/layers): loading it builds the model, so a run whose code may not run here is
+// refused now, with the reason.
+async function listLayers(name) {
+  chosenLayer = null;
+  $("layer-title").textContent = "none chosen";
+  for (const id of ["run-layers", "layer-view"]) $(id).replaceChildren();
+  $("layer-notes").textContent = "";
+  await attempt($("layers-error"), async () => {
+    const summary = await api("GET", `/api/layers?run=${encodeURIComponent(name)}`);
+    $("run-layers").replaceChildren(layerTable(summary, (row) => showLayer(row.name), true));
+  });
 }
 
 async function chooseRun() {
@@ -143,7 +181,7 @@ async function chooseRun() {
   $("run-info").textContent = `${run.config.model} on ${run.config.dataset}: ${run.in_chans} channel(s), ${run.image}px, classes ${(run.classes || []).join(", ")}`;
   $("target").replaceChildren(el("option", { value: "" }, "the top class"), ...(run.classes || []).map((c) => el("option", { value: c }, c)));
   predicted = false;
-  await updatePreview();
+  await Promise.all([updatePreview(), listLayers(name)]);
 }
 
 function wireInputs() {

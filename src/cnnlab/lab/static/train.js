@@ -49,7 +49,7 @@ function showDefaults() {
 }
 
 function formOptions(form) {
-  const chosen = { model: form.model.value };
+  const chosen = { model: form.model.value.trim() };
   for (const field of options.fields) {
     const value = form.elements[field.name].value.trim();
     if (value === "") continue;
@@ -177,10 +177,14 @@ async function start(event) {
 }
 
 async function main() {
-  const [models, given] = await Promise.all([api("GET", "/api/models"), api("GET", "/api/options")]);
+  const [models, given, own] = await Promise.all([api("GET", "/api/models"), api("GET", "/api/options"), api("GET", "/api/networks")]);
   Object.assign(options, { fields: given.fields, datasets: given.datasets, defaults: given.defaults });
-  $("model").replaceChildren(...models.map((m) => el("option", { value: m.name, selected: m.name === "lenet5" }, m.name)));
-  $("model").addEventListener("change", () => clearFieldError("model"));
+  // Suggestions, not a fence: the field also takes a layer spec. Your --models networks first, then the zoo.
+  const names = [...own.files.flatMap((f) => f.entries), ...models.map((m) => m.name)];
+  $("model-list").replaceChildren(...names.map((name) => el("option", { value: name })));
+  const asked = new URLSearchParams(location.search).get("model");  // the Design page's "Train this"
+  if (asked) $("model").value = asked;
+  $("model").addEventListener("input", () => clearFieldError("model"));
   $("main-fields").replaceChildren(...options.fields.filter((f) => f.main).map(fieldInput));
   $("more-fields").replaceChildren(...options.fields.filter((f) => !f.main).map(fieldInput));
   $("f-dataset").addEventListener("change", showDefaults);
