@@ -1,6 +1,8 @@
 """One trial of a sweep: a `cnnlab train` process per seed, writing an ordinary run directory.
 
-Each run is a subprocess so the trainer stays untouched and a crashing trial cannot take the worker down. The
+Each run is a process of its own so the trainer stays untouched and a crashing trial cannot take the worker down.
+The processes are forked from a server that has already imported torch and cnnlab (multiprocessing's
+forkserver), so a trial does not pay Python's and torch's start-up again: that start-up was the sweep's overhead. The
 worker follows the run's progress.jsonl (`cnnlab.rundir.read_events`): every epoch event's validation accuracy is
 reported to Optuna (`trial.report`, step = epoch); when the pruner says so the run gets SIGTERM, on which the
 trainer checkpoints and exits, and the trial ends as pruned. The child is also asked (PR_SET_PDEATHSIG, Linux) to
@@ -13,9 +15,9 @@ seeds, its mean over them (`cnnlab.repeats.Spread`), the first seed's epochs fee
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,6 +31,8 @@ from cnnlab.rundir import RunDir, open_run, read_events
 
 POLL = 0.2  # seconds between reads of a running trial's progress.jsonl
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when its parent dies
+# What the fork server imports once, before any trial: the command line and the training engine.
+PRELOAD = ["torch", "torchvision", "cnnlab.cli", "cnnlab.engine.trainer", "cnnlab.data", "sklearn.datasets"]
 
 
 class TrialFailed(CnnlabError):
@@ -73,7 +77,7 @@ def argv(recipe: Recipe, params: dict, run_dir: Path, seed: int | None) -> list[
     return command("train").argv(values)
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def _die_with_parent() -> None:  # runs in the child, first
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):  # not Linux: a killed worker's run finishes on its own
@@ -111,23 +115,15 @@ def follow_run(trial, args: list[str], run_dir: Path, timing: Timing, report: bo
 
     run_dir.mkdir(parents=True, exist_ok=True)
     progress = RunDir(run_dir).progress_file
-    env = {**os.environ, PROGRESS_FILE_ENV: str(progress)}
     trial.set_user_attr("run_dirs", [*timing.runs, str(run_dir)])
     started = time.perf_counter()
-    with open(run_dir / "train.log", "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cnnlab", *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            preexec_fn=_die_with_parent,
-        )
-        try:
-            pruned = _watch(trial, process, progress, report)
-        finally:
-            if process.poll() is None:  # the worker itself is being stopped: stop the run too
-                process.terminate()
-            process.wait()
+    process = TrainProcess(args, run_dir / "train.log", progress)
+    try:
+        pruned = _watch(trial, process, progress, report)
+    finally:
+        if process.poll() is None:  # the worker itself is being stopped: stop the run too
+            process.terminate()
+        process.wait()
     timing.process += time.perf_counter() - started
     timing.run += _span(read_events(progress))
     timing.runs.append(str(run_dir))
@@ -140,7 +136,55 @@ def follow_run(trial, args: list[str], run_dir: Path, timing: Timing, report: bo
     return dict(open_run(run_dir).read_results().values, epochs=_epochs(progress))
 
 
-def _watch(trial, process: subprocess.Popen, progress: Path, report: bool) -> int | None:
+class TrainProcess:
+    """`cnnlab train ARGS` in a child of the fork server, its output in `log`, its progress events in `progress`;
+    Popen's poll/send_signal/terminate/wait/returncode, so the watcher reads like one."""
+
+    def __init__(self, args: list[str], log: Path, progress: Path) -> None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(PRELOAD)
+        self._process = context.Process(target=_train_child, args=(args, str(log), str(progress)), daemon=False)
+        self._process.start()
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.exitcode
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def send_signal(self, signum: int) -> None:
+        if self._process.exitcode is None:
+            os.kill(self._process.pid, signum)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def wait(self) -> int:
+        self._process.join()
+        return self._process.exitcode
+
+
+def _train_child(args: list[str], log: str, progress: str) -> None:
+    """The child's body: die with the fork server (which exits when the worker does), send stdout and stderr to
+    the run's train.log, point the progress stream at the trial's file, and run the command."""
+    _die_with_parent()
+    os.environ[PROGRESS_FILE_ENV] = progress
+    descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os.dup2(descriptor, 1)
+    os.dup2(descriptor, 2)
+    os.close(descriptor)
+    from cnnlab.cli import main
+
+    code = main(args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+def _watch(trial, process: TrainProcess, progress: Path, report: bool) -> int | None:
     """Report each new epoch's validation accuracy until the process ends; on the pruner's word, SIGTERM it and
     return that epoch. Events are read in order, so a run that ended before a poll is judged as if it had not."""
     reported = 0
