@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
+import runpy
 import signal
 import sys
 import time
@@ -176,12 +177,12 @@ def _train_child(args: list[str], log: str, progress: str) -> None:
     os.dup2(descriptor, 1)
     os.dup2(descriptor, 2)
     os.close(descriptor)
-    from cnnlab.cli import main
-
-    code = main(args)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    sys.exit(code)
+    sys.argv = ["cnnlab", *args]
+    try:  # exactly `python -m cnnlab ARGS`, in this already-warm interpreter
+        runpy.run_module("cnnlab", run_name="__main__", alter_sys=True)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
 
 
 def _watch(trial, process: TrainProcess, progress: Path, report: bool) -> int | None:
