@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.files import atomic_write, write_json  # noqa: F401 (re-exported: finetune.json uses it)
+from cnnlab.files import atomic_write
 from cnnlab.safeload import first_line, load_weights_only, read_bytes
 
 

@@ -52,7 +52,16 @@ from cnnlab.measure import count_macs, count_params
 from cnnlab.models import trust
 from cnnlab.models.weights import load_weights
 from cnnlab.precision import autocast, autocast_dtype, check_precision, precision_name
-from cnnlab.rundir import Results, RunConfig, RunDir, data_metadata, default_run_dir, prepare_run_dir, versions
+from cnnlab.rundir import (
+    FINETUNE,
+    Results,
+    RunConfig,
+    RunDir,
+    data_metadata,
+    default_run_dir,
+    prepare_run_dir,
+    versions,
+)
 
 
 # --------------------------------------------------------------------------------------------- data on the device
@@ -303,6 +312,8 @@ def run(
     first step; its checkpoint's weights are loaded into it.
     """
     started = time.perf_counter()  # a --time-budget counts from here: loading the data is part of the run
+    if resume is not None and model is None and RunDir(resume).has(FINETUNE):
+        raise CnnlabError(f"{resume} is a fine-tuning run: resume it with cnnlab finetune --resume {resume}")
     if resume is not None:
         config = resumed_config(config, Path(resume))
     job = setup(config, data, quiet)
@@ -587,12 +598,19 @@ def train_one_epoch(job: Job, state: TrainState, stop: list[str]) -> None:
         if stopping:
             message = (
                 f"stopped by {stopping[0]} at epoch {state.epoch + 1}, step {state.step}; checkpoint saved; "
-                f"resume with: cnnlab train {config.model} --resume {job.run_dir}"
+                f"resume with: {resume_command(job)}"
             )
             fail(job, state, TrainingInterrupted(message, stopping[0]))
         if global_step >= planned_steps(job, state):
             break  # a time budget's plan ended mid-epoch
     end_epoch(job, state, tally)
+
+
+def resume_command(job: Job) -> str:
+    """The command that continues this run: a fine-tuned run's is finetune's (it rebuilds the prepared model)."""
+    if RunDir(job.run_dir).has(FINETUNE):
+        return f"cnnlab finetune --resume {job.run_dir}"
+    return f"cnnlab train {job.config.model} --resume {job.run_dir}"
 
 
 def epoch_tally(job: Job, state: TrainState) -> EpochTally:
@@ -758,8 +776,7 @@ def save(job: Job, state: TrainState, tally: EpochTally | None = None) -> None:
         except CnnlabError as error:  # e.g. a full disk: the files already there were only ever replaced whole
             raise CnnlabError(
                 f"saving the checkpoint of step {step} failed: {error}; the earlier checkpoints in "
-                f"{job.run_dir / 'checkpoints'} are intact; resume with: cnnlab train {config.model} "
-                f"--resume {job.run_dir}"
+                f"{job.run_dir / 'checkpoints'} are intact; resume with: {resume_command(job)}"
             ) from None
 
     world.on_main(write)
@@ -840,4 +857,5 @@ def write_files(job: Job, state: TrainState, engine: Engine) -> None:
         metadata={"model": config.model, "dataset": data.name},
     )
     RunDir(run_dir).write_results(engine.results)
-    plot_curves(state.metrics, run_dir / "curves.png", title=f"{config.model} on {data.name}")
+    names = [phase.name for phase in job.phases]
+    plot_curves(state.metrics, run_dir / "curves.png", title=f"{config.model} on {data.name}", phase_names=names)

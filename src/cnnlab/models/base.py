@@ -27,6 +27,7 @@ from cnnlab.errors import CnnlabError
 
 class ImageClassifier(nn.Module):
     classifier_path: str = "fc"  # dotted path of the final nn.Linear
+    head_path: str | None = None  # after `replace_head`: the whole new classifier (its hidden layers and final linear)
     stage_names: tuple[str, ...] = ()  # attributes whose outputs are the feature maps, shallow to deep
     model_name: str | None = None  # the registered name (set by the registry's builders), for messages
 
@@ -97,6 +98,7 @@ class ImageClassifier(nn.Module):
         check_head_runs(self, top, new, head)
         setattr(self, top, new)
         self.classifier_path = f"{top}.out"  # an instance attribute: get_classifier finds the new final linear
+        self.head_path = top
         self.num_classes = new.out.out_features
 
     def adapt_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
