@@ -311,7 +311,9 @@ def _experiment() -> Command:
                 "weights",
                 flag="--weights",
                 metavar="PATH",
-                help="lesion: a torchvision ImageNet checkpoint for --model",
+                help="lesion: a torchvision ImageNet checkpoint for --model; transfer: a torchvision "
+                "mobilenet_v3_small state dict (.pth read weights-only, or .safetensors), fine-tuned as the tutorials "
+                "do on --dataset (imagefolder:PATH), at 224px and at a quarter of that",
             ),
         ),
         kind="experiment option",
