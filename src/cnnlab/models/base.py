@@ -127,8 +127,15 @@ def whole_head(model: ImageClassifier, top: str, head: str, num_classes: int) ->
     return layers.to(device=first.weight.device, dtype=first.weight.dtype)
 
 
+_heads_that_run: set[tuple[type, str, str]] = set()  # (family, module, head's repr) probed and found to run
+
+
 def check_head_runs(model: ImageClassifier, top: str, head: nn.Sequential, label: str) -> None:
-    """CnnlabError unless `model` with `head` in place of its module `top` still runs (probed on a meta copy)."""
+    """CnnlabError unless `model` with `head` in place of its module `top` still runs (probed on a meta copy, once
+    per family and head: whether the forward reads the classifier by position is the family's code)."""
+    key = (type(model), top, repr(head))
+    if key in _heads_that_run:
+        return
     probe = meta_copy(model)
     side = min_input_size(model)
     setattr(probe, top, meta_copy(head))
@@ -143,6 +150,7 @@ def check_head_runs(model: ImageClassifier, top: str, head: nn.Sequential, label
             f"--head {label} cannot replace {name}'s whole classifier ({type(error).__name__}: its forward reads "
             "the old classifier's layers); use --head last"
         ) from None
+    _heads_that_run.add(key)
 
 
 _LARGEST_PROBE = 1024  # sides are probed by doubling up to here, then by binary search
