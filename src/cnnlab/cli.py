@@ -74,7 +74,9 @@ def add_option(parser: argparse.ArgumentParser, option: Option) -> None:
 def add_command(commands, command: Command) -> None:
     """`command`'s subparser, generated from its declaration: the options without a group in the command's own
     section, the others (TrainConfig's) in one help section per group, in their declared order."""
-    parser = commands.add_parser(command.name, help=command.help)
+    parser = commands.add_parser(
+        command.name, help=command.help, epilog=command.epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sections: dict[str, Any] = {}  # group -> its help section (an argument group)
     for option in command.options:
         target = parser

@@ -21,12 +21,12 @@ import torch
 from torch import nn
 
 from cnnlab.data import ImageDataset, load_dataset
-from cnnlab.data.dataset import stratified_indices
 from cnnlab.engine import trainer
 from cnnlab.engine.config import TrainConfig, resolve
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments import transfer_tutorial as tutorial
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult
+from cnnlab.experiments.transfer_data import class_subset, few_labels
 from cnnlab.measure import count_params
 from cnnlab.registry import create_model
 from cnnlab.repeats import Claim
@@ -39,46 +39,6 @@ FULL_STEPS, QUICK_STEPS = 500, 60  # optimizer steps per few-label run
 FULL_RANK, QUICK_RANK = 4, 2
 METHODS = ("scratch", "linear probe", "fine-tune", "LoRA")
 COLUMNS = ["labels_per_class", "method", "trainable_params", "test_accuracy", "epochs", "batch_size"]
-
-
-def class_subset(data: ImageDataset, classes: tuple[int, ...], name: str) -> ImageDataset:
-    """The images of `classes`, relabelled 0..len(classes)-1; normalised with the whole dataset's mean and std, so
-    the source and target tasks share one preprocessing, as a pretrained model's users do."""
-    lookup = torch.full((int(data.train_labels.max()) + 1,), -1, dtype=torch.long)
-    lookup[list(classes)] = torch.arange(len(classes))
-
-    def select(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        keep = lookup[labels] >= 0
-        return images[keep], lookup[labels[keep]]
-
-    return ImageDataset(
-        name,
-        *select(data.train_images, data.train_labels),
-        *select(data.test_images, data.test_labels),
-        [data.classes[c] for c in classes],
-        mean=data.mean,
-        std=data.std,
-        hflip=data.hflip,
-    )
-
-
-def few_labels(data: ImageDataset, per_class: int, seed: int) -> ImageDataset:
-    """`per_class` training images of each class (a seeded stratified draw); the test split stays whole."""
-    fraction = per_class * data.num_classes / len(data.train_labels)
-    if fraction >= 1:
-        raise ValueError(f"{data.name} has fewer than {per_class} training images per class")
-    _, chosen = stratified_indices(data.train_labels, fraction, seed)
-    return ImageDataset(
-        f"{data.name}, {per_class}/class",
-        data.train_images[chosen],
-        data.train_labels[chosen],
-        data.test_images,
-        data.test_labels,
-        list(data.classes),
-        mean=data.mean,
-        std=data.std,
-        hflip=data.hflip,
-    )
 
 
 def prepared(method: str, pretrained: nn.Module, num_classes: int, in_chans: int, rank: int) -> nn.Module:

@@ -30,6 +30,7 @@ from cnnlab.data import ImageDataset, load_dataset
 from cnnlab.engine import trainer
 from cnnlab.engine.config import TrainConfig
 from cnnlab.experiments.common import ExperimentOptions
+from cnnlab.experiments.transfer_data import few_labels
 from cnnlab.measure import count_params
 from cnnlab.options.commands import PhaseSpec
 from cnnlab.registry import create_model
@@ -124,8 +125,6 @@ def train_arm(
 
 def subsets(target: ImageDataset, labels: tuple[int | None, ...], seed: int) -> list[tuple[int, ImageDataset]]:
     """(labels per class, the training subset) for each budget; None: all of it."""
-    from cnnlab.experiments.transfer import few_labels  # the simple_cnn arms' draw: the same images per budget
-
     per_class_all = len(target.train_labels) // target.num_classes
     return [
         (per_class_all, target) if n is None or n >= per_class_all else (n, few_labels(target, n, seed)) for n in labels

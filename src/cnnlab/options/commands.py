@@ -237,7 +237,26 @@ def _finetune() -> Command:
             *(_flagged(o) for o in own),
         ),
         kind="training option",
+        epilog=FINETUNE_TUTORIAL,
     )
+
+
+FINETUNE_TUTORIAL = """\
+the transfer-learning tutorial's recipe (MobileNetV3-Small, its whole classifier replaced by Linear(576, 10), the
+head alone 3 epochs at Adam 1e-3, then everything 10 epochs at 1e-5), in one run:
+  cnnlab finetune mobilenet_v3_small-047dcff4.pth --dataset imagefolder:PATH --image-size 224 --head linear \\
+    --phases head:3:adamw:1e-3,all:10:adamw:1e-5 --bn-stats update --weight-decay 0 --schedule constant \\
+    --no-augment --val-fraction 0 --precision fp32
+what still differs from the tutorial's code:
+  - Adam is AdamW at --weight-decay 0: the same update (cnnlab's default decay, 5e-4, is decoupled, not Adam's L2)
+  - images are normalised with the dataset's own per-channel mean and std, not ImageNet's
+  - the new head's initial weights are another random draw (the same nn.Linear initialisation)
+  - --image-size resizes imagefolder images once, as they load; a built-in set (cifar10) keeps its own 32 px, so
+    the network sees 32x32 inputs, not 32x32 resized to 224 (experiment transfer --weights resizes it)
+  - the test split is evaluated once, at the end (--test-every-epoch: after every epoch too)
+  - without the flags above: a onecycle schedule per phase, augmentation, a 10% validation hold-out, frozen BN
+    statistics under the frozen backbone, and bf16 autocast where the CPU has it
+(docs/experiments.md, transfer: the same recipe measured at 10, 100 and all labels, at 224 and 56 pixels)"""
 
 
 def _flagged(option: Option) -> Option:
