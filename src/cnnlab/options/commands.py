@@ -174,6 +174,7 @@ def _finetune() -> Command:
         Option(
             "freeze",
             default="none",
+            choices=("none", "backbone"),
             help="backbone (a linear probe, or LoRA only) or none; with --phases each phase says what trains",
             flag="--freeze",
         ),

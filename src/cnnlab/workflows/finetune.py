@@ -342,9 +342,13 @@ class Recipe:
     keep_head: bool = False
     model_name: str | None = None
 
-    def check(self) -> None:
-        """CnnlabError for options that contradict each other (every one would otherwise be ignored)."""
+    def check(self, options: dict) -> None:
+        """CnnlabError for options that contradict each other, the TrainConfig `options` among them (every one
+        would otherwise be ignored)."""
         if self.phases is not None:
+            for name in ("epochs", "optimizer", "lr"):
+                if name in options:
+                    raise CnnlabError(f"--{name} does not combine with --phases: each phase sets its own")
             for flag, value in (
                 ("--freeze backbone", self.freeze != "none"),
                 ("--head-lr", self.head_lr),
@@ -384,7 +388,7 @@ def finetune(
     if source is None:
         raise CnnlabError("finetune needs a SOURCE (a run directory or a weights file), or --resume RUN_DIR")
     recipe = Recipe(**own)
-    recipe.check()
+    recipe.check(options)
     check_options(options)
     dataset = dataset if dataset is not None else option_named("dataset").default  # declared once, in TrainConfig
     if data is None:
@@ -406,9 +410,6 @@ def build(
     kwargs = dict(arch.model_kwargs) | ({"head": recipe.head} if recipe.head != HEAD_LAST else {})
     specs = parse_phases(recipe.phases) if recipe.phases is not None else ()
     if specs:
-        for name in ("epochs", "optimizer", "lr"):
-            if name in options:
-                raise CnnlabError(f"--{name} does not combine with --phases: each phase sets its own")
         options = {**options, "epochs": sum(s.epochs for s in specs), "optimizer": specs[0].optimizer}
         head_lr = specs[0].lr
     else:
