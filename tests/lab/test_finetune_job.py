@@ -56,3 +56,14 @@ def test_fine_tune_this_run_as_a_job(digits_run, make_client):
     # lenet5's whole classifier is fc3 (84 -> 10): 850 parameters train in the head phase.
     assert record["trainable_params"] == 84 * 10 + 10 and record["phases"].startswith("head:1")
     assert [m["phase"] for m in client.get(f"/api/runs/{created['run']}").json()["metrics"]] == [1, 2]
+
+
+def test_the_run_page_form_fields_come_from_the_declarations(client):
+    body = client.get("/api/finetune/options").json()
+    assert [f["name"] for f in body["fields"]] == ["dataset", "head", "phases", "lora_rank"]
+    head = next(f for f in body["fields"] if f["name"] == "head")
+    assert head["help"] == command("finetune").option("head").help and head["default"] == "last"
+    assert next(f for f in body["fields"] if f["name"] == "lora_rank")["kind"] == "int"
+    assert body["datasets"][0] == "digits"
+    page = client.get("/runs/some-run").text
+    assert 'id="finetune-form"' in page and "Fine-tune this run" in page

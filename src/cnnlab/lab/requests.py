@@ -83,6 +83,9 @@ FINETUNE_JOB_OPTIONS = (
 )
 
 
+FINETUNE_FORM = ("dataset", "head", "phases", "lora_rank")  # the run page's form; the API takes all of the above
+
+
 @functools.cache
 def finetune_job() -> type[BaseModel]:
     """A fine-tuning job: the run to start from (`finetune`) and the `cnnlab finetune` options it sets."""

@@ -76,6 +76,27 @@ def train_options(request: Request):
     }
 
 
+@router.get("/finetune/options")
+def finetune_options(request: Request):
+    """The run page's "Fine-tune this run" form: the fields a FinetuneJob sets there, from their declarations."""
+    declared = command("finetune")
+    fields = [declared.option(name) for name in requests.FINETUNE_FORM]
+    return {
+        "fields": [
+            {
+                "name": o.name,
+                "label": options.label(o.name),
+                "help": o.help,
+                "choices": list(o.choices or ()),
+                "kind": "int" if o.type is int else "str",
+                "default": o.default,
+            }
+            for o in fields
+        ],  # fmt: skip
+        "datasets": options.datasets(_root(request)),
+    }
+
+
 # -------------------------------------------------------------------------------------------------------- runs
 @router.get("/runs")
 def runs(request: Request):
