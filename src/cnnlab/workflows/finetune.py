@@ -357,7 +357,8 @@ class Recipe:
             ):
                 if value:
                     raise CnnlabError(f"{flag} does not combine with --phases: each phase says what trains and its lr")
-        frozen = self.freeze == "backbone" or (self.phases is not None and "head:" in self.phases.replace(" ", ""))
+        phases = parse_phases(self.phases) if self.phases is not None else ()
+        frozen = self.freeze == "backbone" or any(phase.trains == "head" for phase in phases)
         if self.bn_stats is not None and not frozen:
             raise CnnlabError("--bn-stats applies under a frozen backbone: --freeze backbone or a head phase")
 
