@@ -78,3 +78,10 @@ def test_weights_that_are_not_a_file_are_one_line(tmp_path, capsys):
     code = main(["experiment", "transfer", "--quick", "--weights", str(tmp_path / "none.pth"), "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "none.pth" in err, err
+
+
+def test_epochs_with_weights_are_refused_not_ignored(folder_and_weights, tmp_path, capsys):
+    images, weights = folder_and_weights
+    args = ["experiment", "transfer", "--quick", "--dataset", f"imagefolder:{images}", "--weights", str(weights)]
+    assert main([*args, "--epochs", "5", "--out", str(tmp_path)]) == 2
+    assert "--epochs does not apply to transfer --weights" in capsys.readouterr().err

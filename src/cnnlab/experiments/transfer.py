@@ -23,6 +23,7 @@ from torch import nn
 from cnnlab.data import ImageDataset, load_dataset
 from cnnlab.engine import trainer
 from cnnlab.engine.config import TrainConfig, resolve
+from cnnlab.errors import CnnlabError
 from cnnlab.experiments import register_experiment
 from cnnlab.experiments import transfer_tutorial as tutorial
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult
@@ -234,6 +235,11 @@ def run(options: ExperimentOptions) -> ExperimentResult:
 
 def run_with_weights(options: ExperimentOptions) -> ExperimentResult:
     """--weights: the tutorial's exact setup, a torchvision MobileNetV3-Small on every class of the dataset."""
+    if options.epochs is not None:  # without --weights it sets the pretraining's; here nothing is pretrained
+        raise CnnlabError(
+            f"--epochs does not apply to transfer --weights: its arms train the tutorial's {tutorial.HEAD_EPOCHS} + "
+            f"{tutorial.ALL_EPOCHS} epochs ({tutorial.QUICK_EPOCHS[0]} + {tutorial.QUICK_EPOCHS[1]} with --quick)"
+        )
     pretrained, data, side = tutorial.weights_source(options)
     rows = tutorial.tutorial_rows(options, pretrained, data, side)
     plot_accuracy(rows, options.out / "transfer-tutorial.png", f"{tutorial.MODEL} on {data.name}", tutorial.ARMS)
