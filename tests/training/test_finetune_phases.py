@@ -74,6 +74,7 @@ def test_head_linear_run_records_its_count_and_evaluates(weights, tmp_path, caps
         (["--phases", "head:1:adamw"], "a phase is TRAINS:EPOCHS:OPTIMIZER:LR"),
         (["--phases", PHASES, "--epochs", "3"], "--epochs does not combine with --phases"),
         (["--bn-stats", "update"], "--bn-stats applies under a frozen backbone"),
+        (["--phases", PHASES, "--ema", "0.9"], "--ema does not combine with training phases"),
     ],
 )
 def test_bad_head_phases_and_bn_flags_are_one_line(weights, tmp_path, capsys, flags, message):
