@@ -136,7 +136,7 @@ def test_no_function_is_longer_than_the_limit():
 
 # The run directory's files are read and written by cnnlab.rundir alone; a module that names one (a path
 # `run / "config.json"`, a glob) would be a second reader or writer of it.
-RUN_FILE_NAMES = {"config.json", "results.json", "metrics.csv", "progress.jsonl", "eval.json"}
+RUN_FILE_NAMES = {"config.json", "results.json", "metrics.csv", "progress.jsonl", "eval.json", "finetune.json"}
 RUN_FILES_HOME = SRC / "cnnlab" / "rundir"
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import safetensors.torch
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.files import atomic_write, write_json  # noqa: F401 (re-exported: finetune.json uses it)
+from cnnlab.files import atomic_write
 from cnnlab.safeload import first_line, load_weights_only, read_bytes
 
 
@@ -145,8 +146,9 @@ def save_checkpoint(run_dir: Path, step: int, model: nn.Module, state: dict, kee
     return folder / stem
 
 
-def load_checkpoint(run_dir: Path, model: nn.Module) -> dict:
-    """Load the latest checkpoint's weights into `model` and return its training state."""
+def load_checkpoint(run_dir: Path, model: nn.Module, before_load: Callable[[dict], None] | None = None) -> dict:
+    """Load the latest checkpoint's weights into `model` and return its training state. `before_load(state)` runs
+    once both files are verified, before the weights load: a phased run enters the checkpoint's phase there."""
     folder = Path(run_dir) / "checkpoints"
     latest = folder / "latest"
     if not latest.is_file():
@@ -155,6 +157,8 @@ def load_checkpoint(run_dir: Path, model: nn.Module) -> dict:
     # Read and verify both files before touching the model, so a bad pair leaves it as it was.
     tensors, metadata = read_weights_and_metadata(folder / f"{stem}.safetensors")
     state = read_state(folder / f"{stem}.state.pt", metadata.get(STATE_SHA256))
+    if before_load is not None:
+        before_load(state)
     check_fits(model, tensors, folder / f"{stem}.safetensors")
     model.load_state_dict(tensors, strict=True)
     # Temp files of a process that died mid-write are garbage now (their targets were never replaced).

@@ -11,6 +11,7 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 from rich.console import Console
@@ -73,7 +74,9 @@ def add_option(parser: argparse.ArgumentParser, option: Option) -> None:
 def add_command(commands, command: Command) -> None:
     """`command`'s subparser, generated from its declaration: the options without a group in the command's own
     section, the others (TrainConfig's) in one help section per group, in their declared order."""
-    parser = commands.add_parser(command.name, help=command.help)
+    parser = commands.add_parser(
+        command.name, help=command.help, epilog=command.epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sections: dict[str, Any] = {}  # group -> its help section (an argument group)
     for option in command.options:
         target = parser
@@ -158,28 +161,21 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace, console: Console) -> None:
-    from cnnlab.workflows.finetune import finetune
+    from cnnlab.workflows.finetune import Recipe, finetune
 
     options = recipe_options(args)  # finetune refuses those that cannot apply to it (e.g. --small-input)
     lr = options.pop("lr", None)  # on finetune, --lr is the new head's
     if lr is not None and args.head_lr is not None:
         raise CnnlabError("--lr and --head-lr both set the new head's learning rate: pass one of them")
-    results = finetune(
-        args.source,
-        freeze=args.freeze,
-        head_lr=args.head_lr or lr,
-        backbone_lr=args.backbone_lr,
-        lora_rank=args.lora_rank,
-        lora_alpha=args.lora_alpha,
-        model_name=args.model,
-        keep_head=args.keep_head,
-        overwrite=args.overwrite,
-        quiet=args.quiet,
-        **options,
-    )
+    own = {f.name: getattr(args, "model" if f.name == "model_name" else f.name) for f in fields(Recipe)}
+    own["head_lr"] = args.head_lr or lr
+    if lr is not None and args.phases is not None:
+        raise CnnlabError("--lr does not combine with --phases: each phase sets its own")
+    results = finetune(args.source, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet, **own, **options)
     console.print(
         f"{results['model']} fine-tuned on {results['dataset']} ({results['trainable_params']:,} trainable "
-        f"parameters): test accuracy {results['test_accuracy']:.2%}; wrote {results['run_dir']}",
+        f"parameters{', first phase' if results.get('phases') else ''}): test accuracy "
+        f"{results['test_accuracy']:.2%}; wrote {results['run_dir']}",
         highlight=False,
     )
 

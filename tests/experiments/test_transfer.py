@@ -50,14 +50,15 @@ def test_claims_select_one_row_each(result):
 @pytest.mark.slow
 def test_table_of_accuracy_against_trainable_parameters(result):
     res, out = result
-    assert [(r["labels_per_class"], r["method"]) for r in res.rows] == [
+    rows = [r for r in res.rows if r["method"] in TRAINABLE]  # the simple_cnn arms (the tutorial's are below)
+    assert [(r["labels_per_class"], r["method"]) for r in rows] == [
         (n, m) for n in (5, 20) for m in ("scratch", "linear probe", "fine-tune", "LoRA")
     ]
-    for row in res.rows:
+    for row in rows:
         assert row["trainable_params"] == TRAINABLE[row["method"]]
         assert 0.2 < row["test_accuracy"] <= 1.0  # above chance (20%) on the 5 target classes
     with open(out / "results.csv") as handle:
-        assert len(list(csv.DictReader(handle))) == 8
+        assert len(list(csv.DictReader(handle))) == 8 + 16  # and the tutorial's 4 arms x 2 budgets x 2 resolutions
     assert (out / "transfer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     config = json.loads((out / "config.json").read_text())["experiment"]
     assert config["labels_per_class"] == [5, 20] and config["pretrain_test_accuracy"] > 0.5

@@ -18,7 +18,12 @@ def types_of(schema: dict) -> set[str]:
 def test_openapi_lists_the_train_job_with_every_train_option_and_its_type(client):
     spec = client.get("/api/openapi.json").json()
     body = spec["paths"]["/api/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert [ref["$ref"].rsplit("/", 1)[1] for ref in body["oneOf"]] == ["TrainJob", "ExperimentJob", "ResumeJob"]
+    assert [ref["$ref"].rsplit("/", 1)[1] for ref in body["oneOf"]] == [
+        "TrainJob",
+        "ExperimentJob",
+        "FinetuneJob",
+        "ResumeJob",
+    ]
     train = spec["components"]["schemas"]["TrainJob"]
     assert train["required"] == ["model"] and train["additionalProperties"] is False
     offered = {o.name: o for o in options() if o.flag and "train" in o.commands}

@@ -43,6 +43,7 @@ from cnnlab.engine.ema import EmaHook, warn_short_horizon
 from cnnlab.engine.hooks import EpochEvent, Hook, RunEvent, StepEvent
 from cnnlab.engine.lookahead import LookaheadHook
 from cnnlab.engine.optim import ParamGroups, ProgressSchedule, create_optimizer, create_scheduler
+from cnnlab.engine.phases import Phase, phase_at
 from cnnlab.engine.progress import Progress, ProgressHook
 from cnnlab.engine.signals import TrainingInterrupted, stop_requests
 from cnnlab.errors import BatchNormBatchTooSmall, CnnlabError, NonFiniteLoss, OptionValueError
@@ -53,6 +54,7 @@ from cnnlab.models.weights import load_weights
 from cnnlab.precision import autocast, autocast_dtype, check_precision, precision_name
 from cnnlab.rundir import (
     CURVES,
+    FINETUNE,
     Results,
     RunConfig,
     RunDir,
@@ -156,6 +158,7 @@ class Job:
     params: int = 0
     macs: int = 0
     color: tuple[PixelPCA, float] | None = None  # --pca-color: the training pixels' PCA and its sigma
+    phases: tuple[Phase, ...] = ()  # none: one phase, the recipe's optimizer and lr over every epoch
 
     @property
     def total_steps(self) -> int:
@@ -181,6 +184,7 @@ class TrainState:
     train_seconds: float = 0.0
     epoch_so_far: dict | None = None  # a mid-epoch checkpoint's running sums, until its epoch resumes
     last_test: tuple | None = None  # (loss, accuracy, predictions) of the latest epoch's test pass (test_every_epoch)
+    phase: int = 0  # the index of the phase in progress (Job.phases), which its optimizer and schedule are
 
     @property
     def evaluated(self) -> nn.Module:
@@ -263,9 +267,7 @@ class Engine:
 
     def say(self, line: str) -> None:
         """A line on the run's console (beside the progress bar), unless quiet."""
-        job = self._job
-        if not job.progress.quiet:
-            (job.progress.bar.console if job.progress.bar else job.progress.console).print(line, highlight=False)
+        say(self._job, line)
 
     def add_results(self, **fields) -> None:
         """Fields for results.json, once `finish` has written it: in the returned results and the file."""
@@ -297,6 +299,7 @@ def run(
     model: nn.Module | None = None,
     param_groups: ParamGroups | None = None,
     hooks: list[Hook] | None = None,
+    phases: list[Phase] | None = None,
 ) -> dict:
     """Train `config.model` on `config.dataset`, write the run directory, and return the results dict.
 
@@ -305,13 +308,20 @@ def run(
     `config.model` still names its architecture in the run files, and `config.weights` is not applied. For
     experiments and fine-tuning (a pretrained backbone, adapters, a depth the registry has no name for).
     `param_groups`: see `optim.create_optimizer`. `hooks`: more hooks, called after the recipe's own.
+    `phases` (engine/phases.py): stretches of epochs with their own optimizer, lr and parameter groups (then
+    `param_groups`, `config.optimizer` and `config.lr` are the first phase's); their epochs add up to the run's.
+    A resumed run given `model` (fine-tuning) continues with that module, built as the run's was before its
+    first step; its checkpoint's weights are loaded into it.
     """
     started = time.perf_counter()  # a --time-budget counts from here: loading the data is part of the run
-    if resume is not None and model is not None:
-        raise CnnlabError("a run trained on a given model cannot be resumed by rebuilding it; resume without `model`")
+    if resume is not None and model is None and RunDir(resume).has(FINETUNE):
+        raise CnnlabError(f"{resume} is a fine-tuning run: resume it with cnnlab finetune --resume {resume}")
     if resume is not None:
         config = resumed_config(config, Path(resume))
     job = setup(config, data, quiet)
+    job.phases = check_phases(job.config, phases or ())
+    if job.phases:
+        param_groups = job.phases[0].param_groups
     state = build_state(job, model, param_groups, fresh=resume is None)
     engine = Engine(job, state)
     if job.config.time_budget is not None:  # before `restore`, which gives it its earlier sessions' plan
@@ -323,8 +333,53 @@ def run(
     start(job, state, list(hooks or []))
     with stop_requests() as stop:
         while state.epoch < job.config.epochs:
+            enter_phase(job, state, phase_at(job.phases, state.epoch) if job.phases else 0)
             train_one_epoch(job, state, stop)
     return finish(job, state, engine)
+
+
+def check_phases(config: TrainConfig, phases: list[Phase]) -> tuple[Phase, ...]:
+    """The phases, if they fit the recipe: their epochs add up to the run's, the first uses its optimizer and lr,
+    and no hook that keeps copies of the weights or re-plans the schedule is on (each phase has its own)."""
+    if not phases:
+        return ()
+    if sum(p.epochs for p in phases) != config.epochs:
+        total = sum(p.epochs for p in phases)
+        raise CnnlabError(f"the phases' epochs add up to {total}, not the run's {config.epochs}")
+    if (phases[0].optimizer, phases[0].lr) != (config.optimizer, config.lr):
+        raise CnnlabError("the first phase's optimizer and lr must be the recipe's (config.optimizer, config.lr)")
+    for flag, on in (("--ema", config.ema), ("--lookahead", config.lookahead), ("--time-budget", config.time_budget)):
+        if on:
+            raise CnnlabError(f"{flag} does not combine with training phases: each phase has its own optimizer")
+    return tuple(phases)
+
+
+def enter_phase(job: Job, state: TrainState, index: int, announce: bool = True) -> None:
+    """Enter the phases after the current one up to `index`: each changes the model (`Phase.enter`), then gets a
+    fresh optimizer and a schedule over its own steps. Draws no random numbers, so a resumed run that enters
+    them again trains as the uninterrupted one did."""
+    while state.phase < index:
+        state.phase += 1
+        phase = job.phases[state.phase]
+        if phase.enter is not None:
+            phase.enter(state.model)
+        config = job.config
+        state.optimizer = create_optimizer(
+            state.model, phase.optimizer, phase.lr, config.weight_decay, config.momentum, phase.param_groups
+        )
+        state.scheduler = create_scheduler(state.optimizer, config.schedule, phase.epochs * job.steps_per_epoch)
+        state.net = job.world.wrap(state.model, config.sync_bn)  # which parameters train changed: wrap anew
+        if config.compile:
+            state.net = torch.compile(state.net)
+        if announce:  # as it begins, not as `restore` re-enters the checkpoint's
+            line = f"phase {state.phase + 1} ({phase.name}): {phase.epochs} epochs, {phase.optimizer} lr {phase.lr:g}"
+            say(job, line)
+
+
+def say(job: Job, line: str) -> None:
+    """A line on the run's console (beside the progress bar), unless quiet."""
+    if not job.progress.quiet:
+        (job.progress.bar.console if job.progress.bar else job.progress.console).print(line, highlight=False)
 
 
 def resumed_config(config: TrainConfig, run_dir: Path) -> TrainConfig:
@@ -397,7 +452,8 @@ def build_state(job: Job, model: nn.Module | None, param_groups: ParamGroups | N
             warn_short_horizon(config.ema, job.total_steps)
     optimizer = create_optimizer(model, config.optimizer, config.lr, config.weight_decay, config.momentum, param_groups)
     replannable = config.time_budget is not None  # the budget's plan re-maps the schedule
-    scheduler = create_scheduler(optimizer, config.schedule, job.total_steps, replannable)
+    first_steps = job.phases[0].epochs * job.steps_per_epoch if job.phases else job.total_steps
+    scheduler = create_scheduler(optimizer, config.schedule, first_steps, replannable)
     return TrainState(
         model=model,
         net=model,
@@ -462,7 +518,10 @@ def keep_model_code(config: TrainConfig, data: ImageDataset, run: RunDir) -> Non
 def restore(job: Job, state: TrainState, run_dir: Path) -> None:
     """Load the run's latest checkpoint into `state`; a run extended to more epochs gets them in config.json."""
     job.run_dir = run_dir
-    saved = checkpoint.load_checkpoint(run_dir, state.model)
+    # The phase the checkpoint was saved in is entered first: its model changes, optimizer and schedule.
+    saved = checkpoint.load_checkpoint(
+        run_dir, state.model, lambda saved: enter_phase(job, state, saved.get("phase", 0), announce=False)
+    )
     state.optimizer.load_state_dict(saved["optimizer"])
     state.scheduler.load_state_dict(saved["scheduler"])
     torch.set_rng_state(saved["torch_rng"])
@@ -545,12 +604,19 @@ def train_one_epoch(job: Job, state: TrainState, stop: list[str]) -> None:
         if stopping:
             message = (
                 f"stopped by {stopping[0]} at epoch {state.epoch + 1}, step {state.step}; checkpoint saved; "
-                f"resume with: cnnlab train {config.model} --resume {job.run_dir}"
+                f"resume with: {resume_command(job)}"
             )
             fail(job, state, TrainingInterrupted(message, stopping[0]))
         if global_step >= planned_steps(job, state):
             break  # a time budget's plan ended mid-epoch
     end_epoch(job, state, tally)
+
+
+def resume_command(job: Job) -> str:
+    """The command that continues this run: a fine-tuned run's is finetune's (it rebuilds the prepared model)."""
+    if RunDir(job.run_dir).has(FINETUNE):
+        return f"cnnlab finetune --resume {job.run_dir}"
+    return f"cnnlab train {job.config.model} --resume {job.run_dir}"
 
 
 def epoch_tally(job: Job, state: TrainState) -> EpochTally:
@@ -651,6 +717,8 @@ def end_epoch(job: Job, state: TrainState, tally: EpochTally) -> None:
         "epoch_seconds": epoch_seconds,
         "images_per_second": seen / epoch_seconds,
     }
+    if job.phases:
+        row["phase"] = state.phase + 1  # 1-based, as the curves label it
     if config.test_every_epoch:  # every process evaluates (a collective); `finish` reuses the last one
         state.last_test = evaluate_split(job, state, splits.test_images, splits.test_labels)
         row["test_loss"], row["test_accuracy"], _ = state.last_test
@@ -698,6 +766,7 @@ def save(job: Job, state: TrainState, tally: EpochTally | None = None) -> None:
         "model": config.model,
         "dataset": config.dataset,
         "epoch_so_far": so_far,
+        "phase": state.phase,
     }
     if state.scaler is not None:
         saved["scaler"] = state.scaler.state_dict()
@@ -714,8 +783,7 @@ def save(job: Job, state: TrainState, tally: EpochTally | None = None) -> None:
         except CnnlabError as error:  # e.g. a full disk: the files already there were only ever replaced whole
             raise CnnlabError(
                 f"saving the checkpoint of step {step} failed: {error}; the earlier checkpoints in "
-                f"{job.run_dir / 'checkpoints'} are intact; resume with: cnnlab train {config.model} "
-                f"--resume {job.run_dir}"
+                f"{job.run_dir / 'checkpoints'} are intact; resume with: {resume_command(job)}"
             ) from None
 
     world.on_main(write)
@@ -796,4 +864,5 @@ def write_files(job: Job, state: TrainState, engine: Engine) -> None:
         metadata={"model": config.model, "dataset": data.name},
     )
     RunDir(run_dir).write_results(engine.results)
-    plot_curves(state.metrics, RunDir(run_dir).file(CURVES), title=f"{config.model} on {data.name}")
+    names = [phase.name for phase in job.phases]
+    plot_curves(state.metrics, RunDir(run_dir).file(CURVES), title=f"{config.model} on {data.name}", phase_names=names)

@@ -21,11 +21,13 @@ import torch
 from torch import nn
 
 from cnnlab.data import ImageDataset, load_dataset
-from cnnlab.data.dataset import stratified_indices
 from cnnlab.engine import trainer
 from cnnlab.engine.config import TrainConfig, resolve
+from cnnlab.errors import CnnlabError
 from cnnlab.experiments import register_experiment
+from cnnlab.experiments import transfer_tutorial as tutorial
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult
+from cnnlab.experiments.transfer_data import class_subset, few_labels
 from cnnlab.measure import count_params
 from cnnlab.registry import create_model
 from cnnlab.repeats import Claim
@@ -40,46 +42,6 @@ METHODS = ("scratch", "linear probe", "fine-tune", "LoRA")
 COLUMNS = ["labels_per_class", "method", "trainable_params", "test_accuracy", "epochs", "batch_size"]
 
 
-def class_subset(data: ImageDataset, classes: tuple[int, ...], name: str) -> ImageDataset:
-    """The images of `classes`, relabelled 0..len(classes)-1; normalised with the whole dataset's mean and std, so
-    the source and target tasks share one preprocessing, as a pretrained model's users do."""
-    lookup = torch.full((int(data.train_labels.max()) + 1,), -1, dtype=torch.long)
-    lookup[list(classes)] = torch.arange(len(classes))
-
-    def select(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        keep = lookup[labels] >= 0
-        return images[keep], lookup[labels[keep]]
-
-    return ImageDataset(
-        name,
-        *select(data.train_images, data.train_labels),
-        *select(data.test_images, data.test_labels),
-        [data.classes[c] for c in classes],
-        mean=data.mean,
-        std=data.std,
-        hflip=data.hflip,
-    )
-
-
-def few_labels(data: ImageDataset, per_class: int, seed: int) -> ImageDataset:
-    """`per_class` training images of each class (a seeded stratified draw); the test split stays whole."""
-    fraction = per_class * data.num_classes / len(data.train_labels)
-    if fraction >= 1:
-        raise ValueError(f"{data.name} has fewer than {per_class} training images per class")
-    _, chosen = stratified_indices(data.train_labels, fraction, seed)
-    return ImageDataset(
-        f"{data.name}, {per_class}/class",
-        data.train_images[chosen],
-        data.train_labels[chosen],
-        data.test_images,
-        data.test_labels,
-        list(data.classes),
-        mean=data.mean,
-        std=data.std,
-        hflip=data.hflip,
-    )
-
-
 def prepared(method: str, pretrained: nn.Module, num_classes: int, in_chans: int, rank: int) -> nn.Module:
     if method == "scratch":
         return create_model(BACKBONE, num_classes=num_classes, in_chans=in_chans)
@@ -91,19 +53,23 @@ def prepared(method: str, pretrained: nn.Module, num_classes: int, in_chans: int
     return prepare_for_finetuning(model, num_classes, freeze="backbone", lora_rank=rank)
 
 
-def plot_accuracy(rows: list[dict], path, title: str) -> None:
+def plot_accuracy(rows: list[dict], path, title: str, methods: tuple[str, ...] = METHODS) -> None:
+    """Test accuracy against labels per class, one line per method (and resolution, where rows name several)."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for method in METHODS:
-        points = [(r["labels_per_class"], 100 * r["test_accuracy"]) for r in rows if r["method"] == method]
-        params = next(r["trainable_params"] for r in rows if r["method"] == method)
-        ax.plot(*zip(*points), "o-", label=f"{method} ({params:,} trainable)")
+    resolutions = sorted({r.get("resolution") for r in rows if r["method"] in methods}, key=str, reverse=True)
+    for resolution in resolutions:
+        for method in methods:
+            at = [r for r in rows if r["method"] == method and r.get("resolution") == resolution]
+            points = [(r["labels_per_class"], 100 * r["test_accuracy"]) for r in at]
+            where = f", {resolution}px" if len(resolutions) > 1 else ""
+            ax.plot(*zip(*points), "o-", label=f"{method}{where} ({at[0]['trainable_params']:,} trainable)")
     ax.set_xscale("log")
     counts = sorted({r["labels_per_class"] for r in rows})
     ax.set_xticks(counts, [str(n) for n in counts])
     ax.minorticks_off()
     ax.set(xlabel="labelled images per class", ylabel="test accuracy (%)", title=title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -204,9 +170,14 @@ def claims(labels: tuple[int, ...]) -> list[Claim]:
 
 
 @register_experiment(
-    "transfer", help="pretrain on classes 0-4, learn 5-9 from few labels: scratch, probe, fine-tune, LoRA"
+    "transfer",
+    help="pretrain on classes 0-4, learn 5-9 from few labels: scratch, probe, fine-tune, LoRA, and the tutorial's "
+    "MobileNetV3-Small recipe (whole head, two phases; --weights FILE: on your imagefolder data)",
+    accepts=("weights",),
 )
 def run(options: ExperimentOptions) -> ExperimentResult:
+    if options.weights:
+        return run_with_weights(options)
     dataset = options.dataset_or_default()
     data = load_dataset(dataset, options.data_dir)
     source = class_subset(data, SOURCE_CLASSES, f"{data.name} classes 0-4")
@@ -228,15 +199,21 @@ def run(options: ExperimentOptions) -> ExperimentResult:
     )
     pretrain = trainer.run(config, overwrite=True, quiet=True, data=source, model=pretrained)
 
-    rows = few_label_runs(options, target, pretrained, recipe, labels, steps, rank)
+    rows = [
+        {"resolution": data.image_size, **row}
+        for row in few_label_runs(options, target, pretrained, recipe, labels, steps, rank)
+    ]
     plot_accuracy(rows, options.out / "transfer.png", f"{data.name} classes 5-9 after pretraining on 0-4")
+    mobilenet = tutorial.pretrained_here(options, source, pretrain_epochs)
+    extra = tutorial.tutorial_rows(options, mobilenet, target, data.image_size)
+    plot_accuracy(extra, options.out / "transfer-tutorial.png", f"{tutorial.MODEL}, {data.name} 5-9", tutorial.ARMS)
     return ExperimentResult(
         title=f"Transfer: {BACKBONE} pretrained on {data.name} classes 0-4, classes 5-9 from few labels",
-        columns=COLUMNS,
-        rows=rows,
-        findings=findings(rows, pretrain["test_accuracy"], labels, rank),
+        columns=tutorial.COLUMNS,
+        rows=rows + extra,
+        findings=findings(rows, pretrain["test_accuracy"], labels, rank) + tutorial.summary(extra),
         claims=claims(labels),
-        plots=["transfer.png"],
+        plots=["transfer.png", "transfer-tutorial.png"],
         config={
             "backbone": BACKBONE,
             "dataset": data.name,
@@ -251,5 +228,26 @@ def run(options: ExperimentOptions) -> ExperimentResult:
             "optimizer": recipe.optimizer,
             "fine_tune_backbone_lr": recipe.lr * 0.1,
             "seed": options.seed,
+            **tutorial.recipe_config(options),
         },
+    )
+
+
+def run_with_weights(options: ExperimentOptions) -> ExperimentResult:
+    """--weights: the tutorial's exact setup, a torchvision MobileNetV3-Small on every class of the dataset."""
+    if options.epochs is not None:  # without --weights it sets the pretraining's; here nothing is pretrained
+        raise CnnlabError(
+            f"--epochs does not apply to transfer --weights: its arms train the tutorial's {tutorial.HEAD_EPOCHS} + "
+            f"{tutorial.ALL_EPOCHS} epochs ({tutorial.QUICK_EPOCHS[0]} + {tutorial.QUICK_EPOCHS[1]} with --quick)"
+        )
+    pretrained, data, side = tutorial.weights_source(options)
+    rows = tutorial.tutorial_rows(options, pretrained, data, side)
+    plot_accuracy(rows, options.out / "transfer-tutorial.png", f"{tutorial.MODEL} on {data.name}", tutorial.ARMS)
+    return ExperimentResult(
+        title=f"Transfer as the tutorials do it: {tutorial.MODEL} ({options.weights}) on {data.name}",
+        columns=tutorial.COLUMNS,
+        rows=rows,
+        findings=tutorial.summary(rows),
+        plots=["transfer-tutorial.png"],
+        config={"dataset": data.name, "weights": str(options.weights), **tutorial.recipe_config(options)},
     )

@@ -1,7 +1,8 @@
 """The typed bodies of POST /api/jobs, generated from the option declarations with `pydantic.create_model`.
 
 `TrainJob` has one field per Train-form option (TrainConfig's declarations, as `options.form_fields` lists them),
-`ExperimentJob` one per experiment option a job may set (cnnlab.options.commands), `ResumeJob` the run to continue.
+`ExperimentJob` one per experiment option a job may set (cnnlab.options.commands), `FinetuneJob` the run to
+fine-tune and `cnnlab finetune`'s options (FINETUNE_JOB_OPTIONS), `ResumeJob` the run to continue.
 They document the API (OpenAPI at /api/openapi.json, read at /api/docs) and hold a job's values once the lab's own
 checks (`options.check_form`, `options.check_experiment`) have passed them: the job's argv is built from the model.
 The checks run first so that a refusal keeps the form's words and the {"error", "field"} shape.
@@ -82,6 +83,37 @@ def experiment_job() -> type[BaseModel]:
     return _model("ExperimentJob", doc, fields)
 
 
+# The `cnnlab finetune` options a lab job may set ("fine-tune this run"): the source is the run named by the job.
+FINETUNE_JOB_OPTIONS = (
+    "dataset",
+    "epochs",
+    "batch_size",
+    "seed",
+    "train_subset",
+    "head",
+    "phases",
+    "freeze",
+    "bn_stats",
+    "head_lr",
+    "backbone_lr",
+    "lora_rank",
+    "lora_alpha",
+    "keep_head",
+)
+
+
+FINETUNE_FORM = ("dataset", "head", "phases", "lora_rank")  # the run page's form; the API takes all of the above
+
+
+@functools.cache
+def finetune_job() -> type[BaseModel]:
+    """A fine-tuning job: the run to start from (`finetune`) and the `cnnlab finetune` options it sets."""
+    declared = command("finetune")
+    fields: dict = {"finetune": (str, Field(description="the run (its folder under the runs root) to fine-tune"))}
+    fields |= {name: _field(declared.option(name), declared.option(name).default) for name in FINETUNE_JOB_OPTIONS}
+    return _model("FinetuneJob", "Fine-tune run `finetune` on a dataset, as `cnnlab finetune RUN` would.", fields)
+
+
 @functools.cache
 def resume_job() -> type[BaseModel]:
     fields = {"resume": (str, Field(description="the run (its folder under the runs root) to continue"))}
@@ -89,11 +121,11 @@ def resume_job() -> type[BaseModel]:
 
 
 def job_models() -> tuple[type[BaseModel], ...]:
-    return train_job(), experiment_job(), resume_job()
+    return train_job(), experiment_job(), finetune_job(), resume_job()
 
 
 def openapi_body() -> dict:
-    """POST /api/jobs's requestBody for OpenAPI: one of the three models (their schemas: `schemas`)."""
+    """POST /api/jobs's requestBody for OpenAPI: one of the job models (their schemas: `schemas`)."""
     refs = [{"$ref": f"#/components/schemas/{model.__name__}"} for model in job_models()]
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": refs}}}}}
 

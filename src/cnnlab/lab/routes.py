@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import json
 import re
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.lab import follow, networks, options, predict, requests, views, widgets
 from cnnlab.lab.security import LabRequestError, safe_path
 from cnnlab.options.commands import command
+from cnnlab.rundir import FINETUNE
 
 router = APIRouter(prefix="/api")
 SSE_INTERVAL = 0.5  # seconds between checks of a job's files
@@ -81,6 +83,27 @@ def train_options(request: Request):
         "fields": [vars(f) for f in options.form_fields()],
         "datasets": options.datasets(_root(request)),
         "defaults": options.dataset_defaults(),
+    }
+
+
+@router.get("/finetune/options")
+def finetune_options(request: Request):
+    """The run page's "Fine-tune this run" form: the fields a FinetuneJob sets there, from their declarations."""
+    declared = command("finetune")
+    fields = [declared.option(name) for name in requests.FINETUNE_FORM]
+    return {
+        "fields": [
+            {
+                "name": o.name,
+                "label": options.label(o.name),
+                "help": o.help,
+                "choices": list(o.choices or ()),
+                "kind": "int" if o.type is int else "str",
+                "default": o.default,
+            }
+            for o in fields
+        ],  # fmt: skip
+        "datasets": options.datasets(_root(request)),
     }
 
 
@@ -186,7 +209,11 @@ def _submit(request: Request, body: dict) -> dict:
         store.refuse_busy(path)
         if not (path / "checkpoints").is_dir():
             raise LabRequestError(f"run '{body['resume']}' has no checkpoint to resume from", 409)
-        record = store.submit("train", ["train", model, "--resume", str(path)], path, label=f"resume {model}")
+        # A fine-tuned run rebuilds its prepared model from finetune.json: finetune resumes it, train would refuse.
+        argv = ["finetune", "--resume", str(path)] if run.has(FINETUNE) else ["train", model, "--resume", str(path)]
+        record = store.submit("train", argv, path, label=f"resume {model}")
+    elif "finetune" in body:
+        record = _submit_finetune(root, store, body)
     elif "experiment" in body:
         options.check_experiment(body)  # the Experiments page's words, before anything is reserved
         name = str(body["experiment"])
@@ -202,6 +229,43 @@ def _submit(request: Request, body: dict) -> dict:
             argv = command("train").argv({**values, "out": str(out)})
             record = store.submit("train", argv, out, label=f"{body['model']} on {dataset}")
     return {"id": record["id"], "run": record["run"]}
+
+
+def _submit_finetune(root: Path, store, body: dict) -> dict:
+    """A "fine-tune this run" job: `cnnlab finetune RUN` with the job's options (checked against their
+    declarations), into a new folder named after the source run and the dataset."""
+    source = views.training_run(root, str(body["finetune"]))
+    given = {key: value for key, value in body.items() if value not in (None, "")}
+    command("finetune").check_keywords(given, ["finetune", *requests.FINETUNE_JOB_OPTIONS])
+    if "dataset" in given:
+        given["dataset"] = options.confined_dataset(given["dataset"], root)
+    values = requests.validated(requests.finetune_job(), given)
+    del values["finetune"]
+    for name, value in values.items():
+        _check_field(name, value)
+    from cnnlab.workflows.finetune import Recipe  # torch: loaded by the first fine-tuning job, not the server
+
+    own = {f.name for f in fields(Recipe)}
+    Recipe(**{k: v for k, v in values.items() if k in own}).check({k: v for k, v in values.items() if k not in own})
+    dataset = str(values.get("dataset") or "digits")
+    with _reserved_run_dir(root, f"{source.path.name}-finetuned", dataset) as out:
+        argv = command("finetune").argv({"source": str(source.path), **values, "out": str(out)})
+        return store.submit("finetune", argv, out, label=f"fine-tune {body['finetune']} on {dataset}")
+
+
+def _check_field(name: str, value) -> None:
+    """FieldError (the field named) for a value `cnnlab finetune`'s flag would refuse: its parser's or its number
+    check's words."""
+    option = command("finetune").option(name)
+    try:
+        if option.check is not None and not isinstance(value, str):
+            option.check.validate(option.flag or name, value)
+        elif option.type is str:
+            option.parse(str(value))
+    except CnnlabError as error:
+        raise options.FieldError(name, f"{options.label(name)}: {error}.") from None
+    if option.choices and value not in option.choices:
+        raise options.FieldError(name, f"{options.label(name)} must be one of: {', '.join(option.choices)}.")
 
 
 def _experiment_args(body: dict, root: Path, out: Path, offered: networks.Networks | None = None) -> list[str]:

@@ -337,3 +337,13 @@ def build_layer_spec(spec: str, in_chans: int) -> nn.Sequential:
     if not len(model):
         raise CnnlabError(f"empty layer spec; layers are: {GRAMMAR}, separated by ';'")
     return model
+
+
+def build_head_spec(spec: str, features: int) -> tuple[nn.Sequential, int]:
+    """The layers of a spec applied to a vector of `features` pooled features (a classifier head: fc, activations,
+    dropout, bn; no conv or pool, the map is already pooled), and the width they end with."""
+    state = _State(features, flattened=True, features=features)
+    layers = _Builder(spec).sequence(spec, state)
+    if not len(layers):
+        raise CnnlabError(f"empty layer spec; layers are: {GRAMMAR}, separated by ';'")
+    return layers, state.features

@@ -139,7 +139,8 @@ def create_model(
     LeNet-5 at 28 or 32); for the others it is ignored, since a global pool makes them size-agnostic.
     `weights`: a local torchvision-style checkpoint (.pth/.pt state dict or .safetensors) to load, see
     `cnnlab.models.weights.load_weights`; another `in_chans` adapts its first conv, another `num_classes`
-    keeps a fresh head.
+    keeps a fresh head. `head="linear"` or a layer spec: the whole classifier replaced
+    (`ImageClassifier.replace_head`), as a fine-tuned run with `--head` records it in its model_kwargs.
     """
     info = model_info(name)
     if num_classes is not None:
@@ -152,7 +153,10 @@ def create_model(
         kwargs["in_chans"] = int(in_chans)
     if input_size is not None and info.sized_head:
         kwargs["input_size"] = int(input_size)
+    head = kwargs.pop("head", None)  # a fine-tuned run's whole new classifier (ImageClassifier.replace_head)
     model = info.builder(**kwargs)
+    if head is not None:
+        model.replace_head(head)
     if weights is not None:
         from cnnlab.models.weights import load_weights
 

@@ -27,6 +27,7 @@ from cnnlab.errors import CnnlabError
 
 class ImageClassifier(nn.Module):
     classifier_path: str = "fc"  # dotted path of the final nn.Linear
+    head_path: str | None = None  # after `replace_head`: the whole new classifier (its hidden layers and final linear)
     stage_names: tuple[str, ...] = ()  # attributes whose outputs are the feature maps, shallow to deep
     model_name: str | None = None  # the registered name (set by the registry's builders), for messages
 
@@ -85,6 +86,21 @@ class ImageClassifier(nn.Module):
         setattr(parent, attr, new.to(device=old.weight.device, dtype=old.weight.dtype))
         self.num_classes = num_classes
 
+    def replace_head(self, head: str, num_classes: int | None = None) -> None:
+        """Replace the WHOLE classifier (the module holding the final linear layer: `classifier` for the mobile
+        nets, VGG and AlexNet, `fc` where that is one layer) by `head`: "linear", one nn.Linear from the
+        classifier's input width (576 for mobilenet_v3_small), as the transfer-learning tutorials do; or a layer
+        spec (cnnlab/measure/spec.py: fc, activations, dropout, bn) on that input, then a Linear to the classes.
+        CnnlabError for a family whose forward reads its classifier's layers by position (ConvNeXt) or whose
+        classifier has no linear layer (SqueezeNet): those keep `reset_classifier`."""
+        top = self.classifier_path.split(".")[0]
+        new = whole_head(self, top, head, num_classes or self.num_classes)
+        check_head_runs(self, top, new, head)
+        setattr(self, top, new)
+        self.classifier_path = f"{top}.out"  # an instance attribute: get_classifier finds the new final linear
+        self.head_path = top
+        self.num_classes = new.out.out_features
+
     def adapt_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Map a torchvision checkpoint's keys onto this model's. The identity for families whose parameter
         names mirror torchvision's; a family whose names differ overrides it (and says so in its file)."""
@@ -93,6 +109,48 @@ class ImageClassifier(nn.Module):
     def stages(self) -> list[nn.Module]:
         # Dotted names reach into containers such as torchvision's `features` Sequential.
         return [self.get_submodule(name) for name in self.stage_names]
+
+
+def whole_head(model: ImageClassifier, top: str, head: str, num_classes: int) -> nn.Sequential:
+    """`head` ("linear" or a layer spec) as an nn.Sequential ending in a Linear named `out`, its input the width
+    of the first linear layer of `model`'s module `top`, on that module's device and dtype."""
+    from cnnlab.measure.spec import build_head_spec  # the design language builds on torch alone; no cycle
+
+    old = model.get_submodule(top)
+    first = next((m for m in old.modules() if isinstance(m, nn.Linear)), None)
+    if first is None:
+        name = model.model_name or type(model).__name__
+        raise CnnlabError(f"{name}'s classifier has no linear layer to take its input width from; use --head last")
+    width = first.in_features
+    layers, width = (nn.Sequential(), width) if head == "linear" else build_head_spec(head, width)
+    layers.add_module("out", nn.Linear(width, num_classes))
+    return layers.to(device=first.weight.device, dtype=first.weight.dtype)
+
+
+_heads_that_run: set[tuple[type, str, str]] = set()  # (family, module, head's repr) probed and found to run
+
+
+def check_head_runs(model: ImageClassifier, top: str, head: nn.Sequential, label: str) -> None:
+    """CnnlabError unless `model` with `head` in place of its module `top` still runs (probed on a meta copy, once
+    per family and head: whether the forward reads the classifier by position is the family's code)."""
+    key = (type(model), top, repr(head))
+    if key in _heads_that_run:
+        return
+    probe = meta_copy(model)
+    side = min_input_size(model)
+    setattr(probe, top, meta_copy(head))
+    probe.eval()
+    x = torch.zeros(2, model.in_chans, side, side, device="meta")
+    try:
+        probe.forward_head(probe.forward_features(x))
+    # Any failure here is the family's forward reading the old classifier's layers by position or by name.
+    except (RuntimeError, IndexError, TypeError, AttributeError, ValueError) as error:
+        name = model.model_name or type(model).__name__
+        raise CnnlabError(
+            f"--head {label} cannot replace {name}'s whole classifier ({type(error).__name__}: its forward reads "
+            "the old classifier's layers); use --head last"
+        ) from None
+    _heads_that_run.add(key)
 
 
 _LARGEST_PROBE = 1024  # sides are probed by doubling up to here, then by binary search

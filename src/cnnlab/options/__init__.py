@@ -156,6 +156,7 @@ class Command:
     help: str
     options: tuple[Option, ...]
     kind: str = "option"  # how an unknown keyword is named: "unknown <kind> 'x'"
+    epilog: str | None = None  # --help's closing text (lines kept as written): a recipe, what differs from a tutorial
 
     def option(self, name: str) -> Option:
         for candidate in self.options:

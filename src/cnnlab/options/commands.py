@@ -18,12 +18,12 @@ Nothing else is edited by hand: the flags, --help, the keyword checks and (for a
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from cnnlab.engine import config as recipe
 from cnnlab.errors import CnnlabError, unknown_name_error
 from cnnlab.inference.runtime import RUNTIMES
-from cnnlab.options import Command, Option, parse_duration, positive, positive_int
+from cnnlab.options import Command, Option, parse_duration, parse_number, positive, positive_int
 from cnnlab.repeats import parse_seeds
 from cnnlab.visualization.options import SHOWS
 
@@ -125,10 +125,84 @@ def _compare() -> Command:
     )
 
 
+# ------------------------------------------------------------------------------------------------ fine-tuning
+PHASE_TRAINS = ("head", "all")  # what a fine-tuning phase trains: the new head on a frozen backbone, or everything
+BN_STATS = ("frozen", "update")
+PHASES_EXAMPLE = "head:3:adamw:1e-3,all:10:adamw:1e-5"
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    """One phase of `--phases`: what trains (PHASE_TRAINS), for how many epochs, with which optimizer and lr."""
+
+    trains: str
+    epochs: int
+    optimizer: str
+    lr: float
+
+
+def parse_phases(text: str) -> tuple[PhaseSpec, ...]:
+    """ "head:3:adamw:1e-3,all:10:adamw:1e-5" -> two PhaseSpecs; CnnlabError (one line) for anything else."""
+    phases = []
+    for part in text.split(","):
+        fields = [f.strip() for f in part.split(":")]
+        problem = f"a phase is TRAINS:EPOCHS:OPTIMIZER:LR such as {PHASES_EXAMPLE.split(',')[0]}, got '{part}'"
+        if len(fields) != 4:
+            raise CnnlabError(problem)
+        trains, epochs, optimizer, lr = fields
+        if trains not in PHASE_TRAINS:
+            raise CnnlabError(f"a phase trains {' or '.join(PHASE_TRAINS)}, got '{trains}' in '{part}'")
+        if optimizer not in recipe.OPTIMIZERS:
+            raise CnnlabError(f"a phase's optimizer is {' or '.join(recipe.OPTIMIZERS)}, got '{optimizer}'")
+        phases.append(
+            PhaseSpec(
+                trains, int(parse_number(epochs, int, positive_int)), optimizer, parse_number(lr, float, positive)
+            )
+        )
+    return tuple(phases)
+
+
+def phases_text(text: str) -> str:
+    """`--phases`'s value, checked (`parse_phases`) and kept as text: the CLI, the lab and finetune.json alike."""
+    parse_phases(text)
+    return text
+
+
 def _finetune() -> Command:
     own = (
         Option("model", help="the architecture in a weights file (default: read from its file name)", flag="--model"),
-        Option("freeze", default="none", help="backbone (a linear probe, or LoRA only) or none", flag="--freeze"),
+        Option(
+            "freeze",
+            default="none",
+            choices=("none", "backbone"),
+            help="backbone (a linear probe, or LoRA only) or none; with --phases each phase says what trains",
+            flag="--freeze",
+        ),
+        Option(
+            "head",
+            default="last",
+            metavar="last|linear|SPEC",
+            help="last: a new final linear layer only (the source's hidden head layers kept, e.g. mobilenet_v3_small's "
+            "576->1024 linear); linear: the WHOLE classifier replaced by one linear from the pooled features, as the "
+            "tutorials do (576 -> classes: 5,770 parameters for 10); SPEC: layer-spec layers on the pooled features "
+            "('fc 256; relu; dropout 0.2'), then a linear to the classes",
+        ),
+        Option(
+            "phases",
+            parser=phases_text,
+            metavar="TRAINS:EPOCHS:OPT:LR,...",
+            help=f"train in phases, in one run: '{PHASES_EXAMPLE}' trains the head alone (backbone frozen) 3 epochs "
+            "at adamw 1e-3, then everything 10 epochs at 1e-5, each phase with a fresh optimizer and its own "
+            "--schedule; replaces --epochs, --optimizer, --lr and --freeze. The tutorial's Adam is adamw with "
+            "--weight-decay 0 (and its constant lr --schedule constant)",
+        ),
+        Option(
+            "bn_stats",
+            choices=BN_STATS,
+            help="batch-norm statistics under a frozen backbone (--freeze backbone, or a head phase): frozen "
+            "(default) normalises with the pretrained statistics and never changes them, so the head trains on fixed "
+            "features; update lets every batch move them, as the tutorial's model.train() does",
+        ),
         Option("head_lr", float, help="peak lr of the new head (default: the dataset's lr)", check=positive),
         Option("backbone_lr", float, help="peak lr of the backbone (default: head lr / 10)", check=positive),
         Option("lora_rank", int, help="wrap the backbone's convs in LoRA adapters of this rank", check=positive_int),
@@ -137,8 +211,14 @@ def _finetune() -> Command:
             "keep_head",
             bool,
             False,
-            "continue with the source's trained head (same class count) instead of a new one: "
-            "phase 2 of head-first, then-unfreeze fine-tuning",
+            "continue with the source's trained head (same class count) instead of a new one (--phases does both "
+            "phases of head-first, then-unfreeze fine-tuning in one run)",
+        ),
+        Option(
+            "resume",
+            metavar="RUN_DIR",
+            help="continue an interrupted fine-tuning run from its last checkpoint (its source and recipe are in "
+            "RUN_DIR/finetune.json; SOURCE may be left out), across a phase boundary too",
         ),
     )
     return Command(
@@ -149,6 +229,7 @@ def _finetune() -> Command:
                 "source",
                 metavar="RUN_DIR_OR_WEIGHTS",
                 positional=True,
+                nargs="?",
                 help="a cnnlab run directory, or a torchvision .pth/.pt (read weights-only) or .safetensors file",
             ),
             *recipe_options("finetune"),
@@ -157,7 +238,26 @@ def _finetune() -> Command:
             *(_flagged(o) for o in own),
         ),
         kind="training option",
+        epilog=FINETUNE_TUTORIAL,
     )
+
+
+FINETUNE_TUTORIAL = """\
+the transfer-learning tutorial's recipe (MobileNetV3-Small, its whole classifier replaced by Linear(576, 10), the
+head alone 3 epochs at Adam 1e-3, then everything 10 epochs at 1e-5), in one run:
+  cnnlab finetune mobilenet_v3_small-047dcff4.pth --dataset imagefolder:PATH --image-size 224 --head linear \\
+    --phases head:3:adamw:1e-3,all:10:adamw:1e-5 --bn-stats update --weight-decay 0 --schedule constant \\
+    --no-augment --val-fraction 0 --precision fp32
+what still differs from the tutorial's code:
+  - Adam is AdamW at --weight-decay 0: the same update (cnnlab's default decay, 5e-4, is decoupled, not Adam's L2)
+  - images are normalised with the dataset's own per-channel mean and std, not ImageNet's
+  - the new head's initial weights are another random draw (the same nn.Linear initialisation)
+  - --image-size resizes imagefolder images once, as they load; a built-in set (cifar10) keeps its own 32 px, so
+    the network sees 32x32 inputs, not 32x32 resized to 224 (experiment transfer --weights resizes it)
+  - the test split is evaluated once, at the end (--test-every-epoch: after every epoch too)
+  - without the flags above: a onecycle schedule per phase, augmentation, a 10% validation hold-out, frozen BN
+    statistics under the frozen backbone, and bf16 autocast where the CPU has it
+(docs/experiments.md, transfer: the same recipe measured at 10, 100 and all labels, at 224 and 56 pixels)"""
 
 
 def _flagged(option: Option) -> Option:
@@ -231,7 +331,9 @@ def _experiment() -> Command:
                 "weights",
                 flag="--weights",
                 metavar="PATH",
-                help="lesion: a torchvision ImageNet checkpoint for --model",
+                help="lesion: a torchvision ImageNet checkpoint for --model; transfer: a torchvision "
+                "mobilenet_v3_small state dict (.pth read weights-only, or .safetensors), fine-tuned as the tutorials "
+                "do on --dataset (imagefolder:PATH), at 224px and at a quarter of that",
             ),
         ),
         kind="experiment option",

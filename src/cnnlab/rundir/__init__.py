@@ -13,11 +13,12 @@ here; no other module opens these files by name (tests/test_structure.py checks)
 from cnnlab.rundir.experiment import ExperimentFolder, SweepFolder, find_sweeps
 from cnnlab.rundir.jobs import read_job, read_jobs, write_job
 from cnnlab.rundir.lrfind import LrFindFolder
-from cnnlab.rundir.metrics import METRIC_COLUMNS, TEST_COLUMNS, append_event, read_events
+from cnnlab.rundir.metrics import METRIC_COLUMNS, PHASE_COLUMNS, TEST_COLUMNS, append_event, read_events
 from cnnlab.rundir.run import (
     CONFIG,
     CURVES,
     EVALUATION,
+    FINETUNE,
     METRICS,
     MODEL_SOURCE,
     PROGRESS,
@@ -35,14 +36,25 @@ from cnnlab.rundir.run import (
     prepare_run_dir,
     versions,
 )
-from cnnlab.rundir.schemas import DataInfo, Evaluation, ExperimentConfig, JobRecord, Results, RunConfig, SweepSpec
+from cnnlab.rundir.schemas import (
+    DataInfo,
+    Evaluation,
+    ExperimentConfig,
+    FinetuneRecord,
+    JobRecord,
+    Results,
+    RunConfig,
+    SweepSpec,
+)
 
 __all__ = [
     "CONFIG",
     "CURVES",
     "EVALUATION",
+    "FINETUNE",
     "METRICS",
     "METRIC_COLUMNS",
+    "PHASE_COLUMNS",
     "MODEL_SOURCE",
     "PROGRESS",
     "RESULTS",
@@ -53,6 +65,7 @@ __all__ = [
     "Evaluation",
     "ExperimentConfig",
     "ExperimentFolder",
+    "FinetuneRecord",
     "JobRecord",
     "LrFindFolder",
     "Results",

@@ -22,6 +22,7 @@ METRIC_COLUMNS = (
     "images_per_second",
 )
 TEST_COLUMNS = ("test_loss", "test_accuracy")  # per-epoch columns of runs with test_every_epoch
+PHASE_COLUMNS = ("phase",)  # a phased run's (engine/phases.py): the epoch's phase, 1-based
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -51,8 +52,10 @@ def read_metrics(path: Path) -> list[dict]:
 
 
 def write_metrics(path: Path, rows: list[dict]) -> None:
-    """The rows as metrics.csv, atomically: METRIC_COLUMNS, plus TEST_COLUMNS when the rows hold test numbers."""
+    """The rows as metrics.csv, atomically: METRIC_COLUMNS, plus TEST_COLUMNS when the rows hold test numbers
+    and PHASE_COLUMNS when they hold phases."""
     columns = METRIC_COLUMNS + (TEST_COLUMNS if rows and "test_accuracy" in rows[0] else ())
+    columns += PHASE_COLUMNS if rows and "phase" in rows[0] else ()
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
     writer.writeheader()

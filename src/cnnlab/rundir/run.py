@@ -6,6 +6,7 @@ read and written here alone.
     RUN_DIR/results.json      Results: how the run ended (written at the end, or when it fails or is stopped)
     RUN_DIR/eval.json         Evaluation: `cnnlab eval`'s numbers (with confusion.png)
     RUN_DIR/progress.jsonl    the trainer's events, for the lab (CNNLAB_PROGRESS_FILE)
+    RUN_DIR/finetune.json     FinetuneRecord: a fine-tuned run's source and recipe (cnnlab finetune)
     RUN_DIR/model_source.py   a network in code: a copy of its source, which eval, predict, export... rebuild from
     RUN_DIR/checkpoints/      see cnnlab/checkpoint.py; model.safetensors and curves.png at the end
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 from cnnlab import reporting
 from cnnlab.errors import CnnlabError, NotARunDirectory, RunFileError, RunFileMissing
 from cnnlab.rundir import metrics, storage
-from cnnlab.rundir.schemas import DataInfo, Evaluation, Results, RunConfig
+from cnnlab.rundir.schemas import DataInfo, Evaluation, FinetuneRecord, Results, RunConfig
 
 CONFIG = "config.json"
 RESULTS = "results.json"
@@ -31,7 +32,8 @@ EVALUATION = "eval.json"
 WEIGHTS = "model.safetensors"
 MODEL_SOURCE = "model_source.py"
 CURVES = "curves.png"
-RUN_FILES = (CONFIG, METRICS, RESULTS, WEIGHTS, CURVES, EVALUATION, "confusion.png", MODEL_SOURCE)
+FINETUNE = "finetune.json"
+RUN_FILES = (CONFIG, METRICS, RESULTS, WEIGHTS, CURVES, EVALUATION, "confusion.png", MODEL_SOURCE, FINETUNE)
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,13 @@ class RunDir:
         path = self.path / EVALUATION
         evaluation = evaluation if isinstance(evaluation, Evaluation) else Evaluation.from_dict(evaluation, path)
         storage.write_object(path, evaluation.to_dict())
+
+    def read_finetune(self) -> FinetuneRecord:
+        path = self.path / FINETUNE
+        return FinetuneRecord.from_dict(storage.read_object(path), path)
+
+    def write_finetune(self, record: FinetuneRecord) -> None:
+        storage.write_object(self.path / FINETUNE, record.to_dict())
 
     def read_events(self) -> list[dict]:
         return metrics.read_events(self.path / PROGRESS)

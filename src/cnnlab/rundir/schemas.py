@@ -143,6 +143,28 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class FinetuneRecord:
+    """finetune.json: how a fine-tuned run was made, written as it starts (a resumed run rebuilds its model from
+    it): the `source` run or weights file, the trainable parameter count, and the recipe's own options (`freeze`,
+    `head`, `phases`, `bn_stats`, the learning rates, LoRA's rank, ...) in `values`."""
+
+    source: str
+    trainable_params: int
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    NAMED = ("source", "trainable_params")
+
+    @classmethod
+    def from_dict(cls, data: Mapping, source: object = "finetune.json") -> FinetuneRecord:
+        return cls(
+            _get(data, "source", str, source), _get(data, "trainable_params", int, source), _rest(data, cls.NAMED)
+        )
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, **self.values, "trainable_params": self.trainable_params}
+
+
+@dataclass(frozen=True)
 class Results:
     """results.json: the trainer's record of how a run ended: its `model` and `dataset`, and for a completed run
     the test numbers, for a failed or interrupted one its `status`, `error` and `metrics`. A record without a

@@ -14,6 +14,8 @@ parameter group for the head and one for the rest. The result is an ordinary run
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass, fields, replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -24,13 +26,17 @@ from cnnlab import checkpoint
 from cnnlab.building import build_model
 from cnnlab.data import ImageDataset, load_dataset
 from cnnlab.engine.config import DATASET_DEFAULTS, GENERIC_DEFAULTS, TrainConfig, option_named
+from cnnlab.engine.phases import Phase
 from cnnlab.engine.trainer import run
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, ResumeConflictError
 from cnnlab.measure import count_params
+from cnnlab.models.base import ImageClassifier
+from cnnlab.options.commands import BN_STATS, PhaseSpec, parse_phases
 from cnnlab.registry import create_model, list_models
-from cnnlab.rundir import WEIGHTS, RunDir, optional
+from cnnlab.rundir import WEIGHTS, FinetuneRecord, RunDir, default_run_dir, optional, prepare_run_dir
 
 FREEZE_CHOICES = ("none", "backbone")
+HEAD_LAST = "last"  # --head's default: a new final linear layer, the rest of the source's classifier kept
 BACKBONE_LR_FACTOR = 0.1  # default backbone lr = head lr / 10: move the pretrained features less than the new head
 
 
@@ -159,29 +165,59 @@ def prepare_for_finetuning(
     lora_rank: int | None = None,
     lora_alpha: float | None = None,
     keep_head: bool = False,
+    head: str = HEAD_LAST,
+    bn_stats: str = "frozen",
 ) -> nn.Module:
-    """In place: a new `num_classes` head (`reset_classifier`), or with `keep_head` the trained one (its class
-    count must be `num_classes`: the second phase of the two-phase recipe, head first, then the whole net); then
-    `freeze="backbone"` freezes every other parameter and BN statistic, and `lora_rank` wraps the backbone's convs
-    in LoRA adapters (their own weights frozen; with freeze="none" the backbone's BN and linear layers still train)."""
+    """In place: a new `num_classes` head (`head`: "last", the final linear alone, `reset_classifier`; "linear" or a
+    layer spec, the whole classifier, `ImageClassifier.replace_head`), or with `keep_head` the trained one (its class
+    count must be `num_classes`); then `freeze="backbone"` freezes every other parameter (and, with
+    bn_stats="frozen", every BN statistic), and `lora_rank` wraps the backbone's convs in LoRA adapters (their own
+    weights frozen; with freeze="none" the backbone's BN and linear layers still train)."""
     if freeze not in FREEZE_CHOICES:
         raise CnnlabError(f"--freeze must be one of: {', '.join(FREEZE_CHOICES)}; got '{freeze}'")
+    if keep_head and head != HEAD_LAST:
+        raise CnnlabError(f"--keep-head keeps the source's head; --head {head} would build a new one: pass one")
     if not keep_head:
-        model.reset_classifier(num_classes)
+        new_head(model, num_classes, head)
     elif model.get_classifier().out_features != num_classes:
         raise CnnlabError(
             f"--keep-head needs a head of {num_classes} classes, the dataset's; the source's has "
             f"{model.get_classifier().out_features}"
         )
-    head = model.get_classifier()
-    if freeze == "backbone":
-        for param in model.parameters():
-            param.requires_grad_(False)
-        head.requires_grad_(True)
-        freeze_norm_statistics(model, skip=head)
+    set_trainable(model, "head" if freeze == "backbone" else "all", head, bn_stats)
     if lora_rank is not None:
         add_lora(model, lora_rank, lora_alpha)  # the head is an nn.Linear: never wrapped
     return model
+
+
+def new_head(model: nn.Module, num_classes: int, head: str) -> None:
+    if head == HEAD_LAST:
+        model.reset_classifier(num_classes)
+    elif isinstance(model, ImageClassifier):
+        model.replace_head(head, num_classes)
+    else:
+        raise CnnlabError(f"--head {head} replaces a zoo model's classifier; {type(model).__name__} takes --head last")
+
+
+def head_module(model: nn.Module, head: str = HEAD_LAST) -> nn.Module:
+    """What trains as the head: the final linear layer ("last"), or the whole new classifier ("linear", SPEC)."""
+    path = getattr(model, "head_path", None)
+    return model.get_submodule(path) if head != HEAD_LAST and path else model.get_classifier()
+
+
+def set_trainable(model: nn.Module, trains: str, head: str = HEAD_LAST, bn_stats: str = "frozen") -> None:
+    """`trains` "all": every parameter trains and BN statistics move. "head": the head alone trains
+    (`head_module`); the backbone's BN statistics stay frozen (FrozenStatsNorm) or, bn_stats="update", move with
+    each batch as in the tutorial's model.train(). A phase's `enter` (the trainer calls it as the phase begins)."""
+    if bn_stats not in BN_STATS:
+        raise CnnlabError(f"--bn-stats must be one of: {', '.join(BN_STATS)}; got '{bn_stats}'")
+    unfreeze_norm_statistics(model)
+    model.requires_grad_(trains == "all")
+    if trains == "head":
+        kept = head_module(model, head)
+        kept.requires_grad_(True)
+        if bn_stats == "frozen":
+            freeze_norm_statistics(model, skip=kept)
 
 
 def finalize(model: nn.Module) -> nn.Module:
@@ -191,18 +227,40 @@ def finalize(model: nn.Module) -> nn.Module:
     return model.requires_grad_(True)
 
 
-def head_and_backbone(head_lr: float, backbone_lr: float):
-    """The trainer's `param_groups` hook: the classifier at head_lr, everything else (adapters included) at
-    backbone_lr."""
+def head_and_backbone(head_lr: float, backbone_lr: float, head: str = HEAD_LAST):
+    """The trainer's `param_groups` hook: the head (`head_module`) at head_lr, everything else (adapters included)
+    at backbone_lr."""
 
     def groups(model: nn.Module) -> list[dict]:
-        head_ids = {id(p) for p in model.get_classifier().parameters()}
+        head_ids = {id(p) for p in head_module(model, head).parameters()}
         return [
             {"params": [p for p in model.parameters() if id(p) in head_ids], "lr": head_lr},
             {"params": [p for p in model.parameters() if id(p) not in head_ids], "lr": backbone_lr},
         ]
 
     return groups
+
+
+def training_phases(specs: tuple[PhaseSpec, ...], head: str, bn_stats: str) -> list[Phase]:
+    """`--phases` as the trainer's phases: each a fresh optimizer over every trainable parameter at its lr; a
+    later phase sets what trains as it begins (the first is set before the run, by `prepare_for_finetuning`)."""
+    return [
+        Phase(
+            spec.trains,
+            spec.epochs,
+            spec.optimizer,
+            spec.lr,
+            enter=partial(set_trainable, trains=spec.trains, head=head, bn_stats=bn_stats),
+        )
+        for spec in specs
+    ]
+
+
+def describe_trainable(model: nn.Module) -> str:
+    """ "5,770 trainable parameters in 2 tensors of 1,523,866" """
+    tensors = [p for p in model.parameters() if p.requires_grad]
+    total = sum(p.numel() for p in model.parameters())
+    return f"{sum(p.numel() for p in tensors):,} trainable parameters in {len(tensors)} tensors of {total:,}"
 
 
 # ------------------------------------------------------------------------------------------------- the source
@@ -269,66 +327,150 @@ def check_options(options: dict) -> None:
         option_named(name)  # a misspelt name lists the closest
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """finetune's own options (finetune.json records them): what a resumed run rebuilds its model from."""
+
+    freeze: str = "none"
+    head: str = HEAD_LAST
+    phases: str | None = None  # --phases' text (options.commands.parse_phases)
+    bn_stats: str | None = None  # None: "frozen" where a backbone is frozen
+    head_lr: float | None = None
+    backbone_lr: float | None = None
+    lora_rank: int | None = None
+    lora_alpha: float | None = None
+    keep_head: bool = False
+    model_name: str | None = None
+
+    def check(self, options: dict) -> None:
+        """CnnlabError for options that contradict each other, the TrainConfig `options` among them (every one
+        would otherwise be ignored)."""
+        if self.phases is not None:
+            for name in ("epochs", "optimizer", "lr"):
+                if name in options:
+                    raise CnnlabError(f"--{name} does not combine with --phases: each phase sets its own")
+            for flag, value in (
+                ("--freeze backbone", self.freeze != "none"),
+                ("--head-lr", self.head_lr),
+                ("--backbone-lr", self.backbone_lr),
+                ("--lora-rank", self.lora_rank),
+            ):
+                if value:
+                    raise CnnlabError(f"{flag} does not combine with --phases: each phase says what trains and its lr")
+        phases = parse_phases(self.phases) if self.phases is not None else ()
+        frozen = self.freeze == "backbone" or any(phase.trains == "head" for phase in phases)
+        if self.bn_stats is not None and not frozen:
+            raise CnnlabError("--bn-stats applies under a frozen backbone: --freeze backbone or a head phase")
+
+
 def finetune(
-    source: str | Path,
+    source: str | Path | None = None,
     dataset: str | None = None,
     *,
-    freeze: str = "none",
-    head_lr: float | None = None,
-    backbone_lr: float | None = None,
-    lora_rank: int | None = None,
-    lora_alpha: float | None = None,
-    keep_head: bool = False,
-    model_name: str | None = None,
     data: ImageDataset | None = None,
+    resume: str | Path | None = None,
     overwrite: bool = False,
     quiet: bool = False,
     **options,
 ) -> dict:
     """Fine-tune the model in `source` (run dir or weights file) on `dataset`; returns the trainer's results plus
-    "trainable_params", "freeze", "head_lr", "backbone_lr", "lora_rank" and "source" (also in finetune.json).
+    finetune.json's record ("source", "trainable_params", "head", "phases", ...).
 
-    `options` are TrainConfig fields (epochs, batch_size, optimizer, out, seed, ...). head_lr defaults to the
-    dataset's lr, backbone_lr to head_lr / 10. With freeze="backbone" the backbone's lr applies to LoRA adapters only.
-    `keep_head` continues with the source's trained head (same class count, its outputs taken as the dataset's
-    classes in order) instead of a new one.
+    `options` are finetune's own (`Recipe`: freeze, head, phases, bn_stats, head_lr, backbone_lr, lora_rank,
+    lora_alpha, keep_head, model_name) and TrainConfig fields (epochs, batch_size, optimizer, out, seed, ...).
+    head_lr defaults to the dataset's lr, backbone_lr to head_lr / 10. With freeze="backbone" the backbone's lr
+    applies to LoRA adapters only. `keep_head` continues with the source's trained head (same class count, its
+    outputs taken as the dataset's classes in order) instead of a new one. `phases` ("head:3:adamw:1e-3,all:10:
+    adamw:1e-5") trains in phases in this one run. `resume`: continue that run from its latest checkpoint.
     """
+    own = {f.name: options.pop(f.name) for f in fields(Recipe) if f.name in options}
+    if resume is not None:
+        return resume_finetune(Path(resume), source, dataset, own, options, quiet)
+    if source is None:
+        raise CnnlabError("finetune needs a SOURCE (a run directory or a weights file), or --resume RUN_DIR")
+    recipe = Recipe(**own)
+    recipe.check(options)
     check_options(options)
     dataset = dataset if dataset is not None else option_named("dataset").default  # declared once, in TrainConfig
     if data is None:
         data = load_dataset(dataset, options.get("data_dir"), image_size=options.get("image_size"))
-    model, arch = load_source(source, data, model_name)
-    head_lr, backbone_lr = learning_rates(dataset, head_lr, backbone_lr)
+    model, config = build(source, data, recipe, dataset, options)
+    record = FinetuneRecord(str(source), count_params(model, trainable_only=True), recipe_values(recipe, config))
+    path = prepare_run_dir(Path(config.out) if config.out else default_run_dir(config), overwrite)
+    config.out = str(path)
+    RunDir(path).write_finetune(record)  # first: a resumed run rebuilds its model from it
+    return train_finetuned(model, config, data, recipe, record, quiet=quiet)
+
+
+def build(
+    source: str | Path, data: ImageDataset, recipe: Recipe, dataset: str, options: dict
+) -> tuple[nn.Module, TrainConfig]:
+    """The source's model prepared for the recipe's first phase (its new head drawn from the seed), and the
+    run's TrainConfig."""
+    model, arch = load_source(source, data, recipe.model_name)
+    kwargs = dict(arch.model_kwargs) | ({"head": recipe.head} if recipe.head != HEAD_LAST else {})
+    specs = parse_phases(recipe.phases) if recipe.phases is not None else ()
+    if specs:
+        options = {**options, "epochs": sum(s.epochs for s in specs), "optimizer": specs[0].optimizer}
+        head_lr = specs[0].lr
+    else:
+        head_lr = learning_rates(dataset, recipe.head_lr, recipe.backbone_lr)[0]
     config = TrainConfig(
-        model=arch.model,
-        dataset=dataset,
-        lr=head_lr,
-        small_input=arch.small_input,
-        model_kwargs=arch.model_kwargs,
-        **options,
+        model=arch.model, dataset=dataset, lr=head_lr, small_input=arch.small_input, model_kwargs=kwargs, **options
     )
     torch.manual_seed(config.seed)  # the new head and the adapters' A are drawn from the run's seed
-    prepare_for_finetuning(model, data.num_classes, freeze, lora_rank, lora_alpha, keep_head)
-    trainable = count_params(model, trainable_only=True)
-    results = run(
-        config,
-        overwrite=overwrite,
-        quiet=quiet,
-        data=data,
-        model=model,
-        param_groups=head_and_backbone(head_lr, backbone_lr),
+    freeze = "backbone" if specs and specs[0].trains == "head" else recipe.freeze
+    bn_stats = recipe.bn_stats or "frozen"
+    prepare_for_finetuning(
+        model, data.num_classes, freeze, recipe.lora_rank, recipe.lora_alpha, recipe.keep_head, recipe.head, bn_stats
     )
-    extra = {
-        "source": str(source),
-        "freeze": freeze,
-        "head_lr": head_lr,
-        "backbone_lr": backbone_lr,
-        "lora_rank": lora_rank,
-        "keep_head": keep_head,
-        "trainable_params": trainable,
-    }
-    save_finetuned(model, arch.model, data.name, Path(results["run_dir"]), extra)
-    return {**results, **extra}
+    return model, config
+
+
+def recipe_values(recipe: Recipe, config: TrainConfig) -> dict:
+    """finetune.json's record of the recipe, the learning rates resolved."""
+    values = asdict(recipe)
+    if recipe.phases is None:
+        values["head_lr"], values["backbone_lr"] = learning_rates(config.dataset, recipe.head_lr, recipe.backbone_lr)
+    return values
+
+
+def train_finetuned(
+    model: nn.Module, config: TrainConfig, data: ImageDataset, recipe: Recipe, record: FinetuneRecord, **run_args
+) -> dict:
+    """Train the prepared model (a new run, or with `resume` the run in that folder), then save its weights as
+    the registered architecture; returns the results and finetune.json's record."""
+    bn_stats = recipe.bn_stats or "frozen"
+    phases = training_phases(parse_phases(recipe.phases), recipe.head, bn_stats) if recipe.phases else None
+    values = record.values
+    groups = None if phases else head_and_backbone(values["head_lr"], values["backbone_lr"], recipe.head)
+    if not run_args.get("quiet"):
+        print(f"{config.model}, head {recipe.head}: {describe_trainable(model)}", flush=True)
+    results = run(config, data=data, model=model, param_groups=groups, phases=phases, **run_args)
+    save_finetuned(model, config.model, data.name, Path(results["run_dir"]))
+    return {**results, **record.to_dict()}
+
+
+def resume_finetune(
+    run_dir: Path, source: str | Path | None, dataset: str | None, own: dict, options: dict, quiet: bool
+) -> dict:
+    """Continue the fine-tuning run in `run_dir`: its model rebuilt from finetune.json's source and recipe as the
+    run began, then the trainer's resume (the checkpoint's phase, weights and optimizer state). Options given with
+    it must equal the run's own (the trainer's resume rule for the TrainConfig ones)."""
+    folder = RunDir(run_dir)
+    record, saved = folder.read_finetune(), folder.read_config().train_config()
+    recipe = Recipe(**{f.name: record.values.get(f.name, f.default) for f in fields(Recipe)})
+    for name, value in own.items():
+        if value != getattr(recipe, name) and value != getattr(Recipe, name, None):
+            raise ResumeConflictError(name, getattr(recipe, name), value)
+    for name, given, kept in (("source", source, record.source), ("dataset", dataset, saved.dataset)):
+        if given is not None and str(given) != kept:
+            raise ResumeConflictError(name, kept, given)
+    check_options(options)
+    data = load_dataset(saved.dataset, options.get("data_dir", saved.data_dir), image_size=saved.image_size)
+    model, _ = build(record.source, data, recipe, saved.dataset, {"seed": saved.seed})
+    config = replace(saved, **options)
+    return train_finetuned(model, config, data, recipe, record, resume=run_dir, quiet=quiet)
 
 
 def learning_rates(dataset: str, head_lr: float | None, backbone_lr: float | None) -> tuple[float, float]:
@@ -342,8 +484,8 @@ def learning_rates(dataset: str, head_lr: float | None, backbone_lr: float | Non
     return head_lr, backbone_lr
 
 
-def save_finetuned(model: nn.Module, arch: str, dataset: str, run_dir: Path, extra: dict) -> None:
-    """Overwrite the run's weights with the plain architecture and record how it was fine-tuned."""
+def save_finetuned(model: nn.Module, arch: str, dataset: str, run_dir: Path) -> None:
+    """Overwrite the run's weights with the plain architecture (its head as config.json's model_kwargs say)."""
     # The trainer saved the weights it evaluated for results.json: the weight average's with --ema, which `model`
     # (the raw weights) is not. Load them back into the still-wrapped model so the saved run reports the same.
     checkpoint.load_model_weights(model, run_dir / "model.safetensors")
@@ -354,4 +496,3 @@ def save_finetuned(model: nn.Module, arch: str, dataset: str, run_dir: Path, ext
         run_dir / "model.safetensors",
         metadata={"model": arch, "dataset": dataset},
     )
-    checkpoint.write_json(run_dir / "finetune.json", extra)

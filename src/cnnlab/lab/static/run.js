@@ -71,4 +71,29 @@ $("resume").addEventListener("click", () => act($("resume"), async () => {
   const created = await api("POST", "/api/jobs", { resume: RUN });
   location.href = `/train?job=${encodeURIComponent(created.id)}`;
 }));
+// "Fine-tune this run": the form's fields come from the option declarations (GET /api/finetune/options).
+async function finetuneForm() {
+  const { fields, datasets } = await api("GET", "/api/finetune/options");
+  $("finetune-fields").replaceChildren(...fields.map((f) => {
+    const choices = f.name === "dataset" ? datasets : f.choices;
+    const input = choices.length
+      ? el("select", { name: f.name }, ...choices.map((c) => el("option", { value: c }, c)))
+      : el("input", { name: f.name, type: f.kind === "int" ? "number" : "text", placeholder: f.default ?? "" });
+    return el("label", { title: f.help || "" }, `${f.label} `, input);
+  }));
+  $("finetune-card").hidden = false;
+}
+
+$("finetune-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  act($("finetune"), async () => {
+    const body = { finetune: RUN };
+    for (const input of $("finetune-fields").querySelectorAll("input, select")) {
+      if (input.value !== "") body[input.name] = input.type === "number" ? Number(input.value) : input.value;
+    }
+    const created = await api("POST", "/api/jobs", body);
+    location.href = `/train?job=${encodeURIComponent(created.id)}`;
+  });
+});
 attempt($("error"), main);
+attempt($("error"), finetuneForm);
