@@ -14,6 +14,7 @@ place is free); a trial asked in the instant another worker took the last place 
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 import time
@@ -139,7 +140,7 @@ def fail_dead_trials(study) -> list[int]:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = str(trial.user_attrs.get("worker", ""))
         where, _, pid = worker.rpartition(":")
-        if where == host and pid.isdigit() and not _alive(int(pid)):
+        if (where == host and pid.isdigit() and not _alive(int(pid))) or _unclaimed(trial):
             try:  # the reason first: a finished trial takes no attrs; another worker may fail it first
                 study._storage.set_trial_user_attr(trial._trial_id, "failed_because", "its worker died")
                 study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
@@ -147,6 +148,14 @@ def fail_dead_trials(study) -> list[int]:
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass
     return failed
+
+
+def _unclaimed(trial) -> bool:
+    """A trial that names no worker GRACE seconds after it was created: its worker died between Optuna creating it
+    and the objective's first line (which names the worker), so it has no heartbeat either and would stay RUNNING."""
+    if "worker" in trial.user_attrs or trial.datetime_start is None:
+        return False
+    return (datetime.datetime.now() - trial.datetime_start).total_seconds() > GRACE
 
 
 def _alive(pid: int) -> bool:
