@@ -34,7 +34,8 @@ POLL = 0.2  # seconds between reads of a running trial's progress.jsonl
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when its parent dies
 # What the fork server imports once, before any trial: the command line, the training engine, the data loaders and
 # (through cnnlab.api) matplotlib for curves.png, which alone took 1.2 s of each trial's start-up.
-PRELOAD = ["torch", "torchvision", "cnnlab.cli", "cnnlab.api", "cnnlab.engine.trainer", "cnnlab.data", "sklearn.datasets"]
+PRELOAD = ["torch", "torchvision", "cnnlab.cli", "cnnlab.api", "cnnlab.engine.trainer", "cnnlab.data"]
+PRELOAD += ["sklearn.datasets"]
 
 
 class TrialFailed(CnnlabError):
