@@ -81,3 +81,13 @@ def test_fine_tune_this_run_from_its_page(lab, browser, shots):
     assert source.get_attribute("href") == f"{url}/runs/{name}"
     screenshot(browser, shots, "finetuned-run")
     assert console_errors(browser) == []
+    browser.set_window_size(400, 850)  # a phone: the facts wrap, nothing scrolls sideways
+    results = browser.find_element(By.ID, "results")
+    assert browser.execute_script(FITS, results), "the results table is wider than its card at phone size"
+
+
+# Whether the page scrolls sideways or the element pokes out of its card.
+FITS = """
+const page = document.documentElement, box = arguments[0].getBoundingClientRect();
+return page.scrollWidth <= page.clientWidth && box.right <= arguments[0].closest(".card").getBoundingClientRect().right;
+"""
