@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnnlab.notebook import use_file_backend
+from cnnlab.rundir.metrics import phase_marks
 
 use_file_backend()  # files only; works without a screen
 import matplotlib.pyplot as plt  # noqa: E402
@@ -26,16 +27,6 @@ def save_epoch_figure(fig, axes, path: Path, title: str = "") -> None:
     plt.close(fig)
 
 
-def phase_starts(metrics: list[dict]) -> list[tuple[float, int]]:
-    """(x, phase) where a phased run (metrics.csv's `phase` column) enters each later phase: halfway between the
-    last epoch of one phase and the first of the next."""
-    return [
-        ((before["epoch"] + after["epoch"]) / 2, int(after["phase"]))
-        for before, after in zip(metrics, metrics[1:])
-        if "phase" in after and after["phase"] != before.get("phase")
-    ]
-
-
 def plot_curves(metrics: list[dict], path: Path, title: str = "", phase_names: list[str] | None = None) -> None:
     """Loss and accuracy against epoch, train and validation; a phased run's phase boundaries as dashed vertical
     lines labelled with the phase entered ("phase 2: all", its name from `phase_names`)."""
@@ -47,14 +38,13 @@ def plot_curves(metrics: list[dict], path: Path, title: str = "", phase_names: l
     acc_ax.plot(epochs, [100 * r["val_accuracy"] for r in metrics], "s-", label="validation")
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    for x, phase in phase_starts(metrics):
-        name = phase_names[phase - 1] if phase_names and phase <= len(phase_names) else None
+    for mark in phase_marks(metrics, phase_names):
         for ax in (loss_ax, acc_ax):
-            ax.axvline(x, color="gray", linestyle="--", linewidth=1)
+            ax.axvline(mark["x"], color="gray", linestyle="--", linewidth=1)
             ax.text(
-                x,
+                mark["x"],
                 0.98,
-                f" phase {phase}" + (f": {name}" if name else ""),
+                f" {mark['label']}",
                 transform=ax.get_xaxis_transform(),
                 va="top",
                 fontsize=8,

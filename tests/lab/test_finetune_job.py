@@ -55,7 +55,16 @@ def test_fine_tune_this_run_as_a_job(digits_run, make_client):
     record = json.loads((root / created["run"] / "finetune.json").read_text())
     # lenet5's whole classifier is fc3 (84 -> 10): 850 parameters train in the head phase.
     assert record["trainable_params"] == 84 * 10 + 10 and record["phases"].startswith("head:1")
-    assert [m["phase"] for m in client.get(f"/api/runs/{created['run']}").json()["metrics"]] == [1, 2]
+    detail = client.get(f"/api/runs/{created['run']}").json()
+    assert [m["phase"] for m in detail["metrics"]] == [1, 2]
+    # The boundary the run page and the Train page draw, labelled as curves.png labels it.
+    mark = {"after_epoch": 1, "x": 1.5, "phase": 2, "label": "phase 2: all"}
+    assert detail["phase_marks"] == [mark] and view["progress"]["phase_marks"] == [mark]
+    assert view["results"]["status"] == "completed"  # a fine-tuning job's results, as a training job's
+    facts = detail["finetune"]
+    assert facts["source_run"] == name and facts["trainable_params"] == 850 and facts["bn_stats"] == "frozen"
+    assert facts["head"] == "linear" and facts["phases"] == "head:1:adamw:1e-3,all:1:adamw:1e-4"
+    assert client.get(f"/api/runs/{name}").json()["finetune"] is None  # a run trained from scratch
 
 
 def test_the_run_page_form_fields_come_from_the_declarations(client):

@@ -13,9 +13,8 @@ import torchvision
 
 from cnnlab.checkpoint import read_weights
 from cnnlab.cli import main
-from cnnlab.plots import phase_starts
 from cnnlab.registry import create_model
-from cnnlab.rundir import RunDir
+from cnnlab.rundir import RunDir, phase_marks
 from cnnlab.workflows.finetune import finetune, prepare_for_finetuning
 
 RECIPE = dict(dataset="digits", train_subset=200, precision="fp32", quiet=True, seed=1)
@@ -109,7 +108,9 @@ def phased(weights, tmp_path_factory):
 def test_two_phases_in_one_run(phased, weights):
     root, full = phased
     rows = RunDir(root / "full").read_metrics()
-    assert [r["phase"] for r in rows] == [1, 2] and phase_starts(rows) == [(1.5, 2)]
+    assert [r["phase"] for r in rows] == [1, 2] and phase_marks(rows, ["head", "all"]) == [
+        {"after_epoch": 1, "x": 1.5, "phase": 2, "label": "phase 2: all"}
+    ]
     assert full["trainable_params"] == 5_770 and full["epochs"] == 2
     assert (root / "full" / "curves.png").read_bytes()[:4] == b"\x89PNG"
     source = create_model("mobilenet_v3_small", in_chans=1, weights=weights).state_dict()

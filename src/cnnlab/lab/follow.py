@@ -9,10 +9,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from cnnlab.errors import CnnlabError
 from cnnlab.lab.jobs import JobStore
-from cnnlab.rundir import RunDir, optional, read_events
+from cnnlab.options.commands import parse_phases
+from cnnlab.rundir import FinetuneRecord, RunDir, optional, phase_marks, read_events
 
 MAX_POINTS = 400  # step points sent to a page; longer runs are thinned evenly
+TRAINING_KINDS = ("train", "finetune")  # the jobs that train one run (a fine-tuning job's is a training run too)
 
 
 def clean(value):
@@ -66,8 +69,10 @@ def job_view(store: JobStore, job_id: str) -> dict:
     record = store.record(job_id)
     state, interrupted = store.state(record)
     progress = summarize_events(read_events(store.progress_path(record)))
-    if not progress["epochs"] and record.get("kind") == "train":
-        progress["epochs"] = optional(RunDir(record["run_dir"]).read_metrics, [])
+    run = RunDir(record["run_dir"])
+    if not progress["epochs"] and record.get("kind") in TRAINING_KINDS:
+        progress["epochs"] = optional(run.read_metrics, [])
+    progress["phase_marks"] = run_phase_marks(run, progress["epochs"])
     if state in ("finished", "failed", "stopped"):
         progress["latest"].pop("eta_seconds", None)
     view = {
@@ -90,9 +95,29 @@ def job_view(store: JobStore, job_id: str) -> dict:
     return clean(view)
 
 
+def run_phase_marks(run: RunDir, rows: list[dict]) -> list[dict]:
+    """Where a phased run's epoch rows enter each later phase (`rundir.phase_marks`), each labelled with what the
+    phase trains ("phase 2: all", from finetune.json's phases), as curves.png labels it."""
+    if not any("phase" in row for row in rows):
+        return []
+    return phase_marks(rows, phase_names(optional(run.read_finetune)))
+
+
+def phase_names(record: FinetuneRecord | None) -> list[str] | None:
+    """What each of a fine-tuned run's phases trains ("head", "all"), or None (no phases, or a record edited by
+    hand that no longer parses: the marks are then unnamed rather than the page failing)."""
+    phases = record.values.get("phases") if record else None
+    if not isinstance(phases, str):
+        return None
+    try:
+        return [phase.trains for phase in parse_phases(phases)]
+    except CnnlabError:
+        return None
+
+
 def _results(record: dict, state: str) -> dict | None:
     """A finished training run's headline numbers, from the results.json the trainer wrote as it ended."""
-    if record.get("kind") != "train" or state in ("queued", "running"):
+    if record.get("kind") not in TRAINING_KINDS or state in ("queued", "running"):
         return None
     results = optional(RunDir(record["run_dir"]).read_results)
     if results is None:
@@ -103,7 +128,7 @@ def _results(record: dict, state: str) -> dict | None:
 def _resumable(record: dict, state: str) -> bool:
     checkpoints = Path(record["run_dir"]) / "checkpoints"
     return (
-        record.get("kind") == "train"
+        record.get("kind") in TRAINING_KINDS
         and state in ("stopped", "failed")
         and checkpoints.is_dir()
         and any(checkpoints.iterdir())

@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 
 from cnnlab.errors import CnnlabError, NotARunDirectory, OptionValueError
 from cnnlab.lab import results_md
-from cnnlab.lab.follow import clean
+from cnnlab.lab.follow import clean, phase_names, run_phase_marks
 from cnnlab.lab.security import LabRequestError, relative_name, safe_path
 from cnnlab.rundir import (
     CONFIG,
@@ -18,6 +18,7 @@ from cnnlab.rundir import (
     WEIGHTS,
     ExperimentFolder,
     RunDir,
+    holds_run,
     open_folder,
     open_run,
     optional,
@@ -228,12 +229,15 @@ def run_detail(root: Path, name: str) -> dict:
     evaluation = optional(lambda: run.read_evaluation().to_dict())
     results = optional(lambda: run.read_results().to_dict())
     files = [f for f in RUN_FILES_SHOWN if (path / f).is_file()]
+    metrics = optional(run.read_metrics, [])
     return clean(
         {
             "name": name,
             "config": config,
             "results": results,
-            "metrics": optional(run.read_metrics, []),
+            "metrics": metrics,
+            "phase_marks": run_phase_marks(run, metrics),
+            "finetune": finetune_facts(root, run),
             "evaluation": evaluation,
             "files": files,
             "image": (config.get("data") or {}).get("image_size"),
@@ -242,6 +246,26 @@ def run_detail(root: Path, name: str) -> dict:
             "resumable": (path / "checkpoints").is_dir(),
         }
     )
+
+
+def finetune_facts(root: Path, run: RunDir) -> dict | None:
+    """A fine-tuned run's finetune.json (source, trainable parameters, head, phases, bn_stats, ...), with
+    `source_run`: the source's name under the root, for a link, or None where it lies elsewhere (a weights file,
+    a run outside the root or since deleted), and `bn_stats` as it applied. None for a run not fine-tuned."""
+    record = optional(run.read_finetune)
+    if record is None:
+        return None
+    values = record.values
+    # Unset, BatchNorm's statistics stayed frozen wherever the backbone was (workflows.finetune's rule).
+    frozen = values.get("freeze") == "backbone" or "head" in (phase_names(record) or ())
+    bn_stats = values.get("bn_stats") or ("frozen" if frozen else None)
+    try:
+        source_run = relative_name(root, Path(record.source))
+    except ValueError:  # outside the root
+        source_run = None
+    if source_run is not None and not holds_run(root / source_run):
+        source_run = None
+    return {**record.to_dict(), "bn_stats": bn_stats, "source_run": source_run}
 
 
 # ------------------------------------------------------------------------------------------------- experiments

@@ -13,7 +13,14 @@ here; no other module opens these files by name (tests/test_structure.py checks)
 from cnnlab.rundir.experiment import ExperimentFolder, SweepFolder, find_sweeps
 from cnnlab.rundir.jobs import read_job, read_jobs, write_job
 from cnnlab.rundir.lrfind import LrFindFolder
-from cnnlab.rundir.metrics import METRIC_COLUMNS, PHASE_COLUMNS, TEST_COLUMNS, append_event, read_events
+from cnnlab.rundir.metrics import (
+    METRIC_COLUMNS,
+    PHASE_COLUMNS,
+    TEST_COLUMNS,
+    append_event,
+    phase_marks,
+    read_events,
+)
 from cnnlab.rundir.run import (
     CONFIG,
     CURVES,
@@ -81,6 +88,7 @@ __all__ = [
     "holds_run",
     "open_folder",
     "open_run",
+    "phase_marks",
     "optional",
     "prepare_run_dir",
     "read_events",

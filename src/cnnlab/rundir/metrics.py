@@ -51,6 +51,27 @@ def read_metrics(path: Path) -> list[dict]:
     return rows
 
 
+def phase_marks(rows: list[dict], names: list[str] | None = None) -> list[dict]:
+    """Where a phased run (the rows' `phase` column) enters each later phase, as curves.png and the lab's charts
+    mark it: `after_epoch` (the last epoch of the phase before), `x` (halfway to the next epoch, on an epoch
+    axis), `phase` (1-based) and its `label`, "phase 2: all" (the name from `names`, the phases' in order)."""
+    marks = []
+    for before, after in zip(rows, rows[1:]):
+        if "phase" not in after or after["phase"] == before.get("phase"):
+            continue
+        phase = int(after["phase"])
+        name = names[phase - 1] if names and phase <= len(names) else None
+        marks.append(
+            {
+                "after_epoch": before["epoch"],
+                "x": (before["epoch"] + after["epoch"]) / 2,
+                "phase": phase,
+                "label": f"phase {phase}" + (f": {name}" if name else ""),
+            }
+        )
+    return marks
+
+
 def write_metrics(path: Path, rows: list[dict]) -> None:
     """The rows as metrics.csv, atomically: METRIC_COLUMNS, plus TEST_COLUMNS when the rows hold test numbers
     and PHASE_COLUMNS when they hold phases."""

@@ -34,6 +34,18 @@ export function lossAccuracyLayout(xaxis) {
   };
 }
 
-export function plotLossAccuracy(target, traces, xaxis) {
-  return Plotly.react(target, traces, lossAccuracyLayout(xaxis), PLOT_CONFIG);
+// A phased run's boundaries as curves.png draws them: a grey dashed vertical line where each later phase begins,
+// labelled at its top ("phase 2: all"). `marks` are the API's phase_marks; `at(mark)` is a mark's x on the chart
+// (an epoch, or a step on the Train page's live curve).
+export function phaseLines(marks, at) {
+  return {
+    shapes: marks.map((m) => ({ type: "line", xref: "x", yref: "paper", x0: at(m), x1: at(m), y0: 0, y1: 1, line: { color: "gray", width: 1, dash: "dash" } })),
+    annotations: marks.map((m) => ({ xref: "x", yref: "paper", x: at(m), y: 1, xanchor: "left", yanchor: "top", showarrow: false,
+      text: plotText(m.label), font: { size: 11, color: "dimgray" } })),
+  };
+}
+
+// `marks`: phaseLines' shapes and annotations, none for a run in one phase.
+export function plotLossAccuracy(target, traces, xaxis, marks = { shapes: [], annotations: [] }) {
+  return Plotly.react(target, traces, { ...lossAccuracyLayout(xaxis), ...marks }, PLOT_CONFIG);
 }

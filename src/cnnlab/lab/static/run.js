@@ -1,5 +1,5 @@
 import { $, api, attempt, el, fmt, table } from "/static/lab.js";
-import { PLOT_CONFIG, plotLossAccuracy, plotText } from "/static/plots.js";
+import { PLOT_CONFIG, phaseLines, plotLossAccuracy, plotText } from "/static/plots.js";
 
 const RUN = $("run-name").dataset.run;  // from the page: the CSP allows no inline script
 
@@ -32,13 +32,26 @@ function showEvaluation(result) {
   else $("misclassified").replaceWith(el("p", {}, "none: every test image is right"));
 }
 
+// A fine-tuned run's finetune.json: where it started (a link where that run is under the runs folder) and how.
+function finetuneFacts(record) {
+  if (!record) return [];
+  const source = record.source_run ? el("a", { id: "finetune-source", href: `/runs/${encodeURI(record.source_run)}` }, record.source_run) : record.source;
+  const facts = [["fine-tuned from", source], ["head", record.head], ["phases", record.phases && record.phases.split(",").join(", ")],
+    ["freeze", record.freeze], ["bn stats", record.bn_stats], ["trainable params", fmt.int(record.trainable_params)]];
+  const rates = record.head_lr !== null && record.head_lr !== undefined;  // a phased run's phases set them instead
+  if (rates) facts.push(["learning rates", `head ${fmt.read(record.head_lr)}, backbone ${fmt.read(record.backbone_lr)}`]);
+  if (record.lora_rank) facts.push(["LoRA rank", String(record.lora_rank)]);
+  return facts;
+}
+
 async function main() {
   const run = await api("GET", `/api/runs/${RUN}`);
   const results = run.results || {};
   const facts = [["model", run.config.model], ["dataset", run.config.dataset], ["status", results.status || "running or not started"],
     ["test accuracy", fmt.pct(results.test_accuracy)], ["best val accuracy", fmt.pct(results.best_val_accuracy)],
-    ["params", fmt.int(results.params)], ["train seconds", fmt.num(results.train_seconds, 1)], ["device", results.device]];
-  $("results").replaceChildren(table([["", (f) => f[0]], ["", (f) => f[1] ?? "–"]], facts));
+    ["params", fmt.int(results.params)], ["train seconds", fmt.num(results.train_seconds, 1)], ["device", results.device],
+    ...finetuneFacts(run.finetune)];
+  $("results").replaceChildren(table([["", (f) => f[0]], ["", (f) => f[1] ?? "–", "wrap"]], facts));
   $("downloads").replaceChildren();
   for (const f of run.files.filter((f) => /\.(safetensors|onnx|pt|csv|json)$/.test(f))) addDownload(f, `/files/${RUN}/${f}`);
   const m = run.metrics;
@@ -47,7 +60,7 @@ async function main() {
     { x: m.map((r) => r.epoch), y: m.map((r) => r.val_loss), name: "val loss" },
     { x: m.map((r) => r.epoch), y: m.map((r) => r.train_accuracy), name: "train accuracy", yaxis: "y2", line: { dash: "dot" } },
     { x: m.map((r) => r.epoch), y: m.map((r) => r.val_accuracy), name: "val accuracy", yaxis: "y2", line: { dash: "dot" } },
-  ], { title: { text: "epoch" }, dtick: 1 });
+  ], { title: { text: "epoch" }, dtick: 1 }, phaseLines(run.phase_marks, (mark) => mark.x));
   const config = Object.entries(run.config).filter(([k]) => !["data", "versions"].includes(k));
   $("config").replaceChildren(table([["option", (c) => c[0]], ["value", (c) => shown(c[1]), "wrap"]], config));
   if (run.evaluation) showEvaluation({ ...run.evaluation, misclassified_png: run.files.includes("misclassified.png") });

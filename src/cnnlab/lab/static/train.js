@@ -1,5 +1,5 @@
 import { $, api, attempt, el, fmt, followJob, showError, table } from "/static/lab.js";
-import { plotLossAccuracy } from "/static/plots.js";
+import { phaseLines, plotLossAccuracy } from "/static/plots.js";
 import { setupChoosing } from "/static/choosing.js";
 
 let source = null;
@@ -94,7 +94,8 @@ function drawCurve(view) {
   ];
   const perEpoch = view.progress.latest.steps || (steps.length ? steps[steps.length - 1][0] / Math.max(1, epochs.length) : 1);
   if (epochs.length) traces.push({ x: epochs.map((e) => e.epoch * perEpoch), y: epochs.map((e) => e.val_accuracy), name: "val accuracy", yaxis: "y2", mode: "markers+lines", marker: { size: 9 } });
-  plotLossAccuracy("curve", traces, { title: { text: "step" } });
+  // A fine-tuning job's next phase begins at the step that ends the last epoch of the phase before.
+  plotLossAccuracy("curve", traces, { title: { text: "step" } }, phaseLines(view.progress.phase_marks, (mark) => mark.after_epoch * perEpoch));
   $("curve").dataset.points = String(steps.length);
 }
 
