@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.measure.spec import LAYER_KINDS, build_layer_spec
+from cnnlab.measure.spec import LAYER_KINDS, build_layer_spec, split_outside_parentheses
 from cnnlab.models import references, trust
 from cnnlab.registry import create_model, list_models, model_info
 from cnnlab.rundir import RunDir
@@ -51,6 +51,12 @@ def model_kind(model: str) -> str:
     if any(ch in text for ch in " ;(") or text.lower() in LAYER_KINDS:
         return SPEC
     return ZOO
+
+
+def split_models(text: str) -> list[str]:
+    """A comma-separated list of models ("plain20,resnet20", "my.py:Plain,my.py:Res") as its names: split on
+    commas outside parentheses, so that a layer spec with a comma inside a group keeps it."""
+    return [name.strip() for name in split_outside_parentheses(text, ",", text) if name.strip()]
 
 
 def check_model_name(config: ModelRecipe) -> None:

@@ -31,7 +31,7 @@ from cnnlab.engine import trainer
 from cnnlab.engine.config import TrainConfig
 from cnnlab.errors import CnnlabError
 from cnnlab.experiments import register_experiment
-from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, zoo_networks_only
+from cnnlab.experiments.common import ExperimentOptions, ExperimentResult
 from cnnlab.experiments.degradation import build_network, experiment_data, network, network_name
 from cnnlab.inference.evaluation import evaluate_arrays
 from cnnlab.models.blocks import BasicBlock
@@ -148,7 +148,7 @@ def pretrained_lesions(options: ExperimentOptions) -> tuple[str, list[dict], dic
     from cnnlab.imagenet import imagenet_weights_entry, load_imagenet_model
     from cnnlab.imagenet_eval import accuracies, labelled_images, preprocess, topk_correct
 
-    zoo_networks_only(options.models or [], "a pretrained torchvision ResNet, whose residual blocks it drops")
+    refuse_own_networks(options.models or [])
     if not options.models or len(options.models) != 1 or not options.weights:
         raise CnnlabError("drop-block on a pretrained network takes one --model and its --weights")
     dataset = options.dataset or ""
@@ -178,6 +178,23 @@ def pretrained_lesions(options: ExperimentOptions) -> tuple[str, list[dict], dic
             }
         )
     return name, rows, {"images": len(images), "resize": list(transform.resize_size), "crop": list(transform.crop_size)}
+
+
+def refuse_own_networks(names: list[str]) -> None:
+    """A one-line OptionValueError for a network of your own in --model: that mode evaluates a torchvision
+    ImageNet checkpoint (--weights), which your network has not, and finds the blocks to drop by the ResNet class
+    that loads it; what a skip buys your network is degradation's plain/residual pair, trained from scratch."""
+    from cnnlab.building import ZOO, model_kind
+    from cnnlab.errors import OptionValueError
+
+    for name in names:
+        if model_kind(name) != ZOO:
+            raise OptionValueError(
+                "models",
+                f"takes a pretrained torchvision ResNet (with its ImageNet --weights), whose blocks it removes at "
+                f"test time; '{name}' is your own network, with no such checkpoint: to measure what its skips do, "
+                "train it against its skip-free twin with cnnlab experiment degradation --models PLAIN,RESIDUAL",
+            )
 
 
 def run_pretrained(options: ExperimentOptions) -> ExperimentResult:
