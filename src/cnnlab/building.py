@@ -53,6 +53,20 @@ def model_kind(model: str) -> str:
     return ZOO
 
 
+def model_label(model: str, width: int = 24) -> str:
+    """A model as a table cell shows it: a zoo name as it is; a reference as its Name and where it is
+    ("MyCNN (my_cnn.py)"); a spec as "spec: " and its first `width` characters (the run's config keeps it all)."""
+    kind = model_kind(model)
+    if kind == REFERENCE:
+        reference = references.parse_reference(model)
+        where = Path(reference.target).name if reference.kind == "file" else reference.target
+        return f"{reference.name} ({where})"
+    if kind == SPEC:
+        text = " ".join(model.split())
+        return f"spec: {text if len(text) <= width else text[: width - 1].rstrip() + '…'}"
+    return model
+
+
 def split_models(text: str) -> list[str]:
     """A comma-separated list of models ("plain20,resnet20", "my.py:Plain,my.py:Res") as its names: split on
     commas outside parentheses, so that a layer spec with a comma inside a group keeps it."""
