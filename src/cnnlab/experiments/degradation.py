@@ -3,10 +3,12 @@ training error than a shallower one, while a ResNet of the same depth does not.
 
 Plain and residual twins at several depths, one recipe: plain-20/56 against resnet-20/56 in full mode, 8 against 20
 in quick mode, or the twins `--models` names (`plain18,resnet18,plain34,resnet34` for the ImageNet layout of He et
-al.'s Table 2; any CIFAR depth 6n+2 such as `plain110,resnet110`). Each trains through the project's trainer; the
-table gives their final training loss and training, validation and test errors, the plot training loss (L2R's
-exercise), training error (P3's) and test error against epoch (the trainer's `test_every_epoch`: the test set is
-evaluated after each epoch for the curves, and nothing is chosen on it).
+al.'s Table 2; any CIFAR depth 6n+2 such as `plain110,resnet110`), or your own networks in (plain, residual)
+pairs: two layer specs (a ResNet of yours and the same with `res(` written `(`) or two classes of a file, labelled
+`spec#N` or by the class's Name in the table, their full text in config.json. Each trains through the project's
+trainer; the table gives their final training loss and training, validation and test errors, the plot training
+loss (L2R's exercise), training error (P3's) and test error against epoch (the trainer's `test_every_epoch`: the
+test set is evaluated after each epoch for the curves, and nothing is chosen on it).
 
 The "+1 highway" in numbers: before any training, the norm of the cross-entropy gradient that reaches the first
 conv layer (one batch, train-mode BN, the same initial weights the trained copy starts from). In a ResNet the
@@ -379,7 +381,8 @@ def train_network(
 @register_experiment(
     "degradation",
     accepts=("models",),
-    help="plain vs residual twins at several depths: training loss and error, init gradients (He et al. Fig. 1)",
+    help="plain vs residual twins at several depths: training loss and error, init gradients (He et al. Fig. 1); "
+    "--models takes zoo twins or your own (plain, residual) pairs",
 )
 def run(options: ExperimentOptions) -> ExperimentResult:
     networks = parse_networks(options.models) if options.models else default_networks(options.quick)

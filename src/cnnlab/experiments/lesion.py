@@ -15,7 +15,9 @@ changes the width (in_chans -> 32, 32 -> 64, 64 -> 128), so no identity can stan
 
 With `--model resnet50 --weights FILE --dataset imagefolder:PATH` it is the tutorials' exercise 20.3.3 instead: a
 pretrained ImageNet ResNet, each droppable block removed in turn (stage 1's and stage 3's among them), top-1 and
-top-5 on a labelled folder of photos (see `cnnlab.imagenet_eval`), nothing trained.
+top-5 on a labelled folder of photos (see `cnnlab.imagenet_eval`), nothing trained. Your own network (a file
+reference, a layer spec) has no such checkpoint, and its blocks are not a torchvision ResNet's: `--model` refuses it
+in one line, pointing to degradation's plain/residual pairs (`refuse_own_networks`).
 """
 
 from __future__ import annotations
