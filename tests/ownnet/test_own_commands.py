@@ -1,7 +1,8 @@
 """Issue #22 §5: the remaining commands with a network of your own. `train --seeds` and `--time-budget` take a
 file reference and a layer spec as they take a zoo name; `experiment degradation --models` takes your own
-(plain, residual) pairs (tests/experiments/test_degradation_own.py); `lesion --model` refuses one in one line, as it
-evaluates a pretrained ImageNet ResNet; every bad input is one line and exit 2, before any training."""
+(plain, residual) pairs (tests/experiments/test_degradation_own.py); `lesion --model` takes a layer spec with res(...)
+blocks (tests/experiments/test_lesion_own.py) and refuses code, whose blocks it cannot find, in one line; every bad
+input is one line and exit 2, before any training."""
 
 from __future__ import annotations
 
@@ -80,15 +81,16 @@ def test_degradation_refuses_a_bad_own_pair_in_one_line(workdir, capsys, argv, s
 
 
 @pytest.mark.parametrize(
-    "argv",
+    "argv, says",
     [
-        ["experiment", "lesion", "--model", "my_cnn.py:MyCNN", "--weights", "w.pth"],
-        ["experiment", "lesion", "--model", SPEC],
+        (["--model", "my_cnn.py:MyCNN"], "'my_cnn.py:MyCNN' is code, whose blocks it cannot tell apart"),
+        (["--model", SPEC, "--weights", "w.pth"], "--weights loads a torchvision ImageNet ResNet's checkpoint"),
+        (["--model", SPEC], "has no res(...) block that keeps its input's shape"),
+        (["--model", f"{SPEC},{SPEC}"], "takes one network for a lesion"),
     ],
-    ids=["lesion-file", "lesion-spec"],
+    ids=["code", "spec-with-weights", "spec-without-res-blocks", "two-specs"],
 )
-def test_lesion_refuses_an_own_network_saying_why_and_what_instead(workdir, capsys, argv):
-    err = one_line_error(capsys, [*argv, "--quick", "--out", "exp"])
-    assert "--models takes a pretrained torchvision ResNet" in err and "your own network" in err
-    assert "no such checkpoint" in err and "cnnlab experiment degradation --models PLAIN,RESIDUAL" in err
+def test_lesion_refuses_what_it_cannot_lesion_saying_why(workdir, capsys, argv, says):
+    err = one_line_error(capsys, ["experiment", "lesion", *argv, "--quick", "--out", "exp"])
+    assert says in err
     assert not list((workdir / "exp").glob("*/results.json"))  # refused before any training
