@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Protocol
 
 import torch
@@ -94,6 +95,11 @@ def check_model_name(config: ModelRecipe) -> None:
         reference = references.parse_reference(config.model)
         if reference.kind == "file":
             references.source_file(reference)
+
+
+def check_model_text(model: str) -> None:
+    """`check_model_name` for a model named alone, with no recipe around it (an experiment's --models)."""
+    check_model_name(SimpleNamespace(model=model, weights=None, small_input=None, model_kwargs={}))
 
 
 def wants_small_input(model: str, image_size: int) -> bool:

@@ -22,7 +22,6 @@ import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
 import torch
@@ -30,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.batches import prepare_batch
-from cnnlab.building import REFERENCE, ZOO, build_own, check_model_name, model_kind, wants_small_input
+from cnnlab.building import REFERENCE, ZOO, build_own, check_model_text, model_kind, wants_small_input
 from cnnlab.data import ImageDataset, load_dataset
 from cnnlab.engine import trainer
 from cnnlab.engine.config import TrainConfig
@@ -159,7 +158,7 @@ def own_networks(models: list[str], taken: set[str]) -> list[Network]:
         )
     networks, specs = [], 0
     for index, model in enumerate(models):
-        check_model_name(SimpleNamespace(model=model, weights=None, small_input=None, model_kwargs={}))
+        check_model_text(model)
         if model_kind(model) == REFERENCE:
             reference = references.parse_reference(model)
             references.resolve(reference)  # imports the file now: a broken one fails before any training

@@ -24,14 +24,13 @@ blocks are not identifiable (`own_spec`).
 from __future__ import annotations
 
 import copy
-from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.building import REFERENCE, ZOO, build_own, check_model_name, model_kind
+from cnnlab.building import REFERENCE, ZOO, build_own, check_model_text, model_kind
 from cnnlab.engine import trainer
 from cnnlab.engine.config import TrainConfig
 from cnnlab.errors import CnnlabError
@@ -223,7 +222,7 @@ def own_spec(options: ExperimentOptions) -> str:
             f"remove; '{model}' is code, whose blocks it cannot tell apart: write it as a spec, or measure its skips "
             "with cnnlab experiment degradation --models PLAIN,RESIDUAL",
         )
-    check_model_name(SimpleNamespace(model=model, weights=None, small_input=None, model_kwargs={}))
+    check_model_text(model)
     return model
 
 
