@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Protocol
 
 import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.measure.spec import LAYER_KINDS, build_layer_spec
+from cnnlab.measure.spec import LAYER_KINDS, build_layer_spec, split_outside_parentheses
 from cnnlab.models import references, trust
 from cnnlab.registry import create_model, list_models, model_info
 from cnnlab.rundir import RunDir
@@ -53,6 +54,26 @@ def model_kind(model: str) -> str:
     return ZOO
 
 
+def model_label(model: str, width: int = 24) -> str:
+    """A model as a table cell shows it: a zoo name as it is; a reference as its Name and where it is
+    ("MyCNN (my_cnn.py)"); a spec as "spec: " and its first `width` characters (the run's config keeps it all)."""
+    kind = model_kind(model)
+    if kind == REFERENCE:
+        reference = references.parse_reference(model)
+        where = Path(reference.target).name if reference.kind == "file" else reference.target
+        return f"{reference.name} ({where})"
+    if kind == SPEC:
+        text = " ".join(model.split())
+        return f"spec: {text if len(text) <= width else text[: width - 1].rstrip() + '…'}"
+    return model
+
+
+def split_models(text: str) -> list[str]:
+    """A comma-separated list of models ("plain20,resnet20", "my.py:Plain,my.py:Res") as its names: split on
+    commas outside parentheses, so that a layer spec with a comma inside a group keeps it."""
+    return [name.strip() for name in split_outside_parentheses(text, ",", text) if name.strip()]
+
+
 def check_model_name(config: ModelRecipe) -> None:
     """Cheap checks before anything loads: a spec parses (built on
     the meta device), a reference is well formed and its file exists; a zoo-only option on an own network is
@@ -74,6 +95,11 @@ def check_model_name(config: ModelRecipe) -> None:
         reference = references.parse_reference(config.model)
         if reference.kind == "file":
             references.source_file(reference)
+
+
+def check_model_text(model: str) -> None:
+    """`check_model_name` for a model named alone, with no recipe around it (an experiment's --models)."""
+    check_model_name(SimpleNamespace(model=model, weights=None, small_input=None, model_kwargs={}))
 
 
 def wants_small_input(model: str, image_size: int) -> bool:

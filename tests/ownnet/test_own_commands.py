@@ -1,7 +1,8 @@
 """Issue #22 §5: the remaining commands with a network of your own. `train --seeds` and `--time-budget` take a
-file reference and a layer spec as they take a zoo name; the experiments with `--models` refuse one in one line,
-as their measurement needs a zoo architecture (degradation: plain/residual twins; lesion: a pretrained ResNet);
-every bad input is one line and exit 2, before any training."""
+file reference and a layer spec as they take a zoo name; `experiment degradation --models` takes your own
+(plain, residual) pairs (tests/experiments/test_degradation_own.py); `lesion --model` takes a layer spec with res(...)
+blocks (tests/experiments/test_lesion_own.py) and refuses code, whose blocks it cannot find, in one line; every bad
+input is one line and exit 2, before any training."""
 
 from __future__ import annotations
 
@@ -61,16 +62,35 @@ def test_each_bad_input_is_one_line_before_any_run(workdir, capsys, argv, says):
 
 
 @pytest.mark.parametrize(
-    "argv, takes",
+    "argv, says",
     [
-        (["experiment", "degradation", "--models", "my_cnn.py:MyCNN,resnet20"], "twins"),
-        (["experiment", "degradation", "--models", f"plain20,resnet20,{SPEC}"], "twins"),
-        (["experiment", "lesion", "--model", "my_cnn.py:MyCNN", "--weights", "w.pth"], "pretrained torchvision"),
-        (["experiment", "lesion", "--model", SPEC], "pretrained torchvision"),
+        (["experiment", "degradation", "--models", f"my_cnn.py:MyCNN,{SPEC},{SPEC}"], "(plain, residual) pairs"),
+        (["experiment", "degradation", "--models", "my_cnn.py:MyCNN"], "names 1 of them"),
+        (["experiment", "degradation", "--models", f"plainx,{SPEC},{SPEC}"], "'plainx' is not one"),
+        (["experiment", "degradation", "--models", f"broken.py:Net,{SPEC}"], "broken.py"),
+        (["experiment", "degradation", "--models", "my_cnn.py:Nope,my_cnn.py:MyCNN"], "Nope"),
+        (["experiment", "degradation", "--models", f"{SPEC},conv 8 k3; bogus 3"], "bogus"),
     ],
-    ids=["degradation-file", "degradation-spec", "lesion-file", "lesion-spec"],
+    ids=["odd", "one", "unknown-zoo", "broken-file", "missing-class", "bad-spec"],
 )
-def test_experiments_needing_zoo_architectures_refuse_an_own_network(workdir, capsys, argv, takes):
+def test_degradation_refuses_a_bad_own_pair_in_one_line(workdir, capsys, argv, says):
+    (workdir / "broken.py").write_text("import torch\nthis is not python\n")
     err = one_line_error(capsys, [*argv, "--quick", "--out", "exp"])
-    assert "--models takes" in err and takes in err and "your own network" in err and "cnnlab compare" in err
+    assert says in err
+    assert not (workdir / "exp" / "runs").exists()  # refused before any data loads or training
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["--model", "my_cnn.py:MyCNN"], "'my_cnn.py:MyCNN' is code, whose blocks it cannot tell apart"),
+        (["--model", SPEC, "--weights", "w.pth"], "--weights loads a torchvision ImageNet ResNet's checkpoint"),
+        (["--model", SPEC], "has no res(...) block that keeps its input's shape"),
+        (["--model", f"{SPEC},{SPEC}"], "takes one network for a lesion"),
+    ],
+    ids=["code", "spec-with-weights", "spec-without-res-blocks", "two-specs"],
+)
+def test_lesion_refuses_what_it_cannot_lesion_saying_why(workdir, capsys, argv, says):
+    err = one_line_error(capsys, ["experiment", "lesion", *argv, "--quick", "--out", "exp"])
+    assert says in err
     assert not list((workdir / "exp").glob("*/results.json"))  # refused before any training

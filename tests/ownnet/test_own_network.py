@@ -121,3 +121,36 @@ def test_bad_input_is_one_line(workdir, capsys, case):
     extra = ("--" + more[0]).split(" ") if more else []
     err = one_line_error(capsys, ["train", model, *RECIPE, *extra])
     assert expected in err
+
+
+def test_seeing_inside_takes_an_own_module_instance(workdir, monkeypatch):
+    """Issue #22 §1: visualize, feature_maps, attribution and receptive_field take the nn.Module itself (your class,
+    which has no in_chans or stages; a spec's Sequential), not only a run or a zoo name."""
+    monkeypatch.syspath_prepend(str(workdir))
+    import my_cnn
+
+    from cnnlab.building import build_own
+
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8)
+    mine = my_cnn.MyCNN()
+    spec = build_own("conv 8 k3 p1; relu; maxpool k2; res(conv 8 k3 p1; relu); flatten; fc 10", 10, (1, 28, 28))
+    maps = {name: tuple(m.shape) for name, m in cnnlab.feature_maps(mine, images).items()}
+    assert maps == {"features.0": (2, 8, 28, 28)}  # its one conv's maps: the channels read from the module
+    maps = {name: tuple(m.shape) for name, m in cnnlab.feature_maps(spec, images).items()}
+    assert maps == {"conv1": (2, 8, 28, 28), "res1.body.conv1": (2, 8, 14, 14)}
+    for net in (mine, spec):
+        for method in ("gradcam", "saliency"):
+            heat = cnnlab.attribution(net, images, method=method)
+            assert heat.shape == (2, 28, 28) and heat.min() >= 0 and heat.max() == pytest.approx(1.0)
+    # conv 3x3 -> 3; max-pool 2 -> 4 (jump 2); the res block's 3x3 conv -> 4 + 2 * 2 = 8.
+    assert cnnlab.receptive_field(mine, (1, 28, 28)) == 4
+    assert cnnlab.receptive_field(spec, (1, 28, 28)) == 8
+    written = cnnlab.visualize(spec, images, show="featuremaps,gradcam", out=workdir / "seen")
+    assert sorted(path.name for path in written) == [
+        "featuremaps-image0.png",
+        "featuremaps-image1.png",
+        "gradcam-image0.png",
+        "gradcam-image1.png",
+    ]
+    assert all(path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in written)

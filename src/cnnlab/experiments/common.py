@@ -40,7 +40,9 @@ class ExperimentOptions:
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         if isinstance(self.models, str):  # "plain18,resnet18" as typed on the command line
-            self.models = [name.strip() for name in self.models.split(",") if name.strip()]
+            from cnnlab.building import split_models
+
+            self.models = split_models(self.models)
 
     def dataset_or_default(self) -> str:
         return self.dataset or (QUICK_DATASET if self.quick else FULL_DATASET)
@@ -79,22 +81,6 @@ def train(options: ExperimentOptions, data, label: str, run_name: str, model=Non
     )
     results["metrics"] = RunDir(run_dir).read_metrics()
     return results
-
-
-def zoo_networks_only(names: list[str], takes: str) -> None:
-    """A one-line OptionValueError for a network of your own (a file, a module, a layer spec) in `--models` of an
-    experiment whose measurement needs a zoo architecture (`takes` says which); `cnnlab compare` is where your
-    network meets the zoo's."""
-    from cnnlab.building import ZOO, model_kind
-    from cnnlab.errors import OptionValueError
-
-    for name in names:
-        if model_kind(name) != ZOO:
-            raise OptionValueError(
-                "models",
-                f"takes {takes}; '{name}' is your own network: cnnlab compare trains it against zoo models with "
-                "one recipe",
-            )
 
 
 def default_out(name: str) -> Path:

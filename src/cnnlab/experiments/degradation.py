@@ -3,10 +3,12 @@ training error than a shallower one, while a ResNet of the same depth does not.
 
 Plain and residual twins at several depths, one recipe: plain-20/56 against resnet-20/56 in full mode, 8 against 20
 in quick mode, or the twins `--models` names (`plain18,resnet18,plain34,resnet34` for the ImageNet layout of He et
-al.'s Table 2; any CIFAR depth 6n+2 such as `plain110,resnet110`). Each trains through the project's trainer; the
-table gives their final training loss and training, validation and test errors, the plot training loss (L2R's
-exercise), training error (P3's) and test error against epoch (the trainer's `test_every_epoch`: the test set is
-evaluated after each epoch for the curves, and nothing is chosen on it).
+al.'s Table 2; any CIFAR depth 6n+2 such as `plain110,resnet110`), or your own networks in (plain, residual)
+pairs: two layer specs (a ResNet of yours and the same with `res(` written `(`) or two classes of a file, labelled
+`spec#N` or by the class's Name in the table, their full text in config.json. Each trains through the project's
+trainer; the table gives their final training loss and training, validation and test errors, the plot training
+loss (L2R's exercise), training error (P3's) and test error against epoch (the trainer's `test_every_epoch`: the
+test set is evaluated after each epoch for the curves, and nothing is chosen on it).
 
 The "+1 highway" in numbers: before any training, the norm of the cross-entropy gradient that reaches the first
 conv layer (one batch, train-mode BN, the same initial weights the trained copy starts from). In a ResNet the
@@ -27,14 +29,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.batches import prepare_batch
-from cnnlab.building import wants_small_input
+from cnnlab.building import REFERENCE, ZOO, build_own, check_model_text, model_kind, wants_small_input
 from cnnlab.data import ImageDataset, load_dataset
 from cnnlab.engine import trainer
 from cnnlab.engine.config import TrainConfig
 from cnnlab.errors import CnnlabError
 from cnnlab.experiments import register_experiment
-from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, zoo_networks_only
+from cnnlab.experiments.common import ExperimentOptions, ExperimentResult
 from cnnlab.measure import count_params
+from cnnlab.models import references
 from cnnlab.models.resnet import cifar_resnet
 from cnnlab.plots import save_epoch_figure
 from cnnlab.registry import create_model, list_models, model_info
@@ -58,14 +61,26 @@ COLUMNS = [
     "train_seconds",
 ]
 TWIN_NAME = re.compile(r"(plain|resnet)(\d+)")
+OWN = "own"  # the layout of your own networks (a file reference or a layer spec), paired in --models order
 
 
 @dataclass(frozen=True)
 class Network:
-    name: str  # plain20, resnet18, ...
-    depth: int
+    name: str  # plain20, resnet18, ...; your own network's short label (spec#1, its class's Name)
+    depth: int  # weighted layers; 0 for your own network (its row counts them in the built model)
     residual: bool
-    layout: str  # "imagenet" (ResNet-18/34 and their plain twins) or "cifar" (He et al.'s 6n+2 networks)
+    layout: str  # "imagenet" (ResNet-18/34 and their plain twins), "cifar" (He et al.'s 6n+2 networks) or OWN
+    model: str | None = None  # your own network's reference or layer spec, in full (None: a zoo twin)
+    pair: int = 0  # your own networks: which (plain, residual) pair of --models, in order
+
+    @property
+    def group(self) -> tuple[str, int]:
+        """Twins share it: a zoo depth of one layout, or one pair of your own."""
+        return (self.layout, self.pair if self.layout == OWN else self.depth)
+
+    @property
+    def folder(self) -> str:
+        return self.name.replace("#", "-")
 
 
 def downsampled(data: ImageDataset, side: int) -> ImageDataset:
@@ -115,10 +130,10 @@ def network(name: str) -> Network:
 
 
 def parse_networks(names: list[str]) -> list[Network]:
-    """The networks `--models` names, checked to come in twin pairs of one layout, ordered by layout (CIFAR
-    first), depth, plain before residual."""
-    zoo_networks_only(names, "plain/residual twins of one depth (plain20,resnet20), built with and without skips")
-    networks = {name: network(name) for name in names}
+    """The networks `--models` names: zoo twins checked to come in pairs of one layout, ordered by layout (CIFAR
+    first), depth, plain before residual; then your own networks, in (plain, residual) pairs as given."""
+    own = [name for name in names if model_kind(name) != ZOO]
+    networks = {name: network(name) for name in names if name not in own}
     for net in networks.values():
         twin = network_name(net.depth, not net.residual)
         if twin not in networks:
@@ -128,7 +143,36 @@ def parse_networks(names: list[str]) -> list[Network]:
                 f"{net.name} ({net.layout} layout) and {twin} ({networks[twin].layout}) are not twins: "
                 "the ImageNet-layout twins are plain18/34 and resnet18/34"
             )
-    return sorted(networks.values(), key=lambda n: (n.layout != "cifar", n.depth, n.residual))
+    zoo = sorted(networks.values(), key=lambda n: (n.layout != "cifar", n.depth, n.residual))
+    return zoo + own_networks(own, taken=set(networks))
+
+
+def own_networks(models: list[str], taken: set[str]) -> list[Network]:
+    """Your own networks (file references, layer specs) as (plain, residual) pairs in the order given, each
+    checked before any data loads (a spec parses, a file imports and has its Name) and given a short label for
+    tables and plots: a reference's Name, a spec's spec#N (config.json keeps the full text)."""
+    if len(models) % 2:
+        raise CnnlabError(
+            f"your own networks come in (plain, residual) pairs, as zoo twins do; --models names {len(models)} "
+            f"of them: {' | '.join(models)}"
+        )
+    networks, specs = [], 0
+    for index, model in enumerate(models):
+        check_model_text(model)
+        if model_kind(model) == REFERENCE:
+            reference = references.parse_reference(model)
+            references.resolve(reference)  # imports the file now: a broken one fails before any training
+            label = reference.name
+        else:
+            specs += 1
+            label = f"spec#{specs}"
+        unique, copy_number = label, 1
+        while unique in taken:  # two files' Net, or a class named like a zoo twin
+            copy_number += 1
+            unique = f"{label}#{copy_number}"
+        taken.add(unique)
+        networks.append(Network(unique, 0, bool(index % 2), OWN, model=model, pair=index // 2))
+    return networks
 
 
 def default_networks(quick: bool) -> list[Network]:
@@ -142,7 +186,9 @@ def default_networks(quick: bool) -> list[Network]:
 def build_network(net: Network, num_classes: int, in_chans: int, image_size: int = 32) -> nn.Module:
     """The registered model where one exists (plain20, resnet56, plain18, ...; the ImageNet layout gets the
     small-input stem below 64 pixels, as the trainer gives it), else He et al.'s CIFAR network of that depth
-    (option-A shortcuts) or its plain twin (8, 14)."""
+    (option-A shortcuts) or its plain twin (8, 14); your own network built as written."""
+    if net.model is not None:
+        return build_own(net.model, num_classes, (in_chans, image_size, image_size))
     if net.name in list_models():
         small = {"small_input": wants_small_input(net.name, image_size)} if net.layout == "imagenet" else {}
         return create_model(net.name, num_classes=num_classes, in_chans=in_chans, **small)
@@ -160,9 +206,9 @@ def first_layer_grad_norm(model: nn.Module, images: torch.Tensor, labels: torch.
 
 def plot_curves(histories: dict[str, list[dict]], networks: list[Network], path: Path, title: str) -> None:
     """Training loss, training error and test error (%) against epoch; plain nets dashed, ResNets solid, one
-    colour per depth (He et al. Fig. 1 and 6 plot the errors; L2R's exercise asks for the loss)."""
+    colour per pair of twins (He et al. Fig. 1 and 6 plot the errors; L2R's exercise asks for the loss)."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    colors = dict(zip(sorted({net.depth for net in networks}), plt.cm.tab10.colors))
+    colors = dict(zip(sorted({net.group for net in networks}), plt.cm.tab10.colors))
     panels = [
         ("training loss", "cross-entropy", lambda row: row["train_loss"]),
         ("training error", "error (%)", lambda row: 100 * (1 - row["train_accuracy"])),
@@ -170,7 +216,7 @@ def plot_curves(histories: dict[str, list[dict]], networks: list[Network], path:
     ]
     for net in networks:
         metrics = histories[net.name]
-        style = dict(color=colors[net.depth], linestyle="-" if net.residual else "--", marker="o", label=net.name)
+        style = dict(color=colors[net.group], linestyle="-" if net.residual else "--", marker="o", label=net.name)
         for ax, (_, _, value) in zip(axes, panels):
             ax.plot([row["epoch"] for row in metrics], [value(row) for row in metrics], **style)
     for ax, (panel_title, ylabel, _) in zip(axes, panels):
@@ -225,7 +271,29 @@ def findings(rows: dict[str, dict], networks: list[Network]) -> list[str]:
                 f"{100 * plain['train_error']:.2f}% training error (loss {plain['train_loss']:.3f}), {res['network']} "
                 f"at {100 * res['train_error']:.2f}% (loss {res['train_loss']:.3f})."
             )
-    return sentences
+    return sentences + own_findings(rows, networks)
+
+
+def own_pairs(networks: list[Network]) -> list[tuple[Network, Network]]:
+    """Your own (plain, residual) pairs, in --models order."""
+    own = [net for net in networks if net.layout == OWN]
+    return list(zip(own[::2], own[1::2]))
+
+
+def own_findings(rows: dict[str, dict], networks: list[Network]) -> list[str]:
+    """One sentence per pair of your own networks (training error, loss, initial gradient), and one naming what
+    each label stands for."""
+    sentences = []
+    for plain, res in own_pairs(networks):
+        p, r = rows[plain.name], rows[res.name]
+        sentences.append(
+            f"Your pair {plain.name} (plain) and {res.name} (residual): training error {100 * p['train_error']:.2f}% "
+            f"against {100 * r['train_error']:.2f}% (loss {p['train_loss']:.3f} against {r['train_loss']:.3f}); "
+            f"gradient norm at the first conv at initialisation {p['grad_norm_conv1_init']:.3g} against "
+            f"{r['grad_norm_conv1_init']:.3g}."
+        )
+    named = [f"{net.name} is '{net.model}'" for net in networks if net.layout == OWN]
+    return sentences + ([f"Your networks: {'; '.join(named)}."] if named else [])
 
 
 def claims(networks: list[Network]) -> list[Claim]:
@@ -260,7 +328,17 @@ def claims(networks: list[Network]) -> list[Claim]:
                     f"{res} trains to a lower error than {plain}", "train_error", {"network": plain}, {"network": res}
                 )
             )
+    for plain_net, res_net in own_pairs(networks):
+        plain, res = plain_net.name, res_net.name
+        found.append(
+            Claim(f"{res} trains to a lower error than {plain}", "train_error", {"network": plain}, {"network": res})
+        )
     return found
+
+
+def weighted_layers(model: nn.Module) -> int:
+    """Depth as He et al. count it: the conv and fully connected layers (a 1x1 projection shortcut included)."""
+    return sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules())
 
 
 def train_network(
@@ -273,20 +351,20 @@ def train_network(
     grad_norm = first_layer_grad_norm(model, *probe)
     # The dataset's own name picks its recipe (a quick run's 14 px digits train with the digits recipe).
     config = TrainConfig(
-        model=net.name,
+        model=net.model or net.name,  # your own network's run records its spec, or its code (a copy in the run)
         dataset=options.dataset_or_default(),
         epochs=epochs,
         seed=options.seed,
         data_dir=options.data_dir,
         test_every_epoch=True,
-        out=str(options.out / "runs" / net.name),
+        out=str(options.out / "runs" / net.folder),
     )
     results = trainer.run(config, overwrite=True, quiet=True, data=data, model=model)
     history = RunDir(results["run_dir"]).read_metrics()
     final = history[-1]
     row = {
         "network": net.name,
-        "depth": net.depth,
+        "depth": net.depth or weighted_layers(model),
         "residual": net.residual,
         "params": count_params(model),
         "grad_norm_conv1_init": grad_norm,
@@ -302,7 +380,8 @@ def train_network(
 @register_experiment(
     "degradation",
     accepts=("models",),
-    help="plain vs residual twins at several depths: training loss and error, init gradients (He et al. Fig. 1)",
+    help="plain vs residual twins at several depths: training loss and error, init gradients (He et al. Fig. 1); "
+    "--models takes zoo twins or your own (plain, residual) pairs",
 )
 def run(options: ExperimentOptions) -> ExperimentResult:
     networks = parse_networks(options.models) if options.models else default_networks(options.quick)
@@ -316,7 +395,7 @@ def run(options: ExperimentOptions) -> ExperimentResult:
     for net in networks:
         rows[net.name], histories[net.name], recipe = train_network(net, data, options, epochs, probe)
 
-    depths = sorted({net.depth for net in networks})
+    depths = sorted({row["depth"] for row in rows.values()})
     plot_curves(histories, networks, options.out / "degradation.png", f"{data.name}: plain vs ResNet, {epochs} epochs")
     return ExperimentResult(
         title=f"Degradation: plain vs residual networks at depths {', '.join(map(str, depths))} on {data.name}",
@@ -327,6 +406,7 @@ def run(options: ExperimentOptions) -> ExperimentResult:
         plots=["degradation.png"],
         config={
             "networks": [net.name for net in networks],
+            "own_networks": {net.name: net.model for net in networks if net.model is not None},
             "depths": depths,
             "epochs": epochs,
             "dataset": data.name,

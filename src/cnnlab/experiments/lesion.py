@@ -15,7 +15,10 @@ changes the width (in_chans -> 32, 32 -> 64, 64 -> 128), so no identity can stan
 
 With `--model resnet50 --weights FILE --dataset imagefolder:PATH` it is the tutorials' exercise 20.3.3 instead: a
 pretrained ImageNet ResNet, each droppable block removed in turn (stage 1's and stage 3's among them), top-1 and
-top-5 on a labelled folder of photos (see `cnnlab.imagenet_eval`), nothing trained.
+top-5 on a labelled folder of photos (see `cnnlab.imagenet_eval`), nothing trained. With `--model SPEC` (a layer
+spec with res(...) blocks) it is your network's lesion: trained with the experiment's recipe, then each res block
+whose skip is the identity removed in turn (`residual_blocks`). A network in code is refused in one line: its
+blocks are not identifiable (`own_spec`).
 """
 
 from __future__ import annotations
@@ -27,13 +30,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnlab.building import REFERENCE, ZOO, build_own, check_model_text, model_kind
 from cnnlab.engine import trainer
 from cnnlab.engine.config import TrainConfig
 from cnnlab.errors import CnnlabError
 from cnnlab.experiments import register_experiment
-from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, zoo_networks_only
+from cnnlab.experiments.common import ExperimentOptions, ExperimentResult
 from cnnlab.experiments.degradation import build_network, experiment_data, network, network_name
 from cnnlab.inference.evaluation import evaluate_arrays
+from cnnlab.measure.spec import Residual
 from cnnlab.models.blocks import BasicBlock
 from cnnlab.models.resnet import ResNet, drop_block, droppable_blocks, has_skip
 from cnnlab.registry import create_model
@@ -95,12 +100,26 @@ def vgg_layers(model: nn.Module) -> dict[str, str | None]:
     return layers
 
 
+def residual_blocks(model: nn.Module) -> list[str]:
+    """A layer spec's res(...) blocks whose skip is the identity (the block keeps its input's shape), by name
+    ("res1", "stage.res2"): Veit et al.'s lesion replaces such a block by its skip, x + f(x) -> x. A block with a
+    1x1 projection changes the shape, so no identity can stand in for it."""
+    return [name for name, m in model.named_modules() if isinstance(m, Residual) and isinstance(m.skip, nn.Identity)]
+
+
 def remove_layer(model: nn.Module, name: str) -> None:
-    """Replace the unit `name` ("layer2.1" of a ResNet, "block1.1" of a VGG) by nn.Identity() in place."""
-    stage_name, index = name.rsplit(".", 1)
+    """Replace the unit `name` ("layer2.1" of a ResNet, "block1.1" of a VGG, "res2" of a spec) by nn.Identity()
+    in place."""
     if isinstance(model, ResNet):
+        stage_name, index = name.rsplit(".", 1)
         remove_block(model, stage_name, int(index))
         return
+    if not hasattr(model, "stage_names"):  # a layer spec: its res(...) blocks
+        if name not in residual_blocks(model):
+            raise CnnlabError(f"{name} is not a res(...) block with an identity skip; removable: {removable(model)}")
+        model.set_submodule(name, nn.Identity())
+        return
+    stage_name, index = name.rsplit(".", 1)
     why = vgg_layers(model).get(name, "not a conv layer of its blocks")
     if why is not None:
         raise CnnlabError(f"layer {name} cannot be removed ({why}); removable: {removable(model)}")
@@ -108,9 +127,12 @@ def remove_layer(model: nn.Module, name: str) -> None:
 
 
 def removable(model: nn.Module) -> list[str]:
-    """The units that can go: a ResNet's same-shape blocks (with or without a skip), a VGG's same-shape layers."""
+    """The units that can go: a ResNet's same-shape blocks (with or without a skip), a VGG's same-shape layers, a
+    layer spec's identity-skip res(...) blocks."""
     if isinstance(model, ResNet):
         return [f"{stage}.{index}" for stage, index in same_shape_blocks(model)]
+    if not hasattr(model, "stage_names"):
+        return residual_blocks(model)
     return [name for name, why in vgg_layers(model).items() if why is None]
 
 
@@ -148,7 +170,6 @@ def pretrained_lesions(options: ExperimentOptions) -> tuple[str, list[dict], dic
     from cnnlab.imagenet import imagenet_weights_entry, load_imagenet_model
     from cnnlab.imagenet_eval import accuracies, labelled_images, preprocess, topk_correct
 
-    zoo_networks_only(options.models or [], "a pretrained torchvision ResNet, whose residual blocks it drops")
     if not options.models or len(options.models) != 1 or not options.weights:
         raise CnnlabError("drop-block on a pretrained network takes one --model and its --weights")
     dataset = options.dataset or ""
@@ -178,6 +199,31 @@ def pretrained_lesions(options: ExperimentOptions) -> tuple[str, list[dict], dic
             }
         )
     return name, rows, {"images": len(images), "resize": list(transform.resize_size), "crop": list(transform.crop_size)}
+
+
+def own_spec(options: ExperimentOptions) -> str:
+    """The one layer spec `--model` names for a lesion of your own network, checked before any data loads; a
+    network in code, or one with --weights, is refused in one line saying why and what to use instead."""
+    from cnnlab.errors import OptionValueError
+
+    model = options.models[0]
+    if len(options.models) != 1:
+        raise OptionValueError("models", f"takes one network for a lesion; got {len(options.models)}")
+    if options.weights:
+        raise OptionValueError(
+            "weights",
+            f"loads a torchvision ImageNet ResNet's checkpoint for a lesion; '{model}' is your own network: "
+            "the experiment trains it (leave --weights out)",
+        )
+    if model_kind(model) == REFERENCE:
+        raise OptionValueError(
+            "models",
+            f"takes a zoo ResNet (with --weights) or a layer spec with res(...) blocks, whose blocks it can find and "
+            f"remove; '{model}' is code, whose blocks it cannot tell apart: write it as a spec, or measure its skips "
+            "with cnnlab experiment degradation --models PLAIN,RESIDUAL",
+        )
+    check_model_text(model)
+    return model
 
 
 def run_pretrained(options: ExperimentOptions) -> ExperimentResult:
@@ -214,6 +260,20 @@ def run_pretrained(options: ExperimentOptions) -> ExperimentResult:
     )
 
 
+def train_arm(options: ExperimentOptions, data, model_text: str, model: nn.Module, epochs: int, folder: str) -> float:
+    """Train `model` (named `model_text` in its run) with the experiment's recipe into OUT/runs/FOLDER; its test
+    accuracy."""
+    config = TrainConfig(
+        model=model_text,
+        dataset=options.dataset_or_default(),
+        epochs=epochs,
+        seed=options.seed,
+        data_dir=options.data_dir,
+        out=str(options.out / "runs" / folder),
+    )
+    return trainer.run(config, overwrite=True, quiet=True, data=data, model=model)["test_accuracy"]
+
+
 def train_and_lesion(options: ExperimentOptions, data, depth: int, epochs: int) -> tuple[list[dict], dict, dict]:
     """Train the residual net, its plain twin and the VGG, then remove each removable unit in turn: the table
     rows, the curves ({name: (intact accuracy, {unit: accuracy})}) and a summary ({name: (intact, mean drop,
@@ -225,15 +285,7 @@ def train_and_lesion(options: ExperimentOptions, data, depth: int, epochs: int) 
             model = create_model(name, num_classes=data.num_classes, in_chans=data.in_chans)
         else:
             model = build_network(network(name), data.num_classes, data.in_chans)
-        config = TrainConfig(
-            model=name,
-            dataset=options.dataset_or_default(),
-            epochs=epochs,
-            seed=options.seed,
-            data_dir=options.data_dir,
-            out=str(options.out / "runs" / name),
-        )
-        baseline = trainer.run(config, overwrite=True, quiet=True, data=data, model=model)["test_accuracy"]
+        baseline = train_arm(options, data, name, model, epochs, name)
         accuracies = lesion_accuracies(model, data, removable(model))
         rows += network_rows(name, baseline, accuracies)
         curves[name] = (baseline, accuracies)
@@ -284,13 +336,69 @@ def claims(res: str, plain: str) -> list[Claim]:
     ]
 
 
+def describe_lesions(name: str, baseline: float, mean_drop: float, max_drop: float) -> str:
+    return (
+        f"{name} (intact {100 * baseline:.1f}%) loses {100 * mean_drop:.1f} points on average and at most "
+        f"{100 * max_drop:.1f}"
+    )
+
+
+OWN_LABEL = "spec"  # your network's row label; config.json keeps its text
+
+
+def run_own(options: ExperimentOptions) -> ExperimentResult:
+    """Your layer spec trained with the experiment's recipe, then each identity-skip res(...) block removed in
+    turn (`residual_blocks`), as the ResNet arm's blocks are."""
+    spec = own_spec(options)
+    data = experiment_data(options)
+    epochs = options.epochs_or(quick=2, full=10)
+    torch.manual_seed(options.seed)
+    model = build_own(spec, data.num_classes, (data.in_chans, data.image_size, data.image_size))
+    units = residual_blocks(model)
+    if not units:
+        raise CnnlabError(
+            f"spec '{spec}' has no res(...) block that keeps its input's shape: a lesion removes such blocks "
+            "(a res block whose layers change the channels or stride carries a projection, not the identity)"
+        )
+    baseline = train_arm(options, data, spec, model, epochs, OWN_LABEL)
+    accuracies = lesion_accuracies(model, data, units)
+    drops = [baseline - a for a in accuracies.values()]
+    described = describe_lesions(OWN_LABEL, baseline, float(np.mean(drops)), max(drops))
+    title = f"{data.name}: one res block of your spec removed at test time"
+    plot_lesions({OWN_LABEL: (baseline, accuracies)}, options.out / "drop_block.png", title)
+    return ExperimentResult(
+        title=f"Lesion: test accuracy of your spec with one res(...) block removed, on {data.name}",
+        columns=COLUMNS,
+        rows=network_rows(OWN_LABEL, baseline, accuracies),
+        findings=[
+            f"Removing one res block at test time, {described}.",
+            f"{OWN_LABEL} is '{spec}'.",
+        ],
+        plots=["drop_block.png"],
+        config={
+            "model": spec,
+            "label": OWN_LABEL,
+            "blocks": units,
+            "epochs": epochs,
+            "dataset": data.name,
+            "image_size": data.image_size,
+            "seed": options.seed,
+            "note": "a removed res block leaves its identity skip (x + f(x) -> x); lesioned networks keep the BN "
+            "statistics of the intact one, as in Veit et al.",
+        },
+    )
+
+
 @register_experiment(
     "lesion",
     accepts=("models", "weights"),
     help="delete one block at test time: ResNet vs plain net (Veit et al. 2016); with --model "
-    "and --weights, a pretrained ImageNet ResNet on a labelled folder (exercise 20.3.3)",
+    "and --weights, a pretrained ImageNet ResNet on a labelled folder (exercise 20.3.3); with --model SPEC, your "
+    "layer spec trained, each res(...) block removed in turn",
 )
 def run(options: ExperimentOptions) -> ExperimentResult:
+    if options.models and model_kind(options.models[0]) != ZOO:
+        return run_own(options)
     if options.models or options.weights:
         return run_pretrained(options)
     data = experiment_data(options)
@@ -303,11 +411,7 @@ def run(options: ExperimentOptions) -> ExperimentResult:
     res, plain = network_name(depth, True), network_name(depth, False)
 
     def described(name: str) -> str:
-        baseline, mean_drop, max_drop = summary[name]
-        return (
-            f"{name} (intact {100 * baseline:.1f}%) loses {100 * mean_drop:.1f} points on average and at most "
-            f"{100 * max_drop:.1f}"
-        )
+        return describe_lesions(name, *summary[name])
 
     robust = summary[res][1] < summary[plain][1]
     kept = {n: why for n, why in vgg_layers(create_model(VGG_NETWORK, in_chans=data.in_chans)).items() if why}

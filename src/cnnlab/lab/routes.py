@@ -271,6 +271,7 @@ def _check_field(name: str, value) -> None:
 def _experiment_args(body: dict, root: Path, out: Path, offered: networks.Networks | None = None) -> list[str]:
     """`cnnlab experiment` arguments for a job, from its options checked against their declarations (the
     experiment's own: models only where it accepts them, code only from `offered`, the --models files)."""
+    from cnnlab.building import split_models
     from cnnlab.experiments import check_accepts, get_experiment
 
     name = str(body["experiment"])
@@ -287,7 +288,7 @@ def _experiment_args(body: dict, root: Path, out: Path, offered: networks.Networ
         given["weights"] = str(safe_path(root, str(given["weights"])))
     if isinstance(given.get("models"), str):  # "a,b": code only from a --models file, as a training job's model
         offered = offered or networks.Networks()
-        given["models"] = ",".join(offered.model(m, "models") for m in given["models"].split(","))
+        given["models"] = ",".join(offered.model(m, "models") for m in split_models(given["models"]))
     values = requests.validated(requests.experiment_job(), {"experiment": name, **given})
     del values["experiment"]
     check_accepts(name, values)

@@ -199,7 +199,7 @@ def _stride(module: nn.Module) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- the parser
-def _split(text: str, separator: str, spec: str) -> list[str]:
+def split_outside_parentheses(text: str, separator: str, spec: str) -> list[str]:
     """`text` split on `separator` outside parentheses; unbalanced parentheses are an error."""
     parts, depth, start = [], 0, 0
     for i, ch in enumerate(text):
@@ -233,7 +233,7 @@ class _Builder:
     def sequence(self, text: str, state: _State) -> nn.Sequential:
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         counts: Counter[str] = Counter()
-        for item in (part.strip() for part in _split(text, ";", self.spec)):
+        for item in (part.strip() for part in split_outside_parentheses(text, ";", self.spec)):
             if item:
                 for kind, module in self.item(item, state):
                     counts[kind] += 1
@@ -271,7 +271,7 @@ class _Builder:
 
     def concat(self, item: str, inner: str, state: _State) -> Concat:
         branches, width = [], 0
-        for text in _split(inner, "|", self.spec):
+        for text in split_outside_parentheses(inner, "|", self.spec):
             branch_state = _State(state.channels)
             branches.append(self.sequence(text, branch_state))
             if branch_state.flattened:

@@ -324,8 +324,10 @@ def _experiment() -> Command:
                 flag="--models",
                 aliases=("--model",),
                 metavar="NAMES",
-                help="degradation: plain/residual twins, e.g. plain18,resnet18,plain34,resnet34; "
-                "lesion: the pretrained ResNet (with --weights)",
+                help="degradation: plain/residual twins, e.g. plain18,resnet18,plain34,resnet34, or your own "
+                "networks in (plain, residual) pairs: nets.py:Plain,nets.py:Res or two layer specs (split on commas "
+                "outside parentheses); lesion: the pretrained torchvision ResNet (with --weights), or your layer spec, "
+                "trained, each res(...) block removed in turn (not code: its blocks cannot be found)",
             ),
             Option(
                 "weights",

@@ -23,13 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab import checkpoint
-from cnnlab.building import build_model
+from cnnlab.building import SPEC, ZOO, build_model, model_kind
 from cnnlab.data import ImageDataset, load_dataset
 from cnnlab.engine.config import DATASET_DEFAULTS, GENERIC_DEFAULTS, TrainConfig, option_named
 from cnnlab.engine.phases import Phase
 from cnnlab.engine.trainer import run
 from cnnlab.errors import CnnlabError, ResumeConflictError
 from cnnlab.measure import count_params
+from cnnlab.measure.spec import split_outside_parentheses
 from cnnlab.models.base import ImageClassifier
 from cnnlab.options.commands import BN_STATS, PhaseSpec, parse_phases
 from cnnlab.registry import create_model, list_models
@@ -179,10 +180,10 @@ def prepare_for_finetuning(
         raise CnnlabError(f"--keep-head keeps the source's head; --head {head} would build a new one: pass one")
     if not keep_head:
         new_head(model, num_classes, head)
-    elif model.get_classifier().out_features != num_classes:
+    elif classifier_of(model).out_features != num_classes:
         raise CnnlabError(
             f"--keep-head needs a head of {num_classes} classes, the dataset's; the source's has "
-            f"{model.get_classifier().out_features}"
+            f"{classifier_of(model).out_features}"
         )
     set_trainable(model, "head" if freeze == "backbone" else "all", head, bn_stats)
     if lora_rank is not None:
@@ -191,18 +192,35 @@ def prepare_for_finetuning(
 
 
 def new_head(model: nn.Module, num_classes: int, head: str) -> None:
-    if head == HEAD_LAST:
+    if head == HEAD_LAST and hasattr(model, "reset_classifier"):
         model.reset_classifier(num_classes)
     elif isinstance(model, ImageClassifier):
         model.replace_head(head, num_classes)
+    elif head == HEAD_LAST:  # your own network: its final linear layer, drawn afresh
+        name, old = last_linear(model)
+        model.set_submodule(name, nn.Linear(old.in_features, num_classes, bias=old.bias is not None))
     else:
         raise CnnlabError(f"--head {head} replaces a zoo model's classifier; {type(model).__name__} takes --head last")
+
+
+def last_linear(model: nn.Module) -> tuple[str, nn.Linear]:
+    """A network of your own's classifier as `--head last` sees it: its last nn.Linear (name, module)."""
+    found = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not found:
+        label = getattr(model, "model_name", type(model).__name__)
+        raise CnnlabError(f"--head last replaces the final linear layer; {label} has no nn.Linear to replace")
+    return found[-1]
+
+
+def classifier_of(model: nn.Module) -> nn.Module:
+    """The final linear layer: a zoo model's `get_classifier()`, your own network's last nn.Linear."""
+    return model.get_classifier() if hasattr(model, "get_classifier") else last_linear(model)[1]
 
 
 def head_module(model: nn.Module, head: str = HEAD_LAST) -> nn.Module:
     """What trains as the head: the final linear layer ("last"), or the whole new classifier ("linear", SPEC)."""
     path = getattr(model, "head_path", None)
-    return model.get_submodule(path) if head != HEAD_LAST and path else model.get_classifier()
+    return model.get_submodule(path) if head != HEAD_LAST and path else classifier_of(model)
 
 
 def set_trainable(model: nn.Module, trains: str, head: str = HEAD_LAST, bn_stats: str = "frozen") -> None:
@@ -408,7 +426,11 @@ def build(
     """The source's model prepared for the recipe's first phase (its new head drawn from the seed), and the
     run's TrainConfig."""
     model, arch = load_source(source, data, recipe.model_name)
-    kwargs = dict(arch.model_kwargs) | ({"head": recipe.head} if recipe.head != HEAD_LAST else {})
+    head = recipe.head
+    if model_kind(arch.model) != ZOO:  # the new run's text (a spec's head rewritten) rebuilds what it trains
+        model, arch = own_network_for(model, arch, Path(source), data, recipe)
+        head = HEAD_LAST  # its classifier is now its final linear layer
+    kwargs = dict(arch.model_kwargs) | ({"head": head} if head != HEAD_LAST else {})
     specs = parse_phases(recipe.phases) if recipe.phases is not None else ()
     if specs:
         options = {**options, "epochs": sum(s.epochs for s in specs), "optimizer": specs[0].optimizer}
@@ -422,9 +444,59 @@ def build(
     freeze = "backbone" if specs and specs[0].trains == "head" else recipe.freeze
     bn_stats = recipe.bn_stats or "frozen"
     prepare_for_finetuning(
-        model, data.num_classes, freeze, recipe.lora_rank, recipe.lora_alpha, recipe.keep_head, recipe.head, bn_stats
+        model, data.num_classes, freeze, recipe.lora_rank, recipe.lora_alpha, recipe.keep_head, head, bn_stats
     )
     return model, config
+
+
+def own_network_for(
+    model: nn.Module, arch: TrainConfig, source: Path, data: ImageDataset, recipe: Recipe
+) -> tuple[nn.Module, TrainConfig]:
+    """A run of your own network, rebuilt for the new run as `cnnlab eval` will rebuild it: a spec with its head
+    rewritten for the dataset's classes (`spec_with_head`), code from the source run's copy (its constructor
+    given the new class count), and the trained weights carried over all but the final linear layer's. A network
+    that the rebuild does not reproduce, its head aside, is refused."""
+    if recipe.keep_head:
+        return model, arch
+    if model_kind(arch.model) == SPEC:
+        arch = replace(arch, model=spec_with_head(arch.model, data.num_classes, recipe.head))
+    elif recipe.head != HEAD_LAST:
+        raise CnnlabError(
+            f"--head {recipe.head} replaces a whole classifier; {arch.model} is code, whose constructor builds its "
+            "own (and a run rebuilds it from that code): use --head last, its final linear layer"
+        )
+    rebuilt = build_model(arch, data.num_classes, data.in_chans, data.image_size, run_dir=source)
+    head_name = last_linear(rebuilt)[0]
+    trained, wanted = model.state_dict(), rebuilt.state_dict()
+    body = [key for key in wanted if not key.startswith(f"{head_name}.")]
+    differs = [key for key in body if key not in trained or trained[key].shape != wanted[key].shape]
+    if differs:
+        raise CnnlabError(
+            f"{arch.model} built for {data.num_classes} classes is not the trained network with a new final "
+            f"linear layer ({differs[0]} differs): fine-tune it on a dataset with its own class count"
+        )
+    rebuilt.load_state_dict({key: trained[key] for key in body}, strict=False)
+    return rebuilt, arch
+
+
+def spec_with_head(spec: str, num_classes: int, head: str) -> str:
+    """A layer spec's text for a new head: "last", its final top-level `fc` to `num_classes`; "linear", every
+    layer after its last `flatten` or `gap` (its classifier) replaced by one `fc num_classes`."""
+    items = [item.strip() for item in split_outside_parentheses(spec, ";", spec)]
+    if head == HEAD_LAST:
+        fcs = [index for index, item in enumerate(items) if item.split()[:1] == ["fc"]]
+        if not fcs:
+            raise CnnlabError(f"--head last replaces the spec's final fc layer; '{spec}' has none at its top level")
+        return "; ".join([*items[: fcs[-1]], f"fc {num_classes}", *items[fcs[-1] + 1 :]])
+    if head != "linear":
+        raise CnnlabError(
+            f"--head {head} builds a zoo model's classifier; for a spec write its classifier into the spec itself "
+            "and train it, or fine-tune with --head last or --head linear"
+        )
+    cuts = [index for index, item in enumerate(items) if item in ("flatten", "gap")]
+    if not cuts:
+        raise CnnlabError(f"--head linear replaces the layers after the spec's flatten or gap; '{spec}' has neither")
+    return "; ".join([*items[: cuts[-1] + 1], f"fc {num_classes}"])
 
 
 def recipe_values(recipe: Recipe, config: TrainConfig) -> dict:

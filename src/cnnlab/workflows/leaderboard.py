@@ -72,9 +72,14 @@ def list_runs(root: str | Path = "runs", dataset: str | None = None, sort: str =
 
 
 def format_cell(column: str, value, root: Path | None = None) -> str:
-    """A table cell; a run directory is shown relative to the listed `root`."""
+    """A table cell; a run directory is shown relative to the listed `root`, your own network by a short label
+    (`model_label`: a file reference's Name, a spec's first layers)."""
     if column == "run_dir" and root is not None and Path(value).is_relative_to(root):
         return str(Path(value).relative_to(root))
+    if column == "model" and isinstance(value, str):
+        from cnnlab.building import model_label  # torch: only where a table shows models
+
+        return model_label(value)
     return format_metric(column, value)
 
 
