@@ -210,7 +210,7 @@ def test_more_epochs_on_a_onecycle_run_say_why_not(capsys, tmp_path):
 
 def test_the_api_passes_the_merged_config_on(finished_run, monkeypatch):
     seen = {}
-    monkeypatch.setattr(cnnlab.api, "run", lambda config, **kwargs: seen.update(config=config, **kwargs))
+    monkeypatch.setattr(cnnlab.api, "run", lambda config, **kwargs: seen.update(config=config, **kwargs) or {})
     cnnlab.api.train("lenet5", resume=finished_run, threads=2, quiet=True)
     saved = TrainConfig.from_dict(json.loads((finished_run / "config.json").read_text()))
     assert seen["config"] == TrainConfig(**{**saved.to_dict(), "threads": 2})

@@ -296,8 +296,8 @@ def test_a_non_finite_gradient_stops_before_the_weights_change(tmp_path, monkeyp
 
 
 def test_atomic_write_into_a_file_instead_of_a_folder_is_one_clear_error(tmp_path):
-    from cnnlab.checkpoint import write_json
     from cnnlab.errors import CnnlabError
+    from cnnlab.files import write_json
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
