@@ -162,9 +162,10 @@ def _zoo_info(model: str):
         return None
 
 
-def build_own(model: str, num_classes: int, input_shape: tuple[int, int, int]) -> nn.Module:
+def build_own(model: str, num_classes: int | None, input_shape: tuple[int, int, int]) -> nn.Module:
     """A spec or a reference, built and checked by one guarded forward pass (which also sizes a spec's lazy
-    layers): a failure names the layer and the shape; the output must be [N, num_classes]."""
+    layers): a failure names the layer and the shape; the output must be [N, num_classes] (None: the network's
+    own class count, as its constructor's default or the spec's last layer gives it)."""
     if model_kind(model) == SPEC:
         net, label = build_layer_spec(model, input_shape[0]), f"spec '{model}'"
     else:

@@ -187,9 +187,10 @@ def constructor_arguments(reference: ModelReference, num_classes: int, in_chans:
     return _arguments(resolve(reference), num_classes=num_classes, in_chans=in_chans)
 
 
-def check_model(model: nn.Module, input_shape: tuple[int, int, int], num_classes: int, label: str = "") -> None:
+def check_model(model: nn.Module, input_shape: tuple[int, int, int], num_classes: int | None, label: str = "") -> None:
     """One forward pass of two blank images in eval mode: a failure names the layer and the shape it got; the
-    output must be [N, num_classes]. The model's mode is restored."""
+    output must be [N, num_classes] (None: any [N, K], the network's own class count). The model's mode is
+    restored."""
     label = label or type(model).__name__
     trail = _LayerTrail(model)
     was_training = model.training
@@ -204,9 +205,10 @@ def check_model(model: nn.Module, input_shape: tuple[int, int, int], num_classes
     finally:
         trail.remove()
         model.train(was_training)
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):
+    classes = num_classes if num_classes is not None else (out.shape[-1] if isinstance(out, torch.Tensor) else 0)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, classes):
         got = f"[{', '.join(map(str, out.shape))}]" if isinstance(out, torch.Tensor) else type(out).__name__
-        wanted = f"[N, num_classes] = [2, {num_classes}]"
+        wanted = f"[N, num_classes] = [2, {num_classes}]" if num_classes is not None else "[N, classes]"
         raise ModelReferenceError(label, f"the output is {got} for 2 images; it must be {wanted}")
 
 

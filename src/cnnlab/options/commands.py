@@ -477,7 +477,12 @@ def _visualize() -> Command:
                 metavar="CLASS",
             ),
             out("output folder (default RUN_DIR/visualize)"),
-            Option("model", help=IMAGENET_MODEL, flag="--model"),
+            Option(
+                "model",
+                help="with --weights: the architecture of a torchvision ImageNet checkpoint; or your own network "
+                "(a layer spec or FILE.py:Name), --weights optional (a state dict: else its random init)",
+                flag="--model",
+            ),
             Option("weights", help=IMAGENET_WEIGHTS, flag="--weights", metavar="PATH"),
             TRUST_CODE,
         ),

@@ -90,6 +90,29 @@ def imagenet_subject(model_name: str, weights: str | os.PathLike) -> Subject:
     )
 
 
+def own_subject(model: str, weights: str | os.PathLike | None, first_image: ImageInput) -> Subject:
+    """Your own network (a layer spec or `file.py:Name`) as `visualize --model` names it: built for the first
+    image's channels (grey: 1, else 3) and size, with its own class count, then loaded from `weights` (a state
+    dict, safetensors or a weights-only torch file) or left at its random initialisation, to look inside before
+    training. Images are kept at their size, pixels / 255, as for a module."""
+    from cnnlab.building import build_own, model_label
+    from cnnlab.models.weights import read_state_dict
+
+    width, height = open_image(first_image, 3).size  # a missing or unreadable image: its one-line error
+    with Image.open(first_image) as probe:
+        in_chans = 1 if probe.mode in ("1", "L", "I", "I;16", "F") else 3
+    net = build_own(model, None, (in_chans, height, width))
+    if weights is not None:
+        try:
+            net.load_state_dict(read_state_dict(weights))
+        except RuntimeError as error:  # names, or shapes, that differ from the network's
+            first = str(error).strip().splitlines()[0]
+            raise CnnlabError(f"weights file {weights} does not fit {model_label(model)}: {first}") from None
+    subject = as_subject(net)
+    subject.name = model_label(model)
+    return subject
+
+
 def as_subject(source: str | os.PathLike | nn.Module | Subject) -> Subject:
     """A run directory, a model (its own channels, images kept at their size, pixels / 255) or a Subject."""
     if isinstance(source, Subject):
