@@ -88,7 +88,7 @@ def test_degradation_refuses_a_bad_own_pair_in_one_line(workdir, capsys, argv, s
             ["--model", "my_cnn.py:MyCNN"],
             "'my_cnn.py:MyCNN' has no residual block a lesion can remove: it finds cnnlab's (cnnlab.models.blocks."
             "BasicBlock/Bottleneck), torchvision's (torchvision.models.resnet.BasicBlock/Bottleneck) and any module "
-            "whose class says `lesionable = True`",
+            "whose class says lesionable = True",
         ),
         (["--model", SPEC, "--weights", "w.pth"], "--weights loads a torchvision ImageNet ResNet's checkpoint"),
         (["--model", SPEC], "has no res(...) block that keeps its input's shape"),

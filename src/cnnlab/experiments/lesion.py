@@ -185,7 +185,7 @@ def no_units(model_text: str, kept: dict[str, str]) -> CnnlabError:
     return CnnlabError(
         f"'{model_text}' has no residual block a lesion can remove{found}: it finds cnnlab's "
         "(cnnlab.models.blocks.BasicBlock/Bottleneck), torchvision's (torchvision.models.resnet.BasicBlock/"
-        "Bottleneck) and any module whose class says `lesionable = True` (its forward returns x + f(x)), and "
+        "Bottleneck) and any module whose class says lesionable = True (its forward returns x + f(x)), and "
         "removes those whose skip is the identity (output shaped as the input)"
     )
 
