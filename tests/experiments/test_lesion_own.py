@@ -142,6 +142,7 @@ def test_each_block_of_a_code_network_removed_in_turn_reproduced_from_its_run(co
     config = json.loads((out / "config.json").read_text())["experiment"]
     assert config["model"] == code_reference and config["blocks"] == BLOCKS
     assert config["kept"] == {"widen": KEPT, "down": KEPT}
+    assert f"widen kept: {KEPT}; down kept: {KEPT}" in (out / "results.md").read_text()
     # The run keeps its code, as `cnnlab train` does, and is rebuilt from that copy: with block2 replaced by its
     # skip, its accuracy on the 360 test digits is the table's.
     run = out / "runs" / "TinyResNet"

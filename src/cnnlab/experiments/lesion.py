@@ -150,7 +150,7 @@ def keeps_shape(model: nn.Module, names: list[str], input_shape: tuple[int, int,
     was_training = model.training
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(2, *input_shape))
+            model.eval()(torch.zeros(2, *input_shape, device=next(model.parameters(), torch.zeros(0)).device))
     finally:
         for handle in handles:
             handle.remove()
@@ -174,6 +174,10 @@ def lesion_units(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[l
     return units, kept
 
 
+def describe_kept(kept: dict[str, str]) -> str:
+    return "; ".join(f"{name} kept: {why}" for name, why in kept.items())
+
+
 def no_units(model_text: str, kept: dict[str, str]) -> CnnlabError:
     """The one-line refusal of a network of yours with no block a lesion can remove, saying how to make one."""
     if model_kind(model_text) == SPEC:
@@ -181,7 +185,7 @@ def no_units(model_text: str, kept: dict[str, str]) -> CnnlabError:
             f"spec '{model_text}' has no res(...) block that keeps its input's shape: a lesion removes such blocks "
             "(a res block whose layers change the channels or stride carries a projection, not the identity)"
         )
-    found = f" ({'; '.join(f'{name} kept: {why}' for name, why in kept.items())})" if kept else ""
+    found = f" ({describe_kept(kept)})" if kept else ""
     return CnnlabError(
         f"'{model_text}' has no residual block a lesion can remove{found}: it finds cnnlab's "
         "(cnnlab.models.blocks.BasicBlock/Bottleneck), torchvision's (torchvision.models.resnet.BasicBlock/"
@@ -450,7 +454,7 @@ def run_own(options: ExperimentOptions) -> ExperimentResult:
     plot_lesions({label: (baseline, accuracies)}, options.out / "drop_block.png", title)
     findings = [f"Removing one {block} at test time, {described}.", f"{label} is '{model_text}'."]
     if kept:
-        findings.append("Not removed: " + "; ".join(f"{name} kept: {why}" for name, why in kept.items()) + ".")
+        findings.append(f"Not removed: {describe_kept(kept)}.")
     return ExperimentResult(
         title=f"Lesion: test accuracy of your {what} with one {block} removed, on {data.name}",
         columns=COLUMNS,
