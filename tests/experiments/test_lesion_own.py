@@ -20,7 +20,6 @@ from cnnlab.experiments.lesion import KEPT, lesion_units, removable, residual_bl
 from cnnlab.inference.evaluation import evaluate_arrays
 from cnnlab.rundir import RunDir
 
-
 # Two identity-skip blocks (res1, res2) and a projection block (res3: 16 -> 32 channels, stride 2).
 SPEC = (
     "conv 16 k3 p1; bn; relu; res(conv 16 k3 p1; bn; relu; conv 16 k3 p1; bn); relu; "
@@ -65,7 +64,7 @@ def test_each_res_block_removed_in_turn_reproduced_from_the_saved_weights(result
 
 # Two blocks of yours marked lesionable (block1, block2), torchvision's identity BasicBlock (block3), a marked block
 # whose output doubles the channels (widen) and torchvision's BasicBlock with a projection (down): the last two stay.
-CODE = '''import torch
+CODE = """import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
@@ -105,7 +104,7 @@ class TinyResNet(nn.Module):
     def forward(self, x):
         x = self.block3(self.block2(self.block1(self.stem(x))))
         return self.head(self.down(self.widen(x)))
-'''
+"""
 BLOCKS = ["block1", "block2", "block3"]
 
 
