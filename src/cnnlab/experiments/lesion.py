@@ -15,10 +15,12 @@ changes the width (in_chans -> 32, 32 -> 64, 64 -> 128), so no identity can stan
 
 With `--model resnet50 --weights FILE --dataset imagefolder:PATH` it is the tutorials' exercise 20.3.3 instead: a
 pretrained ImageNet ResNet, each droppable block removed in turn (stage 1's and stage 3's among them), top-1 and
-top-5 on a labelled folder of photos (see `cnnlab.imagenet_eval`), nothing trained. With `--model SPEC` (a layer
-spec with res(...) blocks) it is your network's lesion: trained with the experiment's recipe, then each res block
-whose skip is the identity removed in turn (`residual_blocks`). A network in code is refused in one line: its
-blocks are not identifiable (`own_spec`).
+top-5 on a labelled folder of photos (see `cnnlab.imagenet_eval`), nothing trained. With `--model SPEC` or
+`--model FILE.py:Name` it is your network's lesion: trained with the experiment's recipe (a network in code keeps
+its source in its run), then each found residual block whose skip is the identity removed in turn (`lesion_units`):
+a spec's res(...) blocks, cnnlab's and torchvision's BasicBlock/Bottleneck, and any module whose class says
+`lesionable = True`. A block is removed only when one batch shows its output shaped as its input; a network with no
+such block is refused in one line saying how to make one findable (`no_units`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.building import REFERENCE, ZOO, build_own, check_model_text, model_kind
+from cnnlab.building import SPEC, ZOO, build_own, check_model_text, model_kind
 from cnnlab.engine import trainer
 from cnnlab.engine.config import TrainConfig
 from cnnlab.errors import CnnlabError
@@ -39,6 +41,7 @@ from cnnlab.experiments.common import ExperimentOptions, ExperimentResult
 from cnnlab.experiments.degradation import build_network, experiment_data, network, network_name
 from cnnlab.inference.evaluation import evaluate_arrays
 from cnnlab.measure.spec import Residual
+from cnnlab.models import references
 from cnnlab.models.blocks import BasicBlock
 from cnnlab.models.resnet import ResNet, drop_block, droppable_blocks, has_skip
 from cnnlab.registry import create_model
@@ -100,23 +103,107 @@ def vgg_layers(model: nn.Module) -> dict[str, str | None]:
     return layers
 
 
+LESIONABLE = "lesionable"  # a class attribute: `lesionable = True` marks your block as x + f(x), identity skip
+KEPT = "its skip changes the shape"
+
+
+def skip_blocks(model: nn.Module) -> dict[str, bool]:
+    """Every residual block a lesion can find in a network of your own, by dotted name, and whether its skip is
+    the identity as built: a layer spec's res(...) blocks (identity unless it carries a 1x1 projection), cnnlab's
+    residual blocks (`has_skip`) and torchvision's BasicBlock/Bottleneck (identity where `downsample` is None),
+    and any module whose class says `lesionable = True` (your word that its forward returns x + f(x))."""
+    from torchvision.models import resnet as torchvision_resnet
+
+    blocks = {}
+    for name, module in model.named_modules():
+        if not name:
+            continue  # the network itself is no block of itself
+        if isinstance(module, Residual):
+            blocks[name] = isinstance(module.skip, nn.Identity)
+        elif getattr(type(module), LESIONABLE, False) is True:
+            blocks[name] = True
+        elif has_skip(module) or isinstance(module, (torchvision_resnet.BasicBlock, torchvision_resnet.Bottleneck)):
+            blocks[name] = getattr(module, "downsample", None) is None
+    return blocks
+
+
 def residual_blocks(model: nn.Module) -> list[str]:
-    """A layer spec's res(...) blocks whose skip is the identity (the block keeps its input's shape), by name
-    ("res1", "stage.res2"): Veit et al.'s lesion replaces such a block by its skip, x + f(x) -> x. A block with a
-    1x1 projection changes the shape, so no identity can stand in for it."""
-    return [name for name, m in model.named_modules() if isinstance(m, Residual) and isinstance(m.skip, nn.Identity)]
+    """The found blocks whose skip is the identity as built (`skip_blocks`), by name ("res1", "stage.res2",
+    "layer1.0"): Veit et al.'s lesion replaces such a block by its skip, x + f(x) -> x. A block with a 1x1
+    projection changes the shape, so no identity can stand in for it."""
+    return [name for name, identity in skip_blocks(model).items() if identity]
+
+
+def keeps_shape(model: nn.Module, names: list[str], input_shape: tuple[int, int, int]) -> dict[str, bool]:
+    """Whether each named block's output has its input's shape, as forward hooks see it on one batch of two blank
+    images in eval mode (a block the forward never runs is left out). The model's mode is restored."""
+    seen: dict[str, bool] = {}
+
+    def hook(name: str):
+        def record(module, args, output):
+            same = bool(args) and isinstance(args[0], torch.Tensor) and isinstance(output, torch.Tensor)
+            seen[name] = seen.get(name, True) and same and args[0].shape == output.shape
+
+        return record
+
+    handles = [model.get_submodule(name).register_forward_hook(hook(name)) for name in names]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(2, *input_shape, device=next(model.parameters(), torch.zeros(0)).device))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return seen
+
+
+def lesion_units(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[list[str], dict[str, str]]:
+    """Your network's blocks a lesion removes (identity skip, output shaped as the input) and the other found
+    blocks with why they stay ({name: why})."""
+    blocks = skip_blocks(model)
+    shapes = keeps_shape(model, list(blocks), input_shape)
+    units, kept = [], {}
+    for name, identity in blocks.items():
+        if name not in shapes:
+            kept[name] = "the forward pass never runs it"
+        elif identity and shapes[name]:
+            units.append(name)
+        else:
+            kept[name] = KEPT
+    return units, kept
+
+
+def describe_kept(kept: dict[str, str]) -> str:
+    return "; ".join(f"{name} kept: {why}" for name, why in kept.items())
+
+
+def no_units(model_text: str, kept: dict[str, str]) -> CnnlabError:
+    """The one-line refusal of a network of yours with no block a lesion can remove, saying how to make one."""
+    if model_kind(model_text) == SPEC:
+        return CnnlabError(
+            f"spec '{model_text}' has no res(...) block that keeps its input's shape: a lesion removes such blocks "
+            "(a res block whose layers change the channels or stride carries a projection, not the identity)"
+        )
+    found = f" ({describe_kept(kept)})" if kept else ""
+    return CnnlabError(
+        f"'{model_text}' has no residual block a lesion can remove{found}: it finds cnnlab's "
+        "(cnnlab.models.blocks.BasicBlock/Bottleneck), torchvision's (torchvision.models.resnet.BasicBlock/"
+        "Bottleneck) and any module whose class says lesionable = True (its forward returns x + f(x)), and "
+        "removes those whose skip is the identity (output shaped as the input)"
+    )
 
 
 def remove_layer(model: nn.Module, name: str) -> None:
-    """Replace the unit `name` ("layer2.1" of a ResNet, "block1.1" of a VGG, "res2" of a spec) by nn.Identity()
-    in place."""
+    """Replace the unit `name` ("layer2.1" of a ResNet, "block1.1" of a VGG, "res2" of a spec, any found block of
+    a network in code) by nn.Identity() in place."""
     if isinstance(model, ResNet):
         stage_name, index = name.rsplit(".", 1)
         remove_block(model, stage_name, int(index))
         return
-    if not hasattr(model, "stage_names"):  # a layer spec: its res(...) blocks
+    if not hasattr(model, "stage_names"):  # your network: its found blocks
         if name not in residual_blocks(model):
-            raise CnnlabError(f"{name} is not a res(...) block with an identity skip; removable: {removable(model)}")
+            raise CnnlabError(f"{name} is not a block with an identity skip; removable: {removable(model)}")
         model.set_submodule(name, nn.Identity())
         return
     stage_name, index = name.rsplit(".", 1)
@@ -127,8 +214,8 @@ def remove_layer(model: nn.Module, name: str) -> None:
 
 
 def removable(model: nn.Module) -> list[str]:
-    """The units that can go: a ResNet's same-shape blocks (with or without a skip), a VGG's same-shape layers, a
-    layer spec's identity-skip res(...) blocks."""
+    """The units that can go: a ResNet's same-shape blocks (with or without a skip), a VGG's same-shape layers,
+    your network's identity-skip blocks (`lesion_units` also checks their shapes on one batch)."""
     if isinstance(model, ResNet):
         return [f"{stage}.{index}" for stage, index in same_shape_blocks(model)]
     if not hasattr(model, "stage_names"):
@@ -201,9 +288,9 @@ def pretrained_lesions(options: ExperimentOptions) -> tuple[str, list[dict], dic
     return name, rows, {"images": len(images), "resize": list(transform.resize_size), "crop": list(transform.crop_size)}
 
 
-def own_spec(options: ExperimentOptions) -> str:
-    """The one layer spec `--model` names for a lesion of your own network, checked before any data loads; a
-    network in code, or one with --weights, is refused in one line saying why and what to use instead."""
+def own_model(options: ExperimentOptions) -> str:
+    """The one network of yours `--model` names for a lesion (a layer spec, or a network in code), checked before
+    any data loads; one with --weights is refused in one line saying why."""
     from cnnlab.errors import OptionValueError
 
     model = options.models[0]
@@ -214,13 +301,6 @@ def own_spec(options: ExperimentOptions) -> str:
             "weights",
             f"loads a torchvision ImageNet ResNet's checkpoint for a lesion; '{model}' is your own network: "
             "the experiment trains it (leave --weights out)",
-        )
-    if model_kind(model) == REFERENCE:
-        raise OptionValueError(
-            "models",
-            f"takes a zoo ResNet (with --weights) or a layer spec with res(...) blocks, whose blocks it can find and "
-            f"remove; '{model}' is code, whose blocks it cannot tell apart: write it as a spec, or measure its skips "
-            "with cnnlab experiment degradation --models PLAIN,RESIDUAL",
         )
     check_model_text(model)
     return model
@@ -343,47 +423,54 @@ def describe_lesions(name: str, baseline: float, mean_drop: float, max_drop: flo
     )
 
 
-OWN_LABEL = "spec"  # your network's row label; config.json keeps its text
+OWN_LABEL = "spec"  # a layer spec's row label (a network in code is labelled by its class); config.json keeps the text
+
+
+def own_label(model_text: str) -> str:
+    """Your network's row label and run folder: "spec", or the class a reference names ("MyResNet")."""
+    return OWN_LABEL if model_kind(model_text) == SPEC else references.parse_reference(model_text).name
 
 
 def run_own(options: ExperimentOptions) -> ExperimentResult:
-    """Your layer spec trained with the experiment's recipe, then each identity-skip res(...) block removed in
-    turn (`residual_blocks`), as the ResNet arm's blocks are."""
-    spec = own_spec(options)
+    """Your layer spec or network in code trained with the experiment's recipe (a network in code keeps its source
+    in its run, as `cnnlab train` does), then each found block whose skip is the identity removed in turn
+    (`lesion_units`), as the ResNet arm's blocks are."""
+    model_text = own_model(options)
     data = experiment_data(options)
     epochs = options.epochs_or(quick=2, full=10)
     torch.manual_seed(options.seed)
-    model = build_own(spec, data.num_classes, (data.in_chans, data.image_size, data.image_size))
-    units = residual_blocks(model)
+    input_shape = (data.in_chans, data.image_size, data.image_size)
+    model = build_own(model_text, data.num_classes, input_shape)
+    units, kept = lesion_units(model, input_shape)
     if not units:
-        raise CnnlabError(
-            f"spec '{spec}' has no res(...) block that keeps its input's shape: a lesion removes such blocks "
-            "(a res block whose layers change the channels or stride carries a projection, not the identity)"
-        )
-    baseline = train_arm(options, data, spec, model, epochs, OWN_LABEL)
+        raise no_units(model_text, kept)
+    label = own_label(model_text)
+    baseline = train_arm(options, data, model_text, model, epochs, label)
     accuracies = lesion_accuracies(model, data, units)
     drops = [baseline - a for a in accuracies.values()]
-    described = describe_lesions(OWN_LABEL, baseline, float(np.mean(drops)), max(drops))
-    title = f"{data.name}: one res block of your spec removed at test time"
-    plot_lesions({OWN_LABEL: (baseline, accuracies)}, options.out / "drop_block.png", title)
+    described = describe_lesions(label, baseline, float(np.mean(drops)), max(drops))
+    what, block = ("spec", "res(...) block") if model_kind(model_text) == SPEC else ("network", "residual block")
+    title = f"{data.name}: one {block} of your {what} removed at test time"
+    plot_lesions({label: (baseline, accuracies)}, options.out / "drop_block.png", title)
+    findings = [f"Removing one {block} at test time, {described}.", f"{label} is '{model_text}'."]
+    if kept:
+        findings.append(f"Not removed: {describe_kept(kept)}.")
     return ExperimentResult(
-        title=f"Lesion: test accuracy of your spec with one res(...) block removed, on {data.name}",
+        title=f"Lesion: test accuracy of your {what} with one {block} removed, on {data.name}",
         columns=COLUMNS,
-        rows=network_rows(OWN_LABEL, baseline, accuracies),
-        findings=[
-            f"Removing one res block at test time, {described}.",
-            f"{OWN_LABEL} is '{spec}'.",
-        ],
+        rows=network_rows(label, baseline, accuracies),
+        findings=findings,
         plots=["drop_block.png"],
         config={
-            "model": spec,
-            "label": OWN_LABEL,
+            "model": model_text,
+            "label": label,
             "blocks": units,
+            "kept": kept,
             "epochs": epochs,
             "dataset": data.name,
             "image_size": data.image_size,
             "seed": options.seed,
-            "note": "a removed res block leaves its identity skip (x + f(x) -> x); lesioned networks keep the BN "
+            "note": "a removed block leaves its identity skip (x + f(x) -> x); lesioned networks keep the BN "
             "statistics of the intact one, as in Veit et al.",
         },
     )
@@ -393,8 +480,8 @@ def run_own(options: ExperimentOptions) -> ExperimentResult:
     "lesion",
     accepts=("models", "weights"),
     help="delete one block at test time: ResNet vs plain net (Veit et al. 2016); with --model "
-    "and --weights, a pretrained ImageNet ResNet on a labelled folder (exercise 20.3.3); with --model SPEC, your "
-    "layer spec trained, each res(...) block removed in turn",
+    "and --weights, a pretrained ImageNet ResNet on a labelled folder (exercise 20.3.3); with --model SPEC or "
+    "FILE.py:Name, your network trained, each residual block whose skip is the identity removed in turn",
 )
 def run(options: ExperimentOptions) -> ExperimentResult:
     if options.models and model_kind(options.models[0]) != ZOO:

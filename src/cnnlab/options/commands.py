@@ -326,8 +326,9 @@ def _experiment() -> Command:
                 metavar="NAMES",
                 help="degradation: plain/residual twins, e.g. plain18,resnet18,plain34,resnet34, or your own "
                 "networks in (plain, residual) pairs: nets.py:Plain,nets.py:Res or two layer specs (split on commas "
-                "outside parentheses); lesion: the pretrained torchvision ResNet (with --weights), or your layer spec, "
-                "trained, each res(...) block removed in turn (not code: its blocks cannot be found)",
+                "outside parentheses); lesion: the pretrained torchvision ResNet (with --weights), or your layer spec "
+                "or FILE.py:Name, trained, then each residual block with an identity skip removed in turn (res(...) "
+                "blocks; in code: cnnlab's or torchvision's BasicBlock/Bottleneck, or a class with lesionable = True)",
             ),
             Option(
                 "weights",
