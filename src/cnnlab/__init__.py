@@ -4,16 +4,7 @@ from cnnlab._version import __version__
 from cnnlab.errors import CnnlabError
 from cnnlab.registry import ModelInfo, create_model, list_models, model_info, register_model
 
-_API = (
-    "train",
-    "evaluate",
-    "predict",
-    "compare",
-    "experiment",
-    "list_runs",
-    "export",
-    "optimize_for_inference",
-)
+_API = ("train", "evaluate", "predict", "compare", "experiment", "list_runs", "export", "optimize_for_inference")
 
 # Not `cnnlab.visualize` as a package: importing it would replace the function of that name on this module.
 _VISUAL = ("load_model", "feature_maps", "attribution", "visualize")

@@ -235,13 +235,4 @@ def export(
     return export_run(run_dir, format, optimize=optimize, out=out)
 
 
-__all__ = [
-    "train",
-    "evaluate",
-    "predict",
-    "compare",
-    "experiment",
-    "list_runs",
-    "export",
-    "optimize_for_inference",
-]
+__all__ = ["train", "evaluate", "predict", "compare", "experiment", "list_runs", "export", "optimize_for_inference"]
