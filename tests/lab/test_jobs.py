@@ -5,6 +5,7 @@ import io
 import json
 import subprocess
 import sys
+import threading
 import time
 import warnings
 
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image
 
 from cnnlab.lab.follow import read_events, summarize_events
-from cnnlab.lab.jobs import JobStore
+from cnnlab.lab.jobs import JobStore, _command_line
 
 
 def write_record(store: JobStore, job_id: str, run_dir, **fields) -> None:
@@ -82,6 +83,24 @@ def test_a_reused_pid_is_not_the_job(tmp_path):
         assert store.state(store.record("x")) == ("stopped", True)
     finally:
         other.kill()
+
+
+def test_a_command_line_read_mid_exec_is_read_again_until_it_settles(tmp_path):
+    """Right after exec, /proc/PID/cmdline reads empty for a moment (139 of 300 fresh sleepers on a loaded 2-core
+    machine): the job is alive and must not show as stopped."""
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "cmdline").write_bytes(b"")
+    fill = threading.Timer(0.2, lambda: (proc / "cmdline").write_bytes(b"python\0-m\0cnnlab\0/runs/a\0"))
+    fill.start()
+    try:
+        assert "/runs/a" in _command_line(proc)
+    finally:
+        fill.join()
+    (proc / "cmdline").write_bytes(b"")
+    started = time.monotonic()
+    assert _command_line(proc, settle_s=0.3) == ""  # a kernel thread's stays empty, and the wait ends
+    assert time.monotonic() - started < 2
 
 
 def test_queue_starts_one_job_at_a_time(tmp_path, monkeypatch):

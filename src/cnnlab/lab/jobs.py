@@ -111,9 +111,19 @@ def process_alive(pid: int, marker: str) -> bool:
     try:
         if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
             return False
-        return marker in (proc / "cmdline").read_bytes().decode(errors="replace")
+        return marker in _command_line(proc)
     except (OSError, IndexError):
         return False
+
+
+def _command_line(proc: Path, settle_s: float = 2.0) -> str:
+    """`proc`'s command line. Just after exec it reads empty for a moment (the kernel lets the parent go and closes
+    its pipes before it sets up the new argv), so an empty one is read again until it settles; a kernel thread's
+    stays empty."""
+    deadline = time.monotonic() + settle_s
+    while not (text := (proc / "cmdline").read_bytes().decode(errors="replace")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return text
 
 
 class JobStore:
