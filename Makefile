@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint bench docs clean
+.PHONY: setup demo test test-fast test-zoo lint bench docs clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,10 @@ test: setup
 # exporting every model).
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow" -n auto --dist loadfile
+
+# The whole zoo in every per-model loop, the big variants too (tests/zoo_sample.py): about 3 minutes more.
+test-zoo: setup
+	CNNLAB_BIG_MODELS=1 $(BIN)/python -m pytest -n auto --dist loadfile
 
 # Lint and format check (configured in pyproject.toml); `ruff format src tests bench` fixes the format.
 lint: setup

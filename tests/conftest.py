@@ -25,7 +25,8 @@ def digits():
 
 def pytest_collection_modifyitems(items):
     """A test parametrized by a registered model name, for a model outside the zoo sample, is slow: the sample
-    (one model per family) runs in `make test-fast`, the whole zoo in `make test`."""
+    (one model per family) runs in `make test-fast`, the whole zoo in `make test` (but the big variants, which
+    tests/zoo_sample.py skips in the loops that build and run every model: `make test-zoo` runs them too)."""
     from zoo_sample import FAMILY_REPRESENTATIVES
 
     from cnnlab.registry import list_models

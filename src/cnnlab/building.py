@@ -19,12 +19,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Protocol
 
-import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.measure.spec import LAYER_KINDS, build_layer_spec, split_outside_parentheses
 from cnnlab.models import references, trust
+from cnnlab.models.meta import on_meta
 from cnnlab.registry import create_model, list_models, model_info
 from cnnlab.rundir import RunDir
 
@@ -89,7 +89,7 @@ def check_model_name(config: ModelRecipe) -> None:
     if config.model_kwargs:
         raise CnnlabError(f"model_kwargs go to a zoo model's builder; {label} is your own network")
     if kind == SPEC:
-        with torch.device("meta"):
+        with on_meta():
             build_layer_spec(config.model, 3)
     else:
         reference = references.parse_reference(config.model)

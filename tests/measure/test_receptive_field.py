@@ -14,6 +14,7 @@ import cnnlab
 from cnnlab import CnnlabError
 from cnnlab.measure import receptive_field, summarize
 from cnnlab.measure.receptive import effective_receptive_field, trace_network
+from cnnlab.models.meta import on_meta
 from cnnlab.scratch import conv_output_size
 
 
@@ -156,7 +157,7 @@ def test_resnet_fields_torchvision_layout_and_paper_layout(name, code, paper):
 def test_every_registered_model_gets_a_receptive_field_and_a_depth():
     fields, depths = {}, {}
     for name in cnnlab.list_models():
-        with torch.device("meta"):
+        with on_meta():
             model = cnnlab.create_model(name)
         field, depths[name] = trace_network(model, cnnlab.model_info(name).input_size, name)
         fields[name] = field.size

@@ -12,6 +12,7 @@ import torch
 
 import cnnlab
 from cnnlab.models import _registry
+from cnnlab.models.meta import on_meta
 from cnnlab.registry import create_model, list_models, model_info
 
 MODELS_DIR = Path(cnnlab.__file__).parent / "models"
@@ -26,7 +27,7 @@ def test_every_builder_takes_num_classes_in_chans_and_kwargs(name: str):
         ("in_chans", info.input_size[0]),
     ]
     assert parameters[-1].kind is inspect.Parameter.VAR_KEYWORD
-    with torch.device("meta"):
+    with on_meta():
         positional, keyword = info.builder(7, 2), create_model(name, num_classes=7, in_chans=2)
     assert [tuple(p.shape) for p in positional.parameters()] == [tuple(p.shape) for p in keyword.parameters()]
 
@@ -48,7 +49,23 @@ def test_the_fast_suites_zoo_sample_is_each_familys_smallest():
 
     by_family = {}
     for name in list_models():
-        with torch.device("meta"):
+        with on_meta():
             params = sum(p.numel() for p in create_model(name).parameters())
         by_family.setdefault(model_info(name).family, []).append((params, name))
     assert FAMILY_REPRESENTATIVES == {min(models)[1] for models in by_family.values()}
+
+
+def test_each_big_variant_runs_its_siblings_code_at_a_bigger_size():
+    """The loops skip a big variant in `make test` because its sibling exercises the same code: the same model
+    class, no kind of layer the sibling lacks, and more parameters."""
+    from zoo_sample import BIG_VARIANTS
+
+    def layer_kinds(model: torch.nn.Module) -> set[type]:
+        return {type(module) for module in model.modules()}
+
+    for big, sibling in BIG_VARIANTS.items():
+        with on_meta():
+            variant, kept = create_model(big), create_model(sibling)
+        assert type(variant) is type(kept), big
+        assert layer_kinds(variant) <= layer_kinds(kept), (big, layer_kinds(variant) - layer_kinds(kept))
+        assert sum(p.numel() for p in variant.parameters()) > sum(p.numel() for p in kept.parameters()), big

@@ -2,8 +2,9 @@
 and bf16), ONNX files of the zoo run with onnxruntime, and `cnnlab export RUN_DIR` with its sidecar JSON.
 
 Every model runs with randomised BN statistics and affine terms (twins.randomize_norms_): at init an eval-mode BN
-is the identity, and folding it would prove nothing. For time (the file takes about 70 s on two cores): folding
-runs over every registered model with BatchNorm, and the ONNX test over every registered model, at small_input and
+is the identity, and folding it would prove nothing. For time (the file took 100 s on two cores with the whole
+zoo): folding runs over every registered model with BatchNorm and the ONNX test over every registered model, both
+without the big variants in `make test` (tests/zoo_sample.py: their siblings run the same code), at small_input and
 the model's smallest side of at least 16 pixels (alexnet_paper goes through the torch.export-based exporter, the
 others through the TorchScript-based one). Both compare to atol 1e-4 on logits divided by their largest magnitude
 (deep CIFAR ResNets with random statistics grow their logits with depth: resnet1202 reaches ~1e11 even at BN gains
@@ -19,12 +20,14 @@ import pytest
 import torch
 from torch import nn
 from twins import MIN_LOGITS_STD, randomize_norms_
+from zoo_sample import zoo_loop
 
 import cnnlab
 from cnnlab.cli import main
 from cnnlab.data import normalize
 from cnnlab.deploy import FORMATS, export_bytes, fold_batchnorm, foldable_pairs, optimize_for_inference
 from cnnlab.errors import CnnlabError
+from cnnlab.models.meta import on_meta
 from cnnlab.registry import create_model, list_models, min_input_size, model_info
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'cnnlab[export]')")
@@ -59,7 +62,7 @@ def count_bn(model: nn.Module) -> int:
 def with_batchnorm() -> list[str]:
     names = []
     for name in list_models():
-        with torch.device("meta"):
+        with on_meta():
             if count_bn(create_model(name, **small_kwargs(name))):
                 names.append(name)
     return names
@@ -83,7 +86,7 @@ def batch(model: nn.Module, batch: int = 2, seed: int = 1) -> torch.Tensor:
     return torch.randn(batch, model.in_chans, side, side, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("name", with_batchnorm())
+@pytest.mark.parametrize("name", zoo_loop(with_batchnorm()))
 def test_folding_keeps_the_outputs_of_every_model_with_batchnorm(name: str):
     model = random_model(name)
     x = batch(model)
@@ -206,7 +209,7 @@ def onnx_logits(payload: bytes, x: torch.Tensor) -> tuple[torch.Tensor, list]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", zoo_loop(list_models()))
 def test_onnx_export_of_the_zoo_matches_pytorch(name: str):
     model = random_model(name)
     payload = export_bytes(model, batch(model, batch=2), "onnx")

@@ -1,5 +1,6 @@
 """Every registered model honours the ImageClassifier interface (a loop over list_models(), so a family file
-that lands is covered without an edit here).
+that lands is covered without an edit here). In `make test` the big variants skip the per-model checks, their
+siblings running the same code (tests/zoo_sample.py); `make test-zoo` runs them too.
 
 Each model is built once per module (small_input=True where the builder takes it, so inputs stay tiny) and
 run with batch 2 at its smallest accepted side, found on the meta device (at least 8 pixels). Most of the
@@ -18,13 +19,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 from twins import n_params
+from zoo_sample import zoo_loop
 
 from cnnlab.engine.trainer import classification_loss
 from cnnlab.errors import CnnlabError
 from cnnlab.models.base import ImageClassifier
+from cnnlab.models.meta import on_meta
 from cnnlab.registry import create_model, list_models, min_input_size, model_info
 
 MODELS = list_models()
+LOOPED = zoo_loop(MODELS)  # the big variants skip in `make test` (tests/zoo_sample.py)
 BATCH = 2
 GRADIENT_LIMIT = 40_000_000  # bigger models skip the backward pass (time); they still run in training mode
 HYPOTHESIS_REAL_LIMIT = 30_000_000  # bigger models run the random-config test on the meta device (shapes only)
@@ -34,7 +38,7 @@ HYPOTHESIS_REAL_LIMIT = 30_000_000  # bigger models run the random-config test o
 def small_kwargs(name: str) -> dict:
     """small_input=True for builders that take it (ImageNet families); {} for the CIFAR-sized ones."""
     try:
-        with torch.device("meta"):
+        with on_meta():
             create_model(name, small_input=True)
     except TypeError:  # no such keyword, or the builder already fixes it
         return {}
@@ -45,7 +49,7 @@ def small_kwargs(name: str) -> dict:
 def default_size(name: str) -> int:
     """Parameters at the default channels and classes: where the random-config test runs (another in_chans or
     num_classes moves the count by a first conv's and a classifier's share, not across the limit's order)."""
-    with torch.device("meta"):
+    with on_meta():
         return n_params(create_model(name, **small_kwargs(name)))
 
 
@@ -67,7 +71,7 @@ class Built:
             self.logits = self.model(self.x)
 
 
-@pytest.fixture(scope="module", params=MODELS)
+@pytest.fixture(scope="module", params=LOOPED)
 def built(request) -> Built:
     return Built(request.param)
 
@@ -170,7 +174,7 @@ def test_reset_classifier(built: Built):
         assert built.model(built.x).shape == (BATCH, 7)
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", LOOPED)
 @settings(max_examples=2, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(in_chans=st.integers(1, 4), num_classes=st.integers(1, 20))
 def test_random_channels_and_classes(name: str, in_chans: int, num_classes: int):

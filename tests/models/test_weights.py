@@ -16,6 +16,7 @@ from safetensors.torch import save_file
 from twins import n_params
 
 from cnnlab.errors import CnnlabError
+from cnnlab.models.meta import on_meta
 from cnnlab.models.weights import adapt_input_conv, load_weights
 from cnnlab.registry import create_model, list_models, min_input_size, model_info
 
@@ -48,7 +49,7 @@ def test_twin_state_dict_fits(name: str):
         twin = build_twin(name, "meta")
     except NotImplementedError:
         twin = build_twin(name)
-    with torch.device("meta"):
+    with on_meta():
         ours = create_model(name)
     theirs = {key: tuple(value.shape) for key, value in ours.adapt_state_dict(twin.state_dict()).items()}
     assert theirs == {key: tuple(value.shape) for key, value in ours.state_dict().items()}
@@ -57,7 +58,7 @@ def test_twin_state_dict_fits(name: str):
 
 @pytest.mark.parametrize("name", TWINNED)
 def test_twin_checkpoint_gives_equal_logits(name: str, tmp_path):
-    with torch.device("meta"):
+    with on_meta():
         size = n_params(create_model(name))
     if size > LOGITS_LIMIT:
         pytest.skip(f"{name}: {size:,} parameters; keys, shapes and count checked on meta")

@@ -14,12 +14,13 @@ from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.trainer import run
 from cnnlab.inference.prediction import load_run
 from cnnlab.measure import count_params
+from cnnlab.models.meta import on_meta
 
 
 def smallest_per_family() -> list[str]:
     by_family = defaultdict(list)
     for name in list_models():
-        with torch.device("meta"):
+        with on_meta():
             params = count_params(create_model(name))
         by_family[model_info(name).family].append((params, name))
     return sorted(min(models)[1] for models in by_family.values())

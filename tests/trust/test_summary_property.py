@@ -13,11 +13,13 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
+from zoo_sample import zoo_loop
 
 from cnnlab.measure import summarize
+from cnnlab.models.meta import on_meta
 from cnnlab.registry import create_model, list_models, min_input_size
 
-MODELS = list_models()
+MODELS = zoo_loop(list_models())  # the big variants skip in `make test` (tests/zoo_sample.py)
 REAL_LIMIT = 5_000_000  # bigger models run on the meta device: the same shapes, without memory, init or arithmetic
 
 
@@ -50,7 +52,7 @@ def one_thread():
 @settings(max_examples=1, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(in_chans=st.integers(1, 3), extra=st.integers(0, 12))
 def test_summary_rows_match_a_real_forward_pass(name: str, in_chans: int, extra: int):
-    with torch.device("meta"):
+    with on_meta():
         default = create_model(name)
     device = "cpu" if sum(p.numel() for p in default.parameters()) <= REAL_LIMIT else "meta"
     side = min_input_size(default) + extra

@@ -4,22 +4,13 @@
 import pytest
 import torch
 from torch import nn
+from zoo_sample import zoo_loop
 
 import cnnlab
 from cnnlab.measure import summarize
 from cnnlab.models.base import min_input_size
 
-# The slowest to build and run here (3.5 s or more each on 2 vCPUs: 60M+ parameters to initialise, or 600+ layers).
-SLOW = {
-    "resnet1202",
-    "efficientnet_b7",
-    "efficientnet_b6",
-    "efficientnet_b5",
-    "densenet201",
-    "convnext_base",
-    "alexnet",
-}
-MODELS = [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name for name in cnnlab.list_models()]
+MODELS = zoo_loop(cnnlab.list_models())  # the big variants skip in `make test` (tests/zoo_sample.py)
 
 
 POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)

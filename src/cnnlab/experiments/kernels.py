@@ -19,6 +19,7 @@ from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, train
 from cnnlab.measure import count_params, receptive_field, summarize
 from cnnlab.models.blocks import BasicBlock, Bottleneck, conv_norm_act
+from cnnlab.models.meta import on_meta
 from cnnlab.repeats import Claim
 
 CHANNELS = 64  # C of the kernel comparisons
@@ -95,7 +96,7 @@ def designs() -> list[Design]:
 
 
 def measure(design: Design) -> dict:
-    with torch.device("meta"):  # shapes only: counting needs no weights
+    with on_meta():  # shapes only: counting needs no weights
         module = design.build()
     summary = summarize(module, (design.channels, SIDE, SIDE))
     field = (

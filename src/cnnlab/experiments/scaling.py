@@ -17,6 +17,7 @@ from cnnlab.experiments import register_experiment
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, train
 from cnnlab.measure import count_macs, count_params
 from cnnlab.models.efficientnet import MBConvStage, efficientnet, efficientnet_scaling
+from cnnlab.models.meta import on_meta
 from cnnlab.registry import create_model
 from cnnlab.repeats import Claim
 
@@ -42,7 +43,7 @@ COLUMNS = (
 def scale_row(phi: int) -> dict:
     scale = efficientnet_scaling(phi)
     side = int(scale["resolution"])
-    with torch.device("meta"):  # B7 holds 66M parameters; on meta it costs nothing to build or count
+    with on_meta():  # B7 holds 66M parameters; on meta it costs nothing to build or count
         model = create_model(f"efficientnet_b{phi}")
     return {
         "model": f"efficientnet_b{phi}",

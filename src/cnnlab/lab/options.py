@@ -239,10 +239,10 @@ def _check_model(model, networks) -> None:
     if kind == ZOO and model not in list_models():
         raise FieldError("model", f"Model '{model}' is not in the zoo{_hint(model, list_models())}")
     if kind == SPEC:
-        import torch
+        from cnnlab.models.meta import on_meta
 
         try:
-            with torch.device("meta"):
+            with on_meta():
                 build_layer_spec(model, 3)
         except LayerSpecError as error:
             raise FieldError("model", f"Bad layer '{error.layer}': {error.problem}.") from None

@@ -104,14 +104,13 @@ def model_summary(model: str | None, spec: str | None, input_text: str | None) -
 
     Built and run on the meta device: shapes, counts and receptive fields come out the same, and no request can
     make the lab allocate activations or weights (VGG-16 at 3x1024x1024 took 6.5 s and 2 GB on real tensors)."""
-    import torch
-
     from cnnlab.measure import summarize
+    from cnnlab.models.meta import on_meta
     from cnnlab.registry import model_info
 
     if spec and len(spec) > MAX_SPEC_CHARACTERS:
         raise OptionValueError("spec", f"can be at most {MAX_SPEC_CHARACTERS:,} characters, got {len(spec):,}")
-    with torch.device("meta"):
+    with on_meta():
         if model:
             shape = _input_shape(input_text, model_info(model).input_size)
             summary = summarize(model, shape)

@@ -25,11 +25,10 @@ def _int(params: dict, name: str, default: int, low: int = 0) -> int:
 
 
 def _flow(spec: str, shape: tuple[int, int, int]) -> dict:
-    import torch
-
     from cnnlab.measure import summarize
+    from cnnlab.models.meta import on_meta
 
-    with torch.device("meta"):  # shapes and counts only
+    with on_meta():  # shapes and counts only
         summary = summarize(spec, shape)
     last = summary.rows[-1]
     return {

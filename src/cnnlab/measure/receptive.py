@@ -22,6 +22,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from cnnlab.errors import CnnlabError
+from cnnlab.models.meta import on_meta
 from cnnlab.registry import create_model, model_info
 
 
@@ -270,7 +271,7 @@ def _resolve(network, input_size) -> tuple[nn.Module, tuple[int, int, int], str]
         shape = (default[0], side or default[1], side or default[2])
     if isinstance(network, nn.Module):
         return network, shape, getattr(network, "model_name", None) or type(network).__name__
-    with torch.device("meta"):
+    with on_meta():
         return create_model(network, in_chans=shape[0], input_size=shape[1]), shape, network
 
 

@@ -13,7 +13,6 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError, unknown_name_error
@@ -171,12 +170,13 @@ def min_input_size(name_or_model: str | nn.Module, **kwargs) -> int:
     arithmetic); either way the probe runs on meta tensors. See `cnnlab.models.base.min_input_size`.
     """
     from cnnlab.models.base import min_input_size as probe
+    from cnnlab.models.meta import on_meta
 
     if isinstance(name_or_model, nn.Module):
         return probe(name_or_model)
     model_info(name_or_model)  # an unknown name fails here, with suggestions
     try:
-        with torch.device("meta"):
+        with on_meta():
             return probe(create_model(name_or_model, **kwargs))
     except CnnlabError:
         raise

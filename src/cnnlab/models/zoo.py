@@ -59,15 +59,15 @@ def catalog_row(name: str) -> dict:
 
 @functools.cache  # the lab asks again and again; the registry does not change
 def _measured_row(name: str) -> dict:
-    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from cnnlab.measure.counting import count_params
     from cnnlab.measure.receptive import trace_network
+    from cnnlab.models.meta import on_meta
     from cnnlab.registry import create_model, model_info
 
     info = model_info(name)
-    with torch.device("meta"):  # shapes only
+    with on_meta():  # shapes only
         model = create_model(name)
     counter = FlopCounterMode(display=False)
     with counter:

@@ -18,6 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cnnlab.errors import CnnlabError, OptionValueError
 from cnnlab.models.blocks import BasicBlock, Bottleneck
+from cnnlab.models.meta import on_meta
 from cnnlab.scratch import conv2d, conv_output_size
 from cnnlab.traces.common import max_diff, result
 
@@ -92,7 +93,7 @@ def bottleneck_trace(channels: int = 256, size: int = 56) -> dict:
         raise OptionValueError("channels", f"must be a multiple of 4 from 4 to 4096, got {channels}")
     if not 1 <= size <= 512:
         raise OptionValueError("size", f"must be 1 to 512, got {size}")
-    with torch.device("meta"):
+    with on_meta():
         bottleneck, basic = Bottleneck(channels, channels), BasicBlock(channels, channels)
     rows_b, b = _block_rows(bottleneck, "bottleneck", size)
     rows_p, p = _block_rows(basic, "two 3x3", size)
