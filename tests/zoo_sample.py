@@ -8,7 +8,7 @@ family's smallest.
 BIG_VARIANTS: the zoo's deeper and wider variants, each the same builder as a smaller sibling with other numbers
 (`Bottleneck, [3, 8, 36, 3]` against `[3, 4, 6, 3]`). Like torchvision's SKIP_BIG_MODEL, the loops that build and
 run every model (interface, ONNX export, BatchNorm folding, feature maps and Grad-CAM, the summary property) skip
-them in `make test`, where they took about 160 s of the suite's 1,175 s of worker time on 2 cores (2026-12-07, AMD
+them in `make test`, where they took about 195 s of the suite's 1,175 s of worker time on 2 cores (2026-12-07, AMD
 EPYC), while the sibling runs the same code. Their parameter counts, their builders and their torchvision twins'
 equal logits are still checked in every run. `make test-zoo` (CNNLAB_BIG_MODELS=1) runs the loops over them too.
 """
@@ -24,7 +24,15 @@ FAMILY_REPRESENTATIVES = frozenset({
 })  # fmt: skip
 
 BIG_VARIANTS = {  # variant: the sibling that runs the same code in the loops
-    "resnet1202": "resnet110",
+    "resnet32": "resnet20",  # He et al.'s CIFAR nets: 6n+2 layers, n the only number that changes
+    "resnet44": "resnet20",
+    "resnet56": "resnet20",
+    "resnet110": "resnet20",
+    "resnet1202": "resnet20",
+    "plain32": "plain20",
+    "plain44": "plain20",
+    "plain56": "plain20",
+    "plain110": "plain20",
     "resnet101": "resnet50",
     "resnet152": "resnet50",
     "wide_resnet50_2": "resnet50",
@@ -32,10 +40,13 @@ BIG_VARIANTS = {  # variant: the sibling that runs the same code in the loops
     "resnext101_32x8d": "resnext50_32x4d",
     "densenet169": "densenet121",
     "densenet201": "densenet121",
-    "efficientnet_b4": "efficientnet_b3",
-    "efficientnet_b5": "efficientnet_b3",
-    "efficientnet_b6": "efficientnet_b3",
-    "efficientnet_b7": "efficientnet_b3",
+    "efficientnet_b1": "efficientnet_b0",  # compound scaling: B1-B7 are B0 with width, depth and resolution scaled
+    "efficientnet_b2": "efficientnet_b0",
+    "efficientnet_b3": "efficientnet_b0",
+    "efficientnet_b4": "efficientnet_b0",
+    "efficientnet_b5": "efficientnet_b0",
+    "efficientnet_b6": "efficientnet_b0",
+    "efficientnet_b7": "efficientnet_b0",
     "convnext_small": "convnext_tiny",
     "convnext_base": "convnext_tiny",
     "vgg13": "vgg11",

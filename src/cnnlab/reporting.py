@@ -7,8 +7,12 @@ the same everywhere; every results file is written through `cnnlab.files`' atomi
 from __future__ import annotations
 
 import csv
+import importlib.metadata
+import importlib.util
 import io
 import platform
+import re
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -123,15 +127,25 @@ def versions() -> dict[str, str]:
     """The versions every results file is stamped with, so a number can be traced to the code that made it."""
     import numpy
     import torch
-    import torchvision
 
     return {
         "cnnlab": __version__,
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": torchvision_version(),
         "numpy": numpy.__version__,
         "python": platform.python_version(),
     }
+
+
+def torchvision_version() -> str:
+    """torchvision.__version__ (with its build tag, e.g. 0.29.1+cpu) read from its version.py: importing torchvision
+    imports torch._dynamo, a second of every command's start-up that nothing else in a training run needs."""
+    if "torchvision" in sys.modules:
+        return sys.modules["torchvision"].__version__
+    spec = importlib.util.find_spec("torchvision")
+    text = (Path(spec.origin).parent / "version.py").read_text() if spec and spec.origin else ""
+    found = re.search(r"^__version__ = ['\"]([^'\"]+)['\"]", text, re.M)
+    return found.group(1) if found else importlib.metadata.version("torchvision")
 
 
 def timestamped_dir(*parts: str, root: str | Path = "runs") -> Path:

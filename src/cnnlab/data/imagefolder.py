@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 from PIL import Image, UnidentifiedImageError
 
 from cnnlab.data.dataset import ImageDataset, stratified_indices
@@ -35,6 +34,8 @@ def fit_image(img: Image.Image, image_size: int) -> Image.Image:
     0.875)) of the shorter side (bilinear, antialiased) and CenterCrop(size). Training and prediction share it."""
     if image_size < CROP_FROM:
         return img.resize((image_size, image_size), Image.Resampling.BILINEAR)
+    import torchvision.transforms.functional as TF  # here: importing torchvision costs every command a second
+
     resized = TF.resize(img, int(image_size / CROP_RATIO), interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
     return TF.center_crop(resized, image_size)
 
