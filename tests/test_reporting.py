@@ -48,6 +48,7 @@ def test_metric_cells_by_column():
     }
     assert reporting.format_metric("test_loss", 0.123456) == "0.1235"
     assert reporting.format_metric("accuracy_drop", 0.62343) == "62.34%"  # a drop in accuracy's units (drop-block)
+    assert reporting.format_metric("test_accuracy_pct", 91.2033) == "91.20"  # a percentage column: 2 places
     assert reporting.format_metric("test_accuracy", None) == "-" == reporting.format_metric("test_loss", float("nan"))
     assert format_row(RESULT) == ["lenet5", "44,426", "0.43M", "97.51%", "12.3s", "3,142"]
 

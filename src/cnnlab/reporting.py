@@ -45,6 +45,8 @@ def format_metric(column: str, value) -> str:
         return "-"
     if column.endswith(("accuracy", "_error", "accuracy_drop")):  # an accuracy drop is in accuracy's units
         return f"{value:.2%}"
+    if column.endswith("_pct"):  # already in percent
+        return f"{value:.2f}"
     if column == "params":
         return f"{value:,}"
     if column == "macs":
