@@ -75,3 +75,52 @@ def test_lr_find_offers_no_flag_it_would_ignore(flag, capsys):
     assert main(["lr-find", "lenet5", flag, "3"]) == 2
     error = capsys.readouterr().err.strip()
     assert f"unrecognized arguments: {flag} 3" in error and len(error.splitlines()) == 1
+
+
+def test_fashion_mnist_has_a_default_space_less_what_the_command_fixes():
+    from cnnlab.sweeps.space import default_space, parse_space
+
+    texts = default_space("fashion-mnist", {})
+    assert texts == ["lr=3e-2:5e-1:log", "weight_decay=1e-5:1e-3:log", "batch_size=64,128,256"]
+    assert default_space("fashion-mnist", {"lr": 0.1}) == ["weight_decay=1e-5:1e-3:log", "batch_size=64,128,256"]
+    assert default_space("digits", {}) is None and default_space(None, {}) is None
+    space = parse_space(texts, {})
+    assert (space["lr"].low, space["lr"].high, space["lr"].log) == (0.03, 0.5, True)
+    assert list(space["batch_size"].choices) == [64, 128, 256]
+
+
+def test_the_default_space_holds_the_measured_sweeps_best_trials():
+    """The space was chosen with the sweep in docs/sweeps/r20-fmnist-2m: its four best completed trials lie inside
+    every range, the dataset's default lr (0.05) too, and no trial below the lr range made the top."""
+    import csv
+    from pathlib import Path
+
+    from cnnlab.sweeps.space import default_space, parse_space
+
+    space = parse_space(default_space("fashion-mnist", {}), {})
+    rows = list(csv.DictReader((Path(__file__).parents[2] / "docs/sweeps/r20-fmnist-2m/sweep.csv").open()))
+    completed = sorted((r for r in rows if r["state"] == "COMPLETE"), key=lambda r: -float(r["val_accuracy"]))
+    lr, decay = space["lr"], space["weight_decay"]
+    for row in completed[:4]:
+        assert lr.low <= float(row["lr"]) <= lr.high and decay.low <= float(row["weight_decay"]) <= decay.high
+        assert int(row["batch_size"]) in space["batch_size"].choices
+    assert lr.low <= 0.05 <= lr.high
+    below = [r for r in rows if r["lr"] and float(r["lr"]) < lr.low]
+    assert below and all(r["state"] == "PRUNED" or r is completed[-1] for r in below)
+
+
+def test_a_sweep_without_param_on_fashion_mnist_says_which_space_it_searches(monkeypatch, capsys, tmp_path):
+    import cnnlab.sweeps as sweeps
+
+    seen = {}
+
+    def stop(model, dataset, param, *rest):
+        seen["param"] = param
+        raise SystemExit(0)
+
+    monkeypatch.setattr(sweeps, "_prepare", stop)
+    with pytest.raises(SystemExit):
+        sweeps.sweep("resnet20", "fashion-mnist", out=tmp_path / "s", weight_decay=1e-4)
+    assert seen["param"] == ["lr=3e-2:5e-1:log", "batch_size=64,128,256"]  # the fixed weight decay is not searched
+    said = capsys.readouterr().out
+    assert "no --param: searching fashion-mnist's default space, lr=3e-2:5e-1:log batch_size=64" in said

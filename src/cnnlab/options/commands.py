@@ -689,7 +689,8 @@ def _sweep() -> Command:
                 nargs="+",
                 metavar="NAME=SPEC",
                 help="a training option to search: lr=1e-4:1e-1:log (log-uniform), weight_decay=0:1e-3 (uniform), "
-                "batch_size=64,128,256 (choices); repeatable",
+                "batch_size=64,128,256 (choices); repeatable. Without it, fashion-mnist searches its default space "
+                "(docs/sweeps.md): lr=3e-2:5e-1:log weight_decay=1e-5:1e-3:log batch_size=64,128,256",
             ),
             Option(
                 "trials",

@@ -17,7 +17,7 @@ from pathlib import Path
 from cnnlab.errors import CnnlabError
 from cnnlab.options.commands import PRUNERS
 from cnnlab.rundir import SweepFolder, SweepSpec
-from cnnlab.sweeps.space import describe, parse_space
+from cnnlab.sweeps.space import default_space, describe, parse_space
 from cnnlab.sweeps.trial import Recipe, TrialFailed, run_trial
 
 SWEEP_TABLE = "sweep.csv"
@@ -42,6 +42,9 @@ def sweep(
 
     from cnnlab.sweeps import study as studies
 
+    if not param and (param := default_space(dataset, {k: v for k, v in options.items() if v is not None})):
+        if not quiet:
+            print(f"no --param: searching {dataset}'s default space, {' '.join(param)}", flush=True)
     recipe, space, out = _prepare(model, dataset, param, pruner, out, seeds, options)
     url = storage or f"sqlite:///{(out / 'study.db').resolve()}"
     spec = SweepSpec(study or out.name, url, describe(space), trials=SWEEP_TABLE)
