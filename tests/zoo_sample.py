@@ -8,7 +8,7 @@ family's smallest.
 BIG_VARIANTS: the zoo's deeper and wider variants, each the same builder as a smaller sibling with other numbers
 (`Bottleneck, [3, 8, 36, 3]` against `[3, 4, 6, 3]`). Like torchvision's SKIP_BIG_MODEL, the loops that build and
 run every model (interface, ONNX export, BatchNorm folding, feature maps and Grad-CAM, the summary property) skip
-them in `make test`, where they took about 195 s of the suite's 1,175 s of worker time on 2 cores (2026-12-07, AMD
+them in `make test`, where they took about 200 s of the suite's 1,175 s of worker time on 2 cores (2026-12-07, AMD
 EPYC), while the sibling runs the same code. Their parameter counts, their builders and their torchvision twins'
 equal logits are still checked in every run. `make test-zoo` (CNNLAB_BIG_MODELS=1) runs the loops over them too.
 """
