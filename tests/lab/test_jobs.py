@@ -99,8 +99,27 @@ def test_a_command_line_read_mid_exec_is_read_again_until_it_settles(tmp_path):
         fill.join()
     (proc / "cmdline").write_bytes(b"")
     started = time.monotonic()
-    assert _command_line(proc, settle_s=0.3) == ""  # a kernel thread's stays empty, and the wait ends
+    assert _command_line(proc, settle_s=0.3) == ""  # one that stays empty: the wait ends
     assert time.monotonic() - started < 2
+
+
+def test_a_kernel_thread_with_a_reused_pid_is_not_the_job_and_costs_no_wait():
+    from pathlib import Path
+
+    from cnnlab.lab.jobs import PF_KTHREAD, process_alive
+
+    def is_kernel_thread(stat: Path) -> bool:
+        try:
+            return bool(int(stat.read_text().rsplit(")", 1)[1].split()[6]) & PF_KTHREAD)
+        except (OSError, IndexError, ValueError):
+            return False
+
+    threads = [int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat") if is_kernel_thread(stat)]
+    if not threads:
+        pytest.skip("no kernel thread is visible in /proc here (a container's own pid namespace)")
+    started = time.monotonic()
+    assert process_alive(threads[0], "") is False  # "" is in every command line: only the flag can say no
+    assert time.monotonic() - started < 1
 
 
 def test_queue_starts_one_job_at_a_time(tmp_path, monkeypatch):

@@ -114,11 +114,11 @@ def test_a_sweep_without_param_on_fashion_mnist_says_which_space_it_searches(mon
 
     seen = {}
 
-    def stop(model, dataset, param, *rest):
-        seen["param"] = param
+    def stop(texts, fixed):
+        seen["param"] = texts
         raise SystemExit(0)
 
-    monkeypatch.setattr(sweeps, "_prepare", stop)
+    monkeypatch.setattr(sweeps, "parse_space", stop)
     with pytest.raises(SystemExit):
         sweeps.sweep("resnet20", "fashion-mnist", out=tmp_path / "s", weight_decay=1e-4)
     assert seen["param"] == ["lr=3e-2:5e-1:log", "batch_size=64,128,256"]  # the fixed weight decay is not searched

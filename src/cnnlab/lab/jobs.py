@@ -48,6 +48,7 @@ from cnnlab.rundir import (
 LAB_DIR = ".lab"
 STATES = ("queued", "running", "finished", "failed", "stopped")
 SIGNAL_EXITS = (130, 143, -signal.SIGTERM, -signal.SIGINT)  # the trainer's "stopped by a signal" exits
+PF_KTHREAD = 0x00200000  # /proc/PID/stat flags (field 9): a kernel thread
 
 
 def new_job_id() -> str:
@@ -109,17 +110,17 @@ def process_alive(pid: int, marker: str) -> bool:
     if not proc.is_dir():  # not Linux: trust the signal check
         return True
     try:
-        if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()  # from field 3, the state
+        if fields[0] == "Z" or int(fields[6]) & PF_KTHREAD:  # a kernel thread has a reused pid, and no command line
             return False
         return marker in _command_line(proc)
-    except (OSError, IndexError):
+    except (OSError, IndexError, ValueError):
         return False
 
 
 def _command_line(proc: Path, settle_s: float = 2.0) -> str:
     """`proc`'s command line. Just after exec it reads empty for a moment (the kernel lets the parent go and closes
-    its pipes before it sets up the new argv), so an empty one is read again until it settles; a kernel thread's
-    stays empty."""
+    its pipes before it sets up the new argv), so an empty one is read again until it settles."""
     deadline = time.monotonic() + settle_s
     while not (text := (proc / "cmdline").read_bytes().decode(errors="replace")) and time.monotonic() < deadline:
         time.sleep(0.01)

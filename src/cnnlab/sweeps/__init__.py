@@ -42,10 +42,7 @@ def sweep(
 
     from cnnlab.sweeps import study as studies
 
-    if not param and (param := default_space(dataset, {k: v for k, v in options.items() if v is not None})):
-        if not quiet:
-            print(f"no --param: searching {dataset}'s default space, {' '.join(param)}", flush=True)
-    recipe, space, out = _prepare(model, dataset, param, pruner, out, seeds, options)
+    recipe, space, out = _prepare(model, dataset, param, pruner, out, seeds, options, quiet)
     url = storage or f"sqlite:///{(out / 'study.db').resolve()}"
     spec = SweepSpec(study or out.name, url, describe(space), trials=SWEEP_TABLE)
     folder = SweepFolder(out)
@@ -61,7 +58,7 @@ def sweep(
     return _finish(handle, recipe, spec, folder, {"pruner": pruner, "trials": trials}, storage_seconds)
 
 
-def _prepare(model, dataset, param, pruner, out, seeds, options) -> tuple[Recipe, dict, Path]:
+def _prepare(model, dataset, param, pruner, out, seeds, options, quiet=False) -> tuple[Recipe, dict, Path]:
     from cnnlab import reporting
     from cnnlab.engine.config import LR_FIND, validate
     from cnnlab.registry import model_info
@@ -75,6 +72,8 @@ def _prepare(model, dataset, param, pruner, out, seeds, options) -> tuple[Recipe
 
         raise unknown_name_error("pruner", pruner, PRUNERS)
     model_info(model)  # an unknown model fails before any trial
+    if not param and (param := default_space(dataset, fixed)) and not quiet:
+        print(f"no --param: searching {dataset}'s default space, {' '.join(param)}", flush=True)
     space = parse_space(param, fixed)
     first = {p.name: p.choices[0] if p.choices else p.low for p in space.values()}
     validate({"model": model, "dataset": dataset, **fixed, **first})  # the fixed options, checked as train would

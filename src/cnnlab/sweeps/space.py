@@ -16,6 +16,7 @@ from typing import Any
 
 from cnnlab.engine import config as recipe
 from cnnlab.errors import CnnlabError, unknown_name_error
+from cnnlab.options.commands import DEFAULT_SPACES
 
 
 @dataclass(frozen=True)
@@ -90,15 +91,6 @@ def _range(option, spec: str) -> Param:
     if log and low <= 0:
         raise CnnlabError(f"--param {name}: a log range needs a positive lower bound, got {low:g}")
     return Param(name, option.type, low=low, high=high, log=log)
-
-
-# A dataset's search space when a sweep names no --param. Fashion-MNIST's was chosen with a sweep (docs/sweeps.md,
-# "Measured answer", resnet20 at 2 minutes, 31 trials): its best configurations lie inside every range (lr 0.24-0.40,
-# weight decay 1e-5 to 7e-4, batch 64 or 128), and lr below 0.03 never made the top (5 trials, each pruned or last),
-# so the lr range starts there, with the dataset's default of 0.05 inside.
-DEFAULT_SPACES = {
-    "fashion-mnist": ("lr=3e-2:5e-1:log", "weight_decay=1e-5:1e-3:log", "batch_size=64,128,256"),
-}
 
 
 def default_space(dataset: str | None, fixed: dict) -> list[str] | None:
