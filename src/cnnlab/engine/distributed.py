@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import os
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -33,6 +34,20 @@ from cnnlab.safeload import first_line
 
 T = TypeVar("T")
 STOP_SIGNALS = ("SIGINT", "SIGTERM")  # the names the trainer's stop flag holds
+
+# The last few collectives' work handles, held so that a gloo worker thread never drops the last reference to one.
+# The work holds our tensors, and releasing a tensor that has a Python object takes the GIL: a worker that asks for
+# it while the interpreter is finalizing is ended mid-destructor, std::terminate aborts the process (SIGABRT), and
+# torchrun reports a run that finished as failed. Held here, the handles are freed by the main thread (at the
+# latest when the interpreter clears this module); older ones go mid-run, while the main thread still yields the GIL.
+_RECENT_WORK: deque = deque(maxlen=16)
+
+
+def _collective(operation: Callable, *args) -> None:
+    """`operation(*args)` (a torch.distributed collective) run to completion, its work handle kept (above)."""
+    work = operation(*args, async_op=True)
+    work.wait()
+    _RECENT_WORK.append(work)
 
 
 def environment() -> tuple[int, int, int]:
@@ -90,7 +105,7 @@ class World:
             return loss, stop
         flags = torch.tensor([float(name in stop) for name in STOP_SIGNALS], dtype=torch.float64, device=loss.device)
         packed = torch.cat([loss.detach().to(torch.float64).view(1), flags])
-        dist.all_reduce(packed)
+        _collective(dist.all_reduce, packed)
         return packed[0] / self.size, [name for name, count in zip(STOP_SIGNALS, packed[1:].tolist()) if count > 0]
 
     def sum(self, *values):
@@ -99,7 +114,7 @@ class World:
         if not self.enabled:
             return values
         packed = torch.tensor([float(v) for v in values], dtype=torch.float64, device=self.device)
-        dist.all_reduce(packed)
+        _collective(dist.all_reduce, packed)
         return tuple(
             torch.tensor(total.item(), dtype=v.dtype, device=v.device)
             if isinstance(v, torch.Tensor)
@@ -112,7 +127,7 @@ class World:
         DDP's per-forward broadcasts), so all evaluate the model that process 0 saves."""
         if self.enabled:
             for buffer in model.buffers():
-                dist.broadcast(buffer, 0)
+                _collective(dist.broadcast, buffer, 0)
 
     def evaluate(
         self,
@@ -133,7 +148,7 @@ class World:
         padded = torch.full((longest,), -1, dtype=torch.long, device=self.device)
         padded[:n] = predicted.to(self.device)
         gathered = [torch.empty_like(padded) for _ in range(self.size)]
-        dist.all_gather(gathered, padded)
+        _collective(dist.all_gather, gathered, padded)
         predictions = torch.cat([g[: len(s)] for g, s in zip(gathered, shards)]).to(labels.device)
         if total == 0:
             return float("nan"), float("nan"), predictions
@@ -162,7 +177,7 @@ class World:
             return text
         data = b"" if text is None else b"\x01" + text.encode()
         size = torch.tensor([len(data)], dtype=torch.long, device=self.device)
-        dist.broadcast(size, 0)
+        _collective(dist.broadcast, size, 0)
         if size.item() == 0:
             return None
         buffer = (
@@ -170,7 +185,7 @@ class World:
             if self.is_main
             else torch.empty(int(size.item()), dtype=torch.uint8, device=self.device)
         )
-        dist.broadcast(buffer, 0)
+        _collective(dist.broadcast, buffer, 0)
         return buffer.cpu().numpy().tobytes()[1:].decode()
 
 
