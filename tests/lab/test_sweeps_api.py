@@ -84,6 +84,17 @@ def test_a_sweep_job_runs_cnnlab_sweep_with_the_forms_options(tmp_path, make_cli
     ]  # fmt: skip
 
 
+def test_a_sweep_without_rows_on_fashion_mnist_searches_its_default_space(tmp_path, make_client):
+    root = tmp_path / "runs"
+    client = make_client(root, max_jobs=0)
+    options = {"model": "lenet5", "dataset": "fashion-mnist", "epochs": 1, "lr": 0.05}
+    response = client.post("/api/sweeps", json=sweep_body(options=options, params=[]))
+    assert response.status_code == 200, response.text
+    record = client.app.state.jobs.record(response.json()["id"])
+    argv = record["argv"][record["argv"].index("--param") : record["argv"].index("--trials")]
+    assert argv == ["--param", "weight_decay=1e-5:1e-3:log", "batch_size=64,128,256"]  # lr is fixed on the form
+
+
 @pytest.mark.parametrize(
     ("changes", "field", "message"),
     [
@@ -122,7 +133,12 @@ def test_a_sweep_job_runs_cnnlab_sweep_with_the_forms_options(tmp_path, make_cli
             "param-0",
             "Batch size: expected a positive whole number, got 0.",
         ),
-        ({"params": []}, "params", "Add a parameter to search (for example lr from 0.001 to 0.1, log)."),
+        (
+            {"params": []},  # on digits, which has no default search
+            "params",
+            "Add a parameter to search (for example lr from 0.001 to 0.1, log); on fashion-mnist the rows may stay "
+            "empty: a default search is used there.",
+        ),
         ({"trials": 0}, "trials", "Trials must be a whole number from 1 to 200, got '0'."),
         ({"trials": 201}, "trials", "Trials must be a whole number from 1 to 200, got '201'."),
         ({"pruner": "random"}, "pruner", "Pruner must be one of median, hyperband, none; got 'random'."),

@@ -17,10 +17,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from cnnlab.engine.config import OPTIMIZERS, SCHEDULES  # declared once, with the options (torch-free)
 from cnnlab.errors import CnnlabError
 
-OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("onecycle", "cosine", "step", "constant")
 ONECYCLE_FINAL = 1 / 25 / 1e4  # OneCycleLR's defaults: start at peak/25, end at that /1e4
 ONECYCLE_WARMUP = 0.25  # the share of the steps spent warming up
 

@@ -25,7 +25,7 @@ from cnnlab.lab.lrfind import checked_recipe
 from cnnlab.lab.options import FieldError, form_fields, label
 from cnnlab.lab.routes import _json_body, _reserved_run_dir, _run_label
 from cnnlab.lab.security import LabRequestError, relative_name
-from cnnlab.options.commands import PRUNERS, command
+from cnnlab.options.commands import DEFAULT_SPACES, PRUNERS, command
 from cnnlab.rundir import find_sweeps
 
 router = APIRouter(prefix="/api")
@@ -163,11 +163,17 @@ def _plain_number(value) -> bool:
 
 def sweep_args(body: dict, fixed: dict) -> dict:
     """The search (`param` texts), `trials` and `pruner` of a sweep body, checked; FieldError in the page's words."""
-    from cnnlab.sweeps.space import parse_param
+    from cnnlab.sweeps.space import default_space, parse_param
 
     rows, names = body.get("params"), searchable()
+    if rows == [] and (defaults := default_space(fixed.get("dataset"), fixed)):
+        return {"param": defaults, **_trials_and_pruner(body)}  # the dataset's default search, as `cnnlab sweep`'s
     if not isinstance(rows, list) or not rows:
-        raise FieldError("params", "Add a parameter to search (for example lr from 0.001 to 0.1, log).")
+        raise FieldError(
+            "params",
+            "Add a parameter to search (for example lr from 0.001 to 0.1, log); "
+            f"on {', '.join(sorted(DEFAULT_SPACES))} the rows may stay empty: a default search is used there.",
+        )
     texts, seen = [], set()
     for index, row in enumerate(rows):
         text = param_text(row, index, names)
@@ -183,13 +189,17 @@ def sweep_args(body: dict, fixed: dict) -> dict:
             raise FieldError(f"param-{index}", f"{label(name)}: {problem}.") from None
         seen.add(name)
         texts.append(text)
+    return {"param": texts, **_trials_and_pruner(body)}
+
+
+def _trials_and_pruner(body: dict) -> dict:
     trials = body.get("trials")
     if not (isinstance(trials, int) and not isinstance(trials, bool) and 1 <= trials <= MAX_TRIALS):
         raise FieldError("trials", f"Trials must be a whole number from 1 to {MAX_TRIALS}, got '{trials}'.")
     pruner = body.get("pruner") or "median"
     if pruner not in PRUNERS:
         raise FieldError("pruner", f"Pruner must be one of {', '.join(PRUNERS)}; got '{pruner}'.")
-    return {"param": texts, "trials": trials, "pruner": pruner}
+    return {"trials": trials, "pruner": pruner}
 
 
 @router.post("/sweeps")
