@@ -15,6 +15,7 @@ seeds, its mean over them (`cnnlab.repeats.Spread`), the first seed's epochs fee
 from __future__ import annotations
 
 import ctypes
+import math
 import multiprocessing
 import os
 import runpy
@@ -189,21 +190,36 @@ def _train_child(args: list[str], log: str, progress: str) -> None:
 
 def _watch(trial, process: TrainProcess, progress: Path, report: bool) -> int | None:
     """Report each new epoch's validation accuracy until the process ends; on the pruner's word, SIGTERM it and
-    return that epoch. Events are read in order, so a run that ended before a poll is judged as if it had not."""
+    return that epoch. Events are read in order, so a run that ended before a poll is judged as if it had not. The
+    run's last planned epoch is reported (the pruner compares later trials with it) but never pruned: stopping
+    then saves nothing, and the trial that trained to the end would be filed as pruned, its result unused."""
     reported = 0
     while True:
         running = process.poll() is None
-        epochs = [e for e in read_events(progress) if e["event"] == "epoch"]
-        for event in epochs[reported:] if report else ():
+        rows = _epoch_rows(read_events(progress))
+        for event, planned in rows[reported:] if report else ():
             reported += 1
-            trial.report(float(event["val_accuracy"]), step=int(event["epoch"]))
-            if trial.should_prune():
+            epoch = int(event["epoch"])
+            trial.report(float(event["val_accuracy"]), step=epoch)
+            if epoch < planned and trial.should_prune():
                 if process.poll() is None:
                     process.send_signal(signal.SIGTERM)  # the trainer checkpoints and exits
-                return int(event["epoch"])
+                return epoch
         if not running:
             return None
         time.sleep(POLL)
+
+
+def _epoch_rows(events: list[dict]) -> list[tuple[dict, float]]:
+    """Each finished epoch's row, with the epochs the run planned as that epoch began (a --time-budget run plans
+    as it goes; inf where no epoch_start came first)."""
+    planned, rows = math.inf, []
+    for event in events:
+        if event["event"] == "epoch_start":
+            planned = int(event["epochs"])
+        elif event["event"] == "epoch":
+            rows.append((event, planned))
+    return rows
 
 
 def _span(events: list[dict]) -> float:
