@@ -113,6 +113,24 @@ def test_a_spec_trains_from_the_form_and_a_bad_layer_is_named(lab):
     assert error.startswith("Bad layer 'fc ten'"), error
 
 
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("conv 4 k3; relu; gap; fc 7", "The spec ends in 7 outputs per image; digits has 10 classes."),
+        ("conv 4 k3 p1", "The spec ends in 4x28x28 outputs per image; digits has 10 classes."),
+        (
+            "conv 4 k3; " + "maxpool k2; " * 5 + "flatten; fc 10",
+            "The spec fails on digits images (1x28x28): Given input size: (4x1x1). Calculated output size: (4x0x0). "
+            "Output size is too small.",
+        ),
+    ],
+)
+def test_a_spec_that_does_not_end_in_the_datasets_classes_is_refused_before_a_job_starts(lab, spec, message):
+    started = len(lab.started)
+    assert one_line_refusal(lab.post("/api/jobs", json={"model": spec, "dataset": "digits"})) == message
+    assert len(lab.started) == started
+
+
 def test_any_other_code_is_refused_and_nothing_runs(lab, nets, tmp_path):
     folder, _, evil = nets
     refused = [

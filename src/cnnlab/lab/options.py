@@ -48,6 +48,16 @@ TRAIN_IMAGES = {
     "cifar10": 50000,
     "cifar100": 50000,
 }
+# Each built-in dataset's images and classes as the trainer loads them, (channels, side, classes): what a typed
+# layer spec must map to its class count (digits is upsampled from 8x8 to 28, data.catalog.DIGITS_SIZE).
+IMAGES = {
+    "digits": (1, 28, 10),
+    "mnist": (1, 28, 10),
+    "fashion-mnist": (1, 28, 10),
+    "kmnist": (1, 28, 10),
+    "cifar10": (3, 32, 10),
+    "cifar100": (3, 32, 100),
+}
 # How the pages label a field where its name alone would not say it (the rest: "batch_size" -> "Batch size"):
 # the Train form's options, and the query fields of the layer tables and the widgets, so that errors speak of
 # the field on the page ("Stride must be ...", not "--s must be ...").
@@ -222,6 +232,34 @@ def check_form(body: dict, runs_root: Path, networks=None) -> None:
     if values.get("image_size") is not None and not dataset.startswith("imagefolder:"):
         raise FieldError("image_size", f"Image size applies to image-folder datasets only; {dataset} has its own.")
     _check_batch(values, dataset, _train_images(dataset, runs_root), declared["val_fraction"].default)
+    _check_spec_output(body["model"].strip(), dataset)
+
+
+def _check_spec_output(model: str, dataset: str) -> None:
+    """A typed layer spec must take the dataset's images to one score per class; checked on the meta device (no
+    memory, no weights), so the form says it before a job starts and fails. Image folders are left to the job."""
+    import torch
+
+    from cnnlab.building import SPEC, model_kind
+    from cnnlab.data.catalog import ALIASES
+    from cnnlab.measure.spec import build_layer_spec
+    from cnnlab.models.meta import on_meta
+
+    shape = IMAGES.get(ALIASES.get(dataset.strip().lower(), dataset.strip().lower()))
+    if model_kind(model) != SPEC or shape is None:
+        return
+    channels, side, classes = shape
+    try:
+        with on_meta():
+            out = build_layer_spec(model, channels)(torch.empty(2, channels, side, side))
+    except NotImplementedError:  # an operator without a meta kernel: the job's own check will run it for real
+        return
+    except (RuntimeError, ValueError, CnnlabError) as error:
+        problem = " ".join(str(error).split())[:200].rstrip(".")
+        raise FieldError("model", f"The spec fails on {dataset} images ({channels}x{side}x{side}): {problem}.") from None
+    if tuple(out.shape) != (2, classes):
+        got = "x".join(map(str, out.shape[1:]))
+        raise FieldError("model", f"The spec ends in {got} outputs per image; {dataset} has {classes} classes.")
 
 
 def _check_model(model, networks) -> None:
