@@ -256,7 +256,8 @@ def _check_spec_output(model: str, dataset: str) -> None:
         return
     except (RuntimeError, ValueError, CnnlabError) as error:
         problem = " ".join(str(error).split())[:200].rstrip(".")
-        raise FieldError("model", f"The spec fails on {dataset} images ({channels}x{side}x{side}): {problem}.") from None
+        images = f"{dataset} images ({channels}x{side}x{side})"
+        raise FieldError("model", f"The spec fails on {images}: {problem}.") from None
     if tuple(out.shape) != (2, classes):
         got = "x".join(map(str, out.shape[1:]))
         raise FieldError("model", f"The spec ends in {got} outputs per image; {dataset} has {classes} classes.")
