@@ -390,3 +390,50 @@ def test_a_batch_norm_layer_with_one_value_per_channel_is_found_before_the_first
     assert fewest_batch_norm_values(model, (1, 28, 28)) == ("layer3.0.bn1", 49)  # 7x7 maps: batch 1 can train
     assert fewest_batch_norm_values(cnnlab.create_model("lenet5"), (1, 28, 28)) is None
     assert model.training  # the probe leaves the model in the mode it found it
+
+
+def reflect_moved(x: torch.Tensor, step: int) -> torch.Tensor:
+    """`x` moved one pixel down-right (step -1) or up-left (step +1), the border reflected: built from indices,
+    not from F.pad, so the test does not restate the code it checks."""
+    side = x.shape[-1]
+    index = torch.arange(side) + step
+    index = torch.where(index < 0, -index, torch.where(index >= side, 2 * (side - 1) - index, index))
+    return x[..., index, :][..., index]
+
+
+def test_shift_tta_weighs_the_moved_views_half(lenet_run, digits):
+    from cnnlab.batches import prepare_batch
+    from cnnlab.inference.evaluation import evaluate_arrays
+    from cnnlab.inference.prediction import load_run
+
+    model = load_run(lenet_run[0]).model
+    images, labels = digits.test_images[:200], digits.test_labels[:200]
+    loss, accuracy, predicted = evaluate_arrays(model, images, labels, digits, shift_tta=1)
+    x = prepare_batch(images, digits, channels_last=False)
+    with torch.no_grad():
+        logits = model(x) / 2 + (model(reflect_moved(x, -1)) + model(reflect_moved(x, 1))) / 4
+        plain_loss = torch.nn.functional.cross_entropy(model(x), labels).item()
+    assert torch.equal(predicted, logits.argmax(1))
+    assert loss == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item(), rel=1e-5)
+    assert accuracy == pytest.approx((logits.argmax(1) == labels).float().mean().item())
+    assert abs(loss - plain_loss) > 1e-3  # the moved views count (here they change the loss, not the calls)
+
+
+def test_a_run_with_shift_tta_is_evaluated_with_it_and_a_shift_of_half_the_side_is_refused(tmp_path, capsys):
+    from cnnlab.cli import main
+    from cnnlab.inference.runtime import evaluate
+
+    run = tmp_path / "shifted"
+    results = cnnlab.train(
+        "lenet5", dataset="digits", epochs=1, train_subset=400, tta_shift=2, out=str(run), quiet=True, threads=1
+    )
+    assert json.loads((run / "config.json").read_text())["tta_shift"] == 2
+    evaluated = evaluate(run, runtime="torch")
+    assert evaluated["tta_shift"] == 2 and evaluated["test_accuracy"] == pytest.approx(results["test_accuracy"])
+    argv = ["train", "lenet5", "--dataset", "digits", "--tta-shift", "14", "--quiet", "--out", str(tmp_path / "no")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == (
+        "cnnlab: error: --tta-shift 14 is half the side of digits images (28 pixels) or more: use at most 13 "
+        "(1 or 2 is usual)"
+    )
+    assert not (tmp_path / "no").exists()

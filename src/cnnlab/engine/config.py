@@ -59,6 +59,7 @@ NOT_FOR_LR_FIND = (
     "ema",
     "lookahead",
     "tta",
+    "tta_shift",
     "test_every_epoch",
     "checkpoint_every",
     "keep_checkpoints",
@@ -258,6 +259,17 @@ class TrainConfig:
         default=False,
         metadata=option(
             "evaluate on the mean logits of each image and its mirror (label-preserving flips only)", group="evaluation"
+        ),
+    )
+    tta_shift: int = field(
+        default=0,
+        metadata=option(
+            "test-time translations: also classify each image moved this many pixels diagonally, both ways "
+            "(reflect padding), the two moved views weighing half (airbench's level-2 test-time augmentation; "
+            "with --tta each view is also mirrored); 0 = off",
+            group="evaluation",
+            check=non_negative_int,
+            metavar="PIXELS",
         ),
     )
     # for learning curves only (He et al.'s Fig. 6 plots test error): nothing is chosen on it

@@ -47,7 +47,7 @@ from cnnlab.engine.phases import Phase, phase_at
 from cnnlab.engine.progress import Progress, ProgressHook
 from cnnlab.engine.signals import TrainingInterrupted, stop_requests
 from cnnlab.errors import BatchNormBatchTooSmall, CnnlabError, NonFiniteLoss, OptionValueError
-from cnnlab.inference.evaluation import check_flip_tta, evaluate_arrays
+from cnnlab.inference.evaluation import check_flip_tta, check_tta_shift, evaluate_arrays
 from cnnlab.measure import count_macs, count_params
 from cnnlab.models import trust
 from cnnlab.models.weights import load_weights
@@ -263,6 +263,7 @@ class Engine:
             dtype=job.dtype,
             channels_last=job.config.channels_last,
             flip_tta=job.config.tta,
+            shift_tta=job.config.tta_shift,
         )
 
     def say(self, line: str) -> None:
@@ -413,6 +414,8 @@ def setup(config: TrainConfig, data: ImageDataset | None, quiet: bool) -> Job:
     data = data if data is not None else load_dataset(config.dataset, config.data_dir, image_size=config.image_size)
     if config.tta:  # refused before training, not after it
         check_flip_tta(data)
+    if config.tta_shift:
+        check_tta_shift(data, config.tta_shift)
     if config.pca_color and data.in_chans != 3:
         raise OptionValueError("pca_color", f"shifts RGB colours; {data.name} has {data.in_chans} channel(s)")
     splits = make_splits(data, config)
@@ -742,6 +745,7 @@ def evaluate_split(
         dtype=job.dtype,
         channels_last=job.config.channels_last,
         flip_tta=job.config.tta,
+        shift_tta=job.config.tta_shift,
     )
     return job.world.evaluate(evaluate, images, labels)
 

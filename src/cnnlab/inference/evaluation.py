@@ -1,4 +1,5 @@
-"""Loss, accuracy and predictions of a model over uint8 images, optionally with flip test-time augmentation."""
+"""Loss, accuracy and predictions of a model over uint8 images, optionally with test-time augmentation: mirrored
+views (flips) and diagonally moved ones (translations), as airbench's levels 1 and 2."""
 
 from __future__ import annotations
 
@@ -20,6 +21,29 @@ def check_flip_tta(data: ImageDataset) -> None:
         )
 
 
+def check_tta_shift(data: ImageDataset, shift: int) -> None:
+    if shift * 2 >= data.image_size:
+        raise CnnlabError(
+            f"--tta-shift {shift} is half the side of {data.name} images ({data.image_size} pixels) or more: "
+            f"use at most {(data.image_size - 1) // 2} (1 or 2 is usual)"
+        )
+
+
+def view_logits(model: nn.Module, x: torch.Tensor, flip: bool, shift: int) -> torch.Tensor:
+    """The model's logits for `x`, averaged over the test-time views: with `flip` the mean with the mirror's
+    (flip(3): the width axis of [B, C, H, W]); with `shift` px, half that and half the mean of `x` moved down-right
+    and up-left by `shift` (reflect padding keeps the border's texture, as airbench pads)."""
+    logits = model(x).float()
+    if flip:
+        logits = (logits + model(x.flip(3)).float()) / 2
+    if not shift:
+        return logits
+    height, width = x.shape[-2:]
+    padded = F.pad(x, (shift,) * 4, mode="reflect")
+    moved = (padded[..., :height, :width], padded[..., 2 * shift :, 2 * shift :])
+    return logits / 2 + sum(view_logits(model, view, flip, 0) for view in moved) / 4
+
+
 @torch.no_grad()
 def evaluate_arrays(
     model: nn.Module,
@@ -30,11 +54,15 @@ def evaluate_arrays(
     dtype: torch.dtype | None = None,
     channels_last: bool = True,
     flip_tta: bool = False,
+    shift_tta: int = 0,
 ) -> tuple[float, float, torch.Tensor]:
     """(mean loss, accuracy, predicted labels) over uint8 images, in eval mode. flip_tta: classify each image by
-    the mean of its own and its mirror image's logits (test-time augmentation, as airbench does)."""
+    the mean of its own and its mirror image's logits; shift_tta: also by views moved that many pixels
+    (`view_logits`; test-time augmentation, as airbench does)."""
     if flip_tta:
         check_flip_tta(data)
+    if shift_tta:
+        check_tta_shift(data, shift_tta)
     was_training = model.training
     model.eval()
     total_loss, predictions = 0.0, []
@@ -42,9 +70,7 @@ def evaluate_arrays(
         x = prepare_batch(images[start : start + batch_size], data, channels_last)
         y = labels[start : start + batch_size]
         with autocast(dtype, images.device.type):
-            logits = model(x)
-            if flip_tta:
-                logits = (logits.float() + model(x.flip(3)).float()) / 2  # flip(3): the width axis of [B, C, H, W]
+            logits = view_logits(model, x, flip_tta, shift_tta)
         total_loss += F.cross_entropy(logits.float(), y, reduction="sum").item()
         predictions.append(logits.argmax(dim=1))
     model.train(was_training)

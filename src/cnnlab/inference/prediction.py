@@ -53,7 +53,8 @@ def evaluate(
     model_for: Callable[[LoadedRun, torch.dtype | None, int], tuple[nn.Module, dict]] | None = None,
 ) -> dict:
     """Test accuracy and per-class accuracy of a run; writes eval.json and confusion.png into the run directory.
-    tta: average each image's logits with its mirror's (None: as the run was trained, its config's `tta`).
+    tta: average each image's logits with its mirror's (None: as the run was trained, its config's `tta`); the
+    run's `tta_shift` (test-time translations) applies as it was trained.
     model_for(run, autocast dtype, batch size): the module that runs it and fields added to the result (the runtime
     `cnnlab.inference.runtime` chose; None: the run's torch model)."""
     run = load_run(run_dir)
@@ -64,7 +65,14 @@ def evaluate(
     dtype, batch = autocast_dtype(run.config.precision), min(EVAL_BATCH, max(len(dataset.test_images), 1))
     model, extra = model_for(run, dtype, batch) if model_for else (run.model, {})
     loss, accuracy, predicted = evaluate_arrays(
-        model, dataset.test_images, dataset.test_labels, dataset, batch_size=EVAL_BATCH, dtype=dtype, flip_tta=tta
+        model,
+        dataset.test_images,
+        dataset.test_labels,
+        dataset,
+        batch_size=EVAL_BATCH,
+        dtype=dtype,
+        flip_tta=tta,
+        shift_tta=run.config.tta_shift,  # as the run was trained
     )
     from cnnlab.plots import plot_confusion  # matplotlib loads only for evaluate, not predict
 
@@ -80,6 +88,7 @@ def evaluate(
         "test_accuracy": accuracy,
         "test_loss": loss,
         "tta": tta,
+        "tta_shift": run.config.tta_shift,
         "per_class_accuracy": per_class,
         "confusion_matrix": matrix.tolist(),
         "confusion_png": str(confusion_png),

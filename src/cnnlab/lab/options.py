@@ -65,6 +65,7 @@ LABELS = {
     "lr": "Learning rate",
     "ema": "EMA decay",
     "tta": "Test-time augmentation",
+    "tta_shift": "Test-time shift (px)",
     "keep_checkpoints": "Checkpoints kept",
     "channels_last": "Channels-last memory",
     "input": "Input size",
