@@ -244,6 +244,14 @@ class TrainConfig:
             metavar="PIXELS",
         ),
     )
+    alternate_flips: bool = field(
+        default=False,
+        metadata=option(
+            "with --augment on a set whose flips keep labels: mirror each image on every other epoch instead of at "
+            "random, so every two epochs show it both ways (airbench; its first epoch's side is drawn from --seed)",
+            group="data",
+        ),
+    )
     pca_color: float = field(
         default=0.0,
         metadata=option(

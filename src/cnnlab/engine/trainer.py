@@ -158,6 +158,7 @@ class Job:
     params: int = 0
     macs: int = 0
     color: tuple[PixelPCA, float] | None = None  # --pca-color: the training pixels' PCA and its sigma
+    flip_sides: torch.Tensor | None = None  # --alternate-flips: each training image mirrored in even epochs (bool)
     phases: tuple[Phase, ...] = ()  # none: one phase, the recipe's optimizer and lr over every epoch
 
     @property
@@ -420,6 +421,7 @@ def setup(config: TrainConfig, data: ImageDataset | None, quiet: bool) -> Job:
         raise OptionValueError("pca_color", f"shifts RGB colours; {data.name} has {data.in_chans} channel(s)")
     splits = make_splits(data, config)
     color = (pixel_pca(splits.train_images), config.pca_color) if config.pca_color else None
+    flip_sides = alternate_flip_sides(config, data, len(splits.train_images)) if config.alternate_flips else None
     if device.type != "cpu":  # uploaded once, still uint8; batches are normalised and augmented on the device
         splits = Splits(*(getattr(splits, f.name).to(device) for f in fields(Splits)))
     return Job(
@@ -433,7 +435,17 @@ def setup(config: TrainConfig, data: ImageDataset | None, quiet: bool) -> Job:
         rows=world.rows(config.batch_size),
         progress=Progress(quiet=quiet or not world.is_main),
         color=color,
+        flip_sides=flip_sides,
     )
+
+
+def alternate_flip_sides(config: TrainConfig, data: ImageDataset, images: int) -> torch.Tensor:
+    """Which training images --alternate-flips mirrors in even epochs (the others in odd ones): half at random,
+    from the run's seed alone, so a resumed run and every torchrun process draw the same."""
+    if not (config.augment and data.hflip):
+        reason = "--augment is off" if not config.augment else f"mirroring can change a {data.name} image's class"
+        raise OptionValueError("alternate_flips", f"mirrors augmented images, but {reason}")
+    return torch.rand(images, generator=torch.Generator().manual_seed(config.seed * 7_919 + 17)) < 0.5
 
 
 def build_state(job: Job, model: nn.Module | None, param_groups: ParamGroups | None, fresh: bool) -> TrainState:
@@ -663,12 +675,13 @@ def train_step(
     """One optimizer step on the global batch `index` (this process's rows of it); returns (this process's loss,
     the stop signals any process received)."""
     config, rows = job.config, job.rows
+    flip = config.augment if job.flip_sides is None else job.flip_sides[index] ^ bool(state.epoch % 2)
     x = prepare_batch(
         job.splits.train_images[index],
         job.data,
         config.channels_last,
         config.crop_padding if config.augment else 0,
-        config.augment,
+        flip,
         generator,
         rows,
         job.color,
