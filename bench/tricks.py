@@ -44,8 +44,13 @@ TRICKS: dict[str, dict] = {
     # new tricks (cnnlab.engine.lookahead, cnnlab.engine.whitening), measured in their own run beside a baseline
     "Lookahead k=5": {"lookahead": 5},  # the paper's k, with its alpha 0.5
     "whitening init": {"whiten": True},
+    # airbench's tricks (#26's candidates), not yet measured: run with --airbench
+    "alternating flips": {"augment": True, "crop_padding": 0, "alternate_flips": True},
+    "Muon for the filters (lr 0.02)": {"optimizer": "muon"},  # --lr stays the SGD part's (BN, biases, head)
+    "test-time shift 1 px": {"tta_shift": 1},
 }
 NEW_TRICKS = (BASELINE, "Lookahead k=5", "whitening init")
+AIRBENCH_TRICKS = (BASELINE, "flips", "alternating flips", "Muon for the filters (lr 0.02)", "test-time shift 1 px")
 # A smoke run: four rows of LeNet-5 on a 2,000-image slice, a few seconds each; its numbers mean nothing.
 QUICK = dict(
     tricks=(BASELINE, "crops ±2 px + flips", "fp32 (bf16 off)", "whitening init"),
@@ -234,5 +239,7 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, help="keep the run directories here (default: a temporary folder)")
     parser.add_argument("--name", default="tricks", help="record as bench/results/NAME.json (default tricks)")
     parser.add_argument("--new", action="store_true", help=f"only the new tricks' rows: {', '.join(NEW_TRICKS)}")
+    parser.add_argument("--airbench", action="store_true", help=f"airbench's rows: {', '.join(AIRBENCH_TRICKS)}")
     args = parser.parse_args()
-    main(args.quick, NEW_TRICKS if args.new else args.tricks, args.seeds, args.budget, args.out, args.name)
+    chosen = NEW_TRICKS if args.new else AIRBENCH_TRICKS if args.airbench else args.tricks
+    main(args.quick, chosen, args.seeds, args.budget, args.out, args.name)

@@ -87,3 +87,10 @@ def test_quick_run_writes_every_row_and_seed(tmp_path, monkeypatch):
 def test_the_new_tricks_run_beside_the_baseline():
     assert tricks.NEW_TRICKS[0] == tricks.BASELINE and set(tricks.NEW_TRICKS) <= set(tricks.TRICKS)
     assert {"lookahead", "whiten"} == {key for trick in tricks.NEW_TRICKS for key in tricks.TRICKS[trick]}
+
+
+def test_airbench_s_tricks_run_beside_the_baseline_and_plain_flips():
+    assert tricks.AIRBENCH_TRICKS[:2] == (tricks.BASELINE, "flips")
+    assert set(tricks.AIRBENCH_TRICKS) <= set(tricks.TRICKS)
+    changed = {key for trick in tricks.AIRBENCH_TRICKS for key in tricks.TRICKS[trick]}
+    assert {"alternate_flips", "optimizer", "tta_shift"} <= changed

@@ -22,7 +22,7 @@ def test_openapi_lists_the_finetune_job_from_finetune_options(client):
 @pytest.mark.parametrize(
     "body, status, field, words",
     [
-        ({"phases": "head:1:adam:1e-3"}, 400, "phases", "optimizer is sgd or adamw"),
+        ({"phases": "head:1:adam:1e-3"}, 400, "phases", "optimizer is sgd, adamw or muon"),
         ({"bn_stats": "sometimes"}, 400, "bn_stats", "must be one of: frozen, update"),
         ({"lora_rank": 0}, 400, "lora_rank", "--lora-rank must be a positive whole number, got 0"),
         ({"weights": "x.pth"}, 400, None, "unknown training option 'weights'"),

@@ -69,7 +69,7 @@ def test_head_linear_run_records_its_count_and_evaluates(weights, tmp_path, caps
     [
         (["--head", "conv 8 k3"], "bad layer 'conv 8 k3' in spec: conv needs a feature map"),
         (["--head", "linear", "--keep-head"], "--keep-head keeps the source's head"),
-        (["--phases", "head:1:adam:1e-3"], "a phase's optimizer is sgd or adamw, got 'adam'"),
+        (["--phases", "head:1:adam:1e-3"], "a phase's optimizer is sgd, adamw or muon, got 'adam'"),
         (["--phases", "head:1:adamw"], "a phase is TRAINS:EPOCHS:OPTIMIZER:LR"),
         (["--phases", PHASES, "--epochs", "3"], "--epochs does not combine with --phases"),
         (["--bn-stats", "update"], "--bn-stats applies under a frozen backbone"),

@@ -44,7 +44,7 @@ from cnnlab.options import (  # noqa: F401 (the checks and parsers, long importe
     whole,
 )
 
-OPTIMIZERS = ("sgd", "adamw")
+OPTIMIZERS = ("sgd", "adamw", "muon")
 SCHEDULES = ("onecycle", "cosine", "step", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -187,7 +187,22 @@ class TrainConfig:
         default=None, metadata=option("how --lr find chose the lr", group="optimization", flag=None)
     )
     optimizer: str | None = field(
-        default=None, metadata=option("sgd (Nesterov momentum) or adamw", group="optimization", choices=OPTIMIZERS)
+        default=None,
+        metadata=option(
+            "sgd (Nesterov momentum), adamw, or muon (Muon for the conv filters at --muon-lr, Nesterov SGD at --lr "
+            "for the rest)",
+            group="optimization",
+            choices=OPTIMIZERS,
+        ),
+    )
+    muon_lr: float = field(
+        default=0.02,
+        metadata=option(
+            "--optimizer muon: the conv filters' peak lr (their orthogonalized update has rows of unit norm, so "
+            "its scale is not SGD's)",
+            group="optimization",
+            check=positive,
+        ),
     )
     schedule: str = field(
         default="onecycle",
@@ -589,7 +604,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
 
 def scaled_lr(lr: float, batch_ratio: float, optimizer: str) -> float:
     """The module docstring's rule: `lr` tuned for a batch, moved to a batch `batch_ratio` times as large."""
-    return lr * (batch_ratio if optimizer == "sgd" else math.sqrt(batch_ratio))
+    return lr * (batch_ratio if optimizer in ("sgd", "muon") else math.sqrt(batch_ratio))  # muon's --lr is SGD's
 
 
 # --------------------------------------------------------------------------------------------------- the resume rule

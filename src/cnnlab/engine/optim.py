@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from cnnlab.engine.config import OPTIMIZERS, SCHEDULES  # declared once, with the options (torch-free)
+from cnnlab.engine.muon import MuonSGD
 from cnnlab.errors import CnnlabError
 
 ONECYCLE_FINAL = 1 / 25 / 1e4  # OneCycleLR's defaults: start at peak/25, end at that /1e4
@@ -33,8 +34,11 @@ def create_optimizer(
     weight_decay: float = 0.0,
     momentum: float = 0.9,
     param_groups: ParamGroups | None = None,
+    muon_lr: float = 0.02,
 ) -> torch.optim.Optimizer:
-    """Nesterov SGD ("sgd") or AdamW ("adamw", betas (momentum, 0.999)) over the model's trainable parameters.
+    """Nesterov SGD ("sgd"), AdamW ("adamw", betas (momentum, 0.999)) or Muon for the conv filters with Nesterov
+    SGD for the rest ("muon", `cnnlab.engine.muon`; the filters' peak lr is `muon_lr`, scaled as a group's lr is
+    scaled against `lr`) over the model's trainable parameters.
 
     Weight decay applies to conv and linear weights only (parameters of 2 or more dimensions): decaying batch-norm
     scales and biases only fights the normalisation. `param_groups(model)` gives parameter sets with their own peak
@@ -54,7 +58,20 @@ def create_optimizer(
         raise CnnlabError("nothing to train: every parameter of the model is frozen")
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True, foreach=True)
+    if name == "muon":
+        return MuonSGD(muon_groups(groups, lr, muon_lr), lr=lr, momentum=momentum)
     return torch.optim.AdamW(groups, lr=lr, betas=(momentum, 0.999), foreach=True)
+
+
+def muon_groups(groups: list[dict], lr: float, muon_lr: float) -> list[dict]:
+    """Each group's conv filters (4-D) split off as a Muon group at muon_lr times the group's share of `lr`."""
+    split = []
+    for group in groups:
+        filters = [p for p in group["params"] if p.ndim == 4]
+        rest = [p for p in group["params"] if p.ndim != 4]
+        split.append({**group, "params": rest, "muon": False})
+        split.append({**group, "params": filters, "muon": True, "lr": muon_lr * group["lr"] / lr})
+    return split
 
 
 def create_scheduler(

@@ -94,7 +94,9 @@ def build_optimizer(
     model: nn.Module, config: TrainConfig, param_groups: ParamGroups | None = None
 ) -> torch.optim.Optimizer:
     """`create_optimizer` with the recipe's optimizer, lr, weight decay and momentum."""
-    return create_optimizer(model, config.optimizer, config.lr, config.weight_decay, config.momentum, param_groups)
+    return create_optimizer(
+        model, config.optimizer, config.lr, config.weight_decay, config.momentum, param_groups, config.muon_lr
+    )
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
@@ -367,7 +369,13 @@ def enter_phase(job: Job, state: TrainState, index: int, announce: bool = True) 
             phase.enter(state.model)
         config = job.config
         state.optimizer = create_optimizer(
-            state.model, phase.optimizer, phase.lr, config.weight_decay, config.momentum, phase.param_groups
+            state.model,
+            phase.optimizer,
+            phase.lr,
+            config.weight_decay,
+            config.momentum,
+            phase.param_groups,
+            config.muon_lr,
         )
         state.scheduler = create_scheduler(state.optimizer, config.schedule, phase.epochs * job.steps_per_epoch)
         state.net = job.world.wrap(state.model, config.sync_bn)  # which parameters train changed: wrap anew
@@ -465,7 +473,7 @@ def build_state(job: Job, model: nn.Module | None, param_groups: ParamGroups | N
         hooks.append(EmaHook(model, config.ema))
         if fresh:
             warn_short_horizon(config.ema, job.total_steps)
-    optimizer = create_optimizer(model, config.optimizer, config.lr, config.weight_decay, config.momentum, param_groups)
+    optimizer = build_optimizer(model, config, param_groups)
     replannable = config.time_budget is not None  # the budget's plan re-maps the schedule
     first_steps = job.phases[0].epochs * job.steps_per_epoch if job.phases else job.total_steps
     scheduler = create_scheduler(optimizer, config.schedule, first_steps, replannable)

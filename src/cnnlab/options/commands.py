@@ -153,7 +153,8 @@ def parse_phases(text: str) -> tuple[PhaseSpec, ...]:
         if trains not in PHASE_TRAINS:
             raise CnnlabError(f"a phase trains {' or '.join(PHASE_TRAINS)}, got '{trains}' in '{part}'")
         if optimizer not in recipe.OPTIMIZERS:
-            raise CnnlabError(f"a phase's optimizer is {' or '.join(recipe.OPTIMIZERS)}, got '{optimizer}'")
+            choices = f"{', '.join(recipe.OPTIMIZERS[:-1])} or {recipe.OPTIMIZERS[-1]}"
+            raise CnnlabError(f"a phase's optimizer is {choices}, got '{optimizer}'")
         phases.append(
             PhaseSpec(
                 trains, int(parse_number(epochs, int, positive_int)), optimizer, parse_number(lr, float, positive)
