@@ -48,9 +48,17 @@ TRICKS: dict[str, dict] = {
     "alternating flips": {"augment": True, "crop_padding": 0, "alternate_flips": True},
     "Muon for the filters (lr 0.02)": {"optimizer": "muon"},  # --lr stays the SGD part's (BN, biases, head)
     "test-time shift 1 px": {"tta_shift": 1},
+    "Dirac init": {"dirac": True},
 }
 NEW_TRICKS = (BASELINE, "Lookahead k=5", "whitening init")
-AIRBENCH_TRICKS = (BASELINE, "flips", "alternating flips", "Muon for the filters (lr 0.02)", "test-time shift 1 px")
+AIRBENCH_TRICKS = (
+    BASELINE,
+    "flips",
+    "alternating flips",
+    "Muon for the filters (lr 0.02)",
+    "test-time shift 1 px",
+    "Dirac init",
+)
 # A smoke run: four rows of LeNet-5 on a 2,000-image slice, a few seconds each; its numbers mean nothing.
 QUICK = dict(
     tricks=(BASELINE, "crops ±2 px + flips", "fp32 (bf16 off)", "whitening init"),

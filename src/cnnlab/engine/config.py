@@ -393,6 +393,15 @@ class TrainConfig:
             commands=("train", "compare"),
         ),
     )
+    dirac: bool = field(
+        default=False,
+        metadata=option(
+            "start each conv that keeps or widens its channels with its first in-channels filters as the identity "
+            "(torch.nn.init.dirac_, airbench), the rest random",
+            group="model",
+            commands=("train", "compare"),
+        ),
+    )
     model_kwargs: dict = field(
         default_factory=dict,
         metadata=option('extra builder arguments, e.g. {"drop_path_rate": 0.1}', group="model", flag=None),

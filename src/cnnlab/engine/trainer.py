@@ -36,7 +36,7 @@ from cnnlab import checkpoint
 from cnnlab.batches import prepare_batch
 from cnnlab.building import build_new_model, code_record
 from cnnlab.data import ImageDataset, PixelPCA, load_dataset, pixel_pca, split_validation
-from cnnlab.engine import budget, distributed, tensorboard_log, whitening
+from cnnlab.engine import budget, dirac, distributed, tensorboard_log, whitening
 from cnnlab.engine.config import TrainConfig, resolve, resume_config
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.ema import EmaHook, warn_short_horizon
@@ -462,6 +462,8 @@ def build_state(job: Job, model: nn.Module | None, param_groups: ParamGroups | N
     (evaluated and saved instead of the trained weights)."""
     config = job.config
     model = init_model(job, model, fresh)
+    if config.dirac and fresh:  # before --whiten, which then sets the first conv its own way
+        dirac.dirac_init(model)
     if config.whiten and fresh:  # from the training images the run sees, before any step
         sample = job.splits.train_images[: whitening.IMAGES]
         whitening.whiten_first_conv(model, prepare_batch(sample, job.data, channels_last=False))
