@@ -49,6 +49,7 @@ TRICKS: dict[str, dict] = {
     "Muon for the filters (lr 0.02)": {"optimizer": "muon"},  # --lr stays the SGD part's (BN, biases, head)
     "test-time shift 1 px": {"tta_shift": 1},
     "Dirac init": {"dirac": True},
+    "progressive resizing from 20 px": {"progressive_resize": 20},
 }
 NEW_TRICKS = (BASELINE, "Lookahead k=5", "whitening init")
 AIRBENCH_TRICKS = (
@@ -58,6 +59,7 @@ AIRBENCH_TRICKS = (
     "Muon for the filters (lr 0.02)",
     "test-time shift 1 px",
     "Dirac init",
+    "progressive resizing from 20 px",
 )
 # A smoke run: four rows of LeNet-5 on a 2,000-image slice, a few seconds each; its numbers mean nothing.
 QUICK = dict(

@@ -4,6 +4,7 @@ augmentation), in channels_last where asked. Below training and inference, which
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from cnnlab.data import ImageDataset, PixelPCA, normalize, pca_color, random_crop, random_hflip
 
@@ -40,4 +41,12 @@ def prepare_batch(
         x = pca_color(x, color[0], data.std, color[1], generator)
     if keep is not None and augmenting:
         x = x[keep]
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def resize_batch(x: torch.Tensor, side: int, channels_last: bool) -> torch.Tensor:
+    """A prepared batch scaled to side x side (bilinear, antialiased when shrinking): progressive resizing."""
+    if x.shape[-1] == side and x.shape[-2] == side:
+        return x
+    x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x

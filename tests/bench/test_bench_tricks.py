@@ -93,4 +93,4 @@ def test_airbench_s_tricks_run_beside_the_baseline_and_plain_flips():
     assert tricks.AIRBENCH_TRICKS[:2] == (tricks.BASELINE, "flips")
     assert set(tricks.AIRBENCH_TRICKS) <= set(tricks.TRICKS)
     changed = {key for trick in tricks.AIRBENCH_TRICKS for key in tricks.TRICKS[trick]}
-    assert {"alternate_flips", "optimizer", "tta_shift", "dirac"} <= changed
+    assert {"alternate_flips", "optimizer", "tta_shift", "dirac", "progressive_resize"} <= changed

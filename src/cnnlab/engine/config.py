@@ -259,6 +259,17 @@ class TrainConfig:
             metavar="PIXELS",
         ),
     )
+    progressive_resize: int = field(
+        default=0,
+        metadata=option(
+            "train the first half of the steps on smaller images, their side rising linearly from this many pixels "
+            "to the dataset's own (fast.ai's DAWNBench trick: early steps cost less); evaluation stays at full size; "
+            "needs a network that takes any size (global pooling); 0 = off",
+            group="data",
+            check=non_negative_int,
+            metavar="PIXELS",
+        ),
+    )
     alternate_flips: bool = field(
         default=False,
         metadata=option(

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab import checkpoint
-from cnnlab.batches import prepare_batch
+from cnnlab.batches import prepare_batch, resize_batch
 from cnnlab.building import build_new_model, code_record
 from cnnlab.data import ImageDataset, PixelPCA, load_dataset, pixel_pca, split_validation
 from cnnlab.engine import budget, dirac, distributed, tensorboard_log, whitening
@@ -50,6 +50,7 @@ from cnnlab.errors import BatchNormBatchTooSmall, CnnlabError, NonFiniteLoss, Op
 from cnnlab.inference.evaluation import check_flip_tta, check_tta_shift, evaluate_arrays
 from cnnlab.measure import count_macs, count_params
 from cnnlab.models import trust
+from cnnlab.models.references import ModelReferenceError, check_model
 from cnnlab.models.weights import load_weights
 from cnnlab.precision import autocast, autocast_dtype, check_precision, precision_name
 from cnnlab.rundir import (
@@ -285,6 +286,31 @@ class Engine:
         return self._state.scheduler
 
 
+def training_side(job: Job, state: TrainState) -> int:
+    """--progressive-resize: the side of this step's images, rising linearly from the option's pixels to the
+    dataset's own over the first half of the planned steps (a budget run's plan, as it stands)."""
+    start, full = job.config.progressive_resize, job.data.image_size
+    progress = steps_done(job, state) / max(planned_steps(job, state) / 2, 1)
+    return full if progress >= 1 else round(start + (full - start) * progress)
+
+
+def check_progressive_resize(config: TrainConfig, model: nn.Module, data: ImageDataset) -> None:
+    """Refuse, before training, a start side that is not below the images' own, or a network that cannot take it."""
+    start, full = config.progressive_resize, data.image_size
+    if start >= full:
+        raise OptionValueError(
+            "progressive_resize", f"{start} is not below the {full}-pixel side of {data.name} images"
+        )
+    try:
+        check_model(model, (data.in_chans, start, start), data.num_classes)  # two blank images, in eval mode
+    except ModelReferenceError as error:
+        raise OptionValueError(
+            "progressive_resize",
+            f"{start}: on {start}-pixel images, {error.problem}; it needs a network that takes any size (global "
+            "pooling before its classifier)",
+        ) from None
+
+
 def planned_steps(job: Job, state: TrainState) -> int:
     """The run's steps as planned now: a re-plannable schedule's end, else every epoch's steps."""
     if isinstance(state.scheduler, ProgressSchedule):
@@ -462,6 +488,8 @@ def build_state(job: Job, model: nn.Module | None, param_groups: ParamGroups | N
     (evaluated and saved instead of the trained weights)."""
     config = job.config
     model = init_model(job, model, fresh)
+    if config.progressive_resize:
+        check_progressive_resize(config, model, job.data)
     if config.dirac and fresh:  # before --whiten, which then sets the first conv its own way
         dirac.dirac_init(model)
     if config.whiten and fresh:  # from the training images the run sees, before any step
@@ -696,6 +724,8 @@ def train_step(
         rows,
         job.color,
     )
+    if config.progressive_resize:
+        x = resize_batch(x, training_side(job, state), config.channels_last)
     y = job.splits.train_labels[index if rows is None else index[rows]]
     with autocast(job.dtype, job.device.type):
         loss, logits = classification_loss(state.net(x), y, config.label_smoothing, state.aux_weight)
