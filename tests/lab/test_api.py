@@ -121,7 +121,7 @@ def test_imagefolders_under_the_data_folder_are_offered(tmp_path, make_client):
         ({"epochs": 2.5}, "epochs", "Epochs must be a positive whole number, got '2.5'."),
         ({"epochs": 10**9}, "epochs", "Epochs 1,000,000,000 is more than the lab runs (1,000 at most)."),
         ({"lr": "fast"}, "lr", "Learning rate: expected a positive number, got 'fast'."),
-        ({"optimizer": "adam"}, "optimizer", "Optimizer must be one of sgd, adamw; got 'adam'."),
+        ({"optimizer": "adam"}, "optimizer", "Optimizer must be one of sgd, adamw, muon; got 'adam'."),
         ({"label_smoothing": 1.5}, "label_smoothing", "Label smoothing must be in [0, 1), got '1.5'."),
         ({"dataset": "mnistt"}, "dataset", "Dataset 'mnistt' is unknown; did you mean mnist, kmnist, fashion-mnist?"),
         (

@@ -102,7 +102,7 @@ def test_weight_decay_groups_hold_conv_and_linear_weights_only():
     }
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw", "muon"])
 def test_a_step_on_zero_gradients_decays_weights_but_not_bn_or_biases(optimizer):
     net = small_net()
     decay, momentum = 0.5, 0.9
@@ -113,9 +113,14 @@ def test_a_step_on_zero_gradients_decays_weights_but_not_bn_or_biases(optimizer)
     torch_optimizer.step()
     # SGD (Nesterov) adds decay * w to the gradient, and momentum once more on the first step; AdamW decays the
     # weight itself by lr * decay, and its update of a zero gradient is zero.
-    shrink = 1 - LR * decay * (1 + momentum) if optimizer == "sgd" else 1 - LR * decay
+    # Muon: the conv filters decay like AdamW's weights, at --muon-lr; the linear weight steps by Nesterov SGD.
+    shrink = 1 - LR * decay * (1 + momentum) if optimizer in ("sgd", "muon") else 1 - LR * decay
     for name, p in net.named_parameters():
-        if p.ndim > 1:
+        if optimizer == "muon" and p.ndim == 4:
+            muon_lr = torch_optimizer.param_groups[1]["lr"]
+            assert muon_lr == 0.02  # the default --muon-lr
+            torch.testing.assert_close(p.detach(), before[name] * (1 - muon_lr * decay), rtol=1e-6, atol=0)
+        elif p.ndim > 1:
             torch.testing.assert_close(p.detach(), before[name] * shrink, rtol=1e-6, atol=0)
         else:
             assert torch.equal(p.detach(), before[name]), name  # BN scale and shift, biases: untouched
