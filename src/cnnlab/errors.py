@@ -12,7 +12,25 @@ from collections.abc import Iterable
 
 
 class CnnlabError(Exception):
-    """An error the user can fix; its message is complete on one line."""
+    """An error the user can fix; its message is complete on one line.
+
+    It pickles with the arguments it was made with, so a subclass whose __init__ takes its own (an option and a
+    problem, a path) crosses a process boundary intact: a sweep trial or a bench worker raising one reaches its
+    parent as itself, not as a TypeError from pickle calling __init__ with the message alone."""
+
+    def __new__(cls, *args, **kwargs):
+        error = super().__new__(cls, *args)
+        error._made_with = (args, kwargs)
+        return error
+
+    def __reduce__(self):
+        args, kwargs = self._made_with
+        state = {k: v for k, v in self.__dict__.items() if k != "_made_with"}
+        return (_remake, (type(self), args, kwargs), state)
+
+
+def _remake(cls: type, args: tuple, kwargs: dict) -> CnnlabError:
+    return cls(*args, **kwargs)
 
 
 def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
