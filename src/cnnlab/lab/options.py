@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from cnnlab.errors import CnnlabError, closest, unknown_name_error
 from cnnlab.lab.networks import Networks
@@ -38,25 +39,25 @@ DATA_FOLDER = "data"  # imagefolder datasets live in RUNS/data/<name>/<class>/<i
 MAX_EPOCHS = 1000
 # An experiment job trains once per seed: 10 seeds give a spread; a hundred are a typo that would run for days.
 MAX_SEEDS = 10
-# The built-in sets' training splits, before the validation hold-out: the published sizes, known without reading
-# the files (CIFAR's take seconds to load). digits: 1,797 less its 20% test split (cnnlab.data.catalog).
-TRAIN_IMAGES = {
-    "digits": 1437,
-    "mnist": 60000,
-    "fashion-mnist": 60000,
-    "kmnist": 60000,
-    "cifar10": 50000,
-    "cifar100": 50000,
-}
-# Each built-in dataset's images and classes as the trainer loads them, (channels, side, classes): what a typed
-# layer spec must map to its class count (digits is upsampled from 8x8 to 28, data.catalog.DIGITS_SIZE).
-IMAGES = {
-    "digits": (1, 28, 10),
-    "mnist": (1, 28, 10),
-    "fashion-mnist": (1, 28, 10),
-    "kmnist": (1, 28, 10),
-    "cifar10": (3, 32, 10),
-    "cifar100": (3, 32, 100),
+
+
+class BuiltIn(NamedTuple):
+    """A built-in set as the trainer loads it, known without reading its files (CIFAR's take seconds to load)."""
+
+    train_images: int  # the published training split, before the validation hold-out
+    channels: int
+    side: int  # digits is upsampled from 8x8 to 28 (data.catalog.DIGITS_SIZE)
+    classes: int  # what a typed layer spec must map its images to
+
+
+# digits: 1,797 less its 20% test split (cnnlab.data.catalog)
+BUILT_IN = {
+    "digits": BuiltIn(1437, 1, 28, 10),
+    "mnist": BuiltIn(60000, 1, 28, 10),
+    "fashion-mnist": BuiltIn(60000, 1, 28, 10),
+    "kmnist": BuiltIn(60000, 1, 28, 10),
+    "cifar10": BuiltIn(50000, 3, 32, 10),
+    "cifar100": BuiltIn(50000, 3, 32, 100),
 }
 # How the pages label a field where its name alone would not say it (the rest: "batch_size" -> "Batch size"):
 # the Train form's options, and the query fields of the layer tables and the widgets, so that errors speak of
@@ -201,10 +202,9 @@ def _option_value(field: FormField, value):
 
 
 def _check_dataset(name: str) -> None:
-    from cnnlab.data.catalog import ALIASES, IMAGEFOLDER_PREFIX, list_datasets
+    from cnnlab.data.catalog import IMAGEFOLDER_PREFIX, list_datasets
 
-    key = ALIASES.get(name.strip().lower(), name.strip().lower())
-    if not name.startswith(IMAGEFOLDER_PREFIX) and key not in list_datasets():
+    if not name.startswith(IMAGEFOLDER_PREFIX) and _dataset_key(name) not in list_datasets():
         raise unknown_name_error("dataset", name, list_datasets())
 
 
@@ -242,14 +242,13 @@ def _check_spec_output(model: str, dataset: str) -> None:
     import torch
 
     from cnnlab.building import SPEC, model_kind
-    from cnnlab.data.catalog import ALIASES
     from cnnlab.measure.spec import build_layer_spec
     from cnnlab.models.meta import on_meta
 
-    shape = IMAGES.get(ALIASES.get(dataset.strip().lower(), dataset.strip().lower()))
-    if model_kind(model) != SPEC or shape is None:
+    known = BUILT_IN.get(_dataset_key(dataset))
+    if model_kind(model) != SPEC or known is None:
         return
-    channels, side, classes = shape
+    channels, side, classes = known.channels, known.side, known.classes
     try:
         with on_meta():
             out = build_layer_spec(model, channels)(torch.empty(2, channels, side, side))
@@ -341,18 +340,25 @@ def _number(field: FormField, declared, value) -> int | float:
 def _train_images(dataset: str, runs_root: Path) -> int:
     """The dataset's training split size, before the validation hold-out; FieldError when it is unknown or its
     files are not on this machine."""
-    from cnnlab.data.catalog import ALIASES, IMAGEFOLDER_PREFIX, list_datasets
+    from cnnlab.data.catalog import IMAGEFOLDER_PREFIX, list_datasets
 
     if dataset.startswith(IMAGEFOLDER_PREFIX):
         return _imagefolder_train_images(dataset, runs_root)
-    key = ALIASES.get(dataset.strip().lower(), dataset.strip().lower())
+    key = _dataset_key(dataset)
     if key not in list_datasets():
         raise FieldError("dataset", f"Dataset '{dataset}' is unknown{_hint(dataset, list_datasets())}")
     here = datasets(runs_root)
     if key not in here:
         missing = f"Dataset {key} is not on this machine (its files were not found)"
         raise FieldError("dataset", f"{missing}; choose one of {', '.join(here)}.")
-    return TRAIN_IMAGES[key]
+    return BUILT_IN[key].train_images
+
+
+def _dataset_key(dataset: str) -> str:
+    """The catalog's name for what the form sent (any case, an alias)."""
+    from cnnlab.data.catalog import ALIASES
+
+    return ALIASES.get(dataset.strip().lower(), dataset.strip().lower())
 
 
 def _imagefolder_train_images(dataset: str, runs_root: Path) -> int:
