@@ -161,6 +161,18 @@ class PluginLoadWarning(UserWarning):
         )
 
 
+class SeedReusedWarning(UserWarning):
+    """A repeated experiment found `seed`'s folder already finished by the same experiment with the same options
+    (an interrupted `--seeds` run, run again) and reads its results instead of training it again."""
+
+    def __init__(self, seed: int, folder: str) -> None:
+        self.seed, self.folder = seed, folder
+        super().__init__(
+            f"seed {seed}: reusing the finished results in {folder} (same experiment and options); "
+            "delete that folder to run the seed again"
+        )
+
+
 class HeadMismatchWarning(UserWarning):
     """A checkpoint's classifier has another number of classes than the model (`checkpoint_classes` vs
     `model_classes`): the model keeps its freshly initialised head (`keys`), the rest of the file loads."""

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from cnnlab.cli import main
-from cnnlab.experiments import batchnorm, get_experiment, list_experiments, run_experiment
-from cnnlab.experiments.common import ExperimentResult, write_result
-from cnnlab.experiments.repeated import combine
+from cnnlab.errors import SeedReusedWarning
+from cnnlab.experiments import _EXPERIMENTS, batchnorm, get_experiment, list_experiments, run_experiment
+from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, write_result
+from cnnlab.experiments.repeated import combine, finished_seed
 from cnnlab.experiments.scaling import matched_variants, trained_claims
 from cnnlab.repeats import find_row
+from cnnlab.rundir import ExperimentFolder
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 VERDICTS = ("Supports: ", "Contradicts: ", "Not resolved at n=2: ")
@@ -162,3 +166,82 @@ def test_a_table_whose_other_rows_measure_nothing_combines_over_seeds(tmp_path):
     summary = read_csv(tmp_path / "results.csv")
     assert summary[0]["test_accuracy_mean"] == "" and summary[0]["measured"] == "[1.5000, 1.5000]"
     assert float(summary[1]["test_accuracy_mean"]) == pytest.approx(0.955) and summary[1]["test_accuracy_n"] == "2"
+
+
+def copied_seeds(two_seeds, into: Path, seeds=(0, 1)) -> Path:
+    _, out = two_seeds
+    for seed in seeds:
+        shutil.copytree(out / f"seed-{seed}", into / f"seed-{seed}")
+    return into
+
+
+def refuse_to_train(monkeypatch) -> None:
+    """degradation's run replaced by one that fails: a test that trains by mistake says so."""
+
+    def train(options):
+        raise AssertionError(f"seed {options.seed} was trained again")
+
+    monkeypatch.setitem(_EXPERIMENTS, "degradation", replace(get_experiment("degradation"), run=train))
+
+
+@pytest.mark.slow
+def test_a_rerun_reads_finished_seeds_back_and_combines_them_alike(two_seeds, tmp_path, capsys, monkeypatch):
+    """An interrupted --seeds run, run again (or seeds run apart into one OUT): the finished seeds are read from
+    their folders, not trained, and the summary is the one the uninterrupted run wrote."""
+    _, out = two_seeds
+    again = copied_seeds(two_seeds, tmp_path / "again")
+    refuse_to_train(monkeypatch)
+    assert main(["experiment", "degradation", "--quick", "--seeds", "0,1", "--out", str(again)]) == 0
+    err = capsys.readouterr().err
+    for seed in (0, 1):
+        assert f"cnnlab: warning: seed {seed}: reusing the finished results in {again / f'seed-{seed}'}" in err
+    assert (again / "results.csv").read_text() == (out / "results.csv").read_text()
+    original, rerun = (json.loads((d / "config.json").read_text()) for d in (out, again))
+    assert rerun["claims"] == original["claims"] and rerun["experiment"]["seeds"] == [0, 1]
+    verdicts = [line for line in (again / "results.md").read_text().splitlines() if line.startswith(VERDICTS)]
+    assert verdicts == [line for line in (out / "results.md").read_text().splitlines() if line.startswith(VERDICTS)]
+    assert (again / "seeds_band.png").read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.slow
+def test_a_seed_folder_is_reused_only_when_the_same_experiment_finished_it_with_the_same_options(two_seeds, tmp_path):
+    folder = copied_seeds(two_seeds, tmp_path, seeds=(0,)) / "seed-0"
+    same = ExperimentOptions(quick=True, seed=0, out=folder)
+    with pytest.warns(SeedReusedWarning, match="seed 0: reusing"):
+        reused = finished_seed("degradation", same)
+    columns, rows = ExperimentFolder(folder).read_rows()
+    assert reused.columns == columns and reused.rows == rows and reused.claims
+    first = rows[0]  # the values as written: a name, a bool, an int count, a float error
+    assert (type(first["network"]), type(first["residual"]), type(first["params"])) == (str, bool, int)
+    assert isinstance(first["test_error"], float)
+    assert finished_seed("lesion", same) is None  # another experiment's folder
+    assert finished_seed("degradation", replace(same, epochs=5)) is None  # other options
+    assert finished_seed("degradation", replace(same, seed=1)) is None
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"claims": [{"text": "a claim", "rows": 2}]}))
+    assert finished_seed("degradation", same) is None  # a claim that is not a Claim: run it again
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "results.csv").unlink()  # killed before its table was written
+    assert finished_seed("degradation", same) is None
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_trains_only_the_seeds_it_had_not_finished(two_seeds, tmp_path, monkeypatch):
+    out = copied_seeds(two_seeds, tmp_path / "interrupted", seeds=(0,))
+    (out / "seed-1").mkdir()  # seed 1 was killed before it wrote anything
+    experiment, trained = get_experiment("degradation"), []
+
+    def run(options):
+        trained.append(options.seed)
+        return experiment.run(options)
+
+    monkeypatch.setitem(_EXPERIMENTS, "degradation", replace(experiment, run=run))
+    with pytest.warns(SeedReusedWarning, match="seed 0"):
+        result = run_experiment("degradation", quick=True, seeds=[0, 1], out=out)
+    assert trained == [1]
+    timing = "train_seconds"  # the one column a rerun of a seed changes
+    fresh, whole = (read_csv(d / "results.csv") for d in (out, two_seeds[1]))
+    assert [{k: v for k, v in row.items() if not k.startswith(timing)} for row in fresh] == [
+        {k: v for k, v in row.items() if not k.startswith(timing)} for row in whole
+    ]
+    assert result.config["seeds"] == [0, 1]

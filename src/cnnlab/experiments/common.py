@@ -113,7 +113,7 @@ def write_result(result: ExperimentResult, out: str | Path, options: ExperimentO
     lines += [f"![{name}]({name})" for name in result.plots]
     folder = ExperimentFolder(out)
     folder.write_results_md("\n".join(lines) + "\n")
-    reporting.write_csv(out / "results.csv", *csv_rows(result.rows, result.columns))
+    folder.write_rows(*csv_rows(result.rows, result.columns))
     options_dict = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()} if options else {}
     config = ExperimentConfig(
         title=result.title,

@@ -2,21 +2,29 @@
 has every measured column as mean ± std with n, the experiment's claims judged against the spread
 (`cnnlab.repeats.verdict`), and the training curves as a mean line in a min-max band.
 
+A seed whose folder an earlier run of the same experiment with the same options finished is read back, not run
+again (`SeedReusedWarning`): an interrupted `--seeds 0,1,2` continues at the seed it was on, and seeds run apart
+(`--seeds 0` here, `--seeds 1` on another core or another day) into one OUT combine into one table.
+
 Experiments that already loop over seeds inside (`Experiment.own_seeds`: activations, vgg-bn) get the seed list
 instead and are run once.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
+import warnings
+from dataclasses import asdict, replace
 from pathlib import Path
 
+from cnnlab.errors import RunFileError, SeedReusedWarning
 from cnnlab.experiments.common import ExperimentOptions, ExperimentResult, write_result
-from cnnlab.repeats import aggregate_rows, band_plot, seed_dir, verdict
-from cnnlab.rundir import METRICS
+from cnnlab.repeats import Claim, aggregate_rows, band_plot, seed_dir, verdict
+from cnnlab.rundir import METRICS, ExperimentFolder
 
 CURVE_METRICS = ("train_loss", "train_error", "val_error", "test_error")  # errors: 1 - accuracy, as P3 plots
 BAND_PLOT = "seeds_band.png"
+EXPERIMENT_KEY = "experiment_name"  # in each seed's config.json: which experiment wrote the folder
 
 
 def run_seeds(experiment, options: ExperimentOptions, seeds: tuple[int, ...]) -> ExperimentResult:
@@ -24,12 +32,46 @@ def run_seeds(experiment, options: ExperimentOptions, seeds: tuple[int, ...]) ->
     results = []
     for seed in seeds:
         seed_options = replace(options, seed=seed, out=seed_dir(options.out, seed), seeds=None)
-        seed_options.out.mkdir(parents=True, exist_ok=True)
-        result = experiment.run(seed_options)
-        result.config.setdefault("out", str(seed_options.out))
-        write_result(result, seed_options.out, seed_options)
-        results.append(result)
+        results.append(finished_seed(experiment.name, seed_options) or run_seed(experiment, seed_options))
     return combine(results, seeds, options.out)
+
+
+def run_seed(experiment, options: ExperimentOptions) -> ExperimentResult:
+    options.out.mkdir(parents=True, exist_ok=True)
+    result = experiment.run(options)
+    result.config.setdefault("out", str(options.out))
+    result.config[EXPERIMENT_KEY] = experiment.name
+    write_result(result, options.out, options)
+    return result
+
+
+def finished_seed(name: str, options: ExperimentOptions) -> ExperimentResult | None:
+    """The result in `options.out` if experiment `name` finished it there with these options (all but the
+    folder's path); None if the folder is missing, unfinished (write_result writes config.json last) or another's."""
+    folder = ExperimentFolder(options.out)
+    try:
+        config = folder.read_config()
+        columns, rows = folder.read_rows()
+        claims = [Claim(**claim) for claim in config.claims]
+    except (RunFileError, TypeError):  # TypeError: a claim that is not Claim's fields
+        return None
+    if config.experiment.get(EXPERIMENT_KEY) != name or _comparable(config.options) != _comparable(asdict(options)):
+        return None
+    warnings.warn(SeedReusedWarning(options.seed, str(options.out)), stacklevel=2)
+    return ExperimentResult(
+        title=config.title,
+        columns=columns,
+        rows=rows,
+        findings=[],
+        plots=list(config.plots),
+        config=dict(config.experiment),
+        claims=claims,
+    )
+
+
+def _comparable(options: dict) -> dict:
+    """Options as config.json holds them (JSON: tuples as lists, paths as text), the folder's own path left out."""
+    return {k: v for k, v in json.loads(json.dumps(options, default=str)).items() if k != "out"}
 
 
 def combine(results: list[ExperimentResult], seeds: tuple[int, ...], out: Path) -> ExperimentResult:

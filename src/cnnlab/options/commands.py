@@ -40,7 +40,8 @@ SEEDS = Option(
     flag="--seeds",
     parser=parse_seeds,
     metavar="0,1,2",
-    help="one run per seed, each in OUT/seed-N; tables give mean ± std and n",
+    help="one run per seed, each in OUT/seed-N; tables give mean ± std and n (an experiment reads back a seed "
+    "folder it already finished with the same options)",
 )
 REPEATS = Option(
     "repeats",

@@ -4,7 +4,7 @@ here; no other module opens these files by name (tests/test_structure.py checks)
 
     run.py         RunDir: config.json, results.json, metrics.csv, eval.json, progress.jsonl; open_run, creation
     metrics.py     metrics.csv rows and progress.jsonl events
-    experiment.py  ExperimentFolder (config.json, results.md) and SweepFolder (sweep.json, sweep.csv, sweep.md)
+    experiment.py  ExperimentFolder (config.json, results.md, results.csv), SweepFolder (sweep.json, .csv, .md)
     jobs.py        RUNS/.lab/jobs/<id>.json
     lrfind.py      LrFindFolder: an lr range test's lr-find.json and lr-find.png
     storage.py     the JSON reader and atomic writer the others use

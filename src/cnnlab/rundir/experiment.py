@@ -2,7 +2,8 @@
 
 OUT/results.md     the table, findings and plot links, for people (the lab renders it)
 OUT/config.json    ExperimentConfig: title, options, what the experiment chose, claims, plots, versions
-OUT/results.csv, OUT/*.png, and the runs it trained in subfolders (each a RunDir)
+OUT/results.csv    the table's rows, raw values (a spread column as COLUMN_mean, COLUMN_std, COLUMN_n)
+OUT/*.png, and the runs it trained in subfolders (each a RunDir)
 
 SWEEP/sweep.json   SweepSpec: the study, its storage, the search space and the trials table's path
 SWEEP/sweep.csv    the trials table (each trial's parameters, accuracy, epochs, time and state)
@@ -19,11 +20,13 @@ from pathlib import Path
 
 from cnnlab.errors import RunFileError, RunFileMissing
 from cnnlab.files import write_text
+from cnnlab.reporting import csv_text
 from cnnlab.rundir import storage
 from cnnlab.rundir.schemas import ExperimentConfig, SweepSpec
 
 CONFIG = "config.json"
 RESULTS_MD = "results.md"
+RESULTS_CSV = "results.csv"
 SWEEP = "sweep.json"
 SWEEP_MD = "sweep.md"
 
@@ -66,6 +69,27 @@ class ExperimentFolder:
     def write_results_md(self, text: str) -> None:
         write_text(self.results_md, text)
 
+    def write_rows(self, columns: list[str], rows: list[dict]) -> None:
+        """results.csv: raw values, no formatting (keys outside `columns` left out)."""
+        write_text(self.path / RESULTS_CSV, csv_text(columns, rows))
+
+    def read_rows(self) -> tuple[list[str], list[dict]]:
+        """results.csv's columns and rows, each cell back to the value written: None for an empty cell, then
+        bool, int or float where the text is one, else the text (`repr` round-trips ints and floats exactly)."""
+        path = self.path / RESULTS_CSV
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RunFileMissing(path) from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise RunFileError(path, f"cannot be read: {error}") from None
+        reader = csv.DictReader(io.StringIO(text))
+        try:
+            rows = [{key: _cell(value) for key, value in row.items()} for row in reader]
+        except csv.Error as error:
+            raise RunFileError(path, f"is not valid CSV: {error}") from None
+        return list(reader.fieldnames or []), rows
+
 
 @dataclass(frozen=True)
 class SweepFolder:
@@ -101,11 +125,7 @@ class SweepFolder:
 
     def write_table(self, columns: list[str], rows: list[dict]) -> None:
         """The trials table (CSV, atomically: workers rewrite it after each trial)."""
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-        write_text(self.trials_table, buffer.getvalue())
+        write_text(self.trials_table, csv_text(columns, rows))
 
     def read_table(self) -> list[dict]:
         """The trials table's rows, cells as text (empty for none); RunFileMissing before the first trial ends."""
@@ -116,6 +136,19 @@ class SweepFolder:
         except OSError as error:
             raise RunFileError(self.trials_table, f"cannot be read: {error}") from None
         return list(csv.DictReader(io.StringIO(text)))
+
+
+def _cell(text: str | None) -> object:
+    if text is None or text == "":
+        return None
+    if text in ("True", "False"):
+        return text == "True"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def find_sweeps(root: Path) -> list[SweepFolder]:
