@@ -123,6 +123,25 @@ def test_the_guarded_forward_names_the_layer_and_the_shape():
     assert torch.is_grad_enabled()
 
 
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_zoo_net_too_small_names_the_layer_that_failed_whether_or_not_its_minimum_was_probed_before(
+    cached, monkeypatch
+):
+    """The failed pass makes lenet5 probe its minimum side on a meta copy that carries the trail's hooks: those
+    probe passes must not move the trail (they once named fc3 on a first failure, fc1 on a later one)."""
+    from cnnlab.models import base
+    from cnnlab.registry import create_model
+
+    monkeypatch.setattr(base, "_min_side_cache", {})
+    model = create_model("lenet5", num_classes=10, in_chans=1)
+    if cached:
+        base.min_input_size(model)
+    with pytest.raises(ModelReferenceError) as error:
+        check_model(model, (1, 16, 16), num_classes=10)
+    assert str(error.value).startswith("LeNet5: the forward pass failed in layer 'fc1' (input 2x16): CnnlabError: ")
+    assert str(error.value).endswith("input 1x16x16 is too small for lenet5: the minimum is 1x32x32")
+
+
 def test_only_code_this_user_trained_runs_without_asking(tmp_path, monkeypatch):
     monkeypatch.setenv("CNNLAB_STATE_DIR", str(tmp_path / "state"))
     sha = "ab" * 32

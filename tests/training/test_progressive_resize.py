@@ -40,8 +40,7 @@ def test_the_side_rises_from_the_start_to_full_over_the_first_half(tmp_path, dig
         (
             "lenet5",
             16,
-            # the layer named between these two parts is check_model's (and not always the right one: see the note)
-            "--progressive-resize 16: on 16-pixel images, the forward pass failed in layer '"
+            "--progressive-resize 16: on 16-pixel images, the forward pass failed in layer 'fc1' (input 2x"
             "|CnnlabError: input 1x16x16 is too small for lenet5: the minimum is 1x28x28; it needs a network that "
             "takes any size (global pooling before its classifier)",
         ),

@@ -213,26 +213,33 @@ def check_model(model: nn.Module, input_shape: tuple[int, int, int], num_classes
 
 
 class _LayerTrail:
-    """Which layers a forward pass entered and has not left: on an exception, the innermost is where it failed."""
+    """Which layers a forward pass entered and has not left: on an exception, the innermost is where it failed.
+
+    Only the model's own modules count: a copy of it (the meta-device copy that `min_input_size` probes after a
+    failed pass) carries the same hooks, and its probe passes must not move the trail."""
 
     def __init__(self, model: nn.Module) -> None:
         self.open: list[tuple[str, str]] = []
         self.handles = []
         for name, module in model.named_modules():
             if name:
-                self.handles.append(module.register_forward_pre_hook(self._enter(name)))
-                self.handles.append(module.register_forward_hook(self._leave))
+                self.handles.append(module.register_forward_pre_hook(self._enter(name, module)))
+                self.handles.append(module.register_forward_hook(self._leave(module)))
 
-    def _enter(self, name: str):
+    def _enter(self, name: str, own: nn.Module):
         def hook(module, args):
-            shape = "x".join(map(str, args[0].shape)) if args and isinstance(args[0], torch.Tensor) else "?"
-            self.open.append((name, shape))
+            if module is own:
+                shape = "x".join(map(str, args[0].shape)) if args and isinstance(args[0], torch.Tensor) else "?"
+                self.open.append((name, shape))
 
         return hook
 
-    def _leave(self, module, args, output):
-        if self.open:
-            self.open.pop()
+    def _leave(self, own: nn.Module):
+        def hook(module, args, output):
+            if module is own and self.open:
+                self.open.pop()
+
+        return hook
 
     def failed_at(self) -> tuple[str, str]:
         return self.open[-1] if self.open else ("", "")
