@@ -55,16 +55,18 @@ def evaluate(
     data_dir: str | None = None,
     tta: bool | None = None,
     *,
+    tta_shift: int | None = None,
     runtime: str = _EVAL.option("runtime").default,
 ) -> dict:
     """Test accuracy and per-class accuracy of a run; writes eval.json and confusion.png into the run directory.
-    tta: average each image's logits with its mirror's (None: as the run was trained).
+    tta: average each image's logits with its mirror's; tta_shift: also with views moved that many pixels
+    (test-time translations, 0 = off); None: each as the run was trained.
 
     runtime="auto" (the default) runs the model in whichever of torch and onnxruntime is faster for it on this CPU
     at evaluation's batch size, measured once and cached; the result's "runtime" and "runtime_reason" say which
     and why. See `cnnlab.inference.runtime`.
     """
-    return runtimes.evaluate(run_dir, data_dir, tta, runtime)
+    return runtimes.evaluate(run_dir, data_dir, tta, runtime, tta_shift=tta_shift)
 
 
 def own_model(model) -> tuple[str, nn.Module | None]:

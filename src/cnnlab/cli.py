@@ -329,16 +329,18 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> None:
         return
     if not args.run_dir:
         raise CnnlabError("give a run directory, or --model, --weights and --dataset for an ImageNet checkpoint")
-    result = evaluate(args.run_dir, args.data_dir, tta=args.tta, runtime=args.runtime)
+    result = evaluate(args.run_dir, args.data_dir, tta=args.tta, tta_shift=args.tta_shift, runtime=args.runtime)
     say_runtime(result)
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    flips = " with test-time flips" if result["tta"] else ""
+    shifts = f"{result['tta_shift']}-pixel shifts"
+    views = [name for name, on in (("flips", result["tta"]), (shifts, result["tta_shift"])) if on]
+    augmented = f" with test-time {' and '.join(views)}" if views else ""
     table = Table(
         "class",
         "accuracy",
-        title=f"{result['model']} on {result['dataset']}: test accuracy {result['test_accuracy']:.2%}{flips}",
+        title=f"{result['model']} on {result['dataset']}: test accuracy {result['test_accuracy']:.2%}{augmented}",
     )
     for name, accuracy in result["per_class_accuracy"].items():
         table.add_row(name, f"{accuracy:.2%}")

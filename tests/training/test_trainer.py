@@ -437,3 +437,27 @@ def test_a_run_with_shift_tta_is_evaluated_with_it_and_a_shift_of_half_the_side_
         "(1 or 2 is usual)"
     )
     assert not (tmp_path / "no").exists()
+
+
+def test_eval_tta_shift_overrides_the_runs_own_and_bad_shifts_are_one_line(lenet_run, digits, capsys):
+    """`cnnlab eval --tta-shift PX` tries test-time translations on a run trained without them (and 0 turns a
+    run's own off); the accuracy is evaluate_arrays' on the whole test split with that shift."""
+    from cnnlab.cli import main
+    from cnnlab.inference.evaluation import evaluate_arrays
+    from cnnlab.inference.prediction import EVAL_BATCH, load_run
+    from cnnlab.precision import autocast_dtype
+
+    run = load_run(lenet_run[0])
+    run_dir, dtype = run.run_dir, autocast_dtype(run.config.precision)
+    for shift in (1, 0):
+        assert main(["eval", str(run_dir), "--tta-shift", str(shift), "--runtime", "torch", "--json"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        images, labels = digits.test_images, digits.test_labels
+        expected = evaluate_arrays(run.model, images, labels, digits, EVAL_BATCH, dtype=dtype, shift_tta=shift)[1]
+        assert result["tta_shift"] == shift and result["test_accuracy"] == pytest.approx(expected)
+    assert main(["eval", str(run_dir), "--tta-shift", "1", "--runtime", "torch"]) == 0
+    assert "with test-time 1-pixel shifts" in " ".join(capsys.readouterr().out.split())  # the title wraps
+    for bad, message in (("-1", "expected zero or a positive whole number, got -1"), ("14", "--tta-shift 14 is half")):
+        assert main(["eval", str(run_dir), "--tta-shift", bad, "--runtime", "torch"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err

@@ -22,6 +22,8 @@ def check_flip_tta(data: ImageDataset) -> None:
 
 
 def check_tta_shift(data: ImageDataset, shift: int) -> None:
+    if isinstance(shift, bool) or not isinstance(shift, int) or shift < 0:
+        raise CnnlabError(f"--tta-shift must be zero or a positive whole number of pixels, got {shift!r}")
     if shift * 2 >= data.image_size:
         raise CnnlabError(
             f"--tta-shift {shift} is half the side of {data.name} images ({data.image_size} pixels) or more: "

@@ -51,14 +51,16 @@ def evaluate(
     data_dir: str | None = None,
     tta: bool | None = None,
     model_for: Callable[[LoadedRun, torch.dtype | None, int], tuple[nn.Module, dict]] | None = None,
+    tta_shift: int | None = None,
 ) -> dict:
     """Test accuracy and per-class accuracy of a run; writes eval.json and confusion.png into the run directory.
-    tta: average each image's logits with its mirror's (None: as the run was trained, its config's `tta`); the
-    run's `tta_shift` (test-time translations) applies as it was trained.
+    tta: average each image's logits with its mirror's; tta_shift: also classify each image moved that many
+    pixels diagonally (0 = off); None: each as the run was trained (its config's `tta`, `tta_shift`).
     model_for(run, autocast dtype, batch size): the module that runs it and fields added to the result (the runtime
     `cnnlab.inference.runtime` chose; None: the run's torch model)."""
     run = load_run(run_dir)
     tta = run.config.tta if tta is None else tta
+    shift = run.config.tta_shift if tta_shift is None else tta_shift
     dataset: ImageDataset = load_dataset(
         run.config.dataset, data_dir or run.config.data_dir, image_size=run.data["image_size"]
     )  # an imagefolder's, as trained
@@ -72,7 +74,7 @@ def evaluate(
         batch_size=EVAL_BATCH,
         dtype=dtype,
         flip_tta=tta,
-        shift_tta=run.config.tta_shift,  # as the run was trained
+        shift_tta=shift,
     )
     from cnnlab.plots import plot_confusion  # matplotlib loads only for evaluate, not predict
 
@@ -88,7 +90,7 @@ def evaluate(
         "test_accuracy": accuracy,
         "test_loss": loss,
         "tta": tta,
-        "tta_shift": run.config.tta_shift,
+        "tta_shift": shift,
         "per_class_accuracy": per_class,
         "confusion_matrix": matrix.tolist(),
         "confusion_png": str(confusion_png),

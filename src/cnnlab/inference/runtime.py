@@ -328,7 +328,13 @@ def predict(run_dir: str | Path, images: list, top_k: int, runtime: str = AUTO) 
     return [{**item, **choice.fields()} for item in results]
 
 
-def evaluate(run_dir: str | Path, data_dir: str | None = None, tta: bool | None = None, runtime: str = AUTO) -> dict:
+def evaluate(
+    run_dir: str | Path,
+    data_dir: str | None = None,
+    tta: bool | None = None,
+    runtime: str = AUTO,
+    tta_shift: int | None = None,
+) -> dict:
     """`cnnlab.inference.prediction.evaluate` in the chosen runtime, measured at evaluation's batch size; the
     result (and eval.json) also names the runtime and why."""
     from cnnlab.inference import prediction
@@ -340,4 +346,4 @@ def evaluate(run_dir: str | Path, data_dir: str | None = None, tta: bool | None 
         model = OnnxModel(onnx_forward(run.run_dir)) if choice.runtime == "onnxruntime" else run.model
         return model, choice.fields()
 
-    return prediction.evaluate(run_dir, data_dir, tta, model_for=run_in)
+    return prediction.evaluate(run_dir, data_dir, tta, model_for=run_in, tta_shift=tta_shift)

@@ -23,7 +23,15 @@ from dataclasses import dataclass, replace
 from cnnlab.engine import config as recipe
 from cnnlab.errors import CnnlabError, unknown_name_error
 from cnnlab.inference.runtime import RUNTIMES
-from cnnlab.options import Command, Option, parse_duration, parse_number, positive, positive_int
+from cnnlab.options import (
+    Command,
+    Option,
+    non_negative_int,
+    parse_duration,
+    parse_number,
+    positive,
+    positive_int,
+)
 from cnnlab.repeats import parse_seeds
 from cnnlab.visualization.options import SHOWS
 
@@ -372,6 +380,16 @@ def _eval() -> Command:
                 "average each image's logits with its mirror's (default: as the run was trained)",
                 flag="--tta",
                 negatable=True,
+            ),
+            Option(
+                "tta_shift",
+                int,
+                None,
+                "also classify each image moved this many pixels diagonally, both ways (test-time translations; "
+                "default: as the run was trained, 0 = off)",
+                flag="--tta-shift",
+                metavar="PIXELS",
+                check=non_negative_int,
             ),
             Option("model", help=IMAGENET_MODEL, flag="--model"),
             Option("weights", help=IMAGENET_WEIGHTS, flag="--weights", metavar="PATH"),
