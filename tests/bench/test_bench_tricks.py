@@ -94,3 +94,62 @@ def test_airbench_s_tricks_run_beside_the_baseline_and_plain_flips():
     assert set(tricks.AIRBENCH_TRICKS) <= set(tricks.TRICKS)
     changed = {key for trick in tricks.AIRBENCH_TRICKS for key in tricks.TRICKS[trick]}
     assert {"alternate_flips", "optimizer", "tta_shift", "dirac", "progressive_resize"} <= changed
+
+
+@pytest.mark.parametrize("trick", list(tricks.IN_RECIPE))
+def test_each_in_recipe_row_is_the_speedrun_recipe_with_only_its_own_change(trick):
+    """--in-recipe (#26: the candidates measured inside the 10-minute recipe): the baseline is speedrun's choice for
+    the budget on this CPU kind, and each row changes what it names and nothing else."""
+    from cnnlab.precision import cpu_kind
+    from cnnlab.workflows.speedrun import choose
+
+    base, rows = tricks.row_options(False, [trick], 600.0, in_recipe=True)
+    choice = choose(tricks.DATASET, 600.0, cpu_kind())
+    assert base == {"model": choice.model, **choice.recipe} and base["model"] == "speednet_small"
+    assert rows == {trick: base | tricks.IN_RECIPE[trick]}
+    defaults = asdict(validate({"dataset": tricks.DATASET, "time_budget": 600.0, **base}))
+    mine = asdict(validate({"dataset": tricks.DATASET, "time_budget": 600.0, **rows[trick]}))
+    changed = {name for name in defaults if defaults[name] != mine[name]}
+    assert changed == set(tricks.IN_RECIPE[trick]) and (trick == tricks.RECIPE_BASELINE) == (not changed)
+
+
+def test_runs_in_records_jsonl_are_reused_only_with_the_same_options_budget_and_cpu(tmp_path):
+    from cnnlab.precision import cpu_kind
+
+    rows = {tricks.BASELINE: {"model": "resnet20"}, "Dirac init": {"model": "resnet20", "dirac": True}}
+
+    def line(trick, seed, **changes):
+        options = rows.get(trick, {"model": "resnet20"})
+        run = {"trick": trick, "seed": seed, "test_accuracy": 0.9, "options": options, "budget_seconds": 60.0}
+        return json.dumps(run | {"subset": None, "cpu_kind": cpu_kind()} | changes)
+
+    lines = [
+        line(tricks.BASELINE, 0),
+        line("Dirac init", 0, budget_seconds=30.0),  # another budget
+        line("Dirac init", 1, options={"model": "resnet20"}),  # another row's options under this name
+        line(tricks.BASELINE, 1, cpu_kind="some-other-cpu"),
+        line("Dirac init", 2),
+        line("a row no longer asked for", 0),
+    ]
+    (tmp_path / tricks.RECORDS).write_text("\n".join(lines) + '\n{"trick": "Dirac init", "se')  # a cut-off write
+    found = tricks.finished_runs(tmp_path, 60.0, None, rows)
+    assert set(found) == {(tricks.BASELINE, 0), ("Dirac init", 2)}
+    assert tricks.finished_runs(tmp_path, 60.0, 2_000, rows) == {}  # another subset
+
+
+@pytest.mark.slow
+def test_an_in_recipe_quick_run_resumes_from_its_records(tmp_path, monkeypatch, capsys):
+    from bench import common
+
+    if not common.FASHION_MNIST_DIR.is_dir():
+        pytest.skip("dataset-fashion-mnist is not installed")
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    first = tricks.main(quick=True, out=tmp_path / "runs", in_recipe=True)
+    assert [r["trick"] for r in first["runs"]] == list(tricks.QUICK_IN_RECIPE) and first["model"] == "speednet_small"
+    assert first["runs"][1]["options"]["alternate_flips"] is True and first["runs"][1]["options"]["ema"] == 0.999
+    saved = json.loads((tmp_path / "runs" / "dirac-init-seed0" / "config.json").read_text())
+    assert saved["dirac"] is True and saved["label_smoothing"] == 0.1 and saved["crop_padding"] == 2
+    capsys.readouterr()
+    again = tricks.main(quick=True, out=tmp_path / "runs", in_recipe=True)  # every run already recorded
+    assert "3 of 3 runs already in" in capsys.readouterr().out
+    assert again["runs"] == first["runs"] and again["table"] == first["table"]
