@@ -22,11 +22,13 @@ something to fold). Against the eager fp32 model on a fixed batch of 8: the fp32
 their logits within 1e-4 relative (asserted); bf16 and int8 agreement is recorded. Random nets give most images
 the same top-1, so those rates say little about a trained model's loss: bench/int8.py measures that on
 Fashion-MNIST. Reported per model and batch: images/s of each path and cnnlab's best ÷ onnxruntime's best, over
-all paths and over the float paths only. The `auto` column is what `--runtime auto` picks between cnnlab fp32 and
-onnxruntime fp32 (`cnnlab.inference.runtime.choose`, its own short measurement in a fresh cache) and the picked
-path's images/s ÷ onnxruntime's best float path, as this benchmark measured both: 1.00x or more when auto picks
-right against onnxruntime, and "auto right" says whether it picked the faster of the two. `main(quick=True)`
-shrinks the 224² inputs to 64² and the rounds to a few calls: a smoke run, whose timings mean nothing.
+all paths and over the float paths only. The `auto` column is what `--runtime auto` picks between
+cnnlab's auto-precision path (what `predict` and `eval` run for a run trained at `--precision auto`: bf16 where
+the CPU computes it, else fp32) and onnxruntime fp32 (`cnnlab.inference.runtime.choose`, its own short measurement
+in a fresh cache) and the picked path's images/s ÷ onnxruntime's best float path, as this benchmark measured both:
+1.00x or more when auto picks right against onnxruntime, and "auto right" says whether it picked the faster of the
+two. `main(quick=True)` shrinks the 224² inputs to 64² and the rounds to a few calls: a smoke run, whose timings
+mean nothing.
 """
 
 from __future__ import annotations
@@ -218,15 +220,15 @@ def randomize_statistics_(model: torch.nn.Module, seed: int = 0) -> None:
 
 
 def auto_choice(name: str, paths: dict[str, Callable], shape: tuple[int, ...], batch: int, speeds: dict) -> dict:
-    """What `--runtime auto` picks between cnnlab fp32 and onnxruntime fp32, measured by auto itself in an empty
-    cache, and how that pick fares in this benchmark's own measurement."""
+    """What `--runtime auto` picks between cnnlab's auto-precision path and onnxruntime fp32, measured by auto itself
+    in an empty cache, and how that pick fares in this benchmark's own measurement."""
     import os
 
     with tempfile.TemporaryDirectory() as state:
         previous = os.environ.get("CNNLAB_STATE_DIR")
         os.environ["CNNLAB_STATE_DIR"] = state  # a fresh measurement, not the user's cached one
         try:
-            candidates = {"torch": lambda: paths["cnnlab fp32"], "onnxruntime": lambda: paths["onnxruntime fp32"]}
+            candidates = {"torch": lambda: paths["cnnlab auto"], "onnxruntime": lambda: paths["onnxruntime fp32"]}
             key = lambda: runtime.cache_key(f"model:{name}", shape, batch)  # noqa: E731
             choice = runtime.choose("auto", key, shape, batch, candidates)
         finally:
@@ -234,8 +236,8 @@ def auto_choice(name: str, paths: dict[str, Callable], shape: tuple[int, ...], b
                 os.environ.pop("CNNLAB_STATE_DIR")
             else:
                 os.environ["CNNLAB_STATE_DIR"] = previous
-    picked = "cnnlab fp32" if choice.runtime == "torch" else "onnxruntime fp32"
-    best = max(speeds[p] for p in ("cnnlab fp32", "onnxruntime fp32"))
+    picked = "cnnlab auto" if choice.runtime == "torch" else "onnxruntime fp32"
+    best = max(speeds[p] for p in ("cnnlab auto", "onnxruntime fp32"))
     ort_best = max(v for p, v in speeds.items() if p in FLOAT_PATHS and p.startswith("onnxruntime"))
     return {
         "runtime": choice.runtime,

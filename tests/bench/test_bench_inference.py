@@ -44,11 +44,11 @@ def test_quick_onnxruntime_comparison_writes_its_record(tmp_path, monkeypatch):
             assert best["ratio"] == pytest.approx(speeds[best["cnnlab"]] / speeds[best["onnxruntime"]])
             assert best_float["cnnlab"] in ("cnnlab fp32", "cnnlab auto")
             assert best_float["onnxruntime"] == "onnxruntime fp32"
-            auto = measured["auto"]  # --runtime auto's own pick between cnnlab fp32 and onnxruntime fp32
-            picked = "cnnlab fp32" if auto["runtime"] == "torch" else "onnxruntime fp32"
+            auto = measured["auto"]  # --runtime auto's own pick between cnnlab auto and onnxruntime fp32
+            picked = "cnnlab auto" if auto["runtime"] == "torch" else "onnxruntime fp32"
             assert auto["reason"].endswith("measured once and cached")
             assert auto["ratio_to_onnxruntime_best"] == pytest.approx(speeds[picked] / speeds["onnxruntime fp32"])
-            assert auto["right"] == (speeds[picked] == max(speeds["cnnlab fp32"], speeds["onnxruntime fp32"]))
+            assert auto["right"] == (speeds[picked] == max(speeds["cnnlab auto"], speeds["onnxruntime fp32"]))
     assert returned["table"] == record["table"]
     assert record["table"].count("| resnet20 1x28x28 |") == 2  # batch 1 and 8
     assert "auto: pick, ÷ ORT best float" in record["table"]

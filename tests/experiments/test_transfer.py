@@ -62,6 +62,8 @@ def test_table_of_accuracy_against_trainable_parameters(result):
     assert (out / "transfer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     config = json.loads((out / "config.json").read_text())["experiment"]
     assert config["labels_per_class"] == [5, 20] and config["pretrain_test_accuracy"] > 0.5
+    source = json.loads((out / "runs" / "tutorial-pretrain" / "results.json").read_text())  # the mobilenet source
+    assert config["tutorial_pretrain_test_accuracy"] == source["test_accuracy"]
 
 
 @pytest.mark.slow
@@ -212,3 +214,21 @@ def test_a_malicious_pickle_is_refused_and_runs_nothing(tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert "pickled code" in err and "lenet5-evil.pth" in err
     assert not marker.exists() and not (tmp_path / "run").exists()
+
+
+def test_the_findings_name_the_leader_against_scratch_or_when_scratch_leads_against_the_next():
+    from cnnlab.experiments.transfer import findings
+
+    def rows(per_class, accuracies):
+        params = {"scratch": 206_277, "linear probe": 645, "fine-tune": 206_277, "LoRA": 1_449}
+        return [
+            {"labels_per_class": per_class, "method": m, "test_accuracy": a, "trainable_params": params[m]}
+            for m, a in accuracies.items()
+        ]
+
+    table = rows(10, {"scratch": 0.862, "linear probe": 0.759, "fine-tune": 0.851, "LoRA": 0.791}) + rows(
+        1000, {"scratch": 0.965, "linear probe": 0.905, "fine-tune": 0.970, "LoRA": 0.946}
+    )
+    first = findings(table, 0.945, (10, 1000), 4)[0]
+    assert "With 10 labels per class the best method is scratch (86.2%, next fine-tune 85.1%)" in first
+    assert "with 1000, fine-tune (97.0%, scratch 96.5%)." in first

@@ -158,8 +158,9 @@ def weights_source(options: ExperimentOptions) -> tuple[nn.Module, ImageDataset,
     return model, data, side
 
 
-def pretrained_here(options: ExperimentOptions, source: ImageDataset, epochs: int) -> nn.Module:
-    """Without --weights: a mobilenet_v3_small trained on the source classes (the simple_cnn backbone's task)."""
+def pretrained_here(options: ExperimentOptions, source: ImageDataset, epochs: int) -> tuple[nn.Module, float]:
+    """Without --weights: a mobilenet_v3_small trained on the source classes (the simple_cnn backbone's task), and
+    its test accuracy there."""
     torch.manual_seed(options.seed)
     model = create_model(MODEL, num_classes=source.num_classes, in_chans=source.in_chans)
     config = TrainConfig(
@@ -169,8 +170,8 @@ def pretrained_here(options: ExperimentOptions, source: ImageDataset, epochs: in
         seed=options.seed,
         out=str(options.out / "runs" / "tutorial-pretrain"),
     )
-    trainer.run(config, overwrite=True, quiet=True, data=source, model=model)
-    return model
+    results = trainer.run(config, overwrite=True, quiet=True, data=source, model=model)
+    return model, results["test_accuracy"]
 
 
 def summary(rows: list[dict]) -> list[str]:
