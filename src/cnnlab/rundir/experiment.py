@@ -76,19 +76,8 @@ class ExperimentFolder:
     def read_rows(self) -> tuple[list[str], list[dict]]:
         """results.csv's columns and rows, each cell back to the value written: None for an empty cell, then
         bool, int or float where the text is one, else the text (`repr` round-trips ints and floats exactly)."""
-        path = self.path / RESULTS_CSV
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise RunFileMissing(path) from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise RunFileError(path, f"cannot be read: {error}") from None
-        reader = csv.DictReader(io.StringIO(text))
-        try:
-            rows = [{key: _cell(value) for key, value in row.items()} for row in reader]
-        except csv.Error as error:
-            raise RunFileError(path, f"is not valid CSV: {error}") from None
-        return list(reader.fieldnames or []), rows
+        columns, rows = _read_csv(self.path / RESULTS_CSV)
+        return columns, [{key: _cell(value) for key, value in row.items()} for row in rows]
 
 
 @dataclass(frozen=True)
@@ -129,13 +118,23 @@ class SweepFolder:
 
     def read_table(self) -> list[dict]:
         """The trials table's rows, cells as text (empty for none); RunFileMissing before the first trial ends."""
-        try:
-            text = self.trials_table.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise RunFileMissing(self.trials_table) from None
-        except OSError as error:
-            raise RunFileError(self.trials_table, f"cannot be read: {error}") from None
-        return list(csv.DictReader(io.StringIO(text)))
+        return _read_csv(self.trials_table)[1]
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict]]:
+    """A CSV file's header and rows, cells as text; RunFileMissing if it is not there, RunFileError if unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RunFileMissing(path) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise RunFileError(path, f"cannot be read: {error}") from None
+    reader = csv.DictReader(io.StringIO(text))
+    try:
+        rows = list(reader)
+    except csv.Error as error:
+        raise RunFileError(path, f"is not valid CSV: {error}") from None
+    return list(reader.fieldnames or []), rows
 
 
 def _cell(text: str | None) -> object:
